@@ -1,0 +1,28 @@
+/** Who is behind a verified IAM token. Produced only by an IdentityVerifier; nothing else reads raw tokens. */
+export interface Identity {
+  /** `sub` claim: stable key for grants and requests. */
+  subject: string;
+  /** Display name: preferred_username, else email, else sub. */
+  user: string;
+  email?: string;
+  groups: string[];
+  /** MFA claims kept as issued. */
+  amr?: string[];
+  acr?: string;
+  issuer: string;
+  /** Token expiry, ms since epoch. */
+  expiresAt: number;
+}
+
+/** Why a token was refused; `reason` is safe to log and show (never contains the token). */
+export class TokenRejected extends Error {
+  constructor(public readonly reason: string, options?: { cause?: unknown }) {
+    super(`token rejected: ${reason}`, options);
+    this.name = 'TokenRejected';
+  }
+}
+
+export interface IdentityVerifier {
+  /** Resolves to the identity or throws TokenRejected. Fails closed on any doubt. */
+  verify(token: string): Promise<Identity>;
+}

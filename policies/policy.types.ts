@@ -1,0 +1,30 @@
+/** Verdicts, strongest first: deny > review > alert > allow. */
+export type Action = 'allow' | 'deny' | 'review' | 'alert';
+
+export interface Verdict {
+  action: Action;
+  /** Name of the deciding rule; absent when the target's default_action decided. */
+  rule?: string;
+  message?: string;
+  /** For shell lines: the simple commands as the evaluator saw them (after de-quoting). */
+  commands?: string[][];
+}
+
+/** Who asks, where. Plain values so the evaluator stays pure. */
+export interface PolicySubject {
+  user: string;
+  groups: string[];
+  roles: string[];
+  target: string;
+  login: string;
+}
+
+export type PolicyRequest =
+  | (PolicySubject & { protocol: 'ssh'; kind: 'command'; command: string })
+  | (PolicySubject & { protocol: 'ssh'; kind: 'channel'; channel: 'sftp' | 'scp' | 'port-forward' | 'agent-forward' | 'x11'; destination?: string })
+  | (PolicySubject & { protocol: 'postgres'; kind: 'sql'; sql: string });
+
+/** What the brokers hold: the current rule set, swapped in place when files change. */
+export interface PolicyEngine {
+  evaluate(request: PolicyRequest): Verdict;
+}

@@ -1,0 +1,102 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import YAML from 'yaml';
+import { parseDuration } from '../access/duration.js';
+
+export interface RequestScope { targets: string[]; logins: string[]; maxDurationMs: number }
+
+export interface Role {
+  name: string;
+  groups: string[];
+  canRequest: RequestScope[];
+  canApprove: string[];
+  canAudit: boolean;
+  canEditPolicies: boolean;
+}
+
+export class PolicyFileError extends Error {
+  constructor(public readonly file: string, public readonly key: string, why: string) {
+    super(`${file}: ${key}: ${why}`);
+    this.name = 'PolicyFileError';
+  }
+}
+
+type Obj = Record<string, unknown>;
+const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+function strList(v: unknown, file: string, key: string): string[] {
+  if (v === undefined) return [];
+  if (!Array.isArray(v) || v.some((x) => typeof x !== 'string' || x === '')) throw new PolicyFileError(file, key, 'must be a list of names');
+  return v as string[];
+}
+
+export function parseRoles(doc: unknown, file: string): Role[] {
+  if (!isObj(doc) || doc.roles === undefined) return [];
+  if (!Array.isArray(doc.roles)) throw new PolicyFileError(file, 'roles', 'must be a list');
+  return doc.roles.map((r, i) => {
+    const key = `roles[${i}]`;
+    if (!isObj(r)) throw new PolicyFileError(file, key, 'must be a mapping');
+    for (const k of Object.keys(r)) {
+      if (!['name', 'groups', 'can_request', 'can_approve', 'can_audit', 'can_edit_policies'].includes(k)) {
+        throw new PolicyFileError(file, `${key}.${k}`, 'unknown key');
+      }
+    }
+    if (typeof r.name !== 'string' || !r.name) throw new PolicyFileError(file, `${key}.name`, 'is required');
+    const canRequest = (r.can_request ?? []) as unknown;
+    if (!Array.isArray(canRequest)) throw new PolicyFileError(file, `${key}.can_request`, 'must be a list');
+    const scopes = canRequest.map((s, j) => {
+      const sk = `${key}.can_request[${j}]`;
+      if (!isObj(s)) throw new PolicyFileError(file, sk, 'must be { targets, logins, max_duration }');
+      if (typeof s.max_duration !== 'string') throw new PolicyFileError(file, `${sk}.max_duration`, 'is required, e.g. 1h');
+      let maxDurationMs: number;
+      try {
+        maxDurationMs = parseDuration(s.max_duration);
+      } catch (e) {
+        throw new PolicyFileError(file, `${sk}.max_duration`, (e as Error).message);
+      }
+      return { targets: strList(s.targets, file, `${sk}.targets`), logins: strList(s.logins, file, `${sk}.logins`), maxDurationMs };
+    });
+    for (const flag of ['can_audit', 'can_edit_policies'] as const) {
+      if (r[flag] !== undefined && typeof r[flag] !== 'boolean') throw new PolicyFileError(file, `${key}.${flag}`, 'must be true or false');
+    }
+    return {
+      name: r.name,
+      groups: strList(r.groups, file, `${key}.groups`),
+      canRequest: scopes,
+      canApprove: strList(r.can_approve, file, `${key}.can_approve`),
+      canAudit: r.can_audit === true,
+      canEditPolicies: r.can_edit_policies === true,
+    };
+  });
+}
+
+/** Reads every *.yaml / *.yml file in the folder (sorted) and collects their roles. */
+export function loadRoles(dir: string): Role[] {
+  const roles: Role[] = [];
+  const seen = new Set<string>();
+  for (const name of readdirSync(dir).filter((f) => /\.ya?ml$/.test(f)).sort()) {
+    const file = join(dir, name);
+    let doc: unknown;
+    try {
+      doc = YAML.parse(readFileSync(file, 'utf8'));
+    } catch (e) {
+      throw new PolicyFileError(file, '(yaml)', (e as Error).message.split('\n')[0]!);
+    }
+    for (const role of parseRoles(doc, file)) {
+      if (seen.has(role.name)) throw new PolicyFileError(file, 'roles', `role "${role.name}" is defined twice`);
+      seen.add(role.name);
+      roles.push(role);
+    }
+  }
+  return roles;
+}
+
+/** Glob match for names: only "*" (any run) and "?" (one char). */
+export function globMatch(pattern: string, name: string): boolean {
+  const re = new RegExp('^' + pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.') + '$');
+  return re.test(name);
+}
+
+export function rolesOf(roles: Role[], groups: string[]): Role[] {
+  return roles.filter((r) => r.groups.some((g) => groups.includes(g)));
+}

@@ -1,0 +1,197 @@
+import { readFileSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import YAML from 'yaml';
+import type { Config, Listen, LoginConfig, Target } from './config.types.js';
+
+/** A bad configuration: `key` is the dotted path of the offending key. */
+export class ConfigError extends Error {
+  constructor(public readonly key: string, why: string) {
+    super(`config: ${key}: ${why}`);
+    this.name = 'ConfigError';
+  }
+}
+
+type Obj = Record<string, unknown>;
+const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+function known(obj: Obj, path: string, keys: string[]): void {
+  for (const k of Object.keys(obj)) {
+    if (!keys.includes(k)) throw new ConfigError(path ? `${path}.${k}` : k, `unknown key (expected one of: ${keys.join(', ')})`);
+  }
+}
+
+function str(obj: Obj, key: string, path: string, required: true): string;
+function str(obj: Obj, key: string, path: string, required?: boolean): string | undefined;
+function str(obj: Obj, key: string, path: string, required = false): string | undefined {
+  const v = obj[key];
+  const p = path ? `${path}.${key}` : key;
+  if (v === undefined || v === null) {
+    if (required) throw new ConfigError(p, 'is required');
+    return undefined;
+  }
+  if (typeof v !== 'string' || v.trim() === '') throw new ConfigError(p, 'must be a non-empty string');
+  return v;
+}
+
+function bool(obj: Obj, key: string, path: string, dflt: boolean): boolean {
+  const v = obj[key];
+  if (v === undefined || v === null) return dflt;
+  if (typeof v !== 'boolean') throw new ConfigError(`${path}.${key}`, 'must be true or false');
+  return v;
+}
+
+export function parseAddress(value: string, key: string): Listen {
+  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(value);
+  if (!m) throw new ConfigError(key, `"${value}" is not host:port`);
+  const port = Number(m[3]);
+  if (port > 65535) throw new ConfigError(key, `port ${port} is out of range`);
+  return { host: (m[1] ?? m[2])!, port };
+}
+
+const ACTIONS = ['allow', 'deny', 'review', 'alert'] as const;
+const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
+
+function parseLogins(v: unknown, path: string): Record<string, LoginConfig> {
+  if (!isObj(v) || Object.keys(v).length === 0) throw new ConfigError(path, 'must map each login name to { secret: NAME }');
+  const out: Record<string, LoginConfig> = {};
+  for (const [login, spec] of Object.entries(v)) {
+    const p = `${path}.${login}`;
+    if (!isObj(spec)) throw new ConfigError(p, 'must be { secret: NAME }');
+    known(spec, p, ['secret']);
+    out[login] = { secret: str(spec, 'secret', p, true) };
+  }
+  return out;
+}
+
+function parseTarget(v: unknown, i: number, base: string): Target {
+  const path = `targets[${i}]`;
+  if (!isObj(v)) throw new ConfigError(path, 'must be a mapping');
+  const name = str(v, 'name', path, true);
+  if (!NAME.test(name)) throw new ConfigError(`${path}.name`, 'letters, digits, "_", "." and "-" only');
+  const protocol = str(v, 'protocol', path, true);
+  const addr = parseAddress(str(v, 'address', path, true), `${path}.address`);
+  const defaultAction = (str(v, 'default_action', path) ?? 'allow') as Target['defaultAction'];
+  if (!ACTIONS.includes(defaultAction)) throw new ConfigError(`${path}.default_action`, `must be one of ${ACTIONS.join(', ')}`);
+  const logins = parseLogins(v.logins, `${path}.logins`);
+  if (protocol === 'ssh') {
+    known(v, path, ['name', 'protocol', 'address', 'host_key', 'logins', 'default_action']);
+    const hostKey = str(v, 'host_key', path, true);
+    if (!/^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|rsa-sha2-(256|512)) [A-Za-z0-9+/=]+/.test(hostKey)) {
+      throw new ConfigError(`${path}.host_key`, 'must be an OpenSSH public key line, e.g. "ssh-ed25519 AAAA…"');
+    }
+    return { name, protocol, host: addr.host, port: addr.port, hostKey: hostKey.trim(), logins, defaultAction };
+  }
+  if (protocol === 'postgres') {
+    known(v, path, ['name', 'protocol', 'address', 'database', 'tls', 'ca_file', 'logins', 'default_action']);
+    const tls = (str(v, 'tls', path) ?? 'prefer') as 'disable' | 'prefer' | 'require' | 'verify-full';
+    if (!['disable', 'prefer', 'require', 'verify-full'].includes(tls)) {
+      throw new ConfigError(`${path}.tls`, 'must be disable, prefer, require or verify-full');
+    }
+    const caFile = str(v, 'ca_file', path);
+    if (tls === 'verify-full' && !caFile) throw new ConfigError(`${path}.ca_file`, 'is required with tls: verify-full');
+    return {
+      name, protocol, host: addr.host, port: addr.port,
+      database: str(v, 'database', path, true), tls,
+      caFile: caFile && (isAbsolute(caFile) ? caFile : resolve(base, caFile)),
+      logins, defaultAction,
+    };
+  }
+  throw new ConfigError(`${path}.protocol`, `"${protocol}" is not supported (ssh or postgres)`);
+}
+
+/** Validates a parsed YAML document. `file` resolves relative paths. */
+export function parseConfig(doc: unknown, file: string): Config {
+  if (!isObj(doc)) throw new ConfigError('(root)', 'the file must hold a YAML mapping');
+  known(doc, '', ['listen', 'data_dir', 'store', 'policies_dir', 'identity', 'targets', 'ssh', 'postgres']);
+  const base = dirname(file);
+  const rel = (p: string) => (isAbsolute(p) ? p : resolve(base, p));
+
+  if (!isObj(doc.listen)) throw new ConfigError('listen', 'is required: { ssh, postgres, http } addresses');
+  known(doc.listen, 'listen', ['ssh', 'postgres', 'http']);
+  const listen: Config['listen'] = {};
+  for (const k of ['ssh', 'postgres', 'http'] as const) {
+    const a = str(doc.listen, k, 'listen');
+    if (a) listen[k] = parseAddress(a, `listen.${k}`);
+  }
+  if (!listen.http) throw new ConfigError('listen.http', 'is required (the API and the CLI use it)');
+
+  const store = str(doc, 'store', '') ?? 'embedded';
+  if (store !== 'embedded' && !/^rediss?:\/\//.test(store)) throw new ConfigError('store', 'must be "embedded" or a redis:// URL');
+
+  if (!isObj(doc.identity)) throw new ConfigError('identity', 'is required: { issuer, audience } or { dev: true }');
+  known(doc.identity, 'identity', ['issuer', 'audience', 'groups_claim', 'dev']);
+  const dev = bool(doc.identity, 'dev', 'identity', false);
+  const issuer = str(doc.identity, 'issuer', 'identity', !dev);
+  if (issuer && !dev && !/^https?:\/\//.test(issuer)) throw new ConfigError('identity.issuer', 'must be an http(s) URL');
+  const identity = {
+    dev,
+    issuer,
+    audience: str(doc.identity, 'audience', 'identity') ?? 'pam-proxy',
+    groupsClaim: str(doc.identity, 'groups_claim', 'identity') ?? 'groups',
+  };
+
+  const rawTargets = doc.targets ?? [];
+  if (!Array.isArray(rawTargets)) throw new ConfigError('targets', 'must be a list');
+  const targets = rawTargets.map((t, i) => parseTarget(t, i, base));
+  const seen = new Set<string>();
+  targets.forEach((t, i) => {
+    if (seen.has(t.name)) throw new ConfigError(`targets[${i}].name`, `"${t.name}" is defined twice`);
+    seen.add(t.name);
+  });
+
+  const ssh = isObj(doc.ssh) ? doc.ssh : {};
+  if (doc.ssh !== undefined && !isObj(doc.ssh)) throw new ConfigError('ssh', 'must be a mapping');
+  known(ssh, 'ssh', ['host_key_file', 'env_allow']);
+  const envAllow = ssh.env_allow ?? ['LANG', 'LC_*', 'TERM', 'TZ'];
+  if (!Array.isArray(envAllow) || envAllow.some((e) => typeof e !== 'string')) throw new ConfigError('ssh.env_allow', 'must be a list of names');
+  const hostKeyFile = str(ssh, 'host_key_file', 'ssh');
+
+  const pg = isObj(doc.postgres) ? doc.postgres : {};
+  if (doc.postgres !== undefined && !isObj(doc.postgres)) throw new ConfigError('postgres', 'must be a mapping');
+  known(pg, 'postgres', ['tls_cert', 'tls_key', 'allow_plaintext_tokens', 'max_message_bytes', 'redact_parameters']);
+  const maxMessageBytes = pg.max_message_bytes ?? 64 * 1024 * 1024;
+  if (typeof maxMessageBytes !== 'number' || !Number.isInteger(maxMessageBytes) || maxMessageBytes < 1024) {
+    throw new ConfigError('postgres.max_message_bytes', 'must be a whole number of bytes, at least 1024');
+  }
+  const tlsCert = str(pg, 'tls_cert', 'postgres');
+  const tlsKey = str(pg, 'tls_key', 'postgres');
+  if (!!tlsCert !== !!tlsKey) throw new ConfigError(tlsCert ? 'postgres.tls_key' : 'postgres.tls_cert', 'tls_cert and tls_key go together');
+
+  return {
+    file,
+    listen,
+    dataDir: rel(str(doc, 'data_dir', '') ?? './data'),
+    store,
+    policiesDir: rel(str(doc, 'policies_dir', '') ?? './policies'),
+    identity,
+    targets,
+    ssh: { hostKeyFile: hostKeyFile && rel(hostKeyFile), envAllow: envAllow as string[] },
+    postgres: {
+      tlsCert: tlsCert && rel(tlsCert),
+      tlsKey: tlsKey && rel(tlsKey),
+      allowPlaintextTokens: bool(pg, 'allow_plaintext_tokens', 'postgres', false),
+      maxMessageBytes,
+      redactParameters: bool(pg, 'redact_parameters', 'postgres', false),
+    },
+  };
+}
+
+export function loadConfig(file: string): Config {
+  const abs = resolve(file);
+  let text: string;
+  try {
+    text = readFileSync(abs, 'utf8');
+  } catch (err) {
+    throw new ConfigError('(file)', `cannot read ${abs}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+  }
+  let doc: unknown;
+  try {
+    doc = YAML.parse(text, { prettyErrors: true });
+  } catch (err) {
+    throw new ConfigError('(yaml)', (err as Error).message.split('\n')[0]!);
+  }
+  return parseConfig(doc, abs);
+}
+
+export const isLoopback = (host: string) =>
+  host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);

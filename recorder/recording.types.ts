@@ -1,0 +1,38 @@
+export type RecordingStatus = 'live' | 'ended' | 'interrupted';
+
+/** Catalog entry of one recorded session (data_dir/recordings/ID.meta.json). */
+export interface RecordingMeta {
+  id: string;
+  protocol: 'ssh' | 'postgres';
+  user: string;
+  subject: string;
+  login: string;
+  target: string;
+  database?: string;
+  clientAddress?: string;
+  grantId?: string;
+  /** asciicast for ssh, jsonl for postgres. */
+  format: 'asciicast' | 'jsonl';
+  start: string;
+  end?: string;
+  endReason?: string;
+  bytes: number;
+  status: RecordingStatus;
+}
+
+/** Sink for a terminal session (asciicast v2). Writes stream to disk; flushed at least once a second. */
+export interface TerminalRecorder {
+  readonly id: string;
+  output(data: Buffer | string): void;
+  input(data: Buffer | string): void;
+  resize(cols: number, rows: number): void;
+  marker(label: string): void;
+  close(reason: string): Promise<void>;
+}
+
+/** Sink for a Postgres session (JSON lines). */
+export interface QueryRecorder {
+  readonly id: string;
+  event(event: Record<string, unknown>): void;
+  close(reason: string): Promise<void>;
+}
