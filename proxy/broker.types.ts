@@ -1,0 +1,30 @@
+import type { AccessGate } from '../access/access.types.js';
+import type { IdentityVerifier } from '../access/identity.types.js';
+import type { Vault } from '../access/vault.types.js';
+import type { AuditLog } from '../recorder/audit.types.js';
+import type { RecordingCatalog } from '../recorder/catalog.js';
+import type { PolicyEngine } from '../policies/policy.types.js';
+import type { Config } from './config.types.js';
+import type { SessionRegistry } from './sessions.js';
+import type { Role } from '../policies/roles.js';
+
+/** Everything a protocol broker needs, passed in so tests wire real parts without mocks. */
+export interface BrokerDeps {
+  config: Config;
+  identity: IdentityVerifier;
+  gate: AccessGate;
+  vault: Vault;
+  audit: AuditLog;
+  recordings: RecordingCatalog;
+  sessions: SessionRegistry;
+  /** Current roles (reloaded with the policy files); used to give the policy evaluator role names. */
+  roles: () => Role[];
+  /** Optional until the policy engine is wired; absent means allow everything. */
+  policy?: PolicyEngine;
+}
+
+/** A running listener. */
+export interface Listener {
+  readonly port: number;
+  close(): Promise<void>;
+}

@@ -1,0 +1,59 @@
+import { EventEmitter } from 'node:events';
+
+export interface LiveSession {
+  id: string;
+  protocol: 'ssh' | 'postgres';
+  user: string;
+  subject: string;
+  target: string;
+  login: string;
+  grantId: string;
+  recordingId: string;
+  clientAddress?: string;
+  startedAt: string;
+}
+
+/**
+ * Live sessions of this process, so an auditor's kill (UI, API) and grant revocation reach the
+ * broker that owns the session. Brokers register with a kill function and unregister at end.
+ */
+export class SessionRegistry {
+  private readonly live = new Map<string, { info: LiveSession; kill: (reason: string) => void }>();
+  readonly events = new EventEmitter();
+
+  register(info: LiveSession, kill: (reason: string) => void): () => void {
+    this.live.set(info.id, { info, kill });
+    this.events.emit('start', info);
+    return () => {
+      if (this.live.delete(info.id)) this.events.emit('end', info);
+    };
+  }
+
+  list(): LiveSession[] {
+    return [...this.live.values()].map((s) => s.info);
+  }
+
+  get(id: string): LiveSession | undefined {
+    return this.live.get(id)?.info;
+  }
+
+  /** Ends the session with a one-line reason shown to the user. Returns false if not live here. */
+  kill(id: string, reason: string): boolean {
+    const s = this.live.get(id);
+    if (!s) return false;
+    s.kill(reason);
+    return true;
+  }
+
+  /** Ends every session using the grant (revocation, expiry). */
+  killByGrant(grantId: string, reason: string): number {
+    let n = 0;
+    for (const s of [...this.live.values()]) {
+      if (s.info.grantId === grantId) {
+        s.kill(reason);
+        n++;
+      }
+    }
+    return n;
+  }
+}

@@ -1,0 +1,95 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { RecordingMeta } from './recording.types.js';
+
+const ID = /^[0-9a-z]{8,16}-[0-9a-f]{8}$/;
+
+export class RecordingNotFound extends Error {
+  constructor(id: string) {
+    super(`no recording ${JSON.stringify(id).slice(0, 80)}`);
+    this.name = 'RecordingNotFound';
+  }
+}
+
+/**
+ * The recordings folder: `ID.meta.json` (catalog entry, rewritten atomically) beside the data
+ * file `ID.cast` (asciicast v2) or `ID.jsonl` (Postgres statements). Ids are checked against a
+ * strict pattern before any path is built, so no id can reach outside the folder.
+ */
+export class RecordingCatalog {
+  private constructor(readonly dir: string) {}
+
+  /** Opens the folder; recordings still marked live from an earlier run become "interrupted". */
+  static async open(dir: string): Promise<RecordingCatalog> {
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    const cat = new RecordingCatalog(dir);
+    for (const meta of await cat.list()) {
+      if (meta.status === 'live') {
+        await cat.update(meta.id, { status: 'interrupted', endReason: 'proxy stopped while the session ran' });
+      }
+    }
+    return cat;
+  }
+
+  static isId(id: string): boolean {
+    return ID.test(id);
+  }
+
+  newId(): string {
+    return `${Date.now().toString(36).padStart(9, '0')}-${randomBytes(4).toString('hex')}`;
+  }
+
+  dataPath(id: string, format: RecordingMeta['format']): string {
+    if (!ID.test(id)) throw new RecordingNotFound(id);
+    return join(this.dir, `${id}.${format === 'asciicast' ? 'cast' : 'jsonl'}`);
+  }
+
+  private metaPath(id: string): string {
+    if (!ID.test(id)) throw new RecordingNotFound(id);
+    return join(this.dir, `${id}.meta.json`);
+  }
+
+  /** Registers a new live recording and returns its meta and the data file path to stream into. */
+  async create(meta: Omit<RecordingMeta, 'id' | 'status' | 'bytes' | 'start'> & { id?: string }): Promise<{ meta: RecordingMeta; path: string }> {
+    const full: RecordingMeta = { ...meta, id: meta.id ?? this.newId(), status: 'live', bytes: 0, start: new Date().toISOString() };
+    await this.write(full);
+    return { meta: full, path: this.dataPath(full.id, full.format) };
+  }
+
+  async update(id: string, patch: Partial<RecordingMeta>): Promise<RecordingMeta> {
+    const cur = await this.get(id);
+    if (!cur) throw new RecordingNotFound(id);
+    const next = { ...cur, ...patch, id: cur.id };
+    await this.write(next);
+    return next;
+  }
+
+  async get(id: string): Promise<RecordingMeta | undefined> {
+    if (!ID.test(id)) return undefined;
+    try {
+      return JSON.parse(await readFile(this.metaPath(id), 'utf8')) as RecordingMeta;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
+    }
+  }
+
+  /** Newest first. */
+  async list(): Promise<RecordingMeta[]> {
+    const names = (await readdir(this.dir)).filter((n) => n.endsWith('.meta.json')).sort().reverse();
+    const out: RecordingMeta[] = [];
+    for (const n of names) {
+      const m = await this.get(n.slice(0, -'.meta.json'.length));
+      if (m) out.push(m);
+    }
+    return out;
+  }
+
+  private async write(meta: RecordingMeta): Promise<void> {
+    const path = this.metaPath(meta.id);
+    const tmp = `${path}.${randomBytes(3).toString('hex')}.tmp`;
+    await writeFile(tmp, JSON.stringify(meta), { mode: 0o600 });
+    await rename(tmp, path);
+  }
+}
