@@ -1,0 +1,237 @@
+import { randomBytes } from 'node:crypto';
+import type { Identity } from './identity.types.js';
+import type { Store } from './store.types.js';
+import { AccessDenied, type AccessGate, type AccessRequest, type Authorized, type Grant } from './access.types.js';
+import type { AuditLog } from '../recorder/audit.types.js';
+import type { Target } from '../proxy/config.types.js';
+import { globMatch, rolesOf, type Role } from '../policies/roles.js';
+import { formatDuration } from './duration.js';
+
+/** A refused API action; `status` is the HTTP status the API answers with. */
+export class AccessError extends Error {
+  constructor(public readonly status: 400 | 403 | 404 | 409, message: string) {
+    super(message);
+    this.name = 'AccessError';
+  }
+}
+
+const REQUESTS = 'requests';
+const GRANTS = 'grants';
+const REVOKED = 'grant-revoked';
+/** Requests (decided or not) are kept this long, then expire from the store. */
+const REQUEST_KEEP_MS = 7 * 24 * 3600_000;
+/** A pending request nobody decided in this time can no longer be approved. */
+const PENDING_MAX_MS = 24 * 3600_000;
+const ID = /^(req|gr)_[0-9a-f]{16}$/;
+
+export interface AccessServiceDeps {
+  store: Store;
+  audit: AuditLog;
+  roles: () => Role[];
+  targets: () => Target[];
+  now?: () => number;
+}
+
+/**
+ * JIT access: requests, approvals, grants, revocation, and the gate the brokers ask before
+ * opening a session. All state is in the store; revocations are broadcast so every node ends
+ * its live sessions.
+ */
+export class AccessService implements AccessGate {
+  private readonly now: () => number;
+  private readonly watchers = new Map<string, Set<(reason: string) => void>>();
+  private unsubscribe: (() => Promise<void>) | undefined;
+
+  constructor(private readonly deps: AccessServiceDeps) {
+    this.now = deps.now ?? Date.now;
+  }
+
+  async start(): Promise<void> {
+    this.unsubscribe = await this.deps.store.subscribe(REVOKED, (msg) => {
+      const m = msg as { id?: string; by?: string };
+      if (typeof m?.id === 'string') this.fire(m.id, `access revoked${m.by ? ` by ${m.by}` : ''}`);
+    });
+  }
+
+  async stop(): Promise<void> {
+    await this.unsubscribe?.();
+  }
+
+  rolesFor(identity: Identity): Role[] {
+    return rolesOf(this.deps.roles(), identity.groups);
+  }
+
+  private newId(prefix: 'req' | 'gr'): string {
+    return `${prefix}_${randomBytes(8).toString('hex')}`;
+  }
+
+  async request(identity: Identity, input: { target: string; login: string; durationMs: number; reason: string }): Promise<AccessRequest> {
+    const target = this.deps.targets().find((t) => t.name === input.target);
+    if (!target) throw new AccessError(404, `unknown target "${input.target}"`);
+    if (!target.logins[input.login]) throw new AccessError(400, `target "${target.name}" has no login "${input.login}"`);
+    if (!input.reason?.trim()) throw new AccessError(400, 'a reason is required');
+    if (!Number.isFinite(input.durationMs) || input.durationMs <= 0) throw new AccessError(400, 'duration must be positive');
+    const mine = this.rolesFor(identity);
+    const covering = mine.filter((r) => r.canRequest.some((s) => s.targets.some((p) => globMatch(p, target.name)) && s.logins.some((p) => globMatch(p, input.login))));
+    if (covering.length === 0) {
+      await this.deps.audit.append({ type: 'request.refused', actor: identity.user, target: target.name, login: input.login, why: 'no role may request it' });
+      throw new AccessError(403, `none of your roles may request ${input.login}@${target.name}`);
+    }
+    const allowedMax = Math.max(...covering.flatMap((r) => r.canRequest.filter((s) => s.targets.some((p) => globMatch(p, target.name)) && s.logins.some((p) => globMatch(p, input.login))).map((s) => s.maxDurationMs)));
+    if (input.durationMs > allowedMax) {
+      await this.deps.audit.append({ type: 'request.refused', actor: identity.user, target: target.name, login: input.login, why: 'duration above max' });
+      throw new AccessError(400, `duration ${formatDuration(input.durationMs)} is above the maximum ${formatDuration(allowedMax)} for ${input.login}@${target.name}`);
+    }
+    const req: AccessRequest = {
+      id: this.newId('req'),
+      subject: identity.subject,
+      user: identity.user,
+      roles: covering.map((r) => r.name),
+      target: target.name,
+      login: input.login,
+      durationMs: input.durationMs,
+      reason: input.reason.trim().slice(0, 1000),
+      status: 'pending',
+      createdAt: this.now(),
+    };
+    await this.deps.store.set(REQUESTS, req.id, req, { ttlMs: REQUEST_KEEP_MS });
+    await this.deps.audit.append({ type: 'request', actor: identity.user, request: req.id, target: req.target, login: req.login, duration: formatDuration(req.durationMs), reason: req.reason });
+    return req;
+  }
+
+  /** Roles of `identity` that may approve `req`; empty when none. */
+  private approverRoles(identity: Identity, req: AccessRequest): Role[] {
+    return this.rolesFor(identity).filter((r) => r.canApprove.some((name) => req.roles.includes(name)));
+  }
+
+  canDecide(identity: Identity, req: AccessRequest): boolean {
+    return identity.subject !== req.subject && this.approverRoles(identity, req).length > 0;
+  }
+
+  private async decide(identity: Identity, id: string, approve: boolean, reason?: string): Promise<AccessRequest> {
+    if (!ID.test(id)) throw new AccessError(404, 'no such request');
+    const current = await this.deps.store.get<AccessRequest>(REQUESTS, id);
+    if (!current) throw new AccessError(404, 'no such request');
+    const refuse = async (status: 403 | 409, why: string) => {
+      await this.deps.audit.append({ type: approve ? 'approve.refused' : 'deny.refused', actor: identity.user, request: id, why });
+      return new AccessError(status, why);
+    };
+    if (current.subject === identity.subject) throw await refuse(403, 'nobody may approve or deny their own request');
+    if (this.approverRoles(identity, current).length === 0) throw await refuse(403, `none of your roles may approve requests from ${current.roles.join(', ')}`);
+    const decidedAt = this.now();
+    let grant: Grant | undefined;
+    // The status flip is one atomic update, so two approvers racing cannot both create a grant.
+    const updated = await this.deps.store.update<AccessRequest>(REQUESTS, id, (cur) => {
+      if (!cur) throw new AccessError(404, 'no such request');
+      if (cur.status !== 'pending') throw new AccessError(409, `request is already ${cur.status}`);
+      if (decidedAt - cur.createdAt > PENDING_MAX_MS) return { ...cur, status: 'expired' };
+      const next: AccessRequest = { ...cur, status: approve ? 'approved' : 'denied', decidedBy: identity.user, decidedAt, decisionReason: reason?.slice(0, 1000) };
+      if (approve) {
+        grant = { id: this.newId('gr'), requestId: cur.id, subject: cur.subject, user: cur.user, target: cur.target, login: cur.login, approvedBy: identity.user, startsAt: decidedAt, expiresAt: decidedAt + cur.durationMs };
+        next.grantId = grant.id;
+      }
+      return next;
+    }, { ttlMs: REQUEST_KEEP_MS });
+    if (!updated || updated.status === 'expired') throw await refuse(409, 'request expired before it was decided');
+    if (grant) {
+      await this.deps.store.set(GRANTS, grant.id, grant, { ttlMs: grant.expiresAt - this.now() });
+      await this.deps.audit.append({ type: 'approve', actor: identity.user, request: id, reason });
+      await this.deps.audit.append({ type: 'grant', actor: identity.user, grant: grant.id, request: id, user: grant.user, target: grant.target, login: grant.login, expires: new Date(grant.expiresAt).toISOString() });
+    } else {
+      await this.deps.audit.append({ type: 'deny', actor: identity.user, request: id, reason });
+    }
+    return updated;
+  }
+
+  approve(identity: Identity, id: string, reason?: string): Promise<AccessRequest> {
+    return this.decide(identity, id, true, reason);
+  }
+
+  deny(identity: Identity, id: string, reason: string): Promise<AccessRequest> {
+    if (!reason?.trim()) throw new AccessError(400, 'a reason is required to deny');
+    return this.decide(identity, id, false, reason);
+  }
+
+  isOverseer(identity: Identity): boolean {
+    return this.rolesFor(identity).some((r) => r.canAudit || r.canApprove.length > 0);
+  }
+
+  /** Own requests, plus those this identity could decide, plus all for auditors. Newest first. */
+  async listRequests(identity: Identity): Promise<AccessRequest[]> {
+    const auditor = this.rolesFor(identity).some((r) => r.canAudit);
+    const all = await this.deps.store.list<AccessRequest>(REQUESTS);
+    return all.filter((r) => auditor || r.subject === identity.subject || this.canDecide(identity, r)).sort((a, b) => b.createdAt - a.createdAt);
+  }
+
+  /** Active grants: a requester sees their own, holders of can_approve or can_audit see all. */
+  async listGrants(identity: Identity): Promise<Grant[]> {
+    const now = this.now();
+    const all = (await this.deps.store.list<Grant>(GRANTS)).filter((g) => g.expiresAt > now);
+    return (this.isOverseer(identity) ? all : all.filter((g) => g.subject === identity.subject)).sort((a, b) => a.expiresAt - b.expiresAt);
+  }
+
+  async revoke(identity: Identity, grantId: string, reason?: string): Promise<Grant> {
+    const grant = ID.test(grantId) ? await this.deps.store.get<Grant>(GRANTS, grantId) : undefined;
+    if (!grant) throw new AccessError(404, 'no such active grant');
+    const req = await this.deps.store.get<AccessRequest>(REQUESTS, grant.requestId);
+    const holder = grant.subject === identity.subject;
+    const couldApprove = req ? this.canDecide(identity, req) : false;
+    if (!holder && !couldApprove) {
+      await this.deps.audit.append({ type: 'revoke.refused', actor: identity.user, grant: grantId, why: 'not the holder nor an approver' });
+      throw new AccessError(403, 'only the holder or someone who could have approved it may revoke a grant');
+    }
+    await this.deps.store.delete(GRANTS, grantId);
+    await this.deps.audit.append({ type: 'revoke', actor: identity.user, grant: grantId, user: grant.user, target: grant.target, login: grant.login, reason });
+    await this.deps.store.publish(REVOKED, { id: grantId, by: identity.user });
+    return grant;
+  }
+
+  async authorize(identity: Identity, targetName: string, login: string, protocol: 'ssh' | 'postgres'): Promise<Authorized> {
+    const refuse = async (message: string, code: AccessDenied['code']) => {
+      await this.deps.audit.append({ type: 'session.refused', actor: identity.user, protocol, target: targetName, login, why: message });
+      return new AccessDenied(message, code);
+    };
+    const target = this.deps.targets().find((t) => t.name === targetName && t.protocol === protocol);
+    if (!target) throw await refuse(`unknown ${protocol} target "${targetName}"`, 'unknown-target');
+    if (!target.logins[login]) throw await refuse(`target "${targetName}" has no login "${login}"`, 'unknown-login');
+    const now = this.now();
+    const grants = (await this.deps.store.list<Grant>(GRANTS)).filter(
+      (g) => g.subject === identity.subject && g.target === targetName && g.login === login && g.startsAt <= now && g.expiresAt > now,
+    );
+    if (grants.length === 0) {
+      throw await refuse(
+        `no active grant for ${login}@${targetName}. Ask for one: pam request --target ${targetName} --login ${login} --duration 30m --reason "…"`,
+        'no-grant',
+      );
+    }
+    const grant = grants.reduce((a, b) => (b.expiresAt > a.expiresAt ? b : a));
+    return { identity, target, login, grant } as unknown as Authorized;
+  }
+
+  watchGrant(grant: Grant, onEnd: (reason: string) => void): () => void {
+    let done = false;
+    const once = (reason: string) => {
+      if (done) return;
+      done = true;
+      cleanup();
+      onEnd(reason);
+    };
+    let set = this.watchers.get(grant.id);
+    if (!set) this.watchers.set(grant.id, (set = new Set()));
+    set.add(once);
+    // setTimeout caps near 24.8 days; grants are far shorter, but clamp to be safe.
+    const timer = setTimeout(() => once('access grant expired'), Math.min(Math.max(0, grant.expiresAt - this.now()), 2 ** 31 - 1));
+    // A revocation published before this watch started is caught by re-reading the grant once.
+    void this.deps.store.get<Grant>(GRANTS, grant.id).then((g) => { if (!g) once('access revoked'); }, () => once('grant could not be checked'));
+    const cleanup = () => {
+      clearTimeout(timer);
+      set!.delete(once);
+      if (set!.size === 0) this.watchers.delete(grant.id);
+    };
+    return () => { done = true; cleanup(); };
+  }
+
+  private fire(grantId: string, reason: string): void {
+    for (const cb of [...(this.watchers.get(grantId) ?? [])]) cb(reason);
+  }
+}

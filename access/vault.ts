@@ -1,0 +1,78 @@
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { mkdir, readFile, writeFile, rename } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import type { Store } from './store.types.js';
+import { VaultError, type Vault } from './vault.types.js';
+
+const NS = 'secrets';
+const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
+
+interface Sealed { name: string; iv: string; tag: string; data: string; updatedAt: string }
+
+/**
+ * The master key: PAM_MASTER_KEY (64 hex chars or base64 of 32 bytes), else
+ * `{data_dir}/master.key`, created 0600 on first use.
+ */
+export async function loadMasterKey(dataDir: string, env = process.env): Promise<Buffer> {
+  const fromEnv = env.PAM_MASTER_KEY;
+  if (fromEnv) {
+    const key = /^[0-9a-fA-F]{64}$/.test(fromEnv) ? Buffer.from(fromEnv, 'hex') : Buffer.from(fromEnv, 'base64');
+    if (key.length !== 32) throw new VaultError('PAM_MASTER_KEY must be 32 bytes (64 hex characters or base64)');
+    return key;
+  }
+  const path = join(dataDir, 'master.key');
+  try {
+    const key = Buffer.from((await readFile(path, 'utf8')).trim(), 'hex');
+    if (key.length !== 32) throw new VaultError(`${path} does not hold a 32-byte hex key`);
+    return key;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+  const key = randomBytes(32);
+  const tmp = `${path}.${randomBytes(3).toString('hex')}.tmp`;
+  await writeFile(tmp, key.toString('hex') + '\n', { mode: 0o600, flag: 'wx' });
+  await rename(tmp, path);
+  return key;
+}
+
+/**
+ * Secrets sealed with AES-256-GCM under the master key, kept in the store (so every proxy node
+ * sharing a Redis store, and the same master key, can open them). The secret's name is bound as
+ * additional authenticated data, so a ciphertext cannot be moved to another name.
+ */
+export class StoreVault implements Vault {
+  constructor(private readonly store: Store, private readonly key: Buffer) {}
+
+  async set(name: string, value: Buffer): Promise<void> {
+    if (!NAME.test(name)) throw new VaultError('secret names use letters, digits, "_", "." and "-" only');
+    if (value.length === 0) throw new VaultError('secret value is empty');
+    const iv = randomBytes(12);
+    const c = createCipheriv('aes-256-gcm', this.key, iv);
+    c.setAAD(Buffer.from(name));
+    const data = Buffer.concat([c.update(value), c.final()]);
+    const sealed: Sealed = { name, iv: iv.toString('base64'), tag: c.getAuthTag().toString('base64'), data: data.toString('base64'), updatedAt: new Date().toISOString() };
+    await this.store.set(NS, name, sealed);
+  }
+
+  async reveal(name: string): Promise<Buffer> {
+    const sealed = NAME.test(name) ? await this.store.get<Sealed>(NS, name) : undefined;
+    if (!sealed) throw new VaultError(`secret "${name}" is not in the vault (pam secret set ${name})`);
+    try {
+      const d = createDecipheriv('aes-256-gcm', this.key, Buffer.from(sealed.iv, 'base64'));
+      d.setAAD(Buffer.from(name));
+      d.setAuthTag(Buffer.from(sealed.tag, 'base64'));
+      return Buffer.concat([d.update(Buffer.from(sealed.data, 'base64')), d.final()]);
+    } catch (err) {
+      throw new VaultError(`secret "${name}" cannot be decrypted (wrong master key or tampered)`, { cause: err });
+    }
+  }
+
+  async list(): Promise<string[]> {
+    return (await this.store.list<Sealed>(NS)).map((s) => s.name).sort();
+  }
+
+  async remove(name: string): Promise<boolean> {
+    return NAME.test(name) ? this.store.delete(NS, name) : false;
+  }
+}

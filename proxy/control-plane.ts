@@ -1,0 +1,63 @@
+import { join } from 'node:path';
+import { mkdir } from 'node:fs/promises';
+import type { Config } from './config.types.js';
+import type { IdentityVerifier } from '../access/identity.types.js';
+import type { Store } from '../access/store.types.js';
+import { openStore } from '../access/store.js';
+import { StoreVault, loadMasterKey } from '../access/vault.js';
+import { AccessService } from '../access/access-service.js';
+import { createOidcVerifier } from '../access/identity.js';
+import { loadDevIssuer, assertDevListenersLoopback } from '../access/dev-issuer.js';
+import { FileAuditLog } from '../recorder/audit-log.js';
+import { RecordingCatalog } from '../recorder/catalog.js';
+import { SessionRegistry } from './sessions.js';
+import { loadRoles, type Role } from '../policies/roles.js';
+import type { BrokerDeps } from './broker.types.js';
+
+/** Everything but the listeners: shared by `pam serve`, the `secret` commands and the tests. */
+export interface ControlPlane extends BrokerDeps {
+  store: Store;
+  vault: StoreVault;
+  audit: FileAuditLog;
+  access: AccessService;
+  /** Present with `identity: { dev: true }`: signs tokens for first runs and tests. */
+  dev?: { issue(user: string, groups: string[], opts?: { ttlSec?: number; amr?: string[] }): Promise<string> };
+  /** Re-reads roles from policies_dir; keeps the old ones and throws if a file is invalid. */
+  reloadRoles(): Role[];
+  close(): Promise<void>;
+}
+
+export async function openControlPlane(config: Config): Promise<ControlPlane> {
+  await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+  let roles = loadRoles(config.policiesDir);
+  let identity: IdentityVerifier;
+  let dev: ControlPlane['dev'];
+  if (config.identity.dev) {
+    assertDevListenersLoopback(config.listen);
+    const issuer = await loadDevIssuer(config.dataDir, config.identity.audience);
+    identity = issuer.verifier;
+    dev = { issue: (u, g, o) => issuer.issue(u, g, o) };
+  } else {
+    identity = createOidcVerifier({ issuer: config.identity.issuer!, audience: config.identity.audience, groupsClaim: config.identity.groupsClaim });
+  }
+  const store = await openStore(config.store, config.dataDir);
+  const vault = new StoreVault(store, await loadMasterKey(config.dataDir));
+  const audit = await FileAuditLog.open(join(config.dataDir, 'audit.log'));
+  const recordings = await RecordingCatalog.open(join(config.dataDir, 'recordings'));
+  const sessions = new SessionRegistry();
+  const access = new AccessService({ store, audit, roles: () => roles, targets: () => config.targets });
+  await access.start();
+  return {
+    config, identity, gate: access, access, vault, audit, recordings, sessions, store, dev,
+    roles: () => roles,
+    reloadRoles() {
+      roles = loadRoles(config.policiesDir);
+      return roles;
+    },
+    async close() {
+      await access.stop();
+      await audit.close();
+      await store.close();
+    },
+  };
+}

@@ -1,0 +1,108 @@
+import { createHash } from 'node:crypto';
+import { mkdir, open, readFile, type FileHandle } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import type { AuditEntry, AuditEvent, AuditLog } from './audit.types.js';
+
+const GENESIS = '0'.repeat(64);
+
+function entryHash(prev: string, body: Omit<AuditEntry, 'hash'>): string {
+  return createHash('sha256').update(prev).update('\n').update(JSON.stringify(body)).digest('hex');
+}
+
+/** Fields whose values must never reach the log, whatever a caller passes. */
+const SECRET_KEYS = /^(token|password|secret_value|value|authorization|jwt)$/i;
+
+function scrub(event: AuditEvent): AuditEvent {
+  const out: AuditEvent = { type: event.type };
+  for (const [k, v] of Object.entries(event)) if (!SECRET_KEYS.test(k)) out[k] = v;
+  return out;
+}
+
+/**
+ * Append-only JSON lines, each entry hash-chained to the one before (`prev` = previous `hash`,
+ * `hash` = sha256(prev + "\n" + entry without hash)). Editing, removing or reordering a line
+ * breaks the chain, which `verifyAuditChain` reports. One writer per file (this process).
+ */
+export class FileAuditLog implements AuditLog {
+  private tail: Promise<unknown> = Promise.resolve();
+
+  private constructor(private readonly path: string, private readonly fh: FileHandle, private seq: number, private last: string) {}
+
+  static async open(path: string): Promise<FileAuditLog> {
+    await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+    let seq = 0;
+    let last = GENESIS;
+    try {
+      const text = await readFile(path, 'utf8');
+      const lines = text.split('\n').filter(Boolean);
+      const tailLine = lines.at(-1);
+      if (tailLine) {
+        const e = JSON.parse(tailLine) as AuditEntry;
+        seq = e.seq;
+        last = e.hash;
+      }
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new Error(`audit log ${path} is unreadable: ${(err as Error).message}`);
+    }
+    const fh = await open(path, 'a', 0o600);
+    return new FileAuditLog(path, fh, seq, last);
+  }
+
+  append(event: AuditEvent): Promise<AuditEntry> {
+    const run = async () => {
+      const body = { ...scrub(event), seq: this.seq + 1, time: new Date().toISOString(), prev: this.last } as Omit<AuditEntry, 'hash'>;
+      const entry = { ...body, hash: entryHash(this.last, body) } as AuditEntry;
+      await this.fh.write(JSON.stringify(entry) + '\n');
+      this.seq = entry.seq;
+      this.last = entry.hash;
+      return entry;
+    };
+    const p = this.tail.then(run, run);
+    this.tail = p.catch(() => undefined);
+    return p;
+  }
+
+  async read(opts: { sinceMs?: number } = {}): Promise<AuditEntry[]> {
+    await this.tail;
+    const text = await readFile(this.path, 'utf8');
+    const since = opts.sinceMs ?? 0;
+    return text
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as AuditEntry)
+      .filter((e) => Date.parse(e.time) >= since);
+  }
+
+  async close(): Promise<void> {
+    await this.tail;
+    await this.fh.close();
+  }
+}
+
+export interface ChainCheck {
+  ok: boolean;
+  entries: number;
+  /** 1-based line number of the first entry that does not chain. */
+  brokenAt?: number;
+  why?: string;
+}
+
+/** Re-computes every hash from the start of the file. */
+export async function verifyAuditChain(path: string): Promise<ChainCheck> {
+  const lines = (await readFile(path, 'utf8')).split('\n').filter(Boolean);
+  let prev = GENESIS;
+  for (let i = 0; i < lines.length; i++) {
+    let e: AuditEntry;
+    try {
+      e = JSON.parse(lines[i]!) as AuditEntry;
+    } catch {
+      return { ok: false, entries: lines.length, brokenAt: i + 1, why: 'not JSON' };
+    }
+    const { hash, ...body } = e;
+    if (e.prev !== prev) return { ok: false, entries: lines.length, brokenAt: i + 1, why: 'prev does not match the previous entry' };
+    if (entryHash(prev, body) !== hash) return { ok: false, entries: lines.length, brokenAt: i + 1, why: 'content does not match its hash' };
+    if (e.seq !== i + 1) return { ok: false, entries: lines.length, brokenAt: i + 1, why: 'sequence gap' };
+    prev = hash;
+  }
+  return { ok: true, entries: lines.length };
+}
