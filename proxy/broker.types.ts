@@ -7,6 +7,7 @@ import type { PolicyEngine } from '../policies/policy.types.js';
 import type { Config } from './config.types.js';
 import type { SessionRegistry } from './sessions.js';
 import type { Role } from '../policies/roles.js';
+import type { SshKeyBindings } from '../access/ssh-keys.js';
 
 /** Everything a protocol broker needs, passed in so tests wire real parts without mocks. */
 export interface BrokerDeps {
@@ -19,6 +20,8 @@ export interface BrokerDeps {
   sessions: SessionRegistry;
   /** Current roles (reloaded with the policy files); used to give the policy evaluator role names. */
   roles: () => Role[];
+  /** Keys bound with `pam login --key` (SSH publickey auth); optional in tests. */
+  sshKeys?: SshKeyBindings;
   /** Optional until the policy engine is wired; absent means allow everything. */
   policy?: PolicyEngine;
 }

@@ -13,6 +13,7 @@ import { RecordingCatalog } from '../recorder/catalog.js';
 import { SessionRegistry } from './sessions.js';
 import { loadRoles, type Role } from '../policies/roles.js';
 import type { BrokerDeps } from './broker.types.js';
+import { SshKeyBindings } from '../access/ssh-keys.js';
 
 /** Everything but the listeners: shared by `pam serve`, the `secret` commands and the tests. */
 export interface ControlPlane extends BrokerDeps {
@@ -20,6 +21,7 @@ export interface ControlPlane extends BrokerDeps {
   vault: StoreVault;
   audit: FileAuditLog;
   access: AccessService;
+  sshKeys: SshKeyBindings;
   /** Present with `identity: { dev: true }`: signs tokens for first runs and tests. */
   dev?: { issue(user: string, groups: string[], opts?: { ttlSec?: number; amr?: string[] }): Promise<string> };
   /** Re-reads roles from policies_dir; keeps the old ones and throws if a file is invalid. */
@@ -48,7 +50,7 @@ export async function openControlPlane(config: Config): Promise<ControlPlane> {
   const access = new AccessService({ store, audit, roles: () => roles, targets: () => config.targets });
   await access.start();
   return {
-    config, identity, gate: access, access, vault, audit, recordings, sessions, store, dev,
+    config, identity, gate: access, access, sshKeys: new SshKeyBindings(store, audit), vault, audit, recordings, sessions, store, dev,
     roles: () => roles,
     reloadRoles() {
       roles = loadRoles(config.policiesDir);

@@ -1,0 +1,74 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadConfig } from '../proxy/config.js';
+import type { Config } from '../proxy/config.types.js';
+import { openStore } from '../access/store.js';
+import { StoreVault, loadMasterKey } from '../access/vault.js';
+import { FileAuditLog } from '../recorder/audit-log.js';
+import { loadDevIssuer } from '../access/dev-issuer.js';
+import { CliError } from './api-client.js';
+
+/** --config, else PAM_CONFIG, else ./pam.yaml, else the shipped example (what `npm start` runs). */
+export function configPath(flag: string | undefined, env = process.env): string {
+  if (flag) return flag;
+  if (env.PAM_CONFIG) return env.PAM_CONFIG;
+  if (existsSync('pam.yaml')) return 'pam.yaml';
+  return new URL('../examples/pam.yaml', import.meta.url).pathname;
+}
+
+async function readStdin(): Promise<Buffer> {
+  if (process.stdin.isTTY) process.stderr.write('Secret value (end with Ctrl-D): ');
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
+
+/** Secrets work on the configured store directly, with or without a running proxy. */
+export async function secretCommand(config: Config, verb: string | undefined, name: string | undefined, json: boolean): Promise<void> {
+  const store = await openStore(config.store, config.dataDir);
+  const audit = await FileAuditLog.open(join(config.dataDir, 'audit.log'));
+  try {
+    const vault = new StoreVault(store, await loadMasterKey(config.dataDir));
+    const actor = process.env.SUDO_USER ?? process.env.USER ?? 'local';
+    switch (verb) {
+      case 'set': {
+        if (!name) throw new CliError('usage: pam secret set NAME < value', 2);
+        let value = await readStdin();
+        // A password typed or echoed ends with a newline that is not part of it; keys keep theirs.
+        if (!value.includes('PRIVATE KEY')) value = Buffer.from(value.toString('utf8').replace(/\r?\n$/, ''));
+        await vault.set(name, value);
+        value.fill(0);
+        await audit.append({ type: 'secret.set', actor, via: 'cli', name });
+        process.stdout.write(json ? JSON.stringify({ name, stored: true }) + '\n' : `stored secret ${name}\n`);
+        return;
+      }
+      case 'list': {
+        const names = await vault.list();
+        process.stdout.write(json ? JSON.stringify(names.map((n) => ({ name: n })), null, 2) + '\n' : names.length ? names.join('\n') + '\n' : '(none)\n');
+        return;
+      }
+      case 'rm': {
+        if (!name) throw new CliError('usage: pam secret rm NAME', 2);
+        if (!(await vault.remove(name))) throw new CliError(`no secret named ${name}`);
+        await audit.append({ type: 'secret.remove', actor, via: 'cli', name });
+        process.stdout.write(json ? JSON.stringify({ name, removed: true }) + '\n' : `removed secret ${name}\n`);
+        return;
+      }
+      default:
+        throw new CliError('usage: pam secret set NAME | list | rm NAME', 2);
+    }
+  } finally {
+    await audit.close();
+    await store.close();
+  }
+}
+
+export async function devTokenCommand(configFile: string, user: string | undefined, groups: string | undefined, ttl: string | undefined): Promise<void> {
+  if (!user) throw new CliError('usage: pam dev token USER [--groups g1,g2] [--ttl 8h]', 2);
+  const config = loadConfig(configFile);
+  if (!config.identity.dev) throw new CliError(`${config.file} does not use the dev issuer (identity: { dev: true })`, 2);
+  const { parseDuration } = await import('../access/duration.js');
+  const issuer = await loadDevIssuer(config.dataDir, config.identity.audience);
+  const token = await issuer.issue(user, (groups ?? '').split(',').map((g) => g.trim()).filter(Boolean), ttl ? { ttlSec: Math.floor(parseDuration(ttl) / 1000) } : undefined);
+  process.stdout.write(token + '\n');
+}

@@ -1,0 +1,71 @@
+import { parseArgs } from 'node:util';
+import { CliError } from './api-client.js';
+import { configPath, devTokenCommand, secretCommand } from './local-commands.js';
+import { remoteCommand } from './remote-commands.js';
+
+const HELP = `pam — privileged-access proxy
+
+  pam serve --config FILE                      run the proxy (or PAM_CONFIG)
+  pam secret set NAME < value | list | rm NAME secrets in the vault (local store)
+  pam dev token USER --groups g1,g2            token from the dev issuer (identity: { dev: true })
+
+Through the proxy's API (PAM_SERVER, PAM_TOKEN or --server, --token):
+  pam request --target T --login L --duration 30m --reason "…"
+  pam approve ID [--reason …] · pam deny ID --reason … · pam requests
+  pam grants · pam revoke ID
+  pam audit [--since 1h] · pam audit verify
+  pam recordings list · pam recordings export ID --format asciicast|text|jsonl · pam recordings verify ID
+  pam sessions · pam kill SESSION_ID --reason …
+  pam login --key ~/.ssh/id_ed25519.pub        bind an SSH key to your token's identity
+  pam whoami
+Every listing takes --json.
+`;
+
+async function main(argv: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      config: { type: 'string' }, server: { type: 'string' }, token: { type: 'string' }, json: { type: 'boolean' },
+      target: { type: 'string' }, login: { type: 'string' }, duration: { type: 'string' }, reason: { type: 'string' },
+      since: { type: 'string' }, format: { type: 'string' }, output: { type: 'string' }, groups: { type: 'string' },
+      ttl: { type: 'string' }, key: { type: 'string' }, user: { type: 'string' }, command: { type: 'string' }, sql: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  const [cmd, ...args] = positionals;
+  if (!cmd || cmd === 'help' || values.help) {
+    process.stdout.write(HELP);
+    return;
+  }
+  switch (cmd) {
+    case 'serve': {
+      const { serve } = await import('../proxy/server.js');
+      return serve(configPath(values.config));
+    }
+    case 'secret': {
+      const { loadConfig } = await import('../proxy/config.js');
+      return secretCommand(loadConfig(configPath(values.config)), args[0], args[1], values.json === true);
+    }
+    case 'dev':
+      if (args[0] !== 'token') throw new CliError('usage: pam dev token USER --groups g1,g2', 2);
+      return devTokenCommand(configPath(values.config), args[1], values.groups, values.ttl);
+    default:
+      return remoteCommand(cmd, args, values);
+  }
+}
+
+main(process.argv.slice(2)).catch((err: unknown) => {
+  if (err instanceof CliError) {
+    process.stderr.write(`pam: ${err.message}\n`);
+    process.exit(err.exitCode);
+  }
+  const e = err as Error & { code?: string };
+  if (e?.name === 'ConfigError' || e?.name === 'PolicyFileError' || e?.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' || e?.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' || e?.code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') {
+    process.stderr.write(`pam: ${e.message}\n`);
+    process.exit(2);
+  }
+  process.stderr.write(`pam: ${e?.message ?? String(err)}\n`);
+  process.exit(1);
+});

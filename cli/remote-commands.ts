@@ -1,0 +1,118 @@
+import { readFile, writeFile } from 'node:fs/promises';
+import type { AccessRequest, Grant } from '../access/access.types.js';
+import type { AuditEntry } from '../recorder/audit.types.js';
+import type { RecordingMeta } from '../recorder/recording.types.js';
+import { ApiClient, CliError } from './api-client.js';
+import { iso, printRows } from './table.js';
+
+export interface Flags { [k: string]: string | boolean | undefined }
+
+const str = (f: Flags, k: string) => (typeof f[k] === 'string' ? (f[k] as string) : undefined);
+const need = (v: string | undefined, usage: string) => {
+  if (!v) throw new CliError(`usage: ${usage}`, 2);
+  return v;
+};
+
+function printRequest(r: AccessRequest, json: boolean): void {
+  if (json) {
+    process.stdout.write(JSON.stringify(r, null, 2) + '\n');
+    return;
+  }
+  process.stdout.write(`${r.id}  ${r.status}  ${r.user} → ${r.login}@${r.target} for ${Math.round(r.durationMs / 60000)}m: ${r.reason}\n`);
+  if (r.grantId) process.stdout.write(`grant ${r.grantId}\n`);
+}
+
+/** Commands that act through the proxy's HTTP API with the caller's token. */
+export async function remoteCommand(cmd: string, args: string[], f: Flags): Promise<void> {
+  const api = new ApiClient({ server: str(f, 'server'), token: str(f, 'token') });
+  const json = f.json === true;
+  switch (cmd) {
+    case 'whoami':
+      return void process.stdout.write(JSON.stringify(await api.call('GET', '/api/v1/whoami'), null, 2) + '\n');
+    case 'request': {
+      const usage = 'pam request --target T --login L --duration 30m --reason "…" [--json]';
+      const r = await api.call<AccessRequest>('POST', '/api/v1/requests', {
+        target: need(str(f, 'target'), usage), login: need(str(f, 'login'), usage), duration: need(str(f, 'duration'), usage), reason: need(str(f, 'reason'), usage),
+      });
+      return printRequest(r, json);
+    }
+    case 'approve':
+    case 'deny': {
+      const id = need(args[0], `pam ${cmd} ID${cmd === 'deny' ? ' --reason "…"' : ' [--reason "…"]'}`);
+      if (cmd === 'deny') need(str(f, 'reason'), 'pam deny ID --reason "…"');
+      const r = await api.call<AccessRequest>('POST', `/api/v1/requests/${encodeURIComponent(id)}/${cmd}`, { reason: str(f, 'reason') });
+      return printRequest(r, json);
+    }
+    case 'requests': {
+      const rows = await api.call<AccessRequest[]>('GET', '/api/v1/requests');
+      return printRows(rows.map((r) => ({ ...r, duration: `${Math.round(r.durationMs / 60000)}m`, created: iso(r.createdAt) })), ['id', 'status', 'user', 'target', 'login', 'duration', 'created', 'reason'], json, rows);
+    }
+    case 'grants': {
+      const rows = await api.call<Grant[]>('GET', '/api/v1/grants');
+      return printRows(rows.map((g) => ({ ...g, expiry: iso(g.expiresAt) })), ['id', 'user', 'target', 'login', 'expiry', 'approvedBy'], json, rows.map((g) => ({ ...g, expiry: iso(g.expiresAt) })));
+    }
+    case 'revoke': {
+      const id = need(args[0], 'pam revoke ID [--reason "…"]');
+      const g = await api.call<Grant>('POST', `/api/v1/grants/${encodeURIComponent(id)}/revoke`, { reason: str(f, 'reason') });
+      return void process.stdout.write(json ? JSON.stringify(g, null, 2) + '\n' : `revoked ${g.id} (${g.user} → ${g.login}@${g.target})\n`);
+    }
+    case 'audit': {
+      if (args[0] === 'verify') {
+        const r = await api.call<{ ok: boolean; entries: number; brokenAt?: number; why?: string }>('GET', '/api/v1/audit/verify');
+        process.stdout.write(json ? JSON.stringify(r) + '\n' : r.ok ? `audit chain intact (${r.entries} entries)\n` : `audit chain BROKEN at entry ${r.brokenAt}: ${r.why}\n`);
+        if (!r.ok) process.exitCode = 1;
+        return;
+      }
+      const since = str(f, 'since');
+      const rows = await api.call<AuditEntry[]>('GET', `/api/v1/audit${since ? `?since=${encodeURIComponent(since)}` : ''}`);
+      if (json) return printRows([], [], true, rows);
+      for (const e of rows) {
+        const { seq, time, type, actor, prev: _p, hash: _h, ...rest } = e;
+        process.stdout.write(`${seq}\t${time}\t${type}\t${actor ?? '-'}\t${JSON.stringify(rest)}\n`);
+      }
+      return;
+    }
+    case 'recordings': {
+      const verb = args[0] ?? 'list';
+      if (verb === 'list') {
+        const rows = await api.call<RecordingMeta[]>('GET', '/api/v1/recordings');
+        return printRows(rows as unknown as Record<string, unknown>[], ['id', 'user', 'login', 'target', 'protocol', 'start', 'end', 'bytes', 'status'], json, rows);
+      }
+      if (verb === 'export') {
+        const id = need(args[1], 'pam recordings export ID --format asciicast|text|jsonl [--output FILE]');
+        const format = str(f, 'format');
+        const res = await api.raw('GET', `/api/v1/recordings/${encodeURIComponent(id)}/export${format ? `?format=${encodeURIComponent(format)}` : ''}`);
+        const body = Buffer.from(await res.arrayBuffer());
+        const out = str(f, 'output');
+        if (out) await writeFile(out, body);
+        else process.stdout.write(body);
+        return;
+      }
+      if (verb === 'verify') {
+        const id = need(args[1], 'pam recordings verify ID');
+        const r = await api.call<{ ok: boolean | null; sealed: string | null; actual: string }>('GET', `/api/v1/recordings/${encodeURIComponent(id)}/verify`);
+        process.stdout.write(json ? JSON.stringify(r) + '\n' : r.ok === null ? `not sealed yet (live or interrupted); sha256 now ${r.actual}\n` : r.ok ? `intact (sha256 ${r.actual})\n` : `TAMPERED: sealed ${r.sealed}, file is ${r.actual}\n`);
+        if (r.ok === false) process.exitCode = 1;
+        return;
+      }
+      throw new CliError('usage: pam recordings list | export ID --format … | verify ID', 2);
+    }
+    case 'sessions': {
+      const rows = await api.call<Record<string, unknown>[]>('GET', '/api/v1/sessions');
+      return printRows(rows, ['id', 'protocol', 'user', 'login', 'target', 'startedAt'], json, rows);
+    }
+    case 'kill': {
+      const id = need(args[0], 'pam kill SESSION_ID [--reason "…"]');
+      await api.call('POST', `/api/v1/sessions/${encodeURIComponent(id)}/kill`, { reason: str(f, 'reason') });
+      return void process.stdout.write(`killed ${id}\n`);
+    }
+    case 'login': {
+      const keyFile = need(str(f, 'key'), 'pam login --key ~/.ssh/id_ed25519.pub');
+      const publicKey = (await readFile(keyFile, 'utf8')).trim();
+      const r = await api.call<{ fingerprint: string; expiresAt: number }>('POST', '/api/v1/ssh-keys', { public_key: publicKey });
+      return void process.stdout.write(json ? JSON.stringify(r) + '\n' : `key ${r.fingerprint} bound until ${iso(r.expiresAt)}\n`);
+    }
+    default:
+      throw new CliError(`unknown command "${cmd}" (pam help)`, 2);
+  }
+}

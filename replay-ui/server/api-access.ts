@@ -1,0 +1,53 @@
+import type { ControlPlane } from '../../proxy/control-plane.js';
+import { parseDuration } from '../../access/duration.js';
+import { HttpError } from './http-errors.js';
+import { field, type Route } from './router.js';
+
+/** Access requests, approvals and grants: /api/v1/requests, /api/v1/grants. */
+export function accessRoutes(cp: ControlPlane): Route[] {
+  return [
+    {
+      method: 'POST', path: '/api/v1/requests', status: 201,
+      handler: async ({ identity, body }) => {
+        const duration = field(body, 'duration', { required: true, max: 32 })!;
+        let durationMs: number;
+        try {
+          durationMs = parseDuration(duration);
+        } catch (e) {
+          throw new HttpError(400, `"duration": ${(e as Error).message}`);
+        }
+        return cp.access.request(identity, {
+          target: field(body, 'target', { required: true, max: 128 })!,
+          login: field(body, 'login', { required: true, max: 128 })!,
+          durationMs,
+          reason: field(body, 'reason', { required: true, max: 1000 })!,
+        });
+      },
+    },
+    { method: 'GET', path: '/api/v1/requests', handler: ({ identity }) => cp.access.listRequests(identity) },
+    {
+      method: 'GET', path: '/api/v1/requests/:id',
+      handler: async ({ identity, params }) => {
+        const found = (await cp.access.listRequests(identity)).find((r) => r.id === params.id);
+        if (!found) throw new HttpError(404, 'no such request');
+        return found;
+      },
+    },
+    { method: 'POST', path: '/api/v1/requests/:id/approve', handler: ({ identity, params, body }) => cp.access.approve(identity, params.id!, field(body, 'reason', { max: 1000 })) },
+    { method: 'POST', path: '/api/v1/requests/:id/deny', handler: ({ identity, params, body }) => cp.access.deny(identity, params.id!, field(body, 'reason', { required: true, max: 1000 })!) },
+    { method: 'GET', path: '/api/v1/grants', handler: ({ identity }) => cp.access.listGrants(identity) },
+    { method: 'POST', path: '/api/v1/grants/:id/revoke', handler: ({ identity, params, body }) => cp.access.revoke(identity, params.id!, field(body, 'reason', { max: 1000 })) },
+    {
+      method: 'POST', path: '/api/v1/ssh-keys', status: 201,
+      handler: async ({ identity, body }) => {
+        try {
+          const b = await cp.sshKeys.bind(identity, field(body, 'public_key', { required: true, max: 16384 })!);
+          return { fingerprint: b.fingerprint, type: b.type, expiresAt: b.expiresAt };
+        } catch (e) {
+          throw new HttpError(400, (e as Error).message);
+        }
+      },
+    },
+    { method: 'GET', path: '/api/v1/targets', handler: () => cp.config.targets.map((t) => ({ name: t.name, protocol: t.protocol, logins: Object.keys(t.logins) })) },
+  ];
+}

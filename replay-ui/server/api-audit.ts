@@ -1,0 +1,40 @@
+import type { Identity } from '../../access/identity.types.js';
+import type { ControlPlane } from '../../proxy/control-plane.js';
+import { parseDuration } from '../../access/duration.js';
+import { verifyAuditChain } from '../../recorder/audit-log.js';
+import { join } from 'node:path';
+import { HttpError } from './http-errors.js';
+import type { Route } from './router.js';
+
+export function requireAudit(cp: ControlPlane, identity: Identity): void {
+  if (!cp.access.rolesFor(identity).some((r) => r.canAudit)) throw new HttpError(403, 'this needs a role with can_audit');
+}
+
+/** The audit log: GET /api/v1/audit?since=1h, GET /api/v1/audit/verify. */
+export function auditRoutes(cp: ControlPlane): Route[] {
+  return [
+    {
+      method: 'GET', path: '/api/v1/audit',
+      handler: async ({ identity, url }) => {
+        requireAudit(cp, identity);
+        const since = url.searchParams.get('since');
+        let sinceMs: number | undefined;
+        if (since) {
+          try {
+            sinceMs = Date.now() - parseDuration(since);
+          } catch (e) {
+            throw new HttpError(400, `"since": ${(e as Error).message}`);
+          }
+        }
+        return cp.audit.read({ sinceMs });
+      },
+    },
+    {
+      method: 'GET', path: '/api/v1/audit/verify',
+      handler: async ({ identity }) => {
+        requireAudit(cp, identity);
+        return verifyAuditChain(join(cp.config.dataDir, 'audit.log'));
+      },
+    },
+  ];
+}

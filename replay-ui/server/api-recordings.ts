@@ -1,0 +1,68 @@
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import type { ControlPlane } from '../../proxy/control-plane.js';
+import { exportRecording, type ExportFormat } from '../../recorder/export.js';
+import { SECURITY_HEADERS } from './http.js';
+import { HttpError } from './http-errors.js';
+import { requireAudit } from './api-audit.js';
+import { field, type Route } from './router.js';
+
+/** Recordings, their export and verification, and live sessions: all need can_audit. */
+export function recordingRoutes(cp: ControlPlane): Route[] {
+  const meta = async (id: string) => {
+    const m = await cp.recordings.get(id);
+    if (!m) throw new HttpError(404, 'no such recording');
+    return m;
+  };
+  return [
+    { method: 'GET', path: '/api/v1/recordings', handler: async ({ identity }) => { requireAudit(cp, identity); return cp.recordings.list(); } },
+    { method: 'GET', path: '/api/v1/recordings/:id', handler: async ({ identity, params }) => { requireAudit(cp, identity); return meta(params.id!); } },
+    {
+      method: 'GET', path: '/api/v1/recordings/:id/export',
+      handler: async ({ identity, params, url, res }) => {
+        requireAudit(cp, identity);
+        const m = await meta(params.id!);
+        const format = (url.searchParams.get('format') ?? (m.format === 'asciicast' ? 'asciicast' : 'jsonl')) as ExportFormat;
+        if (!['asciicast', 'text', 'jsonl'].includes(format)) throw new HttpError(400, 'format must be asciicast, text or jsonl');
+        let out;
+        try {
+          out = await exportRecording(m, cp.recordings.dataPath(m.id, m.format), format);
+        } catch (e) {
+          throw new HttpError(400, (e as Error).message);
+        }
+        await cp.audit.append({ type: 'recording.export', actor: identity.user, recording: m.id, format });
+        res.writeHead(200, {
+          ...SECURITY_HEADERS,
+          'content-type': out.contentType,
+          'content-disposition': `attachment; filename="${m.id}.${out.ext}"`,
+          'content-length': Buffer.byteLength(out.body),
+        });
+        res.end(out.body);
+        return undefined;
+      },
+    },
+    {
+      method: 'GET', path: '/api/v1/recordings/:id/verify',
+      handler: async ({ identity, params }) => {
+        requireAudit(cp, identity);
+        const m = await meta(params.id!);
+        const sealed = (m as { sha256?: string }).sha256;
+        const actual = createHash('sha256').update(await readFile(cp.recordings.dataPath(m.id, m.format))).digest('hex');
+        return { id: m.id, status: m.status, sealed: sealed ?? null, actual, ok: sealed ? sealed === actual : null };
+      },
+    },
+    { method: 'GET', path: '/api/v1/sessions', handler: ({ identity }) => { requireAudit(cp, identity); return cp.sessions.list(); } },
+    {
+      method: 'POST', path: '/api/v1/sessions/:id/kill',
+      handler: async ({ identity, params, body }) => {
+        requireAudit(cp, identity);
+        const reason = field(body, 'reason', { max: 300 }) ?? 'ended by an auditor';
+        const live = cp.sessions.get(params.id!);
+        if (!live) throw new HttpError(404, 'no such live session');
+        await cp.audit.append({ type: 'session.kill', actor: identity.user, session: live.id, user: live.user, target: live.target, reason });
+        cp.sessions.kill(live.id, `session terminated by ${identity.user}: ${reason}`);
+        return { killed: live.id };
+      },
+    },
+  ];
+}

@@ -1,0 +1,127 @@
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { TokenRejected, type Identity } from '../../access/identity.types.js';
+import { AccessError } from '../../access/access-service.js';
+import type { ControlPlane } from '../../proxy/control-plane.js';
+import type { Listener } from '../../proxy/broker.types.js';
+import { HttpError } from './http-errors.js';
+import { Router, type RequestContext, type Route } from './router.js';
+import { accessRoutes } from './api-access.js';
+import { auditRoutes } from './api-audit.js';
+import { recordingRoutes } from './api-recordings.js';
+
+const MAX_BODY = 1024 * 1024;
+
+export const SECURITY_HEADERS: Record<string, string> = {
+  'content-security-policy': "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'",
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'no-referrer',
+  'x-frame-options': 'DENY',
+  'cache-control': 'no-store',
+};
+
+export type Authenticator = (req: IncomingMessage) => Promise<Identity | undefined>;
+
+async function readBody(req: IncomingMessage): Promise<Record<string, unknown>> {
+  if (!['POST', 'PUT', 'DELETE'].includes(req.method ?? '')) return {};
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_BODY) throw new HttpError(413, 'request body is too large');
+    chunks.push(chunk as Buffer);
+  }
+  if (size === 0) return {};
+  if (!/^application\/json\b/.test(req.headers['content-type'] ?? '')) throw new HttpError(415, 'send JSON (content-type: application/json)');
+  let body: unknown;
+  try {
+    body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch {
+    throw new HttpError(400, 'request body is not valid JSON');
+  }
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new HttpError(400, 'request body must be a JSON object');
+  return body as Record<string, unknown>;
+}
+
+export function sendJson(res: ServerResponse, status: number, value: unknown): void {
+  const text = JSON.stringify(value);
+  res.writeHead(status, { ...SECURITY_HEADERS, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+/**
+ * The proxy's HTTP listener: the JSON API under /api/v1 (bearer token or session cookie) and,
+ * when given, the browser app. Every error is a JSON body `{ error: { code, message } }`;
+ * unexpected errors are logged here and answered with a bare 500 that leaks nothing.
+ */
+export async function startHttpServer(cp: ControlPlane, listen: { host: string; port: number }, extra: { routes?: Route[]; authenticators?: Authenticator[] } = {}): Promise<Listener> {
+  const router = new Router().add(
+    { method: 'GET', path: '/healthz', public: true, handler: () => ({ ok: true }) },
+    { method: 'GET', path: '/api/v1/whoami', handler: ({ identity }) => ({ ...identity, roles: cp.access.rolesFor(identity).map((r) => r.name) }) },
+    ...accessRoutes(cp),
+    ...auditRoutes(cp),
+    ...recordingRoutes(cp),
+    ...(extra.routes ?? []),
+  );
+
+  const bearer: Authenticator = async (req) => {
+    const h = req.headers.authorization;
+    if (!h) return undefined;
+    const m = /^Bearer\s+(\S+)\s*$/i.exec(h);
+    if (!m) throw new HttpError(401, 'Authorization must be "Bearer TOKEN"');
+    try {
+      return await cp.identity.verify(m[1]!);
+    } catch (err) {
+      const reason = err instanceof TokenRejected ? err.reason : 'token check failed';
+      await cp.audit.append({ type: 'token.rejected', via: 'http', reason, client: req.socket.remoteAddress });
+      throw new HttpError(401, `token rejected: ${reason}`);
+    }
+  };
+  const authenticators = [bearer, ...(extra.authenticators ?? [])];
+
+  const handle = async (req: IncomingMessage, res: ServerResponse) => {
+    const url = new URL(req.url ?? '/', 'http://proxy');
+    const { route, params } = router.match(req.method ?? 'GET', url.pathname);
+    let identity: Identity | undefined;
+    if (!route.public) {
+      for (const auth of authenticators) {
+        identity = await auth(req);
+        if (identity) break;
+      }
+      if (!identity) throw new HttpError(401, 'sign in first: send "Authorization: Bearer TOKEN"');
+    }
+    const body = await readBody(req);
+    const ctx: RequestContext = { req, res, url, params, identity: identity!, body };
+    const result = await route.handler(ctx);
+    if (result !== undefined && !res.headersSent) sendJson(res, route.status ?? 200, result);
+  };
+
+  const server = createServer((req, res) => {
+    handle(req, res).catch((err: unknown) => {
+      if (res.headersSent) {
+        res.destroy();
+        return;
+      }
+      if (err instanceof HttpError) sendJson(res, err.status, { error: { code: err.code, message: err.message } });
+      else if (err instanceof AccessError) sendJson(res, err.status, { error: { code: err.status === 403 ? 'forbidden' : err.status === 404 ? 'not_found' : err.status === 409 ? 'conflict' : 'bad_request', message: err.message } });
+      else {
+        console.error('http: internal error:', err instanceof Error ? err.stack : err);
+        sendJson(res, 500, { error: { code: 'internal', message: 'internal error' } });
+      }
+    });
+  });
+  server.headersTimeout = 20_000;
+  server.requestTimeout = 60_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(listen.port, listen.host, () => resolve());
+  });
+  return {
+    port: (server.address() as AddressInfo).port,
+    server,
+    close: () => new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+    }),
+  } as Listener & { server: typeof server };
+}
