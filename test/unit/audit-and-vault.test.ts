@@ -1,0 +1,92 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { FileAuditLog, verifyAuditChain } from '../../recorder/audit-log.js';
+import { StoreVault, loadMasterKey } from '../../access/vault.js';
+import { openEmbeddedStore } from '../../access/store-embedded.js';
+
+let dir: string;
+afterEach(async () => { if (dir) await rm(dir, { recursive: true, force: true }); });
+
+async function allFiles(d: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const e of await readdir(d, { withFileTypes: true })) {
+    const p = join(d, e.name);
+    if (e.isDirectory()) out.push(...(await allFiles(p)));
+    else out.push(p);
+  }
+  return out;
+}
+
+describe('audit log', () => {
+  it('chains entries and detects an edited, removed or reordered line', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'pam-audit-'));
+    const path = join(dir, 'audit.log');
+    const log = await FileAuditLog.open(path);
+    for (let i = 0; i < 5; i++) await log.append({ type: 'request', actor: `u${i}`, request: `req_${i}` });
+    await log.close();
+    expect(await verifyAuditChain(path)).toEqual({ ok: true, entries: 5 });
+
+    // Reopening continues the chain.
+    const again = await FileAuditLog.open(path);
+    await again.append({ type: 'revoke', actor: 'sec' });
+    await again.close();
+    expect((await verifyAuditChain(path)).ok).toBe(true);
+
+    const lines = (await readFile(path, 'utf8')).trim().split('\n');
+    const edited = [...lines];
+    edited[2] = edited[2]!.replace('"u2"', '"mallory"');
+    await writeFile(path, edited.join('\n') + '\n');
+    expect(await verifyAuditChain(path)).toMatchObject({ ok: false, brokenAt: 3, why: /hash/ });
+
+    await writeFile(path, [...lines.slice(0, 2), ...lines.slice(3)].join('\n') + '\n');
+    expect(await verifyAuditChain(path)).toMatchObject({ ok: false, brokenAt: 3 });
+
+    await writeFile(path, [lines[1], lines[0], ...lines.slice(2)].join('\n') + '\n');
+    expect(await verifyAuditChain(path)).toMatchObject({ ok: false, brokenAt: 1 });
+  });
+
+  it('never writes token or password fields', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'pam-audit-'));
+    const log = await FileAuditLog.open(join(dir, 'audit.log'));
+    await log.append({ type: 'token.rejected', reason: 'expired', token: 'eyJhbGciOi.SECRET.TOKEN', password: 'hunter2' });
+    await log.close();
+    const text = await readFile(join(dir, 'audit.log'), 'utf8');
+    expect(text).toContain('expired');
+    expect(text).not.toContain('SECRET');
+    expect(text).not.toContain('hunter2');
+  });
+});
+
+describe('vault', () => {
+  it('keeps no plaintext on disk and round-trips in memory', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'pam-vault-'));
+    const key = await loadMasterKey(dir, {});
+    expect((await stat(join(dir, 'master.key'))).mode & 0o777).toBe(0o600);
+    const store = await openEmbeddedStore(join(dir, 'state'));
+    const vault = new StoreVault(store, key);
+    const secret = 'correct-horse-battery-staple-PLAINTEXT';
+    await vault.set('db-pass', Buffer.from(secret));
+    expect((await vault.reveal('db-pass')).toString()).toBe(secret);
+    expect(await vault.list()).toEqual(['db-pass']);
+    await store.close();
+    for (const f of await allFiles(join(dir, 'state'))) {
+      const bytes = await readFile(f);
+      expect(bytes.includes(Buffer.from(secret))).toBe(false);
+      expect(bytes.includes(Buffer.from(Buffer.from(secret).toString('base64')))).toBe(false);
+    }
+    // Same store, other master key: refused, not garbage.
+    const store2 = await openEmbeddedStore(join(dir, 'state'));
+    const other = new StoreVault(store2, await loadMasterKey(dir, { PAM_MASTER_KEY: 'ab'.repeat(32) }));
+    await expect(other.reveal('db-pass')).rejects.toThrow(/cannot be decrypted/);
+    await expect(other.reveal('missing')).rejects.toThrow(/not in the vault/);
+    expect(await new StoreVault(store2, key).remove('db-pass')).toBe(true);
+    expect(await new StoreVault(store2, key).list()).toEqual([]);
+    await store2.close();
+  });
+
+  it('rejects a master key of the wrong size', async () => {
+    await expect(loadMasterKey('/nonexistent', { PAM_MASTER_KEY: 'abcd' })).rejects.toThrow(/32 bytes/);
+  });
+});

@@ -1,0 +1,86 @@
+import { describe, expect, it } from 'vitest';
+import { parseConfig, ConfigError, loadConfig } from '../../proxy/config.js';
+import { parseDuration } from '../../access/duration.js';
+import { parseRoles, PolicyFileError } from '../../policies/roles.js';
+
+const base = () => ({
+  listen: { ssh: '127.0.0.1:2222', postgres: '127.0.0.1:6432', http: '127.0.0.1:8080' },
+  identity: { issuer: 'https://idp.example.com', audience: 'pam-proxy' },
+  targets: [
+    { name: 'web1', protocol: 'ssh', address: '10.0.0.5:22', host_key: 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA', logins: { root: { secret: 'web1-root' } } },
+    { name: 'appdb', protocol: 'postgres', address: '10.0.0.6:5432', database: 'app', logins: { app_rw: { secret: 'appdb-rw' } } },
+  ],
+});
+
+function errorOf(doc: unknown): ConfigError {
+  try {
+    parseConfig(doc, '/etc/pam/pam.yaml');
+  } catch (e) {
+    return e as ConfigError;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('config', () => {
+  it('accepts the documented shape and resolves paths against the file', () => {
+    const c = parseConfig({ ...base(), data_dir: './data', policies_dir: 'pol' }, '/etc/pam/pam.yaml');
+    expect(c.dataDir).toBe('/etc/pam/data');
+    expect(c.policiesDir).toBe('/etc/pam/pol');
+    expect(c.listen.ssh).toEqual({ host: '127.0.0.1', port: 2222 });
+    expect(c.targets[1]).toMatchObject({ name: 'appdb', protocol: 'postgres', host: '10.0.0.6', port: 5432, database: 'app', tls: 'prefer' });
+    expect(c.identity).toMatchObject({ issuer: 'https://idp.example.com', groupsClaim: 'groups', dev: false });
+  });
+
+  it.each([
+    [{ ...base(), lissten: {} }, 'lissten', /unknown key/],
+    [{ ...base(), listen: { http: 'nope' } }, 'listen.http', /not host:port/],
+    [{ ...base(), store: 'mysql://x' }, 'store', /embedded/],
+    [{ ...base(), identity: { audience: 'x' } }, 'identity.issuer', /required/],
+    [{ ...base(), targets: [{ ...base().targets[0], protocol: 'telnet' }] }, 'targets[0].protocol', /not supported/],
+    [{ ...base(), targets: [{ ...base().targets[0], host_key: 'garbage' }] }, 'targets[0].host_key', /OpenSSH public key/],
+    [{ ...base(), targets: [base().targets[0], base().targets[0]] }, 'targets[1].name', /twice/],
+    [{ ...base(), targets: [{ ...base().targets[1], tls: 'verify-full' }] }, 'targets[0].ca_file', /required/],
+    [{ ...base(), targets: [{ ...base().targets[1], logins: {} }] }, 'targets[0].logins', /secret/],
+    [{ ...base(), postgres: { max_message_bytes: 5 } }, 'postgres.max_message_bytes', /at least/],
+  ])('names the bad key (%#)', (doc, key, why) => {
+    const e = errorOf(doc);
+    expect(e).toBeInstanceOf(ConfigError);
+    expect(e.key).toBe(key);
+    expect(e.message).toMatch(why);
+  });
+
+  it('loads the shipped example config', () => {
+    const c = loadConfig('examples/pam.yaml');
+    expect(c.identity.dev).toBe(true);
+    expect(c.targets.map((t) => t.name)).toContain('localdb');
+  });
+
+  it('reports unreadable files and bad YAML precisely', () => {
+    expect(() => loadConfig('/nonexistent/pam.yaml')).toThrow(/cannot read .*ENOENT/);
+  });
+});
+
+describe('durations and roles', () => {
+  it('parses durations', () => {
+    expect(parseDuration('30m')).toBe(1_800_000);
+    expect(parseDuration('1h30m')).toBe(5_400_000);
+    expect(() => parseDuration('30 minutes')).toThrow(/not a duration/);
+    expect(() => parseDuration('0s')).toThrow(/longer than zero/);
+  });
+
+  it('parses the documented role shape', () => {
+    const [dba, sec] = parseRoles({
+      roles: [
+        { name: 'dba', groups: ['dba'], can_request: [{ targets: ['appdb'], logins: ['app_rw'], max_duration: '1h' }] },
+        { name: 'security', groups: ['security'], can_approve: ['dba', 'sre'], can_audit: true, can_edit_policies: true },
+      ],
+    }, 'roles.yaml');
+    expect(dba!.canRequest[0]).toEqual({ targets: ['appdb'], logins: ['app_rw'], maxDurationMs: 3_600_000 });
+    expect(sec).toMatchObject({ canApprove: ['dba', 'sre'], canAudit: true, canEditPolicies: true });
+  });
+
+  it('names the bad role key', () => {
+    expect(() => parseRoles({ roles: [{ name: 'x', can_request: [{ targets: [], logins: [], max_duration: 'forever' }] }] }, 'r.yaml')).toThrow(PolicyFileError);
+    expect(() => parseRoles({ roles: [{ name: 'x', can_aprove: [] }] }, 'r.yaml')).toThrow(/roles\[0\]\.can_aprove: unknown key/);
+  });
+});
