@@ -1,0 +1,364 @@
+import { Redis, type RedisOptions } from 'ioredis';
+import type { Store } from './store.types.js';
+import { assertKey, assertNamespace, deliver, encodeJson, KeyedMutex, redactUrl, StoreError, ttlOf } from './store.js';
+
+export interface RedisStoreOptions {
+  /** Prepended to every key and channel. Default `"pam:"`. */
+  prefix?: string;
+  /** Give up opening (and each reconnect attempt) after this long. Default 3000 ms. */
+  connectTimeoutMs?: number;
+  /** WATCH conflicts tolerated by one `update` before it fails. Default 100. */
+  maxUpdateAttempts?: number;
+  /** Connections kept for WATCH/MULTI transactions (one per concurrent update). Default 8. */
+  maxTransactionConnections?: number;
+  /** Connection errors after open, subscriber errors, undecodable messages. Default: console.error. */
+  onError?: (err: unknown) => void;
+}
+
+/**
+ * Redis store for many proxy nodes.
+ *
+ * Keys are `${prefix}${ns}:${key}` holding JSON; a TTL is a real PX expiry, so grants expire in
+ * Redis by themselves. `update` is WATCH/GET/MULTI/SET/EXEC on a dedicated connection, retried
+ * on conflict; updates of one key from this process are also queued locally so they do not
+ * conflict with each other. `update` without ttlMs keeps the key's expiry (SET KEEPTTL, Redis
+ * >= 6); `set` without ttlMs makes the key persistent. Channels are `${prefix}${channel}` with
+ * JSON messages on a separate subscriber connection.
+ *
+ * Opening fails if Redis cannot be reached within connectTimeoutMs: no endless retry loop at
+ * start. After open, ioredis reconnects in the background and commands fail after a few retries.
+ */
+export async function openRedisStore(url: string, opts: RedisStoreOptions = {}): Promise<Store> {
+  const prefix = opts.prefix ?? 'pam:';
+  const timeout = opts.connectTimeoutMs ?? 3000;
+  const where = redactUrl(url);
+  const onError = opts.onError ?? ((err: unknown) => console.error('[store] redis:', err));
+  let opened = false;
+  let lastError: unknown;
+  const options: RedisOptions = {
+    lazyConnect: true,
+    connectTimeout: timeout,
+    maxRetriesPerRequest: 2,
+    // Before open succeeds: no retry, fail closed. After: back off up to 2 s.
+    retryStrategy: (times) => (opened ? Math.min(times * 100, 2000) : null),
+  };
+  const connections: Redis[] = [];
+  const connect = async (client: Redis): Promise<Redis> => {
+    connections.push(client);
+    client.on('error', (err: unknown) => {
+      lastError = err;
+      if (opened) onError(err);
+    });
+    await withTimeout(client.connect(), timeout + 1000, 'connect timeout');
+    return client;
+  };
+  try {
+    const main = await connect(new Redis(url, options));
+    const version = /redis_version:(\d+)/.exec(await main.info('server'))?.[1];
+    if (version !== undefined && Number(version) < 6) {
+      throw new Error(`Redis ${version} is too old; SET KEEPTTL needs Redis 6 or later`);
+    }
+    const sub = await connect(main.duplicate());
+    opened = true;
+    return new RedisStore(main, sub, prefix, where, opts, onError);
+  } catch (err) {
+    for (const c of connections) c.disconnect();
+    const reason = lastError instanceof Error ? lastError.message : err instanceof Error ? err.message : String(err);
+    throw new StoreError(`cannot open Redis store at ${where}: ${reason}`, { cause: lastError ?? err });
+  }
+}
+
+type UpdateOutcome<T> = { kind: 'done'; value: T | undefined } | { kind: 'conflict' } | { kind: 'threw'; error: unknown };
+
+class RedisStore implements Store {
+  private readonly mutex = new KeyedMutex();
+  private readonly pool: TransactionPool;
+  private readonly handlers = new Map<string, Set<(message: unknown) => void>>();
+  private readonly maxAttempts: number;
+  private closed = false;
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly sub: Redis,
+    private readonly prefix: string,
+    private readonly where: string,
+    opts: RedisStoreOptions,
+    private readonly onError: (err: unknown) => void,
+  ) {
+    this.maxAttempts = opts.maxUpdateAttempts ?? 100;
+    this.pool = new TransactionPool(redis, opts.maxTransactionConnections ?? 8);
+    sub.on('message', (channel: string, raw: string) => this.handleMessage(channel, raw));
+  }
+
+  async get<T>(ns: string, key: string): Promise<T | undefined> {
+    const k = this.key(ns, key);
+    return this.decode<T>(k, await this.redis.get(k));
+  }
+
+  async set<T>(ns: string, key: string, value: T, opts?: { ttlMs?: number }): Promise<void> {
+    const k = this.key(ns, key);
+    const ttl = ttlOf(opts);
+    const json = encodeJson(value, `set ${ns}/${key}`);
+    if (ttl === undefined) await this.redis.set(k, json);
+    else await this.redis.set(k, json, 'PX', ttl);
+  }
+
+  async update<T>(
+    ns: string,
+    key: string,
+    fn: (current: T | undefined) => T | undefined,
+    opts?: { ttlMs?: number },
+  ): Promise<T | undefined> {
+    const k = this.key(ns, key);
+    const ttl = ttlOf(opts);
+    return this.mutex.run(k, async () => {
+      for (let attempt = 1; ; attempt++) {
+        const outcome = await this.pool.use((c) => this.tryUpdate(c, k, fn, ttl));
+        if (outcome.kind === 'threw') throw outcome.error;
+        if (outcome.kind === 'done') return outcome.value;
+        if (attempt >= this.maxAttempts) {
+          throw new StoreError(`update of ${k} lost ${attempt} WATCH races in a row; giving up`);
+        }
+        await sleep(Math.random() * Math.min(2 * attempt, 50));
+      }
+    });
+  }
+
+  async delete(ns: string, key: string): Promise<boolean> {
+    return (await this.redis.del(this.key(ns, key))) > 0;
+  }
+
+  async list<T>(ns: string): Promise<T[]> {
+    const base = this.key(ns, 'x').slice(0, -1);
+    const pattern = escapeGlob(base) + '*';
+    const keys = new Set<string>();
+    let cursor = '0';
+    do {
+      const [next, batch] = await this.redis.scan(cursor, 'MATCH', pattern, 'COUNT', 500);
+      for (const k of batch) keys.add(k);
+      cursor = next;
+    } while (cursor !== '0');
+    const all = [...keys];
+    const out: T[] = [];
+    for (let i = 0; i < all.length; i += 500) {
+      const chunk = all.slice(i, i + 500);
+      const values = await this.redis.mget(...chunk);
+      values.forEach((raw, j) => {
+        // null: expired or deleted between SCAN and MGET.
+        const v = this.decode<T>(chunk[j], raw);
+        if (v !== undefined) out.push(v);
+      });
+    }
+    return out;
+  }
+
+  async publish(channel: string, message: unknown): Promise<void> {
+    this.open();
+    await this.redis.publish(this.prefix + channel, encodeJson(message, `publish ${channel}`));
+  }
+
+  async subscribe(channel: string, handler: (message: unknown) => void): Promise<() => Promise<void>> {
+    this.open();
+    const ch = this.prefix + channel;
+    // Decisions about (un)subscribing are taken synchronously against the handler set; Redis
+    // runs the commands in order on the one subscriber connection, so the result is consistent.
+    let set = this.handlers.get(ch);
+    const first = !set;
+    if (!set) this.handlers.set(ch, (set = new Set()));
+    const listener = (message: unknown): void => handler(message);
+    set.add(listener);
+    if (first) {
+      try {
+        await this.sub.subscribe(ch);
+      } catch (err) {
+        set.delete(listener);
+        if (set.size === 0 && this.handlers.get(ch) === set) this.handlers.delete(ch);
+        throw new StoreError(`cannot subscribe to ${ch} at ${this.where}`, { cause: err });
+      }
+    }
+    let active = true;
+    return async () => {
+      if (!active) return;
+      active = false;
+      set.delete(listener);
+      if (set.size === 0 && this.handlers.get(ch) === set) {
+        this.handlers.delete(ch);
+        if (!this.closed) await this.sub.unsubscribe(ch);
+      }
+    };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.handlers.clear();
+    await this.pool.close();
+    await Promise.allSettled([quit(this.sub), quit(this.redis)]);
+  }
+
+  // ---- internals ----
+
+  private open(): void {
+    if (this.closed) throw new StoreError(`Redis store at ${this.where} is closed`);
+  }
+
+  private key(ns: string, key: string): string {
+    this.open();
+    assertNamespace(ns);
+    assertKey(key);
+    return `${this.prefix}${ns}:${key}`;
+  }
+
+  private decode<T>(k: string, raw: string | null): T | undefined {
+    if (raw === null) return undefined;
+    try {
+      return JSON.parse(raw) as T;
+    } catch (err) {
+      throw new StoreError(`corrupt value at Redis key ${k}: not valid JSON`, { cause: err });
+    }
+  }
+
+  /**
+   * One optimistic attempt. `conflict`: another writer touched the key first. `threw`: fn (or
+   * decoding) threw after we UNWATCHed, so the connection is clean and nothing was written. Any
+   * error thrown from here is a Redis failure and the pool drops the connection.
+   */
+  private async tryUpdate<T>(
+    c: Redis,
+    k: string,
+    fn: (current: T | undefined) => T | undefined,
+    ttl: number | undefined,
+  ): Promise<UpdateOutcome<T>> {
+    await c.watch(k);
+    const raw = await c.get(k);
+    let json: string | undefined;
+    try {
+      const next = fn(this.decode<T>(k, raw));
+      json = next === undefined ? undefined : encodeJson(next, `update ${k}`);
+    } catch (error) {
+      await c.unwatch();
+      return { kind: 'threw', error };
+    }
+    if (json === undefined && raw === null) {
+      await c.unwatch();
+      return { kind: 'done', value: undefined };
+    }
+    const tx = c.multi();
+    if (json === undefined) tx.del(k);
+    else if (ttl !== undefined) tx.set(k, json, 'PX', ttl);
+    else tx.set(k, json, 'KEEPTTL');
+    const results = await tx.exec();
+    if (results === null) return { kind: 'conflict' };
+    for (const [err] of results) if (err) throw new StoreError(`update of ${k} failed`, { cause: err });
+    return { kind: 'done', value: json === undefined ? undefined : (JSON.parse(json) as T) };
+  }
+
+  private handleMessage(channel: string, raw: string): void {
+    const set = this.handlers.get(channel);
+    if (!set || set.size === 0) return;
+    let message: unknown;
+    try {
+      message = JSON.parse(raw);
+    } catch (err) {
+      this.onError(new StoreError(`undecodable message on ${channel}`, { cause: err }));
+      return;
+    }
+    deliver(set, message, this.onError);
+  }
+}
+
+/**
+ * WATCH state belongs to a connection, so each concurrent transaction needs its own. A
+ * connection whose transaction failed for a reason other than the caller's fn is dropped, so a
+ * stale WATCH can never leak into the next transaction.
+ */
+class TransactionPool {
+  private readonly idle: Redis[] = [];
+  private readonly waiters: Array<{ resolve: (c: Redis) => void; reject: (err: unknown) => void }> = [];
+  private size = 0;
+  private closed = false;
+
+  constructor(
+    private readonly base: Redis,
+    private readonly max: number,
+  ) {}
+
+  /** Runs task on a connection of its own; if task throws, that connection is discarded. */
+  async use<R>(task: (c: Redis) => Promise<R>): Promise<R> {
+    const c = await this.acquire();
+    let healthy = false;
+    try {
+      const result = await task(c);
+      healthy = true;
+      return result;
+    } finally {
+      this.release(c, healthy);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const w of this.waiters.splice(0)) w.reject(new StoreError('Redis store is closed'));
+    await Promise.allSettled(this.idle.splice(0).map(quit));
+  }
+
+  private async acquire(): Promise<Redis> {
+    if (this.closed) throw new StoreError('Redis store is closed');
+    const c = this.idle.pop();
+    if (c) return c;
+    if (this.size >= this.max) return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
+    this.size++;
+    const fresh = this.base.duplicate();
+    fresh.on('error', () => undefined); // surfaced through the failing command instead
+    try {
+      await fresh.connect();
+      return fresh;
+    } catch (err) {
+      this.size--;
+      fresh.disconnect();
+      throw new StoreError('cannot open a Redis transaction connection', { cause: err });
+    }
+  }
+
+  private release(c: Redis, healthy: boolean): void {
+    if (this.closed) {
+      this.size--;
+      void quit(c);
+      return;
+    }
+    if (!healthy) {
+      this.size--;
+      c.disconnect();
+      const waiter = this.waiters.shift();
+      if (waiter) this.acquire().then(waiter.resolve, waiter.reject);
+      return;
+    }
+    const waiter = this.waiters.shift();
+    if (waiter) waiter.resolve(c);
+    else this.idle.push(c);
+  }
+}
+
+async function quit(c: Redis): Promise<void> {
+  try {
+    await withTimeout(c.quit(), 1000, 'quit timeout');
+  } catch {
+    c.disconnect();
+  }
+}
+
+function escapeGlob(s: string): string {
+  return s.replace(/[*?[\]\\]/g, (ch) => '\\' + ch);
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(what)), ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
