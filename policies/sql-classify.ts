@@ -1,0 +1,143 @@
+/**
+ * What a SQL string does, statement by statement, read from the real Postgres parser
+ * (libpg-query, WASM). The whole parse tree is walked, so DML hidden in a CTE, a subquery,
+ * a PREPARE or a CREATE TABLE AS is seen like top-level DML.
+ */
+import { loadModule, parseSync } from 'libpg-query';
+
+export interface SqlRelation {
+  /** Absent when the statement did not qualify the name (search_path decides). */
+  schema?: string;
+  name: string;
+}
+
+export interface SqlStatement {
+  /** Top-level node type, e.g. SelectStmt, UpdateStmt. */
+  type: string;
+  /** Every statement node type in the tree, the top-level one included (a CTE's DeleteStmt…). */
+  types: string[];
+  relations: SqlRelation[];
+  /** Called functions, as written: `pg_read_file` or `pg_catalog.pg_read_file` (lower case unless quoted). */
+  functions: string[];
+  /** Types of UPDATE / DELETE nodes anywhere in the tree that have no WHERE clause. */
+  withoutWhere: string[];
+  /** COPY … TO/FROM PROGRAM. */
+  copyProgram: boolean;
+}
+
+export type SqlClassification = { ok: true; statements: SqlStatement[] } | { ok: false; error: string };
+
+let ready: Promise<void> | undefined;
+let loaded = false;
+
+/** Loads the WASM parser once; the proxy awaits this at start, before taking connections. */
+export function initSqlParser(): Promise<void> {
+  ready ??= loadModule().then(() => {
+    loaded = true;
+  });
+  return ready;
+}
+
+export function sqlParserReady(): boolean {
+  return loaded;
+}
+
+const CACHE_MAX = 5000;
+/** Longer texts are classified every time rather than pinned in memory. */
+const CACHE_TEXT_MAX = 64 * 1024;
+const cache = new Map<string, SqlClassification>();
+
+/**
+ * Classifies every statement in `sql`. Never throws: a syntax error, or a parser that was not
+ * initialised, comes back as `{ ok: false }` (the evaluator denies it by default).
+ */
+export function classifySql(sql: string): SqlClassification {
+  const hit = cache.get(sql);
+  if (hit) {
+    // Map keeps insertion order: re-inserting makes this the most recently used entry.
+    cache.delete(sql);
+    cache.set(sql, hit);
+    return hit;
+  }
+  const result = classifyUncached(sql);
+  if (sql.length <= CACHE_TEXT_MAX && (result.ok || loaded)) {
+    cache.set(sql, result);
+    if (cache.size > CACHE_MAX) cache.delete(cache.keys().next().value as string);
+  }
+  return result;
+}
+
+export function sqlCacheSize(): number {
+  return cache.size;
+}
+
+function classifyUncached(sql: string): SqlClassification {
+  if (!loaded) return { ok: false, error: 'SQL parser not initialised (call initSqlParser() at start)' };
+  let tree: { stmts?: Array<{ stmt?: Record<string, unknown> }> };
+  try {
+    tree = parseSync(sql) as typeof tree;
+  } catch (e) {
+    // An empty query (blank, only comments) is what psql sends for `;`: nothing runs.
+    if (/cannot be empty/i.test((e as Error).message)) return { ok: true, statements: [] };
+    return { ok: false, error: (e as Error).message };
+  }
+  const statements: SqlStatement[] = [];
+  for (const raw of tree.stmts ?? []) {
+    if (!raw.stmt) continue;
+    const type = Object.keys(raw.stmt)[0] ?? 'Unknown';
+    const st: SqlStatement = { type, types: [], relations: [], functions: [], withoutWhere: [], copyProgram: false };
+    walk(raw.stmt, st, 0);
+    st.types = [...new Set([type, ...st.types])];
+    st.functions = [...new Set(st.functions)];
+    statements.push(st);
+  }
+  return { ok: true, statements };
+}
+
+type Node = Record<string, unknown>;
+const isObj = (v: unknown): v is Node => typeof v === 'object' && v !== null;
+
+/** DROP / COMMENT objects that name relations (not types, functions, schemas…). */
+const RELATION_OBJECTS = new Set(['OBJECT_TABLE', 'OBJECT_VIEW', 'OBJECT_MATVIEW', 'OBJECT_FOREIGN_TABLE', 'OBJECT_SEQUENCE', 'OBJECT_INDEX']);
+
+function walk(v: unknown, st: SqlStatement, depth: number): void {
+  if (depth > 2000) return;
+  if (Array.isArray(v)) {
+    for (const x of v) walk(x, st, depth + 1);
+    return;
+  }
+  if (!isObj(v)) return;
+  for (const [key, val] of Object.entries(v)) {
+    if (!isObj(val)) continue;
+    if (key === 'RangeVar') addRangeVar(val, st);
+    else if (key === 'FuncCall') st.functions.push(names(val.funcname).join('.'));
+    else if (/^[A-Z]\w*Stmt$/.test(key)) {
+      st.types.push(key);
+      if ((key === 'UpdateStmt' || key === 'DeleteStmt') && val.whereClause === undefined) st.withoutWhere.push(key);
+      if (key === 'CopyStmt' && val.is_program === true) st.copyProgram = true;
+      if ((key === 'DropStmt' || key === 'CommentStmt') && RELATION_OBJECTS.has(String(val.removeType ?? val.objtype))) addObjects(val, st);
+    }
+    // A relation in UPDATE / DELETE / INSERT / COPY sits under `relation` without the RangeVar wrapper.
+    if ((key === 'relation' || key === 'rel') && !('RangeVar' in val) && typeof val.relname === 'string') addRangeVar(val, st);
+    walk(val, st, depth + 1);
+  }
+}
+
+function addRangeVar(rv: Node, st: SqlStatement): void {
+  if (typeof rv.relname !== 'string') return;
+  st.relations.push(typeof rv.schemaname === 'string' ? { schema: rv.schemaname, name: rv.relname } : { name: rv.relname });
+}
+
+function addObjects(stmt: Node, st: SqlStatement): void {
+  const objects = Array.isArray(stmt.objects) ? stmt.objects : stmt.object !== undefined ? [stmt.object] : [];
+  for (const o of objects) {
+    const parts = isObj(o) && isObj(o.List) ? names(o.List.items) : [];
+    if (parts.length === 1) st.relations.push({ name: parts[0]! });
+    else if (parts.length >= 2) st.relations.push({ schema: parts[parts.length - 2]!, name: parts[parts.length - 1]! });
+  }
+}
+
+function names(list: unknown): string[] {
+  if (!Array.isArray(list)) return [];
+  return list.map((n) => (isObj(n) && isObj(n.String) && typeof n.String.sval === 'string' ? n.String.sval : '')).filter(Boolean);
+}
