@@ -103,12 +103,12 @@ function bool(v: unknown, file: string, key: string): boolean {
 }
 
 function parseShellMatch(m: Obj, file: string, key: string): ShellMatch | ChannelMatch {
-  const present = ['regex', 'command', 'channel', 'dynamic_command'].filter((k) => m[k] !== undefined);
-  if (present.length !== 1) throw new PolicyFileError(file, key, `needs exactly one of regex, command, channel, dynamic_command (got ${present.join(', ') || 'none'})`);
   for (const k of Object.keys(m)) {
     if (SQL_MATCH_KEYS.includes(k)) throw new PolicyFileError(file, `${key}.${k}`, 'is a postgres matcher; this rule has protocol: ssh');
     if (!SSH_MATCH_KEYS.includes(k)) throw new PolicyFileError(file, `${key}.${k}`, `unknown key (ssh matchers: ${SSH_MATCH_KEYS.join(', ')})`);
   }
+  const present = ['regex', 'command', 'channel', 'dynamic_command'].filter((k) => m[k] !== undefined);
+  if (present.length !== 1) throw new PolicyFileError(file, key, `needs exactly one of regex, command, channel, dynamic_command (got ${present.join(', ') || 'none'})`);
   if (m.args_regex !== undefined && m.command === undefined) throw new PolicyFileError(file, `${key}.args_regex`, 'only goes with command');
   if (m.destination !== undefined && m.channel === undefined) throw new PolicyFileError(file, `${key}.destination`, 'only goes with channel');
   if (m.regex !== undefined) return { kind: 'regex', regex: regex(m.regex, file, `${key}.regex`) };
