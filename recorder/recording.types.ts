@@ -18,6 +18,8 @@ export interface RecordingMeta {
   endReason?: string;
   bytes: number;
   status: RecordingStatus;
+  /** SHA-256 (hex) of the data file, set when the recording is sealed at close. */
+  sha256?: string;
 }
 
 /** Sink for a terminal session (asciicast v2). Writes stream to disk; flushed at least once a second. */

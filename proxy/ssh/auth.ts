@@ -1,0 +1,62 @@
+import ssh2 from 'ssh2';
+import type { Identity } from '../../access/identity.types.js';
+
+type AuthContext = ssh2.AuthContext;
+
+/** `LOGIN@TARGET`, split at the last '@' (a login may itself contain '@'). */
+export function parseUsername(username: string): { login: string; target: string } | undefined {
+  const at = username.lastIndexOf('@');
+  if (at <= 0 || at === username.length - 1) return undefined;
+  return { login: username.slice(0, at), target: username.slice(at + 1) };
+}
+
+/** Optional key lookup for `pam login --key` bindings (the control plane's SshKeyBindings). */
+export interface SshKeyLookup {
+  lookup(blob: Buffer): Promise<Identity | undefined>;
+}
+
+export type Credential = { kind: 'token'; token: string } | { kind: 'key'; identity: Identity };
+
+export const TOKEN_PROMPT = 'IAM token: ';
+
+/**
+ * Turns one authentication attempt into a credential, or undefined when the attempt cannot
+ * carry one (the method is then rejected and the client tries the next). Keyboard-interactive
+ * and password both carry the IAM token; publickey works for keys bound to an identity.
+ */
+export async function readCredential(ctx: AuthContext, keys: SshKeyLookup | undefined): Promise<Credential | 'answered' | undefined> {
+  switch (ctx.method) {
+    case 'password':
+      return ctx.password ? { kind: 'token', token: ctx.password.trim() } : undefined;
+    case 'keyboard-interactive':
+      return new Promise((resolve) => {
+        ctx.prompt([{ prompt: TOKEN_PROMPT, echo: false }], 'pam-proxy', '', (answers) => {
+          const token = Array.isArray(answers) ? answers[0]?.trim() : undefined;
+          resolve(token ? { kind: 'token', token } : undefined);
+        });
+      });
+    case 'publickey': {
+      if (!keys) return undefined;
+      const identity = await keys.lookup(ctx.key.data);
+      if (!identity) return undefined;
+      if (!ctx.signature || !ctx.blob) {
+        // Query without signature: tell the client this key would do (PK_OK).
+        ctx.accept();
+        return 'answered';
+      }
+      const key = parseKeyBlob(ctx.key.data);
+      if (!key || key.verify(ctx.blob, ctx.signature, ctx.hashAlgo) !== true) return undefined;
+      return { kind: 'key', identity };
+    }
+    default:
+      return undefined;
+  }
+}
+
+function parseKeyBlob(blob: Buffer): ssh2.ParsedKey | undefined {
+  if (blob.length < 4 || blob.readUInt32BE(0) > blob.length - 4) return undefined;
+  const keyType = blob.subarray(4, 4 + blob.readUInt32BE(0)).toString();
+  const parsed = ssh2.utils.parseKey(`${keyType} ${blob.toString('base64')}`);
+  if (parsed instanceof Error || Array.isArray(parsed)) return undefined;
+  return parsed;
+}

@@ -1,0 +1,325 @@
+import type ssh2 from 'ssh2';
+import type { AsciicastWriter } from '../../recorder/asciicast-writer.js';
+import type { AuditEvent } from '../../recorder/audit.types.js';
+import type { PolicyEngine, PolicyRequest, PolicySubject } from '../../policies/policy.types.js';
+import { ChannelTap } from './channel-tap.js';
+import { EnterGate, TypedLine, type OnEnter } from './enter-gate.js';
+import { SftpAudit, describeSftpOp } from './sftp-audit.js';
+
+type Client = ssh2.Client;
+type ServerChannel = ssh2.ServerChannel;
+type ClientChannel = ssh2.ClientChannel;
+type Session = ssh2.Session;
+type PtyInfo = ssh2.PseudoTtyInfo;
+
+/** What a session channel needs from its connection. */
+export interface ChannelContext {
+  upstream: Client;
+  recording: AsciicastWriter;
+  envAllow: string[];
+  subject: PolicySubject;
+  policy?: PolicyEngine;
+  /** Interactive-shell line policy seam (see enter-gate.ts); absent = no line checks. */
+  onEnter?: OnEnter;
+  audit(event: AuditEvent): void;
+  track(relay: ChannelRelay): () => void;
+}
+
+/** Blocked unless a policy allows it (no policy: refused). */
+const DEFAULT_REFUSED = new Set(['port-forward', 'agent-forward', 'x11']);
+
+export type ChannelKind = 'sftp' | 'scp' | 'port-forward' | 'agent-forward' | 'x11';
+
+/** Asks the policy about a channel kind; returns the refusal message, or undefined if allowed. */
+export function checkChannel(ctx: Pick<ChannelContext, 'policy' | 'subject'>, channel: ChannelKind, destination?: string): string | undefined {
+  if (!ctx.policy) return DEFAULT_REFUSED.has(channel) ? `${channel} is not allowed through this proxy` : undefined;
+  const v = ctx.policy.evaluate({ ...ctx.subject, protocol: 'ssh', kind: 'channel', channel, destination } as PolicyRequest);
+  if (v.action === 'deny' || v.action === 'review') return v.message ?? `${channel} denied by policy${v.rule ? ` (rule ${v.rule})` : ''}`;
+  return undefined;
+}
+
+function envAllowed(name: string, allow: string[]): boolean {
+  return allow.some((p) => (p.endsWith('*') ? name.startsWith(p.slice(0, -1)) : name === p));
+}
+
+/** `scp -t PATH` (upload) / `scp -f PATH` (download): legacy scp protocol over exec. */
+export function parseScp(command: string): { direction: 'upload' | 'download'; path: string } | undefined {
+  const m = /^\s*scp((?:\s+-[a-zA-Z0-9]+)*)\s+(?:--\s+)?(.*)$/.exec(command);
+  if (!m) return undefined;
+  const flags = m[1] ?? '';
+  if (/-[a-zA-Z]*t/.test(flags)) return { direction: 'upload', path: m[2]!.trim() };
+  if (/-[a-zA-Z]*f/.test(flags)) return { direction: 'download', path: m[2]!.trim() };
+  return undefined;
+}
+
+/**
+ * One client session channel: collects pty-req and env, then opens the matching upstream
+ * channel on shell / exec / subsystem and relays both ways with backpressure.
+ */
+export function handleSessionChannel(ctx: ChannelContext, session: Session): void {
+  let pty: PtyInfo | undefined;
+  const env: Record<string, string> = {};
+  let relay: ChannelRelay | undefined;
+
+  session.on('pty', (accept, _reject, info) => {
+    pty = info;
+    if (!ctx.recording.isStarted) ctx.recording.start({ width: info.cols, height: info.rows, term: info.term });
+    else ctx.recording.resize(info.cols, info.rows);
+    accept?.();
+  });
+  session.on('env', (accept, reject, info) => {
+    if (envAllowed(info.key, ctx.envAllow)) {
+      env[info.key] = info.val;
+      accept?.();
+    } else reject?.();
+  });
+  session.on('window-change', (accept, _reject, info) => {
+    if (pty) pty = { ...pty, cols: info.cols, rows: info.rows, width: info.width, height: info.height };
+    relay?.resize(info.cols, info.rows, info.width, info.height);
+    ctx.recording.resize(info.cols, info.rows);
+    accept?.();
+  });
+  session.on('signal', (accept, _reject, info) => {
+    relay?.signal(info.name);
+    accept?.();
+  });
+  session.on('x11', (_accept, reject) => {
+    const why = checkChannel(ctx, 'x11') ?? 'X11 forwarding is not supported by this proxy';
+    ctx.audit({ type: 'ssh.channel.refused', channel: 'x11', why });
+    ctx.recording.marker(`refused x11: ${why}`);
+    reject?.();
+  });
+  session.on('auth-agent', (_accept, reject) => {
+    const why = checkChannel(ctx, 'agent-forward') ?? 'agent forwarding is not supported by this proxy';
+    ctx.audit({ type: 'ssh.channel.refused', channel: 'agent-forward', why });
+    ctx.recording.marker(`refused agent forwarding: ${why}`);
+    reject?.();
+  });
+
+  const open = (
+    kind: 'shell' | 'exec' | 'subsystem',
+    accept: () => ServerChannel,
+    reject: () => void,
+    start: (cb: (err: Error | undefined, up: ClientChannel) => void) => void,
+    mode: RelayMode,
+  ) => {
+    try {
+      start((err, up) => {
+        if (err) {
+          ctx.recording.marker(`${kind} failed at target: ${err.message}`);
+          reject();
+          return;
+        }
+        relay = new ChannelRelay(ctx, accept(), up, mode);
+      });
+    } catch (err) {
+      ctx.recording.marker(`${kind} failed: ${(err as Error).message}`);
+      reject();
+    }
+  };
+
+  session.on('shell', (accept, reject) => {
+    ctx.recording.marker(pty ? 'shell' : 'shell (no pty)');
+    ctx.audit({ type: 'ssh.shell', pty: !!pty });
+    open('shell', accept, reject, (cb) => ctx.upstream.shell(pty ? ptyOpts(pty) : false, { env }, cb), pty ? { kind: 'terminal', gate: true } : { kind: 'raw', gate: false });
+  });
+
+  session.on('exec', (accept, reject, info) => {
+    const command = info.command;
+    const scp = parseScp(command);
+    ctx.recording.marker(`exec: ${command}`);
+    let denied: string | undefined;
+    if (ctx.policy) {
+      const v = ctx.policy.evaluate({ ...ctx.subject, protocol: 'ssh', kind: 'command', command });
+      if (v.action === 'deny' || v.action === 'review') denied = v.message ?? `command denied by policy${v.rule ? ` (rule ${v.rule})` : ''}`;
+      else if (v.action === 'alert') ctx.audit({ type: 'policy.alert', protocol: 'ssh', command, rule: v.rule });
+    }
+    if (!denied && scp) denied = checkChannel(ctx, 'scp', scp.path);
+    ctx.audit({ type: denied ? 'ssh.exec.denied' : 'ssh.exec', command, ...(denied ? { why: denied } : {}) });
+    if (denied) {
+      ctx.recording.marker(`denied: ${denied}`);
+      const ch = accept();
+      ch.stderr.write(`[pam] denied: ${denied}\r\n`);
+      ch.exit(126);
+      ch.end();
+      return;
+    }
+    const mode: RelayMode = scp ? { kind: 'transfer', label: `scp ${scp.direction} ${scp.path}` } : pty ? { kind: 'terminal', gate: false } : { kind: 'raw', gate: false };
+    open('exec', accept, reject, (cb) => ctx.upstream.exec(command, { env, ...(pty ? { pty: ptyOpts(pty) } : {}) }, cb), mode);
+  });
+
+  session.on('subsystem', (accept, reject, info) => {
+    const name = info.name;
+    ctx.recording.marker(`subsystem: ${name}`);
+    const denied = name === 'sftp' ? checkChannel(ctx, 'sftp') : undefined;
+    ctx.audit({ type: denied ? 'ssh.subsystem.denied' : 'ssh.subsystem', name, ...(denied ? { why: denied } : {}) });
+    if (denied) {
+      ctx.recording.marker(`denied: ${denied}`);
+      reject();
+      return;
+    }
+    const mode: RelayMode = name === 'sftp' ? { kind: 'sftp' } : { kind: 'transfer', label: `subsystem ${name}` };
+    open('subsystem', accept, reject, (cb) => ctx.upstream.subsys(name, cb), mode);
+  });
+
+  session.on('close', () => relay?.clientClosed());
+}
+
+function ptyOpts(p: PtyInfo) {
+  return { rows: p.rows, cols: p.cols, width: p.width, height: p.height, term: p.term, modes: p.modes as never };
+}
+
+type RelayMode =
+  | { kind: 'terminal'; gate: boolean }
+  | { kind: 'raw'; gate: false }
+  | { kind: 'transfer'; label: string }
+  | { kind: 'sftp' };
+
+/**
+ * Pumps one channel both ways. Each direction pauses its source while the destination's
+ * window is full (the upstream stops getting window adjusts, so the target stops sending) or
+ * while the recording file is behind: memory stays bounded whatever the transfer size.
+ *
+ * End order to the client: remaining data, exit-status / exit-signal, EOF, close.
+ */
+export class ChannelRelay {
+  private readonly tap: ChannelTap | undefined;
+  private readonly sftp: SftpAudit | undefined;
+  private readonly gate: EnterGate | undefined;
+  private exit: { code?: number | null; signal?: string; dump?: boolean; desc?: string } | undefined;
+  private transferred = { up: 0, down: 0 };
+  private finished = false;
+  private readonly untrack: () => void;
+
+  constructor(
+    private readonly ctx: ChannelContext,
+    private readonly client: ServerChannel,
+    private readonly up: ClientChannel,
+    private readonly mode: RelayMode,
+  ) {
+    this.untrack = ctx.track(this);
+    const rec = ctx.recording;
+    if (mode.kind === 'terminal' || mode.kind === 'raw') this.tap = new ChannelTap(rec, { maskUnechoed: mode.kind === 'terminal' });
+    if (mode.kind === 'sftp') {
+      this.sftp = new SftpAudit((op) => rec.marker(describeSftpOp(op)), (why) => rec.marker(why));
+    }
+    if (mode.kind === 'terminal' && mode.gate && ctx.onEnter) {
+      this.gate = new EnterGate(ctx.onEnter, new TypedLine(), {
+        toTarget: (d) => this.writeUp(d),
+        toClient: (t) => this.client.write(t),
+        pauseClient: () => this.client.pause(),
+        resumeClient: () => this.client.resume(),
+        onVerdict: (line, v) => {
+          if (v.action === 'deny') {
+            rec.marker(`denied: ${line}: ${v.message}`);
+            ctx.audit({ type: 'ssh.command.denied', command: line, why: v.message });
+          }
+        },
+      });
+    }
+
+    this.pump(up, client, (d) => {
+      this.transferred.down += d.length;
+      this.tap?.output(d);
+      this.sftp?.server(d);
+      this.gate?.output(d);
+    });
+    this.pump(up.stderr, client.stderr, (d) => {
+      this.transferred.down += d.length;
+      this.tap?.output(d);
+    });
+    client.on('data', (d: Buffer) => {
+      this.transferred.up += d.length;
+      this.tap?.input(d);
+      this.sftp?.client(d);
+      if (this.gate) this.gate.input(d);
+      else this.writeUp(d);
+    });
+
+    client.on('end', () => up.end());
+    client.on('error', () => {});
+    up.on('error', () => {});
+    up.on('exit', (code: number | null, signal?: string, dump?: boolean, desc?: string) => {
+      this.exit = { code, signal, dump, desc };
+    });
+    up.on('close', () => void this.finish());
+  }
+
+  private writeUp(d: Buffer): void {
+    if (!this.up.write(d)) {
+      this.client.pause();
+      this.up.once('drain', () => this.client.resume());
+    }
+  }
+
+  private pump(src: NodeJS.ReadableStream, dst: NodeJS.WritableStream, tap: (d: Buffer) => void): void {
+    src.on('data', (d: Buffer) => {
+      tap(d);
+      const rec = this.ctx.recording;
+      if (!dst.write(d)) {
+        src.pause();
+        dst.once('drain', () => src.resume());
+      } else if (rec.backlogged) {
+        src.pause();
+        void rec.drained().then(() => src.resume());
+      }
+    });
+  }
+
+  resize(cols: number, rows: number, width: number, height: number): void {
+    this.up.setWindow(rows, cols, height, width);
+  }
+
+  signal(name: string): void {
+    this.ctx.recording.marker(`signal ${name}`);
+    this.up.signal(name);
+  }
+
+  clientClosed(): void {
+    this.up.close();
+    void this.finish();
+  }
+
+  /** Ends the channel from the proxy's side (kill, revocation, expiry) with a line for the user. */
+  terminate(reason: string): void {
+    if (this.finished) return;
+    try {
+      this.client.stderr.write(`\r\n[pam] session ended: ${reason}\r\n`);
+    } catch { /* channel already gone */ }
+    this.up.close();
+    void this.finish();
+  }
+
+  private async finish(): Promise<void> {
+    if (this.finished) return;
+    this.finished = true;
+    this.tap?.flush();
+    this.sftp?.end();
+    const rec = this.ctx.recording;
+    if (this.mode.kind === 'transfer') rec.marker(`${this.mode.label}: ${this.transferred.up} bytes up, ${this.transferred.down} bytes down`);
+    // Exit status must follow all data: wait until both writers have flushed what they hold.
+    await Promise.all([flushed(this.client), flushed(this.client.stderr)]);
+    const e = this.exit;
+    if (e?.signal) {
+      rec.marker(`exit signal ${e.signal}`);
+      this.client.exit(e.signal, !!e.dump, e.desc ?? '');
+    } else if (typeof e?.code === 'number') {
+      rec.marker(`exit status ${e.code}`);
+      this.client.exit(e.code);
+    }
+    this.client.end();
+    this.untrack();
+  }
+}
+
+/** Resolves once everything written so far has been handed to the SSH layer. */
+function flushed(w: NodeJS.WritableStream & { writableLength?: number; writableEnded?: boolean }): Promise<void> {
+  if (w.writableEnded || !w.writableLength) return Promise.resolve();
+  return new Promise((resolve) => {
+    const t = setTimeout(resolve, 1000);
+    w.write(Buffer.alloc(0), () => {
+      clearTimeout(t);
+      resolve();
+    });
+  });
+}

@@ -1,0 +1,68 @@
+import { mkdir, readFile, writeFile, rename } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import ssh2 from 'ssh2';
+import type { BrokerDeps, Listener } from '../broker.types.js';
+import type { SshKeyLookup } from './auth.js';
+import { SshConnection, type SshBrokerOptions } from './session.js';
+
+export type { SshBrokerOptions } from './session.js';
+export type { OnEnter, EnterVerdict, LineSource } from './enter-gate.js';
+
+/**
+ * The proxy's host key: `ssh.host_key_file` if configured, else `{data_dir}/ssh_host_ed25519_key`,
+ * generated (0600) on first start.
+ */
+export async function loadHostKey(deps: Pick<BrokerDeps, 'config'>): Promise<Buffer> {
+  const configured = deps.config.ssh.hostKeyFile;
+  if (configured) return readFile(configured);
+  const path = join(deps.config.dataDir, 'ssh_host_ed25519_key');
+  try {
+    return await readFile(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+  const pair = ssh2.utils.generateKeyPairSync('ed25519', { comment: 'pam-proxy host key' });
+  const tmp = `${path}.${randomBytes(3).toString('hex')}.tmp`;
+  await writeFile(tmp, pair.private, { mode: 0o600, flag: 'wx' });
+  await writeFile(`${path}.pub`, pair.public + '\n', { mode: 0o644 });
+  await rename(tmp, path);
+  return Buffer.from(pair.private);
+}
+
+/**
+ * Starts the SSH door. Users connect with `ssh -l LOGIN@TARGET proxyhost` and authenticate with
+ * their IAM token (keyboard-interactive or password), or with a key bound by `pam login --key`
+ * when the deps carry `sshKeys`.
+ */
+export async function startSshBroker(
+  deps: BrokerDeps & { sshKeys?: SshKeyLookup },
+  listen: { host: string; port: number },
+  opts: SshBrokerOptions = {},
+): Promise<Listener> {
+  const hostKey = await loadHostKey(deps);
+  const options: SshBrokerOptions = { keys: deps.sshKeys, ...opts };
+  const live = new Set<SshConnection>();
+  const server = new ssh2.Server({ hostKeys: [hostKey], ident: 'pam-proxy' }, (client, info) => {
+    const conn = new SshConnection(deps, options, client, `${info.ip}:${info.port}`, (c) => live.delete(c));
+    live.add(conn);
+  });
+  server.on('error', (err: Error) => console.error('ssh broker: listener error', err));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(listen.port, listen.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as { port: number }).port;
+  return {
+    port,
+    async close() {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      await Promise.all([...live].map((c) => c.end('proxy shutting down')));
+      await closed;
+    },
+  };
+}

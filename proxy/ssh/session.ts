@@ -1,0 +1,263 @@
+import ssh2 from 'ssh2';
+import type { Authorized } from '../../access/access.types.js';
+import { AccessDenied } from '../../access/access.types.js';
+import { TokenRejected, type Identity } from '../../access/identity.types.js';
+import { AsciicastWriter } from '../../recorder/asciicast-writer.js';
+import type { AuditEvent } from '../../recorder/audit.types.js';
+import type { BrokerDeps } from '../broker.types.js';
+import type { SshTarget } from '../config.types.js';
+import { parseUsername, readCredential, type SshKeyLookup } from './auth.js';
+import { handleSessionChannel, checkChannel, type ChannelContext, type ChannelRelay } from './channels.js';
+import type { OnEnter } from './enter-gate.js';
+import { HostKeyMismatch, UpstreamError } from './errors.js';
+import { connectUpstream } from './upstream.js';
+
+type Connection = ssh2.Connection;
+type AuthContext = ssh2.AuthContext;
+type Client = ssh2.Client;
+
+/** What the listener passes to each connection. */
+export interface SshBrokerOptions {
+  /** `pam login --key` bindings; absent = publickey auth is refused. */
+  keys?: SshKeyLookup;
+  /** Interactive-shell line policy seam (proxy/ssh/enter-gate.ts). */
+  onEnter?: (auth: Authorized) => OnEnter | undefined;
+  /** Failed attempts before the connection is dropped. */
+  maxAuthAttempts?: number;
+}
+
+type Step = 'authenticate' | 'relay' | 'ended';
+
+/**
+ * One client connection, read top to bottom:
+ * authenticate (token or bound key) → authorize (grant) → open upstream (pinned host key) →
+ * accept → relay channels → end (client exit, target exit, grant end, kill).
+ *
+ * Authorization and the upstream login happen while the client waits for the answer to its
+ * auth request, so a refusal (no grant, host key mismatch) is a failed login with a reason the
+ * user sees, not an open session that dies.
+ */
+export class SshConnection {
+  private step: Step = 'authenticate';
+  private attempts = 0;
+  private refusal: string | undefined;
+  private auth: Authorized | undefined;
+  private upstream: Client | undefined;
+  private recording: AsciicastWriter | undefined;
+  private recordingId: string | undefined;
+  private readonly relays = new Set<ChannelRelay>();
+  private readonly cleanups: (() => void)[] = [];
+  private user: string | undefined;
+  private ending: Promise<void> | undefined;
+
+  constructor(
+    private readonly deps: BrokerDeps,
+    private readonly opts: SshBrokerOptions,
+    private readonly client: Connection,
+    private readonly clientAddress: string,
+    private readonly onGone: (c: SshConnection) => void,
+  ) {
+    client.on('authentication', (ctx) => void this.handleAuthentication(ctx));
+    client.on('ready', () => this.handleReady());
+    client.on('error', () => {});
+    client.on('close', () => void this.end('client disconnected'));
+  }
+
+  private audit(event: AuditEvent): void {
+    this.deps.audit.append({ actor: this.user, protocol: 'ssh', ...event }).catch((err) => {
+      console.error('ssh broker: audit append failed', err);
+    });
+  }
+
+  // ── authenticate → authorize → open upstream ──────────────────────────────────────────
+
+  private async handleAuthentication(ctx: AuthContext): Promise<void> {
+    if (this.step !== 'authenticate') return ctx.reject();
+    if (this.refusal) return this.tellRefusal(ctx, this.refusal);
+    const parsed = parseUsername(ctx.username);
+    if (!parsed) return this.refuse(ctx, `user name must be LOGIN@TARGET (e.g. ssh root@web-1@proxy), got "${ctx.username.slice(0, 100)}"`, 'bad-username');
+    if (ctx.method === 'none') return ctx.reject(this.methods());
+
+    let cred;
+    try {
+      cred = await readCredential(ctx, this.opts.keys);
+    } catch {
+      cred = undefined;
+    }
+    if (cred === 'answered') return;
+    if (!cred) return this.fail(ctx);
+
+    let identity: Identity;
+    if (cred.kind === 'key') identity = cred.identity;
+    else {
+      try {
+        identity = await this.deps.identity.verify(cred.token);
+      } catch (err) {
+        const why = err instanceof TokenRejected ? err.message : 'token could not be verified';
+        this.audit({ type: 'session.refused', target: parsed.target, login: parsed.login, why, client: this.clientAddress });
+        return this.fail(ctx, `${why}; get a fresh token (pam login)`);
+      }
+    }
+    this.user = identity.user;
+
+    let auth: Authorized;
+    try {
+      auth = await this.deps.gate.authorize(identity, parsed.target, parsed.login, 'ssh');
+    } catch (err) {
+      if (err instanceof AccessDenied) return this.refuse(ctx, err.message, err.code); // the gate audited it
+      this.audit({ type: 'session.refused', target: parsed.target, login: parsed.login, why: 'authorization failed' });
+      return this.refuse(ctx, 'authorization failed; try again later', 'error');
+    }
+
+    try {
+      this.upstream = await connectUpstream(auth, this.deps.vault);
+    } catch (err) {
+      const why = err instanceof UpstreamError ? err.message : 'target unreachable';
+      this.audit({
+        type: 'session.refused', target: parsed.target, login: parsed.login, grant: auth.grant.id, why,
+        ...(err instanceof HostKeyMismatch ? { code: 'host-key-mismatch', presented: err.presented } : { code: 'upstream' }),
+      });
+      return this.refuse(ctx, why, err instanceof HostKeyMismatch ? 'host-key-mismatch' : 'upstream');
+    }
+    if (this.ending) {
+      this.upstream.end();
+      return;
+    }
+    this.auth = auth;
+    await this.handleAuthorized(auth);
+    this.step = 'relay';
+    ctx.accept();
+  }
+
+  private methods(): ('keyboard-interactive' | 'password' | 'publickey')[] {
+    return this.opts.keys ? ['publickey', 'keyboard-interactive', 'password'] : ['keyboard-interactive', 'password'];
+  }
+
+  /** A failed attempt the client may retry (bad or missing token). */
+  private fail(ctx: AuthContext, message?: string): void {
+    if (++this.attempts >= (this.opts.maxAuthAttempts ?? 6)) return this.refuse(ctx, message ?? 'too many failed attempts', 'attempts');
+    if (message && ctx.method === 'keyboard-interactive') {
+      ctx.prompt([], 'pam-proxy', message, () => ctx.reject(this.methods()));
+      return;
+    }
+    ctx.reject(this.methods());
+  }
+
+  /**
+   * A final refusal: the reason goes to the client (keyboard-interactive instructions, which
+   * OpenSSH prints), then the connection is dropped. A password attempt cannot carry text, so
+   * it is answered with "try keyboard-interactive", which then shows the reason.
+   */
+  private refuse(ctx: AuthContext, message: string, _code: string): void {
+    this.refusal = message;
+    this.tellRefusal(ctx, message);
+  }
+
+  private tellRefusal(ctx: AuthContext, message: string): void {
+    if (ctx.method === 'keyboard-interactive') {
+      ctx.prompt([], 'pam-proxy: access refused', message, () => {
+        ctx.reject([]);
+        setTimeout(() => this.client.end(), 100).unref();
+      });
+      return;
+    }
+    ctx.reject(['keyboard-interactive']);
+    setTimeout(() => this.client.end(), 5000).unref();
+  }
+
+  private async handleAuthorized(auth: Authorized): Promise<void> {
+    const { identity, grant } = auth;
+    const target = auth.target as SshTarget;
+    const { meta, path } = await this.deps.recordings.create({
+      protocol: 'ssh', user: identity.user, subject: identity.subject, login: auth.login, target: target.name,
+      clientAddress: this.clientAddress, grantId: grant.id, format: 'asciicast',
+    });
+    this.recordingId = meta.id;
+    this.recording = await AsciicastWriter.create(meta.id, path, {
+      width: 80, height: 24, env: {}, title: `${identity.user} as ${auth.login}@${target.name}`,
+    });
+    this.recording.onError = () => void this.end('recording failed; session stopped');
+    this.cleanups.push(this.deps.sessions.register({
+      id: meta.id, protocol: 'ssh', user: identity.user, subject: identity.subject, target: target.name, login: auth.login,
+      grantId: grant.id, recordingId: meta.id, clientAddress: this.clientAddress, startedAt: meta.start,
+    }, (reason) => void this.end(reason)));
+    this.cleanups.push(this.deps.gate.watchGrant(grant, (reason) => void this.end(reason)));
+    this.upstream!.on('close', () => void this.end('target closed the connection'));
+    this.upstream!.on('error', () => {});
+    this.audit({ type: 'session.start', target: target.name, login: auth.login, grant: grant.id, recording: meta.id, client: this.clientAddress });
+  }
+
+  // ── relay ─────────────────────────────────────────────────────────────────────────────
+
+  private handleReady(): void {
+    const auth = this.auth!;
+    const roles = this.deps.roles().filter((r) => r.groups.some((g) => auth.identity.groups.includes(g))).map((r) => r.name);
+    const ctx: ChannelContext = {
+      upstream: this.upstream!,
+      recording: this.recording!,
+      envAllow: this.deps.config.ssh.envAllow,
+      subject: { user: auth.identity.user, groups: auth.identity.groups, roles, target: auth.target.name, login: auth.login },
+      policy: this.deps.policy,
+      onEnter: this.opts.onEnter?.(auth),
+      audit: (e) => this.audit({ target: auth.target.name, login: auth.login, recording: this.recordingId, ...e }),
+      track: (r) => {
+        this.relays.add(r);
+        return () => this.relays.delete(r);
+      },
+    };
+    this.client.on('session', (accept) => {
+      if (this.step !== 'relay') return;
+      handleSessionChannel(ctx, accept());
+    });
+    this.client.on('tcpip', (_accept, reject, info) => {
+      const destination = `${info.destIP}:${info.destPort}`;
+      const why = checkChannel(ctx, 'port-forward', destination) ?? 'port forwarding is not supported by this proxy yet';
+      ctx.audit({ type: 'ssh.channel.refused', channel: 'port-forward', destination, why });
+      this.recording!.marker(`refused port forward to ${destination}: ${why}`);
+      reject();
+    });
+    this.client.on('request', (_accept, reject, name, info) => {
+      const i = info as { bindAddr?: string; bindPort?: number; socketPath?: string };
+      const destination = i.bindAddr !== undefined ? `${i.bindAddr}:${i.bindPort}` : i.socketPath;
+      const why = checkChannel(ctx, 'port-forward', destination) ?? 'remote forwarding is not supported by this proxy yet';
+      ctx.audit({ type: 'ssh.channel.refused', channel: 'port-forward', request: name, destination, why });
+      this.recording!.marker(`refused ${name} ${destination ?? ''}: ${why}`);
+      reject?.();
+    });
+  }
+
+  // ── end ───────────────────────────────────────────────────────────────────────────────
+
+  /** Ends the session once, whatever asked first; closes both sides and seals the recording. */
+  end(reason: string): Promise<void> {
+    this.ending ??= this.handleEnd(reason);
+    return this.ending;
+  }
+
+  private async handleEnd(reason: string): Promise<void> {
+    const wasRelaying = this.step === 'relay';
+    this.step = 'ended';
+    for (const c of this.cleanups.splice(0)) c();
+    const proxySide = reason !== 'client disconnected' && reason !== 'target closed the connection';
+    if (this.recording && proxySide) this.recording.marker(`kill: ${reason}`);
+    for (const r of [...this.relays]) r.terminate(reason);
+    // Give the reason line and exit messages a moment to leave, then drop both sides.
+    if (wasRelaying && proxySide) await new Promise((r) => setTimeout(r, 150));
+    this.upstream?.end();
+    this.client.end();
+    if (this.recording && this.recordingId) {
+      let sha256: string | undefined;
+      try {
+        await this.recording.close(reason);
+        sha256 = this.recording.sha256;
+      } catch (err) {
+        console.error('ssh broker: sealing recording failed', err);
+      }
+      await this.deps.recordings.update(this.recordingId, {
+        status: 'ended', end: new Date().toISOString(), endReason: reason, bytes: this.recording.bytes, ...(sha256 ? { sha256 } : {}),
+      }).catch((err) => console.error('ssh broker: catalog update failed', err));
+      this.audit({ type: 'session.end', target: this.auth?.target.name, login: this.auth?.login, recording: this.recordingId, reason, sha256 });
+    }
+    this.onGone(this);
+  }
+}

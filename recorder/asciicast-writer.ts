@@ -1,0 +1,128 @@
+import { RecordingFile } from './recording-file.js';
+import type { TerminalRecorder } from './recording.types.js';
+
+/** Header fields of an asciicast v2 recording (https://docs.asciinema.org/manual/asciicast/v2/). */
+export interface AsciicastHeader {
+  width: number;
+  height: number;
+  env: { TERM?: string; SHELL?: string };
+  title: string;
+}
+
+/** Bytes written but not yet confirmed on disk above which producers should pause. */
+const BACKLOG_LIMIT = 8 * 1024 * 1024;
+/** How often (in appended bytes) a confirmation flush is requested. */
+const FLUSH_STEP = 1024 * 1024;
+
+/**
+ * TerminalRecorder writing asciicast v2 into a RecordingFile (streamed, flushed within 250 ms,
+ * sealed with SHA-256 at close).
+ *
+ * The header is written lazily by `start()` so it can carry the size of the first pty the client
+ * asks for; any event before that starts the recording at 80x24. Event times are seconds since
+ * the writer was created. Terminal bytes are decoded with one streaming TextDecoder per
+ * direction, so a UTF-8 sequence split across chunks survives.
+ *
+ * Producers relaying bulk data check `backlogged` and await `drained()`: the file then applies
+ * backpressure to the session instead of buffering without bound in memory.
+ */
+export class AsciicastWriter implements TerminalRecorder {
+  private readonly t0 = Date.now();
+  private started = false;
+  private readonly outDecoder = new TextDecoder('utf-8');
+  private readonly inDecoder = new TextDecoder('utf-8');
+  private confirmed = 0;
+  private requested = 0;
+  private lastTime = 0;
+  /** SHA-256 of the whole file, set by close(). */
+  sha256: string | undefined;
+
+  private constructor(readonly id: string, private readonly file: RecordingFile, private readonly header: AsciicastHeader) {}
+
+  static async create(id: string, path: string, header: AsciicastHeader, flushMs = 250): Promise<AsciicastWriter> {
+    return new AsciicastWriter(id, await RecordingFile.create(path, flushMs), header);
+  }
+
+  get bytes(): number {
+    return this.file.bytes;
+  }
+
+  get error(): Error | undefined {
+    return this.file.error;
+  }
+
+  set onError(fn: ((err: Error) => void) | undefined) {
+    this.file.onError = fn;
+  }
+
+  /** Writes the header; later calls are ignored (sizes changes become `r` events). */
+  start(size?: { width: number; height: number; term?: string }): void {
+    if (this.started) return;
+    this.started = true;
+    const h = {
+      version: 2,
+      width: size?.width || this.header.width,
+      height: size?.height || this.header.height,
+      timestamp: Math.floor(this.t0 / 1000),
+      env: { ...this.header.env, ...(size?.term ? { TERM: size.term } : {}) },
+      title: this.header.title,
+    };
+    this.file.append(JSON.stringify(h) + '\n');
+  }
+
+  get isStarted(): boolean {
+    return this.started;
+  }
+
+  output(data: Buffer | string, at?: number): void {
+    const text = typeof data === 'string' ? data : this.outDecoder.decode(data, { stream: true });
+    if (text) this.event('o', text, at);
+  }
+
+  input(data: Buffer | string, at?: number): void {
+    const text = typeof data === 'string' ? data : this.inDecoder.decode(data, { stream: true });
+    if (text) this.event('i', text, at);
+  }
+
+  resize(cols: number, rows: number, at?: number): void {
+    this.event('r', `${cols}x${rows}`, at);
+  }
+
+  marker(label: string, at?: number): void {
+    this.event('m', label, at);
+  }
+
+  /** True while more than a few MiB wait for the disk; relays pause their source until drained(). */
+  get backlogged(): boolean {
+    return this.file.bytes - this.confirmed > BACKLOG_LIMIT;
+  }
+
+  drained(): Promise<void> {
+    return this.requestFlush();
+  }
+
+  async close(reason: string): Promise<void> {
+    this.start();
+    const tail = this.outDecoder.decode();
+    if (tail) this.event('o', tail);
+    this.marker(`end: ${reason}`);
+    this.sha256 = await this.file.close();
+  }
+
+  private event(type: 'o' | 'i' | 'r' | 'm', data: string, at?: number): void {
+    this.start();
+    // Events must be in time order for players; a late caller-given time is clamped forward.
+    const t = Math.max(this.lastTime, ((at ?? Date.now()) - this.t0) / 1000);
+    this.lastTime = t;
+    this.file.append(`[${t.toFixed(6)}, "${type}", ${JSON.stringify(data)}]\n`);
+    if (this.file.bytes - this.requested >= FLUSH_STEP) void this.requestFlush();
+  }
+
+  private requestFlush(): Promise<void> {
+    const target = this.file.bytes;
+    this.requested = target;
+    return this.file.flush().then(() => {
+      if (target > this.confirmed) this.confirmed = target;
+    });
+  }
+}

@@ -1,0 +1,213 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import ssh2 from 'ssh2';
+import { startControlPlane, type TestControlPlane } from '../helpers/control-plane.js';
+import { startSshd, waitFor, type TestSshd } from '../helpers/sshd.js';
+import { startSshBroker } from '../../proxy/ssh/server.js';
+import type { Listener } from '../../proxy/broker.types.js';
+import type { SshTarget } from '../../proxy/config.types.js';
+import type { RecordingMeta } from '../../recorder/recording.types.js';
+import { asciicastToText } from '../../recorder/asciicast-text.js';
+
+type Client = ssh2.Client;
+
+let sshd: TestSshd;
+let cp: TestControlPlane;
+let broker: Listener;
+
+function target(name: string, hostKey: string): SshTarget {
+  return { name, protocol: 'ssh', host: sshd.host, port: sshd.port, hostKey, logins: { root: { secret: 'web-root' } }, defaultAction: 'allow' };
+}
+
+beforeAll(async () => {
+  sshd = await startSshd();
+  const wrongKey = ssh2.utils.generateKeyPairSync('ed25519').public.split(' ').slice(0, 2).join(' ');
+  cp = await startControlPlane({ targets: [target('web', sshd.hostKey), target('web-wrongkey', wrongKey)] });
+  await cp.setSecret('web-root', sshd.userKey);
+  broker = await startSshBroker(cp.deps, { host: '127.0.0.1', port: 0 });
+  await cp.grant('alice', 'web', 'root');
+});
+
+afterAll(async () => {
+  await broker?.close();
+  await cp?.close();
+  await sshd?.close();
+});
+
+interface Connected { client: Client; instructions: string[] }
+
+/** ssh2 client through the proxy, answering the `IAM token:` prompt; rejects with the instructions it saw. */
+function connect(user: string, token: string): Promise<Connected> {
+  return new Promise((resolve, reject) => {
+    const client = new ssh2.Client();
+    const instructions: string[] = [];
+    client.on('keyboard-interactive', (_name, instr, _lang, prompts, finish) => {
+      if (instr) instructions.push(instr);
+      finish(prompts.map(() => token));
+    });
+    client.once('ready', () => resolve({ client, instructions }));
+    client.once('error', (err) => reject(Object.assign(err, { instructions })));
+    client.connect({ host: '127.0.0.1', port: broker.port, username: user, tryKeyboard: true, readyTimeout: 20_000 });
+  });
+}
+
+function exec(client: Client, command: string): Promise<{ stdout: string; stderr: string; code: number | null; signal?: string }> {
+  return new Promise((resolve, reject) => {
+    client.exec(command, (err, ch) => {
+      if (err) return reject(err);
+      let stdout = '';
+      let stderr = '';
+      let code: number | null = null;
+      let signal: string | undefined;
+      ch.on('data', (d: Buffer) => (stdout += d.toString()));
+      ch.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      ch.on('exit', (c: number | null, s?: string) => { code = c; signal = s; });
+      ch.on('close', () => resolve({ stdout, stderr, code, signal }));
+    });
+  });
+}
+
+async function endedRecording(user: string, after: number): Promise<{ meta: RecordingMeta; cast: string }> {
+  const meta = await waitFor(async () => (await cp.deps.recordings.list()).find((m) => m.user === user && m.status === 'ended' && Date.parse(m.start) >= after), 'recording sealed');
+  return { meta, cast: await readFile(cp.deps.recordings.dataPath(meta.id, 'asciicast'), 'utf8') };
+}
+
+function events(cast: string): [number, string, string][] {
+  return cast.trim().split('\n').slice(1).map((l) => JSON.parse(l) as [number, string, string]);
+}
+
+describe('ssh broker with an ssh2 client', () => {
+  it('runs exec commands with output, stderr and exit status, and records them', async () => {
+    const t0 = Date.now() - 1000;
+    const { client } = await connect('root@web', await cp.token('alice'));
+    const ok = await exec(client, 'echo out-$((40+2)); echo err-1 >&2');
+    expect(ok).toMatchObject({ stdout: 'out-42\n', stderr: 'err-1\n', code: 0 });
+    const fail = await exec(client, 'exit 7');
+    expect(fail.code).toBe(7);
+    // several channels on one connection, concurrently
+    const many = await Promise.all([1, 2, 3].map((n) => exec(client, `echo ch-${n}`)));
+    expect(many.map((r) => r.stdout)).toEqual(['ch-1\n', 'ch-2\n', 'ch-3\n']);
+    client.end();
+    const { meta, cast } = await endedRecording('alice', t0);
+    expect(meta).toMatchObject({ protocol: 'ssh', format: 'asciicast', login: 'root', target: 'web', status: 'ended' });
+    expect(meta.sha256).toMatch(/^[0-9a-f]{64}$/);
+    expect(meta.bytes).toBe(Buffer.byteLength(cast));
+    const ev = events(cast);
+    expect(ev).toContainEqual([expect.any(Number), 'm', 'exec: echo out-$((40+2)); echo err-1 >&2']);
+    expect(ev).toContainEqual([expect.any(Number), 'm', 'exit status 7']);
+    expect(ev.filter((e) => e[1] === 'o').map((e) => e[2]).join('')).toContain('out-42\n');
+    const audit = await cp.audit();
+    expect(audit.some((e) => e.type === 'ssh.exec' && e.command === 'exit 7' && e.actor === 'alice')).toBe(true);
+  });
+
+  it('relays an interactive pty shell, records resize and input, and masks keystrokes the target does not echo', async () => {
+    const t0 = Date.now() - 1000;
+    const { client } = await connect('root@web', await cp.token('alice'));
+    const ch = await new Promise<ssh2.ClientChannel>((resolve, reject) =>
+      client.shell({ cols: 100, rows: 30, term: 'xterm-256color' }, (err, s) => (err ? reject(err) : resolve(s))));
+    let seen = '';
+    ch.on('data', (d: Buffer) => (seen += d.toString()));
+    ch.write('echo hi-$((6*7))\r');
+    await waitFor(() => seen.includes('hi-42'), 'shell output');
+    ch.setWindow(40, 120, 0, 0);
+    ch.write('stty size\r');
+    await waitFor(() => seen.includes('40 120'), 'new size at target');
+    ch.write('read -s -p PASS$((1+1)): SECRET; echo got-${#SECRET}\r');
+    await waitFor(() => seen.includes('PASS2:'), 'password prompt');
+    for (const c of 'hunter2-topsecret') {
+      ch.write(c);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    ch.write('\r');
+    await waitFor(() => seen.includes('got-17'), 'read -s result');
+    ch.write('exit\r');
+    await new Promise((r) => ch.on('close', r));
+    client.end();
+    expect(seen).not.toContain('hunter2');
+
+    const { cast, meta } = await endedRecording('alice', t0);
+    const header = JSON.parse(cast.split('\n')[0]!);
+    expect(header).toMatchObject({ version: 2, width: 100, height: 30, env: { TERM: 'xterm-256color' }, title: 'alice as root@web' });
+    const ev = events(cast);
+    expect(ev).toContainEqual([expect.any(Number), 'r', '120x40']);
+    // what the client saw is what was recorded
+    expect(ev.filter((e) => e[1] === 'o').map((e) => e[2]).join('')).toBe(seen);
+    const typed = ev.filter((e) => e[1] === 'i').map((e) => e[2]).join('');
+    expect(typed).toContain('echo hi-$((6*7))\r');
+    expect(typed).toContain('stty size\r');
+    expect(typed).toContain('*'.repeat(17) + '\r');
+    expect(cast).not.toContain('hunter2');
+    expect(cast).not.toContain('topsecret');
+    // times never go backwards
+    for (let i = 1; i < ev.length; i++) expect(ev[i]![0]).toBeGreaterThanOrEqual(ev[i - 1]![0]);
+    // a format check no one here wrote
+    const catted = execFileSync('asciinema', ['cat', cp.deps.recordings.dataPath(meta.id, 'asciicast')]).toString();
+    expect(catted).toContain('hi-42');
+    expect(asciicastToText(cast)).toContain('hi-42');
+  });
+
+  it('refuses a login without a grant, tells the user what to run, and audits it', async () => {
+    const err = await connect('root@web', await cp.token('bob')).then(() => undefined, (e: Error & { instructions: string[] }) => e);
+    expect(err).toBeDefined();
+    expect(err!.instructions.join('\n')).toContain('pam request --target web --login root');
+    const audit = await cp.audit();
+    expect(audit.some((e) => e.type === 'session.refused' && e.actor === 'bob' && e.target === 'web')).toBe(true);
+  });
+
+  it('refuses a bad token', async () => {
+    const err = await connect('root@web', 'not-a-token').then(() => undefined, (e: Error & { instructions: string[] }) => e);
+    expect(err).toBeDefined();
+    expect(err!.instructions.join('\n')).toContain('token rejected');
+    expect((await cp.audit()).some((e) => e.type === 'session.refused' && String(e.why).includes('token rejected'))).toBe(true);
+  });
+
+  it('refuses the session when the target host key does not match the pinned one', async () => {
+    await cp.grant('alice', 'web-wrongkey', 'root');
+    const err = await connect('root@web-wrongkey', await cp.token('alice')).then(() => undefined, (e: Error & { instructions: string[] }) => e);
+    expect(err).toBeDefined();
+    expect(err!.instructions.join('\n')).toContain('does not match the pinned key');
+    const audit = await cp.audit();
+    expect(audit.some((e) => e.type === 'session.refused' && e.code === 'host-key-mismatch' && e.target === 'web-wrongkey')).toBe(true);
+  });
+
+  it('ends a live shell on revocation with a one-line reason', async () => {
+    const grant = await cp.grant('carol', 'web', 'root');
+    const t0 = Date.now() - 1000;
+    const { client } = await connect('root@web', await cp.token('carol'));
+    const ch = await new Promise<ssh2.ClientChannel>((resolve, reject) => client.shell((err, s) => (err ? reject(err) : resolve(s))));
+    let seen = '';
+    ch.on('data', (d: Buffer) => (seen += d.toString()));
+    ch.stderr.on('data', (d: Buffer) => (seen += d.toString()));
+    ch.write('echo up-$((1+1))\r');
+    await waitFor(() => seen.includes('up-2'), 'shell up');
+    const closed = new Promise((r) => client.once('close', r));
+    await cp.revoke(grant.id);
+    await closed;
+    expect(seen).toContain('[pam] session ended: access revoked');
+    const { meta, cast } = await endedRecording('carol', t0);
+    expect(meta.endReason).toBe('access revoked');
+    expect(cast).toContain('"kill: access revoked"');
+    expect(cp.deps.sessions.list().some((s) => s.user === 'carol')).toBe(false);
+  });
+
+  it('ends a session killed through the registry', async () => {
+    const { client } = await connect('root@web', await cp.token('alice'));
+    const ch = await new Promise<ssh2.ClientChannel>((resolve, reject) => client.exec('sleep 30', (err, s) => (err ? reject(err) : resolve(s))));
+    let err = '';
+    ch.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const live = await waitFor(() => cp.deps.sessions.list().find((s) => s.user === 'alice'), 'live session');
+    const closed = new Promise((r) => client.once('close', r));
+    expect(cp.deps.sessions.kill(live.id, 'killed by auditor dave')).toBe(true);
+    await closed;
+    expect(err).toContain('[pam] session ended: killed by auditor dave');
+  });
+
+  it('refuses port forwarding and audits it', async () => {
+    const { client } = await connect('root@web', await cp.token('alice'));
+    const err = await new Promise<Error | undefined>((resolve) => client.forwardOut('127.0.0.1', 1234, '127.0.0.1', sshd.port, (e) => resolve(e)));
+    expect(err).toBeDefined();
+    client.end();
+    expect((await cp.audit()).some((e) => e.type === 'ssh.channel.refused' && e.channel === 'port-forward' && e.destination === `127.0.0.1:${sshd.port}`)).toBe(true);
+  });
+});
