@@ -1,0 +1,145 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { LineTracker } from '../../proxy/ssh/line-tracker.js';
+
+/** Plays a session the way bash + readline would echo it: user keys go to feedInput, echo to feedOutput. */
+class Session {
+  constructor(readonly t: LineTracker) {}
+  out(s: string) {
+    this.t.feedOutput(Buffer.from(s));
+    return this;
+  }
+  /** A key the user typed, and what the shell echoed for it. */
+  key(input: string, echo: string = input) {
+    this.t.feedInput(Buffer.from(input));
+    this.t.feedOutput(Buffer.from(echo));
+    return this;
+  }
+  type(text: string) {
+    for (const ch of text) this.key(ch);
+    return this;
+  }
+  /** Enter: read the line, then the shell echoes CRLF and the command runs. */
+  async enter(output = '', prompt = '$ ') {
+    const line = await this.t.currentLine();
+    this.out('\r\n' + output + prompt);
+    return line;
+  }
+}
+
+const trackers: LineTracker[] = [];
+const session = (opts: ConstructorParameters<typeof LineTracker>[0] = {}) => {
+  const t = new LineTracker({ settleMs: 5, ...opts });
+  trackers.push(t);
+  return new Session(t);
+};
+afterEach(() => {
+  for (const t of trackers.splice(0)) t.dispose();
+});
+
+describe('LineTracker', () => {
+  it('reads a typed line after the prompt, and the next one after the next prompt', async () => {
+    const s = session().out('Welcome to host\r\nLast login: never\r\nuser@host:~$ ');
+    s.type('ls -la');
+    expect(await s.enter('total 0\r\nfile-a  file-b\r\n', 'user@host:~$ ')).toBe('ls -la');
+    s.type('whoami');
+    expect(await s.enter()).toBe('whoami');
+  });
+
+  it('sees backspace and Ctrl-U as the shell draws them', async () => {
+    const s = session().out('$ ');
+    s.type('rm -rf /tmpx').key('\x7f', '\b \b');
+    expect(await s.enter()).toBe('rm -rf /tmp');
+    s.type('rm -rf /').key('\x15', '\r\x1b[K$ ').type('ls');
+    expect(await s.enter()).toBe('ls');
+  });
+
+  it('sees tab completion text inserted by the shell', async () => {
+    const s = session().out('$ ');
+    s.type('cat /etc/pas').key('\t', 'swd ');
+    expect(await s.enter()).toBe('cat /etc/passwd');
+  });
+
+  it('sees history recall (Up arrow redraws the line)', async () => {
+    const s = session().out('$ ');
+    s.type('rm -rf /');
+    await s.enter('', '$ ');
+    s.key('\x1b[A', 'rm -rf /');
+    expect(await s.enter()).toBe('rm -rf /');
+    s.type('echo hi').key('\x1b[A', '\r\x1b[K$ rm -rf /');
+    expect(await s.enter()).toBe('rm -rf /');
+  });
+
+  it('sees cursor edits in the middle of the line', async () => {
+    const s = session().out('$ ');
+    // "rm -rf /tmp", cursor left 4 times, insert "x": readline prints x/tmp and moves back.
+    s.type('rm -rf /tmp').key('\x1b[D\x1b[D\x1b[D\x1b[D', '\b\b\b\b').key('x', 'x/tmp\b\b\b\b');
+    expect(await s.enter()).toBe('rm -rf x/tmp');
+  });
+
+  it('joins a line wrapped by the terminal', async () => {
+    const s = session({ cols: 20 }).out('prompt$ ');
+    const cmd = 'echo aaaaaaaaaa bbbbbbbbbb cccccccccc; rm -rf /';
+    s.type(cmd);
+    expect(await s.enter()).toBe(cmd);
+  });
+
+  it('joins a line the shell wrapped itself with CR LF at the margin', async () => {
+    const s = session({ cols: 10 }).out('$ ');
+    s.type('rm -rf /').out('\r\n'); // 8 + 2 = 10 columns: full row, then the shell moves down
+    s.type('etc');
+    expect(await s.enter()).toBe('rm -rf /etc');
+  });
+
+  it('keeps the prompt through scrolling output', async () => {
+    const s = session({ rows: 5 }).out('$ ');
+    s.type('seq 100');
+    await s.enter(Array.from({ length: 100 }, (_, i) => `${i + 1}\r\n`).join(''));
+    s.type('uptime');
+    expect(await s.enter()).toBe('uptime');
+  });
+
+  it('finds the prompt again after Ctrl-L clears the screen', async () => {
+    const s = session().out('lots\r\nof\r\noutput\r\nuser@h:~$ ');
+    s.type('ls').key('\x0c', '\x1b[H\x1b[2Juser@h:~$ ls');
+    s.type(' -l');
+    expect(await s.enter()).toBe('ls -l');
+  });
+
+  it('reports full-screen programs', async () => {
+    const s = session().out('$ ');
+    s.type('vim x');
+    expect(await s.enter('\x1b[?1049h\x1b[H\x1b[2J~\r\n~', '')).toBe('vim x');
+    s.key(':q!', ':q!');
+    await s.t.currentLine();
+    expect(s.t.inAlternateScreen).toBe(true);
+    s.out('\x1b[?1049l$ ');
+    s.type('ls');
+    expect(await s.t.currentLine()).toBe('ls');
+    expect(s.t.inAlternateScreen).toBe(false);
+  });
+
+  it('works without input notifications once output settles after Enter', async () => {
+    const t = new LineTracker({ settleMs: 5, promptSettleMs: 30 });
+    trackers.push(t);
+    t.feedOutput('$ ');
+    await new Promise((r) => setTimeout(r, 80));
+    t.feedOutput('ls -l');
+    expect(await t.currentLine()).toBe('ls -l');
+  });
+
+  it('waits for the echo of the last keys before reading', async () => {
+    const s = session({ settleMs: 30 }).out('$ ');
+    s.type('rm -rf');
+    s.t.feedInput(' /');
+    setTimeout(() => s.t.feedOutput(' /'), 10); // echo arrives after Enter was pressed
+    expect(await s.t.currentLine()).toBe('rm -rf /');
+  });
+
+  it('follows resize', async () => {
+    const s = session({ cols: 20 }).out('$ ');
+    s.t.resize(120, 40);
+    const cmd = 'x'.repeat(100);
+    s.type(cmd);
+    expect(await s.enter()).toBe(cmd);
+  });
+});
