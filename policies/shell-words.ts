@@ -455,6 +455,7 @@ const OPTS: Record<string, { short: string; long: string[]; positional?: number 
   chrt: { short: '', long: [], positional: 1 },
   taskset: { short: '', long: [], positional: 1 },
   unbuffer: { short: '', long: [] },
+  coproc: { short: '', long: [] },
   caffeinate: { short: 't', long: [] },
   'sudoedit': { short: 'ugphrtCDRTU', long: [] },
 };

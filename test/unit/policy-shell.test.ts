@@ -132,6 +132,10 @@ const CORPUS: Array<[string, Action, string | undefined, string?]> = [
   ['printf "\\x72\\x6d -rf /" | bash', 'allow', undefined, 'KNOWN GAP: commands generated at run time and piped to a shell'],
   ['python3 -c "import shutil; shutil.rmtree(\'/\')"', 'allow', undefined, 'KNOWN GAP: interpreters'],
   ['X=s; ${X}hred f', 'deny', 'no-shred', 'known variable inside a word'],
+  ['coproc shred x', 'deny', 'no-shred'],
+  ['cat <<EOF\nshred x\nEOF', 'deny', 'no-shred', 'heredoc bodies are read as commands (conservative)'],
+  ['echo c2hyZWQgeA== | base64 -d | sh', 'allow', undefined, 'KNOWN GAP: encoded command piped to a shell'],
+  ['source evil.sh', 'allow', undefined, 'KNOWN GAP: scripts'],
 ];
 
 describe('bypass corpus (deny-list target)', () => {
@@ -173,6 +177,10 @@ command_rules:
   ];
   it.each(cases)('%j → %s', (line, action) => {
     expect(evaluate(allowList, ssh(line), 'deny').action).toBe(action);
+  });
+  it('a session-state bypass across lines is still denied in allow-list mode', () => {
+    expect(evaluate(allowList, ssh('a=rm'), 'deny').action).toBe('allow');
+    expect(evaluate(allowList, ssh('$a -rf /'), 'deny').action).toBe('deny');
   });
   it('names the unmatched command when the default decides', () => {
     const v = evaluate(allowList, ssh('ls; vim /etc/hosts'), 'deny');
