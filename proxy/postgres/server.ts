@@ -1,0 +1,52 @@
+import { createServer, type Socket } from 'node:net';
+import { isIP } from 'node:net';
+import type { BrokerDeps, Listener } from '../broker.types.js';
+import { CancelKeys } from './cancel-keys.js';
+import { PostgresSession } from './session.js';
+import { loadTlsContext } from './tls.js';
+
+/** Loopback addresses (IPv4, IPv6, IPv4-mapped): cleartext tokens never leave the host there. */
+export function isLoopback(address: string | undefined): boolean {
+  if (!address) return false;
+  if (address.startsWith('::ffff:')) address = address.slice(7);
+  return address === '::1' || (isIP(address) === 4 && address.startsWith('127.'));
+}
+
+/**
+ * The Postgres door: a listener speaking the PostgreSQL wire protocol to clients (psql,
+ * pgbench, drivers) and relaying each authorized session to its target.
+ */
+export async function startPostgresBroker(deps: BrokerDeps, listen: { host: string; port: number }): Promise<Listener> {
+  const { context } = await loadTlsContext(deps.config);
+  const keys = new CancelKeys();
+  const sockets = new Set<Socket>();
+  const server = createServer({ noDelay: true }, (socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    const plaintextOk = deps.config.postgres.allowPlaintextTokens || isLoopback(socket.localAddress);
+    try {
+      new PostgresSession(socket, { deps, tls: context, keys, plaintextOk });
+    } catch {
+      socket.destroy();
+    }
+  });
+  server.on('error', () => {});
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(listen.port, listen.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const addr = server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : listen.port;
+  return {
+    port,
+    async close() {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        for (const s of sockets) s.destroy();
+      });
+    },
+  };
+}

@@ -1,0 +1,343 @@
+import type { Socket } from 'node:net';
+import { TLSSocket, type SecureContext } from 'node:tls';
+import { AccessDenied, type Authorized } from '../../access/access.types.js';
+import { TokenRejected, type Identity } from '../../access/identity.types.js';
+import { rolesOf } from '../../policies/roles.js';
+import type { Verdict } from '../../policies/policy.types.js';
+import { QueryLogWriter } from '../../recorder/query-log-writer.js';
+import type { BrokerDeps } from '../broker.types.js';
+import type { PostgresTarget } from '../config.types.js';
+import * as msg from './backend-messages.js';
+import { BackendStream } from './backend-stream.js';
+import type { CancelKeys } from './cancel-keys.js';
+import { decodeFrontendMessage, decodeStartupPacket, FrontendCode, FrontendFramer, ProtocolError, type Frame } from './frontend-codec.js';
+import { StatementTracker } from './statement-tracker.js';
+import { connectUpstream, sendCancel, type UpstreamConnection } from './upstream.js';
+
+export interface SessionContext {
+  deps: BrokerDeps;
+  tls: SecureContext;
+  keys: CancelKeys;
+  /** Whether a cleartext token may arrive over plain TCP on this connection. */
+  plaintextOk: boolean;
+}
+
+/** The client is told this error, then the connection closes. */
+class SessionFatal extends Error {
+  constructor(public readonly sqlstate: string, message: string) {
+    super(message);
+    this.name = 'SessionFatal';
+  }
+}
+
+type Step = 'startup' | 'password' | 'opening' | 'relay' | 'closed';
+
+/**
+ * One client connection, as a state machine read top to bottom:
+ * startup (SSLRequest → TLS, CancelRequest, StartupMessage) → password (the IAM token) →
+ * opening (verify, authorize, vault, upstream login, recording) → relay → closed.
+ * https://www.postgresql.org/docs/current/protocol-flow.html
+ */
+export class PostgresSession {
+  private step: Step = 'startup';
+  private sock: Socket;
+  private readonly framer: FrontendFramer;
+  private startupParams: Record<string, string> = {};
+  private upstream: UpstreamConnection | undefined;
+  private readonly backend = new BackendStream();
+  private tracker: StatementTracker | undefined;
+  private recorder: QueryLogWriter | undefined;
+  private readonly cleanups: (() => void)[] = [];
+  private auth: Authorized | undefined;
+  private readonly clientAddress: string;
+
+  constructor(socket: Socket, private readonly ctx: SessionContext) {
+    this.sock = socket;
+    this.clientAddress = `${socket.remoteAddress}:${socket.remotePort}`;
+    this.framer = new FrontendFramer(ctx.deps.config.postgres.maxMessageBytes);
+    socket.setNoDelay(true);
+    this.attach(socket);
+  }
+
+  /** Re-reads the step after an await (the client may have gone meanwhile). */
+  private isClosed(): boolean {
+    return this.step === 'closed';
+  }
+
+  private attach(s: Socket): void {
+    s.on('data', (d: Buffer) => this.onClientData(d));
+    s.on('error', () => this.end('client connection error'));
+    s.on('close', () => this.end('client disconnected'));
+  }
+
+  private onClientData(chunk: Buffer): void {
+    try {
+      if (this.step === 'relay') return this.handleRelay(chunk);
+      if (this.step === 'startup') return this.handleStartup(chunk);
+      if (this.step === 'password') return this.handlePassword(chunk);
+      // 'opening': a client must wait for ReadyForQuery; keep what it sent for later.
+      if (this.step === 'opening' && this.framer.push(chunk, true).length) throw new ProtocolError('message sent before authentication completed');
+    } catch (err) {
+      this.fail(err);
+    }
+  }
+
+  // ---- startup ----
+
+  private handleStartup(chunk: Buffer): void {
+    const [frame] = this.framer.push(chunk, true);
+    if (!frame) return;
+    const p = decodeStartupPacket(frame.body);
+    switch (p.type) {
+      case 'ssl-request': {
+        if (this.sock instanceof TLSSocket) throw new ProtocolError('SSLRequest over TLS');
+        // Bytes after SSLRequest would be read as if they came over TLS (CVE-2021-23214).
+        if (this.framer.pending) throw new ProtocolError('received unencrypted data after SSL request');
+        const plain = this.sock;
+        plain.removeAllListeners('data');
+        plain.removeAllListeners('close');
+        plain.removeAllListeners('error');
+        plain.write('S');
+        const secure = new TLSSocket(plain, { isServer: true, secureContext: this.ctx.tls });
+        this.sock = secure;
+        this.attach(secure);
+        return;
+      }
+      case 'gssenc-request':
+        this.sock.write('N');
+        return this.handleStartup(Buffer.alloc(0));
+      case 'cancel-request':
+        this.ctx.keys.cancel(p.processId, p.secretKey);
+        this.step = 'closed';
+        this.sock.end();
+        return;
+      case 'startup':
+        this.startupParams = p.params;
+        if (!p.params.user) throw new SessionFatal('28000', 'no PostgreSQL user name specified in startup packet');
+        if (p.params.replication && p.params.replication !== 'false') throw new SessionFatal('28000', 'replication connections are not available through the proxy');
+        if (!(this.sock instanceof TLSSocket) && !this.ctx.plaintextOk) {
+          throw new SessionFatal('28000', 'this proxy accepts IAM tokens only over TLS: connect with sslmode=require');
+        }
+        this.framer.regular();
+        this.step = 'password';
+        this.sock.write(msg.authenticationCleartextPassword());
+        return this.handlePassword(Buffer.alloc(0));
+    }
+  }
+
+  private handlePassword(chunk: Buffer): void {
+    const [frame] = this.framer.push(chunk, true);
+    if (!frame) return;
+    if (frame.code !== FrontendCode.Password) throw new ProtocolError('expected a password message (the IAM token)');
+    const nul = frame.body.indexOf(0);
+    if (nul !== frame.body.length - 1) throw new ProtocolError('malformed password message');
+    const token = frame.body.toString('utf8', 0, nul);
+    this.step = 'opening';
+    void this.handleOpen(token).catch((err) => this.fail(err));
+  }
+
+  // ---- authenticate, authorize, open upstream ----
+
+  private async handleOpen(token: string): Promise<void> {
+    const { deps } = this.ctx;
+    const database = this.startupParams.database ?? this.startupParams.user!;
+    const login = this.startupParams.user!;
+    let identity: Identity;
+    try {
+      identity = await deps.identity.verify(token);
+    } catch (err) {
+      const reason = err instanceof TokenRejected ? err.reason : 'could not verify the token';
+      void deps.audit.append({ type: 'session.refused', protocol: 'postgres', target: database, login, client: this.clientAddress, why: `token rejected: ${reason}` }).catch(() => {});
+      throw new SessionFatal('28P01', `IAM token rejected: ${reason}. Use a fresh token from your identity provider as the password`);
+    }
+    try {
+      this.auth = await deps.gate.authorize(identity, database, login, 'postgres');
+    } catch (err) {
+      if (err instanceof AccessDenied) throw new SessionFatal('28000', err.message);
+      throw err;
+    }
+    if (this.isClosed()) return;
+    const auth = this.auth;
+    const target = auth.target as PostgresTarget;
+    const password = await deps.vault.reveal(target.logins[login]!.secret);
+    try {
+      this.upstream = await connectUpstream({ target, login, password, params: this.startupParams });
+    } catch (err) {
+      void deps.audit.append({ type: 'session.failed', actor: identity.user, protocol: 'postgres', target: target.name, login, why: (err as Error).message }).catch(() => {});
+      throw new SessionFatal('08006', `cannot connect to target "${target.name}": ${(err as Error).message}`);
+    } finally {
+      password.fill(0);
+    }
+    if (this.isClosed()) {
+      this.upstream.socket.destroy();
+      return;
+    }
+    this.recorder = await QueryLogWriter.create(
+      deps.recordings,
+      { user: identity.user, subject: identity.subject, login, target: target.name, database: target.database, clientAddress: this.clientAddress, grantId: auth.grant.id },
+      { user: identity.user, subject: identity.subject, email: identity.email, login, target: target.name, database: target.database, client: this.clientAddress, grant: auth.grant.id, tls: this.sock instanceof TLSSocket },
+    );
+    const recorder = this.recorder;
+    if (this.isClosed()) {
+      void recorder.close('client disconnected during login').catch(() => {});
+      this.upstream.socket.destroy();
+      return;
+    }
+    recorder.onError = (e) => this.kill(`recording failed (${e.message}); session ended`);
+    this.tracker = new StatementTracker({
+      redactParameters: deps.config.postgres.redactParameters,
+      check: deps.policy ? this.policyCheck(identity, target.name, login) : undefined,
+      record: (e) => recorder.event(e),
+    });
+    const up = this.upstream;
+    const key = this.ctx.keys.add(() => sendCancel(target, up.processId, up.secretKey));
+    this.cleanups.push(key.release);
+    this.cleanups.push(deps.gate.watchGrant(auth.grant, (why) => this.kill(why)));
+    this.cleanups.push(deps.sessions.register(
+      { id: recorder.id, protocol: 'postgres', user: identity.user, subject: identity.subject, target: target.name, login, grantId: auth.grant.id, recordingId: recorder.id, clientAddress: this.clientAddress, startedAt: new Date().toISOString() },
+      (why) => this.kill(why),
+    ));
+    void deps.audit.append({ type: 'session.start', actor: identity.user, protocol: 'postgres', target: target.name, login, database: target.database, grant: auth.grant.id, recording: recorder.id, client: this.clientAddress }).catch(() => {});
+    if (this.isClosed()) return;
+
+    const hello: Buffer[] = [msg.authenticationOk()];
+    for (const [k, v] of up.parameters) hello.push(msg.parameterStatus(k, v));
+    hello.push(msg.backendKeyData(key.processId, key.secretKey), msg.readyForQuery('I'));
+    this.sock.write(Buffer.concat(hello));
+    this.step = 'relay';
+    up.socket.on('data', (d: Buffer) => this.onUpstreamData(d));
+    up.socket.on('error', () => this.end('target connection error'));
+    up.socket.on('close', () => this.end('target closed the connection'));
+    if (up.leftover.length) this.onUpstreamData(up.leftover);
+    up.socket.resume();
+    if (this.framer.pending) this.handleRelay(Buffer.alloc(0));
+  }
+
+  private policyCheck(identity: Identity, target: string, login: string): (sql: string) => Verdict {
+    const { deps } = this.ctx;
+    const roles = rolesOf(deps.roles(), identity.groups).map((r) => r.name);
+    return (sql) => {
+      try {
+        const v = deps.policy!.evaluate({ protocol: 'postgres', kind: 'sql', sql, user: identity.user, groups: identity.groups, roles, target, login });
+        if (v.action !== 'allow') void deps.audit.append({ type: `policy.${v.action}`, actor: identity.user, protocol: 'postgres', target, login, rule: v.rule, sql: sql.slice(0, 2000), recording: this.recorder?.id }).catch(() => {});
+        return v;
+      } catch {
+        return { action: 'deny', message: 'statement denied: the policy could not be evaluated' };
+      }
+    };
+  }
+
+  // ---- relay ----
+
+  private handleRelay(chunk: Buffer): void {
+    const frames = this.framer.push(chunk);
+    if (frames.length === 0) return;
+    const tracker = this.tracker!;
+    const up = this.upstream!.socket;
+    let pieces: Buffer[] | undefined;
+    let runStart: Frame | undefined;
+    let runEnd: Frame | undefined;
+    let terminate = false;
+    for (const f of frames) {
+      const m = decodeFrontendMessage(f.code, f.body);
+      if (m.type === 'password') throw new ProtocolError('unexpected password message');
+      if (m.type === 'terminate') {
+        terminate = true;
+        break;
+      }
+      const rep = tracker.onFrontend(m);
+      if (rep) {
+        pieces ??= [];
+        if (runStart) pieces.push(span(runStart, runEnd!));
+        pieces.push(rep);
+        runStart = runEnd = undefined;
+      } else {
+        runStart ??= f;
+        runEnd = f;
+      }
+    }
+    let ok = true;
+    if (pieces) {
+      if (runStart) pieces.push(span(runStart, runEnd!));
+      up.cork();
+      for (const p of pieces) ok = up.write(p);
+      up.uncork();
+    } else if (runStart) {
+      ok = up.write(span(runStart, runEnd!));
+    }
+    if (terminate) return this.end('client terminated the session');
+    if (!ok) {
+      this.sock.pause();
+      up.once('drain', () => this.sock.resume());
+    }
+  }
+
+  private onUpstreamData(chunk: Buffer): void {
+    if (this.step !== 'relay') return;
+    let pieces: Buffer[];
+    try {
+      pieces = this.backend.scan(chunk, (code, held, len) => this.tracker!.onBackend(code, held, len));
+    } catch (err) {
+      return this.fail(err);
+    }
+    let ok = true;
+    if (pieces.length === 1) ok = this.sock.write(pieces[0]!);
+    else if (pieces.length > 1) {
+      this.sock.cork();
+      for (const p of pieces) ok = this.sock.write(p);
+      this.sock.uncork();
+    }
+    if (!ok) {
+      const up = this.upstream!.socket;
+      up.pause();
+      this.sock.once('drain', () => up.resume());
+    }
+  }
+
+  // ---- end ----
+
+  /** Ends the session with FATAL `why` to the client (auditor kill, grant end, recording failure). */
+  kill(why: string): void {
+    this.end(why, { sqlstate: '57P01', message: `terminating connection: ${why}` });
+  }
+
+  private fail(err: unknown): void {
+    if (err instanceof SessionFatal) return this.end(err.message, { sqlstate: err.sqlstate, message: err.message });
+    if (err instanceof ProtocolError) return this.end(`protocol error: ${err.message}`, { sqlstate: err.sqlstate, message: err.message });
+    if (err instanceof AccessDenied) return this.end(err.message, { sqlstate: '28000', message: err.message });
+    // Anything else is ours: the client gets a generic message, never internals.
+    this.end(`internal error: ${(err as Error)?.message ?? err}`, { sqlstate: 'XX000', message: 'internal proxy error; the session was closed' });
+  }
+
+  private end(reason: string, fatal?: { sqlstate: string; message: string }): void {
+    if (this.step === 'closed') return;
+    const wasRelaying = this.step === 'relay';
+    this.step = 'closed';
+    for (const c of this.cleanups.splice(0)) c();
+    const up = this.upstream?.socket;
+    if (up) {
+      up.removeAllListeners('data');
+      if (up.writable) up.end(msg.terminate());
+      setTimeout(() => up.destroy(), 1000).unref();
+    }
+    const s = this.sock;
+    if (!s.destroyed) {
+      // A FATAL can only go in at a message boundary of what the client has received.
+      if (fatal && (!wasRelaying || this.backend.atBoundary)) s.end(msg.errorResponse('FATAL', fatal.sqlstate, fatal.message));
+      else s.end();
+      setTimeout(() => s.destroy(), 1500).unref();
+    }
+    if (this.recorder) {
+      const r = this.recorder;
+      void r.close(reason).catch(() => {});
+      const a = this.auth!;
+      void this.ctx.deps.audit.append({ type: 'session.end', actor: a.identity.user, protocol: 'postgres', target: a.target.name, login: a.login, recording: r.id, reason }).catch(() => {});
+    }
+  }
+}
+
+/** One Buffer over consecutive frames (all views of the same chunk): no copy. */
+function span(first: Frame, last: Frame): Buffer {
+  if (first === last) return first.raw;
+  return Buffer.from(first.raw.buffer, first.raw.byteOffset, last.raw.byteOffset + last.raw.length - first.raw.byteOffset);
+}

@@ -1,0 +1,316 @@
+import { performance } from 'node:perf_hooks';
+import { Parser } from 'pg-protocol/dist/parser.js';
+import type { BackendMessage, DatabaseError } from 'pg-protocol/dist/messages.js';
+import type { Verdict } from '../../policies/policy.types.js';
+import type { FrontendMessage } from './frontend-codec.js';
+import * as msg from './backend-messages.js';
+
+/**
+ * Pairs what the client sent with what the server answered, in protocol order, to record one
+ * event per statement (text, parameters, duration, tag, rows, SQLSTATE, COPY bytes) and to
+ * enforce policy verdicts without desynchronising either side.
+ *
+ * A denied statement is never forwarded. In its place the server gets a statement that fails
+ * to parse, so the server itself produces the error at the right place in the stream, aborts
+ * an open transaction block, skips the rest of an extended batch until Sync and reports the
+ * true transaction status; the tracker swaps that error for the proxy's 42501 ErrorResponse.
+ */
+
+/** Text the server receives instead of a denied statement: a syntax error, so nothing runs. */
+export const DENIED_PLACEHOLDER = 'DENIED BY PROXY POLICY';
+
+const MAX_TEXT_PARAM = 1024;
+const MAX_BINARY_PARAM = 256;
+
+export interface TrackerOptions {
+  redactParameters: boolean;
+  /** Policy check for one statement text; undefined when no policy is configured. */
+  check?: (sql: string) => Verdict;
+  /** One recording event per statement. */
+  record: (event: Record<string, unknown>) => void;
+}
+
+type Copy = { direction: 'in' | 'out'; bytes: number };
+
+interface Pending {
+  k: 'query' | 'parse' | 'bind' | 'describe' | 'execute' | 'close' | 'sync' | 'fcall';
+  start: number;
+  sql?: string;
+  statement?: string;
+  portal?: string;
+  params?: unknown[];
+  rows: number;
+  tags?: string[];
+  error?: { sqlstate?: string; message: string };
+  copy?: Copy;
+  verdict?: Verdict;
+  denied?: boolean;
+}
+
+interface Portal { statement: string; sql: string | undefined; params: unknown[] | undefined }
+
+function verdictOf(v: Verdict): Record<string, unknown> {
+  return { action: v.action, ...(v.rule ? { rule: v.rule } : {}), ...(v.message ? { message: v.message } : {}) };
+}
+
+/** Rows from a command tag: the last number ("SELECT 5", "INSERT 0 5", "COPY 3"). */
+function rowsOfTag(tag: string): number | undefined {
+  const m = / (\d+)$/.exec(tag);
+  return m ? Number(m[1]) : undefined;
+}
+
+export function formatParams(params: (Buffer | null)[], formats: number[], redact: boolean): unknown[] {
+  const out: unknown[] = new Array(params.length);
+  for (let i = 0; i < params.length; i++) {
+    const p = params[i]!;
+    if (p === null) out[i] = null;
+    else if (redact) out[i] = '[redacted]';
+    else {
+      const binary = (formats.length === 1 ? formats[0] : formats.length > i ? formats[i] : 0) === 1;
+      if (binary) {
+        out[i] = p.length > MAX_BINARY_PARAM
+          ? { hex: p.subarray(0, MAX_BINARY_PARAM).toString('hex'), truncated: p.length }
+          : { hex: p.toString('hex') };
+      } else if (p.length > MAX_TEXT_PARAM) {
+        out[i] = { text: p.toString('utf8', 0, MAX_TEXT_PARAM), truncated: p.length };
+      } else {
+        out[i] = p.toString('utf8');
+      }
+    }
+  }
+  return out;
+}
+
+export class StatementTracker {
+  private readonly queue: Pending[] = [];
+  private head = 0;
+  private readonly statements = new Map<string, string>();
+  private readonly portals = new Map<string, Portal>();
+  private readonly parser = new Parser();
+  private copyIn: Copy | undefined;
+  /** Transaction status from the last ReadyForQuery: I idle, T in a block, E failed block. */
+  txStatus: 'I' | 'T' | 'E' = 'I';
+  /** Statements denied by policy so far. */
+  denials = 0;
+
+  constructor(private readonly opts: TrackerOptions) {}
+
+  private push(p: Pending): void {
+    this.queue.push(p);
+  }
+
+  private get current(): Pending | undefined {
+    return this.queue[this.head];
+  }
+
+  private shift(): void {
+    this.head++;
+    // Keep the array from growing without bound under long pipelines.
+    if (this.head > 64 && this.head * 2 > this.queue.length) {
+      this.queue.splice(0, this.head);
+      this.head = 0;
+    }
+  }
+
+  /** Number of client requests still waiting for the server. */
+  get outstanding(): number {
+    return this.queue.length - this.head;
+  }
+
+  private decide(sql: string): Verdict | undefined {
+    if (!this.opts.check) return undefined;
+    return this.opts.check(sql);
+  }
+
+  /**
+   * Notes a client message about to be forwarded. Returns bytes to send upstream instead of
+   * the message (a denied statement), or undefined to forward it as is.
+   */
+  onFrontend(m: FrontendMessage): Buffer | undefined {
+    const now = performance.now();
+    switch (m.type) {
+      case 'query': {
+        const v = this.decide(m.sql);
+        const p: Pending = { k: 'query', start: now, sql: m.sql, rows: 0, tags: [] };
+        if (v) p.verdict = v;
+        this.push(p);
+        if (v && (v.action === 'deny' || v.action === 'review')) {
+          p.denied = true;
+          this.denials++;
+          return msg.query(DENIED_PLACEHOLDER);
+        }
+        return undefined;
+      }
+      case 'parse': {
+        const v = this.decide(m.sql);
+        this.statements.set(m.name, m.sql);
+        const p: Pending = { k: 'parse', start: now, sql: m.sql, statement: m.name, rows: 0 };
+        if (v) p.verdict = v;
+        this.push(p);
+        if (v && (v.action === 'deny' || v.action === 'review')) {
+          p.denied = true;
+          this.denials++;
+          this.statements.delete(m.name);
+          return msg.parse(m.name, DENIED_PLACEHOLDER);
+        }
+        if (v && v.action === 'alert') this.opts.record({ type: 'alert', sql: m.sql, statement: m.name, verdict: verdictOf(v) });
+        return undefined;
+      }
+      case 'bind':
+        this.portals.set(m.portal, {
+          statement: m.statement,
+          sql: this.statements.get(m.statement),
+          params: m.params.length ? formatParams(m.params, m.paramFormats, this.opts.redactParameters) : undefined,
+        });
+        this.push({ k: 'bind', start: now, rows: 0 });
+        return undefined;
+      case 'describe':
+        this.push({ k: 'describe', start: now, rows: 0 });
+        return undefined;
+      case 'execute': {
+        const portal = this.portals.get(m.portal);
+        this.push({ k: 'execute', start: now, sql: portal?.sql, statement: portal?.statement, portal: m.portal, params: portal?.params, rows: 0 });
+        return undefined;
+      }
+      case 'close':
+        if (m.kind === 'S') this.statements.delete(m.name);
+        else this.portals.delete(m.name);
+        this.push({ k: 'close', start: now, rows: 0 });
+        return undefined;
+      case 'sync':
+        this.push({ k: 'sync', start: now, rows: 0 });
+        return undefined;
+      case 'function-call':
+        this.push({ k: 'fcall', start: now, sql: `-- function call oid ${m.oid}`, rows: 0, params: formatParams(m.args, m.argFormats, this.opts.redactParameters) });
+        return undefined;
+      case 'copy-data':
+        if (this.copyIn) this.copyIn.bytes += m.bytes;
+        return undefined;
+      default:
+        return undefined;
+    }
+  }
+
+  private parseHeld(raw: Buffer): BackendMessage {
+    let out: BackendMessage | undefined;
+    this.parser.parse(raw, (x) => (out = x));
+    return out!;
+  }
+
+  private emit(p: Pending, extra?: Record<string, unknown>): void {
+    const e: Record<string, unknown> = {
+      type: 'statement',
+      protocol: p.k === 'query' ? 'simple' : p.k === 'fcall' ? 'function-call' : 'extended',
+      sql: p.sql ?? null,
+    };
+    if (p.statement !== undefined) e.statement = p.statement;
+    if (p.portal !== undefined) e.portal = p.portal;
+    if (p.params) e.params = p.params;
+    e.duration_ms = Math.round((performance.now() - p.start) * 1000) / 1000;
+    if (p.tags && p.tags.length > 0) {
+      if (p.tags.length === 1) e.tag = p.tags[0];
+      else e.tags = p.tags;
+      let rows = 0;
+      let any = false;
+      for (const t of p.tags) {
+        const r = rowsOfTag(t);
+        if (r !== undefined) { rows += r; any = true; }
+      }
+      e.rows = any ? rows : p.rows;
+    } else if (p.k === 'execute' || p.k === 'query') {
+      e.rows = p.rows;
+    }
+    if (p.error) e.error = p.error;
+    if (p.copy) e.copy = p.copy;
+    if (p.verdict) e.verdict = verdictOf(p.verdict);
+    if (extra) Object.assign(e, extra);
+    this.opts.record(e);
+  }
+
+  private deniedError(p: Pending): Buffer {
+    const v = p.verdict!;
+    const text = v.message ?? (v.action === 'review' ? 'statement needs review and cannot run in this session' : 'statement denied by policy');
+    p.error = { sqlstate: '42501', message: text };
+    return msg.errorResponse('ERROR', '42501', text, v.rule ? { detail: `policy rule: ${v.rule}` } : undefined);
+  }
+
+  /**
+   * Notes one server message (`held` is the whole message for C, E and Z). Returns bytes to
+   * send the client instead of it (the error of a denied statement), or undefined.
+   */
+  onBackend(code: number, held: Buffer | undefined, bodyLen: number): Buffer | undefined {
+    const p = this.current;
+    switch (code) {
+      case 0x44: // D DataRow
+        if (p) p.rows++;
+        return undefined;
+      case 0x64: // d CopyData from the server
+        if (p?.copy) p.copy.bytes += bodyLen;
+        return undefined;
+      case 0x31: // 1 ParseComplete
+      case 0x32: // 2 BindComplete
+      case 0x33: // 3 CloseComplete
+      case 0x6e: // n NoData
+        if (p && p.k !== 'query') this.shift();
+        return undefined;
+      case 0x54: // T RowDescription
+        if (p && p.k === 'describe') this.shift();
+        return undefined;
+      case 0x47: // G CopyInResponse
+        if (p) this.copyIn = p.copy = { direction: 'in', bytes: 0 };
+        return undefined;
+      case 0x48: // H CopyOutResponse
+        if (p) p.copy = { direction: 'out', bytes: 0 };
+        return undefined;
+      case 0x43: { // C CommandComplete
+        this.copyIn = undefined;
+        if (!p || !held) return undefined;
+        const tag = (this.parseHeld(held) as BackendMessage & { text: string }).text;
+        if (p.k === 'query') p.tags!.push(tag);
+        else if (p.k === 'execute') {
+          p.tags = [tag];
+          this.emit(p);
+          this.shift();
+        }
+        return undefined;
+      }
+      case 0x49: // I EmptyQueryResponse
+      case 0x73: // s PortalSuspended
+        if (p && p.k === 'execute') {
+          this.emit(p, code === 0x73 ? { suspended: true } : undefined);
+          this.shift();
+        }
+        return undefined;
+      case 0x45: { // E ErrorResponse
+        this.copyIn = undefined;
+        if (!p) return undefined;
+        let replacement: Buffer | undefined;
+        if (p.denied) replacement = this.deniedError(p);
+        else if (held) {
+          const err = this.parseHeld(held) as DatabaseError;
+          p.error = { sqlstate: err.code, message: err.message };
+        }
+        if (p.k === 'query' || p.k === 'fcall') return replacement;
+        // Extended protocol: the server skips everything up to Sync.
+        if (p.k === 'execute' || p.k === 'parse') this.emit(p);
+        while (this.current && this.current.k !== 'sync') this.shift();
+        return replacement;
+      }
+      case 0x56: // V FunctionCallResponse
+        return undefined;
+      case 0x5a: { // Z ReadyForQuery
+        this.copyIn = undefined;
+        if (held) {
+          const s = held[5];
+          this.txStatus = s === 0x54 ? 'T' : s === 0x45 ? 'E' : 'I';
+        }
+        if (!p) return undefined;
+        if (p.k === 'query' || p.k === 'fcall') this.emit(p);
+        this.shift();
+        return undefined;
+      }
+      default:
+        return undefined;
+    }
+  }
+}

@@ -1,0 +1,64 @@
+import type { RecordingCatalog } from './catalog.js';
+import { RecordingFile } from './recording-file.js';
+import type { QueryRecorder, RecordingMeta } from './recording.types.js';
+
+/**
+ * QueryRecorder for Postgres sessions: one JSON object per line, streamed to
+ * `recordings/ID.jsonl` while the session runs (RecordingFile flushes within 250 ms).
+ *
+ * Lines, each with `t` (ISO time) and `type`:
+ * - `start`: user, subject, login, target, database, client (address), grant
+ * - `statement`: sql, protocol (simple|extended), statement/portal names, params, duration_ms,
+ *   tag, rows, or error {sqlstate, message}; copy {direction, bytes}; verdict when a policy spoke
+ * - `end`: reason
+ *
+ * Close seals the file: its SHA-256 goes into the catalog entry (`sha256`).
+ */
+export class QueryLogWriter implements QueryRecorder {
+  private closing: Promise<void> | undefined;
+  /** Called once if the file cannot be written; the broker ends the session (fail closed). */
+  onError: ((err: Error) => void) | undefined;
+
+  private constructor(
+    readonly id: string,
+    private readonly file: RecordingFile,
+    private readonly catalog: RecordingCatalog,
+  ) {
+    file.onError = (err) => this.onError?.(err);
+  }
+
+  static async create(
+    catalog: RecordingCatalog,
+    meta: Omit<RecordingMeta, 'id' | 'status' | 'bytes' | 'start' | 'format' | 'protocol'>,
+    start: Record<string, unknown>,
+  ): Promise<QueryLogWriter> {
+    const { meta: full, path } = await catalog.create({ ...meta, protocol: 'postgres', format: 'jsonl' });
+    const file = await RecordingFile.create(path);
+    const w = new QueryLogWriter(full.id, file, catalog);
+    w.event({ type: 'start', ...start });
+    return w;
+  }
+
+  event(event: Record<string, unknown>): void {
+    if (this.closing) return;
+    const line = event.t === undefined ? { t: new Date().toISOString(), ...event } : event;
+    this.file.append(JSON.stringify(line) + '\n');
+  }
+
+  /** Writes the end line, seals the file and marks the catalog entry ended. Idempotent. */
+  close(reason: string): Promise<void> {
+    if (this.closing) return this.closing;
+    this.event({ type: 'end', reason });
+    this.closing = (async () => {
+      let sha256: string | undefined;
+      let status: RecordingMeta['status'] = 'ended';
+      try {
+        sha256 = await this.file.close();
+      } catch {
+        status = 'interrupted';
+      }
+      await this.catalog.update(this.id, { status, end: new Date().toISOString(), endReason: reason, bytes: this.file.bytes, sha256 });
+    })();
+    return this.closing;
+  }
+}
