@@ -130,6 +130,7 @@ export async function connectUpstream(opts: UpstreamOptions): Promise<UpstreamCo
         const verify = target.tls === 'verify-full';
         const tlsSocket = tlsConnect({
           socket,
+          host: target.host,
           servername: /^[\d.]+$|:/.test(target.host) ? undefined : target.host,
           ca: target.caFile ? readFileSync(target.caFile) : undefined,
           rejectUnauthorized: verify,
