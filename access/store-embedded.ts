@@ -237,7 +237,17 @@ class NamespaceFile {
   persist(rollback?: () => void): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       this.pending.push({ resolve, reject, rollback });
-      this.running ??= this.drain();
+      this.kick();
+    });
+  }
+
+  private kick(): void {
+    if (this.running) return;
+    // `running` is cleared only after drain() settles, whether it awaited or not; anything
+    // queued in between starts a new drain.
+    this.running = this.drain().finally(() => {
+      this.running = undefined;
+      if (this.pending.length > 0) this.kick();
     });
   }
 
@@ -259,7 +269,6 @@ class NamespaceFile {
         for (const w of batch) w.reject(error);
       }
     }
-    this.running = undefined;
   }
 
   private serialise(): string {

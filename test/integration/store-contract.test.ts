@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
@@ -279,6 +279,35 @@ describe('embedded store specifics', () => {
     const again = await openEmbeddedStore(dir);
     expect(await again.list('ns')).toHaveLength(20);
     await again.close();
+  });
+
+  it('rolls a failed write back in memory and rejects, then recovers', async () => {
+    const dir = await freshDir();
+    const s = await openEmbeddedStore(dir);
+    try {
+      await s.set('grants', 'k1', { id: 'k1' });
+      // A non-empty directory where the namespace file should be: rename fails, even as root.
+      const file = join(dir, 'grants.json');
+      await rm(file);
+      await mkdir(join(file, 'blocker'), { recursive: true });
+      const err = await s.set('grants', 'k2', { id: 'k2' }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(StoreError); // the injected fault fired
+      expect((err as Error).message).toContain(file);
+      expect(await s.get('grants', 'k2')).toBeUndefined();
+      expect(await s.update('grants', 'k1', () => ({ id: 'k1', v: 2 })).catch(() => 'failed')).toBe('failed');
+      expect(await s.get('grants', 'k1')).toEqual({ id: 'k1' });
+      await rm(file, { recursive: true });
+      await s.set('grants', 'k3', { id: 'k3' });
+      await s.close();
+      const again = await openEmbeddedStore(dir);
+      expect((await again.list<{ id: string }>('grants')).map((g) => g.id).sort()).toEqual(['k1', 'k3']);
+      await again.close();
+    } finally {
+      await s.close();
+    }
   });
 
   it('openStore("embedded") uses <dataDir>/state', async () => {
