@@ -1,3 +1,4 @@
+import { createRequire } from 'node:module';
 import ssh2 from 'ssh2';
 import type { Identity } from '../../access/identity.types.js';
 
@@ -59,4 +60,33 @@ function parseKeyBlob(blob: Buffer): ssh2.ParsedKey | undefined {
   const parsed = ssh2.utils.parseKey(`${keyType} ${blob.toString('base64')}`);
   if (parsed instanceof Error || Array.isArray(parsed)) return undefined;
   return parsed;
+}
+
+const { sendPacket } = createRequire(import.meta.url)('ssh2/lib/protocol/utils.js') as { sendPacket: (proto: unknown, packet: Buffer) => void };
+const USERAUTH_BANNER = 53;
+
+/**
+ * Sends SSH_MSG_USERAUTH_BANNER (RFC 4252 §5.4) during authentication: the only way to show a
+ * password-method user why the login was refused. ssh2 sends a banner only once, from its
+ * static config, so this builds the packet through ssh2's internal writer (pinned ssh2 1.x).
+ *
+ *   byte USERAUTH_BANNER | string message | string language tag
+ */
+export function sendBanner(conn: ssh2.Connection, message: string): boolean {
+  try {
+    const proto = (conn as unknown as { _protocol: { _packetRW: { write: { allocStart: number; alloc(n: number): Buffer; finalize(b: Buffer): Buffer } } } })._protocol;
+    const rw = proto._packetRW.write;
+    const text = message.endsWith('\r\n') ? message : `${message}\r\n`;
+    const len = Buffer.byteLength(text);
+    let p = rw.allocStart;
+    const packet = rw.alloc(1 + 4 + len + 4);
+    packet[p] = USERAUTH_BANNER;
+    packet.writeUInt32BE(len, ++p);
+    packet.write(text, (p += 4), len, 'utf8');
+    packet.writeUInt32BE(0, p + len);
+    sendPacket(proto, rw.finalize(packet));
+    return true;
+  } catch {
+    return false;
+  }
 }

@@ -3,6 +3,9 @@ import type { AsciicastWriter } from '../../recorder/asciicast-writer.js';
 /** Escape sequences and control characters: kept as typed, never masked. */
 const CONTROL = /\u001b(?:\[[0-?]*[ -/]*[@-~]|O.|.)|[\u0000-\u001f\u007f]/g;
 
+/** Output kept for echo matching while keystrokes wait. */
+const SEEN_MAX = 64 * 1024;
+
 interface PendingInput {
   at: number;
   text: string;
@@ -13,19 +16,24 @@ interface PendingInput {
  * pair of streaming TextDecoders, so a UTF-8 sequence split across chunks survives and
  * channels do not corrupt each other's sequences.
  *
- * Echo masking (pty channels): keystrokes are held until the next output from the target. A
- * printable run the target echoes is found at the start of that output (after skipping
- * escape sequences), in typing order; a run that is not there, or for which no output arrives
- * within `echoDeadlineMs`, was not echoed (a sudo or `read -s` prompt) and is written as `*`
- * per character. Control keys (Enter, arrows, Ctrl-C) are always kept. The failure mode is
- * over-masking (an echo delayed past the deadline, unrelated output racing a keystroke): the
- * safe side for secrets. Output is never delayed to the client; only the `i` events wait.
+ * Echo masking (pty channels): keystrokes are held until their printable text shows up, in
+ * typing order, in the target's output that came after them: that is their echo, and they are
+ * recorded as typed. Keystrokes still without an echo when the user presses Enter, or after
+ * `echoDeadlineMs` (default 1 s), were not echoed (a sudo or `read -s` prompt) and are
+ * recorded as one `*` per character. Control keys (Enter, arrows, Ctrl-C) are always kept.
+ * Failure modes: an echo slower than the deadline, or typing Enter before the echo of the
+ * previous keys arrived, over-masks (the safe side); a secret typed in one chunk together with
+ * its Enter is checked against the output that follows, so a short secret that happens to
+ * appear in that output would be kept. Output to the client is never delayed; only the `i`
+ * events wait, keeping their keystroke time.
  */
 export class ChannelTap {
   private readonly outDec = new TextDecoder('utf-8');
   private readonly inDec = new TextDecoder('utf-8');
   private pending: PendingInput[] = [];
   private timer: NodeJS.Timeout | undefined;
+  private seen = '';
+  private cursor = 0;
 
   constructor(
     private readonly rec: AsciicastWriter,
@@ -35,8 +43,16 @@ export class ChannelTap {
   output(chunk: Buffer): void {
     const text = this.outDec.decode(chunk, { stream: true });
     if (!text) return;
-    if (this.pending.length) this.settle(text);
     this.rec.output(text);
+    if (!this.pending.length) return;
+    // Only output that came after the oldest held keystroke can be its echo.
+    this.seen += text;
+    if (this.seen.length > SEEN_MAX) {
+      const cut = this.seen.length - SEEN_MAX;
+      this.seen = this.seen.slice(cut);
+      this.cursor = Math.max(0, this.cursor - cut);
+    }
+    this.settle();
   }
 
   input(chunk: Buffer): void {
@@ -46,53 +62,77 @@ export class ChannelTap {
       this.rec.input(text);
       return;
     }
+    // Enter submits what was typed before it: keystrokes still without an echo by now were
+    // not echoed (the echo of typed text comes before the line is submitted).
+    if (/[\r\n]/.test(text)) this.maskAll();
     this.pending.push({ at: Date.now(), text });
-    if (!this.timer) this.timer = setTimeout(() => this.expire(), this.opts.echoDeadlineMs ?? 1000);
+    this.release();
+    this.arm();
   }
 
-  /** Writes held keystrokes; with no output to compare against, printable ones are masked. */
+  /** Writes held keystrokes; with no output left to compare against, printable ones are masked. */
   flush(): void {
+    this.maskAll();
+  }
+
+  private maskAll(): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     for (const p of this.pending) this.rec.input(mask(p.text), p.at);
     this.pending = [];
+    this.seen = '';
+    this.cursor = 0;
   }
 
+  private get deadline(): number {
+    return this.opts.echoDeadlineMs ?? 1000;
+  }
+
+  private arm(): void {
+    if (this.timer || !this.pending.length) return;
+    const wait = Math.max(0, this.pending[0]!.at + this.deadline - Date.now());
+    this.timer = setTimeout(() => this.expire(), wait);
+  }
+
+  /** Keystrokes whose echo did not come within the deadline were not echoed: mask them. */
   private expire(): void {
     this.timer = undefined;
-    this.flush();
+    const now = Date.now();
+    while (this.pending.length && this.pending[0]!.at + this.deadline <= now) {
+      const p = this.pending.shift()!;
+      this.rec.input(mask(p.text), p.at);
+    }
+    this.release();
+    this.arm();
   }
 
-  private settle(output: string): void {
+  /** Control-only keystrokes at the head need no decision. */
+  private release(): void {
+    while (this.pending.length && !this.pending[0]!.text.replace(CONTROL, '')) {
+      const p = this.pending.shift()!;
+      this.rec.input(p.text, p.at);
+    }
+    if (!this.pending.length) {
+      this.seen = '';
+      this.cursor = 0;
+    }
+  }
+
+  /** Held keystrokes whose printable text shows up, in typing order, in the output since. */
+  private settle(): void {
+    while (this.pending.length) {
+      const p = this.pending[0]!;
+      const visible = p.text.replace(CONTROL, '');
+      const at = this.seen.indexOf(visible, this.cursor);
+      if (at < 0) break;
+      this.cursor = at + visible.length;
+      this.pending.shift();
+      this.rec.input(p.text, p.at);
+      this.release();
+    }
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
-    let pos = 0;
-    for (const p of this.pending) {
-      const visible = p.text.replace(CONTROL, '');
-      if (!visible) {
-        this.rec.input(p.text, p.at);
-        continue;
-      }
-      pos = skipControls(output, pos);
-      // An echo can be split over two output chunks: a matching tail of this one counts.
-      const rest = output.slice(pos);
-      if (output.startsWith(visible, pos) || (rest.length > 0 && visible.startsWith(rest))) {
-        pos = Math.min(output.length, pos + visible.length);
-        this.rec.input(p.text, p.at);
-      } else {
-        this.rec.input(mask(p.text), p.at);
-      }
-    }
-    this.pending = [];
-  }
-}
-
-function skipControls(s: string, pos: number): number {
-  for (;;) {
-    CONTROL.lastIndex = pos;
-    const m = CONTROL.exec(s);
-    if (!m || m.index !== pos) return pos;
-    pos += m[0].length;
+    this.arm();
   }
 }
 

@@ -22,7 +22,12 @@ export interface ChannelContext {
   /** Interactive-shell line policy seam (see enter-gate.ts); absent = no line checks. */
   onEnter?: OnEnter;
   audit(event: AuditEvent): void;
-  track(relay: ChannelRelay): () => void;
+  track(channel: Terminable): () => void;
+}
+
+/** A channel the connection can end from its side (kill, revocation, expiry). */
+export interface Terminable {
+  terminate(reason: string): void;
 }
 
 /** Blocked unless a policy allows it (no policy: refused). */
@@ -96,35 +101,52 @@ export function handleSessionChannel(ctx: ChannelContext, session: Session): voi
     reject?.();
   });
 
+  // The client channel is accepted at once: a client that sends EOF right after its request
+  // (exec with empty stdin) would otherwise end the session before the upstream answers.
+  // Input waits in the accepted stream (bounded by the SSH window) until the upstream is open.
   const open = (
     kind: 'shell' | 'exec' | 'subsystem',
-    accept: () => ServerChannel,
-    reject: () => void,
+    accept: () => ServerChannel | undefined,
     start: (cb: (err: Error | undefined, up: ClientChannel) => void) => void,
     mode: RelayMode,
   ) => {
+    const ch = accept();
+    if (!ch) return;
+    ch.pause();
+    let ended = false;
+    const untrack = ctx.track({
+      terminate: (reason) => {
+        ended = true;
+        ch.stderr.write(`\r\n[pam] session ended: ${reason}\r\n`);
+        ch.end();
+      },
+    });
+    const failed = (err: Error) => {
+      untrack();
+      ctx.recording.marker(`${kind} failed at target: ${err.message}`);
+      ch.stderr.write(`[pam] ${kind} failed at the target: ${err.message}\r\n`);
+      ch.exit(255);
+      ch.end();
+    };
     try {
       start((err, up) => {
-        if (err) {
-          ctx.recording.marker(`${kind} failed at target: ${err.message}`);
-          reject();
-          return;
-        }
-        relay = new ChannelRelay(ctx, accept(), up, mode);
+        if (err) return failed(err);
+        untrack();
+        if (ended) return up.close();
+        relay = new ChannelRelay(ctx, ch, up, mode);
       });
     } catch (err) {
-      ctx.recording.marker(`${kind} failed: ${(err as Error).message}`);
-      reject();
+      failed(err as Error);
     }
   };
 
-  session.on('shell', (accept, reject) => {
+  session.on('shell', (accept) => {
     ctx.recording.marker(pty ? 'shell' : 'shell (no pty)');
     ctx.audit({ type: 'ssh.shell', pty: !!pty });
-    open('shell', accept, reject, (cb) => ctx.upstream.shell(pty ? ptyOpts(pty) : false, { env }, cb), pty ? { kind: 'terminal', gate: true } : { kind: 'raw', gate: false });
+    open('shell', accept, (cb) => ctx.upstream.shell(pty ? ptyOpts(pty) : false, { env }, cb), pty ? { kind: 'terminal', gate: true } : { kind: 'raw', gate: false });
   });
 
-  session.on('exec', (accept, reject, info) => {
+  session.on('exec', (accept, _reject, info) => {
     const command = info.command;
     const scp = parseScp(command);
     ctx.recording.marker(`exec: ${command}`);
@@ -139,13 +161,13 @@ export function handleSessionChannel(ctx: ChannelContext, session: Session): voi
     if (denied) {
       ctx.recording.marker(`denied: ${denied}`);
       const ch = accept();
-      ch.stderr.write(`[pam] denied: ${denied}\r\n`);
-      ch.exit(126);
-      ch.end();
+      ch?.stderr.write(`[pam] denied: ${denied}\r\n`);
+      ch?.exit(126);
+      ch?.end();
       return;
     }
     const mode: RelayMode = scp ? { kind: 'transfer', label: `scp ${scp.direction} ${scp.path}` } : pty ? { kind: 'terminal', gate: false } : { kind: 'raw', gate: false };
-    open('exec', accept, reject, (cb) => ctx.upstream.exec(command, { env, ...(pty ? { pty: ptyOpts(pty) } : {}) }, cb), mode);
+    open('exec', accept, (cb) => ctx.upstream.exec(command, { env, ...(pty ? { pty: ptyOpts(pty) } : {}) }, cb), mode);
   });
 
   session.on('subsystem', (accept, reject, info) => {
@@ -159,7 +181,7 @@ export function handleSessionChannel(ctx: ChannelContext, session: Session): voi
       return;
     }
     const mode: RelayMode = name === 'sftp' ? { kind: 'sftp' } : { kind: 'transfer', label: `subsystem ${name}` };
-    open('subsystem', accept, reject, (cb) => ctx.upstream.subsys(name, cb), mode);
+    open('subsystem', accept, (cb) => ctx.upstream.subsys(name, cb), mode);
   });
 
   session.on('close', () => relay?.clientClosed());
@@ -182,7 +204,7 @@ type RelayMode =
  *
  * End order to the client: remaining data, exit-status / exit-signal, EOF, close.
  */
-export class ChannelRelay {
+export class ChannelRelay implements Terminable {
   private readonly tap: ChannelTap | undefined;
   private readonly sftp: SftpAudit | undefined;
   private readonly gate: EnterGate | undefined;
@@ -237,6 +259,7 @@ export class ChannelRelay {
     });
 
     client.on('end', () => up.end());
+    client.resume();
     client.on('error', () => {});
     up.on('error', () => {});
     up.on('exit', (code: number | null, signal?: string, dump?: boolean, desc?: string) => {

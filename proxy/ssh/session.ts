@@ -6,8 +6,8 @@ import { AsciicastWriter } from '../../recorder/asciicast-writer.js';
 import type { AuditEvent } from '../../recorder/audit.types.js';
 import type { BrokerDeps } from '../broker.types.js';
 import type { SshTarget } from '../config.types.js';
-import { parseUsername, readCredential, type SshKeyLookup } from './auth.js';
-import { handleSessionChannel, checkChannel, type ChannelContext, type ChannelRelay } from './channels.js';
+import { parseUsername, readCredential, sendBanner, type SshKeyLookup } from './auth.js';
+import { handleSessionChannel, checkChannel, type ChannelContext, type Terminable } from './channels.js';
 import type { OnEnter } from './enter-gate.js';
 import { HostKeyMismatch, UpstreamError } from './errors.js';
 import { connectUpstream } from './upstream.js';
@@ -45,7 +45,7 @@ export class SshConnection {
   private upstream: Client | undefined;
   private recording: AsciicastWriter | undefined;
   private recordingId: string | undefined;
-  private readonly relays = new Set<ChannelRelay>();
+  private readonly relays = new Set<Terminable>();
   private readonly cleanups: (() => void)[] = [];
   private user: string | undefined;
   private ending: Promise<void> | undefined;
@@ -140,13 +140,15 @@ export class SshConnection {
       ctx.prompt([], 'pam-proxy', message, () => ctx.reject(this.methods()));
       return;
     }
+    if (message) sendBanner(this.client, `pam-proxy: ${message}`);
     ctx.reject(this.methods());
   }
 
   /**
-   * A final refusal: the reason goes to the client (keyboard-interactive instructions, which
-   * OpenSSH prints), then the connection is dropped. A password attempt cannot carry text, so
-   * it is answered with "try keyboard-interactive", which then shows the reason.
+   * A final refusal: the reason goes to the client (as keyboard-interactive instructions, which
+   * OpenSSH prints, or as a USERAUTH_BANNER for other methods), then the connection is dropped
+   * without a USERAUTH_FAILURE: on a failure OpenSSH would move on to its next method and sit
+   * at a password prompt instead of reading the disconnect.
    */
   private refuse(ctx: AuthContext, message: string, _code: string): void {
     this.refusal = message;
@@ -155,14 +157,11 @@ export class SshConnection {
 
   private tellRefusal(ctx: AuthContext, message: string): void {
     if (ctx.method === 'keyboard-interactive') {
-      ctx.prompt([], 'pam-proxy: access refused', message, () => {
-        ctx.reject([]);
-        setTimeout(() => this.client.end(), 100).unref();
-      });
+      ctx.prompt([], 'pam-proxy: access refused', message, () => this.client.end());
       return;
     }
-    ctx.reject(['keyboard-interactive']);
-    setTimeout(() => this.client.end(), 5000).unref();
+    sendBanner(this.client, `pam-proxy: access refused: ${message}`);
+    this.client.end();
   }
 
   private async handleAuthorized(auth: Authorized): Promise<void> {

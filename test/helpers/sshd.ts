@@ -91,9 +91,12 @@ export async function startSshd(): Promise<TestSshd> {
   };
 }
 
-/** Options every OpenSSH client call through the proxy uses in tests. */
+/**
+ * Options every OpenSSH client call through the proxy uses in tests. LogLevel INFO (the default)
+ * because OpenSSH prints keyboard-interactive instructions and banners only from INFO up.
+ */
 export const OPENSSH_OPTS = [
-  '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR',
+  '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=INFO',
   '-o', 'PreferredAuthentications=keyboard-interactive,password', '-o', 'PubkeyAuthentication=no',
   '-o', 'NumberOfPasswordPrompts=1', '-o', 'ConnectTimeout=10',
 ];

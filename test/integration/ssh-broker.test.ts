@@ -38,17 +38,22 @@ afterAll(async () => {
 interface Connected { client: Client; instructions: string[] }
 
 /** ssh2 client through the proxy, answering the `IAM token:` prompt; rejects with the instructions it saw. */
-function connect(user: string, token: string): Promise<Connected> {
+function connect(user: string, token: string, method: 'keyboard-interactive' | 'password' = 'keyboard-interactive'): Promise<Connected> {
   return new Promise((resolve, reject) => {
     const client = new ssh2.Client();
     const instructions: string[] = [];
+    client.on('banner', (msg: string) => instructions.push(msg));
     client.on('keyboard-interactive', (_name, instr, _lang, prompts, finish) => {
       if (instr) instructions.push(instr);
       finish(prompts.map(() => token));
     });
     client.once('ready', () => resolve({ client, instructions }));
     client.once('error', (err) => reject(Object.assign(err, { instructions })));
-    client.connect({ host: '127.0.0.1', port: broker.port, username: user, tryKeyboard: true, readyTimeout: 20_000 });
+    client.once('close', () => reject(Object.assign(new Error('connection closed'), { instructions })));
+    client.connect({
+      host: '127.0.0.1', port: broker.port, username: user, readyTimeout: 20_000,
+      ...(method === 'password' ? { password: token } : { tryKeyboard: true }),
+    });
   });
 }
 
@@ -68,8 +73,18 @@ function exec(client: Client, command: string): Promise<{ stdout: string; stderr
   });
 }
 
-async function endedRecording(user: string, after: number): Promise<{ meta: RecordingMeta; cast: string }> {
-  const meta = await waitFor(async () => (await cp.deps.recordings.list()).find((m) => m.user === user && m.status === 'ended' && Date.parse(m.start) >= after), 'recording sealed');
+/** The recording of the newest live session of `user` (call while the session is live). */
+function liveRecordingId(user: string): string {
+  const live = cp.deps.sessions.list().filter((s) => s.user === user).sort((a, b) => b.startedAt.localeCompare(a.startedAt));
+  if (!live[0]) throw new Error(`no live session of ${user}`);
+  return live[0].recordingId;
+}
+
+async function endedRecording(id: string): Promise<{ meta: RecordingMeta; cast: string }> {
+  const meta = await waitFor(async () => {
+    const m = await cp.deps.recordings.get(id);
+    return m?.status === 'ended' ? m : undefined;
+  }, 'recording sealed');
   return { meta, cast: await readFile(cp.deps.recordings.dataPath(meta.id, 'asciicast'), 'utf8') };
 }
 
@@ -79,8 +94,8 @@ function events(cast: string): [number, string, string][] {
 
 describe('ssh broker with an ssh2 client', () => {
   it('runs exec commands with output, stderr and exit status, and records them', async () => {
-    const t0 = Date.now() - 1000;
     const { client } = await connect('root@web', await cp.token('alice'));
+    const recId = liveRecordingId('alice');
     const ok = await exec(client, 'echo out-$((40+2)); echo err-1 >&2');
     expect(ok).toMatchObject({ stdout: 'out-42\n', stderr: 'err-1\n', code: 0 });
     const fail = await exec(client, 'exit 7');
@@ -89,7 +104,7 @@ describe('ssh broker with an ssh2 client', () => {
     const many = await Promise.all([1, 2, 3].map((n) => exec(client, `echo ch-${n}`)));
     expect(many.map((r) => r.stdout)).toEqual(['ch-1\n', 'ch-2\n', 'ch-3\n']);
     client.end();
-    const { meta, cast } = await endedRecording('alice', t0);
+    const { meta, cast } = await endedRecording(recId);
     expect(meta).toMatchObject({ protocol: 'ssh', format: 'asciicast', login: 'root', target: 'web', status: 'ended' });
     expect(meta.sha256).toMatch(/^[0-9a-f]{64}$/);
     expect(meta.bytes).toBe(Buffer.byteLength(cast));
@@ -102,8 +117,8 @@ describe('ssh broker with an ssh2 client', () => {
   });
 
   it('relays an interactive pty shell, records resize and input, and masks keystrokes the target does not echo', async () => {
-    const t0 = Date.now() - 1000;
     const { client } = await connect('root@web', await cp.token('alice'));
+    const recId = liveRecordingId('alice');
     const ch = await new Promise<ssh2.ClientChannel>((resolve, reject) =>
       client.shell({ cols: 100, rows: 30, term: 'xterm-256color' }, (err, s) => (err ? reject(err) : resolve(s))));
     let seen = '';
@@ -126,7 +141,7 @@ describe('ssh broker with an ssh2 client', () => {
     client.end();
     expect(seen).not.toContain('hunter2');
 
-    const { cast, meta } = await endedRecording('alice', t0);
+    const { cast, meta } = await endedRecording(recId);
     const header = JSON.parse(cast.split('\n')[0]!);
     expect(header).toMatchObject({ version: 2, width: 100, height: 30, env: { TERM: 'xterm-256color' }, title: 'alice as root@web' });
     const ev = events(cast);
@@ -142,13 +157,14 @@ describe('ssh broker with an ssh2 client', () => {
     // times never go backwards
     for (let i = 1; i < ev.length; i++) expect(ev[i]![0]).toBeGreaterThanOrEqual(ev[i - 1]![0]);
     // a format check no one here wrote
-    const catted = execFileSync('asciinema', ['cat', cp.deps.recordings.dataPath(meta.id, 'asciicast')]).toString();
+    // asciinema wants a terminal even for `cat`: give it one with script(1).
+    const catted = execFileSync('script', ['-qec', `asciinema cat ${cp.deps.recordings.dataPath(meta.id, 'asciicast')}`, '/dev/null'], { stdio: ['ignore', 'pipe', 'pipe'] }).toString();
     expect(catted).toContain('hi-42');
     expect(asciicastToText(cast)).toContain('hi-42');
   });
 
   it('refuses a login without a grant, tells the user what to run, and audits it', async () => {
-    const err = await connect('root@web', await cp.token('bob')).then(() => undefined, (e: Error & { instructions: string[] }) => e);
+    const err = await connect('root@web', await cp.token('bob'), 'password').then(() => undefined, (e: Error & { instructions: string[] }) => e);
     expect(err).toBeDefined();
     expect(err!.instructions.join('\n')).toContain('pam request --target web --login root');
     const audit = await cp.audit();
@@ -156,7 +172,7 @@ describe('ssh broker with an ssh2 client', () => {
   });
 
   it('refuses a bad token', async () => {
-    const err = await connect('root@web', 'not-a-token').then(() => undefined, (e: Error & { instructions: string[] }) => e);
+    const err = await connect('root@web', 'not-a-token', 'password').then(() => undefined, (e: Error & { instructions: string[] }) => e);
     expect(err).toBeDefined();
     expect(err!.instructions.join('\n')).toContain('token rejected');
     expect((await cp.audit()).some((e) => e.type === 'session.refused' && String(e.why).includes('token rejected'))).toBe(true);
@@ -164,7 +180,7 @@ describe('ssh broker with an ssh2 client', () => {
 
   it('refuses the session when the target host key does not match the pinned one', async () => {
     await cp.grant('alice', 'web-wrongkey', 'root');
-    const err = await connect('root@web-wrongkey', await cp.token('alice')).then(() => undefined, (e: Error & { instructions: string[] }) => e);
+    const err = await connect('root@web-wrongkey', await cp.token('alice'), 'password').then(() => undefined, (e: Error & { instructions: string[] }) => e);
     expect(err).toBeDefined();
     expect(err!.instructions.join('\n')).toContain('does not match the pinned key');
     const audit = await cp.audit();
@@ -173,21 +189,21 @@ describe('ssh broker with an ssh2 client', () => {
 
   it('ends a live shell on revocation with a one-line reason', async () => {
     const grant = await cp.grant('carol', 'web', 'root');
-    const t0 = Date.now() - 1000;
     const { client } = await connect('root@web', await cp.token('carol'));
+    const recId = liveRecordingId('carol');
     const ch = await new Promise<ssh2.ClientChannel>((resolve, reject) => client.shell((err, s) => (err ? reject(err) : resolve(s))));
     let seen = '';
     ch.on('data', (d: Buffer) => (seen += d.toString()));
     ch.stderr.on('data', (d: Buffer) => (seen += d.toString()));
     ch.write('echo up-$((1+1))\r');
     await waitFor(() => seen.includes('up-2'), 'shell up');
-    const closed = new Promise((r) => client.once('close', r));
+    const closed = new Promise<void>((r) => client.once('close', () => r()));
     await cp.revoke(grant.id);
     await closed;
     expect(seen).toContain('[pam] session ended: access revoked');
-    const { meta, cast } = await endedRecording('carol', t0);
-    expect(meta.endReason).toBe('access revoked');
-    expect(cast).toContain('"kill: access revoked"');
+    const { meta, cast } = await endedRecording(recId);
+    expect(meta.endReason).toContain('access revoked');
+    expect(cast).toContain('"kill: access revoked');
     expect(cp.deps.sessions.list().some((s) => s.user === 'carol')).toBe(false);
   });
 
@@ -197,7 +213,7 @@ describe('ssh broker with an ssh2 client', () => {
     let err = '';
     ch.stderr.on('data', (d: Buffer) => (err += d.toString()));
     const live = await waitFor(() => cp.deps.sessions.list().find((s) => s.user === 'alice'), 'live session');
-    const closed = new Promise((r) => client.once('close', r));
+    const closed = new Promise<void>((r) => client.once('close', () => r()));
     expect(cp.deps.sessions.kill(live.id, 'killed by auditor dave')).toBe(true);
     await closed;
     expect(err).toContain('[pam] session ended: killed by auditor dave');
