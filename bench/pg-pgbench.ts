@@ -1,0 +1,171 @@
+/**
+ * Postgres broker benchmark: pgbench select-only through the proxy (recording on) against the
+ * same load direct and through pgbouncer (session mode), in one run; then new authenticated
+ * sessions per second (token check, grant check, upstream SCRAM-SHA-256 login).
+ *
+ *   node bin/run-ts.js bench/pg-pgbench.ts [--seconds 8] [--clients 8] [--threads 2]
+ *
+ * Needs: PostgreSQL on 127.0.0.1:5432 (trust for postgres), pgbench, pgbouncer, runuser, and
+ * root (pgbouncer and the private SCRAM cluster run as user postgres).
+ */
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { appendFile, chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { startControlPlane } from '../test/helpers/control-plane.js';
+import { startPostgresBroker } from '../proxy/postgres/server.js';
+import type { PostgresTarget } from '../proxy/config.types.js';
+
+const exec = promisify(execFile);
+const BIN = '/usr/lib/postgresql/15/bin';
+const arg = (name: string, def: number) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? Number(process.argv[i + 1]) : def;
+};
+const SECONDS = arg('seconds', 8);
+const CLIENTS = arg('clients', 8);
+const THREADS = arg('threads', 2);
+const DB = 'pgw_bench';
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const p = (s.address() as { port: number }).port;
+      s.close(() => resolve(p));
+    });
+  });
+}
+
+async function pgbench(conninfo: string, args: string[], password?: string): Promise<number> {
+  const { stdout } = await exec('pgbench', [conninfo, ...args], { env: { ...process.env, ...(password ? { PGPASSWORD: password } : {}) }, timeout: (SECONDS + 60) * 1000, maxBuffer: 1 << 24 });
+  const m = /tps = ([\d.]+) \((?:without|excluding) initial connection/.exec(stdout) ?? /tps = ([\d.]+)/.exec(stdout);
+  if (!m) throw new Error(`no tps in pgbench output:\n${stdout}`);
+  return Number(m[1]);
+}
+
+async function waitPort(port: number): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    try {
+      await exec('pg_isready', ['-h', '127.0.0.1', '-p', String(port), '-t', '1']);
+      return;
+    } catch {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  throw new Error(`nothing listening on ${port}`);
+}
+
+async function startPgbouncer(dir: string): Promise<{ port: number; child: ChildProcess }> {
+  const port = await freePort();
+  await writeFile(join(dir, 'userlist.txt'), '"postgres" ""\n');
+  await writeFile(join(dir, 'pgbouncer.ini'), `[databases]
+${DB} = host=127.0.0.1 port=5432 dbname=${DB}
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = ${port}
+unix_socket_dir =
+auth_type = trust
+auth_file = ${join(dir, 'userlist.txt')}
+pool_mode = session
+max_client_conn = 200
+default_pool_size = 40
+logfile = ${join(dir, 'pgbouncer.log')}
+pidfile = ${join(dir, 'pgbouncer.pid')}
+`);
+  await exec('chown', ['-R', 'postgres:postgres', dir]);
+  const child = spawn('runuser', ['-u', 'postgres', '--', 'pgbouncer', join(dir, 'pgbouncer.ini')], { stdio: 'ignore' });
+  await waitPort(port);
+  return { port, child };
+}
+
+/** A private cluster that asks for SCRAM-SHA-256 on TCP (the machine's one trusts loopback). */
+async function startScramCluster(dir: string): Promise<{ port: number; stop: () => Promise<void> }> {
+  const port = await freePort();
+  const data = join(dir, 'data');
+  const asPg = (cmd: string, args: string[]) => exec('runuser', ['-u', 'postgres', '--', join(BIN, cmd), ...args], { timeout: 60_000 });
+  await exec('chown', ['postgres:postgres', dir]);
+  await asPg('initdb', ['-D', data, '-U', 'postgres', '--auth-local=trust', '--auth-host=scram-sha-256', '--no-sync']);
+  await appendFile(join(data, 'postgresql.conf'), `port = ${port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '${dir}'\nfsync = off\nmax_connections = 100\n`);
+  await asPg('pg_ctl', ['-D', data, '-l', join(dir, 'log'), '-w', 'start']);
+  await asPg('psql', ['-h', dir, '-p', String(port), '-U', 'postgres', '-c', "SET password_encryption='scram-sha-256'; CREATE ROLE bench LOGIN PASSWORD 'bench-pw'", '-c', 'CREATE DATABASE bench OWNER bench']);
+  return { port, stop: async () => void (await asPg('pg_ctl', ['-D', data, '-m', 'immediate', 'stop']).catch(() => {})) };
+}
+
+async function main(): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), 'pgw-bench-'));
+  await chmod(dir, 0o755);
+  const results: { path: string; mode: string; tps: number }[] = [];
+  let bouncer: ChildProcess | undefined;
+  let scram: { port: number; stop: () => Promise<void> } | undefined;
+  const cp = await startControlPlane({
+    targets: [
+      { name: 'bench', protocol: 'postgres', host: '127.0.0.1', port: 5432, database: DB, tls: 'disable', logins: { postgres: { secret: 'pg' } }, defaultAction: 'allow' },
+    ],
+  });
+  try {
+    await exec('psql', ['-h', '127.0.0.1', '-U', 'postgres', '-d', 'postgres', '-c', `DROP DATABASE IF EXISTS ${DB}`, '-c', `CREATE DATABASE ${DB}`]);
+    await exec('pgbench', ['-h', '127.0.0.1', '-U', 'postgres', '-i', '-s', '10', '-q', DB]);
+    await cp.setSecret('pg', 'unused-trust');
+    const broker = await startPostgresBroker(cp.deps, { host: '127.0.0.1', port: 0 });
+    await cp.grant('bench-user', 'bench', 'postgres');
+    const token = await cp.token('bench-user');
+    await mkdir(join(dir, 'bouncer'));
+    const b = await startPgbouncer(join(dir, 'bouncer'));
+    bouncer = b.child;
+    const load = ['-S', '-c', String(CLIENTS), '-j', String(THREADS), '-T', String(SECONDS), '-n'];
+    const paths = [
+      { path: 'direct', conn: `host=127.0.0.1 port=5432 user=postgres dbname=${DB} sslmode=disable` },
+      { path: 'pgbouncer (session)', conn: `host=127.0.0.1 port=${b.port} user=postgres dbname=${DB} sslmode=disable` },
+      { path: 'pam proxy (recording on)', conn: `host=127.0.0.1 port=${broker.port} user=postgres dbname=bench sslmode=disable`, pw: token },
+      { path: 'pam proxy, TLS client leg', conn: `host=127.0.0.1 port=${broker.port} user=postgres dbname=bench sslmode=require`, pw: token },
+    ];
+    for (const mode of ['simple', 'extended']) {
+      for (const p of paths) {
+        const tps = await pgbench(p.conn, [...load, '-M', mode], p.pw);
+        results.push({ path: p.path, mode, tps });
+        console.error(`${p.path.padEnd(28)} ${mode.padEnd(9)} ${tps.toFixed(0)} tps`);
+      }
+    }
+
+    // New authenticated sessions per second: pgbench -C opens a connection per transaction.
+    await mkdir(join(dir, 'scram'));
+    scram = await startScramCluster(join(dir, 'scram'));
+    cp.config.targets.push({ name: 'scram', protocol: 'postgres', host: '127.0.0.1', port: scram.port, database: 'bench', tls: 'disable', logins: { bench: { secret: 'bench-pw' } }, defaultAction: 'allow' } as PostgresTarget);
+    await cp.setSecret('bench-pw', 'bench-pw');
+    await cp.grant('bench-user', 'scram', 'bench');
+    const conn = ['-S', '-C', '-c', String(CLIENTS), '-j', String(THREADS), '-T', String(Math.max(3, Math.round(SECONDS / 2))), '-n', '-f', join(dir, 'select1.sql')];
+    await writeFile(join(dir, 'select1.sql'), 'select 1;\n');
+    const sessions = [
+      { path: 'direct (SCRAM)', conn: `host=127.0.0.1 port=${scram.port} user=bench dbname=bench sslmode=disable`, pw: 'bench-pw' },
+      { path: 'pam proxy (token+grant+SCRAM, recording on)', conn: `host=127.0.0.1 port=${broker.port} user=bench dbname=scram sslmode=disable`, pw: token },
+      { path: 'pam proxy, TLS client leg', conn: `host=127.0.0.1 port=${broker.port} user=bench dbname=scram sslmode=require`, pw: token },
+    ];
+    for (const s of sessions) {
+      const tps = await pgbench(s.conn, conn.filter((a) => a !== '-S'), s.pw);
+      results.push({ path: s.path, mode: 'new sessions/s', tps });
+      console.error(`${s.path.padEnd(28)} new sessions/s ${tps.toFixed(0)}`);
+    }
+    await broker.close();
+  } finally {
+    bouncer?.kill('SIGTERM');
+    await scram?.stop();
+    await cp.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+  const direct = (mode: string) => results.find((r) => r.path === 'direct' && r.mode === mode)?.tps ?? NaN;
+  const bouncerTps = (mode: string) => results.find((r) => r.path.startsWith('pgbouncer') && r.mode === mode)?.tps ?? NaN;
+  console.log(`\nmachine: ${cpus().length} × ${cpus()[0]?.model}; pgbench ${load()}\n`);
+  console.log('| path | mode | TPS | × direct | × pgbouncer |');
+  console.log('|---|---|---:|---:|---:|');
+  for (const r of results) {
+    const isSess = r.mode === 'new sessions/s';
+    console.log(`| ${r.path} | ${r.mode} | ${r.tps.toFixed(0)} | ${isSess ? '' : (r.tps / direct(r.mode)).toFixed(2)} | ${isSess ? '' : (r.tps / bouncerTps(r.mode)).toFixed(2)} |`);
+  }
+  function load() {
+    return `-S -c ${CLIENTS} -j ${THREADS} -T ${SECONDS}`;
+  }
+}
+
+await main();
