@@ -59,7 +59,7 @@ describe('HTTP API', () => {
 
   it('answers bad input with precise 4xx and keeps serving', async () => {
     const t = await cp.token('alice');
-    expect((await api('POST', '/api/v1/requests', t, { target: 'web1' })).body.error.message).toMatch(/"login" is required/);
+    expect((await api('POST', '/api/v1/requests', t, { target: 'web1', duration: '1h' })).body.error.message).toMatch(/"login" is required/);
     expect((await api('POST', '/api/v1/requests', t, { target: 'web1', login: 'root', duration: 'soon', reason: 'x' })).status).toBe(400);
     const raw = await fetch(base + '/api/v1/requests', { method: 'POST', headers: { authorization: `Bearer ${t}`, 'content-type': 'application/json' }, body: '{not json' });
     expect(raw.status).toBe(400);
