@@ -8,6 +8,8 @@ const HELP = `pam — privileged-access proxy
   pam serve --config FILE                      run the proxy (or PAM_CONFIG)
   pam secret set NAME < value | list | rm NAME secrets in the vault (local store)
   pam dev token USER --groups g1,g2            token from the dev issuer (identity: { dev: true })
+  pam policy test --user U --groups g1,g2 --target T --login L (--command "…" | --sql "…")
+                                               what-if: the verdict and the rule that decided
 
 Through the proxy's API (PAM_SERVER, PAM_TOKEN or --server, --token):
   pam request --target T --login L --duration 30m --reason "…"
@@ -47,6 +49,10 @@ async function main(argv: string[]): Promise<void> {
     case 'secret': {
       const { loadConfig } = await import('../proxy/config.js');
       return secretCommand(loadConfig(configPath(values.config)), args[0], args[1], values.json === true);
+    }
+    case 'policy': {
+      const { policyCommand } = await import('./policy-command.js');
+      return policyCommand(configPath(values.config), args, values);
     }
     case 'dev':
       if (args[0] !== 'token') throw new CliError('usage: pam dev token USER --groups g1,g2', 2);

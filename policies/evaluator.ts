@@ -14,6 +14,7 @@ import { basename, splitCommands, type SimpleCommand } from './shell-words.js';
 import { classifySql, type SqlRelation, type SqlStatement } from './sql-classify.js';
 
 export const UNPARSEABLE_SQL_RULE = 'unparseable-sql';
+const FORWARDING = new Set(['port-forward', 'agent-forward', 'x11']);
 
 interface Candidate { action: Action; rule?: Rule; unit: string }
 
@@ -32,7 +33,9 @@ export function evaluate(rules: RuleSet, request: PolicyRequest, defaultAction: 
     const matched = applicable.filter((r) => r.match.kind === 'channel' && r.match.channels.includes(request.channel)
       && (r.match.destination === undefined || (request.destination !== undefined && globMatch(r.match.destination, request.destination))));
     const unit = request.destination ? `${request.channel} ${request.destination}` : request.channel;
-    return decide(matched.length ? matched.map((rule) => ({ action: rule.action, rule, unit })) : [{ action: fallback, unit }]);
+    // Forwarding and X11 open paths around the recorded terminal: refused unless a rule allows them.
+    const channelFallback = FORWARDING.has(request.channel) ? 'deny' : fallback;
+    return decide(matched.length ? matched.map((rule) => ({ action: rule.action, rule, unit })) : [{ action: channelFallback, unit }]);
   }
   return evaluateSql(applicable, request.sql, fallback, rules.unparseableSql);
 }

@@ -14,6 +14,7 @@ import { SessionRegistry } from './sessions.js';
 import { loadRoles, type Role } from '../policies/roles.js';
 import type { BrokerDeps } from './broker.types.js';
 import { SshKeyBindings } from '../access/ssh-keys.js';
+import { createPolicyEngine, type RunningPolicyEngine } from '../policies/engine.js';
 
 /** Everything but the listeners: shared by `pam serve`, the `secret` commands and the tests. */
 export interface ControlPlane extends BrokerDeps {
@@ -22,6 +23,7 @@ export interface ControlPlane extends BrokerDeps {
   audit: FileAuditLog;
   access: AccessService;
   sshKeys: SshKeyBindings;
+  policy: RunningPolicyEngine;
   /** Present with `identity: { dev: true }`: signs tokens for first runs and tests. */
   dev?: { issue(user: string, groups: string[], opts?: { ttlSec?: number; amr?: string[] }): Promise<string> };
   /** Re-reads roles from policies_dir; keeps the old ones and throws if a file is invalid. */
@@ -49,14 +51,35 @@ export async function openControlPlane(config: Config): Promise<ControlPlane> {
   const sessions = new SessionRegistry();
   const access = new AccessService({ store, audit, roles: () => roles, targets: () => config.targets });
   await access.start();
+  const defaults = Object.fromEntries(config.targets.map((t) => [t.name, t.defaultAction]));
+  // Rules and roles live in the same files: one watcher reloads both. A bad file keeps the
+  // previous rules and roles in force, and the refusal is audited.
+  const reportPolicyError = (err: Error) => {
+    console.error(`pam: policy file refused: ${err.message}`);
+    void audit.append({ type: 'policy.refused', error: err.message }).catch(() => undefined);
+  };
+  const policy = await createPolicyEngine({
+    dir: config.policiesDir,
+    targets: defaults,
+    onError: reportPolicyError,
+    onReload: () => {
+      try {
+        roles = loadRoles(config.policiesDir);
+        void audit.append({ type: 'policy.loaded', roles: roles.map((r) => r.name) }).catch(() => undefined);
+      } catch (err) {
+        reportPolicyError(err as Error);
+      }
+    },
+  });
   return {
-    config, identity, gate: access, access, sshKeys: new SshKeyBindings(store, audit), vault, audit, recordings, sessions, store, dev,
+    config, identity, gate: access, access, sshKeys: new SshKeyBindings(store, audit), policy, vault, audit, recordings, sessions, store, dev,
     roles: () => roles,
     reloadRoles() {
       roles = loadRoles(config.policiesDir);
       return roles;
     },
     async close() {
+      policy.close();
       await access.stop();
       await audit.close();
       await store.close();

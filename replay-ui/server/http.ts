@@ -9,6 +9,7 @@ import { Router, type RequestContext, type Route } from './router.js';
 import { accessRoutes } from './api-access.js';
 import { auditRoutes } from './api-audit.js';
 import { recordingRoutes } from './api-recordings.js';
+import { policyRoutes } from './api-policy.js';
 
 const MAX_BODY = 1024 * 1024;
 
@@ -61,6 +62,7 @@ export async function startHttpServer(cp: ControlPlane, listen: { host: string; 
     ...accessRoutes(cp),
     ...auditRoutes(cp),
     ...recordingRoutes(cp),
+    ...policyRoutes(cp),
     ...(extra.routes ?? []),
   );
 

@@ -199,10 +199,11 @@ command_rules:
 `), 'ch.yaml')]);
   const ch = (channel: 'sftp' | 'port-forward' | 'agent-forward', destination?: string, target = 'web-1'): PolicyRequest =>
     ({ protocol: 'ssh', kind: 'channel', channel, destination, user: 'u', groups: [], roles: [], target, login: 'root' });
-  it('matches channel and destination glob; default decides the rest', () => {
+  it('matches channel and destination glob; forwarding without an allow rule is refused', () => {
     expect(evaluate(rules, ch('agent-forward'), 'allow')).toMatchObject({ action: 'deny', rule: 'no-agent' });
     expect(evaluate(rules, ch('port-forward', '169.254.169.254:80'), 'allow')).toMatchObject({ action: 'deny', rule: 'meta' });
-    expect(evaluate(rules, ch('port-forward', '10.0.0.1:80'), 'allow').action).toBe('allow');
+    expect(evaluate(rules, ch('port-forward', '10.0.0.1:80'), 'allow').action).toBe('deny');
+    expect(evaluate(rules, ch('sftp', undefined, 'web-1'), 'allow').action).toBe('allow');
     expect(evaluate(rules, ch('sftp', undefined, 'prod-1'), 'allow').action).toBe('deny');
     expect(evaluate(rules, ch('port-forward', 'db.internal:5432', 'prod-1'), 'allow')).toMatchObject({ action: 'allow', rule: 'db-forward' });
     expect(evaluate(rules, ch('port-forward', 'db.internal:22', 'prod-1'), 'allow').action).toBe('deny');
