@@ -187,7 +187,7 @@ export class PostgresSession {
     this.tracker = new StatementTracker({
       redactParameters: deps.config.postgres.redactParameters,
       check: deps.policy ? this.policyCheck(identity, target.name, login) : undefined,
-      record: (e) => recorder.event(e),
+      record: (line) => recorder.line(line),
     });
     const up = this.upstream;
     const key = this.ctx.keys.add(() => sendCancel(target, up.processId, up.secretKey));

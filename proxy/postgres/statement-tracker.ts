@@ -26,8 +26,8 @@ export interface TrackerOptions {
   redactParameters: boolean;
   /** Policy check for one statement text; undefined when no policy is configured. */
   check?: (sql: string) => Verdict;
-  /** One recording event per statement. */
-  record: (event: Record<string, unknown>) => void;
+  /** One recording line (a JSON object, no newline) per statement. */
+  record: (jsonLine: string) => void;
 }
 
 type Copy = { direction: 'in' | 'out'; bytes: number };
@@ -51,6 +51,18 @@ interface Portal { statement: string; sql: string | undefined; params: unknown[]
 
 function verdictOf(v: Verdict): Record<string, unknown> {
   return { action: v.action, ...(v.rule ? { rule: v.rule } : {}), ...(v.message ? { message: v.message } : {}) };
+}
+
+let isoMs = 0;
+let isoText = '';
+/** ISO time, formatted once per millisecond (many statements share one under load). */
+function isoNow(): string {
+  const now = Date.now();
+  if (now !== isoMs) {
+    isoMs = now;
+    isoText = new Date(now).toISOString();
+  }
+  return isoText;
 }
 
 /** Rows from a command tag: the last number ("SELECT 5", "INSERT 0 5", "COPY 3"). */
@@ -153,7 +165,7 @@ export class StatementTracker {
           this.statements.delete(m.name);
           return msg.parse(m.name, DENIED_PLACEHOLDER);
         }
-        if (v && v.action === 'alert') this.opts.record({ type: 'alert', sql: m.sql, statement: m.name, verdict: verdictOf(v) });
+        if (v && v.action === 'alert') this.opts.record(JSON.stringify({ t: isoNow(), type: 'alert', sql: m.sql, statement: m.name, verdict: verdictOf(v) }));
         return undefined;
       }
       case 'bind':
@@ -197,34 +209,33 @@ export class StatementTracker {
     return out!;
   }
 
-  private emit(p: Pending, extra?: Record<string, unknown>): void {
-    const e: Record<string, unknown> = {
-      type: 'statement',
-      protocol: p.k === 'query' ? 'simple' : p.k === 'fcall' ? 'function-call' : 'extended',
-      sql: p.sql ?? null,
-    };
-    if (p.statement !== undefined) e.statement = p.statement;
-    if (p.portal !== undefined) e.portal = p.portal;
-    if (p.params) e.params = p.params;
-    e.duration_ms = Math.round((performance.now() - p.start) * 1000) / 1000;
+  /**
+   * Writes one statement line. Built as a string, not an object for JSON.stringify: this runs
+   * once per statement on the relay's hot path. Field order is fixed (t, type, protocol, sql, …).
+   */
+  private emit(p: Pending, extra?: string): void {
+    let line = `{"t":"${isoNow()}","type":"statement","protocol":"${p.k === 'query' ? 'simple' : p.k === 'fcall' ? 'function-call' : 'extended'}","sql":${p.sql === undefined ? 'null' : JSON.stringify(p.sql)}`;
+    if (p.statement !== undefined) line += `,"statement":${JSON.stringify(p.statement)}`;
+    if (p.portal !== undefined) line += `,"portal":${JSON.stringify(p.portal)}`;
+    if (p.params) line += `,"params":${JSON.stringify(p.params)}`;
+    line += `,"duration_ms":${Math.round((performance.now() - p.start) * 1000) / 1000}`;
     if (p.tags && p.tags.length > 0) {
-      if (p.tags.length === 1) e.tag = p.tags[0];
-      else e.tags = p.tags;
       let rows = 0;
       let any = false;
       for (const t of p.tags) {
         const r = rowsOfTag(t);
         if (r !== undefined) { rows += r; any = true; }
       }
-      e.rows = any ? rows : p.rows;
+      line += p.tags.length === 1 ? `,"tag":${JSON.stringify(p.tags[0])}` : `,"tags":${JSON.stringify(p.tags)}`;
+      line += `,"rows":${any ? rows : p.rows}`;
     } else if (p.k === 'execute' || p.k === 'query') {
-      e.rows = p.rows;
+      line += `,"rows":${p.rows}`;
     }
-    if (p.error) e.error = p.error;
-    if (p.copy) e.copy = p.copy;
-    if (p.verdict) e.verdict = verdictOf(p.verdict);
-    if (extra) Object.assign(e, extra);
-    this.opts.record(e);
+    if (p.error) line += `,"error":${JSON.stringify(p.error)}`;
+    if (p.copy) line += `,"copy":${JSON.stringify(p.copy)}`;
+    if (p.verdict) line += `,"verdict":${JSON.stringify(verdictOf(p.verdict))}`;
+    if (extra) line += extra;
+    this.opts.record(line + '}');
   }
 
   private deniedError(p: Pending): Buffer {
@@ -265,7 +276,8 @@ export class StatementTracker {
       case 0x43: { // C CommandComplete
         this.copyIn = undefined;
         if (!p || !held) return undefined;
-        const tag = (this.parseHeld(held) as BackendMessage & { text: string }).text;
+        // CommandComplete is one C string: read it in place (pg-protocol would build an object).
+        const tag = held.toString('utf8', 5, held.length - 1);
         if (p.k === 'query') p.tags!.push(tag);
         else if (p.k === 'execute') {
           p.tags = [tag];
@@ -277,7 +289,7 @@ export class StatementTracker {
       case 0x49: // I EmptyQueryResponse
       case 0x73: // s PortalSuspended
         if (p && p.k === 'execute') {
-          this.emit(p, code === 0x73 ? { suspended: true } : undefined);
+          this.emit(p, code === 0x73 ? ',"suspended":true' : undefined);
           this.shift();
         }
         return undefined;
