@@ -1,5 +1,5 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import { mkdir, readFile, writeFile, rename } from 'node:fs/promises';
+import { mkdir, readFile, readdir, writeFile, rename, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Store } from './store.types.js';
 import { VaultError, type Vault } from './vault.types.js';
@@ -7,7 +7,7 @@ import { VaultError, type Vault } from './vault.types.js';
 const NS = 'secrets';
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 
-interface Sealed { name: string; iv: string; tag: string; data: string; updatedAt: string }
+export interface Sealed { name: string; iv: string; tag: string; data: string; updatedAt: string }
 
 /**
  * The master key: PAM_MASTER_KEY (64 hex chars or base64 of 32 bytes), else
@@ -36,13 +36,83 @@ export async function loadMasterKey(dataDir: string, env = process.env): Promise
   return key;
 }
 
+/** Where sealed secrets live: the shared store (Redis, many nodes) or one file per secret. */
+export interface SecretStorage {
+  get(name: string): Promise<Sealed | undefined>;
+  set(name: string, sealed: Sealed): Promise<void>;
+  delete(name: string): Promise<boolean>;
+  list(): Promise<Sealed[]>;
+}
+
+export function storeSecretStorage(store: Store): SecretStorage {
+  return {
+    get: (name) => store.get<Sealed>(NS, name),
+    set: (name, sealed) => store.set(NS, name, sealed),
+    delete: (name) => store.delete(NS, name),
+    list: () => store.list<Sealed>(NS),
+  };
+}
+
+/**
+ * `data_dir/vault/NAME.sealed`, read at every use: with the embedded store this lets
+ * `pam secret set` change a secret while the proxy runs (the store's files belong to the proxy
+ * process then), and the proxy sees it at the next login.
+ */
+export function fileSecretStorage(dir: string): SecretStorage {
+  const path = (name: string) => join(dir, `${name}.sealed`);
+  return {
+    async get(name) {
+      try {
+        return JSON.parse(await readFile(path(name), 'utf8')) as Sealed;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+        throw new VaultError(`secret file for "${name}" is unreadable`, { cause: err });
+      }
+    },
+    async set(name, sealed) {
+      await mkdir(dir, { recursive: true, mode: 0o700 });
+      const tmp = `${path(name)}.${randomBytes(3).toString('hex')}.tmp`;
+      await writeFile(tmp, JSON.stringify(sealed), { mode: 0o600 });
+      await rename(tmp, path(name));
+    },
+    async delete(name) {
+      try {
+        await unlink(path(name));
+        return true;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+        throw err;
+      }
+    },
+    async list() {
+      let names: string[];
+      try {
+        names = (await readdir(dir)).filter((n) => n.endsWith('.sealed'));
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+        throw err;
+      }
+      const out: Sealed[] = [];
+      for (const n of names) {
+        const s = await this.get(n.slice(0, -'.sealed'.length));
+        if (s) out.push(s);
+      }
+      return out;
+    },
+  };
+}
+
 /**
  * Secrets sealed with AES-256-GCM under the master key, kept in the store (so every proxy node
  * sharing a Redis store, and the same master key, can open them). The secret's name is bound as
  * additional authenticated data, so a ciphertext cannot be moved to another name.
  */
 export class StoreVault implements Vault {
-  constructor(private readonly store: Store, private readonly key: Buffer) {}
+  private readonly storage: SecretStorage;
+
+  constructor(storage: Store | SecretStorage, private readonly key: Buffer) {
+    this.storage = 'publish' in storage ? storeSecretStorage(storage) : storage;
+  }
 
   async set(name: string, value: Buffer): Promise<void> {
     if (!NAME.test(name)) throw new VaultError('secret names use letters, digits, "_", "." and "-" only');
@@ -52,11 +122,11 @@ export class StoreVault implements Vault {
     c.setAAD(Buffer.from(name));
     const data = Buffer.concat([c.update(value), c.final()]);
     const sealed: Sealed = { name, iv: iv.toString('base64'), tag: c.getAuthTag().toString('base64'), data: data.toString('base64'), updatedAt: new Date().toISOString() };
-    await this.store.set(NS, name, sealed);
+    await this.storage.set(name, sealed);
   }
 
   async reveal(name: string): Promise<Buffer> {
-    const sealed = NAME.test(name) ? await this.store.get<Sealed>(NS, name) : undefined;
+    const sealed = NAME.test(name) ? await this.storage.get(name) : undefined;
     if (!sealed) throw new VaultError(`secret "${name}" is not in the vault (pam secret set ${name})`);
     try {
       const d = createDecipheriv('aes-256-gcm', this.key, Buffer.from(sealed.iv, 'base64'));
@@ -69,10 +139,16 @@ export class StoreVault implements Vault {
   }
 
   async list(): Promise<string[]> {
-    return (await this.store.list<Sealed>(NS)).map((s) => s.name).sort();
+    return (await this.storage.list()).map((s) => s.name).sort();
   }
 
   async remove(name: string): Promise<boolean> {
-    return NAME.test(name) ? this.store.delete(NS, name) : false;
+    return NAME.test(name) ? this.storage.delete(name) : false;
   }
+}
+
+/** The vault for a config: per-secret files with the embedded store, the store itself with Redis. */
+export async function openVault(storeSpec: string, store: Store, dataDir: string): Promise<StoreVault> {
+  const storage = storeSpec === 'embedded' ? fileSecretStorage(join(dataDir, 'vault')) : storeSecretStorage(store);
+  return new StoreVault(storage, await loadMasterKey(dataDir));
 }

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { loadConfig } from '../proxy/config.js';
 import type { Config } from '../proxy/config.types.js';
 import { openStore } from '../access/store.js';
-import { StoreVault, loadMasterKey } from '../access/vault.js';
+import { openVault } from '../access/vault.js';
 import { FileAuditLog } from '../recorder/audit-log.js';
 import { loadDevIssuer } from '../access/dev-issuer.js';
 import { CliError } from './api-client.js';
@@ -25,10 +25,12 @@ async function readStdin(): Promise<Buffer> {
 
 /** Secrets work on the configured store directly, with or without a running proxy. */
 export async function secretCommand(config: Config, verb: string | undefined, name: string | undefined, json: boolean): Promise<void> {
-  const store = await openStore(config.store, config.dataDir);
+  // With the embedded store the running proxy owns the state files; secrets live in their own
+  // files then, so this works with or without a running proxy.
+  const store = config.store === 'embedded' ? undefined : await openStore(config.store, config.dataDir);
   const audit = await FileAuditLog.open(join(config.dataDir, 'audit.log'));
   try {
-    const vault = new StoreVault(store, await loadMasterKey(config.dataDir));
+    const vault = await openVault(config.store, store!, config.dataDir);
     const actor = process.env.SUDO_USER ?? process.env.USER ?? 'local';
     switch (verb) {
       case 'set': {
@@ -59,7 +61,7 @@ export async function secretCommand(config: Config, verb: string | undefined, na
     }
   } finally {
     await audit.close();
-    await store.close();
+    await store?.close();
   }
 }
 

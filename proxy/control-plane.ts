@@ -4,7 +4,7 @@ import type { Config } from './config.types.js';
 import type { IdentityVerifier } from '../access/identity.types.js';
 import type { Store } from '../access/store.types.js';
 import { openStore } from '../access/store.js';
-import { StoreVault, loadMasterKey } from '../access/vault.js';
+import { StoreVault, openVault } from '../access/vault.js';
 import { AccessService } from '../access/access-service.js';
 import { createOidcVerifier } from '../access/identity.js';
 import { loadDevIssuer, assertDevListenersLoopback } from '../access/dev-issuer.js';
@@ -45,7 +45,7 @@ export async function openControlPlane(config: Config): Promise<ControlPlane> {
     identity = createOidcVerifier({ issuer: config.identity.issuer!, audience: config.identity.audience, groupsClaim: config.identity.groupsClaim });
   }
   const store = await openStore(config.store, config.dataDir);
-  const vault = new StoreVault(store, await loadMasterKey(config.dataDir));
+  const vault = await openVault(config.store, store, config.dataDir);
   const audit = await FileAuditLog.open(join(config.dataDir, 'audit.log'));
   const recordings = await RecordingCatalog.open(join(config.dataDir, 'recordings'));
   const sessions = new SessionRegistry();

@@ -26,7 +26,33 @@ function scrub(event: AuditEvent): AuditEvent {
 export class FileAuditLog implements AuditLog {
   private tail: Promise<unknown> = Promise.resolve();
 
+  private size = 0;
+
   private constructor(private readonly path: string, private readonly fh: FileHandle, private seq: number, private last: string) {}
+
+  /**
+   * `pam secret` appends from another process while the proxy runs: when the file grew behind
+   * our back, continue the chain from its real last entry.
+   */
+  private async resync(): Promise<void> {
+    const { size } = await this.fh.stat();
+    if (size === this.size) return;
+    const readLen = Math.min(size, 256 * 1024);
+    const buf = Buffer.alloc(readLen);
+    const rfh = await open(this.path, 'r');
+    try {
+      await rfh.read(buf, 0, readLen, size - readLen);
+    } finally {
+      await rfh.close();
+    }
+    const lastLine = buf.toString('utf8').split('\n').filter(Boolean).at(-1);
+    if (lastLine) {
+      const e = JSON.parse(lastLine) as AuditEntry;
+      this.seq = e.seq;
+      this.last = e.hash;
+    }
+    this.size = size;
+  }
 
   static async open(path: string): Promise<FileAuditLog> {
     await mkdir(dirname(path), { recursive: true, mode: 0o700 });
@@ -50,9 +76,12 @@ export class FileAuditLog implements AuditLog {
 
   append(event: AuditEvent): Promise<AuditEntry> {
     const run = async () => {
+      await this.resync();
       const body = { ...scrub(event), seq: this.seq + 1, time: new Date().toISOString(), prev: this.last } as Omit<AuditEntry, 'hash'>;
       const entry = { ...body, hash: entryHash(this.last, body) } as AuditEntry;
-      await this.fh.write(JSON.stringify(entry) + '\n');
+      const line = JSON.stringify(entry) + '\n';
+      await this.fh.write(line);
+      this.size += Buffer.byteLength(line);
       this.seq = entry.seq;
       this.last = entry.hash;
       return entry;

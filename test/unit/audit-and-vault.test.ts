@@ -90,3 +90,34 @@ describe('vault', () => {
     await expect(loadMasterKey('/nonexistent', { PAM_MASTER_KEY: 'abcd' })).rejects.toThrow(/32 bytes/);
   });
 });
+
+describe('audit log with two writers', () => {
+  it('continues the chain when another process appended (pam secret while the proxy runs)', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'pam-audit-'));
+    const path = join(dir, 'audit.log');
+    const proxy = await FileAuditLog.open(path);
+    await proxy.append({ type: 'config.loaded' });
+    const cli = await FileAuditLog.open(path);
+    await cli.append({ type: 'secret.set', name: 'x' });
+    await cli.close();
+    await proxy.append({ type: 'session.start' });
+    await proxy.close();
+    expect(await verifyAuditChain(path)).toEqual({ ok: true, entries: 3 });
+  });
+});
+
+describe('vault with the embedded store', () => {
+  it('keeps one 0600 sealed file per secret, without plaintext, readable by a second process', async () => {
+    const { openVault } = await import('../../access/vault.js');
+    dir = await mkdtemp(join(tmpdir(), 'pam-vault-'));
+    const cliVault = await openVault('embedded', undefined as never, dir);
+    await cliVault.set('web1-root', Buffer.from('-----BEGIN OPENSSH PRIVATE KEY-----\nPLAINKEYMATERIAL\n'));
+    const file = join(dir, 'vault', 'web1-root.sealed');
+    expect((await stat(file)).mode & 0o777).toBe(0o600);
+    expect((await readFile(file, 'utf8')).includes('PLAINKEYMATERIAL')).toBe(false);
+    const proxyVault = await openVault('embedded', undefined as never, dir);
+    expect((await proxyVault.reveal('web1-root')).toString()).toContain('PLAINKEYMATERIAL');
+    expect(await proxyVault.list()).toEqual(['web1-root']);
+    await expect(cliVault.set('../escape', Buffer.from('x'))).rejects.toThrow(/letters, digits/);
+  });
+});
