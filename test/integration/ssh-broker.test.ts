@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import ssh2 from 'ssh2';
 import { startControlPlane, type TestControlPlane } from '../helpers/control-plane.js';
 import { startSshd, waitFor, type TestSshd } from '../helpers/sshd.js';
@@ -9,6 +10,7 @@ import type { Listener } from '../../proxy/broker.types.js';
 import type { SshTarget } from '../../proxy/config.types.js';
 import type { RecordingMeta } from '../../recorder/recording.types.js';
 import { asciicastToText } from '../../recorder/asciicast-text.js';
+import type { PolicyRequest, Verdict } from '../../policies/policy.types.js';
 
 type Client = ssh2.Client;
 
@@ -160,6 +162,8 @@ describe('ssh broker with an ssh2 client', () => {
     // asciinema wants a terminal even for `cat`: give it one with script(1).
     const catted = execFileSync('script', ['-qec', `asciinema cat ${cp.deps.recordings.dataPath(meta.id, 'asciicast')}`, '/dev/null'], { stdio: ['ignore', 'pipe', 'pipe'] }).toString();
     expect(catted).toContain('hi-42');
+    const played = execFileSync('script', ['-qec', `asciinema play -i 0.05 -s 20 ${cp.deps.recordings.dataPath(meta.id, 'asciicast')}`, '/dev/null'], { stdio: ['ignore', 'pipe', 'pipe'] }).toString();
+    expect(played).toContain('hi-42');
     expect(asciicastToText(cast)).toContain('hi-42');
   });
 
@@ -217,6 +221,59 @@ describe('ssh broker with an ssh2 client', () => {
     expect(cp.deps.sessions.kill(live.id, 'killed by auditor dave')).toBe(true);
     await closed;
     expect(err).toContain('[pam] session ended: killed by auditor dave');
+  });
+
+  it('reports exit-signal and forwards signal requests to the target', async () => {
+    const { client } = await connect('root@web', await cp.token('alice'));
+    const killed = await new Promise<{ code: number | null; signal?: string }>((resolve, reject) => {
+      client.exec('kill -TERM $$', (err, ch) => {
+        if (err) return reject(err);
+        ch.on('exit', (code: number | null, signal?: string) => resolve({ code, signal }));
+        ch.resume();
+      });
+    });
+    expect(killed.signal).toBe('SIGTERM'); // ssh2 prefixes the wire name "TERM"
+    // This sshd (no privilege separation monitor here) logs and refuses signal requests; the
+    // log line proves the proxy passed the request on.
+    await new Promise<void>((resolve, reject) => {
+      client.exec('echo started; sleep 2', (err, ch) => {
+        if (err) return reject(err);
+        ch.on('data', (d: Buffer) => { if (d.toString().includes('started')) ch.signal('INT'); });
+        ch.on('close', () => resolve());
+      });
+    });
+    client.end();
+    expect(await readFile(join(sshd.dir, 'sshd.log'), 'utf8')).toContain('session_signal_req');
+  });
+
+  it('enforces an exec policy and refuses sftp when the policy says so', async () => {
+    const policy = {
+      evaluate: (req: PolicyRequest): Verdict => {
+        if (req.protocol === 'ssh' && req.kind === 'command' && req.command.includes('rm -rf')) return { action: 'deny', rule: 'no-rm', message: 'rm -rf is not allowed here' };
+        if (req.protocol === 'ssh' && req.kind === 'channel' && req.channel === 'sftp') return { action: 'deny', rule: 'no-sftp' };
+        return { action: 'allow' };
+      },
+    };
+    const guarded = await startSshBroker({ ...cp.deps, policy }, { host: '127.0.0.1', port: 0 });
+    try {
+      const client = await new Promise<Client>((resolve, reject) => {
+        const c = new ssh2.Client();
+        c.once('ready', () => resolve(c)).once('error', reject);
+        void cp.token('alice').then((password) => c.connect({ host: '127.0.0.1', port: guarded.port, username: 'root@web', password }));
+      });
+      const denied = await exec(client, 'rm -rf /tmp/nothing-here');
+      expect(denied.code).toBe(126);
+      expect(denied.stderr).toContain('rm -rf is not allowed here');
+      expect((await exec(client, 'echo fine')).stdout).toBe('fine\n');
+      const sftpErr = await new Promise<Error | undefined>((resolve) => client.sftp((err) => resolve(err)));
+      expect(sftpErr).toBeDefined();
+      client.end();
+      const audit = await cp.audit();
+      expect(audit.some((e) => e.type === 'ssh.exec.denied' && e.command === 'rm -rf /tmp/nothing-here')).toBe(true);
+      expect(audit.some((e) => e.type === 'ssh.subsystem.denied' && e.name === 'sftp')).toBe(true);
+    } finally {
+      await guarded.close();
+    }
   });
 
   it('refuses port forwarding and audits it', async () => {

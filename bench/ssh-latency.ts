@@ -1,0 +1,78 @@
+/**
+ * Keystroke echo latency: an ssh2 client in a pty shell running `cat` types one character at a
+ * time and waits for its echo, straight to sshd and through the broker (recording on), in one
+ * run. Reports p50/p99 of each and the difference the proxy adds.
+ *
+ *   node bin/run-ts.js bench/ssh-latency.ts [--n 1000]
+ */
+import ssh2 from 'ssh2';
+import { startControlPlane } from '../test/helpers/control-plane.js';
+import { startSshd } from '../test/helpers/sshd.js';
+import { startSshBroker } from '../proxy/ssh/server.js';
+
+const i = process.argv.indexOf('--n');
+const N = i > 0 ? Number(process.argv[i + 1]) : 1000;
+
+const sshd = await startSshd();
+const cp = await startControlPlane({
+  targets: [{ name: 'bench', protocol: 'ssh', host: sshd.host, port: sshd.port, hostKey: sshd.hostKey, logins: { root: { secret: 'bench-root' } }, defaultAction: 'allow' }],
+});
+await cp.setSecret('bench-root', sshd.userKey);
+const broker = await startSshBroker(cp.deps, { host: '127.0.0.1', port: 0 });
+await cp.grant('bencher', 'bench', 'root');
+const token = await cp.token('bencher');
+
+function connect(cfg: ssh2.ConnectConfig): Promise<ssh2.Client> {
+  return new Promise((resolve, reject) => {
+    const c = new ssh2.Client();
+    c.on('keyboard-interactive', (_n, _i, _l, prompts, finish) => finish(prompts.map(() => token)));
+    c.once('ready', () => resolve(c)).once('error', reject);
+    c.connect({ host: '127.0.0.1', readyTimeout: 20_000, ...cfg });
+  });
+}
+
+async function measure(client: ssh2.Client): Promise<number[]> {
+  const ch = await new Promise<ssh2.ClientChannel>((res, rej) => client.shell({ term: 'dumb' }, (e, s) => (e ? rej(e) : res(s))));
+  let buf = '';
+  let waiter: (() => void) | undefined;
+  ch.on('data', (d: Buffer) => {
+    buf += d.toString();
+    waiter?.();
+  });
+  const until = (s: string) => new Promise<void>((r) => {
+    waiter = () => {
+      if (buf.includes(s)) {
+        waiter = undefined;
+        r();
+      }
+    };
+    waiter();
+  });
+  ch.write('stty -icanon; exec cat >/dev/null\r');
+  await new Promise((r) => setTimeout(r, 500));
+  const out: number[] = [];
+  for (let k = 0; k < N + 50; k++) {
+    const c = String.fromCharCode(97 + (k % 26));
+    buf = '';
+    const t = process.hrtime.bigint();
+    ch.write(c);
+    await until(c);
+    if (k >= 50) out.push(Number(process.hrtime.bigint() - t) / 1e6);
+  }
+  ch.close();
+  client.end();
+  return out.sort((a, b) => a - b);
+}
+
+const pct = (xs: number[], p: number) => xs[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
+const direct = await measure(await connect({ port: sshd.port, username: 'root', privateKey: sshd.userKey }));
+const proxied = await measure(await connect({ port: broker.port, username: 'root@bench', tryKeyboard: true }));
+console.log(JSON.stringify({
+  n: N,
+  directMs: { p50: +pct(direct, 50).toFixed(3), p99: +pct(direct, 99).toFixed(3) },
+  proxyMs: { p50: +pct(proxied, 50).toFixed(3), p99: +pct(proxied, 99).toFixed(3) },
+  addedMs: { p50: +(pct(proxied, 50) - pct(direct, 50)).toFixed(3), p99: +(pct(proxied, 99) - pct(direct, 99)).toFixed(3) },
+}));
+await broker.close();
+await cp.close();
+await sshd.close();

@@ -1,0 +1,73 @@
+/**
+ * Bulk download through the SSH broker (recording on) against the same straight to sshd, in
+ * one run: `ssh HOST cat FILE > /dev/null` with the OpenSSH client, FILE being base64 text.
+ * Also samples this process's RSS (the broker runs in-process) during the proxied transfers.
+ *
+ *   node bin/run-ts.js bench/ssh-throughput.ts [--mb 200] [--runs 3]
+ */
+import { spawn, execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+import { rm } from 'node:fs/promises';
+import { startControlPlane } from '../test/helpers/control-plane.js';
+import { OPENSSH_OPTS, startSshd } from '../test/helpers/sshd.js';
+import { startSshBroker } from '../proxy/ssh/server.js';
+
+const arg = (name: string, def: number) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? Number(process.argv[i + 1]) : def;
+};
+const MB = arg('mb', 200);
+const RUNS = arg('runs', 3);
+
+function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const t = process.hrtime.bigint();
+    const p = spawn(cmd, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    p.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    p.once('close', (code) => (code === 0 ? resolve(Number(process.hrtime.bigint() - t) / 1e9) : reject(new Error(`${cmd} exited ${code}: ${err}`))));
+  });
+}
+
+const sshd = await startSshd();
+const cp = await startControlPlane({
+  targets: [{ name: 'bench', protocol: 'ssh', host: sshd.host, port: sshd.port, hostKey: sshd.hostKey, logins: { root: { secret: 'bench-root' } }, defaultAction: 'allow' }],
+});
+await cp.setSecret('bench-root', sshd.userKey);
+const broker = await startSshBroker(cp.deps, { host: '127.0.0.1', port: 0 });
+await cp.grant('bencher', 'bench', 'root');
+const token = await cp.token('bencher');
+const file = join(sshd.dir, 'bulk.txt');
+execFileSync('sh', ['-c', `head -c ${Math.round((MB * 1024 * 1024 * 3) / 4)} /dev/urandom | base64 > ${file}`]);
+const bytes = Number(execFileSync('stat', ['-c', '%s', file]).toString());
+
+const directArgs = ['-i', join(sshd.dir, 'id_ed25519'), '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR', '-p', String(sshd.port), 'root@127.0.0.1', `cat ${file}`];
+const proxyArgs = ['-P', 'IAM token', '-e', 'ssh', ...OPENSSH_OPTS, '-o', 'LogLevel=ERROR', '-o', `Port=${broker.port}`, '-o', 'User=root@bench', '127.0.0.1', `cat ${file}`];
+
+let peakRss = 0;
+const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 50);
+const direct: number[] = [];
+const proxied: number[] = [];
+for (let i = 0; i < RUNS; i++) {
+  direct.push(await run('ssh', directArgs));
+  proxied.push(await run('sshpass', proxyArgs, { ...process.env, SSHPASS: token }));
+}
+clearInterval(sampler);
+const best = (xs: number[]) => Math.min(...xs);
+const mbps = (s: number) => bytes / 1024 / 1024 / s;
+const rec = (await cp.deps.recordings.list()).find((m) => m.status === 'ended');
+console.log(JSON.stringify({
+  bytes,
+  runs: RUNS,
+  directMBps: +mbps(best(direct)).toFixed(1),
+  proxyMBps: +mbps(best(proxied)).toFixed(1),
+  ratio: +(best(direct) / best(proxied)).toFixed(2),
+  directSeconds: direct.map((s) => +s.toFixed(2)),
+  proxySeconds: proxied.map((s) => +s.toFixed(2)),
+  peakRssMB: Math.round(peakRss / 1024 / 1024),
+  recordingBytes: rec?.bytes,
+}, null, 1));
+await broker.close();
+await cp.close();
+await rm(file, { force: true });
+await sshd.close();
