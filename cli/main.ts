@@ -18,6 +18,7 @@ Through the proxy's API (PAM_SERVER, PAM_TOKEN or --server, --token):
   pam audit [--since 1h] · pam audit verify
   pam recordings list · pam recordings export ID --format asciicast|text|jsonl · pam recordings verify ID
   pam sessions · pam kill SESSION_ID --reason …
+  pam held · pam approve-command ID · pam deny-command ID --reason …   commands held by review rules
   pam login --key ~/.ssh/id_ed25519.pub        bind an SSH key to your token's identity
   pam whoami
 Every listing takes --json.

@@ -97,6 +97,16 @@ export async function remoteCommand(cmd: string, args: string[], f: Flags): Prom
       }
       throw new CliError('usage: pam recordings list | export ID --format … | verify ID', 2);
     }
+    case 'held': {
+      const rows = await api.call<Record<string, unknown>[]>('GET', '/api/v1/holds');
+      return printRows(rows.map((h) => ({ ...h, created: iso(h.createdAt as number) })), ['id', 'status', 'user', 'target', 'login', 'rule', 'text', 'created'], json, rows);
+    }
+    case 'approve-command':
+    case 'deny-command': {
+      const id = need(args[0], `pam ${cmd} ID [--reason "…"]`);
+      const h = await api.call<{ id: string; status: string; text: string }>('POST', `/api/v1/holds/${encodeURIComponent(id)}/${cmd === 'approve-command' ? 'approve' : 'deny'}`, { reason: str(f, 'reason') });
+      return void process.stdout.write(json ? JSON.stringify(h, null, 2) + '\n' : `${h.id} ${h.status}: ${h.text}\n`);
+    }
     case 'sessions': {
       const rows = await api.call<Record<string, unknown>[]>('GET', '/api/v1/sessions');
       return printRows(rows, ['id', 'protocol', 'user', 'login', 'target', 'startedAt'], json, rows);

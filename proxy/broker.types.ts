@@ -8,6 +8,7 @@ import type { Config } from './config.types.js';
 import type { SessionRegistry } from './sessions.js';
 import type { Role } from '../policies/roles.js';
 import type { SshKeyBindings } from '../access/ssh-keys.js';
+import type { HoldService } from '../access/holds.js';
 
 /** Everything a protocol broker needs, passed in so tests wire real parts without mocks. */
 export interface BrokerDeps {
@@ -22,6 +23,8 @@ export interface BrokerDeps {
   roles: () => Role[];
   /** Keys bound with `pam login --key` (SSH publickey auth); optional in tests. */
   sshKeys?: SshKeyBindings;
+  /** Review holds (`review` verdicts wait here for an approver); absent = review acts as deny. */
+  holds?: HoldService;
   /** Optional until the policy engine is wired; absent means allow everything. */
   policy?: PolicyEngine;
 }

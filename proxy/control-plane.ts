@@ -14,6 +14,7 @@ import { SessionRegistry } from './sessions.js';
 import { loadRoles, type Role } from '../policies/roles.js';
 import type { BrokerDeps } from './broker.types.js';
 import { SshKeyBindings } from '../access/ssh-keys.js';
+import { HoldService } from '../access/holds.js';
 import { createPolicyEngine, type RunningPolicyEngine } from '../policies/engine.js';
 
 /** Everything but the listeners: shared by `pam serve`, the `secret` commands and the tests. */
@@ -24,6 +25,7 @@ export interface ControlPlane extends BrokerDeps {
   access: AccessService;
   sshKeys: SshKeyBindings;
   policy: RunningPolicyEngine;
+  holds: HoldService;
   /** Present with `identity: { dev: true }`: signs tokens for first runs and tests. */
   dev?: { issue(user: string, groups: string[], opts?: { ttlSec?: number; amr?: string[] }): Promise<string> };
   /** Re-reads roles from policies_dir; keeps the old ones and throws if a file is invalid. */
@@ -72,7 +74,8 @@ export async function openControlPlane(config: Config): Promise<ControlPlane> {
     },
   });
   return {
-    config, identity, gate: access, access, sshKeys: new SshKeyBindings(store, audit), policy, vault, audit, recordings, sessions, store, dev,
+    config, identity, gate: access, access, sshKeys: new SshKeyBindings(store, audit), policy,
+    holds: new HoldService({ store, audit, roles: () => roles }), vault, audit, recordings, sessions, store, dev,
     roles: () => roles,
     reloadRoles() {
       roles = loadRoles(config.policiesDir);

@@ -48,6 +48,9 @@ export function accessRoutes(cp: ControlPlane): Route[] {
         }
       },
     },
+    { method: 'GET', path: '/api/v1/holds', handler: ({ identity }) => cp.holds.list(identity) },
+    { method: 'POST', path: '/api/v1/holds/:id/approve', handler: ({ identity, params, body }) => cp.holds.decide(identity, params.id!, true, field(body, 'reason', { max: 1000 })) },
+    { method: 'POST', path: '/api/v1/holds/:id/deny', handler: ({ identity, params, body }) => cp.holds.decide(identity, params.id!, false, field(body, 'reason', { max: 1000 })) },
     { method: 'GET', path: '/api/v1/targets', handler: () => cp.config.targets.map((t) => ({ name: t.name, protocol: t.protocol, logins: Object.keys(t.logins) })) },
   ];
 }

@@ -1,0 +1,130 @@
+import { randomBytes } from 'node:crypto';
+import type { Identity } from './identity.types.js';
+import type { Store } from './store.types.js';
+import type { AuditLog } from '../recorder/audit.types.js';
+import { rolesOf, type Role } from '../policies/roles.js';
+import { AccessError } from './access-service.js';
+
+export type HoldStatus = 'pending' | 'approved' | 'denied' | 'expired';
+
+/** A command or statement a `review` rule holds until an approver decides. */
+export interface Hold {
+  id: string;
+  kind: 'command' | 'sql';
+  protocol: 'ssh' | 'postgres';
+  subject: string;
+  user: string;
+  roles: string[];
+  target: string;
+  login: string;
+  text: string;
+  rule?: string;
+  message?: string;
+  sessionId?: string;
+  status: HoldStatus;
+  createdAt: number;
+  expiresAt: number;
+  decidedBy?: string;
+  decisionReason?: string;
+}
+
+const NS = 'holds';
+const DECIDED = 'hold-decided';
+const ID = /^hold_[0-9a-f]{16}$/;
+const KEEP_MS = 24 * 3600_000;
+
+/**
+ * Review holds: the broker creates one and waits; an approver decides through the API
+ * (`pam approve-command ID`, the UI's inbox). The decision flips the status atomically and is
+ * broadcast, so the waiting session (on any node) resumes at once; a poll is the fallback.
+ */
+export class HoldService {
+  constructor(private readonly deps: { store: Store; audit: AuditLog; roles: () => Role[]; now?: () => number }) {}
+
+  private get now(): number {
+    return (this.deps.now ?? Date.now)();
+  }
+
+  async create(identity: Identity, input: Pick<Hold, 'kind' | 'protocol' | 'target' | 'login' | 'text' | 'rule' | 'message' | 'sessionId'>, timeoutMs: number): Promise<Hold> {
+    const hold: Hold = {
+      ...input,
+      text: input.text.slice(0, 8192),
+      id: `hold_${randomBytes(8).toString('hex')}`,
+      subject: identity.subject,
+      user: identity.user,
+      roles: rolesOf(this.deps.roles(), identity.groups).map((r) => r.name),
+      status: 'pending',
+      createdAt: this.now,
+      expiresAt: this.now + timeoutMs,
+    };
+    await this.deps.store.set(NS, hold.id, hold, { ttlMs: KEEP_MS });
+    await this.deps.audit.append({ type: 'policy.hold', actor: identity.user, hold: hold.id, protocol: hold.protocol, target: hold.target, login: hold.login, rule: hold.rule, text: hold.text.slice(0, 2000) });
+    return hold;
+  }
+
+  /** Resolves with the final status: approved, denied, or expired when nobody decided in time. */
+  async wait(id: string, signal?: AbortSignal): Promise<HoldStatus> {
+    const hold = await this.deps.store.get<Hold>(NS, id);
+    if (!hold) return 'expired';
+    return new Promise<HoldStatus>((resolve) => {
+      let done = false;
+      let unsubscribe: (() => Promise<void>) | undefined;
+      const finish = (status: HoldStatus) => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        clearInterval(poll);
+        void unsubscribe?.();
+        resolve(status);
+      };
+      const check = async () => {
+        const cur = await this.deps.store.get<Hold>(NS, id).catch(() => undefined);
+        if (!cur) return finish('expired');
+        if (cur.status !== 'pending') finish(cur.status);
+      };
+      const timer = setTimeout(() => void this.expire(id).then(finish), Math.max(0, hold.expiresAt - this.now));
+      const poll = setInterval(() => void check(), 1000);
+      signal?.addEventListener('abort', () => void this.expire(id).then(finish), { once: true });
+      void this.deps.store.subscribe(DECIDED, (m) => {
+        if ((m as { id?: string })?.id === id) void check();
+      }).then((u) => {
+        unsubscribe = u;
+        if (done) void u();
+      });
+      void check();
+    });
+  }
+
+  private async expire(id: string): Promise<HoldStatus> {
+    const after = await this.deps.store.update<Hold>(NS, id, (cur) => (cur && cur.status === 'pending' ? { ...cur, status: 'expired' } : cur)).catch(() => undefined);
+    return after?.status ?? 'expired';
+  }
+
+  canDecide(identity: Identity, hold: Hold): boolean {
+    return identity.subject !== hold.subject && rolesOf(this.deps.roles(), identity.groups).some((r) => r.canApprove.some((n) => hold.roles.includes(n)));
+  }
+
+  async decide(identity: Identity, id: string, approve: boolean, reason?: string): Promise<Hold> {
+    const cur = ID.test(id) ? await this.deps.store.get<Hold>(NS, id) : undefined;
+    if (!cur) throw new AccessError(404, 'no such held command');
+    if (!this.canDecide(identity, cur)) {
+      await this.deps.audit.append({ type: 'policy.hold.refused', actor: identity.user, hold: id, why: cur.subject === identity.subject ? 'own command' : 'no approving role' });
+      throw new AccessError(403, cur.subject === identity.subject ? 'nobody may approve their own command' : `none of your roles may approve for ${cur.roles.join(', ') || 'this user'}`);
+    }
+    const next = await this.deps.store.update<Hold>(NS, id, (h) => {
+      if (!h) throw new AccessError(404, 'no such held command');
+      if (h.status !== 'pending') throw new AccessError(409, `held command is already ${h.status}`);
+      if (h.expiresAt <= this.now) throw new AccessError(409, 'held command timed out');
+      return { ...h, status: approve ? 'approved' : 'denied', decidedBy: identity.user, decisionReason: reason?.slice(0, 1000) };
+    });
+    await this.deps.audit.append({ type: approve ? 'policy.hold.approve' : 'policy.hold.deny', actor: identity.user, hold: id, user: cur.user, target: cur.target, reason });
+    await this.deps.store.publish(DECIDED, { id });
+    return next!;
+  }
+
+  async list(identity: Identity): Promise<Hold[]> {
+    const auditor = rolesOf(this.deps.roles(), identity.groups).some((r) => r.canAudit);
+    const all = await this.deps.store.list<Hold>(NS);
+    return all.filter((h) => auditor || h.subject === identity.subject || this.canDecide(identity, h)).sort((a, b) => b.createdAt - a.createdAt);
+  }
+}
