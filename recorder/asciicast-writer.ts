@@ -1,3 +1,4 @@
+import { isAscii } from 'node:buffer';
 import { RecordingFile } from './recording-file.js';
 import type { TerminalRecorder } from './recording.types.js';
 
@@ -10,9 +11,9 @@ export interface AsciicastHeader {
 }
 
 /** Bytes written but not yet confirmed on disk above which producers should pause. */
-const BACKLOG_LIMIT = 8 * 1024 * 1024;
+const BACKLOG_LIMIT = 4 * 1024 * 1024;
 /** How often (in appended bytes) a confirmation flush is requested. */
-const FLUSH_STEP = 1024 * 1024;
+const FLUSH_STEP = 512 * 1024;
 
 /**
  * TerminalRecorder writing asciicast v2 into a RecordingFile (streamed, flushed within 250 ms,
@@ -74,6 +75,18 @@ export class AsciicastWriter implements TerminalRecorder {
     return this.started;
   }
 
+  /**
+   * Output bytes known to be 7-bit ASCII with no UTF-8 sequence pending in the caller's
+   * decoder: skips UTF-8 decoding and encoding (latin1 both ways is exact for ASCII), the bulk
+   * of the cost when recording large text transfers.
+   */
+  outputAscii(chunk: Buffer, at?: number): void {
+    if (!chunk.length) return;
+    const t = this.time(at);
+    this.file.append(Buffer.from(`[${t}, "o", ${JSON.stringify(chunk.toString('latin1'))}]\n`, 'latin1'));
+    this.afterAppend();
+  }
+
   output(data: Buffer | string, at?: number): void {
     const text = typeof data === 'string' ? data : this.outDecoder.decode(data, { stream: true });
     if (text) this.event('o', text, at);
@@ -110,11 +123,20 @@ export class AsciicastWriter implements TerminalRecorder {
   }
 
   private event(type: 'o' | 'i' | 'r' | 'm', data: string, at?: number): void {
+    const t = this.time(at);
+    this.file.append(`[${t}, "${type}", ${JSON.stringify(data)}]\n`);
+    this.afterAppend();
+  }
+
+  /** Event time in seconds; events must be in time order, so a late given time is clamped forward. */
+  private time(at?: number): string {
     this.start();
-    // Events must be in time order for players; a late caller-given time is clamped forward.
     const t = Math.max(this.lastTime, ((at ?? Date.now()) - this.t0) / 1000);
     this.lastTime = t;
-    this.file.append(`[${t.toFixed(6)}, "${type}", ${JSON.stringify(data)}]\n`);
+    return t.toFixed(6);
+  }
+
+  private afterAppend(): void {
     if (this.file.bytes - this.requested >= FLUSH_STEP) void this.requestFlush();
   }
 

@@ -1,3 +1,4 @@
+import { isAscii } from 'node:buffer';
 import type { AsciicastWriter } from '../../recorder/asciicast-writer.js';
 
 /** Escape sequences and control characters: kept as typed, never masked. */
@@ -33,6 +34,8 @@ export class ChannelTap {
   private pending: PendingInput[] = [];
   private timer: NodeJS.Timeout | undefined;
   private seen = '';
+  /** The output decoder holds the start of a UTF-8 sequence split across chunks. */
+  private outSplit = false;
   private cursor = 0;
 
   constructor(
@@ -41,6 +44,12 @@ export class ChannelTap {
   ) {}
 
   output(chunk: Buffer): void {
+    // Fast path for bulk ASCII output (no echo matching pending, no UTF-8 sequence split open).
+    if (!this.pending.length && !this.outSplit && isAscii(chunk)) {
+      this.rec.outputAscii(chunk);
+      return;
+    }
+    this.outSplit = endsInsideSequence(chunk);
     const text = this.outDec.decode(chunk, { stream: true });
     if (!text) return;
     this.rec.output(text);
@@ -134,6 +143,17 @@ export class ChannelTap {
     this.timer = undefined;
     this.arm();
   }
+}
+
+/** True when the buffer ends with an incomplete UTF-8 sequence (its lead byte wants more). */
+export function endsInsideSequence(buf: Buffer): boolean {
+  for (let i = buf.length - 1, back = 0; i >= 0 && back < 4; i--, back++) {
+    const b = buf[i]!;
+    if ((b & 0xc0) === 0x80) continue; // continuation byte: keep looking for the lead
+    const need = b >= 0xf0 ? 4 : b >= 0xe0 ? 3 : b >= 0xc0 ? 2 : 1;
+    return need > back + 1;
+  }
+  return false;
 }
 
 /** Replaces printable characters with `*`, keeping control keys and escape sequences. */
