@@ -62,7 +62,7 @@ describe('JIT access', () => {
 
   it('observes expiry and revocation through watchGrant', async () => {
     const alice = await who('alice', ['admins']);
-    const short = await cp.grant('alice', 'web1', 'root', 300);
+    const short = await cp.grant('alice', 'web1', 'root', 1500);
     const ended = await new Promise<string>((resolve) => cp.deps.gate.watchGrant(short, resolve));
     expect(ended).toMatch(/expired/);
     await expect(cp.deps.gate.authorize(alice, 'web1', 'root', 'ssh')).rejects.toThrow(/no active grant/);

@@ -105,7 +105,7 @@ function storeContract(name: string, makeBackend: () => Promise<Backend>): void 
 
     it('update without ttlMs keeps the existing expiry', async () => {
       const s = await open();
-      await s.set('grants', 'g', { n: 0 }, { ttlMs: 200 });
+      await s.set('grants', 'g', { n: 0 }, { ttlMs: 1500 });
       await s.update<Counter>('grants', 'g', (c) => ({ n: (c?.n ?? 0) + 1 }));
       expect(await s.get('grants', 'g')).toEqual({ n: 1 });
       await eventually(async () => (await s.get('grants', 'g')) === undefined, 'kept ttl to expire');
