@@ -44,6 +44,7 @@ const bytes = Number(execFileSync('stat', ['-c', '%s', file]).toString());
 const directArgs = ['-i', join(sshd.dir, 'id_ed25519'), '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR', '-p', String(sshd.port), 'root@127.0.0.1', `cat ${file}`];
 const proxyArgs = ['-P', 'IAM token', '-e', 'ssh', ...OPENSSH_OPTS, '-o', 'LogLevel=ERROR', '-o', `Port=${broker.port}`, '-o', 'User=root@bench', '127.0.0.1', `cat ${file}`];
 
+const baseRss = process.memoryUsage().rss;
 let peakRss = 0;
 const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 50);
 const direct: number[] = [];
@@ -64,6 +65,7 @@ console.log(JSON.stringify({
   ratio: +(best(direct) / best(proxied)).toFixed(2),
   directSeconds: direct.map((s) => +s.toFixed(2)),
   proxySeconds: proxied.map((s) => +s.toFixed(2)),
+  baseRssMB: Math.round(baseRss / 1024 / 1024),
   peakRssMB: Math.round(peakRss / 1024 / 1024),
   recordingBytes: rec?.bytes,
 }, null, 1));

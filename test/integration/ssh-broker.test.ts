@@ -211,6 +211,16 @@ describe('ssh broker with an ssh2 client', () => {
     expect(cp.deps.sessions.list().some((s) => s.user === 'carol')).toBe(false);
   });
 
+  it('ends a session when its grant expires', async () => {
+    await cp.grant('erin', 'web', 'root', 2500);
+    const { client } = await connect('root@web', await cp.token('erin'));
+    const ch = await new Promise<ssh2.ClientChannel>((resolve, reject) => client.exec('sleep 30', (err, s) => (err ? reject(err) : resolve(s))));
+    let err = '';
+    ch.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    await new Promise<void>((r) => client.once('close', () => r()));
+    expect(err).toContain('[pam] session ended: access grant expired');
+  });
+
   it('ends a session killed through the registry', async () => {
     const { client } = await connect('root@web', await cp.token('alice'));
     const ch = await new Promise<ssh2.ClientChannel>((resolve, reject) => client.exec('sleep 30', (err, s) => (err ? reject(err) : resolve(s))));
