@@ -16,7 +16,6 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { startControlPlane } from '../test/helpers/control-plane.js';
 import { startPostgresBroker } from '../proxy/postgres/server.js';
-import type { PostgresTarget } from '../proxy/config.types.js';
 
 const exec = promisify(execFile);
 const BIN = '/usr/lib/postgresql/15/bin';
@@ -99,8 +98,12 @@ async function main(): Promise<void> {
   const results: { path: string; mode: string; tps: number }[] = [];
   let bouncer: ChildProcess | undefined;
   let scram: { port: number; stop: () => Promise<void> } | undefined;
+  // The SCRAM cluster starts first: targets are fixed when the control plane (and its policy) loads.
+  await mkdir(join(dir, 'scram'));
+  scram = await startScramCluster(join(dir, 'scram'));
   const cp = await startControlPlane({
     targets: [
+      { name: 'scram', protocol: 'postgres', host: '127.0.0.1', port: scram.port, database: 'bench', tls: 'disable', logins: { bench: { secret: 'bench-pw' } }, defaultAction: 'allow' },
       { name: 'bench', protocol: 'postgres', host: '127.0.0.1', port: 5432, database: DB, tls: 'disable', logins: { postgres: { secret: 'pg' } }, defaultAction: 'allow' },
     ],
   });
@@ -109,6 +112,8 @@ async function main(): Promise<void> {
     await exec('pgbench', ['-h', '127.0.0.1', '-U', 'postgres', '-i', '-s', '10', '-q', DB]);
     await cp.setSecret('pg', 'unused-trust');
     const broker = await startPostgresBroker(cp.deps, { host: '127.0.0.1', port: 0 });
+    // The same proxy without the policy engine, to separate relay+recording from SQL policy cost.
+    const bare = await startPostgresBroker({ ...cp.deps, policy: undefined }, { host: '127.0.0.1', port: 0 });
     await cp.grant('bench-user', 'bench', 'postgres');
     const token = await cp.token('bench-user');
     await mkdir(join(dir, 'bouncer'));
@@ -118,36 +123,37 @@ async function main(): Promise<void> {
     const paths = [
       { path: 'direct', conn: `host=127.0.0.1 port=5432 user=postgres dbname=${DB} sslmode=disable` },
       { path: 'pgbouncer (session)', conn: `host=127.0.0.1 port=${b.port} user=postgres dbname=${DB} sslmode=disable` },
-      { path: 'pam proxy (recording on)', conn: `host=127.0.0.1 port=${broker.port} user=postgres dbname=bench sslmode=disable`, pw: token },
-      { path: 'pam proxy, TLS client leg', conn: `host=127.0.0.1 port=${broker.port} user=postgres dbname=bench sslmode=require`, pw: token },
+      { path: 'pam proxy (recording, no policy)', conn: `host=127.0.0.1 port=${bare.port} user=postgres dbname=bench sslmode=disable`, pw: token },
+      { path: 'pam proxy (recording + policy engine)', conn: `host=127.0.0.1 port=${broker.port} user=postgres dbname=bench sslmode=disable`, pw: token },
+      { path: 'pam proxy (recording + policy), TLS', conn: `host=127.0.0.1 port=${broker.port} user=postgres dbname=bench sslmode=require`, pw: token },
     ];
     for (const mode of ['simple', 'extended']) {
       for (const p of paths) {
         const tps = await pgbench(p.conn, [...load, '-M', mode], p.pw);
         results.push({ path: p.path, mode, tps });
-        console.error(`${p.path.padEnd(28)} ${mode.padEnd(9)} ${tps.toFixed(0)} tps`);
+        console.error(`${p.path.padEnd(40)} ${mode.padEnd(9)} ${tps.toFixed(0)} tps`);
       }
     }
 
     // New authenticated sessions per second: pgbench -C opens a connection per transaction.
-    await mkdir(join(dir, 'scram'));
-    scram = await startScramCluster(join(dir, 'scram'));
-    cp.config.targets.push({ name: 'scram', protocol: 'postgres', host: '127.0.0.1', port: scram.port, database: 'bench', tls: 'disable', logins: { bench: { secret: 'bench-pw' } }, defaultAction: 'allow' } as PostgresTarget);
     await cp.setSecret('bench-pw', 'bench-pw');
     await cp.grant('bench-user', 'scram', 'bench');
     const conn = ['-S', '-C', '-c', String(CLIENTS), '-j', String(THREADS), '-T', String(Math.max(3, Math.round(SECONDS / 2))), '-n', '-f', join(dir, 'select1.sql')];
     await writeFile(join(dir, 'select1.sql'), 'select 1;\n');
     const sessions = [
+      { path: 'direct (trust upstream)', conn: `host=127.0.0.1 port=5432 user=postgres dbname=${DB} sslmode=disable`, pw: undefined },
+      { path: 'pam proxy (token+grant, trust upstream)', conn: `host=127.0.0.1 port=${broker.port} user=postgres dbname=bench sslmode=disable`, pw: token },
       { path: 'direct (SCRAM)', conn: `host=127.0.0.1 port=${scram.port} user=bench dbname=bench sslmode=disable`, pw: 'bench-pw' },
-      { path: 'pam proxy (token+grant+SCRAM, recording on)', conn: `host=127.0.0.1 port=${broker.port} user=bench dbname=scram sslmode=disable`, pw: token },
+      { path: 'pam proxy (token+grant+SCRAM, rec+policy)', conn: `host=127.0.0.1 port=${broker.port} user=bench dbname=scram sslmode=disable`, pw: token },
       { path: 'pam proxy, TLS client leg', conn: `host=127.0.0.1 port=${broker.port} user=bench dbname=scram sslmode=require`, pw: token },
     ];
     for (const s of sessions) {
       const tps = await pgbench(s.conn, conn.filter((a) => a !== '-S'), s.pw);
       results.push({ path: s.path, mode: 'new sessions/s', tps });
-      console.error(`${s.path.padEnd(28)} new sessions/s ${tps.toFixed(0)}`);
+      console.error(`${s.path.padEnd(40)} new sessions/s ${tps.toFixed(0)}`);
     }
     await broker.close();
+    await bare.close();
   } finally {
     bouncer?.kill('SIGTERM');
     await scram?.stop();

@@ -213,17 +213,44 @@ export class PostgresSession {
     if (this.framer.pending) this.handleRelay(Buffer.alloc(0));
   }
 
+  /**
+   * The policy seam: every statement text (simple Query, Parse) is asked about before it is
+   * forwarded. Verdicts are cached per session by statement text while the engine's rule set
+   * (`rules()`, when the engine has one) and the roles stay the same objects, so a driver
+   * re-parsing the same text does not pay for the evaluator each time.
+   */
   private policyCheck(identity: Identity, target: string, login: string): (sql: string) => Verdict {
     const { deps } = this.ctx;
-    const roles = rolesOf(deps.roles(), identity.groups).map((r) => r.name);
+    const engine = deps.policy!;
+    const currentRules = typeof (engine as { rules?: unknown }).rules === 'function' ? () => (engine as unknown as { rules(): unknown }).rules() : undefined;
+    let rolesSrc = deps.roles();
+    let roles = rolesOf(rolesSrc, identity.groups).map((r) => r.name);
+    let rulesSeen = currentRules?.();
+    const cache = new Map<string, Verdict>();
     return (sql) => {
+      let v: Verdict | undefined;
       try {
-        const v = deps.policy!.evaluate({ protocol: 'postgres', kind: 'sql', sql, user: identity.user, groups: identity.groups, roles, target, login });
-        if (v.action !== 'allow') void deps.audit.append({ type: `policy.${v.action}`, actor: identity.user, protocol: 'postgres', target, login, rule: v.rule, sql: sql.slice(0, 2000), recording: this.recorder?.id }).catch(() => {});
-        return v;
+        const nowRoles = deps.roles();
+        const nowRules = currentRules?.();
+        if (nowRoles !== rolesSrc || nowRules !== rulesSeen) {
+          rolesSrc = nowRoles;
+          roles = rolesOf(nowRoles, identity.groups).map((r) => r.name);
+          rulesSeen = nowRules;
+          cache.clear();
+        }
+        v = currentRules ? cache.get(sql) : undefined;
+        if (!v) {
+          v = engine.evaluate({ protocol: 'postgres', kind: 'sql', sql, user: identity.user, groups: identity.groups, roles, target, login });
+          if (currentRules && sql.length <= 4096) {
+            if (cache.size >= 256) cache.delete(cache.keys().next().value!);
+            cache.set(sql, v);
+          }
+        }
       } catch {
-        return { action: 'deny', message: 'statement denied: the policy could not be evaluated' };
+        v = { action: 'deny', message: 'statement denied: the policy could not be evaluated' };
       }
+      if (v.action !== 'allow') void deps.audit.append({ type: `policy.${v.action}`, actor: identity.user, protocol: 'postgres', target, login, rule: v.rule, sql: sql.slice(0, 2000), recording: this.recorder?.id }).catch(() => {});
+      return v;
     };
   }
 
