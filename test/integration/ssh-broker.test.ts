@@ -175,6 +175,27 @@ describe('ssh broker with an ssh2 client', () => {
     expect(audit.some((e) => e.type === 'session.refused' && e.actor === 'bob' && e.target === 'web')).toBe(true);
   });
 
+  it('logs in with a public key bound by `pam login --key`', async () => {
+    const pair = ssh2.utils.generateKeyPairSync('ed25519');
+    const identity = await cp.deps.identity.verify(await cp.token('alice'));
+    await cp.deps.sshKeys.bind(identity, pair.public);
+    const client = await new Promise<Client>((resolve, reject) => {
+      const c = new ssh2.Client();
+      c.once('ready', () => resolve(c)).once('error', reject);
+      c.connect({ host: '127.0.0.1', port: broker.port, username: 'root@web', privateKey: pair.private });
+    });
+    expect((await exec(client, 'echo by-key')).stdout).toBe('by-key\n');
+    client.end();
+    // an unbound key is refused
+    const other = ssh2.utils.generateKeyPairSync('ed25519');
+    const err = await new Promise<Error | undefined>((resolve) => {
+      const c = new ssh2.Client();
+      c.once('ready', () => { c.end(); resolve(undefined); }).once('error', resolve);
+      c.connect({ host: '127.0.0.1', port: broker.port, username: 'root@web', privateKey: other.private });
+    });
+    expect(err).toBeDefined();
+  });
+
   it('refuses a bad token', async () => {
     const err = await connect('root@web', 'not-a-token', 'password').then(() => undefined, (e: Error & { instructions: string[] }) => e);
     expect(err).toBeDefined();
