@@ -3,7 +3,7 @@ import type { AsciicastWriter } from '../../recorder/asciicast-writer.js';
 import type { AuditEvent } from '../../recorder/audit.types.js';
 import type { PolicyEngine, PolicyRequest, PolicySubject } from '../../policies/policy.types.js';
 import { ChannelTap } from './channel-tap.js';
-import { EnterGate, TypedLine, type OnEnter } from './enter-gate.js';
+import { EnterGate, trackedLine, type OnEnter } from './enter-gate.js';
 import { SftpAudit, describeSftpOp } from './sftp-audit.js';
 
 type Client = ssh2.Client;
@@ -133,7 +133,7 @@ export function handleSessionChannel(ctx: ChannelContext, session: Session): voi
         if (err) return failed(err);
         untrack();
         if (ended) return up.close();
-        relay = new ChannelRelay(ctx, ch, up, mode);
+        relay = new ChannelRelay(ctx, ch, up, mode, pty);
       });
     } catch (err) {
       failed(err as Error);
@@ -218,6 +218,7 @@ export class ChannelRelay implements Terminable {
     private readonly client: ServerChannel,
     private readonly up: ClientChannel,
     private readonly mode: RelayMode,
+    pty?: PtyInfo,
   ) {
     this.untrack = ctx.track(this);
     const rec = ctx.recording;
@@ -226,7 +227,7 @@ export class ChannelRelay implements Terminable {
       this.sftp = new SftpAudit((op) => rec.marker(describeSftpOp(op)), (why) => rec.marker(why));
     }
     if (mode.kind === 'terminal' && mode.gate && ctx.onEnter) {
-      this.gate = new EnterGate(ctx.onEnter, new TypedLine(), {
+      this.gate = new EnterGate(ctx.onEnter, trackedLine({ cols: pty?.cols || 80, rows: pty?.rows || 24 }), {
         toTarget: (d) => this.writeUp(d),
         toClient: (t) => this.client.write(t),
         pauseClient: () => this.client.pause(),
@@ -291,6 +292,7 @@ export class ChannelRelay implements Terminable {
 
   resize(cols: number, rows: number, width: number, height: number): void {
     this.up.setWindow(rows, cols, height, width);
+    this.gate?.resize(cols, rows);
   }
 
   signal(name: string): void {
@@ -318,6 +320,7 @@ export class ChannelRelay implements Terminable {
     this.finished = true;
     this.tap?.flush();
     this.sftp?.end();
+    this.gate?.dispose();
     const rec = this.ctx.recording;
     if (this.mode.kind === 'transfer') rec.marker(`${this.mode.label}: ${this.transferred.up} bytes up, ${this.transferred.down} bytes down`);
     // Exit status must follow all data: wait until both writers have flushed what they hold.

@@ -1,11 +1,16 @@
+import { LineTracker } from './line-tracker.js';
+
 /**
- * SEAM for interactive-shell line policy (the policy engineer's integration, with
- * proxy/ssh/line-tracker.ts). Sits in the client → target input path of pty shells: bytes flow
- * through untouched until an Enter (CR or LF); the Enter byte and everything after it are held
- * until `onEnter(line)` settles. Allow forwards the Enter; deny drops the line at the target
- * (Ctrl-U, then an empty Enter for a fresh prompt) and shows the message to the user.
+ * SEAM for interactive-shell line policy (the policy engineer's integration). Sits in the
+ * client → target input path of pty shells: bytes flow through untouched until an Enter (CR or
+ * LF); the Enter byte and everything after it are held until `onEnter(line)` settles. Allow
+ * forwards the Enter; deny drops the line at the target (Ctrl-U, then an empty Enter for a
+ * fresh prompt) and shows the message to the user. The line comes from a LineSource, by default
+ * proxy/ssh/line-tracker.ts (the screen as the user sees it); while a full-screen program runs
+ * (alternate screen) Enter passes without a check.
  *
- * Without a hook (today's default) `EnterGate` is not created and input goes straight through.
+ * Wiring: `startSshBroker(deps, listen, { onEnter: (auth) => hook | undefined })`. Without a
+ * hook (today's default) no gate is created and input goes straight through.
  */
 export type EnterVerdict = { action: 'allow' } | { action: 'deny'; message: string };
 export type OnEnter = (line: string) => Promise<EnterVerdict>;
@@ -15,9 +20,27 @@ export interface LineSource {
   input(data: Buffer): void;
   output(data: Buffer): void;
   /** The command line as the target will see it at Enter. */
-  line(): string;
+  line(): string | Promise<string>;
   /** Called after each Enter (allowed or denied). */
   reset(): void;
+  resize?(cols: number, rows: number): void;
+  /** True while Enter is not a shell line (full-screen program). */
+  skip?(): boolean;
+  dispose?(): void;
+}
+
+/** The default source: the headless-terminal LineTracker. */
+export function trackedLine(size: { cols: number; rows: number }): LineSource {
+  const t = new LineTracker({ cols: size.cols, rows: size.rows });
+  return {
+    input: (d) => t.feedInput(d),
+    output: (d) => t.feedOutput(d),
+    line: () => t.currentLine(),
+    reset: () => {},
+    resize: (c, r) => t.resize(c, r),
+    skip: () => t.inAlternateScreen,
+    dispose: () => t.dispose(),
+  };
 }
 
 /** Naive line source: printable input, Backspace/DEL and Ctrl-U; ignores cursor movement. */
@@ -67,6 +90,14 @@ export class EnterGate {
     this.lines.output(data);
   }
 
+  resize(cols: number, rows: number): void {
+    this.lines.resize?.(cols, rows);
+  }
+
+  dispose(): void {
+    this.lines.dispose?.();
+  }
+
   private async drain(): Promise<void> {
     this.busy = true;
     try {
@@ -80,11 +111,15 @@ export class EnterGate {
             this.lines.input(before);
             this.io.toTarget(before);
           }
-          const line = this.lines.line();
           this.io.pauseClient();
+          let line = '';
           let verdict: EnterVerdict;
           try {
-            verdict = await this.hook(line);
+            if (this.lines.skip?.()) verdict = { action: 'allow' };
+            else {
+              line = await this.lines.line();
+              verdict = line.trim() ? await this.hook(line) : { action: 'allow' };
+            }
           } catch (err) {
             verdict = { action: 'deny', message: `policy check failed: ${(err as Error).message}` };
           } finally {

@@ -307,6 +307,40 @@ describe('ssh broker with an ssh2 client', () => {
     }
   });
 
+  it('holds Enter for the onEnter seam: a denied line never runs at the target', async () => {
+    const lines: string[] = [];
+    const gated = await startSshBroker(cp.deps, { host: '127.0.0.1', port: 0 }, {
+      onEnter: () => async (line) => {
+        lines.push(line);
+        return line.includes('forbidden') ? { action: 'deny', message: 'that file is off limits' } : { action: 'allow' };
+      },
+    });
+    const marker = join(sshd.dir, 'forbidden-marker');
+    try {
+      const token = await cp.token('alice');
+      const client = await new Promise<Client>((resolve, reject) => {
+        const c = new ssh2.Client();
+        c.once('ready', () => resolve(c)).once('error', reject);
+        c.connect({ host: '127.0.0.1', port: gated.port, username: 'root@web', password: token });
+      });
+      const ch = await new Promise<ssh2.ClientChannel>((resolve, reject) => client.shell({ cols: 100, rows: 30 }, (err, s) => (err ? reject(err) : resolve(s))));
+      let seen = '';
+      ch.on('data', (d: Buffer) => (seen += d.toString()));
+      ch.write('echo ready-$((2+2))\r');
+      await waitFor(() => seen.includes('ready-4'), 'shell ready');
+      ch.write(`touch ${marker}\r`);
+      await waitFor(() => seen.includes('[pam] denied: that file is off limits'), 'denial shown');
+      ch.write('echo after-$((3+3))\r');
+      await waitFor(() => seen.includes('after-6'), 'shell still usable');
+      client.end();
+      expect(lines).toContain(`touch ${marker}`);
+      await expect(readFile(marker)).rejects.toThrow();
+      expect((await cp.audit()).some((e) => e.type === 'ssh.command.denied' && e.command === `touch ${marker}`)).toBe(true);
+    } finally {
+      await gated.close();
+    }
+  });
+
   it('refuses port forwarding and audits it', async () => {
     const { client } = await connect('root@web', await cp.token('alice'));
     const err = await new Promise<Error | undefined>((resolve) => client.forwardOut('127.0.0.1', 1234, '127.0.0.1', sshd.port, (e) => resolve(e)));
