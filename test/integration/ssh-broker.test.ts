@@ -341,6 +341,23 @@ describe('ssh broker with an ssh2 client', () => {
     }
   });
 
+  it('refuses X11 and agent forwarding and audits them', async () => {
+    const token = await cp.token('alice');
+    const client = await new Promise<Client>((resolve, reject) => {
+      const c = new ssh2.Client();
+      c.once('ready', () => resolve(c)).once('error', reject);
+      c.connect({ host: '127.0.0.1', port: broker.port, username: 'root@web', password: token, agent: '/nonexistent/agent.sock' });
+    });
+    const x11 = await new Promise<Error | undefined>((resolve) => client.exec('true', { x11: true }, (err, ch) => { ch?.resume(); resolve(err); }));
+    expect(x11?.message).toMatch(/X11/i);
+    const agent = await new Promise<Error | undefined>((resolve) => client.exec('true', { agentForward: true } as ssh2.ExecOptions, (err, ch) => { ch?.resume(); resolve(err); }));
+    expect(agent).toBeDefined();
+    client.end();
+    const audit = await cp.audit();
+    expect(audit.some((e) => e.type === 'ssh.channel.refused' && e.channel === 'x11')).toBe(true);
+    expect(audit.some((e) => e.type === 'ssh.channel.refused' && e.channel === 'agent-forward')).toBe(true);
+  });
+
   it('refuses port forwarding and audits it', async () => {
     const { client } = await connect('root@web', await cp.token('alice'));
     const err = await new Promise<Error | undefined>((resolve) => client.forwardOut('127.0.0.1', 1234, '127.0.0.1', sshd.port, (e) => resolve(e)));
