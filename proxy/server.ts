@@ -3,6 +3,7 @@ import { openControlPlane, type ControlPlane } from './control-plane.js';
 import type { Config } from './config.types.js';
 import type { Listener } from './broker.types.js';
 import { startHttpServer } from '../replay-ui/server/http.js';
+import { replayUi } from '../replay-ui/server/ui-index.js';
 import { startSshBroker } from './ssh/server.js';
 import { startPostgresBroker } from './postgres/server.js';
 
@@ -19,8 +20,9 @@ export async function startProxy(config: Config): Promise<RunningProxy> {
   const cp = await openControlPlane(config);
   const listeners: Listener[] = [];
   try {
-    const http = await startHttpServer(cp, config.listen.http!);
-    listeners.push(http);
+    const ui = replayUi(cp);
+    const http = await startHttpServer(cp, config.listen.http!, ui);
+    listeners.push({ port: http.port, close: async () => { ui.close(); await http.close(); } });
     const ssh = config.listen.ssh ? await startSshBroker(cp, config.listen.ssh) : undefined;
     if (ssh) listeners.push(ssh);
     const postgres = config.listen.postgres ? await startPostgresBroker(cp, config.listen.postgres) : undefined;

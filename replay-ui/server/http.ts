@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { TokenRejected, type Identity } from '../../access/identity.types.js';
 import { AccessError } from '../../access/access-service.js';
 import type { ControlPlane } from '../../proxy/control-plane.js';
@@ -55,7 +56,7 @@ export function sendJson(res: ServerResponse, status: number, value: unknown): v
  * when given, the browser app. Every error is a JSON body `{ error: { code, message } }`;
  * unexpected errors are logged here and answered with a bare 500 that leaks nothing.
  */
-export async function startHttpServer(cp: ControlPlane, listen: { host: string; port: number }, extra: { routes?: Route[]; authenticators?: Authenticator[] } = {}): Promise<Listener> {
+export async function startHttpServer(cp: ControlPlane, listen: { host: string; port: number }, extra: { routes?: Route[]; authenticators?: Authenticator[]; onUpgrade?: (req: IncomingMessage, socket: Duplex, head: Buffer) => void } = {}): Promise<Listener> {
   const router = new Router().add(
     { method: 'GET', path: '/healthz', public: true, handler: () => ({ ok: true }) },
     { method: 'GET', path: '/api/v1/whoami', handler: ({ identity }) => ({ ...identity, roles: cp.access.rolesFor(identity).map((r) => r.name) }) },
@@ -111,6 +112,11 @@ export async function startHttpServer(cp: ControlPlane, listen: { host: string; 
         sendJson(res, 500, { error: { code: 'internal', message: 'internal error' } });
       }
     });
+  });
+  // WebSocket upgrades (the UI's live view) go to the hook; without one they are refused.
+  server.on('upgrade', (req, socket: Duplex, head: Buffer) => {
+    if (extra.onUpgrade) extra.onUpgrade(req, socket, head);
+    else socket.destroy();
   });
   server.headersTimeout = 20_000;
   server.requestTimeout = 60_000;

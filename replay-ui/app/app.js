@@ -1,0 +1,116 @@
+import { h, clear, notice, route } from './dom.js';
+import { get, post, del, setCsrf, ApiError } from './api.js';
+import * as sessions from './pages/sessions.js';
+import * as recording from './pages/recording.js';
+import * as live from './pages/live.js';
+import * as inbox from './pages/inbox.js';
+import * as policies from './pages/policies.js';
+
+const main = document.getElementById('main');
+const nav = document.getElementById('nav');
+const who = document.getElementById('who');
+let me;
+let cleanup;
+
+const PAGES = {
+  sessions: { page: sessions, label: 'Sessions', cap: 'audit' },
+  recording: { page: recording, cap: 'audit' },
+  live: { page: live, label: 'Live', cap: 'audit' },
+  inbox: { page: inbox, label: 'Inbox', cap: 'approve' },
+  policies: { page: policies, label: 'Policies', cap: 'editPolicies' },
+};
+
+function renderNav() {
+  clear(nav, ...Object.entries(PAGES).filter(([, p]) => p.label && me.can[p.cap]).map(([k, p]) => h('a', { href: `#/${k}`, 'data-page': k }, p.label)));
+  clear(who, h('span', { class: 'user' }, me.user), ' ', h('span', { class: 'muted' }, `(${me.roles.join(', ') || 'no roles'})`), ' ',
+    h('button', { type: 'button', class: 'link', onclick: signOut }, 'Sign out'));
+}
+
+async function signOut() {
+  await del('/api/v1/session').catch(() => undefined);
+  me = undefined;
+  setCsrf('');
+  location.hash = '#/';
+  await start();
+}
+
+function firstPage() {
+  if (me.can.audit) return 'sessions';
+  if (me.can.approve) return 'inbox';
+  if (me.can.editPolicies) return 'policies';
+  return undefined;
+}
+
+async function dispatch() {
+  if (cleanup) {
+    try { cleanup(); } catch { /* page already gone */ }
+    cleanup = undefined;
+  }
+  if (!me) return;
+  const r = route();
+  const name = r.parts[0] ?? firstPage();
+  for (const a of nav.querySelectorAll('a')) a.classList.toggle('active', a.dataset.page === name);
+  const entry = name ? PAGES[name] : undefined;
+  if (!entry) {
+    clear(main, notice('Your roles give you no pages here. Ask for can_audit, can_approve or can_edit_policies.', 'error'));
+    return;
+  }
+  if (!me.can[entry.cap]) {
+    clear(main, notice('You are not allowed to see this page.', 'error'));
+    return;
+  }
+  clear(main, h('p', { class: 'muted' }, 'Loading…'));
+  try {
+    cleanup = await entry.page.render(main, { me, params: r.parts.slice(1), query: r.query });
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 401) return start();
+    clear(main, notice(err.message ?? String(err), 'error'));
+  }
+}
+
+async function signInPage() {
+  clear(nav);
+  clear(who);
+  const info = await get('/auth/info').catch(() => ({ dev: false, oidc: false }));
+  const box = h('section', { class: 'signin card' }, h('h1', {}, 'Sign in'));
+  if (info.oidc) box.append(h('p', {}, h('a', { class: 'button', href: '#/', id: 'oidc-login', onclick: (e) => { e.preventDefault(); location.assign('/auth/login'); } }, 'Sign in with your identity provider')));
+  if (info.dev) {
+    const user = h('input', { name: 'user', id: 'dev-user', placeholder: 'user', required: true, autocomplete: 'username' });
+    const groups = h('input', { name: 'groups', id: 'dev-groups', placeholder: 'groups, comma-separated' });
+    const msg = h('div');
+    const form = h('form', { class: 'stack', onsubmit: async (e) => {
+      e.preventDefault();
+      try {
+        const s = await post('/auth/dev', { user: user.value, groups: groups.value });
+        setCsrf(s.csrf);
+        me = s;
+        renderNav();
+        await dispatch();
+      } catch (err) {
+        clear(msg, notice(err.message, 'error'));
+      }
+    } },
+    h('p', { class: 'muted' }, 'Dev issuer: sign in as any user with any groups. Only offered when the proxy runs with identity.dev on loopback.'),
+    h('label', { for: 'dev-user' }, 'User'), user, h('label', { for: 'dev-groups' }, 'Groups'), groups,
+    h('button', { type: 'submit', id: 'dev-signin' }, 'Sign in'), msg);
+    box.append(form);
+  }
+  if (!info.dev && !info.oidc) box.append(notice('No browser sign-in is configured. Use POST /api/v1/session with a bearer token.'));
+  clear(main, box);
+}
+
+async function start() {
+  try {
+    me = await get('/api/v1/session');
+    setCsrf(me.csrf);
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 401) return signInPage();
+    clear(main, notice(err.message, 'error'));
+    return;
+  }
+  renderNav();
+  await dispatch();
+}
+
+window.addEventListener('hashchange', () => void dispatch());
+void start();

@@ -1,0 +1,122 @@
+import { h, clear, notice, fmtTime, fmtOffset, fmtBytes } from '../dom.js';
+import { get } from '../api.js';
+
+function header(meta, liveSession) {
+  const formats = meta.format === 'asciicast' ? ['asciicast', 'text'] : ['jsonl'];
+  return h('div', { class: 'rec-head' },
+    h('h1', {}, `${meta.user}@${meta.target}`, h('span', { class: 'muted' }, ` as ${meta.login}`)),
+    h('p', { class: 'meta' },
+      h('span', { class: `badge ${meta.protocol}` }, meta.protocol), ' ',
+      h('span', { class: `badge ${meta.status === 'live' ? 'live' : ''}` }, meta.status), ' ',
+      'started ', fmtTime(meta.start), meta.end ? ` · ended ${fmtTime(meta.end)}` : '',
+      meta.endReason ? ` · ${meta.endReason}` : '', ` · ${fmtBytes(meta.bytes ?? 0)}`,
+      meta.clientAddress ? ` · from ${meta.clientAddress}` : '',
+      ' · id ', h('code', {}, meta.id)),
+    h('p', { class: 'actions' },
+      liveSession ? h('a', { class: 'button', href: `#/live/${encodeURIComponent(liveSession)}` }, 'Watch live') : null,
+      'Download: ', ...formats.map((f) => h('a', { class: 'dl', href: `/api/v1/recordings/${encodeURIComponent(meta.id)}/export?format=${f}`, download: '' }, f))));
+}
+
+function sshReplay(main, data, query) {
+  const { meta, index } = data;
+  const holder = h('div', { id: 'player', class: 'player' });
+  const speed = h('select', { id: 'speed', title: 'speed' }, ...[0.5, 1, 2, 4, 8].map((s) => h('option', { value: String(s), selected: s === 1 }, `${s}×`)));
+  const idle = h('select', { id: 'idle', title: 'idle time limit' }, h('option', { value: '' }, 'no idle limit'), ...[0.5, 1, 2, 5].map((s) => h('option', { value: String(s), selected: s === 2 }, `skip idle > ${s}s`)));
+  const keys = h('input', { type: 'checkbox', id: 'keys-toggle', checked: true });
+  const typedList = h('ol', { class: 'typed', id: 'typed' });
+  const markerList = h('ol', { class: 'markers', id: 'markers' });
+  let player;
+  const src = `/api/v1/ui/recordings/${encodeURIComponent(meta.id)}/cast`;
+
+  const create = async (at) => {
+    const now = player ? await Promise.resolve(player.getCurrentTime()).catch(() => 0) : at;
+    player?.dispose();
+    holder.replaceChildren();
+    const opts = { cols: index.width, rows: index.height, speed: Number(speed.value), preload: true, fit: 'width', terminalFontSize: '14px', markers: index.markers.map((m) => [m.t, m.label]) };
+    if (idle.value) opts.idleTimeLimit = Number(idle.value);
+    if (now) opts.startAt = now;
+    player = window.AsciinemaPlayer.create({ url: src, fetchOpts: { credentials: 'same-origin' } }, holder, opts);
+    if (now) await player.seek(now).catch(() => undefined);
+  };
+  const seek = async (t) => {
+    if (!player) return;
+    await player.seek(t);
+    holder.dataset.seeked = String(t);
+  };
+  speed.addEventListener('change', () => void create());
+  idle.addEventListener('change', () => void create());
+  keys.addEventListener('change', () => typedPanel.classList.toggle('hidden', !keys.checked));
+
+  for (const [i, m] of index.markers.entries()) {
+    const deny = /^(denied|refused)\b/.test(m.label);
+    markerList.append(h('li', { class: deny ? 'deny' : '' }, h('button', { type: 'button', class: 'link marker', 'data-t': String(m.t), 'data-i': String(i), onclick: () => void seek(m.t) }, fmtOffset(m.t)), ' ', h('span', {}, m.label)));
+  }
+  for (const k of index.typed) typedList.append(h('li', {}, h('button', { type: 'button', class: 'link', onclick: () => void seek(k.t) }, fmtOffset(k.t)), ' ', h('code', {}, k.line)));
+  const typedPanel = h('section', { class: 'panel', id: 'typed-panel' }, h('h2', {}, 'Keystrokes (typed lines)'), index.typed.length ? typedList : h('p', { class: 'muted' }, 'No typed input recorded.'));
+
+  clear(main, header(meta, data.liveSession),
+    h('div', { class: 'controls' }, speed, idle, h('label', { for: 'keys-toggle' }, keys, ' keystroke track'),
+      h('button', { type: 'button', id: 'prev-marker', onclick: () => void player?.seek({ marker: 'prev' }) }, '◀ marker'),
+      h('button', { type: 'button', id: 'next-marker', onclick: () => void player?.seek({ marker: 'next' }) }, 'marker ▶'),
+      h('span', { class: 'muted' }, ` ${fmtOffset(index.duration)} · ${index.events} events · ${index.denials} denials`)),
+    h('div', { class: 'replay' }, holder,
+      h('aside', {}, h('section', { class: 'panel' }, h('h2', {}, 'Markers'), index.markers.length ? markerList : h('p', { class: 'muted' }, 'No markers.')), typedPanel)));
+  const t = Number(query.get('t'));
+  void create(Number.isFinite(t) && t > 0 ? t : 0);
+  return () => player?.dispose();
+}
+
+function statementsPage(main, data) {
+  const { meta, statements } = data;
+  const filter = h('input', { id: 'sql-filter', type: 'search', placeholder: 'filter SQL text…' });
+  const only = h('select', { id: 'sql-only' }, h('option', { value: '' }, 'all statements'), h('option', { value: 'deny' }, 'denied'), h('option', { value: 'error' }, 'errors'), h('option', { value: 'verdict' }, 'with a verdict'));
+  const body = h('tbody');
+  const row = (s) => {
+    const v = s.verdict;
+    const paramsCell = h('td', {});
+    if (s.params) {
+      paramsCell.append(h('button', { type: 'button', class: 'link', onclick: async () => {
+        try {
+          const r = await get(`/api/v1/ui/recordings/${encodeURIComponent(meta.id)}/statements/${s.n}/params`);
+          clear(paramsCell, h('pre', { class: 'params' }, JSON.stringify(r.params, null, 1)));
+        } catch (err) {
+          clear(paramsCell, notice(err.message, 'error'));
+        }
+      } }, `show ${s.params}`));
+    }
+    return h('tr', { class: v?.action === 'deny' ? 'has-denials' : s.sqlstate ? 'has-error' : undefined },
+      h('td', {}, fmtOffset(s.offset), h('div', { class: 'muted small' }, fmtTime(s.t))),
+      h('td', {}, h('pre', { class: 'sql' }, s.sql ?? '(none)')),
+      h('td', { class: 'num' }, s.duration_ms === undefined ? '' : `${s.duration_ms} ms`),
+      h('td', { class: 'num' }, s.rows ?? ''),
+      h('td', {}, s.tag ?? ''),
+      h('td', {}, s.sqlstate ? h('span', { title: s.error ?? '' }, s.sqlstate) : ''),
+      h('td', {}, v ? h('span', { class: `badge ${v.action}`, title: v.message ?? '' }, v.action, v.rule ? ` · ${v.rule}` : '') : ''),
+      paramsCell);
+  };
+  const draw = () => {
+    const text = filter.value.toLowerCase();
+    const rows = statements.rows.filter((s) => (!text || (s.sql ?? '').toLowerCase().includes(text))
+      && (!only.value || (only.value === 'deny' ? s.verdict?.action === 'deny' : only.value === 'error' ? !!s.sqlstate : !!s.verdict)));
+    clear(body, ...rows.map(row));
+  };
+  filter.addEventListener('input', draw);
+  only.addEventListener('change', draw);
+  clear(main, header(meta, data.liveSession),
+    h('div', { class: 'controls' }, filter, only, h('span', { class: 'muted' }, ` ${statements.rows.length} statements · ${statements.denials} denied`)),
+    h('table', { class: 'grid', id: 'statements' },
+      h('thead', {}, h('tr', {}, ...['Time', 'SQL', 'Duration', 'Rows', 'Tag', 'SQLSTATE', 'Verdict', 'Parameters'].map((t) => h('th', {}, t)))), body));
+  draw();
+}
+
+export async function render(main, { params, query }) {
+  const id = params[0] ?? '';
+  if (!/^[0-9a-z]{8,16}-[0-9a-f]{8}$/.test(id)) {
+    clear(main, notice('Not a recording id.', 'error'));
+    return undefined;
+  }
+  const data = await get(`/api/v1/ui/recordings/${encodeURIComponent(id)}`);
+  if (data.meta.format === 'asciicast') return sshReplay(main, data, query);
+  statementsPage(main, data);
+  return undefined;
+}

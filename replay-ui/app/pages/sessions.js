@@ -1,0 +1,97 @@
+import { h, clear, notice, fmtTime, fmtOffset, fmtBytes } from '../dom.js';
+import { get } from '../api.js';
+
+function downloads(m) {
+  const formats = m.format === 'asciicast' ? ['asciicast', 'text'] : ['jsonl'];
+  return formats.map((f) => h('a', { class: 'dl', href: `/api/v1/recordings/${encodeURIComponent(m.id)}/export?format=${f}`, download: '' }, f));
+}
+
+function duration(m) {
+  if (m.status === 'live') return 'live';
+  if (!m.end) return m.status;
+  const s = (Date.parse(m.end) - Date.parse(m.start)) / 1000;
+  return Number.isFinite(s) ? fmtOffset(s) : m.status;
+}
+
+function sessionRow(m) {
+  return h('tr', { 'data-recording': m.id, class: m.denials ? 'has-denials' : undefined },
+    h('td', {}, fmtTime(m.start)),
+    h('td', {}, m.user),
+    h('td', {}, m.target, h('span', { class: 'muted' }, ` as ${m.login}`)),
+    h('td', {}, h('span', { class: `badge ${m.protocol}` }, m.protocol)),
+    h('td', {}, m.status === 'live' ? h('span', { class: 'badge live' }, 'live') : duration(m)),
+    h('td', {}, m.denials ? h('span', { class: 'badge deny' }, String(m.denials)) : ''),
+    h('td', { class: 'num' }, fmtBytes(m.bytes ?? 0)),
+    h('td', { class: 'actions' },
+      h('a', { href: `#/recording/${encodeURIComponent(m.id)}`, class: 'open' }, m.protocol === 'ssh' ? 'Replay' : 'Statements'),
+      m.liveSession ? h('a', { href: `#/live/${encodeURIComponent(m.liveSession)}`, class: 'watch' }, 'Watch') : null,
+      ...downloads(m)));
+}
+
+function hitRow(hit) {
+  const href = `#/recording/${encodeURIComponent(hit.recording)}?t=${hit.t.toFixed(3)}`;
+  return h('li', { class: 'hit' },
+    h('a', { href, class: 'hit-link' }, `${hit.user}@${hit.target}`, ' · ', fmtTime(hit.start), ' · at ', fmtOffset(hit.t)),
+    ' ', h('span', { class: `badge ${hit.kind}` }, hit.kind),
+    h('pre', { class: 'snippet' }, hit.snippet));
+}
+
+export async function render(main) {
+  const f = {
+    user: h('input', { name: 'user', placeholder: 'user' }),
+    target: h('input', { name: 'target', placeholder: 'target' }),
+    protocol: h('select', { name: 'protocol' }, h('option', { value: '' }, 'any protocol'), h('option', { value: 'ssh' }, 'ssh'), h('option', { value: 'postgres' }, 'postgres')),
+    status: h('select', { name: 'status' }, h('option', { value: '' }, 'live or ended'), h('option', { value: 'live' }, 'live'), h('option', { value: 'ended' }, 'ended')),
+    from: h('input', { name: 'from', type: 'datetime-local', title: 'started after' }),
+    to: h('input', { name: 'to', type: 'datetime-local', title: 'started before' }),
+    denials: h('input', { name: 'denials', type: 'checkbox', id: 'f-denials' }),
+  };
+  const q = h('input', { name: 'q', id: 'search', type: 'search', placeholder: 'Search output, typed commands and SQL…' });
+  const results = h('div', { id: 'results' });
+  const table = h('tbody');
+  const status = h('div');
+
+  const load = async () => {
+    const p = new URLSearchParams();
+    for (const k of ['user', 'target', 'protocol', 'status']) if (f[k].value) p.set(k, f[k].value);
+    for (const k of ['from', 'to']) if (f[k].value) p.set(k, new Date(f[k].value).toISOString());
+    if (f.denials.checked) p.set('denials', '1');
+    try {
+      const list = await get(`/api/v1/ui/sessions?${p}`);
+      clear(table, ...list.map(sessionRow));
+      clear(status, list.length ? '' : notice('No sessions match.'));
+    } catch (err) {
+      clear(status, notice(err.message, 'error'));
+    }
+  };
+  const search = async (e) => {
+    e?.preventDefault();
+    const text = q.value.trim();
+    if (!text) { clear(results); return; }
+    clear(results, h('p', { class: 'muted' }, 'Searching…'));
+    try {
+      const r = await get(`/api/v1/ui/search?q=${encodeURIComponent(text)}`);
+      clear(results, h('h2', {}, `${r.hits.length} hit${r.hits.length === 1 ? '' : 's'} for “`, r.query, `” in ${r.scanned} recordings`),
+        h('ul', { class: 'hits' }, ...r.hits.map(hitRow)));
+    } catch (err) {
+      clear(results, notice(err.message, 'error'));
+    }
+  };
+  for (const el of Object.values(f)) el.addEventListener('change', () => void load());
+  for (const el of [f.user, f.target]) el.addEventListener('input', () => void load());
+
+  clear(main,
+    h('h1', {}, 'Sessions'),
+    h('form', { class: 'searchbar', onsubmit: search }, q, h('button', { type: 'submit', id: 'search-go' }, 'Search')),
+    results,
+    h('form', { class: 'filters', onsubmit: (e) => { e.preventDefault(); void load(); } },
+      f.user, f.target, f.protocol, f.status, h('label', {}, 'from ', f.from), h('label', {}, 'to ', f.to),
+      h('label', { for: 'f-denials' }, f.denials, ' has denials')),
+    status,
+    h('table', { class: 'grid', id: 'sessions' },
+      h('thead', {}, h('tr', {}, ...['Started', 'User', 'Target', 'Protocol', 'Duration', 'Denials', 'Size', ''].map((t) => h('th', {}, t)))),
+      table));
+  await load();
+  const timer = setInterval(() => void load(), 5000);
+  return () => clearInterval(timer);
+}

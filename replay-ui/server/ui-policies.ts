@@ -1,0 +1,176 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { copyFile, mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Identity } from '../../access/identity.types.js';
+import type { ControlPlane } from '../../proxy/control-plane.js';
+import { loadRules } from '../../policies/rules.js';
+import { loadRoles } from '../../policies/roles.js';
+import { HttpError } from './http-errors.js';
+import { field, type Route } from './router.js';
+
+const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,80}\.ya?ml$/;
+const VERSION = /^[0-9]{13}-[0-9a-f]{8}$/;
+const MAX_FILE = 512 * 1024;
+
+interface VersionMeta { version: string; file: string; author: string; time: string; sha256: string; message: string; size: number }
+
+const sha = (s: string) => createHash('sha256').update(s).digest('hex');
+
+function checkName(name: string): string {
+  if (!NAME.test(name) || name.includes('..')) throw new HttpError(400, 'a policy file name is letters, digits, . _ - ending in .yaml');
+  return name;
+}
+
+function requireEdit(cp: ControlPlane, identity: Identity): void {
+  if (!cp.access.rolesFor(identity).some((r) => r.canEditPolicies)) throw new HttpError(403, 'this needs a role with can_edit_policies');
+}
+
+function requireRead(cp: ControlPlane, identity: Identity): void {
+  if (!cp.access.rolesFor(identity).some((r) => r.canEditPolicies || r.canAudit)) throw new HttpError(403, 'this needs a role with can_edit_policies or can_audit');
+}
+
+/**
+ * Rule files in policies_dir: list, read, validate, publish, history. Validation loads the
+ * whole folder (with the edited file in place) into a temp copy through the same loaders the
+ * engine uses. Publishing writes atomically into policies_dir (the engine hot-reloads it) and
+ * keeps every version in data_dir/policy-history/FILE/VERSION.yaml with author and time.
+ */
+export function uiPolicyRoutes(cp: ControlPlane): Route[] {
+  const dir = cp.config.policiesDir;
+  const historyRoot = join(cp.config.dataDir, 'policy-history');
+  let publishing: Promise<unknown> = Promise.resolve();
+
+  const readCurrent = async (name: string): Promise<string | undefined> => {
+    try {
+      return await readFile(join(dir, checkName(name)), 'utf8');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw e;
+    }
+  };
+
+  const validate = async (name: string, content: string): Promise<{ ok: true; rules: number; roles: number } | { ok: false; error: string }> => {
+    const tmp = await mkdtemp(join(tmpdir(), 'pam-policy-check-'));
+    try {
+      for (const f of await readdir(dir)) if (/\.ya?ml$/.test(f) && f !== name) await copyFile(join(dir, f), join(tmp, f));
+      await writeFile(join(tmp, name), content);
+      const rules = loadRules(tmp);
+      const roles = loadRoles(tmp);
+      return { ok: true, rules: rules.rules.length, roles: roles.length };
+    } catch (e) {
+      return { ok: false, error: (e as Error).message.split(tmp + '/').join('') };
+    } finally {
+      await rm(tmp, { recursive: true, force: true });
+    }
+  };
+
+  const history = async (name: string): Promise<VersionMeta[]> => {
+    const d = join(historyRoot, checkName(name));
+    let names: string[];
+    try {
+      names = await readdir(d);
+    } catch {
+      return [];
+    }
+    const out: VersionMeta[] = [];
+    for (const n of names.filter((x) => x.endsWith('.json')).sort().reverse()) {
+      try {
+        out.push(JSON.parse(await readFile(join(d, n), 'utf8')) as VersionMeta);
+      } catch { /* skip a torn entry */ }
+    }
+    return out;
+  };
+
+  const keep = async (name: string, content: string, author: string, message: string): Promise<VersionMeta> => {
+    const d = join(historyRoot, name);
+    await mkdir(d, { recursive: true, mode: 0o700 });
+    const version = `${Date.now()}-${randomBytes(4).toString('hex')}`;
+    const v: VersionMeta = { version, file: name, author, time: new Date().toISOString(), sha256: sha(content), message, size: Buffer.byteLength(content) };
+    await writeFile(join(d, `${version}.yaml`), content, { mode: 0o600 });
+    await writeFile(join(d, `${version}.json`), JSON.stringify(v), { mode: 0o600 });
+    return v;
+  };
+
+  return [
+    {
+      method: 'GET', path: '/api/v1/policy/files',
+      handler: async ({ identity }) => {
+        requireRead(cp, identity);
+        const out = [];
+        for (const f of (await readdir(dir)).filter((x) => NAME.test(x)).sort()) {
+          const content = await readFile(join(dir, f), 'utf8');
+          out.push({ name: f, size: (await stat(join(dir, f))).size, sha256: sha(content) });
+        }
+        return out;
+      },
+    },
+    {
+      method: 'GET', path: '/api/v1/policy/files/:name',
+      handler: async ({ identity, params }) => {
+        requireRead(cp, identity);
+        const content = await readCurrent(params.name!);
+        if (content === undefined) throw new HttpError(404, 'no such policy file');
+        return { name: params.name, content, sha256: sha(content) };
+      },
+    },
+    {
+      method: 'POST', path: '/api/v1/policy/validate',
+      handler: async ({ identity, body }) => {
+        requireEdit(cp, identity);
+        const name = checkName(field(body, 'name', { required: true, max: 100 })!);
+        const content = field(body, 'content', { max: MAX_FILE }) ?? '';
+        return validate(name, content);
+      },
+    },
+    {
+      method: 'PUT', path: '/api/v1/policy/files/:name',
+      handler: async ({ identity, params, body }) => {
+        requireEdit(cp, identity);
+        const name = checkName(params.name!);
+        const content = field(body, 'content', { max: MAX_FILE }) ?? '';
+        const base = field(body, 'base_sha256', { max: 64 });
+        const message = field(body, 'message', { max: 500 }) ?? '';
+        const run = async () => {
+          const current = await readCurrent(name);
+          if (base !== undefined && (current === undefined ? '' : sha(current)) !== base) throw new HttpError(409, 'the file changed since you opened it; reload and merge');
+          if (base === undefined && current !== undefined) throw new HttpError(409, 'send base_sha256 of the version you edited');
+          const check = await validate(name, content);
+          if (!check.ok) throw new HttpError(400, check.error);
+          // The version before the first edit through the UI is kept too, so it can be diffed and restored.
+          if (current !== undefined && (await history(name)).length === 0) await keep(name, current, '(on disk before first publish)', '');
+          const v = await keep(name, content, identity.user, message);
+          const target = join(dir, name);
+          const tmp = join(dir, `.${name}.${randomBytes(4).toString('hex')}.tmp`);
+          await writeFile(tmp, content, { mode: 0o644 });
+          await rename(tmp, target);
+          await cp.audit.append({ type: 'policy.publish', actor: identity.user, file: name, version: v.version, sha256: v.sha256, previous: current === undefined ? null : sha(current), message });
+          return { ...v, rules: check.rules, roles: check.roles };
+        };
+        const p = publishing.then(run, run);
+        publishing = p.catch(() => undefined);
+        return p;
+      },
+    },
+    {
+      method: 'GET', path: '/api/v1/policy/files/:name/history',
+      handler: async ({ identity, params }) => {
+        requireRead(cp, identity);
+        return history(params.name!);
+      },
+    },
+    {
+      method: 'GET', path: '/api/v1/policy/files/:name/history/:version',
+      handler: async ({ identity, params }) => {
+        requireRead(cp, identity);
+        const name = checkName(params.name!);
+        if (!VERSION.test(params.version!)) throw new HttpError(404, 'no such version');
+        try {
+          return { name, version: params.version, content: await readFile(join(historyRoot, name, `${params.version}.yaml`), 'utf8') };
+        } catch {
+          throw new HttpError(404, 'no such version');
+        }
+      },
+    },
+  ];
+}
