@@ -10,7 +10,7 @@
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { appendFile, chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -119,16 +119,31 @@ async function main(): Promise<void> {
     await mkdir(join(dir, 'bouncer'));
     const b = await startPgbouncer(join(dir, 'bouncer'));
     bouncer = b.child;
+    // Reference: a bare Node.js TCP pipe (no parsing, no auth, no recording): the runtime's ceiling.
+    const pipe = createServer({ noDelay: true }, (c) => {
+      const u = connect({ host: '127.0.0.1', port: 5432, noDelay: true });
+      c.on('data', (d) => { if (!u.write(d)) { c.pause(); u.once('drain', () => c.resume()); } });
+      u.on('data', (d) => { if (!c.write(d)) { u.pause(); c.once('drain', () => u.resume()); } });
+      c.on('close', () => u.destroy());
+      u.on('close', () => c.destroy());
+      c.on('error', () => {});
+      u.on('error', () => {});
+    });
+    await new Promise<void>((r) => pipe.listen(0, '127.0.0.1', () => r()));
+    const pipePort = (pipe.address() as { port: number }).port;
     const load = ['-S', '-c', String(CLIENTS), '-j', String(THREADS), '-T', String(SECONDS), '-n'];
     const paths = [
       { path: 'direct', conn: `host=127.0.0.1 port=5432 user=postgres dbname=${DB} sslmode=disable` },
       { path: 'pgbouncer (session)', conn: `host=127.0.0.1 port=${b.port} user=postgres dbname=${DB} sslmode=disable` },
+      { path: 'bare Node.js TCP pipe (reference)', conn: `host=127.0.0.1 port=${pipePort} user=postgres dbname=${DB} sslmode=disable` },
       { path: 'pam proxy (recording, no policy)', conn: `host=127.0.0.1 port=${bare.port} user=postgres dbname=bench sslmode=disable`, pw: token },
       { path: 'pam proxy (recording + policy engine)', conn: `host=127.0.0.1 port=${broker.port} user=postgres dbname=bench sslmode=disable`, pw: token },
       { path: 'pam proxy (recording + policy), TLS', conn: `host=127.0.0.1 port=${broker.port} user=postgres dbname=bench sslmode=require`, pw: token },
     ];
     for (const mode of ['simple', 'extended']) {
       for (const p of paths) {
+        // Warm-up (JIT, caches, pool) so every path is measured hot, as a long-running proxy is.
+        await pgbench(p.conn, ['-S', '-c', String(CLIENTS), '-j', String(THREADS), '-T', '2', '-n', '-M', mode], p.pw);
         const tps = await pgbench(p.conn, [...load, '-M', mode], p.pw);
         results.push({ path: p.path, mode, tps });
         console.error(`${p.path.padEnd(40)} ${mode.padEnd(9)} ${tps.toFixed(0)} tps`);
@@ -154,6 +169,7 @@ async function main(): Promise<void> {
     }
     await broker.close();
     await bare.close();
+    pipe.close();
   } finally {
     bouncer?.kill('SIGTERM');
     await scram?.stop();

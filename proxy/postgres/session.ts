@@ -64,10 +64,20 @@ export class PostgresSession {
     return this.step === 'closed';
   }
 
+  private readonly onData = (d: Buffer) => this.onClientData(d);
+  private readonly onError = () => this.end('client connection error');
+  private readonly onClose = () => this.end('client disconnected');
+
   private attach(s: Socket): void {
-    s.on('data', (d: Buffer) => this.onClientData(d));
-    s.on('error', () => this.end('client connection error'));
-    s.on('close', () => this.end('client disconnected'));
+    s.on('data', this.onData);
+    s.on('error', this.onError);
+    s.on('close', this.onClose);
+  }
+
+  private detach(s: Socket): void {
+    s.off('data', this.onData);
+    s.off('error', this.onError);
+    s.off('close', this.onClose);
   }
 
   private onClientData(chunk: Buffer): void {
@@ -94,9 +104,8 @@ export class PostgresSession {
         // Bytes after SSLRequest would be read as if they came over TLS (CVE-2021-23214).
         if (this.framer.pending) throw new ProtocolError('received unencrypted data after SSL request');
         const plain = this.sock;
-        plain.removeAllListeners('data');
-        plain.removeAllListeners('close');
-        plain.removeAllListeners('error');
+        this.detach(plain);
+        plain.on('error', () => {});
         plain.write('S');
         const secure = new TLSSocket(plain, { isServer: true, secureContext: this.ctx.tls });
         this.sock = secure;
@@ -159,7 +168,13 @@ export class PostgresSession {
     if (this.isClosed()) return;
     const auth = this.auth;
     const target = auth.target as PostgresTarget;
-    const password = await deps.vault.reveal(target.logins[login]!.secret);
+    let password: Buffer;
+    try {
+      password = await deps.vault.reveal(target.logins[login]!.secret);
+    } catch (err) {
+      void deps.audit.append({ type: 'session.failed', actor: identity.user, protocol: 'postgres', target: target.name, login, why: `credential unavailable: ${(err as Error).message}` }).catch(() => {});
+      throw new SessionFatal('08006', `the credential for ${login}@${target.name} is not available on this proxy; ask an administrator`);
+    }
     try {
       this.upstream = await connectUpstream({ target, login, password, params: this.startupParams });
     } catch (err) {
@@ -332,7 +347,8 @@ export class PostgresSession {
     if (err instanceof SessionFatal) return this.end(err.message, { sqlstate: err.sqlstate, message: err.message });
     if (err instanceof ProtocolError) return this.end(`protocol error: ${err.message}`, { sqlstate: err.sqlstate, message: err.message });
     if (err instanceof AccessDenied) return this.end(err.message, { sqlstate: '28000', message: err.message });
-    // Anything else is ours: the client gets a generic message, never internals.
+    // Anything else is ours: the client gets a generic message, never internals; the operator gets the error.
+    console.error('pam postgres: session error:', err);
     this.end(`internal error: ${(err as Error)?.message ?? err}`, { sqlstate: 'XX000', message: 'internal proxy error; the session was closed' });
   }
 
@@ -342,6 +358,11 @@ export class PostgresSession {
     this.step = 'closed';
     for (const c of this.cleanups.splice(0)) c();
     const up = this.upstream?.socket;
+    // A statement still running upstream is cancelled: a killed session must not keep working.
+    if (up && this.tracker && this.tracker.outstanding > 0) {
+      const u = this.upstream!;
+      sendCancel(this.auth!.target as PostgresTarget, u.processId, u.secretKey);
+    }
     if (up) {
       up.removeAllListeners('data');
       if (up.writable) up.end(msg.terminate());

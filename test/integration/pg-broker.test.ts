@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile, spawn } from 'node:child_process';
 import { connect } from 'node:net';
+import { createHash } from 'node:crypto';
+import { networkInterfaces } from 'node:os';
 import { readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -253,6 +255,26 @@ describe('postgres broker: node-postgres', () => {
     expect((await dErr).message).toMatch(/killed by auditor/);
     const end = await eventually(async () => (await recorded()).find((e) => e.type === 'end' && e.file.startsWith(live.recordingId)), 'end event');
     expect(end.reason).toBe('killed by auditor');
+    // The catalog entry is sealed with the SHA-256 of the JSONL file.
+    const meta = await eventually(async () => {
+      const m = await cp.deps.recordings.get(live.recordingId);
+      return m?.status === 'ended' ? m : undefined;
+    }, 'sealed meta');
+    const data = await readFile(cp.deps.recordings.dataPath(live.recordingId, 'jsonl'));
+    expect(meta).toMatchObject({ protocol: 'postgres', format: 'jsonl', user: 'alice', target: 'itdb', database: DB, endReason: 'killed by auditor', bytes: data.length });
+    expect(meta.sha256).toBe(createHash('sha256').update(data).digest('hex'));
+  });
+
+  it('ends the session when the grant expires, and cancels what was still running', async () => {
+    await cp.grant('erin', 'itdb', ROLE, 2500);
+    const c = client(broker.port, await cp.token('erin'));
+    await c.connect();
+    c.on('error', () => {});
+    // The FATAL arrives while the query runs: node-postgres fails that query with it.
+    const err = await c.query("select pg_sleep(20), 'expiry-probe'").catch((e) => e);
+    expect(err).toMatchObject({ code: '57P01', message: 'terminating connection: access grant expired' });
+    // Nothing of the session keeps running at the target.
+    await eventually(async () => (await admin(`SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%expiry-probe%' AND pid <> pg_backend_pid()`)).stdout.trim() === '0' || undefined, 'upstream query cancelled');
   });
 });
 
@@ -287,6 +309,22 @@ describe('postgres broker: malformed input', () => {
     expect((await vErr).message).toMatch(/invalid frontend message type/);
     expect((await c.query('select 5 as x')).rows).toEqual([{ x: 5 }]);
     await c.end();
+  });
+});
+
+describe('postgres broker: cleartext tokens', () => {
+  const external = Object.values(networkInterfaces()).flat().find((i) => i && i.family === 'IPv4' && !i.internal)?.address;
+  it.skipIf(!external)('refuses a token over plain TCP on a non-loopback listener, accepts it over TLS', async () => {
+    const l = await startPostgresBroker(cp.deps, { host: external!, port: 0 });
+    try {
+      const info = (ssl: string) => `host=${external} port=${l.port} user=${ROLE} dbname=itdb sslmode=${ssl}`;
+      const plain = await run('psql', [info('disable'), '-Atc', 'select 1'], { PGPASSWORD: token });
+      expect(plain.stderr).toMatch(/accepts IAM tokens only over TLS/);
+      const tls = await run('psql', [info('require'), '-Atc', "select 'tls-ok'"], { PGPASSWORD: token });
+      expect(tls.stdout.trim()).toBe('tls-ok');
+    } finally {
+      await l.close();
+    }
   });
 });
 
