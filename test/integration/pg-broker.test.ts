@@ -152,7 +152,14 @@ describe('postgres broker: psql', () => {
       expect(r.code, r.stderr).toBe(0);
       expect(r.stdout).toContain('number of transactions actually processed: 400/400');
     }
+    // Pipelined extended queries (\startpipeline: many Parse/Bind/Execute, one Sync).
+    const script = join(cp.dataDir, 'pipeline.sql');
+    await writeFile(script, "\\startpipeline\nselect 'pipe-a' as v, :client_id;\nselect count(*) from pgbench_branches;\nselect 'pipe-c' as v;\n\\endpipeline\n");
+    const piped = await run('pgbench', [conninfo(broker.port), '-M', 'extended', '-t', '50', '-c', '2', '-f', script], env);
+    expect(piped.code, piped.stderr).toBe(0);
+    expect(piped.stdout).toContain('number of transactions actually processed: 100/100');
     const ev = await recorded();
+    expect(ev.filter((e) => e.sql === "select 'pipe-c' as v;" && e.rows === 1 && e.tag === 'SELECT 1').length).toBe(100);
     expect(ev.filter((e) => e.protocol === 'extended' && /pgbench_accounts WHERE aid = \$1/.test(e.sql) && e.rows === 1).length).toBeGreaterThanOrEqual(800);
     // -M prepared: named statements, parameters recorded on each execution.
     expect(ev.some((e) => e.protocol === 'extended' && e.statement !== '' && /pgbench_accounts/.test(e.sql) && Array.isArray(e.params))).toBe(true);

@@ -1,0 +1,86 @@
+import { describe, expect, it } from 'vitest';
+import { StatementTracker, DENIED_PLACEHOLDER } from '../../proxy/postgres/statement-tracker.js';
+import * as msg from '../../proxy/postgres/backend-messages.js';
+import type { Verdict } from '../../policies/policy.types.js';
+
+function m(code: string, body: Buffer | string = ''): Buffer {
+  const b = typeof body === 'string' ? Buffer.from(body) : body;
+  const out = Buffer.alloc(5 + b.length);
+  out[0] = code.charCodeAt(0);
+  out.writeInt32BE(4 + b.length, 1);
+  b.copy(out, 5);
+  return out;
+}
+const HELD = new Set(['C', 'E', 'Z']);
+
+function setup(check?: (sql: string) => Verdict) {
+  const lines: any[] = [];
+  const t = new StatementTracker({ redactParameters: false, check, record: (l) => lines.push(JSON.parse(l)) });
+  /** Feeds server messages; returns what the client would get instead (if anything). */
+  const server = (...msgs: Buffer[]) => msgs.map((b) => t.onBackend(b[0]!, HELD.has(String.fromCharCode(b[0]!)) ? b : undefined, b.length - 5));
+  return { t, lines, server };
+}
+
+describe('statement tracker', () => {
+  it('pairs a pipelined extended batch whose second statement fails, then recovers at Sync', () => {
+    const { t, lines, server } = setup();
+    t.onFrontend({ type: 'parse', name: 'a', sql: 'select 1', paramTypes: [] });
+    t.onFrontend({ type: 'bind', portal: '', statement: 'a', paramFormats: [], params: [], resultFormats: [] });
+    t.onFrontend({ type: 'execute', portal: '', maxRows: 0 });
+    t.onFrontend({ type: 'parse', name: 'b', sql: 'select 1/0', paramTypes: [] });
+    t.onFrontend({ type: 'bind', portal: '', statement: 'b', paramFormats: [], params: [], resultFormats: [] });
+    t.onFrontend({ type: 'execute', portal: '', maxRows: 0 });
+    t.onFrontend({ type: 'parse', name: 'c', sql: 'select 3', paramTypes: [] });
+    t.onFrontend({ type: 'sync' });
+    t.onFrontend({ type: 'parse', name: 'd', sql: 'select $1::int', paramTypes: [] });
+    t.onFrontend({ type: 'bind', portal: 'p', statement: 'd', paramFormats: [1], params: [Buffer.from([0, 0, 0, 9])], resultFormats: [] });
+    t.onFrontend({ type: 'execute', portal: 'p', maxRows: 0 });
+    t.onFrontend({ type: 'sync' });
+    expect(t.outstanding).toBe(12);
+    server(m('1'), m('2'), m('D', 'x'), m('C', 'SELECT 1\0'), m('1'), m('2'), msg.errorResponse('ERROR', '22012', 'division by zero'), m('Z', 'I'));
+    server(m('1'), m('2'), m('D', 'y'), m('C', 'SELECT 1\0'), m('Z', 'T'));
+    expect(t.outstanding).toBe(0);
+    expect(t.txStatus).toBe('T');
+    expect(lines.map((l) => [l.sql, l.tag ?? null, l.rows ?? null, l.error?.sqlstate ?? null])).toEqual([
+      ['select 1', 'SELECT 1', 1, null],
+      ['select 1/0', null, 0, '22012'],
+      ['select $1::int', 'SELECT 1', 1, null],
+    ]);
+    expect(lines[2]).toMatchObject({ protocol: 'extended', statement: 'd', portal: 'p', params: [{ hex: '00000009' }] });
+  });
+
+  it('swaps a denied Parse for a failing placeholder and the server error for 42501', () => {
+    const { t, lines, server } = setup((sql) => (/drop/i.test(sql) ? { action: 'deny', rule: 'r1', message: 'no drops' } : { action: 'allow' }));
+    const sent = t.onFrontend({ type: 'parse', name: 's', sql: 'DROP TABLE x', paramTypes: [] });
+    expect(sent?.toString()).toContain(DENIED_PLACEHOLDER);
+    expect(sent?.toString()).not.toContain('DROP');
+    t.onFrontend({ type: 'bind', portal: '', statement: 's', paramFormats: [], params: [], resultFormats: [] });
+    t.onFrontend({ type: 'execute', portal: '', maxRows: 0 });
+    t.onFrontend({ type: 'sync' });
+    const [rep, z] = server(msg.errorResponse('ERROR', '42601', 'syntax error at or near "DENIED"'), m('Z', 'E'));
+    expect(rep?.toString()).toContain('42501');
+    expect(rep?.toString()).toContain('no drops');
+    expect(z).toBeUndefined();
+    expect(lines[0]).toMatchObject({ sql: 'DROP TABLE x', error: { sqlstate: '42501', message: 'no drops' }, verdict: { action: 'deny', rule: 'r1' } });
+    expect(t.txStatus).toBe('E');
+  });
+
+  it('records a multi-statement simple query once with every tag, and COPY byte counts', () => {
+    const { t, lines, server } = setup();
+    t.onFrontend({ type: 'query', sql: 'insert into t values (1); select 2' });
+    server(m('C', 'INSERT 0 1\0'), m('T', 'x'), m('D', 'r'), m('C', 'SELECT 1\0'), m('Z', 'I'));
+    t.onFrontend({ type: 'query', sql: 'copy t from stdin' });
+    server(m('G', Buffer.alloc(3)));
+    t.onFrontend({ type: 'copy-data', bytes: 10 });
+    t.onFrontend({ type: 'copy-data', bytes: 5 });
+    t.onFrontend({ type: 'copy-done' });
+    server(m('C', 'COPY 2\0'), m('Z', 'I'));
+    t.onFrontend({ type: 'query', sql: 'copy t to stdout' });
+    server(m('H', Buffer.alloc(3)), m('d', 'abcdef'), m('d', 'gh'), m('c'), m('C', 'COPY 2\0'), m('Z', 'I'));
+    expect(lines.map((l) => [l.tags ?? l.tag, l.rows, l.copy ?? null])).toEqual([
+      [['INSERT 0 1', 'SELECT 1'], 2, null],
+      ['COPY 2', 2, { direction: 'in', bytes: 15 }],
+      ['COPY 2', 2, { direction: 'out', bytes: 8 }],
+    ]);
+  });
+});
