@@ -1,0 +1,156 @@
+/**
+ * The README's first-run story as a user would live it: `pam serve` from a YAML file in its own
+ * process, the `pam` CLI for tokens, secrets (while the proxy runs), requests and approvals,
+ * then stock `psql` and `ssh` through the proxy to the real PostgreSQL and sshd, then the
+ * auditor's recordings and audit commands.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execFile, spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm, writeFile, mkdir, readFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { runOpenSsh, startSshd, waitFor, type TestSshd } from '../helpers/sshd.js';
+
+const run = promisify(execFile);
+const PG_ROLE = `pam_flow_${process.pid}`;
+const PG_PASS = 'flow-Secret-1';
+
+const freePort = () => new Promise<number>((resolve) => {
+  const s = createServer().listen(0, '127.0.0.1', () => {
+    const p = (s.address() as { port: number }).port;
+    s.close(() => resolve(p));
+  });
+});
+const psqlAdmin = (sql: string) => execFileSync('psql', ['-h', '127.0.0.1', '-U', 'postgres', '-d', 'postgres', '-v', 'ON_ERROR_STOP=1', '-qAtc', sql]).toString();
+
+let dir: string;
+let sshd: TestSshd;
+let proxy: ChildProcess;
+let ports: { ssh: number; pg: number; http: number };
+let configFile: string;
+let proxyLog = '';
+
+const pam = async (args: string[], env: Record<string, string> = {}, input?: string) => {
+  const p = spawn('node', ['bin/pam.js', ...args], { env: { ...process.env, PAM_CONFIG: configFile, PAM_SERVER: `http://127.0.0.1:${ports.http}`, ...env } });
+  let stdout = '';
+  let stderr = '';
+  p.stdout.on('data', (d) => (stdout += d));
+  p.stderr.on('data', (d) => (stderr += d));
+  p.stdin.end(input ?? '');
+  const code = await new Promise<number | null>((r) => p.once('close', r));
+  return { code, stdout, stderr };
+};
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'pam-flow-'));
+  sshd = await startSshd();
+  psqlAdmin(`DROP ROLE IF EXISTS ${PG_ROLE}; SET password_encryption='scram-sha-256'; CREATE ROLE ${PG_ROLE} LOGIN PASSWORD '${PG_PASS}'`);
+  ports = { ssh: await freePort(), pg: await freePort(), http: await freePort() };
+  await mkdir(join(dir, 'policies'));
+  await writeFile(join(dir, 'policies', 'roles.yaml'), `roles:
+  - name: dba
+    groups: [dba]
+    can_request:
+      - { targets: [appdb, web1], logins: ["*"], max_duration: 1h }
+  - name: security
+    groups: [security]
+    can_approve: [dba]
+    can_audit: true
+`);
+  configFile = join(dir, 'pam.yaml');
+  await writeFile(configFile, `listen: { ssh: "127.0.0.1:${ports.ssh}", postgres: "127.0.0.1:${ports.pg}", http: "127.0.0.1:${ports.http}" }
+data_dir: "./data"
+store: "embedded"
+policies_dir: "./policies"
+identity: { dev: true, audience: "pam-proxy" }
+targets:
+  - name: web1
+    protocol: ssh
+    address: "127.0.0.1:${sshd.port}"
+    host_key: "${sshd.hostKey}"
+    logins: { root: { secret: web1-root } }
+  - name: appdb
+    protocol: postgres
+    address: "127.0.0.1:5432"
+    database: postgres
+    tls: disable
+    logins: { ${PG_ROLE}: { secret: appdb-flow } }
+`);
+  proxy = spawn('node', ['bin/pam.js', 'serve', '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+  proxy.stdout!.on('data', (d) => (proxyLog += d));
+  proxy.stderr!.on('data', (d) => (proxyLog += d));
+  await waitFor(() => proxyLog.includes('pam: serving'), 'pam serve to start', 1200);
+});
+
+afterAll(async () => {
+  proxy?.kill('SIGTERM');
+  await new Promise((r) => (proxy.exitCode !== null ? r(null) : proxy.once('exit', r)));
+  await sshd?.close();
+  try { psqlAdmin(`DROP ROLE IF EXISTS ${PG_ROLE}`); } catch { /* still connected */ }
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('operator flow', () => {
+  it('runs the README flow end to end with the real CLI, psql and ssh', async () => {
+    const dana = (await pam(['dev', 'token', 'dana', '--groups', 'dba'])).stdout.trim();
+    const sam = (await pam(['dev', 'token', 'sam', '--groups', 'security'])).stdout.trim();
+    expect(dana.split('.')).toHaveLength(3);
+
+    // Secrets go in while the proxy runs; the listing shows names only.
+    expect((await pam(['secret', 'set', 'appdb-flow'], {}, PG_PASS + '\n')).code).toBe(0);
+    expect((await pam(['secret', 'set', 'web1-root'], {}, sshd.userKey)).code).toBe(0);
+    const listed = await pam(['secret', 'list', '--json']);
+    expect(JSON.parse(listed.stdout)).toEqual([{ name: 'appdb-flow' }, { name: 'web1-root' }]);
+    expect(listed.stdout).not.toContain(PG_PASS);
+
+    // No grant yet: psql is refused with what to run.
+    const refused = await run('psql', [`host=127.0.0.1 port=${ports.pg} dbname=appdb user=${PG_ROLE}`, '-c', 'select 1'], { env: { ...process.env, PGPASSWORD: dana } }).catch((e) => e);
+    expect(refused.stderr).toMatch(/pam request --target appdb/);
+
+    for (const target of ['appdb', 'web1']) {
+      const login = target === 'appdb' ? PG_ROLE : 'root';
+      const req = await pam(['request', '--target', target, '--login', login, '--duration', '30m', '--reason', 'INC-7', '--json'], { PAM_TOKEN: dana });
+      expect(req.code).toBe(0);
+      expect((await pam(['approve', JSON.parse(req.stdout).id], { PAM_TOKEN: sam })).code).toBe(0);
+    }
+
+    const { stdout } = await run('psql', [`host=127.0.0.1 port=${ports.pg} dbname=appdb user=${PG_ROLE}`, '-Atc', "select 'flow-' || 40 + 2"], { env: { ...process.env, PGPASSWORD: dana } });
+    expect(stdout.trim()).toBe('flow-42');
+    const ssh = await runOpenSsh('ssh', dana, ['-p', String(ports.ssh), '-l', 'root@web1', '127.0.0.1', 'echo ssh-$((6*7))']);
+    expect(ssh.stdout.trim()).toBe('ssh-42');
+
+    // The auditor's view.
+    const recs = await waitFor(async () => {
+      const r = JSON.parse((await pam(['recordings', 'list', '--json'], { PAM_TOKEN: sam })).stdout) as { id: string; protocol: string; status: string; user: string }[];
+      return r.filter((x) => x.status === 'ended').length >= 2 ? r : undefined;
+    }, 'both recordings to end');
+    expect(recs.map((r) => r.protocol).sort()).toEqual(['postgres', 'ssh']);
+    expect(recs.every((r) => r.user === 'dana')).toBe(true);
+    const pg = recs.find((r) => r.protocol === 'postgres')!;
+    const sh = recs.find((r) => r.protocol === 'ssh')!;
+    expect((await pam(['recordings', 'export', pg.id, '--format', 'text'], { PAM_TOKEN: sam })).stdout).toContain("select 'flow-' || 40 + 2");
+    expect((await pam(['recordings', 'export', sh.id, '--format', 'text'], { PAM_TOKEN: sam })).stdout).toContain('ssh-42');
+    const cast = (await pam(['recordings', 'export', sh.id, '--format', 'asciicast'], { PAM_TOKEN: sam })).stdout;
+    expect(JSON.parse(cast.split('\n')[0]!)).toMatchObject({ version: 2 });
+    expect((await pam(['recordings', 'verify', sh.id], { PAM_TOKEN: sam })).stdout).toMatch(/intact/);
+    expect((await pam(['recordings', 'list'], { PAM_TOKEN: dana })).code).toBe(3);
+
+    const audit = JSON.parse((await pam(['audit', '--json', '--since', '1h'], { PAM_TOKEN: sam })).stdout) as { type: string }[];
+    expect(audit.map((e) => e.type)).toEqual(expect.arrayContaining(['config.loaded', 'secret.set', 'session.refused', 'request', 'grant', 'recording.export']));
+    expect((await pam(['audit', 'verify'], { PAM_TOKEN: sam })).stdout).toMatch(/intact/);
+    const rawAudit = await readFile(join(dir, 'data', 'audit.log'), 'utf8');
+    expect(rawAudit).not.toContain(dana);
+    expect(rawAudit).not.toContain(PG_PASS);
+    expect(proxyLog).not.toContain(dana);
+  });
+
+  it('refuses a bad config with the key and a non-zero exit', async () => {
+    const bad = join(dir, 'bad.yaml');
+    await writeFile(bad, (await readFile(configFile, 'utf8')).replace('store: "embedded"', 'store: "mysql://x"'));
+    const r = await pam(['serve', '--config', bad]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/config: store: must be "embedded" or a redis:\/\/ URL/);
+  });
+});
