@@ -1,5 +1,7 @@
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { pipeline } from 'node:stream/promises';
 import type { ControlPlane } from '../../proxy/control-plane.js';
 import { exportRecording, type ExportFormat } from '../../recorder/export.js';
 import { SECURITY_HEADERS } from './http.js';
@@ -24,9 +26,24 @@ export function recordingRoutes(cp: ControlPlane): Route[] {
         const m = await meta(params.id!);
         const format = (url.searchParams.get('format') ?? (m.format === 'asciicast' ? 'asciicast' : 'jsonl')) as ExportFormat;
         if (!['asciicast', 'text', 'jsonl'].includes(format)) throw new HttpError(400, 'format must be asciicast, text or jsonl');
+        const path = cp.recordings.dataPath(m.id, m.format);
+        const raw = (format === 'asciicast' && m.format === 'asciicast') || (format === 'jsonl' && m.format === 'jsonl');
+        if (raw) {
+          // Raw formats stream from disk: an hour-long recording never sits in memory.
+          await cp.audit.append({ type: 'recording.export', actor: identity.user, recording: m.id, format });
+          const size = (await stat(path)).size;
+          res.writeHead(200, {
+            ...SECURITY_HEADERS,
+            'content-type': format === 'asciicast' ? 'application/x-asciicast' : 'application/jsonl',
+            'content-disposition': `attachment; filename="${m.id}.${format === 'asciicast' ? 'cast' : 'jsonl'}"`,
+            'content-length': size,
+          });
+          await pipeline(createReadStream(path, { start: 0, end: Math.max(0, size - 1) }), res);
+          return undefined;
+        }
         let out;
         try {
-          out = await exportRecording(m, cp.recordings.dataPath(m.id, m.format), format);
+          out = await exportRecording(m, path, format);
         } catch (e) {
           throw new HttpError(400, (e as Error).message);
         }
