@@ -317,6 +317,20 @@ describe('postgres broker: malformed input', () => {
     expect((await c.query('select 5 as x')).rows).toEqual([{ x: 5 }]);
     await c.end();
   });
+
+  it('closes a session whose message is over postgres.max_message_bytes with SQLSTATE 54000', async () => {
+    const small = await startPostgresBroker({ ...cp.deps, config: { ...cp.deps.config, postgres: { ...cp.deps.config.postgres, maxMessageBytes: 4096 } } }, { host: '127.0.0.1', port: 0 });
+    try {
+      const c = client(small.port);
+      await c.connect();
+      c.on('error', () => {});
+      expect((await c.query("select 'fits' as v")).rows).toEqual([{ v: 'fits' }]);
+      const err = await c.query(`select '${'x'.repeat(5000)}'`).catch((e) => e);
+      expect(err).toMatchObject({ code: '54000', message: expect.stringMatching(/over the limit of 4096/) });
+    } finally {
+      await small.close();
+    }
+  });
 });
 
 describe('postgres broker: cleartext tokens', () => {
