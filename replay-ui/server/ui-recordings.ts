@@ -7,7 +7,7 @@ import { SECURITY_HEADERS } from './http.js';
 import { HttpError } from './http-errors.js';
 import { requireAudit } from './api-audit.js';
 import type { Route } from './router.js';
-import { castIndex, searchRecording, statementParams, statementRows, type SearchHit } from './ui-scan.js';
+import { castIndex, castWindow, searchRecording, statementParams, statementRows, type SearchHit } from './ui-scan.js';
 
 const MAX_HITS = 200;
 
@@ -110,12 +110,23 @@ export function uiRecordingRoutes(cp: ControlPlane): Route[] {
     {
       // The asciicast for the player, streamed (never read whole into memory).
       method: 'GET', path: '/api/v1/ui/recordings/:id/cast',
-      handler: async ({ identity, params, res }) => {
+      handler: async ({ identity, params, res, url }) => {
         requireAudit(cp, identity);
         const m = await meta(params.id!);
         if (m.format !== 'asciicast') throw new HttpError(400, 'not a terminal recording');
         await auditOpen(identity.user, m, 'replay');
         const p = path(m);
+        const from = url.searchParams.get('from');
+        if (from !== null) {
+          // A window with a keyframe: seeking a long recording never ships the whole file.
+          const t = Number(from);
+          const span = Number(url.searchParams.get('span') ?? '600');
+          if (!Number.isFinite(t) || t < 0 || !Number.isFinite(span) || span <= 0 || span > 3600) throw new HttpError(400, '"from" and "span" are seconds (span up to 3600)');
+          const body = await castWindow(p, await castIndex(p), t, span);
+          res.writeHead(200, { ...SECURITY_HEADERS, 'content-type': 'application/x-asciicast; charset=utf-8', 'content-length': Buffer.byteLength(body) });
+          res.end(body);
+          return undefined;
+        }
         const st = await stat(p);
         res.writeHead(200, { ...SECURITY_HEADERS, 'content-type': 'application/x-asciicast; charset=utf-8', 'content-length': st.size });
         await new Promise<void>((resolve, reject) => {

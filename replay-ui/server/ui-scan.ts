@@ -1,5 +1,5 @@
 import { createReadStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { open, stat } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import type { RecordingMeta } from '../../recorder/recording.types.js';
 
@@ -60,16 +60,6 @@ export class TypedLines {
   }
 }
 
-export interface CastIndex {
-  width: number;
-  height: number;
-  duration: number;
-  markers: { t: number; label: string }[];
-  typed: { t: number; line: string }[];
-  denials: number;
-  events: number;
-}
-
 export interface StatementRow {
   n: number;
   t: string;
@@ -101,13 +91,37 @@ async function cached<T>(key: string, path: string, build: () => Promise<T>): Pr
   return value;
 }
 
-/** Markers, typed lines and denials of an SSH recording (cached until the file changes). */
+export interface CastIndex {
+  width: number;
+  height: number;
+  duration: number;
+  markers: { t: number; label: string }[];
+  typed: { t: number; line: string }[];
+  denials: number;
+  events: number;
+  /** Byte offset of an event line about every CHECKPOINT_BYTES, for windowed loading. */
+  checkpoints: { t: number; offset: number }[];
+  bytes: number;
+}
+
+const CHECKPOINT_BYTES = 256 * 1024;
+/** `[12.345678, "o", …` → time and type without parsing the whole line (output is the bulk). */
+const PREFIX = /^\[\s*([0-9.eE+-]+)\s*,\s*"([a-z])"/;
+
+/**
+ * Markers, typed lines, denials and seek checkpoints of an SSH recording, cached until the file
+ * changes. Only marker and input lines are JSON-parsed, so a 50 MB recording indexes quickly.
+ */
 export function castIndex(path: string): Promise<CastIndex> {
   return cached(`cast:${path}`, path, async () => {
-    const idx: CastIndex = { width: 80, height: 24, duration: 0, markers: [], typed: [], denials: 0, events: 0 };
+    const idx: CastIndex = { width: 80, height: 24, duration: 0, markers: [], typed: [], denials: 0, events: 0, checkpoints: [], bytes: 0 };
     const typed = new TypedLines();
     let first = true;
-    await eachLine(path, (line) => {
+    let offset = 0;
+    let nextCheckpoint = 0;
+    await eachRawLine(path, (line, bytes) => {
+      const at = offset;
+      offset += bytes;
       if (first) {
         first = false;
         try {
@@ -117,19 +131,115 @@ export function castIndex(path: string): Promise<CastIndex> {
         } catch { /* keeps defaults */ }
         return;
       }
+      const m = PREFIX.exec(line);
+      if (!m) return;
+      const t = Number(m[1]);
+      idx.events++;
+      idx.duration = t;
+      if (at >= nextCheckpoint) {
+        idx.checkpoints.push({ t, offset: at });
+        nextCheckpoint = at + CHECKPOINT_BYTES;
+      }
+      if (m[2] !== 'm' && m[2] !== 'i') return;
       const e = parseEvent(line);
       if (!e) return;
-      idx.events++;
-      idx.duration = e[0];
       if (e[1] === 'm') {
         idx.markers.push({ t: e[0], label: e[2] });
         if (isDenial(e[2])) idx.denials++;
-      } else if (e[1] === 'i') {
-        typed.feed(e[0], e[2], (t, l) => { if (idx.typed.length < 20_000) idx.typed.push({ t, line: l }); });
+      } else {
+        typed.feed(e[0], e[2], (lt, l) => { if (idx.typed.length < 20_000) idx.typed.push({ t: lt, line: l }); });
       }
     });
+    idx.bytes = offset;
     return idx;
   });
+}
+
+/** Like eachLine, with each line's byte length (newline included) for offsets. */
+async function eachRawLine(path: string, fn: (line: string, bytes: number) => void, start = 0): Promise<void> {
+  const stream = createReadStream(path, { start });
+  let carry: Buffer = Buffer.alloc(0);
+  for await (const chunk of stream as AsyncIterable<Buffer>) {
+    let buf = carry.length ? Buffer.concat([carry, chunk]) : chunk;
+    let from = 0;
+    for (;;) {
+      const nl = buf.indexOf(10, from);
+      if (nl < 0) break;
+      fn(buf.toString('utf8', from, nl), nl + 1 - from);
+      from = nl + 1;
+    }
+    carry = buf.subarray(from);
+    buf = carry;
+  }
+}
+
+async function firstLine(path: string): Promise<string> {
+  const fh = await open(path, 'r');
+  try {
+    const buf = Buffer.alloc(64 * 1024);
+    const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
+    const nl = buf.subarray(0, bytesRead).indexOf(10);
+    return buf.toString('utf8', 0, nl < 0 ? bytesRead : nl);
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Output kept ahead of a window so the screen is rebuilt at its start (a text keyframe). */
+const KEYFRAME_CHARS = 64 * 1024;
+
+/**
+ * A window [from, from+span] of a recording as a standalone asciicast: the header, one output
+ * event at 0 that replays the last KEYFRAME_CHARS of output before `from` (rebuilding the
+ * screen), then the window's events shifted to start at 0. Reads only from the checkpoint
+ * before the window, so a seek into a 50 MB recording reads a few hundred KiB.
+ */
+export async function castWindow(path: string, idx: CastIndex, from: number, span: number): Promise<string> {
+  let startOffset = 0;
+  const header = await firstLine(path);
+  for (const c of idx.checkpoints) {
+    if (c.t <= from) startOffset = c.offset;
+    else break;
+  }
+  // Step back one more checkpoint or so, so the keyframe has enough output behind it.
+  const back = idx.checkpoints.filter((c) => c.offset <= startOffset && startOffset - c.offset <= KEYFRAME_CHARS * 2);
+  if (back.length) startOffset = back[0]!.offset;
+  let keyframe = '';
+  let size: string | undefined;
+  const out: string[] = [];
+  const end = from + span;
+  const stream = createReadStream(path, { start: startOffset, encoding: 'utf8' });
+  const rl = createInterface({ input: stream, crlfDelay: Infinity });
+  try {
+    for await (const line of rl) {
+      const m = PREFIX.exec(line);
+      if (!m) continue;
+      const t = Number(m[1]);
+      if (t < from) {
+        if (m[2] === 'o') {
+          const e = parseEvent(line);
+          if (e) keyframe = (keyframe + e[2]).slice(-KEYFRAME_CHARS);
+        } else if (m[2] === 'r') {
+          const e = parseEvent(line);
+          if (e) size = e[2];
+        }
+        continue;
+      }
+      if (t > end) break;
+      const e = parseEvent(line);
+      if (e) out.push(JSON.stringify([Math.max(0.001, Math.round((t - from) * 1e6) / 1e6), e[1], e[2]]));
+    }
+  } finally {
+    rl.close();
+    stream.destroy();
+  }
+  const lines = [header];
+  if (size) lines.push(JSON.stringify([0, 'r', size]));
+  // A keyframe cut mid-way starts at a line boundary, not inside an escape sequence.
+  if (keyframe.length >= KEYFRAME_CHARS) keyframe = keyframe.slice(keyframe.indexOf('\n') + 1);
+  if (keyframe) lines.push(JSON.stringify([0, 'o', keyframe]));
+  lines.push(...out);
+  return lines.join('\n') + '\n';
 }
 
 /** Statement lines of a Postgres recording, parameters left out (they come on demand). */

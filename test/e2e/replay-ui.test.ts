@@ -146,12 +146,6 @@ describe('replay UI in Chromium', () => {
 
     const term = page.locator('#player .ap-term');
     await expect.poll(async () => (await term.textContent()) ?? '', { timeout: 10_000 }).toContain('zebra42word');
-    // Hostile output is text on the screen, never markup in the page.
-    await expect.poll(async () => (await term.textContent()) ?? '', { timeout: 10_000 }).toContain('<script>window.__pwned=1</script>');
-    expect(await page.locator('#player script, #player img').count()).toBe(0);
-    expect(await page.evaluate(() => (window as unknown as { __pwned?: number }).__pwned)).toBeUndefined();
-    expect(await page.title()).toBe('pam-proxy');
-    await shot('replay-ssh');
 
     // Jump to the last marker (exit status): the screen then shows what came after the sleep.
     const markers = page.locator('#markers button.marker');
@@ -161,6 +155,12 @@ describe('replay UI in Chromium', () => {
     expect(exitIdx).toBeGreaterThanOrEqual(0);
     await markers.nth(exitIdx).click();
     await expect.poll(async () => (await term.textContent()) ?? '', { timeout: 10_000 }).toContain('second-part-done');
+    // Hostile output is text on the screen, never markup in the page.
+    await expect.poll(async () => (await term.textContent()) ?? '', { timeout: 10_000 }).toContain('<script>window.__pwned=1</script>');
+    expect(await page.locator('#player script, #player img').count()).toBe(0);
+    expect(await page.evaluate(() => (window as unknown as { __pwned?: number }).__pwned)).toBeUndefined();
+    expect(await page.title()).toBe('pam-proxy');
+    await shot('replay-ssh');
     // The keystroke track toggles.
     await page.click('#keys-toggle');
     expect(await page.locator('#typed-panel').isHidden()).toBe(true);
@@ -280,6 +280,38 @@ describe('replay UI in Chromium', () => {
     await shot('policies');
     const audit = await proxy.cp.audit.read();
     expect(audit.some((e) => e.type === 'policy.publish' && e.actor === 'sam' && e.file === 'rules.yaml')).toBe(true);
+  });
+
+  it('opens a one-hour 50 MB recording at a search hit and seeks to a far marker, each in under 2 s', async () => {
+    const { meta, path } = await proxy.cp.recordings.create({ protocol: 'ssh', user: 'erin', subject: 'erin', login: 'root', target: 'web', format: 'asciicast' });
+    const parts: string[] = [JSON.stringify({ version: 2, width: 100, height: 30, timestamp: Math.floor(Date.now() / 1000), env: {}, title: 'busy' })];
+    const filler = 'x'.repeat(50);
+    for (let i = 0; i < 600_000; i++) {
+      const t = (i * 3600) / 600_000;
+      parts.push(JSON.stringify([Number(t.toFixed(6)), 'o', `\u001b[32m${i}\u001b[0m ${filler}\r\n`]));
+      if (i % 10_000 === 0) parts.push(JSON.stringify([Number(t.toFixed(6)), 'm', `exec: step ${i / 10_000}`]));
+      if (i === 450_000) parts.push(JSON.stringify([Number(t.toFixed(6)), 'o', 'needle-in-hour-three\r\n']));
+      if (i === 590_000) parts.push(JSON.stringify([Number(t.toFixed(6)), 'o', 'near-the-end\r\n']));
+    }
+    const body = parts.join('\n') + '\n';
+    await writeFile(path, body);
+    await proxy.cp.recordings.update(meta.id, { status: 'ended', end: new Date(Date.now() + 3600_000).toISOString(), bytes: Buffer.byteLength(body) });
+    expect(Buffer.byteLength(body)).toBeGreaterThan(50_000_000);
+
+    let t0 = Date.now();
+    await page.goto(`${base}/#/recording/${meta.id}?t=2700.001`);
+    const term = page.locator('#player .ap-term');
+    await expect.poll(async () => (await term.textContent()) ?? '', { timeout: 10_000, intervals: [50] }).toContain('needle-in-hour-three');
+    const opened = Date.now() - t0;
+    await shot('replay-large');
+    // Jump to the marker near the end (step 59 at 3540 s): a new window with a keyframe.
+    t0 = Date.now();
+    const labels = await page.locator('#markers li').allTextContents();
+    await page.locator('#markers button.marker').nth(labels.findIndex((l) => l.includes('step 59'))).click();
+    await expect.poll(async () => (await term.textContent()) ?? '', { timeout: 10_000, intervals: [50] }).toContain('near-the-end');
+    const sought = Date.now() - t0;
+    expect(opened).toBeLessThan(2000);
+    expect(sought).toBeLessThan(2000);
   });
 
   it('refuses what a role does not allow, a change without the CSRF token, and ids that are not ids', async () => {

@@ -1,6 +1,10 @@
 import { h, clear, notice, fmtTime, fmtOffset, fmtBytes } from '../dom.js';
 import { get } from '../api.js';
 
+const LARGE_BYTES = 4 * 1024 * 1024;
+const WINDOW_SECONDS = 600;
+const WINDOW_BYTES = 2 * 1024 * 1024;
+
 function header(meta, liveSession) {
   const formats = meta.format === 'asciicast' ? ['asciicast', 'text'] : ['jsonl'];
   return h('div', { class: 'rec-head' },
@@ -27,21 +31,55 @@ function sshReplay(main, data, query) {
   const markerList = h('ol', { class: 'markers', id: 'markers' });
   let player;
   const src = `/api/v1/ui/recordings/${encodeURIComponent(meta.id)}/cast`;
+  // Long recordings load in windows with a keyframe; the slider spans the whole session.
+  const windowed = index.bytes > LARGE_BYTES;
+  let base = 0;
+  let span = WINDOW_SECONDS;
+  /** Seconds from `from` that hold about WINDOW_BYTES of the file (busy stretches get shorter windows). */
+  const spanFor = (from) => {
+    const cps = index.checkpoints;
+    const i = cps.findIndex((c) => c.t >= from);
+    if (i < 0) return WINDOW_SECONDS;
+    const j = cps.findIndex((c) => c.offset >= cps[i].offset + WINDOW_BYTES);
+    const end = j < 0 ? index.duration + 1 : cps[j].t;
+    return Math.min(WINDOW_SECONDS, Math.max(5, end - from));
+  };
+  const timeline = h('input', { type: 'range', id: 'timeline', min: 0, max: String(Math.ceil(index.duration)), step: '1', value: '0', title: 'whole session' });
+  const where = h('span', { class: 'muted', id: 'window-label' });
 
   const create = async (at) => {
-    const now = player ? await Promise.resolve(player.getCurrentTime()).catch(() => 0) : at;
+    const now = at ?? (player ? base + (await Promise.resolve(player.getCurrentTime()).catch(() => 0)) : 0);
     player?.dispose();
     holder.replaceChildren();
-    const opts = { cols: index.width, rows: index.height, speed: Number(speed.value), preload: true, fit: 'width', terminalFontSize: '14px', markers: index.markers.map((m) => [m.t, m.label]) };
+    let url = src;
+    let startAt = now;
+    if (windowed) {
+      base = Math.max(0, now - 1);
+      startAt = now - base;
+      span = spanFor(base);
+      url = `${src}?from=${base.toFixed(3)}&span=${span.toFixed(3)}`;
+      timeline.value = String(Math.floor(now));
+      clear(where, `window ${fmtOffset(base)} – ${fmtOffset(Math.min(index.duration, base + span))} of ${fmtOffset(index.duration)}`);
+    }
+    const opts = { cols: index.width, rows: index.height, speed: Number(speed.value), preload: true, fit: 'width', terminalFontSize: '14px' };
+    if (!windowed) opts.markers = index.markers.map((m) => [m.t, m.label]);
     if (idle.value) opts.idleTimeLimit = Number(idle.value);
-    if (now) opts.startAt = now;
-    player = window.AsciinemaPlayer.create({ url: src, fetchOpts: { credentials: 'same-origin' } }, holder, opts);
-    if (now) await player.seek(now).catch(() => undefined);
+    if (startAt > 0) opts.startAt = startAt;
+    player = window.AsciinemaPlayer.create({ url, fetchOpts: { credentials: 'same-origin' } }, holder, opts);
+    if (startAt > 0) await player.seek(startAt + 0.001).catch(() => undefined);
+    holder.dataset.loaded = String(now);
   };
   const seek = async (t) => {
     if (!player) return;
-    await player.seek(t);
+    if (windowed && (t < base || t > base + span)) await create(t);
+    else await player.seek(t - base + 0.001);
     holder.dataset.seeked = String(t);
+  };
+  timeline.addEventListener('change', () => void create(Number(timeline.value)));
+  const stepMarker = async (dir) => {
+    const now = base + (await Promise.resolve(player?.getCurrentTime()).catch(() => 0) ?? 0);
+    const list = dir > 0 ? index.markers.filter((m) => m.t > now + 0.01) : index.markers.filter((m) => m.t < now - 0.5).reverse();
+    if (list[0]) await seek(list[0].t);
   };
   speed.addEventListener('change', () => void create());
   idle.addEventListener('change', () => void create());
@@ -56,9 +94,10 @@ function sshReplay(main, data, query) {
 
   clear(main, header(meta, data.liveSession),
     h('div', { class: 'controls' }, speed, idle, h('label', { for: 'keys-toggle' }, keys, ' keystroke track'),
-      h('button', { type: 'button', id: 'prev-marker', onclick: () => void player?.seek({ marker: 'prev' }) }, '◀ marker'),
-      h('button', { type: 'button', id: 'next-marker', onclick: () => void player?.seek({ marker: 'next' }) }, 'marker ▶'),
+      h('button', { type: 'button', id: 'prev-marker', onclick: () => void stepMarker(-1) }, '◀ marker'),
+      h('button', { type: 'button', id: 'next-marker', onclick: () => void stepMarker(1) }, 'marker ▶'),
       h('span', { class: 'muted' }, ` ${fmtOffset(index.duration)} · ${index.events} events · ${index.denials} denials`)),
+    windowed ? h('div', { class: 'controls timeline' }, timeline, where) : null,
     h('div', { class: 'replay' }, holder,
       h('aside', {}, h('section', { class: 'panel' }, h('h2', {}, 'Markers'), index.markers.length ? markerList : h('p', { class: 'muted' }, 'No markers.')), typedPanel)));
   const t = Number(query.get('t'));
