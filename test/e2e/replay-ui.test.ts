@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { Client } from 'ssh2';
+import pg from 'pg';
 import { startProxy, type RunningProxy } from '../../proxy/server.js';
 import type { Config } from '../../proxy/config.types.js';
 import { runOpenSsh, startSshd, waitFor, type TestSshd } from '../helpers/sshd.js';
@@ -247,6 +248,24 @@ describe('replay UI in Chromium', () => {
     await shot('postgres-statements');
   });
 
+  it('shows running Postgres statements live as they arrive', async () => {
+    const dana = await token('dana', ['admins']);
+    const client = new pg.Client({ host: '127.0.0.1', port: proxy.postgres!.port, user: ROLE, database: 'db', password: dana, ssl: { rejectUnauthorized: false } });
+    await client.connect();
+    try {
+      const live = await waitFor(() => proxy.cp.sessions.list().find((s) => s.protocol === 'postgres'), 'live pg session');
+      await page.goto(`${base}/#/live/${live.id}`);
+      await page.locator('#live-statements').waitFor();
+      await client.query("select 'live-sql-' || $1::int as x", [7]);
+      await page.locator('#live-statements tbody tr', { hasText: 'live-sql-' }).waitFor({ timeout: 5000 });
+      await client.query('select pg_sleep(0.05), 2 as y');
+      await page.locator('#live-statements tbody tr', { hasText: 'pg_sleep' }).waitFor({ timeout: 5000 });
+      await shot('live-postgres');
+    } finally {
+      await client.end();
+    }
+  });
+
   it('edits a rule with validation as you type, publishes it, and the proxy enforces it on a new command', async () => {
     const tok = await token('alice', ['admins']);
     const at = ['-o', `Port=${proxy.ssh!.port}`, '-o', 'User=root@web', '127.0.0.1'];
@@ -301,17 +320,32 @@ describe('replay UI in Chromium', () => {
     let t0 = Date.now();
     await page.goto(`${base}/#/recording/${meta.id}?t=2700.001`);
     const term = page.locator('#player .ap-term');
-    await expect.poll(async () => (await term.textContent()) ?? '', { timeout: 10_000, intervals: [50] }).toContain('needle-in-hour-three');
+    await expect.poll(async () => (await term.textContent()) ?? '', { timeout: 10_000, interval: 50 }).toContain('needle-in-hour-three');
     const opened = Date.now() - t0;
     await shot('replay-large');
     // Jump to the marker near the end (step 59 at 3540 s): a new window with a keyframe.
     t0 = Date.now();
     const labels = await page.locator('#markers li').allTextContents();
     await page.locator('#markers button.marker').nth(labels.findIndex((l) => l.includes('step 59'))).click();
-    await expect.poll(async () => (await term.textContent()) ?? '', { timeout: 10_000, intervals: [50] }).toContain('near-the-end');
+    await expect.poll(async () => (await term.textContent()) ?? '', { timeout: 10_000, interval: 50 }).toContain('near-the-end');
     const sought = Date.now() - t0;
     expect(opened).toBeLessThan(2000);
     expect(sought).toBeLessThan(2000);
+  });
+
+  it('filters the session list (protocol, has denials) and lists every kind of session', async () => {
+    await page.goto(base + '/#/sessions');
+    await page.locator('#sessions tbody tr').first().waitFor();
+    await shot('sessions');
+    const all = await page.locator('#sessions tbody tr').count();
+    await page.check('input[name=denials]');
+    await expect.poll(() => page.locator('#sessions tbody tr').count()).toBeLessThan(all);
+    const rows = await page.locator('#sessions tbody tr').allTextContents();
+    expect(rows.length).toBeGreaterThan(0);
+    expect(rows.every((r) => r.includes('alice'))).toBe(true);
+    await page.uncheck('input[name=denials]');
+    await page.selectOption('select[name=protocol]', 'postgres');
+    await expect.poll(async () => (await page.locator('#sessions tbody tr').allTextContents()).every((r) => r.includes('postgres'))).toBe(true);
   });
 
   it('refuses what a role does not allow, a change without the CSRF token, and ids that are not ids', async () => {

@@ -80,7 +80,7 @@ export async function render(main, { params }) {
     } else if (e.type === 'statement' || e.type === 'alert') {
       const v = e.verdict;
       stmts.append(h('tr', { class: v?.action === 'deny' ? 'has-denials' : undefined },
-        h('td', {}, fmtTime(e.t)), h('td', {}, h('pre', { class: 'sql' }, e.sql ?? '')), h('td', { class: 'num' }, e.duration_ms ?? ''),
+        h('td', {}, fmtTime(e.t)), h('td', {}, h('pre', { class: 'sql' }, e.sql ?? '')), h('td', { class: 'num' }, e.duration_ms === undefined ? '' : `${e.duration_ms} ms`),
         h('td', { class: 'num' }, e.rows ?? ''), h('td', {}, e.error?.sqlstate ?? ''), h('td', {}, v ? h('span', { class: `badge ${v.action}` }, v.action) : '')));
     } else if (e.type === 'start' || e.type === 'end') {
       markers.append(h('li', {}, e.type, e.reason ? `: ${e.reason}` : ''));
