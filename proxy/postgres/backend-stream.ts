@@ -46,8 +46,12 @@ export class BackendStream {
     return !this.inMessage || this.held !== undefined;
   }
 
-  /** Returns the pieces to write to the client, in order. */
-  scan(chunk: Buffer, onMessage: OnBackendMessage): Buffer[] {
+  /**
+   * Returns the pieces to write to the client, in order. With `stopAtBoundary`, stops at the
+   * first message end and drops the rest of the chunk (a session ending mid-message sends what
+   * completes the message, then its FATAL).
+   */
+  scan(chunk: Buffer, onMessage: OnBackendMessage, stopAtBoundary = false): Buffer[] {
     const out: Buffer[] = [];
     const n = chunk.length;
     let off = 0;
@@ -64,6 +68,7 @@ export class BackendStream {
         this.remaining -= take;
         if (this.remaining > 0) break;
         this.finish(out, onMessage);
+        if (stopAtBoundary) return cut(out, chunk, run, off);
         continue;
       }
       // Header: Byte type, Int32 length (counting itself).
@@ -106,6 +111,7 @@ export class BackendStream {
           onMessage(code, undefined, bodyLen);
         }
         off = end;
+        if (stopAtBoundary) return cut(out, chunk, run, off);
         continue;
       }
       if (hold) {
@@ -123,7 +129,10 @@ export class BackendStream {
       this.bodyLen = bodyLen;
       this.remaining = bodyLen;
       this.inMessage = true;
-      if (bodyLen === 0) this.finish(out, onMessage);
+      if (bodyLen === 0) {
+        this.finish(out, onMessage);
+        if (stopAtBoundary) return cut(out, chunk, run, off);
+      }
     }
     if (run < n) out.push(run === 0 ? chunk : chunk.subarray(run, n));
     return out;
@@ -139,4 +148,9 @@ export class BackendStream {
       onMessage(this.code, undefined, this.bodyLen);
     }
   }
+}
+
+function cut(out: Buffer[], chunk: Buffer, run: number, off: number): Buffer[] {
+  if (off > run) out.push(chunk.subarray(run, off));
+  return out;
 }

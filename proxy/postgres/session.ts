@@ -49,6 +49,8 @@ export class PostgresSession {
   private recorder: QueryLogWriter | undefined;
   private readonly cleanups: (() => void)[] = [];
   private auth: Authorized | undefined;
+  /** Set while an ending session relays up to the next message boundary to send its FATAL. */
+  private draining: { sqlstate: string; message: string } | undefined;
   private readonly clientAddress: string;
 
   constructor(socket: Socket, private readonly ctx: SessionContext) {
@@ -315,12 +317,18 @@ export class PostgresSession {
   }
 
   private onUpstreamData(chunk: Buffer): void {
-    if (this.step !== 'relay') return;
+    if (this.step !== 'relay' && !this.draining) return;
     let pieces: Buffer[];
     try {
-      pieces = this.backend.scan(chunk, (code, held, len) => this.tracker!.onBackend(code, held, len));
+      pieces = this.backend.scan(chunk, (code, held, len) => this.tracker!.onBackend(code, held, len), this.draining !== undefined);
     } catch (err) {
+      if (this.draining) return this.finishDrain(false);
       return this.fail(err);
+    }
+    if (this.draining) {
+      for (const p of pieces) this.sock.write(p);
+      if (this.backend.atBoundary) this.finishDrain(true);
+      return;
     }
     let ok = true;
     if (pieces.length === 1) ok = this.sock.write(pieces[0]!);
@@ -353,7 +361,10 @@ export class PostgresSession {
   }
 
   private end(reason: string, fatal?: { sqlstate: string; message: string }): void {
-    if (this.step === 'closed') return;
+    if (this.step === 'closed') {
+      if (this.draining) this.finishDrain(false);
+      return;
+    }
     const wasRelaying = this.step === 'relay';
     this.step = 'closed';
     for (const c of this.cleanups.splice(0)) c();
@@ -363,23 +374,46 @@ export class PostgresSession {
       const u = this.upstream!;
       sendCancel(this.auth!.target as PostgresTarget, u.processId, u.secretKey);
     }
-    if (up) {
-      up.removeAllListeners('data');
-      if (up.writable) up.end(msg.terminate());
-      setTimeout(() => up.destroy(), 1000).unref();
-    }
     const s = this.sock;
-    if (!s.destroyed) {
-      // A FATAL can only go in at a message boundary of what the client has received.
-      if (fatal && (!wasRelaying || this.backend.atBoundary)) s.end(msg.errorResponse('FATAL', fatal.sqlstate, fatal.message));
-      else s.end();
-      setTimeout(() => s.destroy(), 1500).unref();
+    // A FATAL can only go in at a message boundary of what the client has received. Mid-message,
+    // relay up to the next boundary (the cancel above makes it come soon), at most 1.5 s.
+    if (fatal && wasRelaying && !this.backend.atBoundary && up && !up.destroyed && !s.destroyed) {
+      this.draining = fatal;
+      this.sock.off('data', this.onData);
+      setTimeout(() => this.finishDrain(false), 1500).unref();
+    } else {
+      if (up) this.closeUpstream(up);
+      if (!s.destroyed) {
+        if (fatal && (!wasRelaying || this.backend.atBoundary)) s.end(msg.errorResponse('FATAL', fatal.sqlstate, fatal.message));
+        else s.end();
+        setTimeout(() => s.destroy(), 1500).unref();
+      }
     }
     if (this.recorder) {
       const r = this.recorder;
       void r.close(reason).catch(() => {});
       const a = this.auth!;
       void this.ctx.deps.audit.append({ type: 'session.end', actor: a.identity.user, protocol: 'postgres', target: a.target.name, login: a.login, recording: r.id, reason }).catch(() => {});
+    }
+  }
+
+  private closeUpstream(up: Socket): void {
+    up.removeAllListeners('data');
+    if (up.writable) up.end(msg.terminate());
+    setTimeout(() => up.destroy(), 1000).unref();
+  }
+
+  /** Ends a session that was relaying up to a message boundary; sends its FATAL if it got there. */
+  private finishDrain(atBoundary: boolean): void {
+    const fatal = this.draining;
+    if (!fatal) return;
+    this.draining = undefined;
+    if (this.upstream) this.closeUpstream(this.upstream.socket);
+    const s = this.sock;
+    if (!s.destroyed) {
+      if (atBoundary) s.end(msg.errorResponse('FATAL', fatal.sqlstate, fatal.message));
+      else s.end();
+      setTimeout(() => s.destroy(), 1500).unref();
     }
   }
 }

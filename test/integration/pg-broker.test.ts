@@ -272,6 +272,24 @@ describe('postgres broker: node-postgres', () => {
     expect(meta.sha256).toBe(createHash('sha256').update(data).digest('hex'));
   });
 
+  it('a kill in the middle of a large result still ends with the FATAL, at the next message boundary', async () => {
+    const c = client();
+    await c.connect();
+    c.on('error', () => {});
+    const port = (c as any).connection.stream.localPort;
+    const live = cp.deps.sessions.list().find((s) => s.clientAddress?.endsWith(`:${port}`))!;
+    // 1 MB rows: almost every chunk the proxy relays ends inside a DataRow.
+    let got = 0;
+    (c as any).connection.stream.on('data', (d: Buffer) => {
+      got += d.length;
+      if (got > 3_000_000 && got - d.length <= 3_000_000) cp.deps.sessions.kill(live.id, 'killed mid-result');
+    });
+    const err = await c.query("select repeat('x', 1000000) from generate_series(1, 400)").catch((e) => e);
+    expect(got).toBeGreaterThan(3_000_000);
+    expect(err).toMatchObject({ code: '57P01', message: 'terminating connection: killed mid-result' });
+    expect(got).toBeLessThan(400_000_000);
+  });
+
   it('ends the session when the grant expires, and cancels what was still running', async () => {
     await cp.grant('erin', 'itdb', ROLE, 2500);
     const c = client(broker.port, await cp.token('erin'));

@@ -83,3 +83,16 @@ describe('backend stream', () => {
     expect(s.atBoundary).toBe(true);
   });
 });
+
+describe('backend stream: stop at boundary', () => {
+  it('relays up to the end of the current message and drops the rest', () => {
+    const row = m('D', Buffer.alloc(100, 7));
+    const s = new BackendStream();
+    const first = Buffer.concat(s.scan(row.subarray(0, 40), () => undefined));
+    expect(s.atBoundary).toBe(false);
+    const rest = Buffer.concat([row.subarray(40), m('D', 'next'), m('C', 'SELECT 2\0')]);
+    const second = Buffer.concat(s.scan(rest, () => undefined, true));
+    expect(Buffer.concat([first, second]).equals(row)).toBe(true);
+    expect(s.atBoundary).toBe(true);
+  });
+});
