@@ -192,9 +192,19 @@ export class StatementTracker {
       case 'sync':
         this.push({ k: 'sync', start: now, rows: 0 });
         return undefined;
-      case 'function-call':
-        this.push({ k: 'fcall', start: now, sql: `-- function call oid ${m.oid}`, rows: 0, params: formatParams(m.args, m.argFormats, this.opts.redactParameters) });
+      case 'function-call': {
+        const p: Pending = { k: 'fcall', start: now, sql: `-- function call oid ${m.oid}`, rows: 0, params: formatParams(m.args, m.argFormats, this.opts.redactParameters) };
+        this.push(p);
+        // The fastpath names a function by OID, with no SQL text a policy could judge: when a
+        // policy is on, it is refused (fail closed) rather than let it bypass the SQL rules.
+        if (this.opts.check) {
+          p.verdict = { action: 'deny', message: 'fastpath function calls are refused while SQL policy is on; call the function with SELECT' };
+          p.denied = true;
+          this.denials++;
+          return msg.query(DENIED_PLACEHOLDER);
+        }
         return undefined;
+      }
       case 'copy-data':
         if (this.copyIn) this.copyIn.bytes += m.bytes;
         return undefined;

@@ -84,3 +84,18 @@ describe('statement tracker', () => {
     ]);
   });
 });
+
+describe('statement tracker: fastpath', () => {
+  it('refuses FunctionCall when a policy is on, records it when not', () => {
+    const on = setup(() => ({ action: 'allow' }));
+    const sent = on.t.onFrontend({ type: 'function-call', oid: 2249, argFormats: [], args: [], resultFormat: 0 });
+    expect(sent?.toString()).toContain(DENIED_PLACEHOLDER);
+    const [rep] = on.server(msg.errorResponse('ERROR', '42601', 'syntax error'), m('Z', 'I'));
+    expect(rep?.toString()).toContain('fastpath function calls are refused');
+    expect(on.lines[0]).toMatchObject({ protocol: 'function-call', error: { sqlstate: '42501' } });
+    const off = setup();
+    expect(off.t.onFrontend({ type: 'function-call', oid: 2249, argFormats: [], args: [], resultFormat: 0 })).toBeUndefined();
+    off.server(m('V', Buffer.from([0, 0, 0, 1, 0x31])), m('Z', 'I'));
+    expect(off.lines[0]).toMatchObject({ protocol: 'function-call', sql: '-- function call oid 2249' });
+  });
+});
