@@ -9,6 +9,7 @@ import { capabilities, checkOrigin, type UiSessions } from './ui-session.js';
 
 const POLL_MS = 200;
 const CHUNK = 256 * 1024;
+const BACKLOG = 256 * 1024;
 
 /**
  * Live view: `GET /api/v1/live/:sessionId` upgraded to a WebSocket (cookie auth, can_audit).
@@ -58,8 +59,22 @@ async function tail(cp: ControlPlane, live: LiveSession, ws: WebSocket): Promise
     }
   }
   if (!fh) throw new HttpError(404, 'recording file not found');
+  // Join near the end: the header (SSH), then the last BACKLOG bytes from a line boundary, so
+  // watching a long session does not resend hours of output.
   let offset = 0;
   let carry = '';
+  const size = (await fh.stat()).size;
+  if (size > BACKLOG) {
+    const head = Buffer.alloc(64 * 1024);
+    const { bytesRead } = await fh.read(head, 0, head.length, 0);
+    const nl = head.subarray(0, bytesRead).indexOf(10);
+    if (format === 'asciicast' && nl > 0) ws.send(head.toString('utf8', 0, nl));
+    const probe = Buffer.alloc(64 * 1024);
+    const from = size - BACKLOG;
+    const { bytesRead: n } = await fh.read(probe, 0, probe.length, from);
+    const cut = probe.subarray(0, n).indexOf(10);
+    offset = cut < 0 ? size : from + cut + 1;
+  }
   const decoder = new TextDecoder('utf-8');
   const buf = Buffer.alloc(CHUNK);
   try {
