@@ -6,6 +6,7 @@ import { networkInterfaces } from 'node:os';
 import { readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import pg from 'pg';
+import fc from 'fast-check';
 import { startControlPlane, type TestControlPlane } from '../helpers/control-plane.js';
 import { startPostgresBroker } from '../../proxy/postgres/server.js';
 import type { Listener } from '../../proxy/broker.types.js';
@@ -334,6 +335,34 @@ describe('postgres broker: malformed input', () => {
     expect((await vErr).message).toMatch(/invalid frontend message type/);
     expect((await c.query('select 5 as x')).rows).toEqual([{ x: 5 }]);
     await c.end();
+  });
+
+  it('random bytes after login end only that session (fast-check, 25 runs)', async () => {
+    const { serialize } = await import('pg-protocol');
+    const bystander = client();
+    await bystander.connect();
+    const login = Buffer.concat([serialize.startup({ user: ROLE, database: 'itdb' }), serialize.password(token)]);
+    await fc.assert(fc.asyncProperty(fc.uint8Array({ minLength: 1, maxLength: 200 }), async (junk) => {
+      const s = connect(broker.port, '127.0.0.1');
+      s.on('error', () => {});
+      let seen = Buffer.alloc(0);
+      let sentJunk = false;
+      const closed = new Promise<void>((r) => s.on('close', () => r()));
+      s.on('data', (d) => {
+        seen = Buffer.concat([seen, d]);
+        // After ReadyForQuery ('Z' … 'I'), the session is live: send the junk, then Terminate.
+        if (!sentJunk && seen.includes(Buffer.from([0x5a, 0, 0, 0, 5, 0x49]))) {
+          sentJunk = true;
+          s.write(Buffer.from(junk));
+          s.end(serialize.end());
+        }
+      });
+      s.write(login);
+      await closed;
+      return sentJunk;
+    }), { numRuns: 25 });
+    expect((await bystander.query('select 6 as x')).rows).toEqual([{ x: 6 }]);
+    await bystander.end();
   });
 
   it('closes a session whose message is over postgres.max_message_bytes with SQLSTATE 54000', async () => {
