@@ -248,6 +248,22 @@ describe('replay UI in Chromium', () => {
     await shot('postgres-statements');
   });
 
+  it('denies a held statement from the inbox with a reason, and the waiting session learns it', async () => {
+    const dana = await proxy.cp.identity.verify(await token('dana', ['admins']));
+    const hold = await proxy.cp.holds.create(dana, { kind: 'sql', protocol: 'postgres', target: 'db', login: ROLE, text: "DELETE FROM orders -- <img src=x onerror=alert(1)>", rule: 'bulk-change-needs-approval', message: 'UPDATE/DELETE without WHERE needs approval.' }, 60_000);
+    const decided = proxy.cp.holds.wait(hold.id);
+    await page.goto(base + '/#/inbox');
+    const row = page.locator(`tr[data-hold="${hold.id}"]`);
+    await row.waitFor();
+    expect(await row.locator('pre.sql').textContent()).toBe('DELETE FROM orders -- <img src=x onerror=alert(1)>');
+    await row.locator('button.deny').click();
+    await row.locator('.notice.error').waitFor();
+    await row.locator('input.reason').fill('use a WHERE clause');
+    await row.locator('button.deny').click();
+    expect(await decided).toBe('denied');
+    expect(dialogs).toEqual([]);
+  });
+
   it('shows running Postgres statements live as they arrive', async () => {
     const dana = await token('dana', ['admins']);
     const client = new pg.Client({ host: '127.0.0.1', port: proxy.postgres!.port, user: ROLE, database: 'db', password: dana, ssl: { rejectUnauthorized: false } });
