@@ -1,4 +1,3 @@
-import { isAscii } from 'node:buffer';
 import { RecordingFile } from './recording-file.js';
 import type { TerminalRecorder } from './recording.types.js';
 
@@ -14,6 +13,13 @@ export interface AsciicastHeader {
 const BACKLOG_LIMIT = 4 * 1024 * 1024;
 /** How often (in appended bytes) a confirmation flush is requested. */
 const FLUSH_STEP = 512 * 1024;
+/**
+ * Consecutive output is gathered into one `o` event for up to OUT_BATCH_MS or OUT_BATCH_BYTES:
+ * bulk output then costs one JSON encode per 64 KiB instead of one per SSH packet. Larger
+ * strings would land in V8's large-object space, which makes encoding slower, not faster.
+ */
+const OUT_BATCH_MS = 10;
+const OUT_BATCH_BYTES = 64 * 1024;
 
 /**
  * TerminalRecorder writing asciicast v2 into a RecordingFile (streamed, flushed within 250 ms,
@@ -26,6 +32,10 @@ const FLUSH_STEP = 512 * 1024;
  *
  * Producers relaying bulk data check `backlogged` and await `drained()`: the file then applies
  * backpressure to the session instead of buffering without bound in memory.
+ *
+ * Output is batched (see OUT_BATCH_MS): a batch carries the time of its first chunk, and any
+ * other event first writes the pending batch, so events stay in order. The file flushes
+ * OUT_BATCH_MS sooner than asked, so output still reaches the disk within `flushMs`.
  */
 export class AsciicastWriter implements TerminalRecorder {
   private readonly t0 = Date.now();
@@ -35,13 +45,19 @@ export class AsciicastWriter implements TerminalRecorder {
   private confirmed = 0;
   private requested = 0;
   private lastTime = 0;
+  /** Pending output: ASCII Buffers (ownership taken, never modified) or decoded text. */
+  private outItems: (Buffer | string)[] = [];
+  private outLen = 0;
+  private outAt = 0;
+  private outText = false;
+  private outTimer: NodeJS.Timeout | undefined;
   /** SHA-256 of the whole file, set by close(). */
   sha256: string | undefined;
 
   private constructor(readonly id: string, private readonly file: RecordingFile, private readonly header: AsciicastHeader) {}
 
   static async create(id: string, path: string, header: AsciicastHeader, flushMs = 250): Promise<AsciicastWriter> {
-    return new AsciicastWriter(id, await RecordingFile.create(path, flushMs), header);
+    return new AsciicastWriter(id, await RecordingFile.create(path, Math.max(1, flushMs - OUT_BATCH_MS)), header);
   }
 
   get bytes(): number {
@@ -78,18 +94,16 @@ export class AsciicastWriter implements TerminalRecorder {
   /**
    * Output bytes known to be 7-bit ASCII with no UTF-8 sequence pending in the caller's
    * decoder: skips UTF-8 decoding and encoding (latin1 both ways is exact for ASCII), the bulk
-   * of the cost when recording large text transfers.
+   * of the cost when recording large text transfers. The buffer is kept until the batch is
+   * written: the caller must not modify it afterwards (ssh2 allocates one per packet).
    */
   outputAscii(chunk: Buffer, at?: number): void {
-    if (!chunk.length) return;
-    const t = this.time(at);
-    this.file.append(Buffer.from(`[${t}, "o", ${JSON.stringify(chunk.toString('latin1'))}]\n`, 'latin1'));
-    this.afterAppend();
+    if (chunk.length) this.queueOutput(chunk, chunk.length, false, at);
   }
 
   output(data: Buffer | string, at?: number): void {
     const text = typeof data === 'string' ? data : this.outDecoder.decode(data, { stream: true });
-    if (text) this.event('o', text, at);
+    if (text) this.queueOutput(text, text.length, true, at);
   }
 
   input(data: Buffer | string, at?: number): void {
@@ -117,12 +131,49 @@ export class AsciicastWriter implements TerminalRecorder {
   async close(reason: string): Promise<void> {
     this.start();
     const tail = this.outDecoder.decode();
-    if (tail) this.event('o', tail);
+    if (tail) this.output(tail);
     this.marker(`end: ${reason}`);
     this.sha256 = await this.file.close();
   }
 
+  private queueOutput(item: Buffer | string, len: number, text: boolean, at?: number): void {
+    this.start();
+    if (this.outLen && this.outLen + len > OUT_BATCH_BYTES) this.writeOutput();
+    if (!this.outItems.length) this.outAt = at ?? Date.now();
+    if (text) this.outText = true;
+    this.outItems.push(item);
+    this.outLen += len;
+    if (this.outLen >= OUT_BATCH_BYTES) this.writeOutput();
+    else this.outTimer ??= setTimeout(() => this.writeOutput(), OUT_BATCH_MS);
+  }
+
+  /** Writes the pending output batch as one `o` event. */
+  private writeOutput(): void {
+    if (this.outTimer) {
+      clearTimeout(this.outTimer);
+      this.outTimer = undefined;
+    }
+    const items = this.outItems;
+    if (!items.length) return;
+    const text = items.length === 1 ? str(items[0]!) : items.map(str).join('');
+    const ascii = !this.outText;
+    this.outItems = [];
+    this.outLen = 0;
+    this.outText = false;
+    const t = this.time(this.outAt);
+    if (ascii) {
+      // JSON escapes of ASCII are ASCII: the whole line is written one byte per character.
+      this.file.appendAscii(`[${t}, "o", `);
+      this.file.appendAscii(JSON.stringify(text));
+      this.file.appendAscii(']\n');
+    } else {
+      this.file.append(`[${t}, "o", ${JSON.stringify(text)}]\n`);
+    }
+    this.afterAppend();
+  }
+
   private event(type: 'o' | 'i' | 'r' | 'm', data: string, at?: number): void {
+    this.writeOutput();
     const t = this.time(at);
     this.file.append(`[${t}, "${type}", ${JSON.stringify(data)}]\n`);
     this.afterAppend();
@@ -147,4 +198,8 @@ export class AsciicastWriter implements TerminalRecorder {
       if (target > this.confirmed) this.confirmed = target;
     });
   }
+}
+
+function str(item: Buffer | string): string {
+  return typeof item === 'string' ? item : item.toString('latin1');
 }

@@ -1,15 +1,28 @@
 import { createHash, type Hash } from 'node:crypto';
 import { open, type FileHandle } from 'node:fs/promises';
 
+/** First staging buffer of a file; it doubles while appends overflow it, up to STAGE_MAX. */
+const STAGE_MIN = 8 * 1024;
+const STAGE_MAX = 256 * 1024;
+/** Pending bytes that start a write without waiting for the timer. */
+const WRITE_AT = 256 * 1024;
+
 /**
  * Append-only file that a session streams into while it runs. Writes are batched and flushed at
- * least every `flushMs` (default 250 ms) and whenever 64 KiB are pending, so a crash loses at
+ * least every `flushMs` (default 250 ms) and whenever 256 KiB are pending, so a crash loses at
  * most the last flush interval. A running SHA-256 over everything written seals the file: the
  * digest goes into the catalog and the audit log at close, so later edits are detectable.
+ *
+ * Appends are encoded straight into a staging buffer (no Buffer per event, no concat) that
+ * grows while a session is busy and is dropped when the timer flushes an idle one, so a quiet
+ * session holds no more than a few KiB. Full stages are hashed once and written with writev.
  */
 export class RecordingFile {
-  private pending: Buffer[] = [];
-  private pendingBytes = 0;
+  private stage: Buffer | undefined;
+  private used = 0;
+  private stageSize = STAGE_MIN;
+  private sealed: Buffer[] = [];
+  private sealedBytes = 0;
   private writing: Promise<void> = Promise.resolve();
   private timer: NodeJS.Timeout | undefined;
   private readonly hash: Hash = createHash('sha256');
@@ -29,29 +42,98 @@ export class RecordingFile {
 
   append(chunk: string | Buffer): void {
     if (this.closed) return;
-    const buf = typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk;
+    if (typeof chunk !== 'string') return this.appendBytes(chunk);
+    // UTF-8 needs at most 3 bytes per UTF-16 unit; count exactly only when that bound does not fit.
+    let need = chunk.length * 3;
+    if (need > this.room()) {
+      need = Buffer.byteLength(chunk, 'utf8');
+      if (!this.reserve(need)) return this.appendBytes(Buffer.from(chunk, 'utf8'));
+    }
+    this.wrote(this.stage!.write(chunk, this.used, 'utf8'));
+  }
+
+  /** Appends text the caller knows is 7-bit ASCII: one byte per character, no UTF-8 encoder. */
+  appendAscii(text: string): void {
+    if (this.closed) return;
+    if (!this.reserve(text.length)) return this.appendBytes(Buffer.from(text, 'latin1'));
+    this.wrote(this.stage!.write(text, this.used, 'latin1'));
+  }
+
+  private appendBytes(buf: Buffer): void {
+    if (this.closed || !buf.length) return;
+    if (this.reserve(buf.length)) {
+      this.wrote(buf.copy(this.stage!, this.used));
+      return;
+    }
+    // Larger than a stage: queued as it is (the caller hands it over).
+    this.seal();
     this.hash.update(buf);
-    this.pending.push(buf);
-    this.pendingBytes += buf.length;
+    this.sealed.push(buf);
+    this.sealedBytes += buf.length;
     this.bytes += buf.length;
-    if (this.pendingBytes >= 64 * 1024) this.flush();
-    else if (!this.timer) this.timer = setTimeout(() => this.flush(), this.flushMs);
+    this.schedule();
+  }
+
+  private room(): number {
+    return this.stage ? this.stage.length - this.used : 0;
+  }
+
+  /** Makes room for n bytes in the stage (sealing a full one); false if n is larger than any stage. */
+  private reserve(n: number): boolean {
+    if (n <= this.room()) return true;
+    if (n > STAGE_MAX) return false;
+    if (this.used) {
+      this.seal();
+      this.stageSize = Math.min(STAGE_MAX, this.stageSize * 2);
+    }
+    this.stage = Buffer.allocUnsafe(Math.max(this.stageSize, n));
+    this.used = 0;
+    return true;
+  }
+
+  private wrote(n: number): void {
+    this.used += n;
+    this.bytes += n;
+    this.schedule();
+  }
+
+  private schedule(): void {
+    if (this.sealedBytes + this.used >= WRITE_AT) void this.flush();
+    else if (!this.timer) this.timer = setTimeout(() => void this.flush(true), this.flushMs);
+  }
+
+  /** Moves the staged bytes to the write queue; the stage buffer is handed over, never reused. */
+  private seal(): void {
+    if (!this.stage || !this.used) return;
+    const data = this.stage.subarray(0, this.used);
+    this.hash.update(data);
+    this.sealed.push(data);
+    this.sealedBytes += data.length;
+    this.stage = this.used < this.stage.length ? this.stage.subarray(this.used) : undefined;
+    this.used = 0;
   }
 
   /** Starts writing what is pending; resolves when it is in the file. */
-  flush(): Promise<void> {
+  flush(idle = false): Promise<void> {
     if (this.timer) {
       clearTimeout(this.timer);
       this.timer = undefined;
     }
-    if (this.pending.length === 0) return this.writing;
-    const data = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending);
-    this.pending = [];
-    this.pendingBytes = 0;
+    this.seal();
+    if (idle) {
+      // A timer flush means the session is quiet: give the stage memory back.
+      this.stage = undefined;
+      this.stageSize = STAGE_MIN;
+    }
+    if (this.sealed.length === 0) return this.writing;
+    const data = this.sealed;
+    this.sealed = [];
+    this.sealedBytes = 0;
     this.writing = this.writing.then(async () => {
       if (this.error) return;
       try {
-        await this.fh.write(data);
+        if (data.length === 1) await this.fh.write(data[0]!);
+        else await this.fh.writev(data);
       } catch (err) {
         this.error = err as Error;
         this.onError?.(this.error);
@@ -63,7 +145,7 @@ export class RecordingFile {
   /** Flushes, fsyncs and closes; returns the SHA-256 (hex) of the whole content. */
   async close(): Promise<string> {
     if (this.closed) return this.hash.copy().digest('hex');
-    await this.flush();
+    await this.flush(true);
     this.closed = true;
     try {
       await this.fh.sync();

@@ -4,8 +4,12 @@ import type { AsciicastWriter } from '../../recorder/asciicast-writer.js';
 /** Escape sequences and control characters: kept as typed, never masked. */
 const CONTROL = /\u001b(?:\[[0-?]*[ -/]*[@-~]|O.|.)|[\u0000-\u001f\u007f]/g;
 
-/** Output kept for echo matching while keystrokes wait. */
-const SEEN_MAX = 64 * 1024;
+/**
+ * Output looked at for the echo of held keystrokes, counted from the oldest one. An echo comes
+ * right after its keystroke, so a bulk transfer is never scanned: past this window the held
+ * keystrokes wait for Enter or the deadline and are masked (the safe side).
+ */
+const ECHO_WINDOW = 16 * 1024;
 
 interface PendingInput {
   at: number;
@@ -44,23 +48,21 @@ export class ChannelTap {
   ) {}
 
   output(chunk: Buffer): void {
-    // Fast path for bulk ASCII output (no echo matching pending, no UTF-8 sequence split open).
-    if (!this.pending.length && !this.outSplit && isAscii(chunk)) {
+    let text: string | undefined;
+    if (!this.outSplit && isAscii(chunk)) {
+      // Bulk ASCII output goes to the recording as bytes: no UTF-8 decode, no per-chunk string.
       this.rec.outputAscii(chunk);
-      return;
+    } else {
+      this.outSplit = endsInsideSequence(chunk);
+      text = this.outDec.decode(chunk, { stream: true });
+      if (text) this.rec.output(text);
     }
-    this.outSplit = endsInsideSequence(chunk);
-    const text = this.outDec.decode(chunk, { stream: true });
-    if (!text) return;
-    this.rec.output(text);
-    if (!this.pending.length) return;
-    // Only output that came after the oldest held keystroke can be its echo.
-    this.seen += text;
-    if (this.seen.length > SEEN_MAX) {
-      const cut = this.seen.length - SEEN_MAX;
-      this.seen = this.seen.slice(cut);
-      this.cursor = Math.max(0, this.cursor - cut);
-    }
+    // Only output that came after the oldest held keystroke can be its echo, and only its start.
+    const room = ECHO_WINDOW - this.seen.length;
+    if (!this.pending.length || room <= 0) return;
+    const add = text === undefined ? chunk.toString('latin1', 0, Math.min(chunk.length, room)) : text.slice(0, room);
+    if (!add) return;
+    this.seen += add;
     this.settle();
   }
 
