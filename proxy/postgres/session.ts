@@ -2,8 +2,6 @@ import type { Socket } from 'node:net';
 import { TLSSocket, type SecureContext } from 'node:tls';
 import { AccessDenied, type Authorized } from '../../access/access.types.js';
 import { TokenRejected, type Identity } from '../../access/identity.types.js';
-import { rolesOf } from '../../policies/roles.js';
-import type { Verdict } from '../../policies/policy.types.js';
 import { QueryLogWriter } from '../../recorder/query-log-writer.js';
 import type { BrokerDeps } from '../broker.types.js';
 import type { PostgresTarget } from '../config.types.js';
@@ -12,6 +10,7 @@ import { BackendStream } from './backend-stream.js';
 import type { CancelKeys } from './cancel-keys.js';
 import { decodeFrontendMessage, decodeStartupPacket, FrontendCode, FrontendFramer, ProtocolError, type Frame } from './frontend-codec.js';
 import { StatementTracker } from './statement-tracker.js';
+import { sqlPolicyCheck } from './policy-seam.js';
 import { connectUpstream, sendCancel, type UpstreamConnection } from './upstream.js';
 
 export interface SessionContext {
@@ -203,7 +202,7 @@ export class PostgresSession {
     recorder.onError = (e) => this.kill(`recording failed (${e.message}); session ended`);
     this.tracker = new StatementTracker({
       redactParameters: deps.config.postgres.redactParameters,
-      check: deps.policy ? this.policyCheck(identity, target.name, login) : undefined,
+      check: deps.policy ? sqlPolicyCheck(deps, identity, target.name, login, () => this.recorder?.id) : undefined,
       record: (line) => recorder.line(line),
     });
     const up = this.upstream;
@@ -228,47 +227,6 @@ export class PostgresSession {
     if (up.leftover.length) this.onUpstreamData(up.leftover);
     up.socket.resume();
     if (this.framer.pending) this.handleRelay(Buffer.alloc(0));
-  }
-
-  /**
-   * The policy seam: every statement text (simple Query, Parse) is asked about before it is
-   * forwarded. Verdicts are cached per session by statement text while the engine's rule set
-   * (`rules()`, when the engine has one) and the roles stay the same objects, so a driver
-   * re-parsing the same text does not pay for the evaluator each time.
-   */
-  private policyCheck(identity: Identity, target: string, login: string): (sql: string) => Verdict {
-    const { deps } = this.ctx;
-    const engine = deps.policy!;
-    const currentRules = typeof (engine as { rules?: unknown }).rules === 'function' ? () => (engine as unknown as { rules(): unknown }).rules() : undefined;
-    let rolesSrc = deps.roles();
-    let roles = rolesOf(rolesSrc, identity.groups).map((r) => r.name);
-    let rulesSeen = currentRules?.();
-    const cache = new Map<string, Verdict>();
-    return (sql) => {
-      let v: Verdict | undefined;
-      try {
-        const nowRoles = deps.roles();
-        const nowRules = currentRules?.();
-        if (nowRoles !== rolesSrc || nowRules !== rulesSeen) {
-          rolesSrc = nowRoles;
-          roles = rolesOf(nowRoles, identity.groups).map((r) => r.name);
-          rulesSeen = nowRules;
-          cache.clear();
-        }
-        v = currentRules ? cache.get(sql) : undefined;
-        if (!v) {
-          v = engine.evaluate({ protocol: 'postgres', kind: 'sql', sql, user: identity.user, groups: identity.groups, roles, target, login });
-          if (currentRules && sql.length <= 4096) {
-            if (cache.size >= 256) cache.delete(cache.keys().next().value!);
-            cache.set(sql, v);
-          }
-        }
-      } catch {
-        v = { action: 'deny', message: 'statement denied: the policy could not be evaluated' };
-      }
-      if (v.action !== 'allow') void deps.audit.append({ type: `policy.${v.action}`, actor: identity.user, protocol: 'postgres', target, login, rule: v.rule, sql: sql.slice(0, 2000), recording: this.recorder?.id }).catch(() => {});
-      return v;
-    };
   }
 
   // ---- relay ----

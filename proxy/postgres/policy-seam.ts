@@ -1,0 +1,47 @@
+import type { Identity } from '../../access/identity.types.js';
+import type { Verdict } from '../../policies/policy.types.js';
+import { rolesOf } from '../../policies/roles.js';
+import type { BrokerDeps } from '../broker.types.js';
+
+/**
+ * The policy seam: every statement text (simple Query, Parse) is asked about before it is
+ * forwarded. Verdicts are cached per session by statement text while the engine's rule set
+ * (`rules()`, when the engine has one) and the roles stay the same objects, so a driver
+ * re-parsing the same text does not pay for the evaluator each time. An evaluator that throws
+ * denies (fail closed). Every verdict other than allow is audited.
+ */
+export function sqlPolicyCheck(deps: BrokerDeps, identity: Identity, target: string, login: string, recordingId: () => string | undefined): (sql: string) => Verdict {
+  const engine = deps.policy!;
+  const currentRules = typeof (engine as { rules?: unknown }).rules === 'function' ? () => (engine as unknown as { rules(): unknown }).rules() : undefined;
+  let rolesSrc = deps.roles();
+  let roles = rolesOf(rolesSrc, identity.groups).map((r) => r.name);
+  let rulesSeen = currentRules?.();
+  const cache = new Map<string, Verdict>();
+  return (sql) => {
+    let v: Verdict | undefined;
+    try {
+      const nowRoles = deps.roles();
+      const nowRules = currentRules?.();
+      if (nowRoles !== rolesSrc || nowRules !== rulesSeen) {
+        rolesSrc = nowRoles;
+        roles = rolesOf(nowRoles, identity.groups).map((r) => r.name);
+        rulesSeen = nowRules;
+        cache.clear();
+      }
+      v = currentRules ? cache.get(sql) : undefined;
+      if (!v) {
+        v = engine.evaluate({ protocol: 'postgres', kind: 'sql', sql, user: identity.user, groups: identity.groups, roles, target, login });
+        if (currentRules && sql.length <= 4096) {
+          if (cache.size >= 256) cache.delete(cache.keys().next().value!);
+          cache.set(sql, v);
+        }
+      }
+    } catch {
+      v = { action: 'deny', message: 'statement denied: the policy could not be evaluated' };
+    }
+    if (v.action !== 'allow') {
+      void deps.audit.append({ type: `policy.${v.action}`, actor: identity.user, protocol: 'postgres', target, login, rule: v.rule, sql: sql.slice(0, 2000), recording: recordingId() }).catch(() => {});
+    }
+    return v;
+  };
+}
