@@ -171,15 +171,19 @@ describe('postgres broker: psql', () => {
     let out = '';
     child.stdout.on('data', (d) => (out += d));
     const waitFor = (re: RegExp) => eventually(async () => re.test(out) || undefined, `pty output ${re}`);
-    await waitFor(/itdb=#/);
-    child.stdin.write("select 'pty-' || 42 as v;\n");
-    await waitFor(/pty-42/);
-    child.stdin.write('select pg_sleep(30);\n');
-    await eventually(async () => (await admin(`SELECT count(*) FROM pg_stat_activity WHERE query = 'select pg_sleep(30);' AND state = 'active'`)).stdout.trim() === '1' || undefined, 'sleep running');
-    child.stdin.write('\x03');
-    await waitFor(/canceling statement due to user request/);
-    child.stdin.write('\\q\n');
-    await new Promise((r) => child.on('close', r));
+    try {
+      await waitFor(/itdb=#/);
+      child.stdin.write("select 'pty-' || 42 as v;\n");
+      await waitFor(/pty-42/);
+      child.stdin.write('select pg_sleep(30);\n');
+      await eventually(async () => (await admin(`SELECT count(*) FROM pg_stat_activity WHERE query = 'select pg_sleep(30);' AND state = 'active'`)).stdout.trim() === '1' || undefined, 'sleep running');
+      child.stdin.write('\x03');
+      await waitFor(/canceling statement due to user request/);
+      child.stdin.write('\\q\n');
+      await new Promise((r) => child.on('close', r));
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    }
     const ev = await findStatement((e) => e.sql === 'select pg_sleep(30);', 'cancelled statement');
     expect(ev.error.sqlstate).toBe('57014');
   });
@@ -368,12 +372,12 @@ describe('postgres broker: malformed input', () => {
   it('closes a session whose message is over postgres.max_message_bytes with SQLSTATE 54000', async () => {
     const small = await startPostgresBroker({ ...cp.deps, config: { ...cp.deps.config, postgres: { ...cp.deps.config.postgres, maxMessageBytes: 4096 } } }, { host: '127.0.0.1', port: 0 });
     try {
-      const c = client(small.port);
-      await c.connect();
-      c.on('error', () => {});
-      expect((await c.query("select 'fits' as v")).rows).toEqual([{ v: 'fits' }]);
-      const err = await c.query(`select '${'x'.repeat(5000)}'`).catch((e) => e);
-      expect(err).toMatchObject({ code: '54000', message: expect.stringMatching(/over the limit of 4096/) });
+        const c = client(small.port);
+        await c.connect();
+        c.on('error', () => {});
+        expect((await c.query("select 'fits' as v")).rows).toEqual([{ v: 'fits' }]);
+        const err = await c.query(`select '${'x'.repeat(5000)}'`).catch((e) => e);
+        expect(err).toMatchObject({ code: '54000', message: expect.stringMatching(/over the limit of 4096/) });
     } finally {
       await small.close();
     }
@@ -385,11 +389,11 @@ describe('postgres broker: cleartext tokens', () => {
   it.skipIf(!external)('refuses a token over plain TCP on a non-loopback listener, accepts it over TLS', async () => {
     const l = await startPostgresBroker(cp.deps, { host: external!, port: 0 });
     try {
-      const info = (ssl: string) => `host=${external} port=${l.port} user=${ROLE} dbname=itdb sslmode=${ssl}`;
-      const plain = await run('psql', [info('disable'), '-Atc', 'select 1'], { PGPASSWORD: token });
-      expect(plain.stderr).toMatch(/accepts IAM tokens only over TLS/);
-      const tls = await run('psql', [info('require'), '-Atc', "select 'tls-ok'"], { PGPASSWORD: token });
-      expect(tls.stdout.trim()).toBe('tls-ok');
+        const info = (ssl: string) => `host=${external} port=${l.port} user=${ROLE} dbname=itdb sslmode=${ssl}`;
+        const plain = await run('psql', [info('disable'), '-Atc', 'select 1'], { PGPASSWORD: token });
+        expect(plain.stderr).toMatch(/accepts IAM tokens only over TLS/);
+        const tls = await run('psql', [info('require'), '-Atc', "select 'tls-ok'"], { PGPASSWORD: token });
+        expect(tls.stdout.trim()).toBe('tls-ok');
     } finally {
       await l.close();
     }
