@@ -5,6 +5,7 @@ import type { PolicyEngine, PolicyRequest, PolicySubject } from '../../policies/
 import { ChannelTap } from './channel-tap.js';
 import { EnterGate, trackedLine, type OnEnter } from './enter-gate.js';
 import { SftpAudit, describeSftpOp } from './sftp-audit.js';
+import { corkUntilTick } from './socket-cork.js';
 
 type Client = ssh2.Client;
 type ServerChannel = ssh2.ServerChannel;
@@ -280,6 +281,7 @@ export class ChannelRelay implements Terminable {
     src.on('data', (d: Buffer) => {
       tap(d);
       const rec = this.ctx.recording;
+      corkUntilTick(dst);
       if (!dst.write(d)) {
         src.pause();
         dst.once('drain', () => src.resume());
