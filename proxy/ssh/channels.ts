@@ -4,6 +4,8 @@ import type { AuditEvent } from '../../recorder/audit.types.js';
 import type { PolicyEngine, PolicyRequest, PolicySubject } from '../../policies/policy.types.js';
 import { ChannelTap } from './channel-tap.js';
 import { EnterGate, trackedLine, type OnEnter } from './enter-gate.js';
+import type { CommandPolicy } from './command-policy.js';
+import { splitCommands } from '../../policies/shell-words.js';
 import { SftpAudit, describeSftpOp } from './sftp-audit.js';
 import { corkUntilTick } from './socket-cork.js';
 
@@ -20,7 +22,9 @@ export interface ChannelContext {
   envAllow: string[];
   subject: PolicySubject;
   policy?: PolicyEngine;
-  /** Interactive-shell line policy seam (see enter-gate.ts); absent = no line checks. */
+  /** Command policy for exec requests (deny, alert, review holds); absent = commands run unchecked. */
+  commands?: CommandPolicy;
+  /** Interactive line check at each Enter of a pty session (enter-gate.ts); absent = no line checks. */
   onEnter?: OnEnter;
   audit(event: AuditEvent): void;
   track(channel: Terminable): () => void;
@@ -114,6 +118,14 @@ export function handleSessionChannel(ctx: ChannelContext, session: Session): voi
     const ch = accept();
     if (!ch) return;
     ch.pause();
+    openOn(ch, kind, start, mode);
+  };
+  const openOn = (
+    ch: ServerChannel,
+    kind: 'shell' | 'exec' | 'subsystem',
+    start: (cb: (err: Error | undefined, up: ClientChannel) => void) => void,
+    mode: RelayMode,
+  ) => {
     let ended = false;
     const untrack = ctx.track({
       terminate: (reason) => {
@@ -149,26 +161,17 @@ export function handleSessionChannel(ctx: ChannelContext, session: Session): voi
 
   session.on('exec', (accept, _reject, info) => {
     const command = info.command;
-    const scp = parseScp(command);
+    const ch = accept();
+    if (!ch) return;
+    ch.pause();
     ctx.recording.marker(`exec: ${command}`);
-    let denied: string | undefined;
-    if (ctx.policy) {
-      const v = ctx.policy.evaluate({ ...ctx.subject, protocol: 'ssh', kind: 'command', command });
-      if (v.action === 'deny' || v.action === 'review') denied = v.message ?? `command denied by policy${v.rule ? ` (rule ${v.rule})` : ''}`;
-      else if (v.action === 'alert') ctx.audit({ type: 'policy.alert', protocol: 'ssh', command, rule: v.rule });
-    }
-    if (!denied && scp) denied = checkChannel(ctx, 'scp', scp.path);
-    ctx.audit({ type: denied ? 'ssh.exec.denied' : 'ssh.exec', command, ...(denied ? { why: denied } : {}) });
-    if (denied) {
-      ctx.recording.marker(`denied: ${denied}`);
-      const ch = accept();
-      ch?.stderr.write(`[pam] denied: ${denied}\r\n`);
-      ch?.exit(126);
-      ch?.end();
-      return;
-    }
-    const mode: RelayMode = scp ? { kind: 'transfer', label: `scp ${scp.direction} ${scp.path}` } : pty ? { kind: 'terminal', gate: false } : { kind: 'raw', gate: false };
-    open('exec', accept, (cb) => ctx.upstream.exec(command, { env, ...(pty ? { pty: ptyOpts(pty) } : {}) }, cb), mode);
+    void handleExec(ctx, ch, command).then((allowed) => {
+      if (!allowed) return;
+      const scp = plainScp(command);
+      // A pty exec (`ssh -t host bash`) is an interactive shell too: its lines are gated.
+      const mode: RelayMode = scp ? { kind: 'transfer', label: `scp ${scp.direction} ${scp.path}` } : pty ? { kind: 'terminal', gate: true } : { kind: 'raw', gate: false };
+      openOn(ch, 'exec', (cb) => ctx.upstream.exec(command, { env, ...(pty ? { pty: ptyOpts(pty) } : {}) }, cb), mode);
+    });
   });
 
   session.on('subsystem', (accept, reject, info) => {
@@ -186,6 +189,61 @@ export function handleSessionChannel(ctx: ChannelContext, session: Session): voi
   });
 
   session.on('close', () => relay?.clientClosed());
+}
+
+/**
+ * `scp -t/-f PATH` alone (no wrapper, no second command) is the scp channel: the `scp` channel
+ * rule decides, not command rules. Anything more (`scp -t x; rm y`, `sudo scp -t …`) is judged
+ * as a command line as well.
+ */
+export function plainScp(command: string): ReturnType<typeof parseScp> {
+  const scp = parseScp(command);
+  if (!scp) return undefined;
+  const cmds = splitCommands(command);
+  return cmds.length === 1 && cmds[0]!.argv[0] === 'scp' && cmds[0]!.wrappers.length === 0 && !cmds[0]!.dynamic ? scp : undefined;
+}
+
+/**
+ * The exec request's policy step, before anything reaches the target: the command (unless it is
+ * a plain scp), then the scp channel. A review keeps the client waiting, told on stderr; closing
+ * the channel cancels it. Denied: exit status 126 and the reason on stderr.
+ */
+async function handleExec(ctx: ChannelContext, ch: ServerChannel, command: string): Promise<boolean> {
+  const scp = parseScp(command);
+  const plain = plainScp(command);
+  let denied: { message: string; rule?: string } | undefined;
+  if (ctx.commands && !plain) {
+    const cancel = new AbortController();
+    const onClose = () => cancel.abort();
+    ch.once('close', onClose);
+    try {
+      const d = await ctx.commands.decide(command, { via: 'exec', signal: cancel.signal, notify: (t) => ch.stderr.write(t.replace(/^\r\n/, '')) });
+      if (d.action === 'deny') denied = { message: d.message, rule: d.rule };
+    } catch (err) {
+      denied = { message: `policy check failed: ${(err as Error).message}` };
+    } finally {
+      ch.off('close', onClose);
+    }
+  }
+  if (!denied && scp) {
+    const why = checkChannel(ctx, 'scp', scp.path);
+    if (why) {
+      denied = { message: why, rule: channelRule(ctx, 'scp', scp.path) };
+      ctx.audit({ type: 'policy.deny', protocol: 'ssh', kind: 'channel', channel: 'scp', destination: scp.path, rule: denied.rule ?? 'default_action', why });
+    }
+  }
+  ctx.audit({ type: denied ? 'ssh.exec.denied' : 'ssh.exec', command, ...(denied ? { why: denied.message, rule: denied.rule } : {}) });
+  if (!denied) return true;
+  ctx.recording.marker(`denied: ${command}: ${denied.message}`);
+  ch.stderr.write(`[pam] denied: ${denied.message}\r\n`);
+  ch.exit(126);
+  ch.end();
+  return false;
+}
+
+/** The deciding rule of a channel verdict, for audit entries. */
+export function channelRule(ctx: Pick<ChannelContext, 'policy' | 'subject'>, channel: ChannelKind, destination?: string): string | undefined {
+  return ctx.policy?.evaluate({ ...ctx.subject, protocol: 'ssh', kind: 'channel', channel, destination } as PolicyRequest).rule;
 }
 
 function ptyOpts(p: PtyInfo) {
@@ -235,8 +293,8 @@ export class ChannelRelay implements Terminable {
         resumeClient: () => this.client.resume(),
         onVerdict: (line, v) => {
           if (v.action === 'deny') {
-            rec.marker(`denied: ${line}: ${v.message}`);
-            ctx.audit({ type: 'ssh.command.denied', command: line, why: v.message });
+            rec.marker(`denied: ${line || '(input not echoed)'}: ${v.message}`);
+            ctx.audit({ type: 'ssh.command.denied', command: line, why: v.message, ...(v.rule ? { rule: v.rule } : {}) });
           }
         },
       });

@@ -1,21 +1,39 @@
 import { LineTracker } from './line-tracker.js';
 
 /**
- * SEAM for interactive-shell line policy (the policy engineer's integration). Sits in the
- * client → target input path of pty shells: bytes flow through untouched until an Enter (CR or
- * LF); the Enter byte and everything after it are held until `onEnter(line)` settles. Allow
- * forwards the Enter; deny drops the line at the target (Ctrl-U, then an empty Enter for a
- * fresh prompt) and shows the message to the user. The line comes from a LineSource, by default
- * proxy/ssh/line-tracker.ts (the screen as the user sees it); while a full-screen program runs
- * (alternate screen) Enter passes without a check.
+ * The interactive-shell line gate. Sits in the client → target input path of pty sessions:
+ * bytes flow through until an Enter (CR or LF); the Enter and everything after it are held
+ * until `onEnter(line)` settles. Allow forwards the Enter; deny drops the line at the target
+ * (Ctrl-E Ctrl-U, so text right of the cursor goes too, then an empty Enter for a fresh prompt)
+ * and shows the message to the user. After every Enter, input waits until the next prompt is
+ * on screen, so a pasted block or type-ahead is judged line by line against the right prompt.
+ * Interrupt keys (Ctrl-C, Ctrl-\, Ctrl-Z, Ctrl-D) end that wait and cancel a pending review.
  *
- * Wiring: `startSshBroker(deps, listen, { onEnter: (auth) => hook | undefined })`. Without a
- * hook (today's default) no gate is created and input goes straight through.
+ * The line comes from a LineSource, by default proxy/ssh/line-tracker.ts (the screen as the
+ * user sees it). While a full-screen program runs (alternate screen) Enter passes unchecked.
+ * Input the target does not echo (`stty -echo`) is judged from the keystrokes instead: see
+ * TypedLine and `unechoed` below.
+ *
+ * Wiring: startSshBroker uses the policy hook from shell-policy.ts when deps.policy is present;
+ * `opts.onEnter` replaces it (tests).
  */
-export type EnterVerdict = { action: 'allow' } | { action: 'deny'; message: string };
-export type OnEnter = (line: string) => Promise<EnterVerdict>;
+export type EnterVerdict = { action: 'allow' } | { action: 'deny'; message: string; rule?: string };
 
-/** What the gate needs to know the line being entered; line-tracker.ts will provide a better one. */
+export interface EnterIo {
+  /** A line for the user's terminal (not sent to the target, not recorded as output). */
+  notify(text: string): void;
+  /** Aborted when the user presses an interrupt key or the channel ends. */
+  signal: AbortSignal;
+  /**
+   * The line was not echoed by the target (screen empty, keystrokes not): it may be a password,
+   * so only an explicit rule may stop it and it must not be shown back.
+   */
+  unechoed?: boolean;
+}
+
+export type OnEnter = (line: string, io: EnterIo) => Promise<EnterVerdict>;
+
+/** What the gate needs to know the line being entered. */
 export interface LineSource {
   input(data: Buffer): void;
   output(data: Buffer): void;
@@ -26,6 +44,12 @@ export interface LineSource {
   resize?(cols: number, rows: number): void;
   /** True while Enter is not a shell line (full-screen program). */
   skip?(): boolean;
+  /** The Enter (or the clearing Enter of a denied line) has been sent to the target. */
+  entered?(): void;
+  /** Resolves when the next prompt is on screen after an Enter. */
+  promptReady?(signal: AbortSignal): Promise<void>;
+  /** Resolves when the target's output has been quiet briefly. */
+  quiet?(): Promise<void>;
   dispose?(): void;
 }
 
@@ -39,33 +63,60 @@ export function trackedLine(size: { cols: number; rows: number }): LineSource {
     reset: () => {},
     resize: (c, r) => t.resize(c, r),
     skip: () => t.inAlternateScreen,
+    entered: () => t.entered(),
+    promptReady: (s) => t.promptReady(s),
+    quiet: () => t.quiet(),
     dispose: () => t.dispose(),
   };
 }
 
-/** Naive line source: printable input, Backspace/DEL and Ctrl-U; ignores cursor movement. */
-export class TypedLine implements LineSource {
+/**
+ * The keystrokes of one line with the simplest editing model: printable text, Backspace/DEL,
+ * Ctrl-U and Ctrl-W. `clean` is false once anything else was typed (arrows, Tab, escape
+ * sequences), because then the keystrokes no longer say what the line holds.
+ */
+export class TypedLine {
   private buf = '';
+  private dirty = false;
   private readonly dec = new TextDecoder();
   input(data: Buffer): void {
     for (const ch of this.dec.decode(data, { stream: true })) {
       if (ch === '\x7f' || ch === '\b') this.buf = this.buf.slice(0, -1);
       else if (ch === '\x15') this.buf = '';
+      else if (ch === '\x17') this.buf = this.buf.replace(/\S*\s*$/, '');
       else if (ch >= ' ') this.buf += ch;
+      else this.dirty = true;
     }
   }
-  output(): void {}
+  get clean(): boolean {
+    return !this.dirty;
+  }
   line(): string {
     return this.buf;
   }
   reset(): void {
     this.buf = '';
+    this.dirty = false;
   }
 }
 
+/** Keys that interrupt whatever runs: they end a prompt wait and cancel a pending review. */
+const INTERRUPT = new Set([0x03, 0x04, 0x1a, 0x1c]);
+/** Held input above this pauses the client (the SSH window then stops the sender). */
+const MAX_QUEUED = 64 * 1024;
+/** Ctrl-E (end of line) then Ctrl-U (kill to start): clears the whole readline line, and in a cooked tty the KILL char clears it all. */
+const CLEAR_LINE = Buffer.from('\x05\x15');
+
 export class EnterGate {
   private queue: Buffer[] = [];
+  private queued = 0;
   private busy = false;
+  private paused = false;
+  /** After an Enter: input waits for the next prompt. */
+  private awaitingPrompt = false;
+  private interrupt = new AbortController();
+  private disposed = false;
+  private readonly typed = new TypedLine();
 
   constructor(
     private readonly hook: OnEnter,
@@ -79,9 +130,16 @@ export class EnterGate {
     },
   ) {}
 
-  /** Client → target bytes of a pty shell. */
+  /** Client → target bytes of a pty session. */
   input(data: Buffer): void {
+    if (this.disposed) return;
     this.queue.push(data);
+    this.queued += data.length;
+    if (data.some((b) => INTERRUPT.has(b))) this.interrupt.abort();
+    if (this.queued > MAX_QUEUED && !this.paused) {
+      this.paused = true;
+      this.io.pauseClient();
+    }
     if (!this.busy) void this.drain();
   }
 
@@ -95,53 +153,85 @@ export class EnterGate {
   }
 
   dispose(): void {
+    this.disposed = true;
+    this.interrupt.abort();
     this.lines.dispose?.();
+  }
+
+  private forward(data: Buffer): void {
+    this.lines.input(data);
+    this.typed.input(data);
+    this.io.toTarget(data);
   }
 
   private async drain(): Promise<void> {
     this.busy = true;
     try {
-      while (this.queue.length) {
-        const data = this.queue.shift()!;
-        let start = 0;
-        for (let i = 0; i < data.length; i++) {
-          if (data[i] !== 0x0d && data[i] !== 0x0a) continue;
-          const before = data.subarray(start, i);
-          if (before.length) {
-            this.lines.input(before);
-            this.io.toTarget(before);
-          }
-          this.io.pauseClient();
-          let line = '';
-          let verdict: EnterVerdict;
-          try {
-            if (this.lines.skip?.()) verdict = { action: 'allow' };
-            else {
-              line = await this.lines.line();
-              verdict = line.trim() ? await this.hook(line) : { action: 'allow' };
-            }
-          } catch (err) {
-            verdict = { action: 'deny', message: `policy check failed: ${(err as Error).message}` };
-          } finally {
-            this.io.resumeClient();
-          }
-          this.io.onVerdict?.(line, verdict);
-          this.lines.reset();
-          if (verdict.action === 'allow') this.io.toTarget(data.subarray(i, i + 1));
-          else {
-            this.io.toTarget(Buffer.from('\x15\r'));
-            this.io.toClient(`\r\n[pam] denied: ${verdict.message}\r\n`);
-          }
-          start = i + 1;
+      while (this.queue.length && !this.disposed) {
+        if (this.awaitingPrompt) {
+          if (!this.interrupt.signal.aborted) await this.lines.promptReady?.(this.interrupt.signal);
+          this.awaitingPrompt = false;
         }
-        const rest = data.subarray(start);
+        if (this.interrupt.signal.aborted) this.interrupt = new AbortController();
+        const data = this.queue.shift()!;
+        this.queued -= data.length;
+        const enter = data.findIndex((b) => b === 0x0d || b === 0x0a);
+        if (enter < 0) {
+          this.forward(data);
+          continue;
+        }
+        if (enter > 0) this.forward(data.subarray(0, enter));
+        // The rest goes back to the head of the queue: it waits for the next prompt.
+        const rest = data.subarray(enter + 1);
         if (rest.length) {
-          this.lines.input(rest);
-          this.io.toTarget(rest);
+          this.queue.unshift(rest);
+          this.queued += rest.length;
+        }
+        await this.handleEnter(data.subarray(enter, enter + 1));
+        this.awaitingPrompt = true;
+        if (this.paused && this.queued <= MAX_QUEUED / 2) {
+          this.paused = false;
+          this.io.resumeClient();
         }
       }
     } finally {
       this.busy = false;
+      if (this.paused && this.queued <= MAX_QUEUED / 2) {
+        this.paused = false;
+        this.io.resumeClient();
+      }
     }
+  }
+
+  private async handleEnter(enter: Buffer): Promise<void> {
+    let line = '';
+    let verdict: EnterVerdict;
+    const typed = this.typed.clean ? this.typed.line() : '';
+    this.typed.reset();
+    try {
+      if (this.lines.skip?.()) verdict = { action: 'allow' };
+      else {
+        line = await this.lines.line();
+        const io = { notify: (t: string) => this.io.toClient(t), signal: this.interrupt.signal };
+        if (line.trim()) verdict = await this.hook(line, io);
+        else if (typed.trim()) verdict = await this.hook(typed, { ...io, unechoed: true });
+        else verdict = { action: 'allow' };
+      }
+    } catch (err) {
+      verdict = { action: 'deny', message: `policy check failed: ${(err as Error).message}` };
+    }
+    if (this.disposed) return;
+    this.io.onVerdict?.(line, verdict);
+    this.lines.reset();
+    if (verdict.action === 'allow') {
+      this.io.toTarget(enter);
+      this.lines.entered?.();
+      return;
+    }
+    this.io.toTarget(CLEAR_LINE);
+    await this.lines.quiet?.();
+    this.io.toClient(`\r\n[pam] denied: ${verdict.message}`);
+    this.io.toTarget(Buffer.from('\r'));
+    this.lines.entered?.();
   }
 }

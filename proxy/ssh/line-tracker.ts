@@ -43,6 +43,7 @@ export class LineTracker {
   private lastWrite: Promise<void> = Promise.resolve();
   private lastOutputAt = 0;
   private lastInputAt = 0;
+  private lastEnterAt = 0;
   /** awaiting: after an Enter, the next prompt is coming. editing: the prompt end is known. */
   private state: 'awaiting' | 'editing' = 'awaiting';
   private freezeAtSeq: number | undefined;
@@ -113,6 +114,61 @@ export class LineTracker {
     return line;
   }
 
+  /**
+   * After an Enter: resolves once the shell looks ready for the next line, so a pasted block or
+   * type-ahead is judged line by line against the right prompt. Ready when output came after the
+   * Enter and went quiet with the cursor behind a prompt that ends like the last one (`$ `, `# `),
+   * or when everything has been quiet for `idleMs` (a prompt we do not recognise, a silent
+   * command, a program reading stdin). Immediately outside "awaiting" and in the alternate screen.
+   */
+  async promptReady(signal?: AbortSignal, idleMs = 500): Promise<void> {
+    for (;;) {
+      if (this.disposed || signal?.aborted || this.state !== 'awaiting' || this.inAlternateScreen) return;
+      await this.lastWrite;
+      const now = Date.now();
+      const quiet = now - this.lastOutputAt;
+      if (this.lastOutputAt > this.lastEnterAt && quiet >= this.opts.settleMs && this.atKnownPrompt()) return;
+      if (quiet >= idleMs && now - this.lastEnterAt >= idleMs) return;
+      await new Promise<void>((r) => {
+        const done = () => { clearTimeout(t); signal?.removeEventListener('abort', done); r(); };
+        const t = setTimeout(done, 20);
+        signal?.addEventListener('abort', done, { once: true });
+      });
+    }
+  }
+
+  /** The Enter (or the proxy's replacement for it) has just been sent to the target. */
+  entered(): void {
+    this.lastEnterAt = Date.now();
+  }
+
+  /**
+   * Waits (bounded by maxWaitMs) for the target's answer to something just sent: output newer
+   * than this call, then quiet for settleMs.
+   */
+  async quiet(): Promise<void> {
+    const start = Date.now();
+    for (;;) {
+      await this.lastWrite;
+      const now = Date.now();
+      const left = this.opts.maxWaitMs - (now - start);
+      if (left <= 0 || this.disposed) return;
+      if (this.lastOutputAt >= start && now - this.lastOutputAt >= this.opts.settleMs) return;
+      await new Promise((r) => setTimeout(r, Math.min(10, left)));
+    }
+  }
+
+  private atKnownPrompt(): boolean {
+    const prev = this.prompt?.text ?? '';
+    if (prev.trim().length === 0) return false;
+    const buf = this.term.buffer.active;
+    const cur = buf.getLine(buf.baseY + buf.cursorY)?.translateToString(false, 0, buf.cursorX) ?? '';
+    if (cur === prev) return true;
+    // `cd` changes a prompt showing the directory; its last two characters (`$ `, `# `, `> `) stay.
+    const tail = prev.slice(-2);
+    return /[$#>%❯»] ?$/.test(tail) && cur.endsWith(tail);
+  }
+
   dispose(): void {
     this.disposed = true;
     if (this.promptTimer) clearTimeout(this.promptTimer);
@@ -161,6 +217,7 @@ export class LineTracker {
 
   private enterPressed(): void {
     this.state = 'awaiting';
+    this.lastEnterAt = Date.now();
     this.freezeAtSeq = undefined;
     this.provisional?.marker.dispose();
     this.provisional = undefined;

@@ -9,6 +9,8 @@ import type { SshTarget } from '../config.types.js';
 import { parseUsername, readCredential, sendBanner, type SshKeyLookup } from './auth.js';
 import { handleSessionChannel, checkChannel, type ChannelContext, type Terminable } from './channels.js';
 import type { OnEnter } from './enter-gate.js';
+import { CommandPolicy } from './command-policy.js';
+import { handleDirectTcpip } from './forward-policy.js';
 import { HostKeyMismatch, UpstreamError } from './errors.js';
 import { connectUpstream } from './upstream.js';
 
@@ -20,8 +22,13 @@ type Client = ssh2.Client;
 export interface SshBrokerOptions {
   /** `pam login --key` bindings; absent = publickey auth is refused. */
   keys?: SshKeyLookup;
-  /** Interactive-shell line policy seam (proxy/ssh/enter-gate.ts). */
+  /**
+   * Replaces the line check at each Enter of pty sessions (proxy/ssh/enter-gate.ts). Without it
+   * (or when it returns undefined) the broker checks lines against deps.policy.
+   */
   onEnter?: (auth: Authorized) => OnEnter | undefined;
+  /** How long a command held by a `review` rule waits for an approver; default 5 minutes. */
+  reviewTimeoutMs?: number;
   /** Failed attempts before the connection is dropped. */
   maxAuthAttempts?: number;
 }
@@ -191,14 +198,24 @@ export class SshConnection {
   private handleReady(): void {
     const auth = this.auth!;
     const roles = this.deps.roles().filter((r) => r.groups.some((g) => auth.identity.groups.includes(g))).map((r) => r.name);
+    const subject = { user: auth.identity.user, groups: auth.identity.groups, roles, target: auth.target.name, login: auth.login };
+    const audit = (e: AuditEvent) => this.audit({ target: auth.target.name, login: auth.login, recording: this.recordingId, ...e });
+    const commands = this.deps.policy
+      ? new CommandPolicy({
+        policy: this.deps.policy, subject, identity: auth.identity, holds: this.deps.holds, reviewTimeoutMs: this.opts.reviewTimeoutMs,
+        sessionId: this.recordingId, audit, marker: (t) => this.recording!.marker(t),
+      })
+      : undefined;
+    const onEnter: OnEnter | undefined = this.opts.onEnter?.(auth) ?? (commands ? (line, io) => commands.decide(line, { ...io, via: 'shell' }) : undefined);
     const ctx: ChannelContext = {
       upstream: this.upstream!,
       recording: this.recording!,
       envAllow: this.deps.config.ssh.envAllow,
-      subject: { user: auth.identity.user, groups: auth.identity.groups, roles, target: auth.target.name, login: auth.login },
+      subject,
       policy: this.deps.policy,
-      onEnter: this.opts.onEnter?.(auth),
-      audit: (e) => this.audit({ target: auth.target.name, login: auth.login, recording: this.recordingId, ...e }),
+      commands,
+      onEnter,
+      audit,
       track: (r) => {
         this.relays.add(r);
         return () => this.relays.delete(r);
@@ -208,17 +225,11 @@ export class SshConnection {
       if (this.step !== 'relay') return;
       handleSessionChannel(ctx, accept());
     });
-    this.client.on('tcpip', (_accept, reject, info) => {
-      const destination = `${info.destIP}:${info.destPort}`;
-      const why = checkChannel(ctx, 'port-forward', destination) ?? 'port forwarding is not supported by this proxy yet';
-      ctx.audit({ type: 'ssh.channel.refused', channel: 'port-forward', destination, why });
-      this.recording!.marker(`refused port forward to ${destination}: ${why}`);
-      reject();
-    });
+    this.client.on('tcpip', (accept, reject, info) => handleDirectTcpip(ctx, accept, reject, info));
     this.client.on('request', (_accept, reject, name, info) => {
       const i = info as { bindAddr?: string; bindPort?: number; socketPath?: string };
       const destination = i.bindAddr !== undefined ? `${i.bindAddr}:${i.bindPort}` : i.socketPath;
-      const why = checkChannel(ctx, 'port-forward', destination) ?? 'remote forwarding is not supported by this proxy yet';
+      const why = checkChannel(ctx, 'port-forward', destination) ?? 'remote forwarding (-R) is not supported by this proxy';
       ctx.audit({ type: 'ssh.channel.refused', channel: 'port-forward', request: name, destination, why });
       this.recording!.marker(`refused ${name} ${destination ?? ''}: ${why}`);
       reject?.();
