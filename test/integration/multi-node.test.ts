@@ -3,7 +3,7 @@
  * one node opens sessions on the other, and a revocation on one ends the watchers on both.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import Redis from 'ioredis';
+import { Redis } from 'ioredis';
 import { startControlPlane, type TestControlPlane } from '../helpers/control-plane.js';
 import { openControlPlane, type ControlPlane } from '../../proxy/control-plane.js';
 import type { Target } from '../../proxy/config.types.js';
