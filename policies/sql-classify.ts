@@ -48,23 +48,68 @@ const CACHE_TEXT_MAX = 64 * 1024;
 const cache = new Map<string, SqlClassification>();
 
 /**
+ * Texts whose numbers may be folded: printable ASCII and whitespace only, and none of the
+ * characters that open a context a regex cannot read: quotes ('…', "…", E'…', U&"…"), dollar
+ * quotes and `$1` parameters, backslashes, and comments (`--`, `/*`). In such a text every
+ * digit run is either part of an identifier/keyword (a letter, `_` or `$` touches it) or a
+ * numeric literal token.
+ */
+const FOLDABLE = /^(?:[\t\n\r\x20!#%&()*+,.:;<=>?@[\]^`{|}~A-Za-z0-9_]|-(?!-)|\/(?!\*))*$/;
+/**
+ * A standalone decimal literal: `42`, `4.2`, `4.`, `4e10`, `4.2E-3`. Not when a letter, digit,
+ * `_` or `.` touches it on either side, so identifiers (`t1`, `x2y`), qualified names, `0x1F`,
+ * `1_000`, `.5` and trailing junk (`1abc`) keep their text and only make the key more specific.
+ */
+const NUMBER = /(?<![A-Za-z0-9_.])[0-9]+(?:\.[0-9]*)?(?:[eE][+-]?[0-9]+)?(?![A-Za-z0-9_.])/g;
+
+/**
+ * The cache key of a statement text: texts that differ only in numeric constants share it
+ * (`… WHERE aid = 17` and `… WHERE aid = 4242` → `… WHERE aid = 1`; 1, not 0, because the
+ * grammar itself rejects a few zeros, `float(0)`), so a workload whose
+ * statements embed constants (pgbench -M simple, ORMs without parameters) pays for one parse.
+ * Only texts matching FOLDABLE are folded; any other text is its own key. Classification never
+ * looks at constant values (types, relations, functions, WHERE presence, COPY PROGRAM), which
+ * the unit tests check on a corpus. A folded key starts with NUL, which no statement text can
+ * contain (the protocol sends C strings), so it never collides with a raw text.
+ */
+export function sqlCacheKey(sql: string): string {
+  if (sql.length > 4096 || !FOLDABLE.test(sql)) return sql;
+  NUMBER.lastIndex = 0;
+  if (!NUMBER.test(sql)) return sql;
+  NUMBER.lastIndex = 0;
+  return '\0' + sql.replace(NUMBER, '1');
+}
+
+/**
  * Classifies every statement in `sql`. Never throws: a syntax error, or a parser that was not
  * initialised, comes back as `{ ok: false }` (the evaluator denies it by default).
+ *
+ * Cached by `sqlCacheKey`. A text that fails to parse is cached under its own text only: the
+ * grammar rejects some constants by value (`float(0)`), and one bad text must not make its
+ * well-formed siblings unparseable. The reverse (a folded hit for a text the grammar would
+ * reject by value) is harmless: the server runs the same grammar and rejects it, so nothing runs.
  */
 export function classifySql(sql: string): SqlClassification {
-  const hit = cache.get(sql);
+  const key = sqlCacheKey(sql);
+  const hit = cache.get(key) ?? (key !== sql ? cache.get(sql) : undefined);
   if (hit) {
     // Map keeps insertion order: re-inserting makes this the most recently used entry.
-    cache.delete(sql);
-    cache.set(sql, hit);
+    const k = cache.has(key) ? key : sql;
+    cache.delete(k);
+    cache.set(k, hit);
     return hit;
   }
   const result = classifyUncached(sql);
   if (sql.length <= CACHE_TEXT_MAX && (result.ok || loaded)) {
-    cache.set(sql, result);
+    cache.set(result.ok ? key : sql, result);
     if (cache.size > CACHE_MAX) cache.delete(cache.keys().next().value as string);
   }
   return result;
+}
+
+/** Classification without the cache (tests compare it with the cached one). */
+export function classifySqlUncached(sql: string): SqlClassification {
+  return classifyUncached(sql);
 }
 
 export function sqlCacheSize(): number {

@@ -2,10 +2,13 @@ import type { Identity } from '../../access/identity.types.js';
 import type { Verdict } from '../../policies/policy.types.js';
 import { rolesOf } from '../../policies/roles.js';
 import type { BrokerDeps } from '../broker.types.js';
+import { sqlCacheKey } from '../../policies/sql-classify.js';
+import { UNPARSEABLE_SQL_RULE } from '../../policies/evaluator.js';
 
 /**
  * The policy seam: every statement text (simple Query, Parse) is asked about before it is
- * forwarded. Verdicts are cached per session by statement text while the engine's rule set
+ * forwarded. Verdicts are cached per session by `sqlCacheKey` (text with numeric constants
+ * folded, when that is safe) while the engine's rule set
  * (`rules()`, when the engine has one) and the roles stay the same objects, so a driver
  * re-parsing the same text does not pay for the evaluator each time. An evaluator that throws
  * denies (fail closed). Every verdict other than allow is audited.
@@ -28,12 +31,16 @@ export function sqlPolicyCheck(deps: BrokerDeps, identity: Identity, target: str
         rulesSeen = nowRules;
         cache.clear();
       }
-      v = currentRules ? cache.get(sql) : undefined;
+      const key = currentRules ? sqlCacheKey(sql) : sql;
+      v = currentRules ? cache.get(key) : undefined;
       if (!v) {
         v = engine.evaluate({ protocol: 'postgres', kind: 'sql', sql, user: identity.user, groups: identity.groups, roles, target, login });
-        if (currentRules && sql.length <= 4096) {
+        // A verdict depends only on the classification, which is the same for every text of one
+        // key, except for parse failures (cached by exact text only, as in classifySql).
+        const cacheable = key === sql || v.rule !== UNPARSEABLE_SQL_RULE;
+        if (currentRules && sql.length <= 4096 && cacheable) {
           if (cache.size >= 256) cache.delete(cache.keys().next().value!);
-          cache.set(sql, v);
+          cache.set(key, v);
         }
       }
     } catch {
