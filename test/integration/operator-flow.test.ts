@@ -144,7 +144,7 @@ describe('operator flow', () => {
     expect(rawAudit).not.toContain(dana);
     expect(rawAudit).not.toContain(PG_PASS);
     expect(proxyLog).not.toContain(dana);
-  });
+  }, 240_000);
 
   it('refuses a bad config with the key and a non-zero exit', async () => {
     const bad = join(dir, 'bad.yaml');
