@@ -4,6 +4,10 @@
  * sessions per second (token check, grant check, upstream SCRAM-SHA-256 login).
  *
  *   node bin/run-ts.js bench/pg-pgbench.ts [--seconds 8] [--clients 8] [--threads 2]
+ *       [--rounds 1] [--paths direct,pgbouncer,pipe,bare,policy,tls] [--modes simple,extended] [--no-sessions]
+ *
+ * With --rounds N the paths run in turn N times (interleaved, so a noisy neighbour hits every
+ * path alike) and the table shows the median and each round.
  *
  * Needs: PostgreSQL on 127.0.0.1:5432 (trust for postgres), pgbench, pgbouncer, runuser, and
  * root (pgbouncer and the private SCRAM cluster run as user postgres).
@@ -27,6 +31,15 @@ const SECONDS = arg('seconds', 8);
 const CLIENTS = arg('clients', 8);
 const THREADS = arg('threads', 2);
 const DB = 'pgw_bench';
+const ROUNDS = arg('rounds', 1);
+const list = (name: string, def: string[]) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? process.argv[i + 1]!.split(',') : def;
+};
+const PATHS = list('paths', ['direct', 'pgbouncer', 'pipe', 'bare', 'policy', 'tls']);
+const MODES = list('modes', ['simple', 'extended']);
+const SESSIONS = !process.argv.includes('--no-sessions');
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
 
 function freePort(): Promise<number> {
   return new Promise((resolve) => {
@@ -95,7 +108,7 @@ async function startScramCluster(dir: string): Promise<{ port: number; stop: () 
 async function main(): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'pgw-bench-'));
   await chmod(dir, 0o755);
-  const results: { path: string; mode: string; tps: number }[] = [];
+  const results: { path: string; mode: string; tps: number; rounds?: number[] }[] = [];
   let bouncer: ChildProcess | undefined;
   let scram: { port: number; stop: () => Promise<void> } | undefined;
   // The SCRAM cluster starts first: targets are fixed when the control plane (and its policy) loads.
@@ -133,21 +146,26 @@ async function main(): Promise<void> {
     const pipePort = (pipe.address() as { port: number }).port;
     const load = ['-S', '-c', String(CLIENTS), '-j', String(THREADS), '-T', String(SECONDS), '-n'];
     const paths = [
-      { path: 'direct', conn: `host=127.0.0.1 port=5432 user=postgres dbname=${DB} sslmode=disable` },
-      { path: 'pgbouncer (session)', conn: `host=127.0.0.1 port=${b.port} user=postgres dbname=${DB} sslmode=disable` },
-      { path: 'bare Node.js TCP pipe (reference)', conn: `host=127.0.0.1 port=${pipePort} user=postgres dbname=${DB} sslmode=disable` },
-      { path: 'pam proxy (recording, no policy)', conn: `host=127.0.0.1 port=${bare.port} user=postgres dbname=bench sslmode=disable`, pw: token },
-      { path: 'pam proxy (recording + policy engine)', conn: `host=127.0.0.1 port=${broker.port} user=postgres dbname=bench sslmode=disable`, pw: token },
-      { path: 'pam proxy (recording + policy), TLS', conn: `host=127.0.0.1 port=${broker.port} user=postgres dbname=bench sslmode=require`, pw: token },
-    ];
-    for (const mode of ['simple', 'extended']) {
-      for (const p of paths) {
-        // Warm-up (JIT, caches, pool) so every path is measured hot, as a long-running proxy is.
-        await pgbench(p.conn, ['-S', '-c', String(CLIENTS), '-j', String(THREADS), '-T', '2', '-n', '-M', mode], p.pw);
-        const tps = await pgbench(p.conn, [...load, '-M', mode], p.pw);
-        results.push({ path: p.path, mode, tps });
-        console.error(`${p.path.padEnd(40)} ${mode.padEnd(9)} ${tps.toFixed(0)} tps`);
+      { key: 'direct', path: 'direct', conn: `host=127.0.0.1 port=5432 user=postgres dbname=${DB} sslmode=disable` },
+      { key: 'pgbouncer', path: 'pgbouncer (session)', conn: `host=127.0.0.1 port=${b.port} user=postgres dbname=${DB} sslmode=disable` },
+      { key: 'pipe', path: 'bare Node.js TCP pipe (reference)', conn: `host=127.0.0.1 port=${pipePort} user=postgres dbname=${DB} sslmode=disable` },
+      { key: 'bare', path: 'pam proxy (recording, no policy)', conn: `host=127.0.0.1 port=${bare.port} user=postgres dbname=bench sslmode=disable`, pw: token },
+      { key: 'policy', path: 'pam proxy (recording + policy engine)', conn: `host=127.0.0.1 port=${broker.port} user=postgres dbname=bench sslmode=disable`, pw: token },
+      { key: 'tls', path: 'pam proxy (recording + policy), TLS', conn: `host=127.0.0.1 port=${broker.port} user=postgres dbname=bench sslmode=require`, pw: token },
+    ].filter((p) => PATHS.includes(p.key));
+    for (const mode of MODES) {
+      const per = new Map<string, number[]>(paths.map((p) => [p.path, []]));
+      for (let round = 0; round < ROUNDS; round++) {
+        for (const p of paths) {
+          // Warm-up (JIT, caches, pool) so every path is measured hot, as a long-running proxy is.
+          // On a loaded machine 2 s may not even see the connections open: that is not an error.
+          await pgbench(p.conn, ['-S', '-c', String(CLIENTS), '-j', String(THREADS), '-T', '2', '-n', '-M', mode], p.pw).catch(() => 0);
+          const tps = await pgbench(p.conn, [...load, '-M', mode], p.pw);
+          per.get(p.path)!.push(tps);
+          console.error(`${p.path.padEnd(40)} ${mode.padEnd(9)} round ${round + 1} ${tps.toFixed(0)} tps`);
+        }
       }
+      for (const p of paths) results.push({ path: p.path, mode, tps: median(per.get(p.path)!), rounds: per.get(p.path) });
     }
 
     // New authenticated sessions per second: pgbench -C opens a connection per transaction. Its
@@ -163,7 +181,7 @@ async function main(): Promise<void> {
       { path: 'pam proxy (token+grant+SCRAM, rec+policy)', conn: `host=127.0.0.1 port=${broker.port} user=bench dbname=scram sslmode=disable`, pw: token },
       { path: 'pam proxy, TLS client leg', conn: `host=127.0.0.1 port=${broker.port} user=bench dbname=scram sslmode=require`, pw: token },
     ];
-    for (const s of sessions) {
+    for (const s of SESSIONS ? sessions : []) {
       const tps = await pgbench(s.conn, conn.filter((a) => a !== '-S'), s.pw);
       results.push({ path: s.path, mode: 'new sessions/s', tps });
       console.error(`${s.path.padEnd(40)} new sessions/s ${tps.toFixed(0)}`);
@@ -180,14 +198,17 @@ async function main(): Promise<void> {
   const direct = (mode: string) => results.find((r) => r.path === 'direct' && r.mode === mode)?.tps ?? NaN;
   const bouncerTps = (mode: string) => results.find((r) => r.path.startsWith('pgbouncer') && r.mode === mode)?.tps ?? NaN;
   console.log(`\nmachine: ${cpus().length} × ${cpus()[0]?.model}; pgbench ${load()}\n`);
-  console.log('| path | mode | TPS | × direct | × pgbouncer |');
-  console.log('|---|---|---:|---:|---:|');
+  const bareTps = (mode: string) => results.find((r) => r.path === 'pam proxy (recording, no policy)' && r.mode === mode)?.tps ?? NaN;
+  console.log(`| path | mode | TPS${ROUNDS > 1 ? ' (median)' : ''} | × direct | × pgbouncer | × proxy without policy |${ROUNDS > 1 ? ' rounds |' : ''}`);
+  console.log(`|---|---|---:|---:|---:|---:|${ROUNDS > 1 ? '---|' : ''}`);
   for (const r of results) {
     const isSess = r.mode === 'new sessions/s';
-    console.log(`| ${r.path} | ${r.mode} | ${r.tps.toFixed(0)} | ${isSess ? '' : (r.tps / direct(r.mode)).toFixed(2)} | ${isSess ? '' : (r.tps / bouncerTps(r.mode)).toFixed(2)} |`);
+    const x = (d: number) => (isSess ? '' : (r.tps / d).toFixed(2));
+    const rounds = ROUNDS > 1 ? ` ${(r.rounds ?? []).map((t) => t.toFixed(0)).join(' / ')} |` : '';
+    console.log(`| ${r.path} | ${r.mode} | ${r.tps.toFixed(0)} | ${x(direct(r.mode))} | ${x(bouncerTps(r.mode))} | ${r.path.startsWith('pam proxy') ? x(bareTps(r.mode)) : ''} |${rounds}`);
   }
   function load() {
-    return `-S -c ${CLIENTS} -j ${THREADS} -T ${SECONDS}`;
+    return `-S -c ${CLIENTS} -j ${THREADS} -T ${SECONDS}${ROUNDS > 1 ? `, ${ROUNDS} interleaved rounds` : ''}`;
   }
 }
 

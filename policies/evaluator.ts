@@ -7,7 +7,7 @@
  * is matched against every applicable rule. A unit no rule matches gets the default action.
  * The strongest action over all units and matches wins: deny > review > alert > allow.
  */
-import type { Action, PolicyRequest, Verdict } from './policy.types.js';
+import type { Action, PolicyRequest, PolicySubject, Verdict } from './policy.types.js';
 import { globMatch } from './roles.js';
 import { STRENGTH, type Rule, type RuleSet, type SqlMatch } from './rules.js';
 import { basename, splitCommands, type SimpleCommand } from './shell-words.js';
@@ -38,6 +38,21 @@ export function evaluate(rules: RuleSet, request: PolicyRequest, defaultAction: 
     return decide(matched.length ? matched.map((rule) => ({ action: rule.action, rule, unit })) : [{ action: channelFallback, unit }]);
   }
   return evaluateSql(applicable, request.sql, fallback, rules.unparseableSql);
+}
+
+/**
+ * A fastpath FunctionCall (libpq `PQfn`, used by psql's `\lo_import`) names its function by
+ * OID, with no SQL text to judge. It is refused only where the rules would need that text: a
+ * postgres rule with a `functions` matcher (action other than allow) applies to the subject, or
+ * the target runs in allow-list mode (effective default other than allow). Otherwise allowed.
+ */
+export function evaluateFastpath(rules: RuleSet, subject: PolicySubject, defaultAction: Action = 'allow'): Verdict {
+  const req: PolicyRequest = { ...subject, protocol: 'postgres', kind: 'sql', sql: '' };
+  const fn = rules.rules.find((r) => r.match.kind === 'sql' && r.match.functions !== undefined && r.action !== 'allow' && applies(r, req));
+  if (fn) return { action: 'deny', rule: fn.name, message: `fastpath function calls are refused here: rule ${fn.name} judges functions by name and a fastpath call names none; call the function with SELECT` };
+  const fallback = effectiveDefault(rules, subject.target, defaultAction);
+  if (fallback !== 'allow') return { action: 'deny', message: `fastpath function calls are refused here (default action ${fallback}); call the function with SELECT` };
+  return { action: 'allow' };
 }
 
 function applies(r: Rule, req: PolicyRequest): boolean {

@@ -3,7 +3,8 @@ import type { Verdict } from '../../policies/policy.types.js';
 import { rolesOf } from '../../policies/roles.js';
 import type { BrokerDeps } from '../broker.types.js';
 import { sqlCacheKey } from '../../policies/sql-classify.js';
-import { UNPARSEABLE_SQL_RULE } from '../../policies/evaluator.js';
+import { evaluateFastpath, UNPARSEABLE_SQL_RULE } from '../../policies/evaluator.js';
+import type { RuleSet } from '../../policies/rules.js';
 
 /**
  * The policy seam: every statement text (simple Query, Parse) is asked about before it is
@@ -48,6 +49,32 @@ export function sqlPolicyCheck(deps: BrokerDeps, identity: Identity, target: str
     }
     if (v.action !== 'allow') {
       void deps.audit.append({ type: `policy.${v.action}`, actor: identity.user, protocol: 'postgres', target, login, rule: v.rule, sql: sql.slice(0, 2000), recording: recordingId() }).catch(() => {});
+    }
+    return v;
+  };
+}
+
+/**
+ * The fastpath seam: a FunctionCall is judged by `evaluateFastpath` on the engine's current
+ * rules (refused where a `functions` rule or allow-list mode applies). An engine that does not
+ * expose its rules refuses every fastpath call (fail closed). Refusals are audited.
+ */
+export function fastpathPolicyCheck(deps: BrokerDeps, identity: Identity, target: string, login: string, recordingId: () => string | undefined): () => Verdict {
+  const engine = deps.policy as { rules?: () => RuleSet };
+  return () => {
+    let v: Verdict;
+    try {
+      if (typeof engine.rules !== 'function') v = { action: 'deny', message: 'fastpath function calls are refused while SQL policy is on; call the function with SELECT' };
+      else {
+        const roles = rolesOf(deps.roles(), identity.groups).map((r) => r.name);
+        const targetDefault = deps.config.targets.find((t) => t.name === target)?.defaultAction ?? 'deny';
+        v = evaluateFastpath(engine.rules(), { user: identity.user, groups: identity.groups, roles, target, login }, targetDefault);
+      }
+    } catch {
+      v = { action: 'deny', message: 'fastpath function call denied: the policy could not be evaluated' };
+    }
+    if (v.action !== 'allow') {
+      void deps.audit.append({ type: `policy.${v.action}`, actor: identity.user, protocol: 'postgres', target, login, rule: v.rule, sql: '-- fastpath function call', recording: recordingId() }).catch(() => {});
     }
     return v;
   };

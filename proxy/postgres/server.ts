@@ -16,7 +16,7 @@ export function isLoopback(address: string | undefined): boolean {
  * The Postgres door: a listener speaking the PostgreSQL wire protocol to clients (psql,
  * pgbench, drivers) and relaying each authorized session to its target.
  */
-export async function startPostgresBroker(deps: BrokerDeps, listen: { host: string; port: number }): Promise<Listener> {
+export async function startPostgresBroker(deps: BrokerDeps, listen: { host: string; port: number }, opts: { reviewTimeoutMs?: number } = {}): Promise<Listener> {
   const { context } = await loadTlsContext(deps.config);
   const keys = new CancelKeys();
   const sockets = new Set<Socket>();
@@ -25,7 +25,7 @@ export async function startPostgresBroker(deps: BrokerDeps, listen: { host: stri
     socket.on('close', () => sockets.delete(socket));
     const plaintextOk = deps.config.postgres.allowPlaintextTokens || isLoopback(socket.localAddress);
     try {
-      new PostgresSession(socket, { deps, tls: context, keys, plaintextOk });
+      new PostgresSession(socket, { deps, tls: context, keys, plaintextOk, reviewTimeoutMs: opts.reviewTimeoutMs });
     } catch {
       socket.destroy();
     }

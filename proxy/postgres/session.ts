@@ -10,7 +10,8 @@ import { BackendStream } from './backend-stream.js';
 import type { CancelKeys } from './cancel-keys.js';
 import { decodeFrontendMessage, decodeStartupPacket, FrontendCode, FrontendFramer, ProtocolError, type Frame } from './frontend-codec.js';
 import { StatementTracker } from './statement-tracker.js';
-import { sqlPolicyCheck } from './policy-seam.js';
+import { fastpathPolicyCheck, sqlPolicyCheck } from './policy-seam.js';
+import { holdStatement, REVIEW_TIMEOUT_MS, ReviewGate, type UpstreamItem } from './review-gate.js';
 import { connectUpstream, sendCancel, type UpstreamConnection } from './upstream.js';
 
 export interface SessionContext {
@@ -19,6 +20,8 @@ export interface SessionContext {
   keys: CancelKeys;
   /** Whether a cleartext token may arrive over plain TCP on this connection. */
   plaintextOk: boolean;
+  /** How long a `review` hold waits for an approver; default REVIEW_TIMEOUT_MS (5 min). */
+  reviewTimeoutMs?: number;
 }
 
 /** The client is told this error, then the connection closes. */
@@ -51,6 +54,12 @@ export class PostgresSession {
   /** Set while an ending session relays up to the next message boundary to send its FATAL. */
   private draining: { sqlstate: string; message: string } | undefined;
   private readonly clientAddress: string;
+  /** Holds upstream traffic while a `review` verdict waits (created on first use). */
+  private gate: ReviewGate | undefined;
+  private holdAbort: AbortController | undefined;
+  private holdCanceled = false;
+  /** Notices for the client, waiting for a message boundary of the relayed server stream. */
+  private notices: Buffer[] = [];
 
   constructor(socket: Socket, private readonly ctx: SessionContext) {
     this.sock = socket;
@@ -203,10 +212,19 @@ export class PostgresSession {
     this.tracker = new StatementTracker({
       redactParameters: deps.config.postgres.redactParameters,
       check: deps.policy ? sqlPolicyCheck(deps, identity, target.name, login, () => this.recorder?.id) : undefined,
+      checkFastpath: deps.policy ? fastpathPolicyCheck(deps, identity, target.name, login, () => this.recorder?.id) : undefined,
+      canHold: deps.policy !== undefined && deps.holds !== undefined,
       record: (line) => recorder.line(line),
     });
     const up = this.upstream;
-    const key = this.ctx.keys.add(() => sendCancel(target, up.processId, up.secretKey));
+    const key = this.ctx.keys.add(() => {
+      // A statement waiting for approval is withdrawn (57014); anything running upstream is cancelled.
+      if (this.holdAbort) {
+        this.holdCanceled = true;
+        this.holdAbort.abort();
+      }
+      sendCancel(target, up.processId, up.secretKey);
+    });
     this.cleanups.push(key.release);
     this.cleanups.push(deps.gate.watchGrant(auth.grant, (why) => this.kill(why)));
     this.cleanups.push(deps.sessions.register(
@@ -236,10 +254,11 @@ export class PostgresSession {
     if (frames.length === 0) return;
     const tracker = this.tracker!;
     const up = this.upstream!.socket;
-    let pieces: Buffer[] | undefined;
+    let pieces: UpstreamItem[] | undefined;
     let runStart: Frame | undefined;
     let runEnd: Frame | undefined;
     let terminate = false;
+    let held = false;
     for (const f of frames) {
       const m = decodeFrontendMessage(f.code, f.body);
       if (m.type === 'password') throw new ProtocolError('unexpected password message');
@@ -251,18 +270,30 @@ export class PostgresSession {
       if (rep) {
         pieces ??= [];
         if (runStart) pieces.push(span(runStart, runEnd!));
-        pieces.push(rep);
+        if (Buffer.isBuffer(rep)) pieces.push(rep);
+        else {
+          pieces.push({ review: rep, raw: f.raw });
+          held = true;
+        }
         runStart = runEnd = undefined;
       } else {
         runStart ??= f;
         runEnd = f;
       }
     }
+    if (held || this.gate?.active) {
+      // A statement waits for an approver: it and everything after it queue behind the hold.
+      const items = pieces ?? [];
+      if (runStart) items.push(span(runStart, runEnd!));
+      this.reviewGate().push(items);
+      if (terminate) this.end('client terminated the session');
+      return;
+    }
     let ok = true;
     if (pieces) {
       if (runStart) pieces.push(span(runStart, runEnd!));
       up.cork();
-      for (const p of pieces) ok = up.write(p);
+      for (const p of pieces) ok = up.write(p as Buffer);
       up.uncork();
     } else if (runStart) {
       ok = up.write(span(runStart, runEnd!));
@@ -270,8 +301,47 @@ export class PostgresSession {
     if (terminate) return this.end('client terminated the session');
     if (!ok) {
       this.sock.pause();
-      up.once('drain', () => this.sock.resume());
+      up.once('drain', () => {
+        if (!this.gate?.active) this.sock.resume();
+      });
     }
+  }
+
+  private reviewGate(): ReviewGate {
+    const { deps } = this.ctx;
+    const auth = this.auth!;
+    return (this.gate ??= new ReviewGate({
+      writeUpstream: (pieces) => {
+        const up = this.upstream!.socket;
+        up.cork();
+        for (const p of pieces) up.write(p);
+        up.uncork();
+      },
+      pauseClient: () => this.sock.pause(),
+      resumeClient: () => this.sock.resume(),
+      closed: () => this.isClosed(),
+      decide: (item) => {
+        const abort = (this.holdAbort = new AbortController());
+        this.holdCanceled = false;
+        return holdStatement({
+          holds: deps.holds!, identity: auth.identity, target: auth.target.name, login: auth.login, sessionId: this.recorder?.id,
+          timeoutMs: this.ctx.reviewTimeoutMs ?? REVIEW_TIMEOUT_MS, signal: abort.signal,
+          notice: (text) => this.noticeToClient(text),
+          mark: (fields) => this.tracker!.mark(fields),
+          canceled: () => this.holdCanceled,
+        }, item).finally(() => {
+          if (this.holdAbort === abort) this.holdAbort = undefined;
+        });
+      },
+    }));
+  }
+
+  /** A NoticeResponse to the client, at the next message boundary of the server stream. */
+  private noticeToClient(text: string): void {
+    if (this.isClosed()) return;
+    const n = msg.noticeResponse('00000', text);
+    if (this.backend.atBoundary) this.sock.write(n);
+    else this.notices.push(n);
   }
 
   private onUpstreamData(chunk: Buffer): void {
@@ -295,6 +365,7 @@ export class PostgresSession {
       for (const p of pieces) ok = this.sock.write(p);
       this.sock.uncork();
     }
+    if (this.notices.length && this.backend.atBoundary) ok = this.sock.write(Buffer.concat(this.notices.splice(0)));
     if (!ok) {
       const up = this.upstream!.socket;
       up.pause();
@@ -325,6 +396,7 @@ export class PostgresSession {
     }
     const wasRelaying = this.step === 'relay';
     this.step = 'closed';
+    this.holdAbort?.abort(); // a held statement is dropped with its session (the hold expires)
     for (const c of this.cleanups.splice(0)) c();
     const up = this.upstream?.socket;
     // A statement still running upstream is cancelled: a killed session must not keep working.

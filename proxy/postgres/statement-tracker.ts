@@ -26,11 +26,37 @@ export interface TrackerOptions {
   redactParameters: boolean;
   /** Policy check for one statement text; undefined when no policy is configured. */
   check?: (sql: string) => Verdict;
+  /**
+   * Verdict for a fastpath FunctionCall (no SQL text to judge). Undefined: refused whenever
+   * `check` is set (fail closed).
+   */
+  checkFastpath?: () => Verdict;
+  /** `review` verdicts can wait for an approver (onFrontend returns a ReviewRequest); else they act as deny. */
+  canHold?: boolean;
   /** One recording line (a JSON object, no newline) per statement. */
   record: (jsonLine: string) => void;
 }
 
 type Copy = { direction: 'in' | 'out'; bytes: number };
+
+/** How a held statement ended, written into its recorded verdict. */
+export interface HoldMark {
+  hold?: string;
+  decision: 'approved' | 'denied' | 'expired' | 'canceled' | 'failed';
+}
+
+/**
+ * A statement a `review` verdict holds. The session relays nothing of it (or after it) until an
+ * approver decides, then sends the original bytes (`approve`) or what `refuse` returns.
+ */
+export interface ReviewRequest {
+  readonly kind: 'review';
+  readonly sql: string;
+  readonly verdict: Verdict;
+  approve(hold: string): void;
+  /** Marks it refused; returns the bytes the server gets instead (fails to parse, so nothing runs). */
+  refuse(mark: HoldMark, message: string, sqlstate?: string): Buffer;
+}
 
 interface Pending {
   k: 'query' | 'parse' | 'bind' | 'describe' | 'execute' | 'close' | 'sync' | 'fcall';
@@ -43,14 +69,16 @@ interface Pending {
   tags?: string[];
   error?: { sqlstate?: string; message: string };
   copy?: Copy;
-  verdict?: Verdict;
+  verdict?: Verdict & Partial<HoldMark>;
   denied?: boolean;
+  /** SQLSTATE of the proxy's error for a denied statement (default 42501). */
+  deniedState?: string;
 }
 
 interface Portal { statement: string; sql: string | undefined; params: unknown[] | undefined }
 
-function verdictOf(v: Verdict): Record<string, unknown> {
-  return { action: v.action, ...(v.rule ? { rule: v.rule } : {}), ...(v.message ? { message: v.message } : {}) };
+function verdictOf(v: Verdict & Partial<HoldMark>): Record<string, unknown> {
+  return { action: v.action, ...(v.rule ? { rule: v.rule } : {}), ...(v.message ? { message: v.message } : {}), ...(v.decision ? { hold: v.hold, decision: v.decision } : {}) };
 }
 
 let isoMs = 0;
@@ -134,11 +162,35 @@ export class StatementTracker {
     return this.opts.check(sql);
   }
 
+  /** Writes a marker line into the recording (hold created / decided). */
+  mark(fields: Record<string, unknown>): void {
+    this.opts.record(JSON.stringify({ t: isoNow(), ...fields }));
+  }
+
+  private review(p: Pending, sql: string, v: Verdict, refused: () => Buffer): ReviewRequest {
+    return {
+      kind: 'review',
+      sql,
+      verdict: v,
+      approve: (hold) => {
+        p.verdict = { ...v, hold, decision: 'approved' };
+      },
+      refuse: (mark, message, sqlstate) => {
+        p.verdict = { ...v, ...mark, message };
+        p.denied = true;
+        if (sqlstate) p.deniedState = sqlstate;
+        this.denials++;
+        return refused();
+      },
+    };
+  }
+
   /**
    * Notes a client message about to be forwarded. Returns bytes to send upstream instead of
-   * the message (a denied statement), or undefined to forward it as is.
+   * the message (a denied statement), a ReviewRequest (the session holds the message until an
+   * approver decides), or undefined to forward it as is.
    */
-  onFrontend(m: FrontendMessage): Buffer | undefined {
+  onFrontend(m: FrontendMessage): Buffer | ReviewRequest | undefined {
     const now = performance.now();
     switch (m.type) {
       case 'query': {
@@ -146,6 +198,7 @@ export class StatementTracker {
         const p: Pending = { k: 'query', start: now, sql: m.sql, rows: 0, tags: [] };
         if (v) p.verdict = v;
         this.push(p);
+        if (v && v.action === 'review' && this.opts.canHold) return this.review(p, m.sql, v, () => msg.query(DENIED_PLACEHOLDER));
         if (v && (v.action === 'deny' || v.action === 'review')) {
           p.denied = true;
           this.denials++;
@@ -159,6 +212,12 @@ export class StatementTracker {
         const p: Pending = { k: 'parse', start: now, sql: m.sql, statement: m.name, rows: 0 };
         if (v) p.verdict = v;
         this.push(p);
+        if (v && v.action === 'review' && this.opts.canHold) {
+          return this.review(p, m.sql, v, () => {
+            this.statements.delete(m.name);
+            return msg.parse(m.name, DENIED_PLACEHOLDER);
+          });
+        }
         if (v && (v.action === 'deny' || v.action === 'review')) {
           p.denied = true;
           this.denials++;
@@ -195,10 +254,13 @@ export class StatementTracker {
       case 'function-call': {
         const p: Pending = { k: 'fcall', start: now, sql: `-- function call oid ${m.oid}`, rows: 0, params: formatParams(m.args, m.argFormats, this.opts.redactParameters) };
         this.push(p);
-        // The fastpath names a function by OID, with no SQL text a policy could judge: when a
-        // policy is on, it is refused (fail closed) rather than let it bypass the SQL rules.
-        if (this.opts.check) {
-          p.verdict = { action: 'deny', message: 'fastpath function calls are refused while SQL policy is on; call the function with SELECT' };
+        // The fastpath names a function by OID, with no SQL text a policy could judge: it is
+        // refused where the rules could not judge it (a `functions` rule or allow-list mode
+        // applies, see policy-seam.ts), and always when no fastpath check is given (fail closed).
+        const fv = this.opts.checkFastpath ? this.opts.checkFastpath() : this.opts.check ? { action: 'deny' as const } : undefined;
+        if (fv && fv.action !== 'allow') p.verdict = fv;
+        if (fv && fv.action !== 'allow' && fv.action !== 'alert') {
+          p.verdict = { ...fv, action: 'deny', message: fv.message ?? 'fastpath function calls are refused while SQL policy is on; call the function with SELECT' };
           p.denied = true;
           this.denials++;
           return msg.query(DENIED_PLACEHOLDER);
@@ -251,8 +313,9 @@ export class StatementTracker {
   private deniedError(p: Pending): Buffer {
     const v = p.verdict!;
     const text = v.message ?? (v.action === 'review' ? 'statement needs review and cannot run in this session' : 'statement denied by policy');
-    p.error = { sqlstate: '42501', message: text };
-    return msg.errorResponse('ERROR', '42501', text, v.rule ? { detail: `policy rule: ${v.rule}` } : undefined);
+    const state = p.deniedState ?? '42501';
+    p.error = { sqlstate: state, message: text };
+    return msg.errorResponse('ERROR', state, text, v.rule ? { detail: `policy rule: ${v.rule}` } : undefined);
   }
 
   /**

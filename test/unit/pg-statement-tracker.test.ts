@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { StatementTracker, DENIED_PLACEHOLDER } from '../../proxy/postgres/statement-tracker.js';
+import { StatementTracker, DENIED_PLACEHOLDER, type ReviewRequest } from '../../proxy/postgres/statement-tracker.js';
+import { ReviewGate, type HeldItem } from '../../proxy/postgres/review-gate.js';
 import * as msg from '../../proxy/postgres/backend-messages.js';
 import type { Verdict } from '../../policies/policy.types.js';
 
@@ -13,9 +14,9 @@ function m(code: string, body: Buffer | string = ''): Buffer {
 }
 const HELD = new Set(['C', 'E', 'Z']);
 
-function setup(check?: (sql: string) => Verdict) {
+function setup(check?: (sql: string) => Verdict, more: { canHold?: boolean; checkFastpath?: () => Verdict } = {}) {
   const lines: any[] = [];
-  const t = new StatementTracker({ redactParameters: false, check, record: (l) => lines.push(JSON.parse(l)) });
+  const t = new StatementTracker({ redactParameters: false, check, ...more, record: (l) => lines.push(JSON.parse(l)) });
   /** Feeds server messages; returns what the client would get instead (if anything). */
   const server = (...msgs: Buffer[]) => msgs.map((b) => t.onBackend(b[0]!, HELD.has(String.fromCharCode(b[0]!)) ? b : undefined, b.length - 5));
   return { t, lines, server };
@@ -97,5 +98,72 @@ describe('statement tracker: fastpath', () => {
     expect(off.t.onFrontend({ type: 'function-call', oid: 2249, argFormats: [], args: [], resultFormat: 0 })).toBeUndefined();
     off.server(m('V', Buffer.from([0, 0, 0, 1, 0x31])), m('Z', 'I'));
     expect(off.lines[0]).toMatchObject({ protocol: 'function-call', sql: '-- function call oid 2249' });
+  });
+});
+
+describe('statement tracker: fastpath with a fastpath check', () => {
+  it('allows and records when the check allows; refuses with the rule when it denies', () => {
+    const ok = setup(() => ({ action: 'allow' }), { checkFastpath: () => ({ action: 'allow' }) });
+    expect(ok.t.onFrontend({ type: 'function-call', oid: 952, argFormats: [], args: [], resultFormat: 0 })).toBeUndefined();
+    ok.server(m('V', Buffer.from([0, 0, 0, 1, 0x31])), m('Z', 'I'));
+    expect(ok.lines[0]).toMatchObject({ protocol: 'function-call' });
+    expect(ok.lines[0].verdict).toBeUndefined();
+    const no = setup(() => ({ action: 'allow' }), { checkFastpath: () => ({ action: 'deny', rule: 'no-file-functions', message: 'refused here' }) });
+    expect(no.t.onFrontend({ type: 'function-call', oid: 952, argFormats: [], args: [], resultFormat: 0 })?.toString()).toContain(DENIED_PLACEHOLDER);
+    const [rep] = no.server(msg.errorResponse('ERROR', '42601', 'syntax error'), m('Z', 'I'));
+    expect(rep?.toString()).toContain('refused here');
+    expect(no.lines[0]).toMatchObject({ verdict: { action: 'deny', rule: 'no-file-functions' }, error: { sqlstate: '42501' } });
+  });
+});
+
+describe('statement tracker and review gate: holds', () => {
+  const review = (): Verdict => ({ action: 'review', rule: 'r', message: 'needs review' });
+
+  it('a review verdict becomes a ReviewRequest only when holds are available', () => {
+    const off = setup(review);
+    expect(Buffer.isBuffer(off.t.onFrontend({ type: 'query', sql: 'update t set x = 1' }))).toBe(true);
+    const on = setup(review, { canHold: true });
+    const r = on.t.onFrontend({ type: 'query', sql: 'update t set x = 1' }) as ReviewRequest;
+    expect(r.kind).toBe('review');
+    r.approve('hold_0000000000000001');
+    on.server(m('C', 'UPDATE 1\0'), m('Z', 'I'));
+    expect(on.lines[0]).toMatchObject({ tag: 'UPDATE 1', verdict: { action: 'review', hold: 'hold_0000000000000001', decision: 'approved' } });
+  });
+
+  it('a refused Parse is replaced; the server error becomes the decision message, the batch stays in sync', () => {
+    const on = setup(review, { canHold: true });
+    const r = on.t.onFrontend({ type: 'parse', name: 's1', sql: 'update t set x = $1', paramTypes: [] }) as ReviewRequest;
+    on.t.onFrontend({ type: 'bind', portal: '', statement: 's1', paramFormats: [], params: [], resultFormats: [] });
+    on.t.onFrontend({ type: 'execute', portal: '', maxRows: 0 });
+    on.t.onFrontend({ type: 'sync' });
+    expect(r.refuse({ hold: 'hold_0000000000000002', decision: 'denied' }, 'refused by an approver').toString()).toContain(DENIED_PLACEHOLDER);
+    const [err, z] = on.server(msg.errorResponse('ERROR', '42601', 'syntax error'), m('Z', 'I'));
+    expect(err?.toString()).toContain('refused by an approver');
+    expect(z).toBeUndefined();
+    expect(on.t.outstanding).toBe(0);
+    expect(on.lines[0]).toMatchObject({ verdict: { decision: 'denied', hold: 'hold_0000000000000002' }, error: { sqlstate: '42501' } });
+  });
+
+  it('the gate holds everything after a held item, keeps order, and pauses the client until decided', async () => {
+    const written: string[] = [];
+    let paused = false;
+    let release!: (b: Buffer) => void;
+    const gate = new ReviewGate({
+      writeUpstream: (p) => written.push(p.map(String).join('')),
+      pauseClient: () => (paused = true),
+      resumeClient: () => (paused = false),
+      closed: () => false,
+      decide: (_: HeldItem) => new Promise<Buffer>((r) => (release = r)),
+    });
+    const fake = { kind: 'review', sql: 'x', verdict: review(), approve() {}, refuse: () => Buffer.from('REFUSED') } as ReviewRequest;
+    gate.push([Buffer.from('a'), { review: fake, raw: Buffer.from('HELD') }, Buffer.from('b')]);
+    expect(written).toEqual(['a']);
+    expect(paused && gate.active).toBe(true);
+    gate.push([Buffer.from('c')]);
+    expect(written).toEqual(['a']);
+    release(Buffer.from('HELD'));
+    await new Promise((r) => setImmediate(r));
+    expect(written).toEqual(['a', 'HELDbc']);
+    expect(paused || gate.active).toBe(false);
   });
 });
