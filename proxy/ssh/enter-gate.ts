@@ -73,14 +73,18 @@ export function trackedLine(size: { cols: number; rows: number }): LineSource {
 /**
  * The keystrokes of one line with the simplest editing model: printable text, Backspace/DEL,
  * Ctrl-U and Ctrl-W. `clean` is false once anything else was typed (arrows, Tab, escape
- * sequences), because then the keystrokes no longer say what the line holds.
+ * sequences, which are dropped), because then the keystrokes no longer say exactly what the line holds.
  */
 export class TypedLine {
   private buf = '';
   private dirty = false;
   private readonly dec = new TextDecoder();
   input(data: Buffer): void {
-    for (const ch of this.dec.decode(data, { stream: true })) {
+    const text = this.dec.decode(data, { stream: true }).replace(ESCAPES, () => {
+      this.dirty = true;
+      return '';
+    });
+    for (const ch of text) {
       if (ch === '\x7f' || ch === '\b') this.buf = this.buf.slice(0, -1);
       else if (ch === '\x15') this.buf = '';
       else if (ch === '\x17') this.buf = this.buf.replace(/\S*\s*$/, '');
@@ -99,6 +103,8 @@ export class TypedLine {
     this.dirty = false;
   }
 }
+
+const ESCAPES = /\x1b(?:\[[0-?]*[ -/]*[@-~]|O.|.)/g;
 
 /** Keys that interrupt whatever runs: they end a prompt wait and cancel a pending review. */
 const INTERRUPT = new Set([0x03, 0x04, 0x1a, 0x1c]);
@@ -206,7 +212,9 @@ export class EnterGate {
   private async handleEnter(enter: Buffer): Promise<void> {
     let line = '';
     let verdict: EnterVerdict;
-    const typed = this.typed.clean ? this.typed.line() : '';
+    // Escape sequences (arrows) are dropped: as a fallback for an empty screen line, the typed
+    // characters are still the safer thing to judge than nothing.
+    const typed = this.typed.line();
     this.typed.reset();
     try {
       if (this.lines.skip?.()) verdict = { action: 'allow' };

@@ -27,7 +27,7 @@ export interface LineTrackerOptions {
   scrollback?: number;
   /** currentLine() waits for this much quiet (no output, no input) so the echo of the last keys is on screen. Default 40 ms. */
   settleMs?: number;
-  /** …but never longer than this in total. Default 300 ms. */
+  /** …and for output newer than the last keystroke (its echo), but never longer than this in total. Default 1000 ms (the wait a password prompt's Enter pays). */
   maxWaitMs?: number;
   /** Without input notifications, output quiet this long after an Enter is taken as "prompt shown". Default 150 ms. */
   promptSettleMs?: number;
@@ -53,7 +53,7 @@ export class LineTracker {
   private disposed = false;
 
   constructor(opts: LineTrackerOptions = {}) {
-    this.opts = { cols: 80, rows: 24, scrollback: 2000, settleMs: 40, maxWaitMs: 300, promptSettleMs: 150, ...opts };
+    this.opts = { cols: 80, rows: 24, scrollback: 2000, settleMs: 40, maxWaitMs: 1000, promptSettleMs: 150, ...opts };
     this.term = new Terminal({ cols: this.opts.cols, rows: this.opts.rows, scrollback: this.opts.scrollback, allowProposedApi: true });
   }
 
@@ -101,7 +101,9 @@ export class LineTracker {
       await this.lastWrite;
       const quiet = Date.now() - Math.max(this.lastOutputAt, this.lastInputAt);
       const left = this.opts.maxWaitMs - (Date.now() - start);
-      if (quiet >= this.opts.settleMs || left <= 0) break;
+      // The echo of the last keystroke must be in: under load it can take far longer than settleMs.
+      const echoed = this.lastOutputAt >= this.lastInputAt;
+      if ((quiet >= this.opts.settleMs && echoed) || left <= 0) break;
       await new Promise((r) => setTimeout(r, Math.min(this.opts.settleMs - quiet, left)));
     }
     await this.lastWrite;
