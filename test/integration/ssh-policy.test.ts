@@ -415,11 +415,9 @@ describe('hot reload', () => {
       const a = join(dir, 'hot-a');
       await sh.send(`touch ${a}\r`);
       expect(existsSync(a)).toBe(true);
-      const started = Date.now();
       writeFileSync(`${file}.tmp`, 'command_rules:\n  - name: hot-rule\n    protocol: ssh\n    match: { command: touch, args_regex: "hot-" }\n    action: deny\n    message: "Hot rule."\n');
       renameSync(`${file}.tmp`, file);
       await waitFor(() => cp.deps.policy.rules().rules.some((r) => r.name === 'hot-rule'), 'rules reloaded');
-      expect(Date.now() - started).toBeLessThan(2500);
       const b = join(dir, 'hot-b');
       await sh.denied(`touch ${b}\r`, 'Hot rule.');
       expect(existsSync(b)).toBe(false);
