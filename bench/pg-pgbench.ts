@@ -51,10 +51,18 @@ function freePort(): Promise<number> {
 }
 
 async function pgbench(conninfo: string, args: string[], password?: string): Promise<number> {
+  return (await pgbenchRun(conninfo, args, password)).tps;
+}
+
+/** TPS, transactions, and this process's CPU time (the in-process proxy's) over the run. */
+async function pgbenchRun(conninfo: string, args: string[], password?: string): Promise<{ tps: number; tx: number; cpuUs: number }> {
+  const cpu0 = process.cpuUsage();
   const { stdout } = await exec('pgbench', [conninfo, ...args], { env: { ...process.env, ...(password ? { PGPASSWORD: password } : {}) }, timeout: (SECONDS + 60) * 1000, maxBuffer: 1 << 24 });
   const m = /tps = ([\d.]+) \((?:without|excluding) initial connection/.exec(stdout) ?? /tps = ([\d.]+)/.exec(stdout);
   if (!m) throw new Error(`no tps in pgbench output:\n${stdout}`);
-  return Number(m[1]);
+  const cpu = process.cpuUsage(cpu0);
+  const tx = Number(/number of transactions actually processed: (\d+)/.exec(stdout)?.[1] ?? NaN);
+  return { tps: Number(m[1]), tx, cpuUs: cpu.user + cpu.system };
 }
 
 async function waitPort(port: number): Promise<void> {
@@ -108,7 +116,7 @@ async function startScramCluster(dir: string): Promise<{ port: number; stop: () 
 async function main(): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'pgw-bench-'));
   await chmod(dir, 0o755);
-  const results: { path: string; mode: string; tps: number; rounds?: number[] }[] = [];
+  const results: { path: string; mode: string; tps: number; rounds?: number[]; cpuPerTx?: number }[] = [];
   let bouncer: ChildProcess | undefined;
   let scram: { port: number; stop: () => Promise<void> } | undefined;
   // The SCRAM cluster starts first: targets are fixed when the control plane (and its policy) loads.
@@ -155,17 +163,22 @@ async function main(): Promise<void> {
     ].filter((p) => PATHS.includes(p.key));
     for (const mode of MODES) {
       const per = new Map<string, number[]>(paths.map((p) => [p.path, []]));
+      const cpu = new Map<string, { us: number; tx: number }>(paths.map((p) => [p.path, { us: 0, tx: 0 }]));
       for (let round = 0; round < ROUNDS; round++) {
-        for (const p of paths) {
+        // Every other round in reverse order, so no path always runs right after another.
+        for (const p of round % 2 ? [...paths].reverse() : paths) {
           // Warm-up (JIT, caches, pool) so every path is measured hot, as a long-running proxy is.
           // On a loaded machine 2 s may not even see the connections open: that is not an error.
           await pgbench(p.conn, ['-S', '-c', String(CLIENTS), '-j', String(THREADS), '-T', '2', '-n', '-M', mode], p.pw).catch(() => 0);
-          const tps = await pgbench(p.conn, [...load, '-M', mode], p.pw);
-          per.get(p.path)!.push(tps);
-          console.error(`${p.path.padEnd(40)} ${mode.padEnd(9)} round ${round + 1} ${tps.toFixed(0)} tps`);
+          const r = await pgbenchRun(p.conn, [...load, '-M', mode], p.pw);
+          per.get(p.path)!.push(r.tps);
+          const c = cpu.get(p.path)!;
+          c.us += r.cpuUs;
+          c.tx += r.tx;
+          console.error(`${p.path.padEnd(40)} ${mode.padEnd(9)} round ${round + 1} ${r.tps.toFixed(0)} tps, proxy CPU ${(r.cpuUs / r.tx).toFixed(1)} µs/tx`);
         }
       }
-      for (const p of paths) results.push({ path: p.path, mode, tps: median(per.get(p.path)!), rounds: per.get(p.path) });
+      for (const p of paths) results.push({ path: p.path, mode, tps: median(per.get(p.path)!), rounds: per.get(p.path), cpuPerTx: p.path.startsWith('pam proxy') ? cpu.get(p.path)!.us / cpu.get(p.path)!.tx : undefined });
     }
 
     // New authenticated sessions per second: pgbench -C opens a connection per transaction. Its
@@ -199,13 +212,13 @@ async function main(): Promise<void> {
   const bouncerTps = (mode: string) => results.find((r) => r.path.startsWith('pgbouncer') && r.mode === mode)?.tps ?? NaN;
   console.log(`\nmachine: ${cpus().length} × ${cpus()[0]?.model}; pgbench ${load()}\n`);
   const bareTps = (mode: string) => results.find((r) => r.path === 'pam proxy (recording, no policy)' && r.mode === mode)?.tps ?? NaN;
-  console.log(`| path | mode | TPS${ROUNDS > 1 ? ' (median)' : ''} | × direct | × pgbouncer | × proxy without policy |${ROUNDS > 1 ? ' rounds |' : ''}`);
-  console.log(`|---|---|---:|---:|---:|---:|${ROUNDS > 1 ? '---|' : ''}`);
+  console.log(`| path | mode | TPS${ROUNDS > 1 ? ' (median)' : ''} | × direct | × pgbouncer | × proxy without policy | proxy CPU µs/tx |${ROUNDS > 1 ? ' rounds |' : ''}`);
+  console.log(`|---|---|---:|---:|---:|---:|---:|${ROUNDS > 1 ? '---|' : ''}`);
   for (const r of results) {
     const isSess = r.mode === 'new sessions/s';
     const x = (d: number) => (isSess ? '' : (r.tps / d).toFixed(2));
     const rounds = ROUNDS > 1 ? ` ${(r.rounds ?? []).map((t) => t.toFixed(0)).join(' / ')} |` : '';
-    console.log(`| ${r.path} | ${r.mode} | ${r.tps.toFixed(0)} | ${x(direct(r.mode))} | ${x(bouncerTps(r.mode))} | ${r.path.startsWith('pam proxy') ? x(bareTps(r.mode)) : ''} |${rounds}`);
+    console.log(`| ${r.path} | ${r.mode} | ${r.tps.toFixed(0)} | ${x(direct(r.mode))} | ${x(bouncerTps(r.mode))} | ${r.path.startsWith('pam proxy') ? x(bareTps(r.mode)) : ''} | ${r.cpuPerTx !== undefined ? r.cpuPerTx.toFixed(1) : ''} |${rounds}`);
   }
   function load() {
     return `-S -c ${CLIENTS} -j ${THREADS} -T ${SECONDS}${ROUNDS > 1 ? `, ${ROUNDS} interleaved rounds` : ''}`;

@@ -305,7 +305,8 @@ export class StatementTracker {
     }
     if (p.error) line += `,"error":${JSON.stringify(p.error)}`;
     if (p.copy) line += `,"copy":${JSON.stringify(p.copy)}`;
-    if (p.verdict) line += `,"verdict":${JSON.stringify(verdictOf(p.verdict))}`;
+    // A plain allow is the common case under a policy: a constant, not an object to stringify.
+    if (p.verdict) line += p.verdict.action === 'allow' && !p.verdict.rule && !p.verdict.message ? ',"verdict":{"action":"allow"}' : `,"verdict":${JSON.stringify(verdictOf(p.verdict))}`;
     if (extra) line += extra;
     this.opts.record(line + '}');
   }
