@@ -155,8 +155,8 @@ export class AsciicastWriter implements TerminalRecorder {
     }
     const items = this.outItems;
     if (!items.length) return;
-    const text = items.length === 1 ? str(items[0]!) : items.map(str).join('');
     const ascii = !this.outText;
+    const text = items.length === 1 ? str(items[0]!) : ascii ? joinAscii(items as Buffer[], this.outLen) : items.map(str).join('');
     this.outItems = [];
     this.outLen = 0;
     this.outText = false;
@@ -203,3 +203,16 @@ export class AsciicastWriter implements TerminalRecorder {
 function str(item: Buffer | string): string {
   return typeof item === 'string' ? item : item.toString('latin1');
 }
+
+/**
+ * One latin1 string from several ASCII buffers, through a scratch buffer shared by all writers
+ * (encoding is synchronous): no per-chunk strings for the garbage collector.
+ */
+function joinAscii(items: Buffer[], length: number): string {
+  if (scratch.length < length) scratch = Buffer.allocUnsafeSlow(Math.max(length, OUT_BATCH_BYTES * 2));
+  let at = 0;
+  for (const b of items) at += b.copy(scratch, at);
+  return scratch.toString('latin1', 0, at);
+}
+
+let scratch = Buffer.alloc(0);
