@@ -47,48 +47,73 @@ const CACHE_MAX = 5000;
 const CACHE_TEXT_MAX = 64 * 1024;
 const cache = new Map<string, SqlClassification>();
 
-/**
- * Texts whose numbers may be folded (`foldable`): printable ASCII and whitespace only, and none of the
- * characters that open a context a regex cannot read: quotes ('…', "…", E'…', U&"…"), dollar
- * quotes and `$1` parameters, backslashes, and comments (`--`, `/*`). In such a text every
- * digit run is either part of an identifier/keyword (a letter, `_` or `$` touches it) or a
- * numeric literal token.
- */
 const FOLDABLE_CHARS = new Uint8Array(128);
 for (const c of '\t\n\r !#%&()*+,-./:;<=>?@[]^`{|}~_0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz') FOLDABLE_CHARS[c.charCodeAt(0)] = 1;
-function foldable(sql: string): boolean {
-  let prev = 0;
-  for (let i = 0; i < sql.length; i++) {
-    const c = sql.charCodeAt(i);
-    if (c >= 128 || FOLDABLE_CHARS[c] === 0) return false;
-    if ((c === 0x2d && prev === 0x2d) || (c === 0x2a && prev === 0x2f)) return false; // -- and /*
-    prev = c;
-  }
-  return true;
-}
-/**
- * A standalone decimal literal: `42`, `4.2`, `4.`, `4e10`, `4.2E-3`. Not when a letter, digit,
- * `_` or `.` touches it on either side, so identifiers (`t1`, `x2y`), qualified names, `0x1F`,
- * `1_000`, `.5` and trailing junk (`1abc`) keep their text and only make the key more specific.
- */
-const NUMBER = /(?<![A-Za-z0-9_.])[0-9]+(?:\.[0-9]*)?(?:[eE][+-]?[0-9]+)?(?![A-Za-z0-9_.])/g;
+/** Characters that glue to a number: letters, digits, `_` and `.`. */
+const WORD_CHARS = new Uint8Array(128);
+for (const c of '._0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz') WORD_CHARS[c.charCodeAt(0)] = 1;
+const isDigit = (c: number) => c >= 0x30 && c <= 0x39;
 
 /**
  * The cache key of a statement text: texts that differ only in numeric constants share it
  * (`… WHERE aid = 17` and `… WHERE aid = 4242` → `… WHERE aid = 1`; 1, not 0, because the
- * grammar itself rejects a few zeros, `float(0)`), so a workload whose
- * statements embed constants (pgbench -M simple, ORMs without parameters) pays for one parse.
- * Only `foldable` texts are folded; any other text is its own key. Classification never
- * looks at constant values (types, relations, functions, WHERE presence, COPY PROGRAM), which
- * the unit tests check on a corpus. A folded key starts with NUL, which no statement text can
- * contain (the protocol sends C strings), so it never collides with a raw text.
+ * grammar itself rejects a few zeros, `float(0)`), so a workload whose statements embed
+ * constants (pgbench -M simple, ORMs without parameters) pays for one parse.
+ *
+ * Only a text made of printable ASCII and whitespace, with none of the characters that open a
+ * context a scanner this simple cannot read, is folded: no quotes ('…', "…", E'…', U&"…"), no
+ * `$` (dollar quotes, `$1` parameters), no backslash, no comment (`--`, `/*`). In such a text
+ * every digit run is part of a name (a letter, digit or `_` touches it) or a numeric token. A
+ * standalone decimal literal (`42`, `4.2`, `4.`, `4e10`, `4.2E-3`) is replaced when no letter,
+ * digit, `_` or `.` touches it on either side; identifiers (`t1`), `0x1F`, `1_000`, `.5` and
+ * trailing junk (`1abc`) keep their text and only make the key more specific.
+ *
+ * Classification never looks at constant values (types, relations, functions, WHERE presence,
+ * COPY PROGRAM), which the unit tests check on a corpus. A folded key starts with NUL, which no
+ * statement text can contain (the protocol sends C strings), so it never collides with a raw
+ * text. One pass over the text, no regex: this runs for every statement.
  */
 export function sqlCacheKey(sql: string): string {
-  if (sql.length > 4096 || !foldable(sql)) return sql;
-  NUMBER.lastIndex = 0;
-  if (!NUMBER.test(sql)) return sql;
-  NUMBER.lastIndex = 0;
-  return '\0' + sql.replace(NUMBER, '1');
+  const n = sql.length;
+  if (n > 4096) return sql;
+  let out: string | undefined;
+  let copied = 0; // sql[copied, i) not yet appended to out
+  let prev = 0;
+  for (let i = 0; i < n; ) {
+    const c = sql.charCodeAt(i);
+    if (c >= 128 || FOLDABLE_CHARS[c] === 0) return sql;
+    if ((c === 0x2d && prev === 0x2d) || (c === 0x2a && prev === 0x2f)) return sql; // -- and /*
+    if (isDigit(c) && (prev >= 128 || WORD_CHARS[prev] === 0)) {
+      let j = i + 1;
+      while (j < n && isDigit(sql.charCodeAt(j))) j++;
+      if (j < n && sql.charCodeAt(j) === 0x2e) {
+        j++;
+        while (j < n && isDigit(sql.charCodeAt(j))) j++;
+      }
+      const e = j < n ? sql.charCodeAt(j) : 0;
+      if (e === 0x65 || e === 0x45) {
+        let k = j + 1;
+        const sign = k < n ? sql.charCodeAt(k) : 0;
+        if (sign === 0x2b || sign === 0x2d) k++;
+        if (k < n && isDigit(sql.charCodeAt(k))) {
+          while (k < n && isDigit(sql.charCodeAt(k))) k++;
+          j = k;
+        }
+      }
+      const after = j < n ? sql.charCodeAt(j) : 0x20;
+      if (after < 128 && WORD_CHARS[after] === 0) {
+        out = (out ?? '\0') + sql.slice(copied, i) + '1';
+        copied = j;
+      }
+      // Glued to a word (or not a literal we fold): keep the text, scan on after it.
+      prev = sql.charCodeAt(j - 1);
+      i = j;
+      continue;
+    }
+    prev = c;
+    i++;
+  }
+  return out === undefined ? sql : out + sql.slice(copied);
 }
 
 /**
