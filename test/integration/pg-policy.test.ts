@@ -337,6 +337,25 @@ describe('SQL policy: review holds', () => {
   });
 });
 
+describe('SQL policy: review holds and the session end', () => {
+  it('a session killed while its statement waits drops the statement; the hold expires and cannot be approved', async () => {
+    const c = client();
+    await c.connect();
+    const notice = new Promise<any>((r) => c.once('notice', r));
+    const q = c.query("update items set v = 'killed' where id = 4").catch((e) => e);
+    const id = /hold_[0-9a-f]{16}/.exec((await notice).message)![0];
+    const port = (c as any).connection.stream.localPort;
+    const live = cp.deps.sessions.list().find((s) => s.clientAddress?.endsWith(`:${port}`))!;
+    expect(cp.deps.sessions.kill(live.id, 'killed while held')).toBe(true);
+    expect(await q).toMatchObject({ code: '57P01', message: 'terminating connection: killed while held' });
+    const who = await approver();
+    await eventually(async () => (await cp.deps.holds.list(who)).find((h) => h.id === id && h.status === 'expired'), 'hold expired');
+    await expect(cp.deps.holds.decide(who, id, true)).rejects.toThrow(/already expired/);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(await atTarget('select v from items where id = 4')).toBe('orig');
+  });
+});
+
 describe('SQL policy: fastpath function calls', () => {
   it('psql \\lo_import works where no functions rule applies, is refused where one does', async () => {
     const file = join(cp.dataDir, 'lo.bin');

@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import YAML from 'yaml';
 import { classifySql, initSqlParser, sqlCacheSize } from '../../policies/sql-classify.js';
-import { evaluate } from '../../policies/evaluator.js';
+import { evaluate, evaluateFastpath } from '../../policies/evaluator.js';
 import { combineRuleFiles, parseRuleFile } from '../../policies/rules.js';
 import type { Action, PolicyRequest } from '../../policies/policy.types.js';
 
@@ -160,5 +160,33 @@ describe('classifySql', () => {
     const t = performance.now();
     for (let i = 0; i < 10_000; i++) classifySql(q);
     expect((performance.now() - t) / 10_000).toBeLessThan(0.02);
+  });
+});
+
+describe('fastpath FunctionCall (no SQL text)', () => {
+  const subject = { user: 'u', groups: [], roles: [] as string[], target: 'db-1', login: 'postgres' };
+  const file = (yaml: string) => combineRuleFiles([parseRuleFile(YAML.parse(yaml), 'fp.yaml')]);
+
+  it('is refused where a functions rule applies, naming it', () => {
+    expect(evaluateFastpath(RULES, subject, 'allow')).toMatchObject({ action: 'deny', rule: 'no-file-functions' });
+  });
+
+  it('is allowed where no functions rule applies (other target, other login, allow rule)', () => {
+    const rules = file(`command_rules:
+  - { name: f-elsewhere, protocol: postgres, targets: [prod-*], match: { functions: [lo_import] }, action: deny }
+  - { name: f-app-only, protocol: postgres, logins: [app_*], match: { functions: [lo_import] }, action: deny }
+  - { name: f-allowed, protocol: postgres, match: { functions: [lo_creat] }, action: allow }
+  - { name: no-drop, protocol: postgres, match: { statements: [DropStmt] }, action: deny }
+`);
+    expect(evaluateFastpath(rules, subject, 'allow')).toEqual({ action: 'allow' });
+    expect(evaluateFastpath(rules, { ...subject, target: 'prod-1' }, 'allow')).toMatchObject({ action: 'deny', rule: 'f-elsewhere' });
+    expect(evaluateFastpath(rules, { ...subject, login: 'app_rw' }, 'allow')).toMatchObject({ action: 'deny', rule: 'f-app-only' });
+  });
+
+  it('is refused in allow-list mode (target or file default other than allow)', () => {
+    expect(evaluateFastpath(file('command_rules: []\n'), subject, 'deny').action).toBe('deny');
+    expect(evaluateFastpath(file('command_rules: []\n'), subject, 'alert').action).toBe('deny');
+    expect(evaluateFastpath(file('default_action: { "db-*": review }\n'), subject, 'allow').action).toBe('deny');
+    expect(evaluateFastpath(file('default_action: { "other": deny }\n'), subject, 'allow').action).toBe('allow');
   });
 });
