@@ -129,7 +129,7 @@ beforeAll(async () => {
   await admin('postgres', `CREATE DATABASE ${DB} OWNER ${ROLE}`);
   await admin(DB, `SET ROLE ${ROLE};
     CREATE TABLE keep(id int primary key, v text); INSERT INTO keep VALUES (1, 'a'), (2, 'b'), (3, 'c');
-    CREATE TABLE items(id int primary key, v text); INSERT INTO items VALUES (1, 'orig'), (2, 'orig'), (3, 'orig'), (4, 'orig');
+    CREATE TABLE items(id int primary key, v text); INSERT INTO items VALUES (1, 'orig'), (2, 'orig'), (3, 'orig'), (4, 'orig'), (5, 'orig');
     CREATE TABLE log(id int);
     CREATE TABLE reloadme(id int); INSERT INTO reloadme VALUES (1);
     CREATE TABLE secrets(id int); CREATE SCHEMA vault; CREATE TABLE vault.secrets(id int, s text); INSERT INTO vault.secrets VALUES (1, 'hunter2');
@@ -334,6 +334,43 @@ describe('SQL policy: review holds', () => {
     expect((await c.query('select 5 as ok')).rows).toEqual([{ ok: 5 }]);
     await c.end();
     expect(await atTarget('select v from items where id = 4')).toBe('orig');
+  });
+});
+
+describe('SQL policy: review holds keep the protocol in order', () => {
+  it('a pipelined extended batch and a Query behind it wait for the decision, then are answered in order', async () => {
+    const { serialize } = await import('pg-protocol');
+    const { Parser } = await import('pg-protocol/dist/parser.js');
+    const sock = connect(broker.port, '127.0.0.1');
+    sock.on('error', () => {});
+    const got: any[] = [];
+    const parser = new Parser();
+    sock.on('data', (d) => parser.parse(d, (m: any) => got.push(m)));
+    const ready = (n: number) => eventually(async () => got.filter((m) => m.name === 'readyForQuery').length >= n || undefined, `ReadyForQuery #${n}`);
+    sock.write(Buffer.concat([serialize.startup({ user: ROLE, database: 'poldb' }), serialize.password(token)]));
+    await ready(1);
+    got.length = 0;
+    // One write: Parse/Bind/Execute/Sync of a statement that needs review, then a simple Query.
+    sock.write(Buffer.concat([
+      serialize.parse({ text: 'update items set v = $1 where id = $2' }),
+      serialize.bind({ values: ['pipelined', '5'] }),
+      serialize.execute(),
+      serialize.sync(),
+      serialize.query("select 'after-hold' as v"),
+    ]));
+    const notice = await eventually(async () => got.find((m) => m.name === 'notice'), 'notice');
+    const id = /hold_[0-9a-f]{16}/.exec(notice.message)![0];
+    await new Promise((r) => setTimeout(r, 300));
+    // Nothing of the batch, nor the Query behind it, reached the server.
+    expect(got.map((m) => m.name)).toEqual(['notice']);
+    expect(await atTarget('select v from items where id = 5')).toBe('orig');
+    await cp.deps.holds.decide(await approver(), id, true);
+    await ready(2);
+    expect(got.map((m) => m.name)).toEqual(['notice', 'parseComplete', 'bindComplete', 'commandComplete', 'readyForQuery', 'rowDescription', 'dataRow', 'commandComplete', 'readyForQuery']);
+    expect(got[3].text).toBe('UPDATE 1');
+    expect(got[6].fields.map(String)).toEqual(['after-hold']);
+    sock.end(serialize.end());
+    expect(await atTarget('select v from items where id = 5')).toBe('pipelined');
   });
 });
 
