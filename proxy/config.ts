@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import YAML from 'yaml';
+import { parseDuration } from '../access/duration.js';
 import type { Config, Listen, LoginConfig, Target } from './config.types.js';
 
 /** A bad configuration: `key` is the dotted path of the offending key. */
@@ -102,7 +103,7 @@ function parseTarget(v: unknown, i: number, base: string): Target {
 /** Validates a parsed YAML document. `file` resolves relative paths. */
 export function parseConfig(doc: unknown, file: string): Config {
   if (!isObj(doc)) throw new ConfigError('(root)', 'the file must hold a YAML mapping');
-  known(doc, '', ['listen', 'data_dir', 'store', 'policies_dir', 'identity', 'targets', 'ssh', 'postgres']);
+  known(doc, '', ['listen', 'data_dir', 'store', 'policies_dir', 'identity', 'targets', 'ssh', 'postgres', 'review_timeout']);
   const base = dirname(file);
   const rel = (p: string) => (isAbsolute(p) ? p : resolve(base, p));
 
@@ -157,9 +158,20 @@ export function parseConfig(doc: unknown, file: string): Config {
   const tlsKey = str(pg, 'tls_key', 'postgres');
   if (!!tlsCert !== !!tlsKey) throw new ConfigError(tlsCert ? 'postgres.tls_key' : 'postgres.tls_cert', 'tls_cert and tls_key go together');
 
+  let reviewTimeoutMs = 5 * 60_000;
+  const rt = str(doc, 'review_timeout', '');
+  if (rt) {
+    try {
+      reviewTimeoutMs = parseDuration(rt);
+    } catch (e) {
+      throw new ConfigError('review_timeout', (e as Error).message);
+    }
+  }
+
   return {
     file,
     listen,
+    reviewTimeoutMs,
     dataDir: rel(str(doc, 'data_dir', '') ?? './data'),
     store,
     policiesDir: rel(str(doc, 'policies_dir', '') ?? './policies'),

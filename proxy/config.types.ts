@@ -45,6 +45,8 @@ export interface Config {
   store: string;
   policiesDir: string;
   identity: IdentityConfig;
+  /** How long a command or statement held by a `review` rule waits for an approver. */
+  reviewTimeoutMs: number;
   targets: Target[];
   ssh: { hostKeyFile?: string; envAllow: string[] };
   postgres: {

@@ -23,9 +23,9 @@ export async function startProxy(config: Config): Promise<RunningProxy> {
     const ui = replayUi(cp);
     const http = await startHttpServer(cp, config.listen.http!, ui);
     listeners.push({ port: http.port, close: async () => { ui.close(); await http.close(); } });
-    const ssh = config.listen.ssh ? await startSshBroker(cp, config.listen.ssh) : undefined;
+    const ssh = config.listen.ssh ? await startSshBroker(cp, config.listen.ssh, { reviewTimeoutMs: config.reviewTimeoutMs }) : undefined;
     if (ssh) listeners.push(ssh);
-    const postgres = config.listen.postgres ? await startPostgresBroker(cp, config.listen.postgres) : undefined;
+    const postgres = config.listen.postgres ? await startPostgresBroker(cp, config.listen.postgres, { reviewTimeoutMs: config.reviewTimeoutMs }) : undefined;
     if (postgres) listeners.push(postgres);
     await cp.audit.append({ type: 'config.loaded', file: config.file, targets: config.targets.map((t) => t.name), roles: cp.roles().map((r) => r.name) });
     return {

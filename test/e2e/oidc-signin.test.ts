@@ -75,6 +75,7 @@ beforeAll(async () => {
     file: join(dataDir, 'pam.yaml'),
     listen: { http: { host: '127.0.0.1', port: 0 } },
     dataDir, store: 'embedded', policiesDir,
+    reviewTimeoutMs: 300_000,
     identity: { dev: false, issuer, audience: 'pam-proxy', groupsClaim: 'groups' },
     targets: [],
     ssh: { envAllow: [] },

@@ -92,6 +92,7 @@ beforeAll(async () => {
     store: 'embedded',
     policiesDir,
     identity: { dev: true, audience: 'pam-proxy', groupsClaim: 'groups' },
+    reviewTimeoutMs: 300_000,
     targets: [
       { name: 'web', protocol: 'ssh', host: sshd.host, port: sshd.port, hostKey: sshd.hostKey, logins: { root: { secret: 'web-root' } }, defaultAction: 'allow' },
       { name: 'db', protocol: 'postgres', host: '127.0.0.1', port: 5432, database: 'postgres', tls: 'prefer', logins: { [ROLE]: { secret: 'db-pw' } }, defaultAction: 'allow' },

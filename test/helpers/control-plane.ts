@@ -48,6 +48,7 @@ export async function startControlPlane(opts: { targets: Target[]; roles?: strin
     store: 'embedded',
     policiesDir,
     identity: { dev: true, audience: 'pam-proxy', groupsClaim: 'groups' },
+    reviewTimeoutMs: 5 * 60_000,
     targets: opts.targets,
     ssh: { envAllow: ['LANG', 'LC_*', 'TERM', 'TZ'] },
     postgres: { allowPlaintextTokens: false, maxMessageBytes: 64 * 1024 * 1024, redactParameters: false },

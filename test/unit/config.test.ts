@@ -29,6 +29,8 @@ describe('config', () => {
     expect(c.listen.ssh).toEqual({ host: '127.0.0.1', port: 2222 });
     expect(c.targets[1]).toMatchObject({ name: 'appdb', protocol: 'postgres', host: '10.0.0.6', port: 5432, database: 'app', tls: 'prefer' });
     expect(c.identity).toMatchObject({ issuer: 'https://idp.example.com', groupsClaim: 'groups', dev: false });
+    expect(c.reviewTimeoutMs).toBe(300_000);
+    expect(parseConfig({ ...base(), review_timeout: '90s' }, '/x.yaml').reviewTimeoutMs).toBe(90_000);
   });
 
   it.each([
@@ -42,6 +44,7 @@ describe('config', () => {
     [{ ...base(), targets: [{ ...base().targets[1], tls: 'verify-full' }] }, 'targets[0].ca_file', /required/],
     [{ ...base(), targets: [{ ...base().targets[1], logins: {} }] }, 'targets[0].logins', /secret/],
     [{ ...base(), postgres: { max_message_bytes: 5 } }, 'postgres.max_message_bytes', /at least/],
+    [{ ...base(), review_timeout: 'a while' }, 'review_timeout', /not a duration/],
   ])('names the bad key (%#)', (doc, key, why) => {
     const e = errorOf(doc);
     expect(e).toBeInstanceOf(ConfigError);
