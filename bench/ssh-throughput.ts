@@ -53,12 +53,14 @@ const direct: number[] = [];
 const proxied: number[] = [];
 /** CPU time of this process (broker + control plane) per proxied MiB: steadier than MB/s on a shared machine. */
 const cpuMsPerMB: number[] = [];
+const sysMsPerMB: number[] = [];
 for (let i = 0; i < RUNS; i++) {
   direct.push(await run('ssh', directArgs));
   const cpu = process.cpuUsage();
   proxied.push(await run('sshpass', proxyArgs, { ...process.env, SSHPASS: token }));
   const used = process.cpuUsage(cpu);
   cpuMsPerMB.push((used.user + used.system) / 1000 / (bytes / 1024 / 1024));
+  sysMsPerMB.push(used.system / 1000 / (bytes / 1024 / 1024));
 }
 clearInterval(sampler);
 const best = (xs: number[]) => Math.min(...xs);
@@ -73,6 +75,7 @@ console.log(JSON.stringify({
   directSeconds: direct.map((s) => +s.toFixed(2)),
   proxySeconds: proxied.map((s) => +s.toFixed(2)),
   proxyCpuMsPerMB: cpuMsPerMB.map((x) => +x.toFixed(2)),
+  ofWhichSystemMsPerMB: sysMsPerMB.map((x) => +x.toFixed(2)),
   baseRssMB: Math.round(baseRss / 1024 / 1024),
   peakRssMB: Math.round(peakRss / 1024 / 1024),
   recordingBytes: rec?.bytes,
