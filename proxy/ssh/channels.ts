@@ -8,6 +8,7 @@ import type { CommandPolicy } from './command-policy.js';
 import { splitCommands } from '../../policies/shell-words.js';
 import { SftpAudit, describeSftpOp } from './sftp-audit.js';
 import { corkUntilTick } from './socket-cork.js';
+import type { ForwardOptions, SessionForwards } from './session-forward.js';
 
 type Client = ssh2.Client;
 type ServerChannel = ssh2.ServerChannel;
@@ -26,6 +27,8 @@ export interface ChannelContext {
   commands?: CommandPolicy;
   /** Interactive line check at each Enter of a pty session (enter-gate.ts); absent = no line checks. */
   onEnter?: OnEnter;
+  /** Agent and X11 forwarding (session-forward.ts); absent = both refused. */
+  forwards?: SessionForwards;
   audit(event: AuditEvent): void;
   track(channel: Terminable): () => void;
 }
@@ -70,6 +73,7 @@ export function handleSessionChannel(ctx: ChannelContext, session: Session): voi
   let pty: PtyInfo | undefined;
   const env: Record<string, string> = {};
   let relay: ChannelRelay | undefined;
+  const fwd: ForwardOptions = {};
 
   session.on('pty', (accept, _reject, info) => {
     pty = info;
@@ -93,13 +97,21 @@ export function handleSessionChannel(ctx: ChannelContext, session: Session): voi
     relay?.signal(info.name);
     accept?.();
   });
-  session.on('x11', (_accept, reject) => {
+  session.on('x11', (accept, reject, info) => {
+    if (ctx.forwards) {
+      fwd.x11 = ctx.forwards.allowX11(info);
+      return void (fwd.x11 ? accept?.() : reject?.());
+    }
     const why = checkChannel(ctx, 'x11') ?? 'X11 forwarding is not supported by this proxy';
     ctx.audit({ type: 'ssh.channel.refused', channel: 'x11', why });
     ctx.recording.marker(`refused x11: ${why}`);
     reject?.();
   });
-  session.on('auth-agent', (_accept, reject) => {
+  session.on('auth-agent', (accept, reject) => {
+    if (ctx.forwards) {
+      fwd.agentForward = ctx.forwards.allowAgent() || undefined;
+      return void (fwd.agentForward ? accept?.() : reject?.());
+    }
     const why = checkChannel(ctx, 'agent-forward') ?? 'agent forwarding is not supported by this proxy';
     ctx.audit({ type: 'ssh.channel.refused', channel: 'agent-forward', why });
     ctx.recording.marker(`refused agent forwarding: ${why}`);
@@ -156,7 +168,8 @@ export function handleSessionChannel(ctx: ChannelContext, session: Session): voi
   session.on('shell', (accept) => {
     ctx.recording.marker(pty ? 'shell' : 'shell (no pty)');
     ctx.audit({ type: 'ssh.shell', pty: !!pty });
-    open('shell', accept, (cb) => ctx.upstream.shell(pty ? ptyOpts(pty) : false, { env }, cb), pty ? { kind: 'terminal', gate: true } : { kind: 'raw', gate: false });
+    const shell = (f: ForwardOptions) => (cb: (err: Error | undefined, up: ClientChannel) => void) => ctx.upstream.shell(pty ? ptyOpts(pty) : false, { env, ...f }, cb);
+    open('shell', accept, (cb) => (ctx.forwards ? ctx.forwards.start(fwd, shell, cb) : shell({})(cb)), pty ? { kind: 'terminal', gate: true } : { kind: 'raw', gate: false });
   });
 
   session.on('exec', (accept, _reject, info) => {
@@ -170,7 +183,8 @@ export function handleSessionChannel(ctx: ChannelContext, session: Session): voi
       const scp = plainScp(command);
       // A pty exec (`ssh -t host bash`) is an interactive shell too: its lines are gated.
       const mode: RelayMode = scp ? { kind: 'transfer', label: `scp ${scp.direction} ${scp.path}` } : pty ? { kind: 'terminal', gate: true } : { kind: 'raw', gate: false };
-      openOn(ch, 'exec', (cb) => ctx.upstream.exec(command, { env, ...(pty ? { pty: ptyOpts(pty) } : {}) }, cb), mode);
+      const exec = (f: ForwardOptions) => (cb: (err: Error | undefined, up: ClientChannel) => void) => ctx.upstream.exec(command, { env, ...(pty ? { pty: ptyOpts(pty) } : {}), ...f } as ssh2.ExecOptions, cb);
+      openOn(ch, 'exec', (cb) => (ctx.forwards ? ctx.forwards.start(fwd, exec, cb) : exec({})(cb)), mode);
     });
   });
 

@@ -3,10 +3,61 @@
  * `channel: port-forward` rule allows the destination (`host:port` glob), then opened from the
  * target with the vaulted login and relayed with backpressure. Refusals and forwards are
  * audited with the rule and marked in the recording; a forward ends with the session.
- * Remote forwarding (tcpip-forward) stays refused: it opens a listener on the target.
+ * Also the pieces every forwarding kind shares (remote-forward.ts, session-forward.ts):
+ * `refuseForward` (audit + marker) and `relayForward` (both ways, byte counts, ends with the session).
  */
 import type ssh2 from 'ssh2';
-import { checkChannel, channelRule, type ChannelContext } from './channels.js';
+import { checkChannel, channelRule, type ChannelContext, type ChannelKind } from './channels.js';
+
+type Ctx = Pick<ChannelContext, 'policy' | 'subject' | 'audit' | 'recording' | 'track'>;
+
+/**
+ * Asks the channel policy; a refusal is audited (`ssh.channel.refused`, plus `policy.deny` when a
+ * policy decided) and marked. Returns the allowing rule (or 'default') when allowed.
+ */
+export function decideForward(
+  ctx: Ctx, channel: ChannelKind, destination: string | undefined, what: string, extra: Record<string, unknown> = {},
+): { allowed: true; rule: string } | { allowed: false; why: string } {
+  const rule = channelRule(ctx, channel, destination);
+  const why = checkChannel(ctx, channel, destination);
+  if (!why) return { allowed: true, rule: rule ?? 'default' };
+  refuseForward(ctx, channel, destination, what, why, rule, extra);
+  return { allowed: false, why };
+}
+
+export function refuseForward(
+  ctx: Ctx, channel: ChannelKind, destination: string | undefined, what: string, why: string, rule?: string, extra: Record<string, unknown> = {},
+): void {
+  const dest = destination !== undefined ? { destination } : {};
+  ctx.audit({ type: 'ssh.channel.refused', channel, ...dest, why, ...extra, ...(rule ? { rule } : {}) });
+  if (ctx.policy) ctx.audit({ type: 'policy.deny', protocol: 'ssh', kind: 'channel', channel, ...dest, rule: rule ?? 'default_action', why });
+  ctx.recording.marker(`refused ${what}: ${why}`);
+}
+
+type Duplex = NodeJS.ReadWriteStream & { close(): void; on(ev: string, fn: (...a: never[]) => void): unknown };
+
+/** Relays two channels both ways (pipe: backpressure both ways) until either closes or the session ends. */
+export function relayForward(ctx: Ctx, label: string, a: Duplex, b: Duplex): void {
+  let bytes = { up: 0, down: 0 };
+  const untrack = ctx.track({ terminate: () => { a.close(); b.close(); } });
+  a.on('data', (d: Buffer) => { bytes.up += d.length; });
+  b.on('data', (d: Buffer) => { bytes.down += d.length; });
+  a.pipe(b).pipe(a);
+  a.on('error', () => {});
+  b.on('error', () => {});
+  let done = false;
+  const close = () => {
+    if (done) return;
+    done = true;
+    untrack();
+    ctx.recording.marker(`${label} closed: ${bytes.up} bytes up, ${bytes.down} bytes down`);
+    bytes = { up: 0, down: 0 };
+    a.close();
+    b.close();
+  };
+  a.on('close', close);
+  b.on('close', close);
+}
 
 export function handleDirectTcpip(
   ctx: ChannelContext,
@@ -15,15 +66,8 @@ export function handleDirectTcpip(
   info: ssh2.TcpipRequestInfo,
 ): void {
   const destination = `${info.destIP}:${info.destPort}`;
-  const rule = channelRule(ctx, 'port-forward', destination);
-  const why = checkChannel(ctx, 'port-forward', destination);
-  if (why) {
-    ctx.audit({ type: 'ssh.channel.refused', channel: 'port-forward', destination, why, ...(rule ? { rule } : {}) });
-    if (ctx.policy) ctx.audit({ type: 'policy.deny', protocol: 'ssh', kind: 'channel', channel: 'port-forward', destination, rule: rule ?? 'default_action', why });
-    ctx.recording.marker(`refused port forward to ${destination}: ${why}`);
-    reject();
-    return;
-  }
+  const d = decideForward(ctx, 'port-forward', destination, `port forward to ${destination}`);
+  if (!d.allowed) return reject();
   ctx.upstream.forwardOut(info.srcIP, info.srcPort, info.destIP, info.destPort, (err, up) => {
     if (err) {
       ctx.audit({ type: 'ssh.forward.failed', destination, why: err.message });
@@ -33,26 +77,9 @@ export function handleDirectTcpip(
     }
     const ch = accept();
     if (!ch) return void up.close();
+    const rule = d.rule === 'default' ? undefined : d.rule;
     ctx.audit({ type: 'ssh.forward', channel: 'port-forward', destination, rule });
-    ctx.recording.marker(`port forward to ${destination} (rule ${rule ?? 'default'})`);
-    let bytes = { up: 0, down: 0 };
-    const untrack = ctx.track({ terminate: () => { ch.close(); up.close(); } });
-    ch.on('data', (d: Buffer) => { bytes.up += d.length; });
-    up.on('data', (d: Buffer) => { bytes.down += d.length; });
-    ch.pipe(up).pipe(ch);
-    ch.on('error', () => {});
-    up.on('error', () => {});
-    let done = false;
-    const close = () => {
-      if (done) return;
-      done = true;
-      untrack();
-      ctx.recording.marker(`port forward to ${destination} closed: ${bytes.up} bytes up, ${bytes.down} bytes down`);
-      bytes = { up: 0, down: 0 };
-      ch.close();
-      up.close();
-    };
-    ch.on('close', close);
-    up.on('close', close);
+    ctx.recording.marker(`port forward to ${destination} (rule ${d.rule})`);
+    relayForward(ctx, `port forward to ${destination}`, ch, up);
   });
 }

@@ -11,6 +11,8 @@ import { handleSessionChannel, checkChannel, type ChannelContext, type Terminabl
 import type { OnEnter } from './enter-gate.js';
 import { CommandPolicy } from './command-policy.js';
 import { handleDirectTcpip } from './forward-policy.js';
+import { RemoteForwards } from './remote-forward.js';
+import { ForwardedAgent, SessionForwards } from './session-forward.js';
 import { HostKeyMismatch, UpstreamError } from './errors.js';
 import { connectUpstream } from './upstream.js';
 
@@ -56,6 +58,8 @@ export class SshConnection {
   private readonly cleanups: (() => void)[] = [];
   private user: string | undefined;
   private ending: Promise<void> | undefined;
+  /** Given to the upstream login; relays the target's agent channels once a rule allowed it. */
+  private readonly agent = new ForwardedAgent();
 
   constructor(
     private readonly deps: BrokerDeps,
@@ -117,7 +121,7 @@ export class SshConnection {
     }
 
     try {
-      this.upstream = await connectUpstream(auth, this.deps.vault);
+      this.upstream = await connectUpstream(auth, this.deps.vault, { agent: this.agent });
     } catch (err) {
       const why = err instanceof UpstreamError ? err.message : 'target unreachable';
       this.audit({
@@ -221,19 +225,14 @@ export class SshConnection {
         return () => this.relays.delete(r);
       },
     };
+    ctx.forwards = new SessionForwards(ctx, this.client, this.agent);
     this.client.on('session', (accept) => {
       if (this.step !== 'relay') return;
       handleSessionChannel(ctx, accept());
     });
     this.client.on('tcpip', (accept, reject, info) => handleDirectTcpip(ctx, accept, reject, info));
-    this.client.on('request', (_accept, reject, name, info) => {
-      const i = info as { bindAddr?: string; bindPort?: number; socketPath?: string };
-      const destination = i.bindAddr !== undefined ? `${i.bindAddr}:${i.bindPort}` : i.socketPath;
-      const why = checkChannel(ctx, 'port-forward', destination) ?? 'remote forwarding (-R) is not supported by this proxy';
-      ctx.audit({ type: 'ssh.channel.refused', channel: 'port-forward', request: name, destination, why });
-      this.recording!.marker(`refused ${name} ${destination ?? ''}: ${why}`);
-      reject?.();
-    });
+    const remote = new RemoteForwards(ctx, this.client);
+    this.client.on('request', (accept, reject, name, info) => remote.handleRequest(accept, reject, name, info));
   }
 
   // ── end ───────────────────────────────────────────────────────────────────────────────

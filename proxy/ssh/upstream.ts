@@ -32,6 +32,11 @@ export function parsePinnedKey(line: string): { type: string; blob: Buffer } {
 
 export interface UpstreamOptions {
   readyTimeoutMs?: number;
+  /**
+   * Relays agent channels the target opens (session-forward.ts). It holds no keys, so the login
+   * never authenticates with it; it only makes ssh2 accept `auth-agent@openssh.com` channels.
+   */
+  agent?: ssh2.BaseAgent;
 }
 
 /**
@@ -64,6 +69,7 @@ export async function connectUpstream(auth: Authorized, vault: Vault, opts: Upst
         port: target.port,
         username: auth.login,
         ...(isKey ? { privateKey: secret } : { password: secret.toString('utf8') }),
+        ...(opts.agent ? { agent: opts.agent } : {}),
         readyTimeout: opts.readyTimeoutMs ?? 15_000,
         keepaliveInterval: 30_000,
         algorithms: { serverHostKey: (HOST_KEY_ALGOS[pinned.type] ?? [pinned.type]) as never },
