@@ -41,7 +41,12 @@ async function waitForPort(port: number, proc: ChildProcess, log: string): Promi
   throw new Error('sshd did not start listening');
 }
 
-export async function startSshd(): Promise<TestSshd> {
+export interface SshdOptions {
+  /** Extra sshd_config lines, appended after the defaults (e.g. `X11Forwarding yes`). */
+  config?: string[];
+}
+
+export async function startSshd(opts: SshdOptions = {}): Promise<TestSshd> {
   const dir = await mkdtemp(join(tmpdir(), 'pam-sshd-'));
   await mkdir('/run/sshd', { recursive: true });
   const keygen = (file: string) => execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'pam-test', '-f', file]);
@@ -68,6 +73,7 @@ export async function startSshd(): Promise<TestSshd> {
     'MaxSessions 50',
     'MaxStartups 100',
     'LogLevel VERBOSE',
+    ...(opts.config ?? []),
     '',
   ].join('\n'));
   const log = join(dir, 'sshd.log');
