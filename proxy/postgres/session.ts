@@ -1,18 +1,19 @@
 import type { Socket } from 'node:net';
 import { TLSSocket, type SecureContext } from 'node:tls';
 import { AccessDenied, type Authorized } from '../../access/access.types.js';
-import { TokenRejected, type Identity } from '../../access/identity.types.js';
 import { QueryLogWriter } from '../../recorder/query-log-writer.js';
 import type { BrokerDeps } from '../broker.types.js';
 import type { PostgresTarget } from '../config.types.js';
 import * as msg from './backend-messages.js';
 import { BackendStream } from './backend-stream.js';
 import type { CancelKeys } from './cancel-keys.js';
-import { decodeFrontendMessage, decodeStartupPacket, FrontendCode, FrontendFramer, ProtocolError, type Frame } from './frontend-codec.js';
+import { decodeStartupPacket, FrontendCode, FrontendFramer, ProtocolError } from './frontend-codec.js';
 import { StatementTracker } from './statement-tracker.js';
 import { fastpathPolicyCheck, sqlPolicyCheck } from './policy-seam.js';
-import { holdStatement, REVIEW_TIMEOUT_MS, ReviewGate, type UpstreamItem } from './review-gate.js';
-import { connectUpstream, sendCancel, type UpstreamConnection } from './upstream.js';
+import { holdStatement, REVIEW_TIMEOUT_MS, ReviewGate } from './review-gate.js';
+import { authorizeLogin, openUpstream, SessionFatal, verifyToken } from './session-auth.js';
+import { batchFrontend } from './session-relay.js';
+import { sendCancel, type UpstreamConnection } from './upstream.js';
 
 export interface SessionContext {
   deps: BrokerDeps;
@@ -22,14 +23,6 @@ export interface SessionContext {
   plaintextOk: boolean;
   /** How long a `review` hold waits for an approver; default REVIEW_TIMEOUT_MS (5 min). */
   reviewTimeoutMs?: number;
-}
-
-/** The client is told this error, then the connection closes. */
-class SessionFatal extends Error {
-  constructor(public readonly sqlstate: string, message: string) {
-    super(message);
-    this.name = 'SessionFatal';
-  }
 }
 
 type Step = 'startup' | 'password' | 'opening' | 'relay' | 'closed';
@@ -161,38 +154,12 @@ export class PostgresSession {
     const { deps } = this.ctx;
     const database = this.startupParams.database ?? this.startupParams.user!;
     const login = this.startupParams.user!;
-    let identity: Identity;
-    try {
-      identity = await deps.identity.verify(token);
-    } catch (err) {
-      const reason = err instanceof TokenRejected ? err.reason : 'could not verify the token';
-      void deps.audit.append({ type: 'session.refused', protocol: 'postgres', target: database, login, client: this.clientAddress, why: `token rejected: ${reason}` }).catch(() => {});
-      throw new SessionFatal('28P01', `IAM token rejected: ${reason}. Use a fresh token from your identity provider as the password`);
-    }
-    try {
-      this.auth = await deps.gate.authorize(identity, database, login, 'postgres');
-    } catch (err) {
-      if (err instanceof AccessDenied) throw new SessionFatal('28000', err.message);
-      throw err;
-    }
+    const identity = await verifyToken(deps, token, { database, login, client: this.clientAddress });
+    this.auth = await authorizeLogin(deps, identity, database, login);
     if (this.isClosed()) return;
     const auth = this.auth;
     const target = auth.target as PostgresTarget;
-    let password: Buffer;
-    try {
-      password = await deps.vault.reveal(target.logins[login]!.secret);
-    } catch (err) {
-      void deps.audit.append({ type: 'session.failed', actor: identity.user, protocol: 'postgres', target: target.name, login, why: `credential unavailable: ${(err as Error).message}` }).catch(() => {});
-      throw new SessionFatal('08006', `the credential for ${login}@${target.name} is not available on this proxy; ask an administrator`);
-    }
-    try {
-      this.upstream = await connectUpstream({ target, login, password, params: this.startupParams });
-    } catch (err) {
-      void deps.audit.append({ type: 'session.failed', actor: identity.user, protocol: 'postgres', target: target.name, login, why: (err as Error).message }).catch(() => {});
-      throw new SessionFatal('08006', `cannot connect to target "${target.name}": ${(err as Error).message}`);
-    } finally {
-      password.fill(0);
-    }
+    this.upstream = await openUpstream(deps, identity, target, login, this.startupParams);
     if (this.isClosed()) {
       this.upstream.socket.destroy();
       return;
@@ -254,49 +221,20 @@ export class PostgresSession {
     if (frames.length === 0) return;
     const tracker = this.tracker!;
     const up = this.upstream!.socket;
-    let pieces: UpstreamItem[] | undefined;
-    let runStart: Frame | undefined;
-    let runEnd: Frame | undefined;
-    let terminate = false;
-    let held = false;
-    for (const f of frames) {
-      const m = decodeFrontendMessage(f.code, f.body);
-      if (m.type === 'password') throw new ProtocolError('unexpected password message');
-      if (m.type === 'terminate') {
-        terminate = true;
-        break;
-      }
-      const rep = tracker.onFrontend(m);
-      if (rep) {
-        pieces ??= [];
-        if (runStart) pieces.push(span(runStart, runEnd!));
-        if (Buffer.isBuffer(rep)) pieces.push(rep);
-        else {
-          pieces.push({ review: rep, raw: f.raw });
-          held = true;
-        }
-        runStart = runEnd = undefined;
-      } else {
-        runStart ??= f;
-        runEnd = f;
-      }
-    }
+    const { items, rewritten, held, terminate } = batchFrontend(frames, tracker);
     if (held || this.gate?.active) {
       // A statement waits for an approver: it and everything after it queue behind the hold.
-      const items = pieces ?? [];
-      if (runStart) items.push(span(runStart, runEnd!));
       this.reviewGate().push(items);
       if (terminate) this.end('client terminated the session');
       return;
     }
     let ok = true;
-    if (pieces) {
-      if (runStart) pieces.push(span(runStart, runEnd!));
+    if (rewritten) {
       up.cork();
-      for (const p of pieces) ok = up.write(p as Buffer);
+      for (const p of items) ok = up.write(p as Buffer);
       up.uncork();
-    } else if (runStart) {
-      ok = up.write(span(runStart, runEnd!));
+    } else if (items.length) {
+      ok = up.write(items[0] as Buffer);
     }
     if (terminate) return this.end('client terminated the session');
     if (!ok) {
@@ -446,10 +384,4 @@ export class PostgresSession {
       setTimeout(() => s.destroy(), 1500).unref();
     }
   }
-}
-
-/** One Buffer over consecutive frames (all views of the same chunk): no copy. */
-function span(first: Frame, last: Frame): Buffer {
-  if (first === last) return first.raw;
-  return Buffer.from(first.raw.buffer, first.raw.byteOffset, last.raw.byteOffset + last.raw.length - first.raw.byteOffset);
 }
