@@ -1,42 +1,17 @@
 import type ssh2 from 'ssh2';
-import type { AsciicastWriter } from '../../recorder/asciicast-writer.js';
-import type { AuditEvent } from '../../recorder/audit.types.js';
-import type { PolicyEngine, PolicyRequest, PolicySubject } from '../../policies/policy.types.js';
-import { ChannelTap } from './channel-tap.js';
-import { EnterGate, trackedLine, type OnEnter } from './enter-gate.js';
-import type { CommandPolicy } from './command-policy.js';
+import type { PolicyRequest } from '../../policies/policy.types.js';
 import { splitCommands } from '../../policies/shell-words.js';
-import { SftpAudit, describeSftpOp } from './sftp-audit.js';
-import { corkUntilTick } from './socket-cork.js';
-import type { ForwardOptions, SessionForwards } from './session-forward.js';
+import { ChannelRelay } from './channel-relay.js';
+import type { ChannelContext, RelayMode } from './channels.types.js';
+import type { ForwardOptions } from './session-forward.js';
 
-type Client = ssh2.Client;
+export type { ChannelContext, Terminable } from './channels.types.js';
+export { ChannelRelay } from './channel-relay.js';
+
 type ServerChannel = ssh2.ServerChannel;
 type ClientChannel = ssh2.ClientChannel;
 type Session = ssh2.Session;
 type PtyInfo = ssh2.PseudoTtyInfo;
-
-/** What a session channel needs from its connection. */
-export interface ChannelContext {
-  upstream: Client;
-  recording: AsciicastWriter;
-  envAllow: string[];
-  subject: PolicySubject;
-  policy?: PolicyEngine;
-  /** Command policy for exec requests (deny, alert, review holds); absent = commands run unchecked. */
-  commands?: CommandPolicy;
-  /** Interactive line check at each Enter of a pty session (enter-gate.ts); absent = no line checks. */
-  onEnter?: OnEnter;
-  /** Agent and X11 forwarding (session-forward.ts); absent = both refused. */
-  forwards?: SessionForwards;
-  audit(event: AuditEvent): void;
-  track(channel: Terminable): () => void;
-}
-
-/** A channel the connection can end from its side (kill, revocation, expiry). */
-export interface Terminable {
-  terminate(reason: string): void;
-}
 
 /** Blocked unless a policy allows it (no policy: refused). */
 const DEFAULT_REFUSED = new Set(['port-forward', 'agent-forward', 'x11']);
@@ -262,164 +237,4 @@ export function channelRule(ctx: Pick<ChannelContext, 'policy' | 'subject'>, cha
 
 function ptyOpts(p: PtyInfo) {
   return { rows: p.rows, cols: p.cols, width: p.width, height: p.height, term: p.term, modes: p.modes as never };
-}
-
-type RelayMode =
-  | { kind: 'terminal'; gate: boolean }
-  | { kind: 'raw'; gate: false }
-  | { kind: 'transfer'; label: string }
-  | { kind: 'sftp' };
-
-/**
- * Pumps one channel both ways. Each direction pauses its source while the destination's
- * window is full (the upstream stops getting window adjusts, so the target stops sending) or
- * while the recording file is behind: memory stays bounded whatever the transfer size.
- *
- * End order to the client: remaining data, exit-status / exit-signal, EOF, close.
- */
-export class ChannelRelay implements Terminable {
-  private readonly tap: ChannelTap | undefined;
-  private readonly sftp: SftpAudit | undefined;
-  private readonly gate: EnterGate | undefined;
-  private exit: { code?: number | null; signal?: string; dump?: boolean; desc?: string } | undefined;
-  private transferred = { up: 0, down: 0 };
-  private finished = false;
-  private readonly untrack: () => void;
-
-  constructor(
-    private readonly ctx: ChannelContext,
-    private readonly client: ServerChannel,
-    private readonly up: ClientChannel,
-    private readonly mode: RelayMode,
-    pty?: PtyInfo,
-  ) {
-    this.untrack = ctx.track(this);
-    const rec = ctx.recording;
-    if (mode.kind === 'terminal' || mode.kind === 'raw') this.tap = new ChannelTap(rec, { maskUnechoed: mode.kind === 'terminal' });
-    if (mode.kind === 'sftp') {
-      this.sftp = new SftpAudit((op) => rec.marker(describeSftpOp(op)), (why) => rec.marker(why));
-    }
-    if (mode.kind === 'terminal' && mode.gate && ctx.onEnter) {
-      this.gate = new EnterGate(ctx.onEnter, trackedLine({ cols: pty?.cols || 80, rows: pty?.rows || 24 }), {
-        toTarget: (d) => this.writeUp(d),
-        toClient: (t) => this.client.write(t),
-        pauseClient: () => this.client.pause(),
-        resumeClient: () => this.client.resume(),
-        onVerdict: (line, v) => {
-          if (v.action === 'deny') {
-            rec.marker(`denied: ${line || '(input not echoed)'}: ${v.message}`);
-            ctx.audit({ type: 'ssh.command.denied', command: line, why: v.message, ...(v.rule ? { rule: v.rule } : {}) });
-          }
-        },
-      });
-    }
-
-    this.pump(up, client, (d) => {
-      this.transferred.down += d.length;
-      this.tap?.output(d);
-      this.sftp?.server(d);
-      this.gate?.output(d);
-    });
-    this.pump(up.stderr, client.stderr, (d) => {
-      this.transferred.down += d.length;
-      this.tap?.output(d);
-    });
-    client.on('data', (d: Buffer) => {
-      this.transferred.up += d.length;
-      this.tap?.input(d);
-      this.sftp?.client(d);
-      if (this.gate) this.gate.input(d);
-      else this.writeUp(d);
-    });
-
-    client.on('end', () => up.end());
-    client.resume();
-    client.on('error', () => {});
-    up.on('error', () => {});
-    up.on('exit', (code: number | null, signal?: string, dump?: boolean, desc?: string) => {
-      this.exit = { code, signal, dump, desc };
-    });
-    up.on('close', () => void this.finish());
-  }
-
-  private writeUp(d: Buffer): void {
-    if (!this.up.write(d)) {
-      this.client.pause();
-      this.up.once('drain', () => this.client.resume());
-    }
-  }
-
-  private pump(src: NodeJS.ReadableStream, dst: NodeJS.WritableStream, tap: (d: Buffer) => void): void {
-    src.on('data', (d: Buffer) => {
-      tap(d);
-      const rec = this.ctx.recording;
-      corkUntilTick(dst);
-      if (!dst.write(d)) {
-        src.pause();
-        dst.once('drain', () => src.resume());
-      } else if (rec.backlogged) {
-        src.pause();
-        void rec.drained().then(() => src.resume());
-      }
-    });
-  }
-
-  resize(cols: number, rows: number, width: number, height: number): void {
-    this.up.setWindow(rows, cols, height, width);
-    this.gate?.resize(cols, rows);
-  }
-
-  signal(name: string): void {
-    this.ctx.recording.marker(`signal ${name}`);
-    this.up.signal(name);
-  }
-
-  clientClosed(): void {
-    this.up.close();
-    void this.finish();
-  }
-
-  /** Ends the channel from the proxy's side (kill, revocation, expiry) with a line for the user. */
-  terminate(reason: string): void {
-    if (this.finished) return;
-    try {
-      this.client.stderr.write(`\r\n[pam] session ended: ${reason}\r\n`);
-    } catch { /* channel already gone */ }
-    this.up.close();
-    void this.finish();
-  }
-
-  private async finish(): Promise<void> {
-    if (this.finished) return;
-    this.finished = true;
-    this.tap?.flush();
-    this.sftp?.end();
-    this.gate?.dispose();
-    const rec = this.ctx.recording;
-    if (this.mode.kind === 'transfer') rec.marker(`${this.mode.label}: ${this.transferred.up} bytes up, ${this.transferred.down} bytes down`);
-    // Exit status must follow all data: wait until both writers have flushed what they hold.
-    await Promise.all([flushed(this.client), flushed(this.client.stderr)]);
-    const e = this.exit;
-    if (e?.signal) {
-      rec.marker(`exit signal ${e.signal}`);
-      this.client.exit(e.signal, !!e.dump, e.desc ?? '');
-    } else if (typeof e?.code === 'number') {
-      rec.marker(`exit status ${e.code}`);
-      this.client.exit(e.code);
-    }
-    this.client.end();
-    this.untrack();
-  }
-}
-
-/** Resolves once everything written so far has been handed to the SSH layer. */
-function flushed(w: NodeJS.WritableStream & { writableLength?: number; writableEnded?: boolean }): Promise<void> {
-  if (w.writableEnded || !w.writableLength) return Promise.resolve();
-  return new Promise((resolve) => {
-    const t = setTimeout(resolve, 1000);
-    w.write(Buffer.alloc(0), () => {
-      clearTimeout(t);
-      resolve();
-    });
-  });
 }

@@ -1,0 +1,169 @@
+/**
+ * The relay behind an open session channel: pumps bytes both ways with backpressure, feeds the
+ * recording, SFTP audit and Enter gate, and ends the client channel in the order SSH expects.
+ */
+
+import type ssh2 from 'ssh2';
+import { ChannelTap } from './channel-tap.js';
+import type { ChannelContext, RelayMode, Terminable } from './channels.types.js';
+import { EnterGate, trackedLine } from './enter-gate.js';
+import { SftpAudit, describeSftpOp } from './sftp-audit.js';
+import { corkUntilTick } from './socket-cork.js';
+
+type ServerChannel = ssh2.ServerChannel;
+type ClientChannel = ssh2.ClientChannel;
+type PtyInfo = ssh2.PseudoTtyInfo;
+
+/**
+ * Pumps one channel both ways. Each direction pauses its source while the destination's
+ * window is full (the upstream stops getting window adjusts, so the target stops sending) or
+ * while the recording file is behind: memory stays bounded whatever the transfer size.
+ *
+ * End order to the client: remaining data, exit-status / exit-signal, EOF, close.
+ */
+export class ChannelRelay implements Terminable {
+  private readonly tap: ChannelTap | undefined;
+  private readonly sftp: SftpAudit | undefined;
+  private readonly gate: EnterGate | undefined;
+  private exit: { code?: number | null; signal?: string; dump?: boolean; desc?: string } | undefined;
+  private transferred = { up: 0, down: 0 };
+  private finished = false;
+  private readonly untrack: () => void;
+
+  constructor(
+    private readonly ctx: ChannelContext,
+    private readonly client: ServerChannel,
+    private readonly up: ClientChannel,
+    private readonly mode: RelayMode,
+    pty?: PtyInfo,
+  ) {
+    this.untrack = ctx.track(this);
+    const rec = ctx.recording;
+    if (mode.kind === 'terminal' || mode.kind === 'raw') this.tap = new ChannelTap(rec, { maskUnechoed: mode.kind === 'terminal' });
+    if (mode.kind === 'sftp') {
+      this.sftp = new SftpAudit((op) => rec.marker(describeSftpOp(op)), (why) => rec.marker(why));
+    }
+    if (mode.kind === 'terminal' && mode.gate && ctx.onEnter) {
+      this.gate = new EnterGate(ctx.onEnter, trackedLine({ cols: pty?.cols || 80, rows: pty?.rows || 24 }), {
+        toTarget: (d) => this.writeUp(d),
+        toClient: (t) => this.client.write(t),
+        pauseClient: () => this.client.pause(),
+        resumeClient: () => this.client.resume(),
+        onVerdict: (line, v) => {
+          if (v.action === 'deny') {
+            rec.marker(`denied: ${line || '(input not echoed)'}: ${v.message}`);
+            ctx.audit({ type: 'ssh.command.denied', command: line, why: v.message, ...(v.rule ? { rule: v.rule } : {}) });
+          }
+        },
+      });
+    }
+
+    this.pump(up, client, (d) => {
+      this.transferred.down += d.length;
+      this.tap?.output(d);
+      this.sftp?.server(d);
+      this.gate?.output(d);
+    });
+    this.pump(up.stderr, client.stderr, (d) => {
+      this.transferred.down += d.length;
+      this.tap?.output(d);
+    });
+    client.on('data', (d: Buffer) => {
+      this.transferred.up += d.length;
+      this.tap?.input(d);
+      this.sftp?.client(d);
+      if (this.gate) this.gate.input(d);
+      else this.writeUp(d);
+    });
+
+    client.on('end', () => up.end());
+    client.resume();
+    client.on('error', () => {});
+    up.on('error', () => {});
+    up.on('exit', (code: number | null, signal?: string, dump?: boolean, desc?: string) => {
+      this.exit = { code, signal, dump, desc };
+    });
+    up.on('close', () => void this.finish());
+  }
+
+  private writeUp(d: Buffer): void {
+    if (!this.up.write(d)) {
+      this.client.pause();
+      this.up.once('drain', () => this.client.resume());
+    }
+  }
+
+  private pump(src: NodeJS.ReadableStream, dst: NodeJS.WritableStream, tap: (d: Buffer) => void): void {
+    src.on('data', (d: Buffer) => {
+      tap(d);
+      const rec = this.ctx.recording;
+      corkUntilTick(dst);
+      if (!dst.write(d)) {
+        src.pause();
+        dst.once('drain', () => src.resume());
+      } else if (rec.backlogged) {
+        src.pause();
+        void rec.drained().then(() => src.resume());
+      }
+    });
+  }
+
+  resize(cols: number, rows: number, width: number, height: number): void {
+    this.up.setWindow(rows, cols, height, width);
+    this.gate?.resize(cols, rows);
+  }
+
+  signal(name: string): void {
+    this.ctx.recording.marker(`signal ${name}`);
+    this.up.signal(name);
+  }
+
+  clientClosed(): void {
+    this.up.close();
+    void this.finish();
+  }
+
+  /** Ends the channel from the proxy's side (kill, revocation, expiry) with a line for the user. */
+  terminate(reason: string): void {
+    if (this.finished) return;
+    try {
+      this.client.stderr.write(`\r\n[pam] session ended: ${reason}\r\n`);
+    } catch { /* channel already gone */ }
+    this.up.close();
+    void this.finish();
+  }
+
+  private async finish(): Promise<void> {
+    if (this.finished) return;
+    this.finished = true;
+    this.tap?.flush();
+    this.sftp?.end();
+    this.gate?.dispose();
+    const rec = this.ctx.recording;
+    if (this.mode.kind === 'transfer') rec.marker(`${this.mode.label}: ${this.transferred.up} bytes up, ${this.transferred.down} bytes down`);
+    // Exit status must follow all data: wait until both writers have flushed what they hold.
+    await Promise.all([flushed(this.client), flushed(this.client.stderr)]);
+    const e = this.exit;
+    if (e?.signal) {
+      rec.marker(`exit signal ${e.signal}`);
+      this.client.exit(e.signal, !!e.dump, e.desc ?? '');
+    } else if (typeof e?.code === 'number') {
+      rec.marker(`exit status ${e.code}`);
+      this.client.exit(e.code);
+    }
+    this.client.end();
+    this.untrack();
+  }
+}
+
+/** Resolves once everything written so far has been handed to the SSH layer. */
+function flushed(w: NodeJS.WritableStream & { writableLength?: number; writableEnded?: boolean }): Promise<void> {
+  if (w.writableEnded || !w.writableLength) return Promise.resolve();
+  return new Promise((resolve) => {
+    const t = setTimeout(resolve, 1000);
+    w.write(Buffer.alloc(0), () => {
+      clearTimeout(t);
+      resolve();
+    });
+  });
+}
