@@ -33,17 +33,8 @@ if (arg('role', 'broker') === 'clients') await runClients(Number(arg('port', '0'
 else await runBroker();
 
 async function runBroker(): Promise<void> {
-  const { startControlPlane } = await import('../test/helpers/control-plane.js');
-  const { startSshd } = await import('../test/helpers/sshd.js');
-  const { startSshBroker } = await import('../proxy/ssh/server.js');
-  const sshd = await startSshd();
-  const cp = await startControlPlane({
-    targets: [{ name: 'bench', protocol: 'ssh', host: sshd.host, port: sshd.port, hostKey: sshd.hostKey, logins: { root: { secret: 'bench-root' } }, defaultAction: 'allow' }],
-  });
-  await cp.setSecret('bench-root', sshd.userKey);
-  const broker = await startSshBroker(cp.deps, { host: '127.0.0.1', port: 0 });
-  await cp.grant('bencher', 'bench', 'root');
-  const token = await cp.token('bencher');
+  const { startSshBench } = await import('./ssh-bench-setup.js');
+  const { sshd, cp, broker, token } = await startSshBench();
 
   const mb = (n: number) => Math.round((n / 1024 / 1024) * 10) / 10;
   await new Promise((r) => setTimeout(r, 500));

@@ -6,21 +6,12 @@
  *   node bin/run-ts.js bench/ssh-latency.ts [--n 1000]
  */
 import ssh2 from 'ssh2';
-import { startControlPlane } from '../test/helpers/control-plane.js';
-import { startSshd } from '../test/helpers/sshd.js';
-import { startSshBroker } from '../proxy/ssh/server.js';
+import { startSshBench } from './ssh-bench-setup.js';
 
 const i = process.argv.indexOf('--n');
 const N = i > 0 ? Number(process.argv[i + 1]) : 1000;
 
-const sshd = await startSshd();
-const cp = await startControlPlane({
-  targets: [{ name: 'bench', protocol: 'ssh', host: sshd.host, port: sshd.port, hostKey: sshd.hostKey, logins: { root: { secret: 'bench-root' } }, defaultAction: 'allow' }],
-});
-await cp.setSecret('bench-root', sshd.userKey);
-const broker = await startSshBroker(cp.deps, { host: '127.0.0.1', port: 0 });
-await cp.grant('bencher', 'bench', 'root');
-const token = await cp.token('bencher');
+const { sshd, cp, broker, token } = await startSshBench();
 
 function connect(cfg: ssh2.ConnectConfig): Promise<ssh2.Client> {
   return new Promise((resolve, reject) => {

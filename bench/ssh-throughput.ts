@@ -10,9 +10,8 @@
 import { spawn, execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { rm } from 'node:fs/promises';
-import { startControlPlane } from '../test/helpers/control-plane.js';
-import { OPENSSH_OPTS, startSshd } from '../test/helpers/sshd.js';
-import { startSshBroker } from '../proxy/ssh/server.js';
+import { OPENSSH_OPTS } from '../test/helpers/sshd.js';
+import { startSshBench } from './ssh-bench-setup.js';
 
 const arg = (name: string, def: number) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -31,14 +30,7 @@ function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env):
   });
 }
 
-const sshd = await startSshd();
-const cp = await startControlPlane({
-  targets: [{ name: 'bench', protocol: 'ssh', host: sshd.host, port: sshd.port, hostKey: sshd.hostKey, logins: { root: { secret: 'bench-root' } }, defaultAction: 'allow' }],
-});
-await cp.setSecret('bench-root', sshd.userKey);
-const broker = await startSshBroker(cp.deps, { host: '127.0.0.1', port: 0 });
-await cp.grant('bencher', 'bench', 'root');
-const token = await cp.token('bencher');
+const { sshd, cp, broker, token } = await startSshBench();
 const file = join(sshd.dir, 'bulk.txt');
 execFileSync('sh', ['-c', `head -c ${Math.round((MB * 1024 * 1024 * 3) / 4)} /dev/urandom | base64 > ${file}`]);
 const bytes = Number(execFileSync('stat', ['-c', '%s', file]).toString());
