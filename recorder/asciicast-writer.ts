@@ -163,9 +163,17 @@ export class AsciicastWriter implements TerminalRecorder {
     const t = this.time(this.outAt);
     if (ascii) {
       // JSON escapes of ASCII are ASCII: the whole line is written one byte per character.
-      this.file.appendAscii(`[${t}, "o", `);
-      this.file.appendAscii(JSON.stringify(text));
-      this.file.appendAscii(']\n');
+      if (PLAIN_LINES.test(text)) {
+        // Printable text and line breaks (most output): the same bytes as JSON.stringify, about
+        // half its cost (V8's stringifier looks at each character in turn).
+        this.file.appendAscii(`[${t}, "o", "`);
+        this.file.appendAscii(escapeLineBreaks(text));
+        this.file.appendAscii('"]\n');
+      } else {
+        this.file.appendAscii(`[${t}, "o", `);
+        this.file.appendAscii(JSON.stringify(text));
+        this.file.appendAscii(']\n');
+      }
     } else {
       this.file.append(`[${t}, "o", ${JSON.stringify(text)}]\n`);
     }
@@ -198,6 +206,16 @@ export class AsciicastWriter implements TerminalRecorder {
       if (target > this.confirmed) this.confirmed = target;
     });
   }
+}
+
+/** ASCII text in which JSON escapes nothing but line breaks (LF, CR). */
+const PLAIN_LINES = /^[\n\r\x20\x21\x23-\x5b\x5d-\x7f]*$/;
+
+/** JSON string body of PLAIN_LINES text (what JSON.stringify writes between the quotes). */
+function escapeLineBreaks(text: string): string {
+  let out = text.includes('\n') ? text.replaceAll('\n', '\\n') : text;
+  if (out.includes('\r')) out = out.replaceAll('\r', '\\r');
+  return out;
 }
 
 function str(item: Buffer | string): string {
