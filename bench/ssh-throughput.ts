@@ -38,6 +38,7 @@ const bytes = Number(execFileSync('stat', ['-c', '%s', file]).toString());
 const directArgs = ['-i', join(sshd.dir, 'id_ed25519'), '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR', '-p', String(sshd.port), 'root@127.0.0.1', `cat ${file}`];
 const proxyArgs = ['-P', 'IAM token', '-e', 'ssh', ...OPENSSH_OPTS, '-o', 'LogLevel=ERROR', '-o', `Port=${broker.port}`, '-o', 'User=root@bench', '127.0.0.1', `cat ${file}`];
 
+const sealed = async () => (await cp.deps.recordings.list()).filter((m) => m.status === 'ended' && m.sha256).length;
 const baseRss = process.memoryUsage().rss;
 let peakRss = 0;
 const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 50);
@@ -50,6 +51,8 @@ for (let i = 0; i < RUNS; i++) {
   direct.push(await run('ssh', directArgs));
   const cpu = process.cpuUsage();
   proxied.push(await run('sshpass', proxyArgs, { ...process.env, SSHPASS: token }));
+  // The CPU time includes sealing the recording (its SHA-256 is computed at close).
+  for (let t = 0; t < 100 && (await sealed()) <= i; t++) await new Promise((r) => setTimeout(r, 50));
   const used = process.cpuUsage(cpu);
   cpuMsPerMB.push((used.user + used.system) / 1000 / (bytes / 1024 / 1024));
   sysMsPerMB.push(used.system / 1000 / (bytes / 1024 / 1024));
