@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
 import { open, type FileHandle } from 'node:fs/promises';
 
 /** First staging buffer of a file; it doubles while appends overflow it, up to STAGE_MAX. */
@@ -10,13 +10,12 @@ const WRITE_AT = 256 * 1024;
 /**
  * Append-only file that a session streams into while it runs. Writes are batched and flushed at
  * least every `flushMs` (default 250 ms) and whenever 256 KiB are pending, so a crash loses at
- * most the last flush interval. The SHA-256 of the whole file seals it: computed at close, once
- * everything is on disk (read back, from the page cache, in the background: not on the hot path
- * of a busy session), it goes into the catalog and the audit log, so later edits are detectable.
+ * most the last flush interval. A running SHA-256 over everything written seals the file: the
+ * digest goes into the catalog and the audit log at close, so later edits are detectable.
  *
  * Appends are encoded straight into a staging buffer (no Buffer per event, no concat) that
  * grows while a session is busy and is dropped when the timer flushes an idle one, so a quiet
- * session holds no more than a few KiB. Full stages are written with writev.
+ * session holds no more than a few KiB. Full stages are hashed once and written with writev.
  */
 export class RecordingFile {
   private stage: Buffer | undefined;
@@ -26,19 +25,19 @@ export class RecordingFile {
   private sealedBytes = 0;
   private writing: Promise<void> = Promise.resolve();
   private timer: NodeJS.Timeout | undefined;
+  private readonly hash: Hash = createHash('sha256');
   private closed = false;
-  private closing: Promise<string> | undefined;
   /** Bytes accepted so far (written or pending). */
   bytes = 0;
   /** Set when a write failed: the owner decides what to do (brokers end the session: fail closed). */
   error: Error | undefined;
   onError: ((err: Error) => void) | undefined;
 
-  private constructor(private readonly fh: FileHandle, private readonly path: string, private readonly flushMs: number) {}
+  private constructor(private readonly fh: FileHandle, private readonly flushMs: number) {}
 
   static async create(path: string, flushMs = 250): Promise<RecordingFile> {
     const fh = await open(path, 'wx', 0o600);
-    return new RecordingFile(fh, path, flushMs);
+    return new RecordingFile(fh, flushMs);
   }
 
   append(chunk: string | Buffer): void {
@@ -68,6 +67,7 @@ export class RecordingFile {
     }
     // Larger than a stage: queued as it is (the caller hands it over).
     this.seal();
+    this.hash.update(buf);
     this.sealed.push(buf);
     this.sealedBytes += buf.length;
     this.bytes += buf.length;
@@ -106,6 +106,7 @@ export class RecordingFile {
   private seal(): void {
     if (!this.stage || !this.used) return;
     const data = this.stage.subarray(0, this.used);
+    this.hash.update(data);
     this.sealed.push(data);
     this.sealedBytes += data.length;
     this.stage = this.used < this.stage.length ? this.stage.subarray(this.used) : undefined;
@@ -142,12 +143,8 @@ export class RecordingFile {
   }
 
   /** Flushes, fsyncs and closes; returns the SHA-256 (hex) of the whole content. */
-  close(): Promise<string> {
-    this.closing ??= this.finish();
-    return this.closing;
-  }
-
-  private async finish(): Promise<string> {
+  async close(): Promise<string> {
+    if (this.closed) return this.hash.copy().digest('hex');
     await this.flush(true);
     this.closed = true;
     try {
@@ -156,23 +153,6 @@ export class RecordingFile {
       await this.fh.close();
     }
     if (this.error) throw this.error;
-    return sha256File(this.path);
+    return this.hash.digest('hex');
   }
-}
-
-/** SHA-256 (hex) of a file's content, read through one 1 MiB buffer: no garbage, and other sessions run between reads. */
-async function sha256File(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  const fh = await open(path, 'r');
-  try {
-    const buf = Buffer.allocUnsafe(1024 * 1024);
-    for (;;) {
-      const { bytesRead } = await fh.read(buf, 0, buf.length, null);
-      if (!bytesRead) break;
-      hash.update(buf.subarray(0, bytesRead));
-    }
-  } finally {
-    await fh.close();
-  }
-  return hash.digest('hex');
 }
