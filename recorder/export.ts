@@ -28,13 +28,8 @@ export function jsonlToText(jsonl: string): string {
   return out.join('\n') + '\n';
 }
 
-/** The recording in the asked format; throws on a format the protocol does not have. */
-export async function exportRecording(meta: RecordingMeta, path: string, format: ExportFormat): Promise<{ contentType: string; body: string; ext: string }> {
+/** A recording as plain text: terminal output without escape sequences, or one line per statement. */
+export async function recordingText(meta: RecordingMeta, path: string): Promise<string> {
   const raw = await readFile(path, 'utf8');
-  if (format === 'text') {
-    return { contentType: 'text/plain; charset=utf-8', body: meta.format === 'asciicast' ? asciicastToText(raw) : jsonlToText(raw), ext: 'txt' };
-  }
-  if (format === 'asciicast' && meta.format === 'asciicast') return { contentType: 'application/x-asciicast', body: raw, ext: 'cast' };
-  if (format === 'jsonl' && meta.format === 'jsonl') return { contentType: 'application/jsonl', body: raw, ext: 'jsonl' };
-  throw new Error(`a ${meta.protocol} recording cannot be exported as ${format}`);
+  return meta.format === 'asciicast' ? asciicastToText(raw) : jsonlToText(raw);
 }

@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
-import { readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { createReadStream } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import type { ControlPlane } from '../../proxy/control-plane.js';
-import { exportRecording, type ExportFormat } from '../../recorder/export.js';
+import { recordingText, type ExportFormat } from '../../recorder/export.js';
 import { SECURITY_HEADERS } from './http.js';
 import { HttpError } from './http-errors.js';
 import { requireAudit } from './api-audit.js';
@@ -41,20 +41,16 @@ export function recordingRoutes(cp: ControlPlane): Route[] {
           await pipeline(createReadStream(path, { start: 0, end: Math.max(0, size - 1) }), res);
           return undefined;
         }
-        let out;
-        try {
-          out = await exportRecording(m, path, format);
-        } catch (e) {
-          throw new HttpError(400, (e as Error).message);
-        }
+        if (format !== 'text') throw new HttpError(400, `a ${m.protocol} recording cannot be exported as ${format}`);
+        const body = await recordingText(m, path);
         await cp.audit.append({ type: 'recording.export', actor: identity.user, recording: m.id, format });
         res.writeHead(200, {
           ...SECURITY_HEADERS,
-          'content-type': out.contentType,
-          'content-disposition': `attachment; filename="${m.id}.${out.ext}"`,
-          'content-length': Buffer.byteLength(out.body),
+          'content-type': 'text/plain; charset=utf-8',
+          'content-disposition': `attachment; filename="${m.id}.txt"`,
+          'content-length': Buffer.byteLength(body),
         });
-        res.end(out.body);
+        res.end(body);
         return undefined;
       },
     },
@@ -63,8 +59,10 @@ export function recordingRoutes(cp: ControlPlane): Route[] {
       handler: async ({ identity, params }) => {
         requireAudit(cp, identity);
         const m = await meta(params.id!);
-        const sealed = (m as { sha256?: string }).sha256;
-        const actual = createHash('sha256').update(await readFile(cp.recordings.dataPath(m.id, m.format))).digest('hex');
+        const sealed = m.sha256;
+        const hash = createHash('sha256');
+        await pipeline(createReadStream(cp.recordings.dataPath(m.id, m.format)), hash);
+        const actual = hash.digest('hex');
         return { id: m.id, status: m.status, sealed: sealed ?? null, actual, ok: sealed ? sealed === actual : null };
       },
     },

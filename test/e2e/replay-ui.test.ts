@@ -7,8 +7,8 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { Client } from 'ssh2';
 import pg from 'pg';
 import { startProxy, type RunningProxy } from '../../proxy/server.js';
-import type { Config } from '../../proxy/config.types.js';
 import { runOpenSsh, startSshd, waitFor, type TestSshd } from '../helpers/sshd.js';
+import { testConfig } from '../helpers/control-plane.js';
 
 /**
  * The replay UI in Debian's Chromium against a real proxy, a real OpenSSH sshd and the machine's
@@ -85,21 +85,10 @@ beforeAll(async () => {
   await mkdir(policiesDir);
   await writeFile(join(policiesDir, 'roles.yaml'), ROLES);
   await writeFile(join(policiesDir, 'rules.yaml'), RULES);
-  const config: Config = {
-    file: join(dataDir, 'pam.yaml'),
-    listen: { http: { host: '127.0.0.1', port: 0 }, ssh: { host: '127.0.0.1', port: 0 }, postgres: { host: '127.0.0.1', port: 0 } },
-    dataDir,
-    store: 'embedded',
-    policiesDir,
-    identity: { dev: true, audience: 'pam-proxy', groupsClaim: 'groups' },
-    reviewTimeoutMs: 300_000,
-    targets: [
-      { name: 'web', protocol: 'ssh', host: sshd.host, port: sshd.port, hostKey: sshd.hostKey, logins: { root: { secret: 'web-root' } }, defaultAction: 'allow' },
-      { name: 'db', protocol: 'postgres', host: '127.0.0.1', port: 5432, database: 'postgres', tls: 'prefer', logins: { [ROLE]: { secret: 'db-pw' } }, defaultAction: 'allow' },
-    ],
-    ssh: { envAllow: ['LANG', 'LC_*', 'TERM', 'TZ'] },
-    postgres: { allowPlaintextTokens: false, maxMessageBytes: 64 * 1024 * 1024, redactParameters: false },
-  } as Config;
+  const config = testConfig(dataDir, policiesDir, [
+    { name: 'web', protocol: 'ssh', host: sshd.host, port: sshd.port, hostKey: sshd.hostKey, logins: { root: { secret: 'web-root' } }, defaultAction: 'allow' },
+    { name: 'db', protocol: 'postgres', host: '127.0.0.1', port: 5432, database: 'postgres', tls: 'prefer', logins: { [ROLE]: { secret: 'db-pw' } }, defaultAction: 'allow' },
+  ]);
   proxy = await startProxy(config);
   await proxy.cp.vault.set('web-root', Buffer.from(sshd.userKey));
   await proxy.cp.vault.set('db-pw', Buffer.from(PW));

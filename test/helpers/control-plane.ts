@@ -19,6 +19,22 @@ export const TEST_ROLES = `roles:
     can_edit_policies: true
 `;
 
+/** The config `pam serve` would load for a test: dev issuer, embedded store, loopback port 0. */
+export function testConfig(dataDir: string, policiesDir: string, targets: Target[]): Config {
+  return {
+    file: join(dataDir, 'pam.yaml'),
+    listen: { http: { host: '127.0.0.1', port: 0 }, ssh: { host: '127.0.0.1', port: 0 }, postgres: { host: '127.0.0.1', port: 0 } },
+    dataDir,
+    store: 'embedded',
+    policiesDir,
+    identity: { dev: true, audience: 'pam-proxy', groupsClaim: 'groups' },
+    reviewTimeoutMs: 5 * 60_000,
+    targets,
+    ssh: { envAllow: ['LANG', 'LC_*', 'TERM', 'TZ'] },
+    postgres: { allowPlaintextTokens: false, maxMessageBytes: 64 * 1024 * 1024, redactParameters: false },
+  };
+}
+
 export interface TestControlPlane {
   deps: ControlPlane;
   config: Config;
@@ -41,19 +57,7 @@ export async function startControlPlane(opts: { targets: Target[]; roles?: strin
   await mkdir(policiesDir);
   await writeFile(join(policiesDir, 'roles.yaml'), TEST_ROLES);
   if (opts.roles) await writeFile(join(policiesDir, 'extra.yaml'), opts.roles);
-  const config: Config = {
-    file: join(dataDir, 'pam.yaml'),
-    listen: { http: { host: '127.0.0.1', port: 0 }, ssh: { host: '127.0.0.1', port: 0 }, postgres: { host: '127.0.0.1', port: 0 } },
-    dataDir,
-    store: 'embedded',
-    policiesDir,
-    identity: { dev: true, audience: 'pam-proxy', groupsClaim: 'groups' },
-    reviewTimeoutMs: 5 * 60_000,
-    targets: opts.targets,
-    ssh: { envAllow: ['LANG', 'LC_*', 'TERM', 'TZ'] },
-    postgres: { allowPlaintextTokens: false, maxMessageBytes: 64 * 1024 * 1024, redactParameters: false },
-    ...opts.overrides,
-  };
+  const config: Config = { ...testConfig(dataDir, policiesDir, opts.targets), ...opts.overrides };
   const cp = await openControlPlane(config);
   const token = (user: string, groups: string[] = ['admins']) => cp.dev!.issue(user, groups);
   const identityOf = async (user: string, groups: string[]) => cp.identity.verify(await token(user, groups));
