@@ -1,3 +1,4 @@
+import { escapeJsonBytes, wasmEscapeAvailable } from './json-escape/index.js';
 import { RecordingFile } from './recording-file.js';
 import type { TerminalRecorder } from './recording.types.js';
 
@@ -15,8 +16,7 @@ const BACKLOG_LIMIT = 4 * 1024 * 1024;
 const FLUSH_STEP = 512 * 1024;
 /**
  * Consecutive output is gathered into one `o` event for up to OUT_BATCH_MS or OUT_BATCH_BYTES:
- * bulk output then costs one JSON encode per 64 KiB instead of one per SSH packet. Larger
- * strings would land in V8's large-object space, which makes encoding slower, not faster.
+ * bulk output then costs one event line per 64 KiB instead of one per SSH packet.
  */
 const OUT_BATCH_MS = 10;
 const OUT_BATCH_BYTES = 64 * 1024;
@@ -45,7 +45,7 @@ export class AsciicastWriter implements TerminalRecorder {
   private confirmed = 0;
   private requested = 0;
   private lastTime = 0;
-  /** Pending output: ASCII Buffers (ownership taken, never modified) or decoded text. */
+  /** Pending output: UTF-8 Buffers (ownership taken, never modified) or decoded text. */
   private outItems: (Buffer | string)[] = [];
   private outLen = 0;
   private outAt = 0;
@@ -92,12 +92,13 @@ export class AsciicastWriter implements TerminalRecorder {
   }
 
   /**
-   * Output bytes known to be 7-bit ASCII with no UTF-8 sequence pending in the caller's
-   * decoder: skips UTF-8 decoding and encoding (latin1 both ways is exact for ASCII), the bulk
-   * of the cost when recording large text transfers. The buffer is kept until the batch is
-   * written: the caller must not modify it afterwards (ssh2 allocates one per packet).
+   * Output bytes known to be complete, valid UTF-8 (7-bit ASCII always is) with no sequence
+   * pending in the caller's decoder: they are escaped as bytes (json-escape/), never decoded
+   * into a string, the bulk of the cost when recording large transfers. The buffer is kept
+   * until the batch is written: the caller must not modify it afterwards (ssh2 allocates one
+   * per packet).
    */
-  outputAscii(chunk: Buffer, at?: number): void {
+  outputUtf8(chunk: Buffer, at?: number): void {
     if (chunk.length) this.queueOutput(chunk, chunk.length, false, at);
   }
 
@@ -155,26 +156,18 @@ export class AsciicastWriter implements TerminalRecorder {
     }
     const items = this.outItems;
     if (!items.length) return;
-    const ascii = !this.outText;
-    const text = items.length === 1 ? str(items[0]!) : ascii ? joinAscii(items as Buffer[], this.outLen) : items.map(str).join('');
+    const bytes = !this.outText;
     this.outItems = [];
     this.outLen = 0;
     this.outText = false;
     const t = this.time(this.outAt);
-    if (ascii) {
-      // JSON escapes of ASCII are ASCII: the whole line is written one byte per character.
-      if (PLAIN_LINES.test(text)) {
-        // Printable text and line breaks (most output): the same bytes as JSON.stringify, about
-        // half its cost (V8's stringifier looks at each character in turn).
-        this.file.appendAscii(`[${t}, "o", "`);
-        this.file.appendAscii(escapeLineBreaks(text));
-        this.file.appendAscii('"]\n');
-      } else {
-        this.file.appendAscii(`[${t}, "o", `);
-        this.file.appendAscii(JSON.stringify(text));
-        this.file.appendAscii(']\n');
-      }
+    if (bytes && wasmEscapeAvailable) {
+      // The escaped body is ASCII-safe UTF-8 and only valid until the next escape: copied now.
+      this.file.appendAscii(`[${t}, "o", "`);
+      this.file.appendCopy(escapeJsonBytes(items as Buffer[]));
+      this.file.appendAscii('"]\n');
     } else {
+      const text = items.length === 1 ? str(items[0]!) : items.map(str).join('');
       this.file.append(`[${t}, "o", ${JSON.stringify(text)}]\n`);
     }
     this.afterAppend();
@@ -208,29 +201,6 @@ export class AsciicastWriter implements TerminalRecorder {
   }
 }
 
-/** ASCII text in which JSON escapes nothing but line breaks (LF, CR). */
-const PLAIN_LINES = /^[\n\r\x20\x21\x23-\x5b\x5d-\x7f]*$/;
-
-/** JSON string body of PLAIN_LINES text (what JSON.stringify writes between the quotes). */
-function escapeLineBreaks(text: string): string {
-  let out = text.includes('\n') ? text.replaceAll('\n', '\\n') : text;
-  if (out.includes('\r')) out = out.replaceAll('\r', '\\r');
-  return out;
-}
-
 function str(item: Buffer | string): string {
-  return typeof item === 'string' ? item : item.toString('latin1');
+  return typeof item === 'string' ? item : item.toString('utf8');
 }
-
-/**
- * One latin1 string from several ASCII buffers, through a scratch buffer shared by all writers
- * (encoding is synchronous): no per-chunk strings for the garbage collector.
- */
-function joinAscii(items: Buffer[], length: number): string {
-  if (scratch.length < length) scratch = Buffer.allocUnsafeSlow(Math.max(length, OUT_BATCH_BYTES * 2));
-  let at = 0;
-  for (const b of items) at += b.copy(scratch, at);
-  return scratch.toString('latin1', 0, at);
-}
-
-let scratch = Buffer.alloc(0);

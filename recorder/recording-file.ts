@@ -6,6 +6,14 @@ const STAGE_MIN = 8 * 1024;
 const STAGE_MAX = 256 * 1024;
 /** Pending bytes that start a write without waiting for the timer. */
 const WRITE_AT = 256 * 1024;
+/**
+ * Full-size stages whose bytes are on disk, kept for reuse by any file in the process (at most
+ * SPARE_MAX of them, 4 MiB). A fresh 256 KiB buffer per stage is memory outside V8's heap, and
+ * at bulk rates that allocation alone makes V8 run a full mark-compact every few tens of MiB
+ * ("external memory pressure"); reusing stages removes that share of the churn.
+ */
+const spare: Buffer[] = [];
+const SPARE_MAX = 16;
 
 /**
  * Append-only file that a session streams into while it runs. Writes are batched and flushed at
@@ -19,6 +27,10 @@ const WRITE_AT = 256 * 1024;
  */
 export class RecordingFile {
   private stage: Buffer | undefined;
+  /** The buffer `stage` is a view of; it goes back to `spare` once its bytes are written. */
+  private root: Buffer | undefined;
+  /** Retired full-size roots whose last bytes are in the write queue. */
+  private retired: Buffer[] = [];
   private used = 0;
   private stageSize = STAGE_MIN;
   private sealed: Buffer[] = [];
@@ -59,6 +71,14 @@ export class RecordingFile {
     this.wrote(this.stage!.write(text, this.used, 'latin1'));
   }
 
+  /** Appends a copy of bytes the caller will reuse (a view into WebAssembly memory). */
+  appendCopy(view: Uint8Array): void {
+    if (this.closed || !view.length) return;
+    if (!this.reserve(view.length)) return this.appendBytes(Buffer.from(view));
+    this.stage!.set(view, this.used);
+    this.wrote(view.length);
+  }
+
   private appendBytes(buf: Buffer): void {
     if (this.closed || !buf.length) return;
     if (this.reserve(buf.length)) {
@@ -86,7 +106,10 @@ export class RecordingFile {
       this.seal();
       this.stageSize = Math.min(STAGE_MAX, this.stageSize * 2);
     }
-    this.stage = Buffer.allocUnsafe(Math.max(this.stageSize, n));
+    this.retire();
+    const size = Math.max(this.stageSize, n);
+    this.root = size === STAGE_MAX ? (spare.pop() ?? Buffer.allocUnsafeSlow(STAGE_MAX)) : Buffer.allocUnsafe(size);
+    this.stage = this.root;
     this.used = 0;
     return true;
   }
@@ -102,14 +125,22 @@ export class RecordingFile {
     else if (!this.timer) this.timer = setTimeout(() => void this.flush(true), this.flushMs);
   }
 
-  /** Moves the staged bytes to the write queue; the stage buffer is handed over, never reused. */
+  /** The current stage is done with: a full-size one is reused once the queue before it is written. */
+  private retire(): void {
+    if (this.root?.length === STAGE_MAX) this.retired.push(this.root);
+    this.root = undefined;
+    this.stage = undefined;
+  }
+
+  /** Moves the staged bytes to the write queue; the stage's buffer is reused only after they are written. */
   private seal(): void {
     if (!this.stage || !this.used) return;
     const data = this.stage.subarray(0, this.used);
     this.hash.update(data);
     this.sealed.push(data);
     this.sealedBytes += data.length;
-    this.stage = this.used < this.stage.length ? this.stage.subarray(this.used) : undefined;
+    if (this.used < this.stage.length) this.stage = this.stage.subarray(this.used);
+    else this.retire();
     this.used = 0;
   }
 
@@ -122,21 +153,26 @@ export class RecordingFile {
     this.seal();
     if (idle) {
       // A timer flush means the session is quiet: give the stage memory back.
-      this.stage = undefined;
+      this.retire();
       this.stageSize = STAGE_MIN;
     }
-    if (this.sealed.length === 0) return this.writing;
     const data = this.sealed;
+    const done = this.retired;
+    if (data.length === 0 && done.length === 0) return this.writing;
     this.sealed = [];
     this.sealedBytes = 0;
+    this.retired = [];
     this.writing = this.writing.then(async () => {
-      if (this.error) return;
       try {
+        if (this.error || data.length === 0) return;
         if (data.length === 1) await this.fh.write(data[0]!);
         else await this.fh.writev(data);
       } catch (err) {
         this.error = err as Error;
         this.onError?.(this.error);
+      } finally {
+        // Writes run in order: every byte staged in these buffers is now in the file (or failed).
+        for (const b of done) if (spare.length < SPARE_MAX) spare.push(b);
       }
     });
     return this.writing;

@@ -1,4 +1,4 @@
-import { isAscii } from 'node:buffer';
+import { isUtf8 } from 'node:buffer';
 import type { AsciicastWriter } from '../../recorder/asciicast-writer.js';
 
 /** Escape sequences and control characters: kept as typed, never masked. */
@@ -49,9 +49,10 @@ export class ChannelTap {
 
   output(chunk: Buffer): void {
     let text: string | undefined;
-    if (!this.outSplit && isAscii(chunk)) {
-      // Bulk ASCII output goes to the recording as bytes: no UTF-8 decode, no per-chunk string.
-      this.rec.outputAscii(chunk);
+    if (!this.outSplit && isUtf8(chunk)) {
+      // Whole, valid UTF-8 (nearly all output) goes to the recording as bytes: no decode, no
+      // per-chunk string. A chunk ending inside a sequence fails isUtf8 and takes the decoder.
+      this.rec.outputUtf8(chunk);
     } else {
       this.outSplit = endsInsideSequence(chunk);
       text = this.outDec.decode(chunk, { stream: true });
@@ -60,7 +61,7 @@ export class ChannelTap {
     // Only output that came after the oldest held keystroke can be its echo, and only its start.
     const room = ECHO_WINDOW - this.seen.length;
     if (!this.pending.length || room <= 0) return;
-    const add = text === undefined ? chunk.toString('latin1', 0, Math.min(chunk.length, room)) : text.slice(0, room);
+    const add = (text ?? chunk.toString('utf8', 0, Math.min(chunk.length, room))).slice(0, room);
     if (!add) return;
     this.seen += add;
     this.settle();
