@@ -1,4 +1,5 @@
 import { createHash, type Hash } from 'node:crypto';
+import { writeSync, writevSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 
 /** First staging buffer of a file; it doubles while appends overflow it, up to STAGE_MAX. */
@@ -14,6 +15,8 @@ const WRITE_AT = 256 * 1024;
  */
 const spare: Buffer[] = [];
 const SPARE_MAX = 16;
+/** A write on the event loop slower than this moves the file's later writes to the thread pool. */
+const SLOW_WRITE_MS = 5;
 
 /**
  * Append-only file that a session streams into while it runs. Writes are batched and flushed at
@@ -24,6 +27,13 @@ const SPARE_MAX = 16;
  * Appends are encoded straight into a staging buffer (no Buffer per event, no concat) that
  * grows while a session is busy and is dropped when the timer flushes an idle one, so a quiet
  * session holds no more than a few KiB. Full stages are hashed once and written with writev.
+ *
+ * Writes are made on the event loop (writevSync into the page cache, tens of microseconds for a
+ * 256 KiB stage). On this 2-core machine the thread-pool alternative cost about 2 ms of CPU per
+ * recorded MiB more and let a backlog build while the pool thread waited for a core
+ * (BENCHMARKS.md, "Recording writes"). A disk that makes one write take longer than
+ * SLOW_WRITE_MS moves that file to thread-pool writes for good, so a slow disk stalls only the
+ * sessions writing to it, through the usual backlog and drained() backpressure.
  */
 export class RecordingFile {
   private stage: Buffer | undefined;
@@ -36,6 +46,8 @@ export class RecordingFile {
   private sealed: Buffer[] = [];
   private sealedBytes = 0;
   private writing: Promise<void> = Promise.resolve();
+  /** Until a slow write: write on the event loop. Never switched back, so writes stay in order. */
+  private syncWrites = true;
   private timer: NodeJS.Timeout | undefined;
   private readonly hash: Hash = createHash('sha256');
   private closed = false;
@@ -47,9 +59,12 @@ export class RecordingFile {
 
   private constructor(private readonly fh: FileHandle, private readonly flushMs: number) {}
 
-  static async create(path: string, flushMs = 250): Promise<RecordingFile> {
+  /** `poolWrites` starts the file on thread-pool writes, as after a slow write (tests use it). */
+  static async create(path: string, flushMs = 250, opts: { poolWrites?: boolean } = {}): Promise<RecordingFile> {
     const fh = await open(path, 'wx', 0o600);
-    return new RecordingFile(fh, flushMs);
+    const file = new RecordingFile(fh, flushMs);
+    if (opts.poolWrites) file.syncWrites = false;
+    return file;
   }
 
   append(chunk: string | Buffer): void {
@@ -162,6 +177,11 @@ export class RecordingFile {
     this.sealed = [];
     this.sealedBytes = 0;
     this.retired = [];
+    if (this.syncWrites) {
+      this.writeNow(data);
+      for (const b of done) if (spare.length < SPARE_MAX) spare.push(b);
+      return this.writing;
+    }
     this.writing = this.writing.then(async () => {
       try {
         if (this.error || data.length === 0) return;
@@ -178,6 +198,19 @@ export class RecordingFile {
     return this.writing;
   }
 
+  private writeNow(data: Buffer[]): void {
+    if (this.error || data.length === 0) return;
+    const t = performance.now();
+    try {
+      writeAllSync(this.fh.fd, data);
+    } catch (err) {
+      this.error = err as Error;
+      // Reported outside the append that triggered it: the owner may end the session.
+      queueMicrotask(() => this.onError?.(this.error!));
+    }
+    if (performance.now() - t > SLOW_WRITE_MS) this.syncWrites = false;
+  }
+
   /** Flushes, fsyncs and closes; returns the SHA-256 (hex) of the whole content. */
   async close(): Promise<string> {
     if (this.closed) return this.hash.copy().digest('hex');
@@ -190,5 +223,21 @@ export class RecordingFile {
     }
     if (this.error) throw this.error;
     return this.hash.digest('hex');
+  }
+}
+
+/** writev that finishes a short write (a nearly full disk can take part of it). */
+function writeAllSync(fd: number, data: Buffer[]): void {
+  let total = 0;
+  for (const b of data) total += b.length;
+  let done = writevSync(fd, data);
+  if (done === total) return;
+  for (const b of data) {
+    if (done >= b.length) {
+      done -= b.length;
+      continue;
+    }
+    for (let at = done; at < b.length; ) at += writeSync(fd, b, at);
+    done = 0;
   }
 }

@@ -1,0 +1,64 @@
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, describe, expect, it } from 'vitest';
+import { RecordingFile } from '../../recorder/recording-file.js';
+
+const run = promisify(execFile);
+const dir = await mkdtemp(join(tmpdir(), 'pam-recfile-'));
+afterAll(() => rm(dir, { recursive: true, force: true }));
+
+/** Appends of every kind and size: small events, multi-byte text, views, stage-sized and larger blocks. */
+async function fill(file: RecordingFile): Promise<void> {
+  for (let i = 0; i < 3000; i++) {
+    file.append(`[${i}, "o", "line ${i} ✓"]\n`);
+    if (i % 100 === 0) file.appendCopy(Buffer.alloc(70_000 + i, 0x61 + (i % 26)));
+    if (i % 700 === 0) file.append(Buffer.alloc(300_000 + i, 0x30 + (i % 10)));
+    if (i % 500 === 0) await file.flush();
+  }
+}
+
+describe('RecordingFile', () => {
+  it('writes the same bytes, with a seal that matches them, on the event loop and through the thread pool', async () => {
+    const sync = await RecordingFile.create(join(dir, 'sync'));
+    const pool = await RecordingFile.create(join(dir, 'pool'), 250, { poolWrites: true });
+    await Promise.all([fill(sync), fill(pool)]);
+    const [a, b] = [await sync.close(), await pool.close()];
+    const [fa, fb] = [await readFile(join(dir, 'sync')), await readFile(join(dir, 'pool'))];
+    expect(fa.equals(fb)).toBe(true);
+    expect(fa.length).toBe(sync.bytes);
+    expect(a).toBe(createHash('sha256').update(fa).digest('hex'));
+    expect(b).toBe(a);
+  });
+
+  it('has the bytes of a busy session in the file before the next flush timer (a crash loses at most that)', async () => {
+    const file = await RecordingFile.create(join(dir, 'busy'), 60_000);
+    for (let i = 0; i < 200; i++) file.append(`[${i}, "o", "${'x'.repeat(2000)}"]\n`);
+    // 400 KB appended: past the write threshold, so most of it is in the file already.
+    expect((await readFile(join(dir, 'busy'))).length).toBeGreaterThanOrEqual(256 * 1024);
+    await file.close();
+  });
+
+  it('reports a failed write (file size limit) to its owner and refuses to seal', async () => {
+    // A file size limit stands in for a full disk: the kernel refuses writes past it (EFBIG).
+    const script = join(dir, 'limited.mts');
+    const mod = resolve('recorder/recording-file.ts');
+    await writeFile(script, `
+      import { RecordingFile } from ${JSON.stringify(mod)};
+      const file = await RecordingFile.create(${JSON.stringify(join(dir, 'limited'))});
+      let reported = '';
+      file.onError = (e) => (reported = (e as NodeJS.ErrnoException).code ?? e.message);
+      for (let i = 0; i < 100; i++) file.append('x'.repeat(10_000) + '\\n');
+      await file.flush();
+      await new Promise((r) => setTimeout(r, 10));
+      let closed = 'sealed';
+      try { await file.close(); } catch (e) { closed = (e as NodeJS.ErrnoException).code ?? 'error'; }
+      console.log(JSON.stringify({ reported, closed, error: (file.error as NodeJS.ErrnoException | undefined)?.code }));
+    `);
+    const { stdout } = await run('bash', ['-c', `trap '' XFSZ; ulimit -f 64; exec node bin/run-ts.js ${script}`]);
+    expect(JSON.parse(stdout.trim().split('\n').at(-1)!)).toEqual({ reported: 'EFBIG', closed: 'EFBIG', error: 'EFBIG' });
+  });
+});
