@@ -15,8 +15,12 @@ const WRITE_AT = 256 * 1024;
  */
 const spare: Buffer[] = [];
 const SPARE_MAX = 16;
-/** A write on the event loop slower than this moves the file's later writes to the thread pool. */
-const SLOW_WRITE_MS = 5;
+/**
+ * A write on the event loop slower than this moves the file's later writes to the thread pool.
+ * Not lower: on a busy 2-core machine a 256 KiB write is now and then descheduled for 5-10 ms,
+ * and moving a bulk session to the pool for that cost it about 4 s of backlog waits per GiB.
+ */
+const SLOW_WRITE_MS = 50;
 
 /**
  * Append-only file that a session streams into while it runs. Writes are batched and flushed at

@@ -1,3 +1,4 @@
+import '../gc-tuning.js';
 import { createServer, type Socket } from 'node:net';
 import { isIP } from 'node:net';
 import type { BrokerDeps, Listener } from '../broker.types.js';
