@@ -11,7 +11,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { runOpenSsh, startSshd, waitFor, type TestSshd } from '../helpers/sshd.js';
+import { OPENSSH_OPTS, runOpenSsh, startSshd, waitFor, type TestSshd } from '../helpers/sshd.js';
 
 const run = promisify(execFile);
 const PG_ROLE = `pam_flow_${process.pid}`;
@@ -144,6 +144,39 @@ describe('operator flow', () => {
     expect(rawAudit).not.toContain(dana);
     expect(rawAudit).not.toContain(PG_PASS);
     expect(proxyLog).not.toContain(dana);
+  }, 240_000);
+
+  it('relays a 1 GiB download with backpressure: the proxy process never holds 200 MB resident', async () => {
+    // Uses the grant for root@web1 from the test above (tests in a file run in order).
+    const dana = (await pam(['dev', 'token', 'dana', '--groups', 'dba'])).stdout.trim();
+    const sam = (await pam(['dev', 'token', 'sam', '--groups', 'security'])).stdout.trim();
+    const GiB = 1024 ** 3;
+    // The target makes the bytes as fast as it can; the client reads slower (it stops for 60 ms
+    // after each 8 MiB), so without backpressure the difference would pile up in the proxy.
+    const p = spawn('sshpass', ['-P', 'IAM token', '-e', 'ssh', ...OPENSSH_OPTS, '-p', String(ports.ssh), '-l', 'root@web1', '127.0.0.1',
+      `yes 0123456789abcdefghijklmnopqrstuvwxyz | head -c ${GiB}`], { env: { ...process.env, SSHPASS: dana }, stdio: ['ignore', 'pipe', 'ignore'] });
+    let received = 0;
+    let step = 0;
+    p.stdout.on('data', (d: Buffer) => {
+      received += d.length;
+      if (Math.floor(received / (8 << 20)) === step) return;
+      step = Math.floor(received / (8 << 20));
+      p.stdout.pause();
+      setTimeout(() => p.stdout.resume(), 60);
+    });
+    expect(await new Promise((r) => p.once('close', r))).toBe(0);
+    expect(received).toBe(GiB);
+    // Peak resident set of the `pam serve` process over its whole life, from the kernel.
+    const hwm = Number(/VmHWM:\s+(\d+) kB/.exec(await readFile(`/proc/${proxy.pid}/status`, 'utf8'))![1]) * 1024;
+    expect(hwm).toBeGreaterThan(0);
+    console.log(`pam serve peak RSS after 1 GiB: ${(hwm / 1048576).toFixed(0)} MB`);
+    expect(hwm).toBeLessThan(200 * 1024 * 1024);
+    // And every byte of it is in the recording (JSON-escaped: one more byte per line break).
+    const recs = await waitFor(async () => {
+      const r = JSON.parse((await pam(['recordings', 'list', '--json'], { PAM_TOKEN: sam })).stdout) as { bytes: number; status: string }[];
+      return r.find((x) => x.status === 'ended' && x.bytes > GiB);
+    }, 'the 1 GiB recording to end');
+    expect(recs.bytes).toBeGreaterThan(GiB + GiB / 37);
   }, 240_000);
 
   it('refuses a bad config with the key and a non-zero exit', async () => {
