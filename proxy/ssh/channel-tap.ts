@@ -10,6 +10,7 @@ const CONTROL = /\u001b(?:\[[0-?]*[ -/]*[@-~]|O.|.)|[\u0000-\u001f\u007f]/g;
  * keystrokes wait for Enter or the deadline and are masked (the safe side).
  */
 const ECHO_WINDOW = 16 * 1024;
+const EMPTY = Buffer.alloc(0);
 
 interface PendingInput {
   at: number;
@@ -38,8 +39,11 @@ export class ChannelTap {
   private pending: PendingInput[] = [];
   private timer: NodeJS.Timeout | undefined;
   private seen = '';
-  /** The output decoder holds the start of a UTF-8 sequence split across chunks. */
-  private outSplit = false;
+  /**
+   * The last bytes given to the output decoder while it may hold the start of a UTF-8 sequence
+   * split across chunks (empty when it holds nothing): a sequence can span three chunks.
+   */
+  private split: Buffer = EMPTY;
   private cursor = 0;
 
   constructor(
@@ -49,12 +53,13 @@ export class ChannelTap {
 
   output(chunk: Buffer): void {
     let text: string | undefined;
-    if (!this.outSplit && isUtf8(chunk)) {
+    if (this.split.length === 0 && isUtf8(chunk)) {
       // Whole, valid UTF-8 (nearly all output) goes to the recording as bytes: no decode, no
       // per-chunk string. A chunk ending inside a sequence fails isUtf8 and takes the decoder.
       this.rec.outputUtf8(chunk);
     } else {
-      this.outSplit = endsInsideSequence(chunk);
+      const probe = this.split.length ? Buffer.concat([this.split, chunk.subarray(-4)]).subarray(-4) : chunk.subarray(-4);
+      this.split = endsInsideSequence(probe) ? Buffer.from(probe) : EMPTY;
       text = this.outDec.decode(chunk, { stream: true });
       if (text) this.rec.output(text);
     }
@@ -83,8 +88,12 @@ export class ChannelTap {
   }
 
   /** Writes held keystrokes; with no output left to compare against, printable ones are masked. */
+  /** The channel ended: held keystrokes are written (masked), and so is a cut-off UTF-8 tail. */
   flush(): void {
     this.maskAll();
+    const tail = this.outDec.decode();
+    this.split = EMPTY;
+    if (tail) this.rec.output(tail);
   }
 
   private maskAll(): void {

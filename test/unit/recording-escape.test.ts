@@ -108,3 +108,30 @@ describe('committed WebAssembly binary', () => {
     execFileSync('node', ['scripts/build-wasm.mjs', '--check'], { stdio: 'pipe' });
   });
 });
+
+describe('ChannelTap output into the recording', () => {
+  it('records what a streaming UTF-8 decoder makes of the bytes, however the chunks split them', async () => {
+    const { ChannelTap } = await import('../../proxy/ssh/channel-tap.js');
+    // Valid text, emoji split anywhere, stray continuation bytes, truncated sequences, binary.
+    const piece = fc.oneof(
+      terminalText.map((t) => Buffer.from(t, 'utf8')),
+      fc.uint8Array({ maxLength: 6 }).map((a) => Buffer.from(a)),
+      fc.constantFrom(Buffer.from([0xf0, 0x9f]), Buffer.from([0x98]), Buffer.from([0x80]), Buffer.from([0xe2, 0x82]), Buffer.from([0xc3])),
+    );
+    let n = 0;
+    await fc.assert(
+      fc.asyncProperty(fc.array(piece, { maxLength: 25 }), async (chunks) => {
+        const path = join(dir, `tap-${n++}.cast`);
+        const w = await AsciicastWriter.create(`tap${n}`, path, { width: 80, height: 24, env: {}, title: 't' });
+        const tap = new ChannelTap(w, { maskUnechoed: false });
+        for (const c of chunks) tap.output(Buffer.from(c));
+        tap.flush();
+        await w.close('done');
+        const events = (await readFile(path, 'utf8')).trimEnd().split('\n').slice(1).map((l) => JSON.parse(l) as [number, string, string]);
+        const out = events.filter((e) => e[1] === 'o').map((e) => e[2]).join('');
+        expect(out).toBe(new TextDecoder().decode(Buffer.concat(chunks)));
+      }),
+      { numRuns: 400 },
+    );
+  });
+});
