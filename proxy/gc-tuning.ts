@@ -8,7 +8,7 @@ import { setFlagsFromString } from 'node:v8';
  * but V8 frees their memory on a background thread after each scavenge, and until it has, the
  * freed memory still counts as live. Measured at 100-150 MB/s, that stale count crossed V8's
  * limit in about half the runs and started a full mark-compact every 50-100 ms: about 2 ms of
- * extra CPU per relayed MiB (BENCHMARKS.md, "GC under bulk transfers"). Freeing it during the
+ * extra CPU per relayed MiB (BENCHMARKS.md, SSH "Current figures"). Freeing it during the
  * scavenge itself keeps the count true: two mark-compacts per 300 MiB instead of 30.
  */
 setFlagsFromString('--no-concurrent-array-buffer-sweeping');

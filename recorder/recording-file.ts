@@ -15,6 +15,11 @@ const WRITE_AT = 256 * 1024;
  */
 const spare: Buffer[] = [];
 const SPARE_MAX = 16;
+
+/** Returns written stages to `spare` for reuse. */
+function release(stages: Buffer[]): void {
+  for (const b of stages) if (spare.length < SPARE_MAX) spare.push(b);
+}
 /**
  * A write on the event loop slower than this moves the file's later writes to the thread pool.
  * Not lower: on a busy 2-core machine a 256 KiB write is now and then descheduled for 5-10 ms,
@@ -35,7 +40,7 @@ const SLOW_WRITE_MS = 50;
  * Writes are made on the event loop (writevSync into the page cache, tens of microseconds for a
  * 256 KiB stage). On this 2-core machine the thread-pool alternative cost about 2 ms of CPU per
  * recorded MiB more and let a backlog build while the pool thread waited for a core
- * (BENCHMARKS.md, "Recording writes"). A disk that makes one write take longer than
+ * (BENCHMARKS.md, SSH "Current figures"). A disk that makes one write take longer than
  * SLOW_WRITE_MS moves that file to thread-pool writes for good, so a slow disk stalls only the
  * sessions writing to it, through the usual backlog and drained() backpressure.
  */
@@ -183,7 +188,7 @@ export class RecordingFile {
     this.retired = [];
     if (this.syncWrites) {
       this.writeNow(data);
-      for (const b of done) if (spare.length < SPARE_MAX) spare.push(b);
+      release(done);
       return this.writing;
     }
     this.writing = this.writing.then(async () => {
@@ -196,7 +201,7 @@ export class RecordingFile {
         this.onError?.(this.error);
       } finally {
         // Writes run in order: every byte staged in these buffers is now in the file (or failed).
-        for (const b of done) if (spare.length < SPARE_MAX) spare.push(b);
+        release(done);
       }
     });
     return this.writing;

@@ -87,8 +87,10 @@ export class ChannelTap {
     this.arm();
   }
 
-  /** Writes held keystrokes; with no output left to compare against, printable ones are masked. */
-  /** The channel ended: held keystrokes are written (masked), and so is a cut-off UTF-8 tail. */
+  /**
+   * The channel ended: held keystrokes are written (with no output left to compare against,
+   * printable ones are masked), and so is a cut-off UTF-8 tail.
+   */
   flush(): void {
     this.maskAll();
     const tail = this.outDec.decode();

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
  *
  * Escaping the same text with V8 (a RegExp check plus replaceAll, or JSON.stringify) walks it
  * one UTF-16 unit at a time, about 1.5 ms per MiB here; the SIMD loop copies 16 bytes a step
- * and stops only at bytes that need an escape (BENCHMARKS.md, "Recording cost").
+ * and stops only at bytes that need an escape (BENCHMARKS.md, SSH "Current figures").
  */
 
 /** Bytes 0..1023 of the memory hold the escape table; input starts above it. */
