@@ -3,6 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import ssh2 from 'ssh2';
+import { exec } from '../helpers/ssh-exec.js';
 import { startControlPlane, type TestControlPlane } from '../helpers/control-plane.js';
 import { startSshd, waitFor, type TestSshd } from '../helpers/sshd.js';
 import { startSshBroker } from '../../proxy/ssh/server.js';
@@ -59,21 +60,6 @@ function connect(user: string, token: string, method: 'keyboard-interactive' | '
   });
 }
 
-function exec(client: Client, command: string): Promise<{ stdout: string; stderr: string; code: number | null; signal?: string }> {
-  return new Promise((resolve, reject) => {
-    client.exec(command, (err, ch) => {
-      if (err) return reject(err);
-      let stdout = '';
-      let stderr = '';
-      let code: number | null = null;
-      let signal: string | undefined;
-      ch.on('data', (d: Buffer) => (stdout += d.toString()));
-      ch.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-      ch.on('exit', (c: number | null, s?: string) => { code = c; signal = s; });
-      ch.on('close', () => resolve({ stdout, stderr, code, signal }));
-    });
-  });
-}
 
 /** The recording of the newest live session of `user` (call while the session is live). */
 function liveRecordingId(user: string): string {

@@ -11,6 +11,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import ssh2 from 'ssh2';
+import { exec } from '../helpers/ssh-exec.js';
 import { startControlPlane, type TestControlPlane } from '../helpers/control-plane.js';
 import { startSshd, waitFor, type TestSshd } from '../helpers/sshd.js';
 import { startSshBroker } from '../../proxy/ssh/server.js';
@@ -84,20 +85,6 @@ async function connect(user = 'alice'): Promise<Client> {
   });
 }
 
-function exec(client: Client, command: string): Promise<{ stdout: string; stderr: string; code: number | null }> {
-  return new Promise((resolve, reject) => {
-    client.exec(command, (err, ch) => {
-      if (err) return reject(err);
-      let stdout = '';
-      let stderr = '';
-      let code: number | null = null;
-      ch.on('data', (d: Buffer) => (stdout += d.toString()));
-      ch.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-      ch.on('exit', (c: number | null) => { code = c; });
-      ch.on('close', () => resolve({ stdout, stderr, code }));
-    });
-  });
-}
 
 const strip = (s: string) => s.replace(/\x1b\[[0-?]*[ -/]*[@-~]/g, '');
 const SHELL = `exec env PS1='$ ' HISTFILE=/dev/null bash --norc --noprofile -i`;
