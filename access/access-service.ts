@@ -3,9 +3,9 @@ import type { Identity } from './identity.types.js';
 import type { Store } from './store.types.js';
 import { AccessDenied, type AccessGate, type AccessRequest, type Authorized, type Grant } from './access.types.js';
 import type { AuditLog } from '../recorder/audit.types.js';
-import type { Target } from '../proxy/config.types.js';
+import type { Target } from '../config/config.types.js';
 import { globMatch, rolesOf, type Role } from '../policies/roles.js';
-import { formatDuration } from './duration.js';
+import { formatDuration } from '../config/duration.js';
 
 /** A refused API action; `status` is the HTTP status the API answers with. */
 export class AccessError extends Error {

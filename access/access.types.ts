@@ -1,5 +1,5 @@
 import type { Identity } from './identity.types.js';
-import type { Target } from '../proxy/config.types.js';
+import type { Target } from '../config/config.types.js';
 
 export type RequestStatus = 'pending' | 'approved' | 'denied' | 'expired';
 

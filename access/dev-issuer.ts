@@ -18,8 +18,8 @@ import {
   SignJWT,
   type JWK,
 } from 'jose';
-import { isLoopback } from '../proxy/config.js';
-import type { Config } from '../proxy/config.types.js';
+import { isLoopback } from '../config/config.js';
+import type { Config } from '../config/config.types.js';
 import type { IdentityVerifier } from './identity.types.js';
 import { verifyToken } from './identity.js';
 

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, open, readdir, readFile, realpath, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Store } from './store.types.js';
-import { assertKey, assertNamespace, deliver, encodeJson, KeyedMutex, StoreError, ttlOf } from './store.js';
+import { assertKey, assertNamespace, deliver, encodeJson, KeyedMutex, StoreError, ttlOf } from './store-shared.js';
 
 export interface EmbeddedStoreOptions {
   /** How often expired entries are removed from memory and disk. Default 1000 ms. */

@@ -1,6 +1,6 @@
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Store } from './store.types.js';
-import { assertKey, assertNamespace, deliver, encodeJson, KeyedMutex, redactUrl, StoreError, ttlOf } from './store.js';
+import { assertKey, assertNamespace, deliver, encodeJson, KeyedMutex, redactUrl, StoreError, ttlOf } from './store-shared.js';
 
 export interface RedisStoreOptions {
   /** Prepended to every key and channel. Default `"pam:"`. */

@@ -3,4 +3,4 @@
 // works right after `npm ci` without a build step.
 import { register } from 'tsx/esm/api';
 register();
-await import('../cli/main.ts');
+await import('../app/main.ts');

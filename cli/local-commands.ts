@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadConfig } from '../proxy/config.js';
-import type { Config } from '../proxy/config.types.js';
+import { loadConfig } from '../config/config.js';
+import type { Config } from '../config/config.types.js';
 import { openStore } from '../access/store.js';
 import { openVault } from '../access/vault.js';
 import { FileAuditLog } from '../recorder/audit-log.js';
@@ -69,7 +69,7 @@ export async function devTokenCommand(configFile: string, user: string | undefin
   if (!user) throw new CliError('usage: pam dev token USER [--groups g1,g2] [--ttl 8h]', 2);
   const config = loadConfig(configFile);
   if (!config.identity.dev) throw new CliError(`${config.file} does not use the dev issuer (identity: { dev: true })`, 2);
-  const { parseDuration } = await import('../access/duration.js');
+  const { parseDuration } = await import('../config/duration.js');
   const issuer = await loadDevIssuer(config.dataDir, config.identity.audience);
   const token = await issuer.issue(user, (groups ?? '').split(',').map((g) => g.trim()).filter(Boolean), ttl ? { ttlSec: Math.floor(parseDuration(ttl) / 1000) } : undefined);
   process.stdout.write(token + '\n');

@@ -24,7 +24,12 @@ Through the proxy's API (PAM_SERVER, PAM_TOKEN or --server, --token):
 Every listing takes --json.
 `;
 
-async function main(argv: string[]): Promise<void> {
+/** What the composition root hands the CLI: the verbs that start the proxy itself. */
+export interface CliHost {
+  serve(configFile: string): Promise<void>;
+}
+
+async function main(argv: string[], host: CliHost): Promise<void> {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
@@ -44,11 +49,10 @@ async function main(argv: string[]): Promise<void> {
   }
   switch (cmd) {
     case 'serve': {
-      const { serve } = await import('../proxy/server.js');
-      return serve(configPath(values.config));
+      return host.serve(configPath(values.config));
     }
     case 'secret': {
-      const { loadConfig } = await import('../proxy/config.js');
+      const { loadConfig } = await import('../config/config.js');
       return secretCommand(loadConfig(configPath(values.config)), args[0], args[1], values.json === true);
     }
     case 'policy': {
@@ -63,16 +67,19 @@ async function main(argv: string[]): Promise<void> {
   }
 }
 
-main(process.argv.slice(2)).catch((err: unknown) => {
-  if (err instanceof CliError) {
-    process.stderr.write(`pam: ${err.message}\n`);
-    process.exit(err.exitCode);
-  }
-  const e = err as Error & { code?: string };
-  if (e?.name === 'ConfigError' || e?.name === 'PolicyFileError' || e?.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' || e?.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' || e?.code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') {
-    process.stderr.write(`pam: ${e.message}\n`);
-    process.exit(2);
-  }
-  process.stderr.write(`pam: ${e?.message ?? String(err)}\n`);
-  process.exit(1);
-});
+/** Runs one `pam` command line; exits the process with its status on error. */
+export function runCli(argv: string[], host: CliHost): Promise<void> {
+  return main(argv, host).catch((err: unknown) => {
+    if (err instanceof CliError) {
+      process.stderr.write(`pam: ${err.message}\n`);
+      process.exit(err.exitCode);
+    }
+    const e = err as Error & { code?: string };
+    if (e?.name === 'ConfigError' || e?.name === 'PolicyFileError' || e?.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' || e?.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' || e?.code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') {
+      process.stderr.write(`pam: ${e.message}\n`);
+      process.exit(2);
+    }
+    process.stderr.write(`pam: ${e?.message ?? String(err)}\n`);
+    process.exit(1);
+  });
+}

@@ -1,4 +1,4 @@
-import { loadConfig } from '../proxy/config.js';
+import { loadConfig } from '../config/config.js';
 import { loadRules } from '../policies/rules.js';
 import { loadRoles } from '../policies/roles.js';
 import { initSqlParser } from '../policies/sql-classify.js';

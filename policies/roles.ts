@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import YAML from 'yaml';
-import { parseDuration } from '../access/duration.js';
+import { parseDuration } from '../config/duration.js';
 
 export interface RequestScope { targets: string[]; logins: string[]; maxDurationMs: number }
 

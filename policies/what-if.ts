@@ -2,7 +2,7 @@ import type { Action, PolicyRequest, Verdict } from './policy.types.js';
 import { evaluate } from './evaluator.js';
 import type { RuleSet } from './rules.js';
 import { rolesOf, type Role } from './roles.js';
-import type { Target } from '../proxy/config.types.js';
+import type { Target } from '../config/config.types.js';
 
 export interface WhatIfInput {
   user: string;

@@ -8,7 +8,7 @@
 import { AccessDenied, type Authorized } from '../../access/access.types.js';
 import { TokenRejected, type Identity } from '../../access/identity.types.js';
 import type { BrokerDeps } from '../broker.types.js';
-import type { PostgresTarget } from '../config.types.js';
+import type { PostgresTarget } from '../../config/config.types.js';
 import { connectUpstream, type UpstreamConnection } from './upstream.js';
 
 /** The client is told this error, then the connection closes. */

@@ -3,7 +3,7 @@ import { TLSSocket, type SecureContext } from 'node:tls';
 import { AccessDenied, type Authorized } from '../../access/access.types.js';
 import { QueryLogWriter } from '../../recorder/query-log-writer.js';
 import type { BrokerDeps } from '../broker.types.js';
-import type { PostgresTarget } from '../config.types.js';
+import type { PostgresTarget } from '../../config/config.types.js';
 import * as msg from './backend-messages.js';
 import { BackendStream } from './backend-stream.js';
 import type { CancelKeys } from './cancel-keys.js';

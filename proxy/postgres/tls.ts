@@ -3,7 +3,7 @@ import { mkdir, readFile, access } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { createSecureContext, type SecureContext } from 'node:tls';
-import type { Config } from '../config.types.js';
+import type { Config } from '../../config/config.types.js';
 
 const run = promisify(execFile);
 

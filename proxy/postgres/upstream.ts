@@ -3,7 +3,7 @@ import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { readFileSync } from 'node:fs';
 import { Parser } from 'pg-protocol/dist/parser.js';
 import type { BackendMessage } from 'pg-protocol/dist/messages.js';
-import type { PostgresTarget } from '../config.types.js';
+import type { PostgresTarget } from '../../config/config.types.js';
 import * as msg from './backend-messages.js';
 import { md5Password, ScramClient } from './scram.js';
 

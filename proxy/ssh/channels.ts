@@ -2,8 +2,8 @@ import type ssh2 from 'ssh2';
 import type { PolicyRequest } from '../../policies/policy.types.js';
 import { splitCommands } from '../../policies/shell-words.js';
 import { ChannelRelay } from './channel-relay.js';
-import type { ChannelContext, RelayMode } from './channels.types.js';
-import type { ForwardOptions } from './session-forward.js';
+import type { ChannelContext, ForwardOptions, RelayMode } from './channels.types.js';
+import { checkChannel, judgeChannel } from './channel-rules.js';
 
 export type { ChannelContext, Terminable } from './channels.types.js';
 export { ChannelRelay } from './channel-relay.js';
@@ -12,19 +12,6 @@ type ServerChannel = ssh2.ServerChannel;
 type ClientChannel = ssh2.ClientChannel;
 type Session = ssh2.Session;
 type PtyInfo = ssh2.PseudoTtyInfo;
-
-/** Blocked unless a policy allows it (no policy: refused). */
-const DEFAULT_REFUSED = new Set(['port-forward', 'agent-forward', 'x11']);
-
-export type ChannelKind = 'sftp' | 'scp' | 'port-forward' | 'agent-forward' | 'x11';
-
-/** Asks the policy about a channel kind; returns the refusal message, or undefined if allowed. */
-export function checkChannel(ctx: Pick<ChannelContext, 'policy' | 'subject'>, channel: ChannelKind, destination?: string): string | undefined {
-  if (!ctx.policy) return DEFAULT_REFUSED.has(channel) ? `${channel} is not allowed through this proxy` : undefined;
-  const v = ctx.policy.evaluate({ ...ctx.subject, protocol: 'ssh', kind: 'channel', channel, destination } as PolicyRequest);
-  if (v.action === 'deny' || v.action === 'review') return v.message ?? `${channel} denied by policy${v.rule ? ` (rule ${v.rule})` : ''}`;
-  return undefined;
-}
 
 function envAllowed(name: string, allow: string[]): boolean {
   return allow.some((p) => (p.endsWith('*') ? name.startsWith(p.slice(0, -1)) : name === p));
@@ -215,9 +202,9 @@ async function handleExec(ctx: ChannelContext, ch: ServerChannel, command: strin
     }
   }
   if (!denied && scp) {
-    const why = checkChannel(ctx, 'scp', scp.path);
+    const { refusal: why, rule } = judgeChannel(ctx, 'scp', scp.path);
     if (why) {
-      denied = { message: why, rule: channelRule(ctx, 'scp', scp.path) };
+      denied = { message: why, rule };
       ctx.audit({ type: 'policy.deny', protocol: 'ssh', kind: 'channel', channel: 'scp', destination: scp.path, rule: denied.rule ?? 'default_action', why });
     }
   }
@@ -228,11 +215,6 @@ async function handleExec(ctx: ChannelContext, ch: ServerChannel, command: strin
   ch.exit(126);
   ch.end();
   return false;
-}
-
-/** The deciding rule of a channel verdict, for audit entries. */
-export function channelRule(ctx: Pick<ChannelContext, 'policy' | 'subject'>, channel: ChannelKind, destination?: string): string | undefined {
-  return ctx.policy?.evaluate({ ...ctx.subject, protocol: 'ssh', kind: 'channel', channel, destination } as PolicyRequest).rule;
 }
 
 function ptyOpts(p: PtyInfo) {

@@ -6,7 +6,6 @@ import type { AuditEvent } from '../../recorder/audit.types.js';
 import type { PolicyEngine, PolicySubject } from '../../policies/policy.types.js';
 import type { CommandPolicy } from './command-policy.js';
 import type { OnEnter } from './enter-gate.js';
-import type { SessionForwards } from './session-forward.js';
 
 type Client = ssh2.Client;
 
@@ -22,7 +21,7 @@ export interface ChannelContext {
   /** Interactive line check at each Enter of a pty session (enter-gate.ts); absent = no line checks. */
   onEnter?: OnEnter;
   /** Agent and X11 forwarding (session-forward.ts); absent = both refused. */
-  forwards?: SessionForwards;
+  forwards?: SessionForwarding;
   audit(event: AuditEvent): void;
   track(channel: Terminable): () => void;
 }
@@ -38,3 +37,21 @@ export type RelayMode =
   | { kind: 'raw'; gate: false }
   | { kind: 'transfer'; label: string }
   | { kind: 'sftp' };
+
+export type X11Request = { single: boolean; screen: number; protocol: string; cookie: string };
+
+/** What a session channel asks for upstream, once allowed. */
+export interface ForwardOptions {
+  agentForward?: boolean;
+  x11?: X11Request;
+}
+
+/** Agent and X11 forwarding of one connection, as the session channel handler uses it (session-forward.ts). */
+export interface SessionForwarding {
+  /** `auth-agent-req@openssh.com` on a client session: true = accept it and ask upstream too. */
+  allowAgent(): boolean;
+  /** `x11-req` on a client session: the upstream request to make, or undefined (refused). */
+  allowX11(info: ssh2.X11Info): X11Request | undefined;
+  /** Opens the upstream session with the allowed forwardings (retrying without one the target refuses). */
+  start<T>(fwd: ForwardOptions, open: (fwd: ForwardOptions) => (cb: (err: Error | undefined, up: T) => void) => void, cb: (err: Error | undefined, up: T) => void): void;
+}

@@ -7,7 +7,8 @@
  * `refuseForward` (audit + marker) and `relayForward` (both ways, byte counts, ends with the session).
  */
 import type ssh2 from 'ssh2';
-import { checkChannel, channelRule, type ChannelContext, type ChannelKind } from './channels.js';
+import { judgeChannel, type ChannelKind } from './channel-rules.js';
+import type { ChannelContext } from './channels.types.js';
 
 type Ctx = Pick<ChannelContext, 'policy' | 'subject' | 'audit' | 'recording' | 'track'>;
 
@@ -18,8 +19,7 @@ type Ctx = Pick<ChannelContext, 'policy' | 'subject' | 'audit' | 'recording' | '
 export function decideForward(
   ctx: Ctx, channel: ChannelKind, destination: string | undefined, what: string, extra: Record<string, unknown> = {},
 ): { allowed: true; rule: string } | { allowed: false; why: string } {
-  const rule = channelRule(ctx, channel, destination);
-  const why = checkChannel(ctx, channel, destination);
+  const { refusal: why, rule } = judgeChannel(ctx, channel, destination);
   if (!why) return { allowed: true, rule: rule ?? 'default' };
   refuseForward(ctx, channel, destination, what, why, rule, extra);
   return { allowed: false, why };

@@ -13,7 +13,7 @@
  */
 import type { Duplex } from 'node:stream';
 import ssh2 from 'ssh2';
-import type { ChannelContext } from './channels.js';
+import type { ChannelContext, ForwardOptions, SessionForwarding, X11Request } from './channels.types.js';
 import { decideForward, relayForward } from './forward-policy.js';
 
 type Connection = ssh2.Connection;
@@ -65,15 +65,9 @@ export function openAgentChannel(conn: Connection, cb: (err: Error | undefined, 
   c._protocol.openssh_authAgent(id, MAX_WINDOW, PACKET_SIZE);
 }
 
-export type X11Request = { single: boolean; screen: number; protocol: string; cookie: string };
+export type { ForwardOptions, X11Request } from './channels.types.js';
 
-/** What a session channel asks for upstream, once allowed. */
-export interface ForwardOptions {
-  agentForward?: boolean;
-  x11?: X11Request;
-}
-
-export class SessionForwards {
+export class SessionForwards implements SessionForwarding {
   private x11Sessions = 0;
 
   constructor(

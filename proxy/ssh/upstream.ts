@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import ssh2 from 'ssh2';
 import type { Authorized } from '../../access/access.types.js';
 import type { Vault } from '../../access/vault.types.js';
-import type { SshTarget } from '../config.types.js';
+import type { SshTarget } from '../../config/config.types.js';
 import { HostKeyMismatch, UpstreamError } from './errors.js';
 
 const { Client } = ssh2;

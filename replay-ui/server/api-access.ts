@@ -1,10 +1,10 @@
-import type { ControlPlane } from '../../proxy/control-plane.js';
-import { parseDuration } from '../../access/duration.js';
+import type { HttpDeps } from './http.types.js';
+import { parseDuration } from '../../config/duration.js';
 import { HttpError } from './http-errors.js';
 import { field, type Route } from './router.js';
 
 /** Access requests, approvals and grants: /api/v1/requests, /api/v1/grants. */
-export function accessRoutes(cp: ControlPlane): Route[] {
+export function accessRoutes(cp: HttpDeps): Route[] {
   return [
     {
       method: 'POST', path: '/api/v1/requests', status: 201,

@@ -1,10 +1,10 @@
-import type { ControlPlane } from '../../proxy/control-plane.js';
+import type { HttpDeps } from './http.types.js';
 import { whatIf } from '../../policies/what-if.js';
 import { HttpError } from './http-errors.js';
 import { field, type Route } from './router.js';
 
 /** POST /api/v1/policy/test: the what-if tester on the rules in force (can_edit_policies or can_audit). */
-export function policyRoutes(cp: ControlPlane): Route[] {
+export function policyRoutes(cp: HttpDeps): Route[] {
   return [
     {
       method: 'POST', path: '/api/v1/policy/test',

@@ -2,15 +2,15 @@ import { createHash } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { createReadStream } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
-import type { ControlPlane } from '../../proxy/control-plane.js';
+import type { HttpDeps } from './http.types.js';
 import { recordingText, type ExportFormat } from '../../recorder/export.js';
-import { SECURITY_HEADERS } from './http.js';
+import { SECURITY_HEADERS } from './security-headers.js';
 import { HttpError } from './http-errors.js';
 import { requireAudit } from './api-audit.js';
 import { field, type Route } from './router.js';
 
 /** Recordings, their export and verification, and live sessions: all need can_audit. */
-export function recordingRoutes(cp: ControlPlane): Route[] {
+export function recordingRoutes(cp: HttpDeps): Route[] {
   const meta = async (id: string) => {
     const m = await cp.recordings.get(id);
     if (!m) throw new HttpError(404, 'no such recording');

@@ -3,9 +3,12 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { TokenRejected, type Identity } from '../../access/identity.types.js';
 import { AccessError } from '../../access/access-service.js';
-import type { ControlPlane } from '../../proxy/control-plane.js';
-import type { Listener } from '../../proxy/broker.types.js';
+import type { HttpDeps } from './http.types.js';
+import type { HttpListener } from './http.types.js';
 import { HttpError } from './http-errors.js';
+import { SECURITY_HEADERS } from './security-headers.js';
+
+export { SECURITY_HEADERS } from './security-headers.js';
 import { Router, type RequestContext, type Route } from './router.js';
 import { accessRoutes } from './api-access.js';
 import { auditRoutes } from './api-audit.js';
@@ -14,13 +17,6 @@ import { policyRoutes } from './api-policy.js';
 
 const MAX_BODY = 1024 * 1024;
 
-export const SECURITY_HEADERS: Record<string, string> = {
-  'content-security-policy': "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'",
-  'x-content-type-options': 'nosniff',
-  'referrer-policy': 'no-referrer',
-  'x-frame-options': 'DENY',
-  'cache-control': 'no-store',
-};
 
 export type Authenticator = (req: IncomingMessage) => Promise<Identity | undefined>;
 
@@ -56,7 +52,7 @@ export function sendJson(res: ServerResponse, status: number, value: unknown): v
  * when given, the browser app. Every error is a JSON body `{ error: { code, message } }`;
  * unexpected errors are logged here and answered with a bare 500 that leaks nothing.
  */
-export async function startHttpServer(cp: ControlPlane, listen: { host: string; port: number }, extra: { routes?: Route[]; authenticators?: Authenticator[]; onUpgrade?: (req: IncomingMessage, socket: Duplex, head: Buffer) => void } = {}): Promise<Listener> {
+export async function startHttpServer(cp: HttpDeps, listen: { host: string; port: number }, extra: { routes?: Route[]; authenticators?: Authenticator[]; onUpgrade?: (req: IncomingMessage, socket: Duplex, head: Buffer) => void } = {}): Promise<HttpListener> {
   const router = new Router().add(
     { method: 'GET', path: '/healthz', public: true, handler: () => ({ ok: true }) },
     { method: 'GET', path: '/api/v1/whoami', handler: ({ identity }) => ({ ...identity, roles: cp.access.rolesFor(identity).map((r) => r.name) }) },
@@ -131,5 +127,5 @@ export async function startHttpServer(cp: ControlPlane, listen: { host: string; 
       server.close(() => resolve());
       server.closeAllConnections();
     }),
-  } as Listener & { server: typeof server };
+  } as HttpListener & { server: typeof server };
 }

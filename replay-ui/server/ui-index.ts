@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import type { ControlPlane } from '../../proxy/control-plane.js';
+import type { HttpDeps } from './http.types.js';
 import type { Authenticator } from './http.js';
 import type { Route } from './router.js';
 import { UiSessions } from './ui-session.js';
@@ -17,7 +17,7 @@ export interface ReplayUi {
 }
 
 /** The browser app: static files, cookie sign-in, replay/search/live/policy routes, the live ws. */
-export function replayUi(cp: ControlPlane): ReplayUi {
+export function replayUi(cp: HttpDeps): ReplayUi {
   const sessions = new UiSessions(cp);
   const live = liveUpgrade(cp, sessions);
   return {

@@ -2,8 +2,8 @@ import { open } from 'node:fs/promises';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
-import type { ControlPlane } from '../../proxy/control-plane.js';
-import type { LiveSession } from '../../proxy/sessions.js';
+import type { HttpDeps } from './http.types.js';
+import type { LiveSession } from '../../access/live-sessions.js';
 import { HttpError } from './http-errors.js';
 import { capabilities, checkOrigin, type UiSessions } from './ui-session.js';
 
@@ -17,7 +17,7 @@ const BACKLOG = 256 * 1024;
  * whole lines as text messages: the asciicast header and events for SSH, statement lines for
  * Postgres. `{"type":"end"}` follows the last line when the session ends. No broker hooks.
  */
-export function liveUpgrade(cp: ControlPlane, sessions: UiSessions) {
+export function liveUpgrade(cp: HttpDeps, sessions: UiSessions) {
   const wss = new WebSocketServer({ noServer: true, maxPayload: 4096 });
   const refuse = (socket: Duplex, status: number, why: string) => {
     socket.end(`HTTP/1.1 ${status} ${why}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
@@ -44,7 +44,7 @@ export function liveUpgrade(cp: ControlPlane, sessions: UiSessions) {
   return Object.assign(handler, { closeAll: () => { for (const c of wss.clients) c.terminate(); wss.close(); } });
 }
 
-async function tail(cp: ControlPlane, live: LiveSession, ws: WebSocket): Promise<void> {
+async function tail(cp: HttpDeps, live: LiveSession, ws: WebSocket): Promise<void> {
   const format = live.protocol === 'ssh' ? 'asciicast' : 'jsonl';
   const path = cp.recordings.dataPath(live.recordingId, format);
   let ended = false;

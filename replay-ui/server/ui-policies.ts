@@ -3,7 +3,7 @@ import { copyFile, mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFil
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Identity } from '../../access/identity.types.js';
-import type { ControlPlane } from '../../proxy/control-plane.js';
+import type { HttpDeps } from './http.types.js';
 import { loadRules } from '../../policies/rules.js';
 import { loadRoles } from '../../policies/roles.js';
 import { HttpError } from './http-errors.js';
@@ -22,11 +22,11 @@ function checkName(name: string): string {
   return name;
 }
 
-function requireEdit(cp: ControlPlane, identity: Identity): void {
+function requireEdit(cp: HttpDeps, identity: Identity): void {
   if (!cp.access.rolesFor(identity).some((r) => r.canEditPolicies)) throw new HttpError(403, 'this needs a role with can_edit_policies');
 }
 
-function requireRead(cp: ControlPlane, identity: Identity): void {
+function requireRead(cp: HttpDeps, identity: Identity): void {
   if (!cp.access.rolesFor(identity).some((r) => r.canEditPolicies || r.canAudit)) throw new HttpError(403, 'this needs a role with can_edit_policies or can_audit');
 }
 
@@ -36,7 +36,7 @@ function requireRead(cp: ControlPlane, identity: Identity): void {
  * engine uses. Publishing writes atomically into policies_dir (the engine hot-reloads it) and
  * keeps every version in data_dir/policy-history/FILE/VERSION.yaml with author and time.
  */
-export function uiPolicyRoutes(cp: ControlPlane): Route[] {
+export function uiPolicyRoutes(cp: HttpDeps): Route[] {
   const dir = cp.config.policiesDir;
   const historyRoot = join(cp.config.dataDir, 'policy-history');
   let publishing: Promise<unknown> = Promise.resolve();

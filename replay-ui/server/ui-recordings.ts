@@ -1,9 +1,9 @@
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
-import type { ControlPlane } from '../../proxy/control-plane.js';
+import type { HttpDeps } from './http.types.js';
 import { RecordingCatalog } from '../../recorder/catalog.js';
 import type { RecordingMeta } from '../../recorder/recording.types.js';
-import { SECURITY_HEADERS } from './http.js';
+import { SECURITY_HEADERS } from './security-headers.js';
 import { HttpError } from './http-errors.js';
 import { requireAudit } from './api-audit.js';
 import type { Route } from './router.js';
@@ -12,7 +12,7 @@ import { castIndex, castWindow, searchRecording, statementParams, statementRows,
 const MAX_HITS = 200;
 
 /** Routes the browser app needs beyond the public API: session list with filters, search, replay data. */
-export function uiRecordingRoutes(cp: ControlPlane): Route[] {
+export function uiRecordingRoutes(cp: HttpDeps): Route[] {
   const meta = async (id: string): Promise<RecordingMeta> => {
     if (!RecordingCatalog.isId(id)) throw new HttpError(404, 'no such recording');
     const m = await cp.recordings.get(id);

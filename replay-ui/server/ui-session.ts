@@ -2,7 +2,7 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Identity } from '../../access/identity.types.js';
 import { TokenRejected } from '../../access/identity.types.js';
-import type { ControlPlane } from '../../proxy/control-plane.js';
+import type { HttpDeps } from './http.types.js';
 import { HttpError } from './http-errors.js';
 import { field, type Route } from './router.js';
 
@@ -15,7 +15,7 @@ interface UiSession { identity: Identity; csrf: string; expiresAt: number }
 interface PendingLogin { verifier: string; nonce: string; expiresAt: number; returnTo: string }
 
 /** What the app may show; the server checks the same roles again on every route. */
-export function capabilities(cp: ControlPlane, identity: Identity) {
+export function capabilities(cp: HttpDeps, identity: Identity) {
   const roles = cp.access.rolesFor(identity);
   return {
     audit: roles.some((r) => r.canAudit),
@@ -65,7 +65,7 @@ export class UiSessions {
   private readonly pending = new Map<string, PendingLogin>();
   private readonly sweeper: NodeJS.Timeout;
 
-  constructor(private readonly cp: ControlPlane) {
+  constructor(private readonly cp: HttpDeps) {
     this.sweeper = setInterval(() => this.sweep(), 60_000);
     this.sweeper.unref();
   }

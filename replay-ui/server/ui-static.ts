@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { SECURITY_HEADERS } from './http.js';
+import { SECURITY_HEADERS } from './security-headers.js';
 import { HttpError } from './http-errors.js';
 import type { Route } from './router.js';
 

@@ -6,8 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { chromium, type Browser } from 'playwright-core';
-import { startProxy, type RunningProxy } from '../../proxy/server.js';
-import type { Config } from '../../proxy/config.types.js';
+import { startProxy, type RunningProxy } from '../../app/serve.js';
+import type { Config } from '../../config/config.types.js';
 
 /**
  * Browser sign-in with the authorization code flow and PKCE against a small OIDC provider run

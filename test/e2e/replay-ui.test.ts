@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { Client } from 'ssh2';
 import pg from 'pg';
-import { startProxy, type RunningProxy } from '../../proxy/server.js';
+import { startProxy, type RunningProxy } from '../../app/serve.js';
 import { runOpenSsh, startSshd, waitFor, type TestSshd } from '../helpers/sshd.js';
 import { testConfig } from '../helpers/control-plane.js';
 

@@ -1,10 +1,10 @@
 import { mkdtemp, rm, writeFile, mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Target, Config } from '../../proxy/config.types.js';
+import type { Target, Config } from '../../config/config.types.js';
 import type { Grant } from '../../access/access.types.js';
 import type { AuditEntry } from '../../recorder/audit.types.js';
-import { openControlPlane, type ControlPlane } from '../../proxy/control-plane.js';
+import { openControlPlane, type ControlPlane } from '../../app/control-plane.js';
 
 /** Roles every test control plane has; `extra` YAML roles can be added. */
 export const TEST_ROLES = `roles:

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startControlPlane, type TestControlPlane } from '../helpers/control-plane.js';
-import type { Target } from '../../proxy/config.types.js';
+import type { Target } from '../../config/config.types.js';
 import { AccessDenied } from '../../access/access.types.js';
 
 const targets: Target[] = [

@@ -4,7 +4,7 @@ import { promisify } from 'node:util';
 import { startControlPlane, type TestControlPlane } from '../helpers/control-plane.js';
 import { startHttpServer } from '../../replay-ui/server/http.js';
 import type { Listener } from '../../proxy/broker.types.js';
-import type { Target } from '../../proxy/config.types.js';
+import type { Target } from '../../config/config.types.js';
 
 const run = promisify(execFile);
 const targets: Target[] = [

@@ -5,8 +5,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { startControlPlane, type TestControlPlane } from '../helpers/control-plane.js';
-import { openControlPlane, type ControlPlane } from '../../proxy/control-plane.js';
-import type { Target } from '../../proxy/config.types.js';
+import { openControlPlane, type ControlPlane } from '../../app/control-plane.js';
+import type { Target } from '../../config/config.types.js';
 
 const URL = 'redis://127.0.0.1:6379/15';
 const targets: Target[] = [

@@ -10,7 +10,7 @@ import fc from 'fast-check';
 import { startControlPlane, type TestControlPlane } from '../helpers/control-plane.js';
 import { startPostgresBroker } from '../../proxy/postgres/server.js';
 import type { Listener } from '../../proxy/broker.types.js';
-import type { Target } from '../../proxy/config.types.js';
+import type { Target } from '../../config/config.types.js';
 import type { PolicyEngine, PolicyRequest } from '../../policies/policy.types.js';
 
 /**

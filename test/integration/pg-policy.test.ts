@@ -8,7 +8,7 @@ import pg from 'pg';
 import { startControlPlane, type TestControlPlane } from '../helpers/control-plane.js';
 import { startPostgresBroker } from '../../proxy/postgres/server.js';
 import type { Listener } from '../../proxy/broker.types.js';
-import type { Target } from '../../proxy/config.types.js';
+import type { Target } from '../../config/config.types.js';
 import type { Hold } from '../../access/holds.js';
 
 /**

@@ -9,7 +9,7 @@ import pg from 'pg';
 import { startControlPlane, type TestControlPlane } from '../helpers/control-plane.js';
 import { startPostgresBroker } from '../../proxy/postgres/server.js';
 import type { Listener } from '../../proxy/broker.types.js';
-import type { PostgresTarget } from '../../proxy/config.types.js';
+import type { PostgresTarget } from '../../config/config.types.js';
 
 /**
  * Upstream login methods and TLS modes. The machine's PostgreSQL trusts 127.0.0.1, so this

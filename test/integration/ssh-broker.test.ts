@@ -8,7 +8,7 @@ import { startControlPlane, type TestControlPlane } from '../helpers/control-pla
 import { startSshd, waitFor, type TestSshd } from '../helpers/sshd.js';
 import { startSshBroker } from '../../proxy/ssh/server.js';
 import type { Listener } from '../../proxy/broker.types.js';
-import type { SshTarget } from '../../proxy/config.types.js';
+import type { SshTarget } from '../../config/config.types.js';
 import type { RecordingMeta } from '../../recorder/recording.types.js';
 import { asciicastToText } from '../../recorder/asciicast-text.js';
 import type { PolicyRequest, Verdict } from '../../policies/policy.types.js';

@@ -16,7 +16,7 @@ import { startControlPlane, type TestControlPlane } from '../helpers/control-pla
 import { startSshd, waitFor, type TestSshd } from '../helpers/sshd.js';
 import { startSshBroker } from '../../proxy/ssh/server.js';
 import type { Listener } from '../../proxy/broker.types.js';
-import type { SshTarget } from '../../proxy/config.types.js';
+import type { SshTarget } from '../../config/config.types.js';
 
 type Client = ssh2.Client;
 type Channel = ssh2.ClientChannel;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { parseConfig, ConfigError, loadConfig } from '../../proxy/config.js';
-import { parseDuration } from '../../access/duration.js';
+import { parseConfig, ConfigError, loadConfig } from '../../config/config.js';
+import { parseDuration } from '../../config/duration.js';
 import { parseRoles, PolicyFileError } from '../../policies/roles.js';
 
 const base = () => ({

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import YAML from 'yaml';
-import { parseDuration } from '../access/duration.js';
+import { parseDuration } from './duration.js';
 import type { Config, Listen, LoginConfig, Target } from './config.types.js';
 
 /** A bad configuration: `key` is the dotted path of the offending key. */

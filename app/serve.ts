@@ -1,11 +1,11 @@
-import { loadConfig } from './config.js';
+import { loadConfig } from '../config/config.js';
 import { openControlPlane, type ControlPlane } from './control-plane.js';
-import type { Config } from './config.types.js';
-import type { Listener } from './broker.types.js';
+import type { Config } from '../config/config.types.js';
+import type { Listener } from '../proxy/broker.types.js';
 import { startHttpServer } from '../replay-ui/server/http.js';
 import { replayUi } from '../replay-ui/server/ui-index.js';
-import { startSshBroker } from './ssh/server.js';
-import { startPostgresBroker } from './postgres/server.js';
+import { startSshBroker } from '../proxy/ssh/server.js';
+import { startPostgresBroker } from '../proxy/postgres/server.js';
 
 export interface RunningProxy {
   cp: ControlPlane;

@@ -1,0 +1,35 @@
+import type { Config } from '../../config/config.types.js';
+import type { IdentityVerifier } from '../../access/identity.types.js';
+import type { AccessService } from '../../access/access-service.js';
+import type { HoldService } from '../../access/holds.js';
+import type { SshKeyBindings } from '../../access/ssh-keys.js';
+import type { SessionRegistry } from '../../access/live-sessions.js';
+import type { FileAuditLog } from '../../recorder/audit-log.js';
+import type { RecordingCatalog } from '../../recorder/catalog.js';
+import type { RunningPolicyEngine } from '../../policies/engine.js';
+import type { Role } from '../../policies/roles.js';
+
+/**
+ * What the HTTP listener needs from the control plane, named here so the UI depends on the core
+ * and not on the composition root (app/ builds one and passes it in).
+ */
+export interface HttpDeps {
+  config: Config;
+  identity: IdentityVerifier;
+  access: AccessService;
+  audit: FileAuditLog;
+  recordings: RecordingCatalog;
+  sessions: SessionRegistry;
+  policy: RunningPolicyEngine;
+  holds: HoldService;
+  sshKeys: SshKeyBindings;
+  roles: () => Role[];
+  /** Present with `identity: { dev: true }`: signs tokens for first runs and tests. */
+  dev?: { issue(user: string, groups: string[], opts?: { ttlSec?: number; amr?: string[] }): Promise<string> };
+}
+
+/** A running HTTP listener. */
+export interface HttpListener {
+  readonly port: number;
+  close(): Promise<void>;
+}
