@@ -34,7 +34,7 @@ afterAll(async () => {
 function startProxyProcess(): Promise<number> {
   const root = resolve(import.meta.dirname, '../..');
   const code = `
-    const { openControlPlane } = await import(${JSON.stringify(join(root, 'proxy/control-plane.ts'))});
+    const { openControlPlane } = await import(${JSON.stringify(join(root, 'app/control-plane.ts'))});
     const { startSshBroker } = await import(${JSON.stringify(join(root, 'proxy/ssh/server.ts'))});
     const deps = await openControlPlane(JSON.parse(process.env.PAM_TEST_CONFIG));
     const b = await startSshBroker(deps, { host: '127.0.0.1', port: 0 });
