@@ -4,7 +4,8 @@ import type { Store } from './store.types.js';
 import { AccessDenied, type AccessGate, type AccessRequest, type Authorized, type Grant } from './access.types.js';
 import type { AuditLog } from '../recorder/audit.types.js';
 import type { Target } from '../config/config.types.js';
-import { globMatch, rolesOf, type Role } from '../policies/roles.js';
+import { rolesOf, type Role } from '../policies/roles.js';
+import { capabilitiesOf, mayApprove, mayAudit, mayOversee, mayRequest, type Capabilities } from './capabilities.js';
 import { formatDuration } from '../config/duration.js';
 
 /** A refused API action; `status` is the HTTP status the API answers with. */
@@ -61,6 +62,10 @@ export class AccessService implements AccessGate {
     return rolesOf(this.deps.roles(), identity.groups);
   }
 
+  capabilitiesOf(identity: Identity): Capabilities {
+    return capabilitiesOf(identity, this.deps.roles());
+  }
+
   private newId(prefix: 'req' | 'gr'): string {
     return `${prefix}_${randomBytes(8).toString('hex')}`;
   }
@@ -71,22 +76,20 @@ export class AccessService implements AccessGate {
     if (!target.logins[input.login]) throw new AccessError(400, `target "${target.name}" has no login "${input.login}"`);
     if (!input.reason?.trim()) throw new AccessError(400, 'a reason is required');
     if (!Number.isFinite(input.durationMs) || input.durationMs <= 0) throw new AccessError(400, 'duration must be positive');
-    const mine = this.rolesFor(identity);
-    const covering = mine.filter((r) => r.canRequest.some((s) => s.targets.some((p) => globMatch(p, target.name)) && s.logins.some((p) => globMatch(p, input.login))));
-    if (covering.length === 0) {
+    const cover = mayRequest(identity, this.deps.roles(), target.name, input.login);
+    if (!cover) {
       await this.deps.audit.append({ type: 'request.refused', actor: identity.user, target: target.name, login: input.login, why: 'no role may request it' });
       throw new AccessError(403, `none of your roles may request ${input.login}@${target.name}`);
     }
-    const allowedMax = Math.max(...covering.flatMap((r) => r.canRequest.filter((s) => s.targets.some((p) => globMatch(p, target.name)) && s.logins.some((p) => globMatch(p, input.login))).map((s) => s.maxDurationMs)));
-    if (input.durationMs > allowedMax) {
+    if (input.durationMs > cover.maxDurationMs) {
       await this.deps.audit.append({ type: 'request.refused', actor: identity.user, target: target.name, login: input.login, why: 'duration above max' });
-      throw new AccessError(400, `duration ${formatDuration(input.durationMs)} is above the maximum ${formatDuration(allowedMax)} for ${input.login}@${target.name}`);
+      throw new AccessError(400, `duration ${formatDuration(input.durationMs)} is above the maximum ${formatDuration(cover.maxDurationMs)} for ${input.login}@${target.name}`);
     }
     const req: AccessRequest = {
       id: this.newId('req'),
       subject: identity.subject,
       user: identity.user,
-      roles: covering.map((r) => r.name),
+      roles: cover.roles,
       target: target.name,
       login: input.login,
       durationMs: input.durationMs,
@@ -99,13 +102,8 @@ export class AccessService implements AccessGate {
     return req;
   }
 
-  /** Roles of `identity` that may approve `req`; empty when none. */
-  private approverRoles(identity: Identity, req: AccessRequest): Role[] {
-    return this.rolesFor(identity).filter((r) => r.canApprove.some((name) => req.roles.includes(name)));
-  }
-
   canDecide(identity: Identity, req: AccessRequest): boolean {
-    return identity.subject !== req.subject && this.approverRoles(identity, req).length > 0;
+    return mayApprove(identity, this.capabilitiesOf(identity), req) === 'yes';
   }
 
   private async decide(identity: Identity, id: string, approve: boolean, reason?: string): Promise<AccessRequest> {
@@ -116,8 +114,9 @@ export class AccessService implements AccessGate {
       await this.deps.audit.append({ type: approve ? 'approve.refused' : 'deny.refused', actor: identity.user, request: id, why });
       return new AccessError(status, why);
     };
-    if (current.subject === identity.subject) throw await refuse(403, 'nobody may approve or deny their own request');
-    if (this.approverRoles(identity, current).length === 0) throw await refuse(403, `none of your roles may approve requests from ${current.roles.join(', ')}`);
+    const check = mayApprove(identity, this.capabilitiesOf(identity), current);
+    if (check === 'own') throw await refuse(403, 'nobody may approve or deny their own request');
+    if (check === 'no-role') throw await refuse(403, `none of your roles may approve requests from ${current.roles.join(', ')}`);
     const decidedAt = this.now();
     let grant: Grant | undefined;
     // The status flip is one atomic update, so two approvers racing cannot both create a grant.
@@ -153,14 +152,14 @@ export class AccessService implements AccessGate {
   }
 
   isOverseer(identity: Identity): boolean {
-    return this.rolesFor(identity).some((r) => r.canAudit || r.canApprove.length > 0);
+    return mayOversee(this.capabilitiesOf(identity));
   }
 
   /** Own requests, plus those this identity could decide, plus all for auditors. Newest first. */
   async listRequests(identity: Identity): Promise<AccessRequest[]> {
-    const auditor = this.rolesFor(identity).some((r) => r.canAudit);
+    const caps = this.capabilitiesOf(identity);
     const all = await this.deps.store.list<AccessRequest>(REQUESTS);
-    return all.filter((r) => auditor || r.subject === identity.subject || this.canDecide(identity, r)).sort((a, b) => b.createdAt - a.createdAt);
+    return all.filter((r) => mayAudit(caps) || r.subject === identity.subject || mayApprove(identity, caps, r) === 'yes').sort((a, b) => b.createdAt - a.createdAt);
   }
 
   /** Active grants: a requester sees their own, holders of can_approve or can_audit see all. */

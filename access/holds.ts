@@ -2,7 +2,8 @@ import { randomBytes } from 'node:crypto';
 import type { Identity } from './identity.types.js';
 import type { Store } from './store.types.js';
 import type { AuditLog } from '../recorder/audit.types.js';
-import { rolesOf, type Role } from '../policies/roles.js';
+import type { Role } from '../policies/roles.js';
+import { capabilitiesOf, mayApprove, mayAudit } from './capabilities.js';
 import { AccessError } from './access-service.js';
 
 export type HoldStatus = 'pending' | 'approved' | 'denied' | 'expired';
@@ -52,7 +53,7 @@ export class HoldService {
       id: `hold_${randomBytes(8).toString('hex')}`,
       subject: identity.subject,
       user: identity.user,
-      roles: rolesOf(this.deps.roles(), identity.groups).map((r) => r.name),
+      roles: capabilitiesOf(identity, this.deps.roles()).roles,
       status: 'pending',
       createdAt: this.now,
       expiresAt: this.now + timeoutMs,
@@ -101,15 +102,16 @@ export class HoldService {
   }
 
   canDecide(identity: Identity, hold: Hold): boolean {
-    return identity.subject !== hold.subject && rolesOf(this.deps.roles(), identity.groups).some((r) => r.canApprove.some((n) => hold.roles.includes(n)));
+    return mayApprove(identity, capabilitiesOf(identity, this.deps.roles()), hold) === 'yes';
   }
 
   async decide(identity: Identity, id: string, approve: boolean, reason?: string): Promise<Hold> {
     const cur = ID.test(id) ? await this.deps.store.get<Hold>(NS, id) : undefined;
     if (!cur) throw new AccessError(404, 'no such held command');
-    if (!this.canDecide(identity, cur)) {
-      await this.deps.audit.append({ type: 'policy.hold.refused', actor: identity.user, hold: id, why: cur.subject === identity.subject ? 'own command' : 'no approving role' });
-      throw new AccessError(403, cur.subject === identity.subject ? 'nobody may approve their own command' : `none of your roles may approve for ${cur.roles.join(', ') || 'this user'}`);
+    const check = mayApprove(identity, capabilitiesOf(identity, this.deps.roles()), cur);
+    if (check !== 'yes') {
+      await this.deps.audit.append({ type: 'policy.hold.refused', actor: identity.user, hold: id, why: check === 'own' ? 'own command' : 'no approving role' });
+      throw new AccessError(403, check === 'own' ? 'nobody may approve their own command' : `none of your roles may approve for ${cur.roles.join(', ') || 'this user'}`);
     }
     const next = await this.deps.store.update<Hold>(NS, id, (h) => {
       if (!h) throw new AccessError(404, 'no such held command');
@@ -123,8 +125,8 @@ export class HoldService {
   }
 
   async list(identity: Identity): Promise<Hold[]> {
-    const auditor = rolesOf(this.deps.roles(), identity.groups).some((r) => r.canAudit);
+    const caps = capabilitiesOf(identity, this.deps.roles());
     const all = await this.deps.store.list<Hold>(NS);
-    return all.filter((h) => auditor || h.subject === identity.subject || this.canDecide(identity, h)).sort((a, b) => b.createdAt - a.createdAt);
+    return all.filter((h) => mayAudit(caps) || h.subject === identity.subject || mayApprove(identity, caps, h) === 'yes').sort((a, b) => b.createdAt - a.createdAt);
   }
 }

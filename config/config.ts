@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import YAML from 'yaml';
 import { parseDuration } from './duration.js';
+import { DEFAULT_REVIEW_TIMEOUT_MS } from './defaults.js';
 import type { Config, Listen, LoginConfig, Target } from './config.types.js';
 
 /** A bad configuration: `key` is the dotted path of the offending key. */
@@ -158,7 +159,7 @@ export function parseConfig(doc: unknown, file: string): Config {
   const tlsKey = str(pg, 'tls_key', 'postgres');
   if (!!tlsCert !== !!tlsKey) throw new ConfigError(tlsCert ? 'postgres.tls_key' : 'postgres.tls_cert', 'tls_cert and tls_key go together');
 
-  let reviewTimeoutMs = 5 * 60_000;
+  let reviewTimeoutMs = DEFAULT_REVIEW_TIMEOUT_MS;
   const rt = str(doc, 'review_timeout', '');
   if (rt) {
     try {

@@ -2,9 +2,6 @@ import type { Identity } from '../../access/identity.types.js';
 import type { HoldService } from '../../access/holds.js';
 import type { HoldMark, ReviewRequest } from './statement-tracker.js';
 
-/** How long a held statement waits for an approver before it is refused (option `reviewTimeoutMs`). */
-export const REVIEW_TIMEOUT_MS = 5 * 60_000;
-
 /** A held statement in the upstream queue, with the client's original bytes. */
 export interface HeldItem { review: ReviewRequest; raw: Buffer }
 export type UpstreamItem = Buffer | HeldItem;

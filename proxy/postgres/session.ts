@@ -10,7 +10,8 @@ import type { CancelKeys } from './cancel-keys.js';
 import { decodeStartupPacket, FrontendCode, FrontendFramer, ProtocolError } from './frontend-codec.js';
 import { StatementTracker } from './statement-tracker.js';
 import { fastpathPolicyCheck, sqlPolicyCheck } from './policy-seam.js';
-import { holdStatement, REVIEW_TIMEOUT_MS, ReviewGate } from './review-gate.js';
+import { holdStatement, ReviewGate } from './review-gate.js';
+import { DEFAULT_REVIEW_TIMEOUT_MS } from '../../config/defaults.js';
 import { authorizeLogin, openUpstream, SessionFatal, verifyToken } from './session-auth.js';
 import { batchFrontend } from './session-relay.js';
 import { sendCancel, type UpstreamConnection } from './upstream.js';
@@ -21,7 +22,7 @@ export interface SessionContext {
   keys: CancelKeys;
   /** Whether a cleartext token may arrive over plain TCP on this connection. */
   plaintextOk: boolean;
-  /** How long a `review` hold waits for an approver; default REVIEW_TIMEOUT_MS (5 min). */
+  /** How long a `review` hold waits for an approver; default DEFAULT_REVIEW_TIMEOUT_MS (config/defaults.ts). */
   reviewTimeoutMs?: number;
 }
 
@@ -263,7 +264,7 @@ export class PostgresSession {
         this.holdCanceled = false;
         return holdStatement({
           holds: deps.holds!, identity: auth.identity, target: auth.target.name, login: auth.login, sessionId: this.recorder?.id,
-          timeoutMs: this.ctx.reviewTimeoutMs ?? REVIEW_TIMEOUT_MS, signal: abort.signal,
+          timeoutMs: this.ctx.reviewTimeoutMs ?? DEFAULT_REVIEW_TIMEOUT_MS, signal: abort.signal,
           notice: (text) => this.noticeToClient(text),
           mark: (fields) => this.tracker!.mark(fields),
           canceled: () => this.holdCanceled,

@@ -11,9 +11,8 @@ import type { HoldService } from '../../access/holds.js';
 import type { AuditEvent } from '../../recorder/audit.types.js';
 import type { PolicyEngine, PolicySubject, Verdict } from '../../policies/policy.types.js';
 import type { EnterVerdict } from './enter-gate.js';
+import { DEFAULT_REVIEW_TIMEOUT_MS } from '../../config/defaults.js';
 
-/** How long a held command waits for an approver before it is dropped. */
-export const DEFAULT_REVIEW_TIMEOUT_MS = 5 * 60_000;
 
 export interface CommandPolicyDeps {
   policy: PolicyEngine;

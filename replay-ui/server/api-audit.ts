@@ -1,14 +1,10 @@
-import type { Identity } from '../../access/identity.types.js';
 import type { HttpDeps } from './http.types.js';
 import { parseDuration } from '../../config/duration.js';
 import { verifyAuditChain } from '../../recorder/audit-log.js';
 import { join } from 'node:path';
 import { HttpError } from './http-errors.js';
+import { requireAudit } from './route-capability.js';
 import type { Route } from './router.js';
-
-export function requireAudit(cp: HttpDeps, identity: Identity): void {
-  if (!cp.access.rolesFor(identity).some((r) => r.canAudit)) throw new HttpError(403, 'this needs a role with can_audit');
-}
 
 /** The audit log: GET /api/v1/audit?since=1h, GET /api/v1/audit/verify. */
 export function auditRoutes(cp: HttpDeps): Route[] {

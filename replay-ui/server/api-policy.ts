@@ -1,6 +1,7 @@
 import type { HttpDeps } from './http.types.js';
 import { whatIf } from '../../policies/what-if.js';
 import { HttpError } from './http-errors.js';
+import { requireCapability } from './route-capability.js';
 import { field, type Route } from './router.js';
 
 /** POST /api/v1/policy/test: the what-if tester on the rules in force (can_edit_policies or can_audit). */
@@ -9,7 +10,7 @@ export function policyRoutes(cp: HttpDeps): Route[] {
     {
       method: 'POST', path: '/api/v1/policy/test',
       handler: ({ identity, body }) => {
-        if (!cp.access.rolesFor(identity).some((r) => r.canEditPolicies || r.canAudit)) throw new HttpError(403, 'this needs a role with can_edit_policies or can_audit');
+        requireCapability(cp, identity, 'readPolicies');
         const groups = body.groups;
         if (groups !== undefined && (!Array.isArray(groups) || groups.some((g) => typeof g !== 'string'))) throw new HttpError(400, '"groups" must be a list of names');
         try {

@@ -6,7 +6,7 @@ import type { HttpDeps } from './http.types.js';
 import { recordingText, type ExportFormat } from '../../recorder/export.js';
 import { SECURITY_HEADERS } from './security-headers.js';
 import { HttpError } from './http-errors.js';
-import { requireAudit } from './api-audit.js';
+import { requireAudit } from './route-capability.js';
 import { field, type Route } from './router.js';
 
 /** Recordings, their export and verification, and live sessions: all need can_audit. */

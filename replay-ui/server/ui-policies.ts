@@ -7,6 +7,7 @@ import type { HttpDeps } from './http.types.js';
 import { loadRules } from '../../policies/rules.js';
 import { loadRoles } from '../../policies/roles.js';
 import { HttpError } from './http-errors.js';
+import { requireCapability } from './route-capability.js';
 import { field, type Route } from './router.js';
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,80}\.ya?ml$/;
@@ -22,13 +23,8 @@ function checkName(name: string): string {
   return name;
 }
 
-function requireEdit(cp: HttpDeps, identity: Identity): void {
-  if (!cp.access.rolesFor(identity).some((r) => r.canEditPolicies)) throw new HttpError(403, 'this needs a role with can_edit_policies');
-}
-
-function requireRead(cp: HttpDeps, identity: Identity): void {
-  if (!cp.access.rolesFor(identity).some((r) => r.canEditPolicies || r.canAudit)) throw new HttpError(403, 'this needs a role with can_edit_policies or can_audit');
-}
+const requireEdit = (cp: HttpDeps, identity: Identity) => requireCapability(cp, identity, 'editPolicies');
+const requireRead = (cp: HttpDeps, identity: Identity) => requireCapability(cp, identity, 'readPolicies');
 
 /**
  * Rule files in policies_dir: list, read, validate, publish, history. Validation loads the

@@ -5,7 +5,7 @@ import { RecordingCatalog } from '../../recorder/catalog.js';
 import type { RecordingMeta } from '../../recorder/recording.types.js';
 import { SECURITY_HEADERS } from './security-headers.js';
 import { HttpError } from './http-errors.js';
-import { requireAudit } from './api-audit.js';
+import { requireAudit } from './route-capability.js';
 import type { Route } from './router.js';
 import { castIndex, castWindow, searchRecording, statementParams, statementRows, type SearchHit } from './ui-scan.js';
 

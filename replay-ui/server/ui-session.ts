@@ -3,6 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Identity } from '../../access/identity.types.js';
 import { TokenRejected } from '../../access/identity.types.js';
 import type { HttpDeps } from './http.types.js';
+import { capabilitiesOf } from '../../access/capabilities.js';
 import { HttpError } from './http-errors.js';
 import { field, type Route } from './router.js';
 
@@ -15,13 +16,9 @@ interface UiSession { identity: Identity; csrf: string; expiresAt: number }
 interface PendingLogin { verifier: string; nonce: string; expiresAt: number; returnTo: string }
 
 /** What the app may show; the server checks the same roles again on every route. */
-export function capabilities(cp: HttpDeps, identity: Identity) {
-  const roles = cp.access.rolesFor(identity);
-  return {
-    audit: roles.some((r) => r.canAudit),
-    approve: roles.some((r) => r.canApprove.length > 0),
-    editPolicies: roles.some((r) => r.canEditPolicies),
-  };
+export function capabilities(cp: HttpDeps, identity: Identity): { audit: boolean; approve: boolean; editPolicies: boolean } {
+  const { audit, approve, editPolicies } = capabilitiesOf(identity, cp.roles());
+  return { audit, approve, editPolicies };
 }
 
 function parseCookies(req: IncomingMessage): Record<string, string> {

@@ -1,0 +1,82 @@
+import type { Identity } from './identity.types.js';
+import { globMatch, rolesOf, type Role } from '../policies/roles.js';
+
+/**
+ * What an identity may do beyond asking for access, derived once from the roles its groups
+ * map to (the `can_*` keys of the role files). Every check in the API, the UI and the services
+ * reads these; nothing else looks at `Role.can*` directly.
+ */
+export interface Capabilities {
+  /** Names of the roles the identity holds. */
+  roles: string[];
+  /** can_audit: recordings, live sessions, the audit log, everybody's requests and holds. */
+  audit: boolean;
+  /** At least one can_approve entry. */
+  approve: boolean;
+  /** can_edit_policies: publish rule files. */
+  editPolicies: boolean;
+  /** Role names whose requests and held commands this identity may decide (can_approve). */
+  approvesFor: string[];
+}
+
+export function capabilitiesOf(identity: Pick<Identity, 'groups'>, roles: Role[]): Capabilities {
+  const mine = rolesOf(roles, identity.groups);
+  return {
+    roles: mine.map((r) => r.name),
+    audit: mine.some((r) => r.canAudit),
+    approve: mine.some((r) => r.canApprove.length > 0),
+    editPolicies: mine.some((r) => r.canEditPolicies),
+    approvesFor: [...new Set(mine.flatMap((r) => r.canApprove))],
+  };
+}
+
+/**
+ * The roles that may request `login@target` (can_request) and the longest duration any of
+ * their matching scopes allows; undefined when none may.
+ */
+export function mayRequest(identity: Pick<Identity, 'groups'>, roles: Role[], target: string, login: string): { roles: string[]; maxDurationMs: number } | undefined {
+  const scopes = (r: Role) => r.canRequest.filter((s) => s.targets.some((p) => globMatch(p, target)) && s.logins.some((p) => globMatch(p, login)));
+  const covering = rolesOf(roles, identity.groups).filter((r) => scopes(r).length > 0);
+  if (covering.length === 0) return undefined;
+  return { roles: covering.map((r) => r.name), maxDurationMs: Math.max(...covering.flatMap((r) => scopes(r).map((s) => s.maxDurationMs))) };
+}
+
+/** Something waiting for an approver: an access request or a held command. */
+export interface Decidable {
+  /** Who asked. */
+  subject: string;
+  /** The roles the asker held when asking; an approver needs can_approve for one of them. */
+  roles: string[];
+}
+
+/** `yes`, or why not: nobody decides their own item; an approver needs a matching can_approve. */
+export type ApproveCheck = 'yes' | 'own' | 'no-role';
+
+export function mayApprove(identity: Pick<Identity, 'subject'>, caps: Capabilities, item: Decidable): ApproveCheck {
+  if (identity.subject === item.subject) return 'own';
+  return caps.approvesFor.some((name) => item.roles.includes(name)) ? 'yes' : 'no-role';
+}
+
+/** Recordings, live sessions, the audit log; every request and hold in the lists. */
+export const mayAudit = (caps: Capabilities): boolean => caps.audit;
+/** Publish rule files. */
+export const mayEditPolicies = (caps: Capabilities): boolean => caps.editPolicies;
+/** Read rule files and run the what-if tester. */
+export const mayReadPolicies = (caps: Capabilities): boolean => caps.editPolicies || caps.audit;
+/** See every active grant (approvers and auditors oversee them). */
+export const mayOversee = (caps: Capabilities): boolean => caps.audit || caps.approve;
+
+/** A capability an API route needs. */
+export type Capability = 'audit' | 'editPolicies' | 'readPolicies';
+
+const NEEDS: Record<Capability, { test: (c: Capabilities) => boolean; message: string }> = {
+  audit: { test: mayAudit, message: 'this needs a role with can_audit' },
+  editPolicies: { test: mayEditPolicies, message: 'this needs a role with can_edit_policies' },
+  readPolicies: { test: mayReadPolicies, message: 'this needs a role with can_edit_policies or can_audit' },
+};
+
+/** Undefined when `caps` grants `need`; otherwise the refusal to show (routes answer it with 403). */
+export function refusalFor(caps: Capabilities, need: Capability): string | undefined {
+  const n = NEEDS[need];
+  return n.test(caps) ? undefined : n.message;
+}
