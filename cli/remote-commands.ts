@@ -4,6 +4,7 @@ import type { AuditEntry } from '../recorder/audit.types.js';
 import type { RecordingMeta } from '../recorder/recording.types.js';
 import { ApiClient, CliError } from './api-client.js';
 import { iso, printRows } from './table.js';
+import { signChallenge } from './key-signer.js';
 
 export interface Flags { [k: string]: string | boolean | undefined }
 
@@ -119,7 +120,9 @@ export async function remoteCommand(cmd: string, args: string[], f: Flags): Prom
     case 'login': {
       const keyFile = need(str(f, 'key'), 'pam login --key ~/.ssh/id_ed25519.pub');
       const publicKey = (await readFile(keyFile, 'utf8')).trim();
-      const r = await api.call<{ fingerprint: string; expiresAt: number }>('POST', '/api/v1/ssh-keys', { public_key: publicKey });
+      const { challenge } = await api.call<{ challenge: string }>('POST', '/api/v1/ssh-keys/challenge', { public_key: publicKey });
+      const signature = await signChallenge(keyFile, publicKey, challenge);
+      const r = await api.call<{ fingerprint: string; expiresAt: number }>('POST', '/api/v1/ssh-keys', { public_key: publicKey, challenge, signature: signature.toString('base64') });
       return void process.stdout.write(json ? JSON.stringify(r) + '\n' : `key ${r.fingerprint} bound until ${iso(r.expiresAt)}\n`);
     }
     default:

@@ -2,6 +2,7 @@ import type { HttpDeps } from './http.types.js';
 import { parseDuration } from '../../config/duration.js';
 import { HttpError } from './http-errors.js';
 import { field, type Route } from './router.js';
+import { KeyBindingError } from '../../access/ssh-keys.js';
 
 /** Access requests, approvals and grants: /api/v1/requests, /api/v1/grants. */
 export function accessRoutes(cp: HttpDeps): Route[] {
@@ -38,14 +39,20 @@ export function accessRoutes(cp: HttpDeps): Route[] {
     { method: 'GET', path: '/api/v1/grants', handler: ({ identity }) => cp.access.listGrants(identity) },
     { method: 'POST', path: '/api/v1/grants/:id/revoke', handler: ({ identity, params, body }) => cp.access.revoke(identity, params.id!, field(body, 'reason', { max: 1000 })) },
     {
+      // Step 1 of `pam login --key`: a single-use challenge tied to the caller and the key.
+      method: 'POST', path: '/api/v1/ssh-keys/challenge', status: 201,
+      handler: async ({ identity, body }) => keyErrors(() => cp.sshKeys.challenge(identity, field(body, 'public_key', { required: true, max: 16384 })!)),
+    },
+    {
+      // Step 2: the key's signature over the challenge (access/key-proof.ts), then the binding.
       method: 'POST', path: '/api/v1/ssh-keys', status: 201,
       handler: async ({ identity, body }) => {
-        try {
-          const b = await cp.sshKeys.bind(identity, field(body, 'public_key', { required: true, max: 16384 })!);
-          return { fingerprint: b.fingerprint, type: b.type, expiresAt: b.expiresAt };
-        } catch (e) {
-          throw new HttpError(400, (e as Error).message);
-        }
+        const publicKey = field(body, 'public_key', { required: true, max: 16384 })!;
+        const challenge = field(body, 'challenge', { max: 256 });
+        const signature = field(body, 'signature', { max: 8192 });
+        if (!challenge || !signature) throw new HttpError(400, 'send "challenge" (from POST /api/v1/ssh-keys/challenge) and "signature" (base64 SSH signature over it); `pam login --key` does both');
+        const b = await keyErrors(() => cp.sshKeys.bind(identity, publicKey, { challenge, signature: Buffer.from(signature, 'base64') }));
+        return { fingerprint: b.fingerprint, type: b.type, expiresAt: b.expiresAt };
       },
     },
     { method: 'GET', path: '/api/v1/holds', handler: ({ identity }) => cp.holds.list(identity) },
@@ -53,4 +60,14 @@ export function accessRoutes(cp: HttpDeps): Route[] {
     { method: 'POST', path: '/api/v1/holds/:id/deny', handler: ({ identity, params, body }) => cp.holds.decide(identity, params.id!, false, field(body, 'reason', { max: 1000 })) },
     { method: 'GET', path: '/api/v1/targets', handler: () => cp.config.targets.map((t) => ({ name: t.name, protocol: t.protocol, logins: Object.keys(t.logins) })) },
   ];
+}
+
+/** Key-binding refusals as API errors: a key bound to someone else is a conflict (409). */
+async function keyErrors<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    if (e instanceof KeyBindingError) throw new HttpError(e.code === 'taken' ? 409 : 400, e.message);
+    throw e;
+  }
 }

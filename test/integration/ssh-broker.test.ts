@@ -4,6 +4,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import ssh2 from 'ssh2';
 import { exec } from '../helpers/ssh-exec.js';
+import { bindKeyWithProof } from '../helpers/key-binding.js';
 import { startControlPlane, type TestControlPlane } from '../helpers/control-plane.js';
 import { startSshd, waitFor, type TestSshd } from '../helpers/sshd.js';
 import { startSshBroker } from '../../proxy/ssh/server.js';
@@ -164,7 +165,7 @@ describe('ssh broker with an ssh2 client', () => {
   it('logs in with a public key bound by `pam login --key`', async () => {
     const pair = ssh2.utils.generateKeyPairSync('ed25519');
     const identity = await cp.deps.identity.verify(await cp.token('alice'));
-    await cp.deps.sshKeys.bind(identity, pair.public);
+    await bindKeyWithProof(cp.deps.sshKeys, identity, pair);
     const client = await new Promise<Client>((resolve, reject) => {
       const c = new ssh2.Client();
       c.once('ready', () => resolve(c)).once('error', reject);

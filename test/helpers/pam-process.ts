@@ -1,0 +1,102 @@
+/**
+ * `pam serve` as its own process from a YAML file, as a user runs it, plus the `pam` CLI
+ * against it. For tests that must see the shipped process: its sockets, its log, its RSS.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { waitFor, type RunResult } from './sshd.js';
+
+export const freePort = () => new Promise<number>((resolve) => {
+  const s = createServer().listen(0, '127.0.0.1', () => {
+    const p = (s.address() as { port: number }).port;
+    s.close(() => resolve(p));
+  });
+});
+
+export interface PamProcessOptions {
+  /** roles.yaml content. */
+  roles: string;
+  /** YAML lines appended to the config (targets:, store:, http:, login_timeout: …). */
+  extra?: string;
+  /** `store:` value; default embedded. */
+  store?: string;
+  /** Scheme of listen.http (https needs http.tls_cert/tls_key in `extra`). */
+  httpScheme?: 'http' | 'https';
+  env?: Record<string, string>;
+}
+
+export interface PamProcess {
+  dir: string;
+  configFile: string;
+  ports: { ssh: number; pg: number; http: number };
+  server: string;
+  proc: ChildProcess;
+  /** Everything the process printed so far. */
+  log(): string;
+  /** The dev sign-in secret printed at start-up (dev issuer only). */
+  devSecret(): string | undefined;
+  pam(args: string[], env?: Record<string, string>, input?: string): Promise<RunResult>;
+  /** Peak resident set (VmHWM) and current RSS of the process, bytes, from /proc. */
+  memory(): Promise<{ hwm: number; rss: number }>;
+  stop(): Promise<void>;
+}
+
+export async function startPamProcess(opts: PamProcessOptions): Promise<PamProcess> {
+  const dir = await mkdtemp(join(tmpdir(), 'pam-proc-'));
+  await mkdir(join(dir, 'policies'));
+  await writeFile(join(dir, 'policies', 'roles.yaml'), opts.roles);
+  const ports = { ssh: await freePort(), pg: await freePort(), http: await freePort() };
+  const scheme = opts.httpScheme ?? 'http';
+  const httpListen = scheme === 'https' ? `https://127.0.0.1:${ports.http}` : `127.0.0.1:${ports.http}`;
+  const configFile = join(dir, 'pam.yaml');
+  await writeFile(configFile, `listen: { ssh: "127.0.0.1:${ports.ssh}", postgres: "127.0.0.1:${ports.pg}", http: "${httpListen}" }
+data_dir: "./data"
+store: "${opts.store ?? 'embedded'}"
+policies_dir: "./policies"
+identity: { dev: true, audience: "pam-proxy" }
+${opts.extra ?? ''}
+`);
+  const server = `${scheme}://127.0.0.1:${ports.http}`;
+  let out = '';
+  const proc = spawn('node', ['bin/pam.js', 'serve', '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
+  proc.stdout!.on('data', (d) => (out += d));
+  proc.stderr!.on('data', (d) => (out += d));
+  try {
+    await waitFor(() => out.includes('pam: serving') || proc.exitCode !== null, 'pam serve to start', 2400);
+  } catch (e) {
+    proc.kill('SIGKILL');
+    throw new Error(`${(e as Error).message}; log:\n${out}`);
+  }
+  if (proc.exitCode !== null) throw new Error(`pam serve exited ${proc.exitCode}:\n${out}`);
+
+  const pam = (args: string[], env: Record<string, string> = {}, input?: string) => new Promise<RunResult>((resolve) => {
+    const p = spawn('node', ['bin/pam.js', ...args], { env: { ...process.env, PAM_CONFIG: configFile, PAM_SERVER: server, ...opts.env, ...env } });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d) => (stdout += d));
+    p.stderr.on('data', (d) => (stderr += d));
+    p.stdin.end(input ?? '');
+    p.once('close', (code) => resolve({ code, stdout, stderr }));
+  });
+
+  return {
+    dir, configFile, ports, server, proc, pam,
+    log: () => out,
+    devSecret: () => /dev sign-in secret: (\S+)/.exec(out)?.[1],
+    async memory() {
+      const status = await readFile(`/proc/${proc.pid}/status`, 'utf8');
+      const kb = (name: string) => Number(new RegExp(`${name}:\\s+(\\d+) kB`).exec(status)![1]) * 1024;
+      return { hwm: kb('VmHWM'), rss: kb('VmRSS') };
+    },
+    async stop() {
+      if (proc.exitCode === null) {
+        proc.kill('SIGTERM');
+        await new Promise((r) => (proc.exitCode !== null ? r(null) : proc.once('exit', r)));
+      }
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
