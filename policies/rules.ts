@@ -54,8 +54,6 @@ export interface RuleSet {
   unparseableSql: Action;
 }
 
-export const EMPTY_RULE_SET: RuleSet = { rules: [], defaults: [], unparseableSql: 'deny' };
-
 /** What one file contributes; kept per file so a broken edit leaves that file's last good rules in force. */
 export interface RuleFile {
   file: string;

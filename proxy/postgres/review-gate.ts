@@ -1,6 +1,6 @@
 import type { Identity } from '../../access/identity.types.js';
 import type { HoldService } from '../../access/holds.js';
-import type { HoldMark, ReviewRequest } from './statement-tracker.js';
+import type { ReviewRequest } from './statement-tracker.js';
 
 /** A held statement in the upstream queue, with the client's original bytes. */
 export interface HeldItem { review: ReviewRequest; raw: Buffer }

@@ -4,6 +4,7 @@ import type { BackendMessage, DatabaseError } from 'pg-protocol/dist/messages.js
 import type { Verdict } from '../../policies/policy.types.js';
 import type { FrontendMessage } from './frontend-codec.js';
 import * as msg from './backend-messages.js';
+import { formatParams, isoNow, statementLine, verdictOf, type Copy, type HoldMark, type StatementFacts } from './statement-line.js';
 
 /**
  * Pairs what the client sent with what the server answered, in protocol order, to record one
@@ -18,9 +19,6 @@ import * as msg from './backend-messages.js';
 
 /** Text the server receives instead of a denied statement: a syntax error, so nothing runs. */
 export const DENIED_PLACEHOLDER = 'DENIED BY PROXY POLICY';
-
-const MAX_TEXT_PARAM = 1024;
-const MAX_BINARY_PARAM = 256;
 
 export interface TrackerOptions {
   redactParameters: boolean;
@@ -37,14 +35,6 @@ export interface TrackerOptions {
   record: (jsonLine: string) => void;
 }
 
-type Copy = { direction: 'in' | 'out'; bytes: number };
-
-/** How a held statement ended, written into its recorded verdict. */
-export interface HoldMark {
-  hold?: string;
-  decision: 'approved' | 'denied' | 'expired' | 'canceled' | 'failed';
-}
-
 /**
  * A statement a `review` verdict holds. The session relays nothing of it (or after it) until an
  * approver decides, then sends the original bytes (`approve`) or what `refuse` returns.
@@ -58,68 +48,14 @@ export interface ReviewRequest {
   refuse(mark: HoldMark, message: string, sqlstate?: string): Buffer;
 }
 
-interface Pending {
-  k: 'query' | 'parse' | 'bind' | 'describe' | 'execute' | 'close' | 'sync' | 'fcall';
-  start: number;
-  sql?: string;
-  statement?: string;
-  portal?: string;
-  params?: unknown[];
-  rows: number;
-  tags?: string[];
-  error?: { sqlstate?: string; message: string };
-  copy?: Copy;
-  verdict?: Verdict & Partial<HoldMark>;
+/** A client request waiting for the server's answer; what is recorded about it is StatementFacts. */
+interface Pending extends StatementFacts {
   denied?: boolean;
   /** SQLSTATE of the proxy's error for a denied statement (default 42501). */
   deniedState?: string;
 }
 
 interface Portal { statement: string; sql: string | undefined; params: unknown[] | undefined }
-
-function verdictOf(v: Verdict & Partial<HoldMark>): Record<string, unknown> {
-  return { action: v.action, ...(v.rule ? { rule: v.rule } : {}), ...(v.message ? { message: v.message } : {}), ...(v.decision ? { hold: v.hold, decision: v.decision } : {}) };
-}
-
-let isoMs = 0;
-let isoText = '';
-/** ISO time, formatted once per millisecond (many statements share one under load). */
-function isoNow(): string {
-  const now = Date.now();
-  if (now !== isoMs) {
-    isoMs = now;
-    isoText = new Date(now).toISOString();
-  }
-  return isoText;
-}
-
-/** Rows from a command tag: the last number ("SELECT 5", "INSERT 0 5", "COPY 3"). */
-function rowsOfTag(tag: string): number | undefined {
-  const m = / (\d+)$/.exec(tag);
-  return m ? Number(m[1]) : undefined;
-}
-
-export function formatParams(params: (Buffer | null)[], formats: number[], redact: boolean): unknown[] {
-  const out: unknown[] = new Array(params.length);
-  for (let i = 0; i < params.length; i++) {
-    const p = params[i]!;
-    if (p === null) out[i] = null;
-    else if (redact) out[i] = '[redacted]';
-    else {
-      const binary = (formats.length === 1 ? formats[0] : formats.length > i ? formats[i] : 0) === 1;
-      if (binary) {
-        out[i] = p.length > MAX_BINARY_PARAM
-          ? { hex: p.subarray(0, MAX_BINARY_PARAM).toString('hex'), truncated: p.length }
-          : { hex: p.toString('hex') };
-      } else if (p.length > MAX_TEXT_PARAM) {
-        out[i] = { text: p.toString('utf8', 0, MAX_TEXT_PARAM), truncated: p.length };
-      } else {
-        out[i] = p.toString('utf8');
-      }
-    }
-  }
-  return out;
-}
 
 export class StatementTracker {
   private readonly queue: Pending[] = [];
@@ -281,34 +217,9 @@ export class StatementTracker {
     return out!;
   }
 
-  /**
-   * Writes one statement line. Built as a string, not an object for JSON.stringify: this runs
-   * once per statement on the relay's hot path. Field order is fixed (t, type, protocol, sql, …).
-   */
+  /** Writes one statement line (format in statement-line.ts). */
   private emit(p: Pending, extra?: string): void {
-    let line = `{"t":"${isoNow()}","type":"statement","protocol":"${p.k === 'query' ? 'simple' : p.k === 'fcall' ? 'function-call' : 'extended'}","sql":${p.sql === undefined ? 'null' : JSON.stringify(p.sql)}`;
-    if (p.statement !== undefined) line += `,"statement":${JSON.stringify(p.statement)}`;
-    if (p.portal !== undefined) line += `,"portal":${JSON.stringify(p.portal)}`;
-    if (p.params) line += `,"params":${JSON.stringify(p.params)}`;
-    line += `,"duration_ms":${Math.round((performance.now() - p.start) * 1000) / 1000}`;
-    if (p.tags && p.tags.length > 0) {
-      let rows = 0;
-      let any = false;
-      for (const t of p.tags) {
-        const r = rowsOfTag(t);
-        if (r !== undefined) { rows += r; any = true; }
-      }
-      line += p.tags.length === 1 ? `,"tag":${JSON.stringify(p.tags[0])}` : `,"tags":${JSON.stringify(p.tags)}`;
-      line += `,"rows":${any ? rows : p.rows}`;
-    } else if (p.k === 'execute' || p.k === 'query') {
-      line += `,"rows":${p.rows}`;
-    }
-    if (p.error) line += `,"error":${JSON.stringify(p.error)}`;
-    if (p.copy) line += `,"copy":${JSON.stringify(p.copy)}`;
-    // A plain allow is the common case under a policy: a constant, not an object to stringify.
-    if (p.verdict) line += p.verdict.action === 'allow' && !p.verdict.rule && !p.verdict.message ? ',"verdict":{"action":"allow"}' : `,"verdict":${JSON.stringify(verdictOf(p.verdict))}`;
-    if (extra) line += extra;
-    this.opts.record(line + '}');
+    this.opts.record(statementLine(p, isoNow(), Math.round((performance.now() - p.start) * 1000) / 1000, extra));
   }
 
   private deniedError(p: Pending): Buffer {

@@ -1,5 +1,4 @@
 import type ssh2 from 'ssh2';
-import type { PolicyRequest } from '../../policies/policy.types.js';
 import { splitCommands } from '../../policies/shell-words.js';
 import { ChannelRelay } from './channel-relay.js';
 import type { ChannelContext, ForwardOptions, RelayMode } from './channels.types.js';
