@@ -1,3 +1,5 @@
+import { stripOutputEscapes } from './terminal-escapes.js';
+
 /**
  * Plain-text export of an asciicast v2 recording: output (`o`) events concatenated, with
  * escape sequences removed and carriage-return overwrites resolved per line, plus markers
@@ -24,18 +26,8 @@ export function asciicastToText(cast: string, opts: { markers?: boolean } = {}):
       out += `\u0000M${pendingMarkers.length - 1}\u0000`;
     }
   }
-  const text = renderPlain(stripAnsi(out));
+  const text = renderPlain(stripOutputEscapes(out));
   return text.replace(/\u0000M(\d+)\u0000/g, (_m, n: string) => `\n${pendingMarkers[Number(n)]}\n`).replace(/\n{3,}/g, '\n\n');
-}
-
-/** Removes CSI, OSC and other escape sequences. */
-export function stripAnsi(s: string): string {
-  return s
-    .replace(/\u001b\][^\u0007\u001b]*(\u0007|\u001b\\)/g, '')
-    .replace(/\u001b\[[0-?]*[ -/]*[@-~]/g, '')
-    .replace(/\u001b[PX^_][^\u001b]*\u001b\\/g, '')
-    .replace(/\u001b[()][0-9A-Za-z]/g, '')
-    .replace(/\u001b[=>78cDEHM]/g, '');
 }
 
 /** Resolves \r (return to line start, later text overwrites) and \b, drops other controls. */

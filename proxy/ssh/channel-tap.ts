@@ -1,8 +1,6 @@
 import { isUtf8 } from 'node:buffer';
 import type { AsciicastWriter } from '../../recorder/asciicast-writer.js';
-
-/** Escape sequences and control characters: kept as typed, never masked. */
-const CONTROL = /\u001b(?:\[[0-?]*[ -/]*[@-~]|O.|.)|[\u0000-\u001f\u007f]/g;
+import { keyParts, printableKeys } from '../../recorder/terminal-escapes.js';
 
 /**
  * Output looked at for the echo of held keystrokes, counted from the oldest one. An echo comes
@@ -131,7 +129,7 @@ export class ChannelTap {
 
   /** Control-only keystrokes at the head need no decision. */
   private release(): void {
-    while (this.pending.length && !this.pending[0]!.text.replace(CONTROL, '')) {
+    while (this.pending.length && !printableKeys(this.pending[0]!.text)) {
       const p = this.pending.shift()!;
       this.rec.input(p.text, p.at);
     }
@@ -145,7 +143,7 @@ export class ChannelTap {
   private settle(): void {
     while (this.pending.length) {
       const p = this.pending[0]!;
-      const visible = p.text.replace(CONTROL, '');
+      const visible = printableKeys(p.text);
       const at = this.seen.indexOf(visible, this.cursor);
       if (at < 0) break;
       this.cursor = at + visible.length;
@@ -170,14 +168,9 @@ export function endsInsideSequence(buf: Buffer): boolean {
   return false;
 }
 
-/** Replaces printable characters with `*`, keeping control keys and escape sequences. */
+/** Replaces printable characters with `*`, keeping control keys and escape sequences (terminal-escapes.ts). */
 export function mask(text: string): string {
   let out = '';
-  let last = 0;
-  CONTROL.lastIndex = 0;
-  for (const m of text.matchAll(CONTROL)) {
-    out += '*'.repeat([...text.slice(last, m.index)].length) + m[0];
-    last = m.index! + m[0].length;
-  }
-  return out + '*'.repeat([...text.slice(last)].length);
+  for (const part of keyParts(text)) out += part.control ? part.text : '*'.repeat([...part.text].length);
+  return out;
 }

@@ -1,3 +1,4 @@
+import { TypedLine } from '../../recorder/typed-line.js';
 import { LineTracker } from './line-tracker.js';
 
 /**
@@ -12,7 +13,7 @@ import { LineTracker } from './line-tracker.js';
  * The line comes from a LineSource, by default proxy/ssh/line-tracker.ts (the screen as the
  * user sees it). While a full-screen program runs (alternate screen) Enter passes unchecked.
  * Input the target does not echo (`stty -echo`) is judged from the keystrokes instead: see
- * TypedLine and `unechoed` below.
+ * TypedLine (recorder/typed-line.ts) and `unechoed` below.
  *
  * Wiring: startSshBroker uses the policy hook from shell-policy.ts when deps.policy is present;
  * `opts.onEnter` replaces it (tests).
@@ -70,42 +71,6 @@ export function trackedLine(size: { cols: number; rows: number }): LineSource {
   };
 }
 
-/**
- * The keystrokes of one line with the simplest editing model: printable text, Backspace/DEL,
- * Ctrl-U and Ctrl-W. `clean` is false once anything else was typed (arrows, Tab, escape
- * sequences, which are dropped), because then the keystrokes no longer say exactly what the line holds.
- */
-export class TypedLine {
-  private buf = '';
-  private dirty = false;
-  private readonly dec = new TextDecoder();
-  input(data: Buffer): void {
-    const text = this.dec.decode(data, { stream: true }).replace(ESCAPES, () => {
-      this.dirty = true;
-      return '';
-    });
-    for (const ch of text) {
-      if (ch === '\x7f' || ch === '\b') this.buf = this.buf.slice(0, -1);
-      else if (ch === '\x15') this.buf = '';
-      else if (ch === '\x17') this.buf = this.buf.replace(/\S*\s*$/, '');
-      else if (ch >= ' ') this.buf += ch;
-      else this.dirty = true;
-    }
-  }
-  get clean(): boolean {
-    return !this.dirty;
-  }
-  line(): string {
-    return this.buf;
-  }
-  reset(): void {
-    this.buf = '';
-    this.dirty = false;
-  }
-}
-
-const ESCAPES = /\x1b(?:\[[0-?]*[ -/]*[@-~]|O.|.)/g;
-
 /** Keys that interrupt whatever runs: they end a prompt wait and cancel a pending review. */
 const INTERRUPT = new Set([0x03, 0x04, 0x1a, 0x1c]);
 /** Held input above this pauses the client (the SSH window then stops the sender). */
@@ -123,6 +88,7 @@ export class EnterGate {
   private interrupt = new AbortController();
   private disposed = false;
   private readonly typed = new TypedLine();
+  private readonly typedDecoder = new TextDecoder();
 
   constructor(
     private readonly hook: OnEnter,
@@ -166,7 +132,7 @@ export class EnterGate {
 
   private forward(data: Buffer): void {
     this.lines.input(data);
-    this.typed.input(data);
+    this.typed.feed(this.typedDecoder.decode(data, { stream: true }));
     this.io.toTarget(data);
   }
 

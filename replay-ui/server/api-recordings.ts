@@ -1,9 +1,9 @@
-import { createHash } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { createReadStream } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import type { HttpDeps } from './http.types.js';
 import { recordingText, type ExportFormat } from '../../recorder/export.js';
+import { verifyRecording } from '../../recorder/verify.js';
 import { SECURITY_HEADERS } from './security-headers.js';
 import { HttpError } from './http-errors.js';
 import { requireAudit } from './route-capability.js';
@@ -59,11 +59,7 @@ export function recordingRoutes(cp: HttpDeps): Route[] {
       handler: async ({ identity, params }) => {
         requireAudit(cp, identity);
         const m = await meta(params.id!);
-        const sealed = m.sha256;
-        const hash = createHash('sha256');
-        await pipeline(createReadStream(cp.recordings.dataPath(m.id, m.format)), hash);
-        const actual = hash.digest('hex');
-        return { id: m.id, status: m.status, sealed: sealed ?? null, actual, ok: sealed ? sealed === actual : null };
+        return verifyRecording(m, cp.recordings.dataPath(m.id, m.format));
       },
     },
     { method: 'GET', path: '/api/v1/sessions', handler: ({ identity }) => { requireAudit(cp, identity); return cp.sessions.list(); } },

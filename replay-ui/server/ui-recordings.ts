@@ -7,7 +7,10 @@ import { SECURITY_HEADERS } from './security-headers.js';
 import { HttpError } from './http-errors.js';
 import { requireAudit } from './route-capability.js';
 import type { Route } from './router.js';
-import { castIndex, castWindow, searchRecording, statementParams, statementRows, type SearchHit } from './ui-scan.js';
+import { castIndex, castWindow } from '../../recorder/cast-reader.js';
+import { statementParams, statementRows } from '../../recorder/query-log-reader.js';
+import { ReaderCache } from '../../recorder/reader-cache.js';
+import { searchRecording, type SearchHit } from '../../recorder/search.js';
 
 const MAX_HITS = 200;
 
@@ -20,9 +23,11 @@ export function uiRecordingRoutes(cp: HttpDeps): Route[] {
     return m;
   };
   const path = (m: RecordingMeta) => cp.recordings.dataPath(m.id, m.format);
+  /** Indexes and statement rows of recently opened recordings, rebuilt when a file changes. */
+  const cache = new ReaderCache();
   const denials = async (m: RecordingMeta): Promise<number> => {
     try {
-      return m.format === 'asciicast' ? (await castIndex(path(m))).denials : (await statementRows(path(m))).denials;
+      return m.format === 'asciicast' ? (await castIndex(path(m), cache)).denials : (await statementRows(path(m), cache)).denials;
     } catch {
       return 0;
     }
@@ -101,10 +106,10 @@ export function uiRecordingRoutes(cp: HttpDeps): Route[] {
         const base = { meta: m, liveSession: live?.id ?? null };
         if (m.format === 'asciicast') {
           await auditOpen(identity.user, m, 'replay');
-          return { ...base, index: await castIndex(path(m)) };
+          return { ...base, index: await castIndex(path(m), cache) };
         }
         await auditOpen(identity.user, m, 'statements');
-        return { ...base, statements: await statementRows(path(m)) };
+        return { ...base, statements: await statementRows(path(m), cache) };
       },
     },
     {
@@ -122,7 +127,7 @@ export function uiRecordingRoutes(cp: HttpDeps): Route[] {
           const t = Number(from);
           const span = Number(url.searchParams.get('span') ?? '600');
           if (!Number.isFinite(t) || t < 0 || !Number.isFinite(span) || span <= 0 || span > 3600) throw new HttpError(400, '"from" and "span" are seconds (span up to 3600)');
-          const body = await castWindow(p, await castIndex(p), t, span);
+          const body = await castWindow(p, await castIndex(p, cache), t, span);
           res.writeHead(200, { ...SECURITY_HEADERS, 'content-type': 'application/x-asciicast; charset=utf-8', 'content-length': Buffer.byteLength(body) });
           res.end(body);
           return undefined;

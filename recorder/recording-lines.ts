@@ -1,0 +1,64 @@
+import { createReadStream } from 'node:fs';
+import { open } from 'node:fs/promises';
+
+/** One line of a recording file: its text and where its bytes sit in the file. */
+export interface RecordingLine {
+  text: string;
+  /** Byte offset of the line's first byte. */
+  offset: number;
+  /** Byte length, newline included. */
+  bytes: number;
+  /** False for a last line without its newline: a live file mid-write, or torn by a crash. */
+  complete: boolean;
+}
+
+/**
+ * The complete lines of a recording file from byte `start`, in order. Lines are cut on the
+ * newline byte before decoding, so a UTF-8 sequence split across read chunks survives and
+ * offsets are exact. A last line without its newline comes with `complete: false` (readers
+ * that count bytes or events skip it; a torn JSON line fails to parse anyway). Lines come in
+ * batches, one per read chunk, so a 50 MB recording costs one await per 64 KiB, not one per
+ * event.
+ */
+export async function* lineBatches(path: string, start = 0): AsyncGenerator<RecordingLine[]> {
+  const stream = createReadStream(path, { start });
+  let carry: Buffer = Buffer.alloc(0);
+  let base = start;
+  try {
+    for await (const chunk of stream as AsyncIterable<Buffer>) {
+      const buf = carry.length ? Buffer.concat([carry, chunk]) : chunk;
+      const batch: RecordingLine[] = [];
+      let from = 0;
+      for (;;) {
+        const nl = buf.indexOf(10, from);
+        if (nl < 0) break;
+        batch.push({ text: buf.toString('utf8', from, nl), offset: base + from, bytes: nl + 1 - from, complete: true });
+        from = nl + 1;
+      }
+      base += from;
+      carry = buf.subarray(from);
+      if (batch.length) yield batch;
+    }
+    if (carry.length) yield [{ text: carry.toString('utf8'), offset: base, bytes: carry.length, complete: false }];
+  } finally {
+    stream.destroy();
+  }
+}
+
+/** The complete lines of a recording file, one at a time (see lineBatches). */
+export async function* lines(path: string, start = 0): AsyncGenerator<RecordingLine> {
+  for await (const batch of lineBatches(path, start)) yield* batch;
+}
+
+/** The first line (the asciicast header), read without streaming the file. */
+export async function firstLine(path: string): Promise<string> {
+  const fh = await open(path, 'r');
+  try {
+    const buf = Buffer.alloc(64 * 1024);
+    const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
+    const nl = buf.subarray(0, bytesRead).indexOf(10);
+    return buf.toString('utf8', 0, nl < 0 ? bytesRead : nl);
+  } finally {
+    await fh.close();
+  }
+}
