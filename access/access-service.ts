@@ -5,8 +5,10 @@ import { AccessDenied, type AccessGate, type AccessRequest, type Authorized, typ
 import type { AuditLog } from '../recorder/audit.types.js';
 import type { Target } from '../config/config.types.js';
 import { rolesOf, type Role } from '../policies/roles.js';
-import { capabilitiesOf, mayApprove, mayAudit, mayOversee, mayRequest, type Capabilities } from './capabilities.js';
+import { capabilitiesOf, mayApprove, mayAudit, mayOversee, mayRequest, requestScopes, type Capabilities } from './capabilities.js';
 import { formatDuration } from '../config/duration.js';
+import { combineMfa, mfaRefusal } from './mfa-policy.js';
+import type { MfaRule } from '../config/config.types.js';
 
 /** A refused API action; `status` is the HTTP status the API answers with. */
 export class AccessError extends Error {
@@ -30,7 +32,25 @@ export interface AccessServiceDeps {
   audit: AuditLog;
   roles: () => Role[];
   targets: () => Target[];
+  /** `mfa.acr_values` of the config: acr values that count as multi-factor. */
+  acrValues?: () => readonly string[];
+  /**
+   * Refuses identities that were offboarded (access/offboarding.ts), asked at every session
+   * open; resolves to the message to show, or undefined.
+   */
+  refusal?: (identity: Identity) => Promise<string | undefined>;
+  /** Called after each authorized session open (access/credential-use.ts records it). */
+  onAuthorized?: (auth: Authorized) => Promise<void>;
   now?: () => number;
+}
+
+/** The requirement the weakest of several usable scopes sets (the one that lets the user in). */
+function weakest(rules: MfaRule[]): MfaRule {
+  if (rules.length === 0) return {};
+  const out: MfaRule = {};
+  if (rules.every((r) => r.requireMfa)) out.requireMfa = true;
+  if (rules.every((r) => r.maxAuthAgeMs !== undefined)) out.maxAuthAgeMs = Math.max(...rules.map((r) => r.maxAuthAgeMs!));
+  return out;
 }
 
 /**
@@ -81,21 +101,38 @@ export class AccessService implements AccessGate {
       await this.deps.audit.append({ type: 'request.refused', actor: identity.user, target: target.name, login: input.login, why: 'no role may request it' });
       throw new AccessError(403, `none of your roles may request ${input.login}@${target.name}`);
     }
-    if (input.durationMs > cover.maxDurationMs) {
-      await this.deps.audit.append({ type: 'request.refused', actor: identity.user, target: target.name, login: input.login, why: 'duration above max' });
-      throw new AccessError(400, `duration ${formatDuration(input.durationMs)} is above the maximum ${formatDuration(cover.maxDurationMs)} for ${input.login}@${target.name}`);
+    // A scope with require_mfa counts only for a multi-factor sign-in: the usable scopes are
+    // those whose step-up (with the target's) this token meets.
+    const targetRule: MfaRule = { requireMfa: target.requireMfa, maxAuthAgeMs: target.maxAuthAgeMs };
+    const what = `requesting ${input.login}@${target.name}`;
+    let firstRefusal: string | undefined;
+    const usable = requestScopes(identity, this.deps.roles(), target.name, input.login).filter(({ scope }) => {
+      const why = this.mfaCheck(identity, combineMfa(targetRule, scope), what);
+      firstRefusal ??= why;
+      return !why;
+    });
+    if (usable.length === 0) {
+      await this.deps.audit.append({ type: 'request.refused', actor: identity.user, target: target.name, login: input.login, why: 'mfa required', detail: firstRefusal });
+      throw new AccessError(403, firstRefusal!);
     }
+    const allowedMax = Math.max(...usable.map((u) => u.scope.maxDurationMs));
+    if (input.durationMs > allowedMax) {
+      await this.deps.audit.append({ type: 'request.refused', actor: identity.user, target: target.name, login: input.login, why: 'duration above max' });
+      throw new AccessError(400, `duration ${formatDuration(input.durationMs)} is above the maximum ${formatDuration(allowedMax)} for ${input.login}@${target.name}`);
+    }
+    const mfa = combineMfa(targetRule, weakest(usable.map((u) => ({ requireMfa: u.scope.requireMfa, maxAuthAgeMs: u.scope.maxAuthAgeMs }))));
     const req: AccessRequest = {
       id: this.newId('req'),
       subject: identity.subject,
       user: identity.user,
-      roles: cover.roles,
+      roles: [...new Set(usable.map((u) => u.role.name))],
       target: target.name,
       login: input.login,
       durationMs: input.durationMs,
       reason: input.reason.trim().slice(0, 1000),
       status: 'pending',
       createdAt: this.now(),
+      ...(mfa.requireMfa || mfa.maxAuthAgeMs !== undefined ? { mfa } : {}),
     };
     await this.deps.store.set(REQUESTS, req.id, req, { ttlMs: REQUEST_KEEP_MS });
     await this.deps.audit.append({ type: 'request', actor: identity.user, request: req.id, target: req.target, login: req.login, duration: formatDuration(req.durationMs), reason: req.reason });
@@ -117,6 +154,10 @@ export class AccessService implements AccessGate {
     const check = mayApprove(identity, this.capabilitiesOf(identity), current);
     if (check === 'own') throw await refuse(403, 'nobody may approve or deny their own request');
     if (check === 'no-role') throw await refuse(403, `none of your roles may approve requests from ${current.roles.join(', ')}`);
+    // An approving role with require_mfa counts only for a multi-factor, recent sign-in.
+    const approving = this.rolesFor(identity).filter((r) => r.canApprove.some((name) => current.roles.includes(name)));
+    const stepUp = approving.map((r) => this.mfaCheck(identity, { requireMfa: r.requireMfa, maxAuthAgeMs: r.maxAuthAgeMs }, `${approve ? 'approving' : 'denying'} ${current.login}@${current.target}`));
+    if (stepUp.every((why) => why !== undefined)) throw await refuse(403, stepUp[0]!);
     const decidedAt = this.now();
     let grant: Grant | undefined;
     // The status flip is one atomic update, so two approvers racing cannot both create a grant.
@@ -126,7 +167,7 @@ export class AccessService implements AccessGate {
       if (decidedAt - cur.createdAt > PENDING_MAX_MS) return { ...cur, status: 'expired' };
       const next: AccessRequest = { ...cur, status: approve ? 'approved' : 'denied', decidedBy: identity.user, decidedAt, decisionReason: reason?.slice(0, 1000) };
       if (approve) {
-        grant = { id: this.newId('gr'), requestId: cur.id, subject: cur.subject, user: cur.user, target: cur.target, login: cur.login, approvedBy: identity.user, startsAt: decidedAt, expiresAt: decidedAt + cur.durationMs };
+        grant = { id: this.newId('gr'), requestId: cur.id, subject: cur.subject, user: cur.user, target: cur.target, login: cur.login, approvedBy: identity.user, startsAt: decidedAt, expiresAt: decidedAt + cur.durationMs, ...(cur.mfa ? { mfa: cur.mfa } : {}) };
         next.grantId = grant.id;
       }
       return next;
@@ -190,6 +231,8 @@ export class AccessService implements AccessGate {
       await this.deps.audit.append({ type: 'session.refused', actor: identity.user, protocol, target: targetName, login, why: message });
       return new AccessDenied(message, code);
     };
+    const offboarded = await this.refusalOf(identity);
+    if (offboarded) throw await refuse(offboarded, 'offboarded');
     const target = this.deps.targets().find((t) => t.name === targetName && t.protocol === protocol);
     if (!target) throw await refuse(`unknown ${protocol} target "${targetName}"`, 'unknown-target');
     if (!target.logins[login]) throw await refuse(`target "${targetName}" has no login "${login}"`, 'unknown-login');
@@ -203,8 +246,29 @@ export class AccessService implements AccessGate {
         'no-grant',
       );
     }
-    const grant = grants.reduce((a, b) => (b.expiresAt > a.expiresAt ? b : a));
-    return { identity, target, login, grant } as unknown as Authorized;
+    // Step-up at every open: the target's rule now, and the scope's rule the grant carries.
+    const stepUp = grants.map((g) => this.mfaCheck(identity, combineMfa({ requireMfa: target.requireMfa, maxAuthAgeMs: target.maxAuthAgeMs }, g.mfa), `opening ${login}@${targetName}`));
+    const passing = grants.filter((_, i) => stepUp[i] === undefined);
+    if (passing.length === 0) throw await refuse(stepUp[0]!, 'mfa');
+    const grant = passing.reduce((a, b) => (b.expiresAt > a.expiresAt ? b : a));
+    const auth = { identity, target, login, grant } as unknown as Authorized;
+    await this.deps.onAuthorized?.(auth).catch((err) => console.error('access: recording credential use failed', err));
+    return auth;
+  }
+
+  /** Undefined when `identity` meets `rule`, else the message for the user. */
+  mfaCheck(identity: Identity, rule: MfaRule, what: string): string | undefined {
+    return mfaRefusal(identity, rule, { now: this.now(), acrValues: this.deps.acrValues?.() ?? [], what });
+  }
+
+  /** Offboarded identities are refused everywhere; a failing check refuses too (fail closed). */
+  private async refusalOf(identity: Identity): Promise<string | undefined> {
+    if (!this.deps.refusal) return undefined;
+    try {
+      return await this.deps.refusal(identity);
+    } catch {
+      return 'your access could not be checked (store unavailable); try again later';
+    }
   }
 
   watchGrant(grant: Grant, onEnd: (reason: string) => void): () => void {

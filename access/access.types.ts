@@ -1,5 +1,5 @@
 import type { Identity } from './identity.types.js';
-import type { Target } from '../config/config.types.js';
+import type { MfaRule, Target } from '../config/config.types.js';
 
 export type RequestStatus = 'pending' | 'approved' | 'denied' | 'expired';
 
@@ -19,6 +19,8 @@ export interface AccessRequest {
   decidedAt?: number;
   decisionReason?: string;
   grantId?: string;
+  /** The step-up rule of the scope it was requested under; enforced again at every session open. */
+  mfa?: MfaRule;
 }
 
 export interface Grant {
@@ -31,6 +33,8 @@ export interface Grant {
   approvedBy: string;
   startsAt: number;
   expiresAt: number;
+  /** Copied from the request: the step-up every session with this grant needs. */
+  mfa?: MfaRule;
 }
 
 declare const authorizedBrand: unique symbol;
@@ -48,7 +52,7 @@ export interface Authorized {
 
 /** Refusal to open a session; `message` is shown to the user (it says what to run). */
 export class AccessDenied extends Error {
-  constructor(message: string, public readonly code: 'no-grant' | 'unknown-target' | 'unknown-login' | 'locked' = 'no-grant') {
+  constructor(message: string, public readonly code: 'no-grant' | 'unknown-target' | 'unknown-login' | 'locked' | 'mfa' | 'offboarded' = 'no-grant') {
     super(message);
     this.name = 'AccessDenied';
   }

@@ -1,5 +1,5 @@
 import type { Identity } from './identity.types.js';
-import { globMatch, rolesOf, type Role } from '../policies/roles.js';
+import { globMatch, rolesOf, type RequestScope, type Role } from '../policies/roles.js';
 
 /**
  * What an identity may do beyond asking for access, derived once from the roles its groups
@@ -35,10 +35,16 @@ export function capabilitiesOf(identity: Pick<Identity, 'groups'>, roles: Role[]
  * their matching scopes allows; undefined when none may.
  */
 export function mayRequest(identity: Pick<Identity, 'groups'>, roles: Role[], target: string, login: string): { roles: string[]; maxDurationMs: number } | undefined {
-  const scopes = (r: Role) => r.canRequest.filter((s) => s.targets.some((p) => globMatch(p, target)) && s.logins.some((p) => globMatch(p, login)));
-  const covering = rolesOf(roles, identity.groups).filter((r) => scopes(r).length > 0);
-  if (covering.length === 0) return undefined;
-  return { roles: covering.map((r) => r.name), maxDurationMs: Math.max(...covering.flatMap((r) => scopes(r).map((s) => s.maxDurationMs))) };
+  const found = requestScopes(identity, roles, target, login);
+  if (found.length === 0) return undefined;
+  return { roles: [...new Set(found.map((f) => f.role.name))], maxDurationMs: Math.max(...found.map((f) => f.scope.maxDurationMs)) };
+}
+
+/** Every (role, can_request entry) of the identity that covers `login@target`. */
+export function requestScopes(identity: Pick<Identity, 'groups'>, roles: Role[], target: string, login: string): { role: Role; scope: RequestScope }[] {
+  return rolesOf(roles, identity.groups).flatMap((role) => role.canRequest
+    .filter((s) => s.targets.some((p) => globMatch(p, target)) && s.logins.some((p) => globMatch(p, login)))
+    .map((scope) => ({ role, scope })));
 }
 
 /** Something waiting for an approver: an access request or a held command. */

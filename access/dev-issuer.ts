@@ -33,6 +33,14 @@ export interface DevIssueOptions {
   ttlSec?: number;
   /** `amr` claim, e.g. ["pwd", "otp"]; omitted when not given. */
   amr?: string[];
+  /** `acr` claim. */
+  acr?: string;
+  /** `auth_time` claim, seconds since epoch; omitted when not given. */
+  authTime?: number;
+  /** `email` claim. */
+  email?: string;
+  /** `sub` claim when it should differ from the user name. */
+  subject?: string;
 }
 
 export interface DevIssuer {
@@ -57,12 +65,15 @@ export async function loadDevIssuer(dataDir: string, audience: string): Promise<
       if (user === '') throw new RangeError('user must not be empty');
       const claims: Record<string, unknown> = { preferred_username: user, groups: [...groups] };
       if (opts.amr) claims.amr = [...opts.amr];
+      if (opts.acr) claims.acr = opts.acr;
+      if (opts.authTime !== undefined) claims.auth_time = opts.authTime;
+      if (opts.email) claims.email = opts.email;
       const now = Math.floor(Date.now() / 1000);
       return new SignJWT(claims)
         .setProtectedHeader({ alg: DEV_ALG, kid: privateJwk.kid, typ: 'JWT' })
         .setIssuer(DEV_ISSUER)
         .setAudience(audience)
-        .setSubject(user)
+        .setSubject(opts.subject ?? user)
         .setIssuedAt(now)
         .setExpirationTime(now + ttl)
         .setJti(randomUUID())

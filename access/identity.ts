@@ -122,6 +122,8 @@ function toIdentity(payload: JWTPayload, rules: ClaimRules): Identity {
   if (email !== undefined) identity.email = email;
   if (isStringArray(payload.amr)) identity.amr = [...payload.amr];
   if (typeof payload.acr === 'string') identity.acr = payload.acr;
+  if (typeof payload.auth_time === 'number' && Number.isFinite(payload.auth_time)) identity.authTime = payload.auth_time * 1000;
+  if (typeof payload.iat === 'number' && Number.isFinite(payload.iat)) identity.issuedAt = payload.iat * 1000;
   return identity;
 }
 

@@ -9,6 +9,10 @@ export interface Identity {
   /** MFA claims kept as issued. */
   amr?: string[];
   acr?: string;
+  /** `auth_time`: when the person last signed in at the IdP, ms since epoch. */
+  authTime?: number;
+  /** `iat`: when this token was issued, ms since epoch. */
+  issuedAt?: number;
   issuer: string;
   /** Token expiry, ms since epoch. */
   expiresAt: number;

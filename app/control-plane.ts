@@ -1,3 +1,4 @@
+import type { DevIssueOptions } from '../access/dev-issuer.js';
 import { join } from 'node:path';
 import { mkdir } from 'node:fs/promises';
 import type { Config } from '../config/config.types.js';
@@ -27,7 +28,7 @@ export interface ControlPlane extends BrokerDeps {
   policy: RunningPolicyEngine;
   holds: HoldService;
   /** Present with `identity: { dev: true }`: signs tokens for first runs and tests. */
-  dev?: { issue(user: string, groups: string[], opts?: { ttlSec?: number; amr?: string[] }): Promise<string> };
+  dev?: { issue(user: string, groups: string[], opts?: DevIssueOptions): Promise<string> };
   /** Re-reads roles from policies_dir; keeps the old ones and throws if a file is invalid. */
   reloadRoles(): Role[];
   close(): Promise<void>;
@@ -51,7 +52,7 @@ export async function openControlPlane(config: Config): Promise<ControlPlane> {
   const audit = await FileAuditLog.open(join(config.dataDir, 'audit.log'));
   const recordings = await RecordingCatalog.open(join(config.dataDir, 'recordings'));
   const sessions = new SessionRegistry();
-  const access = new AccessService({ store, audit, roles: () => roles, targets: () => config.targets });
+  const access = new AccessService({ store, audit, roles: () => roles, targets: () => config.targets, acrValues: () => config.mfa?.acrValues ?? [] });
   await access.start();
   const defaults = Object.fromEntries(config.targets.map((t) => [t.name, t.defaultAction]));
   // Rules and roles live in the same files: one watcher reloads both. A bad file keeps the

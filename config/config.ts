@@ -3,6 +3,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import YAML from 'yaml';
 import { parseDuration } from './duration.js';
 import { DEFAULT_REVIEW_TIMEOUT_MS } from './defaults.js';
+import { LifecycleConfigError, parseTargetLifecycle, parseTopLifecycle, TARGET_LIFECYCLE_KEYS, TOP_LIFECYCLE_KEYS } from './lifecycle-config.js';
 import type { Config, Listen, LoginConfig, Target } from './config.types.js';
 
 /** A bad configuration: `key` is the dotted path of the offending key. */
@@ -75,16 +76,17 @@ function parseTarget(v: unknown, i: number, base: string): Target {
   const defaultAction = (str(v, 'default_action', path) ?? 'allow') as Target['defaultAction'];
   if (!ACTIONS.includes(defaultAction)) throw new ConfigError(`${path}.default_action`, `must be one of ${ACTIONS.join(', ')}`);
   const logins = parseLogins(v.logins, `${path}.logins`);
+  const lifecycle = (p: 'ssh' | 'postgres') => lifecycleOf(() => parseTargetLifecycle(v, path, p, Object.keys(logins)));
   if (protocol === 'ssh') {
-    known(v, path, ['name', 'protocol', 'address', 'host_key', 'logins', 'default_action']);
+    known(v, path, ['name', 'protocol', 'address', 'host_key', 'logins', 'default_action', ...TARGET_LIFECYCLE_KEYS]);
     const hostKey = str(v, 'host_key', path, true);
     if (!/^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|rsa-sha2-(256|512)) [A-Za-z0-9+/=]+/.test(hostKey)) {
       throw new ConfigError(`${path}.host_key`, 'must be an OpenSSH public key line, e.g. "ssh-ed25519 AAAA…"');
     }
-    return { name, protocol, host: addr.host, port: addr.port, hostKey: hostKey.trim(), logins, defaultAction };
+    return { name, protocol, host: addr.host, port: addr.port, hostKey: hostKey.trim(), logins, defaultAction, ...lifecycle('ssh') };
   }
   if (protocol === 'postgres') {
-    known(v, path, ['name', 'protocol', 'address', 'database', 'tls', 'ca_file', 'logins', 'default_action']);
+    known(v, path, ['name', 'protocol', 'address', 'database', 'tls', 'ca_file', 'logins', 'default_action', ...TARGET_LIFECYCLE_KEYS]);
     const tls = (str(v, 'tls', path) ?? 'prefer') as 'disable' | 'prefer' | 'require' | 'verify-full';
     if (!['disable', 'prefer', 'require', 'verify-full'].includes(tls)) {
       throw new ConfigError(`${path}.tls`, 'must be disable, prefer, require or verify-full');
@@ -95,16 +97,25 @@ function parseTarget(v: unknown, i: number, base: string): Target {
       name, protocol, host: addr.host, port: addr.port,
       database: str(v, 'database', path, true), tls,
       caFile: caFile && (isAbsolute(caFile) ? caFile : resolve(base, caFile)),
-      logins, defaultAction,
+      logins, defaultAction, ...lifecycle('postgres'),
     };
   }
   throw new ConfigError(`${path}.protocol`, `"${protocol}" is not supported (ssh or postgres)`);
 }
 
+function lifecycleOf<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    if (e instanceof LifecycleConfigError) throw new ConfigError(e.key, e.why);
+    throw e;
+  }
+}
+
 /** Validates a parsed YAML document. `file` resolves relative paths. */
 export function parseConfig(doc: unknown, file: string): Config {
   if (!isObj(doc)) throw new ConfigError('(root)', 'the file must hold a YAML mapping');
-  known(doc, '', ['listen', 'data_dir', 'store', 'policies_dir', 'identity', 'targets', 'ssh', 'postgres', 'review_timeout']);
+  known(doc, '', ['listen', 'data_dir', 'store', 'policies_dir', 'identity', 'targets', 'ssh', 'postgres', 'review_timeout', ...TOP_LIFECYCLE_KEYS]);
   const base = dirname(file);
   const rel = (p: string) => (isAbsolute(p) ? p : resolve(base, p));
 
@@ -169,7 +180,9 @@ export function parseConfig(doc: unknown, file: string): Config {
     }
   }
 
+  const top = lifecycleOf(() => parseTopLifecycle(doc, base));
   return {
+    ...top,
     file,
     listen,
     reviewTimeoutMs,

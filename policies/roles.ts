@@ -3,7 +3,15 @@ import { join } from 'node:path';
 import YAML from 'yaml';
 import { parseDuration } from '../config/duration.js';
 
-export interface RequestScope { targets: string[]; logins: string[]; maxDurationMs: number }
+export interface RequestScope {
+  targets: string[];
+  logins: string[];
+  maxDurationMs: number;
+  /** `require_mfa: true`: only a multi-factor sign-in may request and use this scope. */
+  requireMfa?: boolean;
+  /** `max_auth_age: 15m`: the sign-in (`auth_time`) must be at most this old. */
+  maxAuthAgeMs?: number;
+}
 
 export interface Role {
   name: string;
@@ -12,6 +20,11 @@ export interface Role {
   canApprove: string[];
   canAudit: boolean;
   canEditPolicies: boolean;
+  /** `can_offboard: true`: the security capability (`pam offboard`, discovery). */
+  canOffboard?: boolean;
+  /** `require_mfa` / `max_auth_age` on a role: its approving and security powers need a multi-factor, recent sign-in. */
+  requireMfa?: boolean;
+  maxAuthAgeMs?: number;
 }
 
 export class PolicyFileError extends Error {
@@ -37,7 +50,7 @@ export function parseRoles(doc: unknown, file: string): Role[] {
     const key = `roles[${i}]`;
     if (!isObj(r)) throw new PolicyFileError(file, key, 'must be a mapping');
     for (const k of Object.keys(r)) {
-      if (!['name', 'groups', 'can_request', 'can_approve', 'can_audit', 'can_edit_policies'].includes(k)) {
+      if (!['name', 'groups', 'can_request', 'can_approve', 'can_audit', 'can_edit_policies', 'can_offboard', 'require_mfa', 'max_auth_age'].includes(k)) {
         throw new PolicyFileError(file, `${key}.${k}`, 'unknown key');
       }
     }
@@ -54,9 +67,12 @@ export function parseRoles(doc: unknown, file: string): Role[] {
       } catch (e) {
         throw new PolicyFileError(file, `${sk}.max_duration`, (e as Error).message);
       }
-      return { targets: strList(s.targets, file, `${sk}.targets`), logins: strList(s.logins, file, `${sk}.logins`), maxDurationMs };
+      for (const k of Object.keys(s)) {
+        if (!['targets', 'logins', 'max_duration', 'require_mfa', 'max_auth_age'].includes(k)) throw new PolicyFileError(file, `${sk}.${k}`, 'unknown key');
+      }
+      return { targets: strList(s.targets, file, `${sk}.targets`), logins: strList(s.logins, file, `${sk}.logins`), maxDurationMs, ...mfaRule(s, file, sk) };
     });
-    for (const flag of ['can_audit', 'can_edit_policies'] as const) {
+    for (const flag of ['can_audit', 'can_edit_policies', 'can_offboard'] as const) {
       if (r[flag] !== undefined && typeof r[flag] !== 'boolean') throw new PolicyFileError(file, `${key}.${flag}`, 'must be true or false');
     }
     return {
@@ -66,8 +82,28 @@ export function parseRoles(doc: unknown, file: string): Role[] {
       canApprove: strList(r.can_approve, file, `${key}.can_approve`),
       canAudit: r.can_audit === true,
       canEditPolicies: r.can_edit_policies === true,
+      ...(r.can_offboard === true ? { canOffboard: true } : {}),
+      ...mfaRule(r, file, key),
     };
   });
+}
+
+/** `require_mfa` and `max_auth_age` of a role or a can_request entry. */
+function mfaRule(o: Obj, file: string, key: string): { requireMfa?: boolean; maxAuthAgeMs?: number } {
+  const out: { requireMfa?: boolean; maxAuthAgeMs?: number } = {};
+  if (o.require_mfa !== undefined) {
+    if (typeof o.require_mfa !== 'boolean') throw new PolicyFileError(file, `${key}.require_mfa`, 'must be true or false');
+    out.requireMfa = o.require_mfa;
+  }
+  if (o.max_auth_age !== undefined) {
+    if (typeof o.max_auth_age !== 'string') throw new PolicyFileError(file, `${key}.max_auth_age`, 'must be a duration like 15m');
+    try {
+      out.maxAuthAgeMs = parseDuration(o.max_auth_age);
+    } catch (e) {
+      throw new PolicyFileError(file, `${key}.max_auth_age`, (e as Error).message);
+    }
+  }
+  return out;
 }
 
 /** Reads every *.yaml / *.yml file in the folder (sorted) and collects their roles. */

@@ -1,3 +1,4 @@
+import type { DevIssueOptions } from '../../access/dev-issuer.js';
 import type { Config } from '../../config/config.types.js';
 import type { IdentityVerifier } from '../../access/identity.types.js';
 import type { AccessService } from '../../access/access-service.js';
@@ -25,7 +26,7 @@ export interface HttpDeps {
   sshKeys: SshKeyBindings;
   roles: () => Role[];
   /** Present with `identity: { dev: true }`: signs tokens for first runs and tests. */
-  dev?: { issue(user: string, groups: string[], opts?: { ttlSec?: number; amr?: string[] }): Promise<string> };
+  dev?: { issue(user: string, groups: string[], opts?: DevIssueOptions): Promise<string> };
 }
 
 /** A running HTTP listener. */
