@@ -15,6 +15,8 @@ export interface Capabilities {
   approve: boolean;
   /** can_edit_policies: publish rule files. */
   editPolicies: boolean;
+  /** can_edit_roles: publish files that define or change roles (access/role-change.ts). */
+  editRoles: boolean;
   /** Role names whose requests and held commands this identity may decide (can_approve). */
   approvesFor: string[];
 }
@@ -26,6 +28,7 @@ export function capabilitiesOf(identity: Pick<Identity, 'groups'>, roles: Role[]
     audit: mine.some((r) => r.canAudit),
     approve: mine.some((r) => r.canApprove.length > 0),
     editPolicies: mine.some((r) => r.canEditPolicies),
+    editRoles: mine.some((r) => r.canEditRoles),
     approvesFor: [...new Set(mine.flatMap((r) => r.canApprove))],
   };
 }

@@ -25,6 +25,8 @@ export interface Role {
   /** `require_mfa` / `max_auth_age` on a role: its approving and security powers need a multi-factor, recent sign-in. */
   requireMfa?: boolean;
   maxAuthAgeMs?: number;
+  /** May publish policy files that define or change roles (issue 12; never to widen their own). */
+  canEditRoles: boolean;
 }
 
 export class PolicyFileError extends Error {
@@ -50,7 +52,7 @@ export function parseRoles(doc: unknown, file: string): Role[] {
     const key = `roles[${i}]`;
     if (!isObj(r)) throw new PolicyFileError(file, key, 'must be a mapping');
     for (const k of Object.keys(r)) {
-      if (!['name', 'groups', 'can_request', 'can_approve', 'can_audit', 'can_edit_policies', 'can_offboard', 'require_mfa', 'max_auth_age'].includes(k)) {
+      if (!['name', 'groups', 'can_request', 'can_approve', 'can_audit', 'can_edit_policies', 'can_edit_roles', 'can_offboard', 'require_mfa', 'max_auth_age'].includes(k)) {
         throw new PolicyFileError(file, `${key}.${k}`, 'unknown key');
       }
     }
@@ -72,7 +74,7 @@ export function parseRoles(doc: unknown, file: string): Role[] {
       }
       return { targets: strList(s.targets, file, `${sk}.targets`), logins: strList(s.logins, file, `${sk}.logins`), maxDurationMs, ...mfaRule(s, file, sk) };
     });
-    for (const flag of ['can_audit', 'can_edit_policies', 'can_offboard'] as const) {
+    for (const flag of ['can_audit', 'can_edit_policies', 'can_edit_roles', 'can_offboard'] as const) {
       if (r[flag] !== undefined && typeof r[flag] !== 'boolean') throw new PolicyFileError(file, `${key}.${flag}`, 'must be true or false');
     }
     return {
@@ -82,6 +84,7 @@ export function parseRoles(doc: unknown, file: string): Role[] {
       canApprove: strList(r.can_approve, file, `${key}.can_approve`),
       canAudit: r.can_audit === true,
       canEditPolicies: r.can_edit_policies === true,
+      canEditRoles: r.can_edit_roles === true,
       ...(r.can_offboard === true ? { canOffboard: true } : {}),
       ...mfaRule(r, file, key),
     };

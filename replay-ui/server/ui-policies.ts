@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import type { Identity } from '../../access/identity.types.js';
 import type { HttpDeps } from './http.types.js';
 import { loadRules } from '../../policies/rules.js';
-import { loadRoles } from '../../policies/roles.js';
+import { loadRoles, type Role } from '../../policies/roles.js';
+import { checkRoleChange } from '../../access/role-change.js';
 import { HttpError } from './http-errors.js';
 import { requireCapability } from './route-capability.js';
 import { field, type Route } from './router.js';
@@ -46,19 +47,31 @@ export function uiPolicyRoutes(cp: HttpDeps): Route[] {
     }
   };
 
-  const validate = async (name: string, content: string): Promise<{ ok: true; rules: number; roles: number } | { ok: false; error: string }> => {
+  const validate = async (name: string, content: string): Promise<{ ok: true; rules: number; roles: number; roleList: Role[] } | { ok: false; error: string }> => {
     const tmp = await mkdtemp(join(tmpdir(), 'pam-policy-check-'));
     try {
       for (const f of await readdir(dir)) if (/\.ya?ml$/.test(f) && f !== name) await copyFile(join(dir, f), join(tmp, f));
       await writeFile(join(tmp, name), content);
       const rules = loadRules(tmp);
       const roles = loadRoles(tmp);
-      return { ok: true, rules: rules.rules.length, roles: roles.length };
+      return { ok: true, rules: rules.rules.length, roles: roles.length, roleList: roles };
     } catch (e) {
       return { ok: false, error: (e as Error).message.split(tmp + '/').join('') };
     } finally {
       await rm(tmp, { recursive: true, force: true });
     }
+  };
+
+  // Roles on disk now (what the publish replaces) against the proposed ones; the publisher's
+  // own can_edit_roles comes from the roles in force (access/role-change.ts).
+  const roleChange = (identity: Identity, after: Role[]) => {
+    let before: Role[];
+    try {
+      before = loadRoles(dir);
+    } catch {
+      before = cp.roles();
+    }
+    return checkRoleChange(identity, cp.roles(), before, after);
   };
 
   const history = async (name: string): Promise<VersionMeta[]> => {
@@ -116,7 +129,10 @@ export function uiPolicyRoutes(cp: HttpDeps): Route[] {
         requireEdit(cp, identity);
         const name = checkName(field(body, 'name', { required: true, max: 100 })!);
         const content = field(body, 'content', { max: MAX_FILE }) ?? '';
-        return validate(name, content);
+        const check = await validate(name, content);
+        if (!check.ok) return check;
+        const verdict = roleChange(identity, check.roleList);
+        return { ok: true, rules: check.rules, roles: check.roles, roles_changed: verdict.rolesChanged, ...(verdict.allowed ? {} : { publish_refused: verdict.reason }) };
       },
     },
     {
@@ -133,6 +149,11 @@ export function uiPolicyRoutes(cp: HttpDeps): Route[] {
           if (base === undefined && current !== undefined) throw new HttpError(409, 'send base_sha256 of the version you edited');
           const check = await validate(name, content);
           if (!check.ok) throw new HttpError(400, check.error);
+          const verdict = roleChange(identity, check.roleList);
+          if (!verdict.allowed) {
+            await cp.audit.append({ type: 'policy.publish-refused', actor: identity.user, sub: identity.subject, file: name, reason: verdict.reason });
+            throw new HttpError(403, verdict.reason);
+          }
           // The version before the first edit through the UI is kept too, so it can be diffed and restored.
           if (current !== undefined && (await history(name)).length === 0) await keep(name, current, '(on disk before first publish)', '');
           const v = await keep(name, content, identity.user, message);
@@ -141,7 +162,7 @@ export function uiPolicyRoutes(cp: HttpDeps): Route[] {
           await writeFile(tmp, content, { mode: 0o644 });
           await rename(tmp, target);
           await cp.audit.append({ type: 'policy.publish', actor: identity.user, file: name, version: v.version, sha256: v.sha256, previous: current === undefined ? null : sha(current), message });
-          return { ...v, rules: check.rules, roles: check.roles };
+          return { ...v, rules: check.rules, roles: check.roles, roles_changed: verdict.rolesChanged };
         };
         const p = publishing.then(run, run);
         publishing = p.catch(() => undefined);
