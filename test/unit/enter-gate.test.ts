@@ -1,0 +1,249 @@
+import { describe, expect, it } from 'vitest';
+import { EnterGate, type EnterIo, type EnterVerdict, type LineSource } from '../../proxy/ssh/enter-gate.js';
+
+/*
+ * The gate is a state machine between the client's keystrokes and the target; its two seams are
+ * the hook (the policy) and the LineSource (the screen). The real screen source, LineTracker,
+ * has its own suite (line-tracker.test.ts) and the whole path runs against sshd in
+ * ssh-policy.test.ts; here the screen is a plain echo buffer we control, so each step of the
+ * gate (hold at Enter, wait for the prompt, interrupt, backpressure) can be observed.
+ */
+
+const tick = () => new Promise((r) => setImmediate(r));
+
+function deferred<T = void>() {
+  let resolve!: (v: T) => void;
+  const promise = new Promise<T>((r) => (resolve = r));
+  return { promise, resolve };
+}
+
+/** A target that echoes: the screen line is what was forwarded since the last Enter. */
+class Screen implements LineSource {
+  text = '';
+  echo = true;
+  fullScreen = false;
+  /** Prompts shown and not yet waited for; each Enter's wait consumes one. */
+  private prompts = 0;
+  private waiter: (() => void) | undefined;
+  promptWaits = 0;
+  disposed = false;
+  input(data: Buffer): void {
+    if (this.echo) this.text += data.toString('utf8');
+  }
+  output(): void {}
+  line(): string {
+    return this.text;
+  }
+  reset(): void {
+    this.text = '';
+  }
+  skip(): boolean {
+    return this.fullScreen;
+  }
+  promptReady(signal: AbortSignal): Promise<void> {
+    this.promptWaits++;
+    if (this.prompts > 0) {
+      this.prompts--;
+      return Promise.resolve();
+    }
+    return new Promise<void>((resolve) => {
+      this.waiter = () => { this.prompts--; resolve(); };
+      signal.addEventListener('abort', () => { this.waiter = undefined; resolve(); }, { once: true });
+    });
+  }
+  /** The next prompt appears. */
+  showPrompt(): void {
+    this.prompts++;
+    const w = this.waiter;
+    this.waiter = undefined;
+    w?.();
+  }
+  dispose(): void {
+    this.disposed = true;
+  }
+}
+
+function setup(hook: (line: string, io: EnterIo) => Promise<EnterVerdict>) {
+  const screen = new Screen();
+  const target: Buffer[] = [];
+  const client: string[] = [];
+  const verdicts: Array<[string, EnterVerdict]> = [];
+  const flow: string[] = [];
+  const gate = new EnterGate(hook, screen, {
+    toTarget: (d) => target.push(Buffer.from(d)),
+    toClient: (t) => client.push(t),
+    pauseClient: () => flow.push('pause'),
+    resumeClient: () => flow.push('resume'),
+    onVerdict: (l, v) => verdicts.push([l, v]),
+  });
+  const sent = () => Buffer.concat(target).toString('latin1');
+  return { gate, screen, target, client, verdicts, flow, sent };
+}
+
+describe('EnterGate', () => {
+  it('forwards keystrokes at once and holds the Enter until the hook allows it', async () => {
+    const decision = deferred<EnterVerdict>();
+    const lines: string[] = [];
+    const t = setup((line) => (lines.push(line), decision.promise));
+    t.gate.input(Buffer.from('ls -l'));
+    await tick();
+    expect(t.sent()).toBe('ls -l');
+    t.gate.input(Buffer.from('\r'));
+    await tick();
+    expect(lines).toEqual(['ls -l']);
+    expect(t.sent()).toBe('ls -l'); // the Enter is held
+    decision.resolve({ action: 'allow' });
+    await tick();
+    expect(t.sent()).toBe('ls -l\r');
+    expect(t.verdicts).toEqual([['ls -l', { action: 'allow' }]]);
+  });
+
+  it('on deny clears the line at the target, never sends its Enter, and tells the user why', async () => {
+    const t = setup(async () => ({ action: 'deny', message: 'rm -rf is not allowed', rule: 'no-rm' }));
+    t.gate.input(Buffer.from('rm -rf /\r'));
+    await tick();
+    await tick();
+    // Ctrl-E Ctrl-U wipes the typed text, then a bare CR for a fresh prompt.
+    expect(t.sent()).toBe('rm -rf /\x05\x15\r');
+    expect(t.client).toEqual(['\r\n[pam] denied: rm -rf is not allowed']);
+    expect(t.screen.text).toBe('');
+  });
+
+  it('judges type-ahead line by line, each only after the previous prompt is on screen', async () => {
+    const lines: string[] = [];
+    const t = setup(async (line) => (lines.push(line), line.startsWith('rm') ? { action: 'deny', message: 'no' } : { action: 'allow' }));
+    // A pasted block: one chunk with three lines.
+    t.gate.input(Buffer.from('echo a\rrm x\recho b\r'));
+    await tick();
+    expect(lines).toEqual(['echo a']);
+    // Nothing of the second line reaches the target before the first command's prompt.
+    expect(t.sent()).toBe('echo a\r');
+    t.screen.showPrompt();
+    await tick();
+    await tick();
+    expect(lines).toEqual(['echo a', 'rm x']);
+    expect(t.sent()).toBe('echo a\rrm x\x05\x15\r');
+    t.screen.showPrompt();
+    await tick();
+    await tick();
+    expect(lines).toEqual(['echo a', 'rm x', 'echo b']);
+    expect(t.sent()).toBe('echo a\rrm x\x05\x15\recho b\r');
+  });
+
+  it('treats LF like CR, and an empty line passes without asking the hook', async () => {
+    let calls = 0;
+    const t = setup(async () => (calls++, { action: 'allow' }));
+    t.gate.input(Buffer.from('\n'));
+    await tick();
+    expect(calls).toBe(0);
+    expect(t.sent()).toBe('\n');
+    t.screen.showPrompt();
+    t.gate.input(Buffer.from('id\n'));
+    await tick();
+    await tick();
+    expect(calls).toBe(1);
+    expect(t.sent()).toBe('\nid\n');
+  });
+
+  it('an interrupt key aborts a pending review and the line is denied by the hook\'s answer', async () => {
+    let seen: AbortSignal | undefined;
+    const t = setup((_line, io) => {
+      seen = io.signal;
+      io.notify('waiting for approval');
+      return new Promise((resolve) => io.signal.addEventListener('abort', () => resolve({ action: 'deny', message: 'review cancelled' }), { once: true }));
+    });
+    t.gate.input(Buffer.from('sudo reboot\r'));
+    await tick();
+    expect(seen?.aborted).toBe(false);
+    expect(t.client).toEqual(['waiting for approval']);
+    t.gate.input(Buffer.from([0x03])); // Ctrl-C
+    await tick();
+    await tick();
+    expect(seen?.aborted).toBe(true);
+    expect(t.client.at(-1)).toBe('\r\n[pam] denied: review cancelled');
+    expect(t.sent().startsWith('sudo reboot\x05\x15\r')).toBe(true);
+    expect(t.sent()).not.toContain('sudo reboot\r');
+  });
+
+  it('an interrupt ends the wait for a prompt that never comes', async () => {
+    const t = setup(async () => ({ action: 'allow' }));
+    t.gate.input(Buffer.from('sleep 100\r'));
+    await tick();
+    t.gate.input(Buffer.from('ls'));
+    await tick();
+    expect(t.sent()).toBe('sleep 100\r'); // 'ls' waits for the prompt
+    t.gate.input(Buffer.from([0x03]));
+    await tick();
+    await tick();
+    expect(t.sent()).toBe('sleep 100\rls\x03');
+  });
+
+  it('a hook that throws denies the line (fail closed)', async () => {
+    const t = setup(async () => { throw new Error('engine unavailable'); });
+    t.gate.input(Buffer.from('whoami\r'));
+    await tick();
+    await tick();
+    expect(t.sent()).toBe('whoami\x05\x15\r');
+    expect(t.client).toEqual(['\r\n[pam] denied: policy check failed: engine unavailable']);
+  });
+
+  it('passes Enter unchecked while a full-screen program runs', async () => {
+    let calls = 0;
+    const t = setup(async () => (calls++, { action: 'deny', message: 'x' }));
+    t.screen.fullScreen = true;
+    t.gate.input(Buffer.from(':wq\r'));
+    await tick();
+    expect(calls).toBe(0);
+    expect(t.sent()).toBe(':wq\r');
+  });
+
+  it('judges unechoed input from the keystrokes, flagged so it is never shown back', async () => {
+    const calls: Array<[string, boolean | undefined]> = [];
+    const t = setup(async (line, io) => (calls.push([line, io.unechoed]), { action: 'allow' }));
+    t.screen.echo = false; // stty -echo: the screen line stays empty
+    t.gate.input(Buffer.from('rm -rf /tmpx\x7f\r'));
+    await tick();
+    await tick();
+    expect(calls).toEqual([['rm -rf /tmp', true]]);
+    // An echoed line is judged from the screen and not flagged.
+    t.screen.echo = true;
+    t.screen.showPrompt();
+    t.gate.input(Buffer.from('id\r'));
+    await tick();
+    await tick();
+    expect(calls[1]).toEqual(['id', undefined]);
+  });
+
+  it('pauses the client when more than 64 KiB waits behind a held Enter, and resumes once drained', async () => {
+    const decision = deferred<EnterVerdict>();
+    const t = setup(() => decision.promise);
+    t.gate.input(Buffer.from('cat\r'));
+    await tick();
+    t.gate.input(Buffer.alloc(40 * 1024, 0x61));
+    expect(t.flow).toEqual([]);
+    t.gate.input(Buffer.alloc(40 * 1024, 0x62));
+    expect(t.flow).toEqual(['pause']);
+    decision.resolve({ action: 'allow' });
+    await tick();
+    t.screen.showPrompt();
+    await tick();
+    await tick();
+    expect(t.flow).toEqual(['pause', 'resume']);
+    expect(t.sent().length).toBe(4 + 80 * 1024);
+  });
+
+  it('forwards nothing after dispose, and a verdict arriving late sends no Enter', async () => {
+    const decision = deferred<EnterVerdict>();
+    const t = setup(() => decision.promise);
+    t.gate.input(Buffer.from('reboot\r'));
+    await tick();
+    t.gate.dispose();
+    expect(t.screen.disposed).toBe(true);
+    decision.resolve({ action: 'allow' });
+    await tick();
+    t.gate.input(Buffer.from('more'));
+    await tick();
+    expect(t.sent()).toBe('reboot');
+    expect(t.verdicts).toEqual([]);
+  });
+});
