@@ -1,6 +1,6 @@
 import { escapeJsonBytes, wasmEscapeAvailable } from './json-escape/index.js';
 import { RecordingFile } from './recording-file.js';
-import type { TerminalRecorder } from './recording.types.js';
+import type { TerminalRecorder, WriterClosed } from './recording.types.js';
 
 /** Header fields of an asciicast v2 recording (https://docs.asciinema.org/manual/asciicast/v2/). */
 export interface AsciicastHeader {
@@ -53,6 +53,9 @@ export class AsciicastWriter implements TerminalRecorder {
   private outTimer: NodeJS.Timeout | undefined;
   /** SHA-256 of the whole file, set by close(). */
   sha256: string | undefined;
+  /** Told once the file is closed (RecordingCatalog.start finishes the catalog entry with it). */
+  onClosed: ((closed: WriterClosed) => Promise<void>) | undefined;
+  private closing: Promise<void> | undefined;
 
   private constructor(readonly id: string, private readonly file: RecordingFile, private readonly header: AsciicastHeader) {}
 
@@ -129,12 +132,28 @@ export class AsciicastWriter implements TerminalRecorder {
     return this.requestFlush();
   }
 
-  async close(reason: string): Promise<void> {
+  /**
+   * Writes the end marker, seals the file (fsync, SHA-256) and tells `onClosed`; rejects if the
+   * file could not be written completely (after `onClosed` heard of it). Idempotent.
+   */
+  close(reason: string): Promise<void> {
+    this.closing ??= this.handleClose(reason);
+    return this.closing;
+  }
+
+  private async handleClose(reason: string): Promise<void> {
     this.start();
     const tail = this.outDecoder.decode();
     if (tail) this.output(tail);
     this.marker(`end: ${reason}`);
-    this.sha256 = await this.file.close();
+    let error: Error | undefined;
+    try {
+      this.sha256 = await this.file.close();
+    } catch (err) {
+      error = err as Error;
+    }
+    await this.onClosed?.({ reason, bytes: this.file.bytes, ...(this.sha256 ? { sha256: this.sha256 } : {}), ...(error ? { error } : {}) });
+    if (error) throw error;
   }
 
   private queueOutput(item: Buffer | string, len: number, text: boolean, at?: number): void {

@@ -1,7 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { RecordingMeta } from './recording.types.js';
+import { AsciicastWriter, type AsciicastHeader } from './asciicast-writer.js';
+import { QueryLogWriter } from './query-log-writer.js';
+import type { NewRecording, RecordingMeta, WriterClosed } from './recording.types.js';
 
 const ID = /^[0-9a-z]{8,16}-[0-9a-f]{8}$/;
 
@@ -50,7 +52,44 @@ export class RecordingCatalog {
     return join(this.dir, `${id}.meta.json`);
   }
 
-  /** Registers a new live recording and returns its meta and the data file path to stream into. */
+  /**
+   * Opens a recording: the catalog entry (live) and its writer together. The writer finishes the
+   * entry when it is closed: `ended` with the data file's SHA-256 and size, or `interrupted`
+   * when the file could not be written completely. If the data file cannot be created, the
+   * entry is marked interrupted at once and the error is thrown (the broker refuses the session).
+   */
+  start(format: 'asciicast', meta: NewRecording, opts: { header: AsciicastHeader; flushMs?: number }): Promise<AsciicastWriter>;
+  start(format: 'jsonl', meta: NewRecording, opts: { start: Record<string, unknown> }): Promise<QueryLogWriter>;
+  async start(
+    format: RecordingMeta['format'],
+    meta: NewRecording,
+    opts: { header: AsciicastHeader; flushMs?: number } | { start: Record<string, unknown> },
+  ): Promise<AsciicastWriter | QueryLogWriter> {
+    const protocol = format === 'asciicast' ? 'ssh' : 'postgres';
+    const { meta: entry, path } = await this.create({ ...meta, protocol, format });
+    let writer: AsciicastWriter | QueryLogWriter;
+    try {
+      writer = 'header' in opts
+        ? await AsciicastWriter.create(entry.id, path, opts.header, opts.flushMs)
+        : await QueryLogWriter.open(entry.id, path, opts.start);
+    } catch (err) {
+      await this.update(entry.id, { status: 'interrupted', end: new Date().toISOString(), endReason: `recording could not be opened: ${(err as Error).message}` })
+        .catch(() => undefined);
+      throw err;
+    }
+    writer.onClosed = (closed) => this.finish(entry.id, closed);
+    return writer;
+  }
+
+  /** Finishes the entry of a closed writer (the seal of a complete file, or interrupted). */
+  private async finish(id: string, closed: WriterClosed): Promise<void> {
+    await this.update(id, {
+      status: closed.error ? 'interrupted' : 'ended', end: new Date().toISOString(), endReason: closed.reason, bytes: closed.bytes,
+      ...(closed.sha256 ? { sha256: closed.sha256 } : {}),
+    });
+  }
+
+  /** Registers a new live recording and returns its meta and the data file path to stream into (a caller then opens its own writer; see start). */
   async create(meta: Omit<RecordingMeta, 'id' | 'status' | 'bytes' | 'start'> & { id?: string }): Promise<{ meta: RecordingMeta; path: string }> {
     const full: RecordingMeta = { ...meta, id: meta.id ?? this.newId(), status: 'live', bytes: 0, start: new Date().toISOString() };
     await this.write(full);

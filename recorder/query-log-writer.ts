@@ -1,6 +1,5 @@
-import type { RecordingCatalog } from './catalog.js';
 import { RecordingFile } from './recording-file.js';
-import type { QueryRecorder, RecordingMeta } from './recording.types.js';
+import type { NewRecording, QueryRecorder, WriterClosed } from './recording.types.js';
 
 const BATCH_MS = 25;
 
@@ -14,7 +13,8 @@ const BATCH_MS = 25;
  *   tag, rows, or error {sqlstate, message}; copy {direction, bytes}; verdict when a policy spoke
  * - `end`: reason
  *
- * Close seals the file: its SHA-256 goes into the catalog entry (`sha256`).
+ * Close seals the file: its SHA-256 goes to `onClosed`, which RecordingCatalog.start points at
+ * the catalog entry (`sha256`).
  */
 export class QueryLogWriter implements QueryRecorder {
   private closing: Promise<void> | undefined;
@@ -23,26 +23,34 @@ export class QueryLogWriter implements QueryRecorder {
   private timer: NodeJS.Timeout | undefined;
   /** Called once if the file cannot be written; the broker ends the session (fail closed). */
   onError: ((err: Error) => void) | undefined;
+  /** Told once the file is closed (RecordingCatalog.start finishes the catalog entry with it). */
+  onClosed: ((closed: WriterClosed) => Promise<void>) | undefined;
+  /** SHA-256 of the whole file, set by close() when it could be sealed. */
+  sha256: string | undefined;
 
   private constructor(
     readonly id: string,
     private readonly file: RecordingFile,
-    private readonly catalog: RecordingCatalog,
   ) {
     file.onError = (err) => this.onError?.(err);
   }
 
-  static async create(
-    catalog: RecordingCatalog,
-    meta: Omit<RecordingMeta, 'id' | 'status' | 'bytes' | 'start' | 'format' | 'protocol'>,
-    start: Record<string, unknown>,
-  ): Promise<QueryLogWriter> {
-    const { meta: full, path } = await catalog.create({ ...meta, protocol: 'postgres', format: 'jsonl' });
+  /** Creates the data file at `path` and writes the `start` line. */
+  static async open(id: string, path: string, start: Record<string, unknown>): Promise<QueryLogWriter> {
     // The file flushes BATCH_MS sooner, so a line still reaches the disk within 250 ms.
     const file = await RecordingFile.create(path, 250 - BATCH_MS);
-    const w = new QueryLogWriter(full.id, file, catalog);
+    const w = new QueryLogWriter(id, file);
     w.event({ type: 'start', ...start });
     return w;
+  }
+
+  /** @deprecated Use `catalog.start('jsonl', meta, { start })`; kept until every broker has moved to it. */
+  static create(
+    catalog: { start(format: 'jsonl', meta: NewRecording, opts: { start: Record<string, unknown> }): Promise<QueryLogWriter> },
+    meta: NewRecording,
+    start: Record<string, unknown>,
+  ): Promise<QueryLogWriter> {
+    return catalog.start('jsonl', meta, { start });
   }
 
   event(event: Record<string, unknown>): void {
@@ -71,20 +79,22 @@ export class QueryLogWriter implements QueryRecorder {
     this.batch = '';
   }
 
-  /** Writes the end line, seals the file and marks the catalog entry ended. Idempotent. */
+  /**
+   * Writes the end line, seals the file and tells `onClosed` (the catalog entry is marked ended,
+   * or interrupted when the file could not be written completely). Idempotent.
+   */
   close(reason: string): Promise<void> {
     if (this.closing) return this.closing;
     this.event({ type: 'end', reason });
     this.drain();
     this.closing = (async () => {
-      let sha256: string | undefined;
-      let status: RecordingMeta['status'] = 'ended';
+      let error: Error | undefined;
       try {
-        sha256 = await this.file.close();
-      } catch {
-        status = 'interrupted';
+        this.sha256 = await this.file.close();
+      } catch (err) {
+        error = err as Error;
       }
-      await this.catalog.update(this.id, { status, end: new Date().toISOString(), endReason: reason, bytes: this.file.bytes, sha256 });
+      await this.onClosed?.({ reason, bytes: this.file.bytes, ...(this.sha256 ? { sha256: this.sha256 } : {}), ...(error ? { error } : {}) });
     })();
     return this.closing;
   }

@@ -22,6 +22,19 @@ export interface RecordingMeta {
   sha256?: string;
 }
 
+/** The catalog fields a broker gives when a recording starts; the catalog adds the rest. */
+export type NewRecording = Omit<RecordingMeta, 'id' | 'status' | 'bytes' | 'start' | 'format' | 'protocol' | 'end' | 'endReason' | 'sha256'>;
+
+/** What a writer reports once its data file is closed: the catalog entry is finished with it. */
+export interface WriterClosed {
+  reason: string;
+  bytes: number;
+  /** SHA-256 (hex) of everything written; absent when the file could not be sealed. */
+  sha256?: string;
+  /** Set when a write or the final sync failed: the recording is incomplete. */
+  error?: Error;
+}
+
 /** Sink for a terminal session (asciicast v2). Writes stream to disk; flushed at least once a second. */
 export interface TerminalRecorder {
   readonly id: string;
