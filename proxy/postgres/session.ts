@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net';
 import { TLSSocket, type SecureContext } from 'node:tls';
 import { AccessDenied, type Authorized } from '../../access/access.types.js';
-import { QueryLogWriter } from '../../recorder/query-log-writer.js';
+import type { QueryLogWriter } from '../../recorder/query-log-writer.js';
 import type { BrokerDeps } from '../broker.types.js';
 import type { PostgresTarget } from '../../config/config.types.js';
 import * as msg from './backend-messages.js';
@@ -165,10 +165,10 @@ export class PostgresSession {
       this.upstream.socket.destroy();
       return;
     }
-    this.recorder = await QueryLogWriter.create(
-      deps.recordings,
+    this.recorder = await deps.recordings.start(
+      'jsonl',
       { user: identity.user, subject: identity.subject, login, target: target.name, database: target.database, clientAddress: this.clientAddress, grantId: auth.grant.id },
-      { user: identity.user, subject: identity.subject, email: identity.email, login, target: target.name, database: target.database, client: this.clientAddress, grant: auth.grant.id, tls: this.sock instanceof TLSSocket },
+      { start: { user: identity.user, subject: identity.subject, email: identity.email, login, target: target.name, database: target.database, client: this.clientAddress, grant: auth.grant.id, tls: this.sock instanceof TLSSocket } },
     );
     const recorder = this.recorder;
     if (this.isClosed()) {

@@ -2,7 +2,7 @@ import ssh2 from 'ssh2';
 import type { Authorized } from '../../access/access.types.js';
 import { AccessDenied } from '../../access/access.types.js';
 import { TokenRejected, type Identity } from '../../access/identity.types.js';
-import { AsciicastWriter } from '../../recorder/asciicast-writer.js';
+import type { AsciicastWriter } from '../../recorder/asciicast-writer.js';
 import type { AuditEvent } from '../../recorder/audit.types.js';
 import type { BrokerDeps } from '../broker.types.js';
 import type { SshTarget } from '../../config/config.types.js';
@@ -179,23 +179,21 @@ export class SshConnection {
   private async handleAuthorized(auth: Authorized): Promise<void> {
     const { identity, grant } = auth;
     const target = auth.target as SshTarget;
-    const { meta, path } = await this.deps.recordings.create({
-      protocol: 'ssh', user: identity.user, subject: identity.subject, login: auth.login, target: target.name,
-      clientAddress: this.clientAddress, grantId: grant.id, format: 'asciicast',
-    });
-    this.recordingId = meta.id;
-    this.recording = await AsciicastWriter.create(meta.id, path, {
-      width: 80, height: 24, env: {}, title: `${identity.user} as ${auth.login}@${target.name}`,
-    });
+    const recording = await this.deps.recordings.start('asciicast', {
+      user: identity.user, subject: identity.subject, login: auth.login, target: target.name, clientAddress: this.clientAddress, grantId: grant.id,
+    }, { header: { width: 80, height: 24, env: {}, title: `${identity.user} as ${auth.login}@${target.name}` } });
+    this.recording = recording;
+    this.recordingId = recording.id;
+    const startedAt = new Date().toISOString();
     this.recording.onError = () => void this.end('recording failed; session stopped');
     this.cleanups.push(this.deps.sessions.register({
-      id: meta.id, protocol: 'ssh', user: identity.user, subject: identity.subject, target: target.name, login: auth.login,
-      grantId: grant.id, recordingId: meta.id, clientAddress: this.clientAddress, startedAt: meta.start,
+      id: recording.id, protocol: 'ssh', user: identity.user, subject: identity.subject, target: target.name, login: auth.login,
+      grantId: grant.id, recordingId: recording.id, clientAddress: this.clientAddress, startedAt,
     }, (reason) => void this.end(reason)));
     this.cleanups.push(this.deps.gate.watchGrant(grant, (reason) => void this.end(reason)));
     this.upstream!.on('close', () => void this.end('target closed the connection'));
     this.upstream!.on('error', () => {});
-    this.audit({ type: 'session.start', target: target.name, login: auth.login, grant: grant.id, recording: meta.id, client: this.clientAddress });
+    this.audit({ type: 'session.start', target: target.name, login: auth.login, grant: grant.id, recording: recording.id, client: this.clientAddress });
   }
 
   // ── relay ─────────────────────────────────────────────────────────────────────────────
@@ -256,16 +254,9 @@ export class SshConnection {
     this.upstream?.end();
     this.client.end();
     if (this.recording && this.recordingId) {
-      let sha256: string | undefined;
-      try {
-        await this.recording.close(reason);
-        sha256 = this.recording.sha256;
-      } catch (err) {
-        console.error('ssh broker: sealing recording failed', err);
-      }
-      await this.deps.recordings.update(this.recordingId, {
-        status: 'ended', end: new Date().toISOString(), endReason: reason, bytes: this.recording.bytes, ...(sha256 ? { sha256 } : {}),
-      }).catch((err) => console.error('ssh broker: catalog update failed', err));
+      // Seals the file and finishes the catalog entry (recorder/catalog.ts start()).
+      await this.recording.close(reason).catch((err) => console.error('ssh broker: sealing recording failed', err));
+      const sha256 = this.recording.sha256;
       this.audit({ type: 'session.end', target: this.auth?.target.name, login: this.auth?.login, recording: this.recordingId, reason, sha256 });
     }
     this.onGone(this);
