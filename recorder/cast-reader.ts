@@ -60,8 +60,11 @@ export interface CastIndex {
   typed: { t: number; line: string }[];
   denials: number;
   events: number;
-  /** Byte offset of an event line about every CHECKPOINT_BYTES, for windowed loading. */
-  checkpoints: { t: number; offset: number }[];
+  /**
+   * Byte offset of an event line about every CHECKPOINT_BYTES, for windowed loading, with the
+   * terminal size in force there when a resize came before it.
+   */
+  checkpoints: { t: number; offset: number; size?: string }[];
   bytes: number;
 }
 
@@ -80,6 +83,7 @@ export function castIndex(path: string, cache: ReaderCacheLike = NO_CACHE): Prom
     const idx: CastIndex = { width: 80, height: 24, duration: 0, markers: [], typed: [], denials: 0, events: 0, checkpoints: [], bytes: 0 };
     const typed = new TypedLines();
     let nextCheckpoint = 0;
+    let size: string | undefined;
     for await (const batch of lineBatches(path)) {
       for (const line of batch) {
         if (!line.complete) break;
@@ -94,13 +98,14 @@ export function castIndex(path: string, cache: ReaderCacheLike = NO_CACHE): Prom
         idx.events++;
         idx.duration = t;
         if (line.offset >= nextCheckpoint) {
-          idx.checkpoints.push({ t, offset: line.offset });
+          idx.checkpoints.push(size ? { t, offset: line.offset, size } : { t, offset: line.offset });
           nextCheckpoint = line.offset + CHECKPOINT_BYTES;
         }
-        if (m[2] !== 'm' && m[2] !== 'i') continue;
+        if (m[2] !== 'm' && m[2] !== 'i' && m[2] !== 'r') continue;
         const e = parseCastEvent(line.text);
         if (!e) continue;
-        if (e[1] === 'm') {
+        if (e[1] === 'r') size = e[2];
+        else if (e[1] === 'm') {
           idx.markers.push({ t: e[0], label: e[2] });
           if (isDenial(e[2])) idx.denials++;
         } else {
@@ -127,29 +132,28 @@ const KEYFRAME_CHARS = 64 * 1024;
  * A window [from, from+span] of a recording as a standalone asciicast: the header, the last
  * size before `from` as an `r` event, one output event at 0 that replays the last
  * KEYFRAME_CHARS of output before `from` (rebuilding the screen), then the window's events
- * shifted to start at 0. Reads only from the checkpoint before the window, so a seek into a
- * 50 MB recording reads a few hundred KiB.
+ * shifted to start at 0. An empty file (no header yet) gives an empty string.
+ *
+ * Reads from the second-last checkpoint before `from`, so a seek into a 50 MB recording reads
+ * a few hundred KiB: every event at or after `from` lies past the last checkpoint strictly
+ * before it, and the one before that leaves at least CHECKPOINT_BYTES of events for the keyframe.
  */
 export async function castWindow(path: string, idx: CastIndex, from: number, span: number): Promise<string> {
-  let startOffset = 0;
   const header = await firstLine(path);
-  for (const c of idx.checkpoints) {
-    if (c.t <= from) startOffset = c.offset;
-    else break;
-  }
-  // Step back one more checkpoint or so, so the keyframe has enough output behind it.
-  const back = idx.checkpoints.filter((c) => c.offset <= startOffset && startOffset - c.offset <= KEYFRAME_CHARS * 2);
-  if (back.length) startOffset = back[0]!.offset;
-  let keyframe = '';
-  let size: string | undefined;
+  if (!header) return '';
+  let last = -1;
+  while (last + 1 < idx.checkpoints.length && idx.checkpoints[last + 1]!.t < from) last++;
+  const start = last > 0 ? idx.checkpoints[last - 1]! : undefined;
+  const keyframe = new TextTail(KEYFRAME_CHARS);
+  let size = start?.size;
   const out: string[] = [];
   const end = from + span;
-  scan: for await (const batch of castLineBatches(path, startOffset)) {
+  scan: for await (const batch of castLineBatches(path, start?.offset ?? 0)) {
     for (const { t, type, text } of batch) {
       if (t < from) {
         if (type === 'o') {
           const e = parseCastEvent(text);
-          if (e) keyframe = (keyframe + e[2]).slice(-KEYFRAME_CHARS);
+          if (e) keyframe.push(e[2]);
         } else if (type === 'r') {
           const e = parseCastEvent(text);
           if (e) size = e[2];
@@ -163,9 +167,40 @@ export async function castWindow(path: string, idx: CastIndex, from: number, spa
   }
   const lines = [header];
   if (size) lines.push(JSON.stringify([0, 'r', size]));
-  // A keyframe cut mid-way starts at a line boundary, not inside an escape sequence.
-  if (keyframe.length >= KEYFRAME_CHARS) keyframe = keyframe.slice(keyframe.indexOf('\n') + 1);
-  if (keyframe) lines.push(JSON.stringify([0, 'o', keyframe]));
+  let screen = keyframe.text();
+  if (screen.length >= KEYFRAME_CHARS) screen = cutKeyframe(screen);
+  if (screen) lines.push(JSON.stringify([0, 'o', screen]));
   lines.push(...out);
   return lines.join('\n') + '\n';
+}
+
+/** The last `max` characters of appended text, without copying them on every append. */
+class TextTail {
+  private parts: string[] = [];
+  private length = 0;
+
+  constructor(private readonly max: number) {}
+
+  push(text: string): void {
+    this.parts.push(text);
+    this.length += text.length;
+    // Drop whole parts that lie entirely before the last `max` characters.
+    while (this.parts.length > 1 && this.length - this.parts[0]!.length >= this.max) this.length -= this.parts.shift()!.length;
+  }
+
+  text(): string {
+    const all = this.parts.join('');
+    return all.length > this.max ? all.slice(-this.max) : all;
+  }
+}
+
+/**
+ * A keyframe cut from longer output starts at a line boundary, not inside an escape sequence;
+ * without a newline in it, at least not on the second half of a surrogate pair.
+ */
+function cutKeyframe(text: string): string {
+  const nl = text.indexOf('\n');
+  if (nl >= 0) return text.slice(nl + 1);
+  const c = text.charCodeAt(0);
+  return c >= 0xdc00 && c <= 0xdfff ? text.slice(1) : text;
 }
