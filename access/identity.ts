@@ -223,6 +223,11 @@ class RemoteKeys {
     }
   };
 
+  /** Loads the keys if there are none or they are stale; rejects when the issuer is unreachable. */
+  async ensure(): Promise<void> {
+    if (!this.local || this.opts.now() - this.fetchedAt >= this.opts.maxAgeMs) await this.refresh();
+  }
+
   private refresh(): Promise<void> {
     this.inflight ??= this.load().finally(() => { this.inflight = undefined; });
     return this.inflight;
@@ -275,5 +280,5 @@ export function createOidcVerifier(opts: OidcVerifierOptions): IdentityVerifier 
   );
 
   const rules: ClaimRules = { issuer: opts.issuer, audience: opts.audience, groupsClaim: opts.groupsClaim, now };
-  return { verify: (token) => verifyToken(token, keys.getKey, rules) };
+  return { verify: (token) => verifyToken(token, keys.getKey, rules), ready: () => keys.ensure() };
 }

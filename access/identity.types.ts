@@ -29,4 +29,9 @@ export class TokenRejected extends Error {
 export interface IdentityVerifier {
   /** Resolves to the identity or throws TokenRejected. Fails closed on any doubt. */
   verify(token: string): Promise<Identity>;
+  /**
+   * Resolves once the issuer's signing keys are loaded and fresh (fetching them if needed);
+   * rejects naming why not. `/readyz` uses it. Absent: the keys are local (dev issuer).
+   */
+  ready?(): Promise<void>;
 }

@@ -11,17 +11,18 @@ export type { Store } from './store.types.js';
  * - `"embedded"`: file-backed, single node, under `${dataDir}/state` (created 0700).
  * - `"redis://…"` / `"rediss://…"`: Redis, shared by many proxy nodes.
  *
- * Implementations are imported lazily so an embedded deployment never loads ioredis; their
+ * `onError` takes errors after open (reconnects, subscriber faults); `pam serve` logs them once
+ * per outage. Implementations are imported lazily so an embedded deployment never loads ioredis; their
  * shared helpers live in store-shared.ts.
  */
-export async function openStore(spec: string, dataDir: string): Promise<Store> {
+export async function openStore(spec: string, dataDir: string, opts: { onError?: (err: unknown) => void } = {}): Promise<Store> {
   if (spec === 'embedded') {
     const { openEmbeddedStore } = await import('./store-embedded.js');
-    return openEmbeddedStore(join(dataDir, 'state'));
+    return openEmbeddedStore(join(dataDir, 'state'), opts);
   }
   if (spec.startsWith('redis://') || spec.startsWith('rediss://')) {
     const { openRedisStore } = await import('./store-redis.js');
-    return openRedisStore(spec);
+    return openRedisStore(spec, opts);
   }
   throw new StoreError(`unknown store "${redactUrl(spec)}": expected "embedded" or a redis:// URL`);
 }

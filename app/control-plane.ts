@@ -17,6 +17,7 @@ import type { BrokerDeps } from '../proxy/broker.types.js';
 import { SshKeyBindings } from '../access/ssh-keys.js';
 import { HoldService } from '../access/holds.js';
 import { createPolicyEngine, type RunningPolicyEngine } from '../policies/engine.js';
+import { createLog, stateLog, type Log } from './log.js';
 
 /** Everything but the listeners: shared by `pam serve`, the `secret` commands and the tests. */
 export interface ControlPlane extends BrokerDeps {
@@ -27,6 +28,9 @@ export interface ControlPlane extends BrokerDeps {
   sshKeys: SshKeyBindings;
   policy: RunningPolicyEngine;
   holds: HoldService;
+  log: Log;
+  /** Store errors after open are logged once per outage; `storeState.up()` logs the recovery. */
+  storeState: ReturnType<typeof stateLog>;
   /** Present with `identity: { dev: true }`: signs tokens for first runs and tests. */
   dev?: { issue(user: string, groups: string[], opts?: DevIssueOptions): Promise<string> };
   /** Re-reads roles from policies_dir; keeps the old ones and throws if a file is invalid. */
@@ -34,7 +38,8 @@ export interface ControlPlane extends BrokerDeps {
   close(): Promise<void>;
 }
 
-export async function openControlPlane(config: Config): Promise<ControlPlane> {
+export async function openControlPlane(config: Config, opts: { log?: Log } = {}): Promise<ControlPlane> {
+  const log = opts.log ?? createLog(config.log);
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   let roles = loadRoles(config.policiesDir);
   let identity: IdentityVerifier;
@@ -47,23 +52,24 @@ export async function openControlPlane(config: Config): Promise<ControlPlane> {
   } else {
     identity = createOidcVerifier({ issuer: config.identity.issuer!, audience: config.identity.audience, groupsClaim: config.identity.groupsClaim });
   }
-  const store = await openStore(config.store, config.dataDir);
+  const storeState = stateLog(log.child({ component: 'store' }), 'state store');
+  const store = await openStore(config.store, config.dataDir, { onError: (err) => storeState.down(err) });
   const vault = await openVault(config.store, store, config.dataDir);
   const audit = await FileAuditLog.open(join(config.dataDir, 'audit.log'));
   const recordings = await RecordingCatalog.open(join(config.dataDir, 'recordings'));
   const sessions = new SessionRegistry();
   const access = new AccessService({ store, audit, roles: () => roles, targets: () => config.targets, acrValues: () => config.mfa?.acrValues ?? [] });
   await access.start();
-  const defaults = Object.fromEntries(config.targets.map((t) => [t.name, t.defaultAction]));
   // Rules and roles live in the same files: one watcher reloads both. A bad file keeps the
   // previous rules and roles in force, and the refusal is audited.
   const reportPolicyError = (err: Error) => {
-    console.error(`pam: policy file refused: ${err.message}`);
+    log.warn({ component: 'policy', error: err.message }, 'policy file refused; the previous rules stay in force');
     void audit.append({ type: 'policy.refused', error: err.message }).catch(() => undefined);
   };
   const policy = await createPolicyEngine({
     dir: config.policiesDir,
-    targets: defaults,
+    // Read at each evaluation, so a SIGHUP reload of targets changes the defaults too.
+    targets: (name) => config.targets.find((t) => t.name === name)?.defaultAction,
     onError: reportPolicyError,
     onReload: () => {
       try {
@@ -76,7 +82,7 @@ export async function openControlPlane(config: Config): Promise<ControlPlane> {
   });
   return {
     config, identity, gate: access, access, sshKeys: new SshKeyBindings(store, audit), policy,
-    holds: new HoldService({ store, audit, roles: () => roles }), vault, audit, recordings, sessions, store, dev,
+    holds: new HoldService({ store, audit, roles: () => roles }), vault, audit, recordings, sessions, store, dev, log, storeState,
     roles: () => roles,
     reloadRoles() {
       roles = loadRoles(config.policiesDir);

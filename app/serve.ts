@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { loadConfig } from '../config/config.js';
 import { openControlPlane, type ControlPlane } from './control-plane.js';
 import type { Config } from '../config/config.types.js';
@@ -6,20 +7,46 @@ import { startHttpServer } from '../replay-ui/server/http.js';
 import { replayUi } from '../replay-ui/server/ui-index.js';
 import { startSshBroker } from '../proxy/ssh/server.js';
 import { startPostgresBroker } from '../proxy/postgres/server.js';
+import { createLog, type Log } from './log.js';
+import { createMetrics } from './metrics.js';
+import { createReadiness } from './health.js';
+import type { RunningProxy } from './running-proxy.types.js';
+import { startOpsServer } from './ops-http.js';
+import { installSignals } from './signals.js';
 
-export interface RunningProxy {
-  cp: ControlPlane;
-  http: Listener;
-  ssh?: Listener;
-  postgres?: Listener;
-  close(): Promise<void>;
-}
+export type { RunningProxy } from './running-proxy.types.js';
+
+/** How often readiness is checked in the background, so metrics and logs see an outage unasked. */
+const READINESS_EVERY_MS = 5000;
 
 /** Opens the control plane and every configured listener. */
-export async function startProxy(config: Config): Promise<RunningProxy> {
-  const cp = await openControlPlane(config);
+export async function startProxy(config: Config, opts: { log?: Log } = {}): Promise<RunningProxy> {
+  const log = opts.log ?? createLog(config.log);
+  const cp = await openControlPlane(config, { log });
   const listeners: Listener[] = [];
+  let ops: Listener | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  const readiness = createReadiness({
+    store: cp.store, recordingsDir: join(config.dataDir, 'recordings'), identity: cp.identity,
+    onStore: (up, err) => (up ? cp.storeState.up() : cp.storeState.down(err)),
+  });
+  const metrics = createMetrics({
+    sessions: cp.sessions,
+    onAudit: (fn) => cp.audit.onAppend(fn),
+    targets: () => config.targets.map((t) => t.name),
+    holdsWaiting: async () => (await cp.store.list<{ status: string; expiresAt: number }>('holds')).filter((h) => h.status === 'pending' && h.expiresAt > Date.now()).length,
+    storeUp: () => readiness.storeUp,
+  });
+  const closeAll = async () => {
+    clearInterval(timer);
+    readiness.setListening(false);
+    for (const l of [...listeners].reverse()) await l.close().catch(() => undefined);
+    await ops?.close().catch(() => undefined);
+    metrics.close();
+    await cp.close();
+  };
   try {
+    if (config.listen.metrics) ops = await startOpsServer(config.listen.metrics, { registry: metrics.registry, readiness, log: log.child({ component: 'ops' }) });
     const ui = replayUi(cp);
     const http = await startHttpServer(cp, config.listen.http!, ui);
     listeners.push({ port: http.port, close: async () => { ui.close(); await http.close(); } });
@@ -28,37 +55,30 @@ export async function startProxy(config: Config): Promise<RunningProxy> {
     const postgres = config.listen.postgres ? await startPostgresBroker(cp, config.listen.postgres, { reviewTimeoutMs: config.reviewTimeoutMs }) : undefined;
     if (postgres) listeners.push(postgres);
     await cp.audit.append({ type: 'config.loaded', file: config.file, targets: config.targets.map((t) => t.name), roles: cp.roles().map((r) => r.name) });
-    return {
-      cp, http, ssh, postgres,
-      async close() {
-        for (const l of listeners.reverse()) await l.close().catch(() => undefined);
-        await cp.close();
-      },
-    };
+    readiness.setListening(true);
+    timer = setInterval(() => void readiness.check(), READINESS_EVERY_MS);
+    timer.unref();
+    void readiness.check();
+    return { cp, http, ssh, postgres, ops, metrics, readiness, listeners, close: closeAll };
   } catch (err) {
-    for (const l of listeners) await l.close().catch(() => undefined);
-    await cp.close();
+    await closeAll();
     throw err;
   }
 }
 
-/** `pam serve`: runs until SIGINT/SIGTERM. */
+/** `pam serve`: runs until SIGINT/SIGTERM (graceful stop); SIGHUP reloads the config file. */
 export async function serve(configFile: string): Promise<void> {
   const config = loadConfig(configFile);
-  const proxy = await startProxy(config);
-  const addr = (name: string, l?: Listener, host?: string) => (l ? `${name} ${host}:${l.port}` : undefined);
-  console.log(
-    `pam: serving ${[addr('ssh', proxy.ssh, config.listen.ssh?.host), addr('postgres', proxy.postgres, config.listen.postgres?.host), addr('http', proxy.http, config.listen.http?.host)].filter(Boolean).join(', ')}` +
-      (config.identity.dev ? ' (dev issuer: get a token with `npx pam dev token USER --groups …`)' : ''),
+  const log = createLog(config.log);
+  const proxy = await startProxy(config, { log });
+  const addr = (l?: Listener, host?: string) => (l ? `${host}:${l.port}` : undefined);
+  log.info(
+    {
+      ssh: addr(proxy.ssh, config.listen.ssh?.host), postgres: addr(proxy.postgres, config.listen.postgres?.host),
+      http: addr(proxy.http, config.listen.http?.host), metrics: addr(proxy.ops, config.listen.metrics?.host),
+      ...(config.identity.dev ? { dev_issuer: 'get a token with `npx pam dev token USER --groups …`' } : {}),
+    },
+    'pam: serving',
   );
-  let stopping = false;
-  const stop = async (sig: string) => {
-    if (stopping) return;
-    stopping = true;
-    console.log(`pam: ${sig}, closing`);
-    await proxy.close();
-    process.exit(0);
-  };
-  process.on('SIGINT', () => void stop('SIGINT'));
-  process.on('SIGTERM', () => void stop('SIGTERM'));
+  installSignals(proxy, { configFile, log });
 }

@@ -5,43 +5,10 @@ import { parseDuration } from './duration.js';
 import { DEFAULT_REVIEW_TIMEOUT_MS } from './defaults.js';
 import { LifecycleConfigError, parseTargetLifecycle, parseTopLifecycle, TARGET_LIFECYCLE_KEYS, TOP_LIFECYCLE_KEYS } from './lifecycle-config.js';
 import type { Config, Listen, LoginConfig, Target } from './config.types.js';
+import { ConfigError, bool, isObj, known, str, type Obj } from './config-read.js';
+import { parseOps } from './config-ops.js';
 
-/** A bad configuration: `key` is the dotted path of the offending key. */
-export class ConfigError extends Error {
-  constructor(public readonly key: string, why: string) {
-    super(`config: ${key}: ${why}`);
-    this.name = 'ConfigError';
-  }
-}
-
-type Obj = Record<string, unknown>;
-const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
-
-function known(obj: Obj, path: string, keys: string[]): void {
-  for (const k of Object.keys(obj)) {
-    if (!keys.includes(k)) throw new ConfigError(path ? `${path}.${k}` : k, `unknown key (expected one of: ${keys.join(', ')})`);
-  }
-}
-
-function str(obj: Obj, key: string, path: string, required: true): string;
-function str(obj: Obj, key: string, path: string, required?: boolean): string | undefined;
-function str(obj: Obj, key: string, path: string, required = false): string | undefined {
-  const v = obj[key];
-  const p = path ? `${path}.${key}` : key;
-  if (v === undefined || v === null) {
-    if (required) throw new ConfigError(p, 'is required');
-    return undefined;
-  }
-  if (typeof v !== 'string' || v.trim() === '') throw new ConfigError(p, 'must be a non-empty string');
-  return v;
-}
-
-function bool(obj: Obj, key: string, path: string, dflt: boolean): boolean {
-  const v = obj[key];
-  if (v === undefined || v === null) return dflt;
-  if (typeof v !== 'boolean') throw new ConfigError(`${path}.${key}`, 'must be true or false');
-  return v;
-}
+export { ConfigError } from './config-read.js';
 
 export function parseAddress(value: string, key: string): Listen {
   const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(value);
@@ -115,14 +82,14 @@ function lifecycleOf<T>(fn: () => T): T {
 /** Validates a parsed YAML document. `file` resolves relative paths. */
 export function parseConfig(doc: unknown, file: string): Config {
   if (!isObj(doc)) throw new ConfigError('(root)', 'the file must hold a YAML mapping');
-  known(doc, '', ['listen', 'data_dir', 'store', 'policies_dir', 'identity', 'targets', 'ssh', 'postgres', 'review_timeout', ...TOP_LIFECYCLE_KEYS]);
+  known(doc, '', ['listen', 'data_dir', 'store', 'policies_dir', 'identity', 'targets', 'ssh', 'postgres', 'review_timeout', 'log', 'audit_export', 'shutdown_grace', ...TOP_LIFECYCLE_KEYS]);
   const base = dirname(file);
   const rel = (p: string) => (isAbsolute(p) ? p : resolve(base, p));
 
   if (!isObj(doc.listen)) throw new ConfigError('listen', 'is required: { ssh, postgres, http } addresses');
-  known(doc.listen, 'listen', ['ssh', 'postgres', 'http']);
+  known(doc.listen, 'listen', ['ssh', 'postgres', 'http', 'metrics']);
   const listen: Config['listen'] = {};
-  for (const k of ['ssh', 'postgres', 'http'] as const) {
+  for (const k of ['ssh', 'postgres', 'http', 'metrics'] as const) {
     const a = str(doc.listen, k, 'listen');
     if (a) listen[k] = parseAddress(a, `listen.${k}`);
   }
@@ -199,6 +166,7 @@ export function parseConfig(doc: unknown, file: string): Config {
       maxMessageBytes,
       redactParameters: bool(pg, 'redact_parameters', 'postgres', false),
     },
+    ...parseOps(doc, base),
   };
 }
 

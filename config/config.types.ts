@@ -71,10 +71,38 @@ export interface NotifyConfig {
   secretFile?: string;
 }
 
+/** `log:` — one JSON object per line on stdout, or pretty lines for a person at a terminal. */
+export interface LogConfig {
+  level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
+  /** Unset: pretty when stdout is a terminal, JSON otherwise. */
+  format?: 'json' | 'pretty';
+}
+
+/** One `audit_export:` sink: every audit entry, in order, spooled on disk while it is down. */
+export interface AuditSinkConfig {
+  /** Label in metrics, logs and the spool file name (default: kind + position, e.g. syslog-1). */
+  name: string;
+  kind: 'syslog' | 'webhook';
+  /** syslog://host:port, syslog+tls://host:port, http(s)://… */
+  url: string;
+  /** syslog: host and port; TLS for syslog+tls:// and https://. */
+  host: string;
+  port: number;
+  tls: boolean;
+  /** PEM CA bundle to verify the sink's certificate (default: the system's). */
+  caFile?: string;
+  /** webhook: file holding the HMAC-SHA256 key that signs each batch (`X-Pam-Signature`). */
+  secretFile?: string;
+  /** Most events per syslog write or webhook POST. */
+  batchMax: number;
+  /** The spool never grows past this; what does not fit is counted and audited as lost. */
+  spoolMaxBytes: number;
+}
+
 export interface Config {
   /** Absolute path of the file this came from (for resolving relative paths). */
   file: string;
-  listen: { ssh?: Listen; postgres?: Listen; http?: Listen };
+  listen: { ssh?: Listen; postgres?: Listen; http?: Listen; metrics?: Listen };
   dataDir: string;
   /** "embedded" or a redis:// URL. */
   store: string;
@@ -101,4 +129,9 @@ export interface Config {
   offboarding?: { rotateUsedWithinMs: number };
   /** `public_url`: how people reach the UI, for links in notifications. */
   publicUrl?: string;
+  /** Absent in hand-built configs (tests): level info, format by terminal. */
+  log?: LogConfig;
+  auditExport?: AuditSinkConfig[];
+  /** How long SIGTERM lets live sessions finish before ending them (default 30 s). */
+  shutdownGraceMs?: number;
 }

@@ -32,5 +32,7 @@ export interface BrokerDeps {
 /** A running listener. */
 export interface Listener {
   readonly port: number;
+  /** Stops taking new connections; open sessions go on (graceful stop). */
+  stopAccepting?(): void;
   close(): Promise<void>;
 }

@@ -28,6 +28,8 @@ export class FileAuditLog implements AuditLog {
 
   private size = 0;
 
+  private readonly subscribers = new Set<(entry: AuditEntry) => void>();
+
   private constructor(private readonly path: string, private readonly fh: FileHandle, private seq: number, private last: string) {}
 
   /**
@@ -84,11 +86,33 @@ export class FileAuditLog implements AuditLog {
       this.size += Buffer.byteLength(line);
       this.seq = entry.seq;
       this.last = entry.hash;
+      this.notify(entry);
       return entry;
     };
     const p = this.tail.then(run, run);
     this.tail = p.catch(() => undefined);
     return p;
+  }
+
+  /**
+   * Calls `fn` with each entry once it is written, in chain order (metrics, SIEM export). A
+   * subscriber that throws does not fail the append: the entry is already on disk. Entries
+   * another process appended (`pam secret`) are not seen here; `seq` gaps reveal them.
+   * Returns the unsubscribe function.
+   */
+  onAppend(fn: (entry: AuditEntry) => void): () => void {
+    this.subscribers.add(fn);
+    return () => this.subscribers.delete(fn);
+  }
+
+  private notify(entry: AuditEntry): void {
+    for (const fn of this.subscribers) {
+      try {
+        fn(entry);
+      } catch {
+        // A subscriber's fault must not fail the append of an audit entry that is on disk.
+      }
+    }
   }
 
   async read(opts: { sinceMs?: number } = {}): Promise<AuditEntry[]> {

@@ -43,6 +43,9 @@ export async function startPostgresBroker(deps: BrokerDeps, listen: { host: stri
   const port = typeof addr === 'object' && addr ? addr.port : listen.port;
   return {
     port,
+    stopAccepting() {
+      if (server.listening) server.close();
+    },
     async close() {
       await new Promise<void>((resolve) => {
         server.close(() => resolve());

@@ -60,6 +60,10 @@ export async function startSshBroker(
   const port = (server.address() as { port: number }).port;
   return {
     port,
+    stopAccepting() {
+      // ssh2's Server has no `listening`; a second close() (from close()) just reports it.
+      server.close(() => undefined);
+    },
     async close() {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       await Promise.all([...live].map((c) => c.end('proxy shutting down')));

@@ -25,17 +25,29 @@ export interface PamProcessOptions {
   store?: string;
   /** Scheme of listen.http (https needs http.tls_cert/tls_key in `extra`). */
   httpScheme?: 'http' | 'https';
+  /** Also open listen.metrics (/metrics, /healthz, /readyz) on a free port. */
+  metrics?: boolean;
   env?: Record<string, string>;
 }
 
 export interface PamProcess {
   dir: string;
   configFile: string;
-  ports: { ssh: number; pg: number; http: number };
+  ports: { ssh: number; pg: number; http: number; metrics?: number };
   server: string;
   proc: ChildProcess;
   /** Everything the process printed so far. */
   log(): string;
+  /** What it printed on stdout only (the JSON log lines). */
+  stdout(): string;
+  /** A dev-issuer token (`pam dev token`). */
+  token(user: string, groups: string): Promise<string>;
+  /** `user` (group dba) requests the login, a `security` user approves it. */
+  grant(user: string, target: string, login: string): Promise<void>;
+  /** GET on the metrics listener (needs `metrics: true`). */
+  ops(path: string): Promise<{ status: number; body: string }>;
+  /** Resolves with the exit code once the process has exited. */
+  exited(): Promise<number | null>;
   /** The dev sign-in secret printed at start-up (dev issuer only). */
   devSecret(): string | undefined;
   pam(args: string[], env?: Record<string, string>, input?: string): Promise<RunResult>;
@@ -48,11 +60,11 @@ export async function startPamProcess(opts: PamProcessOptions): Promise<PamProce
   const dir = await mkdtemp(join(tmpdir(), 'pam-proc-'));
   await mkdir(join(dir, 'policies'));
   await writeFile(join(dir, 'policies', 'roles.yaml'), opts.roles);
-  const ports = { ssh: await freePort(), pg: await freePort(), http: await freePort() };
+  const ports = { ssh: await freePort(), pg: await freePort(), http: await freePort(), metrics: opts.metrics ? await freePort() : undefined };
   const scheme = opts.httpScheme ?? 'http';
   const httpListen = scheme === 'https' ? `https://127.0.0.1:${ports.http}` : `127.0.0.1:${ports.http}`;
   const configFile = join(dir, 'pam.yaml');
-  await writeFile(configFile, `listen: { ssh: "127.0.0.1:${ports.ssh}", postgres: "127.0.0.1:${ports.pg}", http: "${httpListen}" }
+  await writeFile(configFile, `listen: { ssh: "127.0.0.1:${ports.ssh}", postgres: "127.0.0.1:${ports.pg}", http: "${httpListen}"${ports.metrics ? `, metrics: "127.0.0.1:${ports.metrics}"` : ''} }
 data_dir: "./data"
 store: "${opts.store ?? 'embedded'}"
 policies_dir: "./policies"
@@ -61,8 +73,10 @@ ${opts.extra ?? ''}
 `);
   const server = `${scheme}://127.0.0.1:${ports.http}`;
   let out = '';
+  let stdout = '';
   const proc = spawn('node', ['bin/pam.js', 'serve', '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
-  proc.stdout!.on('data', (d) => (out += d));
+  const exit = new Promise<number | null>((r) => proc.once('exit', (c) => r(c)));
+  proc.stdout!.on('data', (d) => { out += d; stdout += d; });
   proc.stderr!.on('data', (d) => (out += d));
   try {
     await waitFor(() => out.includes('pam: serving') || proc.exitCode !== null, 'pam serve to start', 2400);
@@ -82,9 +96,27 @@ ${opts.extra ?? ''}
     p.once('close', (code) => resolve({ code, stdout, stderr }));
   });
 
+  const token = async (user: string, groups: string) => {
+    const r = await pam(['dev', 'token', user, '--groups', groups]);
+    if (r.code !== 0) throw new Error(`pam dev token: ${r.stderr}`);
+    return r.stdout.trim();
+  };
+
   return {
-    dir, configFile, ports, server, proc, pam,
+    dir, configFile, ports, server, proc, pam, token,
     log: () => out,
+    stdout: () => stdout,
+    async grant(user, target, login) {
+      const req = await pam(['request', '--target', target, '--login', login, '--duration', '1h', '--reason', 'test', '--json'], { PAM_TOKEN: await token(user, 'dba') });
+      if (req.code !== 0) throw new Error(`pam request: ${req.stderr}`);
+      const ok = await pam(['approve', JSON.parse(req.stdout).id], { PAM_TOKEN: await token('sec-bot', 'security') });
+      if (ok.code !== 0) throw new Error(`pam approve: ${ok.stderr}`);
+    },
+    async ops(path) {
+      const r = await fetch(`http://127.0.0.1:${ports.metrics}${path}`);
+      return { status: r.status, body: await r.text() };
+    },
+    exited: () => (proc.exitCode !== null ? Promise.resolve(proc.exitCode) : exit),
     devSecret: () => /dev sign-in secret: (\S+)/.exec(out)?.[1],
     async memory() {
       const status = await readFile(`/proc/${proc.pid}/status`, 'utf8');
@@ -99,4 +131,28 @@ ${opts.extra ?? ''}
       await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** Roles for `grant()`: `dba` may request anything, `security` approves and audits. */
+export const PROCESS_ROLES = `roles:
+  - name: dba
+    groups: [dba]
+    can_request:
+      - { targets: ["*"], logins: ["*"], max_duration: 8h }
+  - name: security
+    groups: [security]
+    can_approve: [dba]
+    can_audit: true
+`;
+
+/** The value of one series in Prometheus text (0 when absent). */
+export function metricValue(text: string, name: string, labels: Record<string, string> = {}): number {
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name)) continue;
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+    if (!m || m[1] !== name) continue;
+    const have = Object.fromEntries([...(m[2] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((x) => [x[1], x[2]]));
+    if (Object.entries(labels).every(([k, v]) => have[k] === v)) return Number(m[3]);
+  }
+  return 0;
 }

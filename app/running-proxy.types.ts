@@ -1,0 +1,19 @@
+import type { ControlPlane } from './control-plane.js';
+import type { Listener } from '../proxy/broker.types.js';
+import type { Metrics } from './metrics.js';
+import type { Readiness } from './health.js';
+
+/** A started `pam serve`: what the signal handlers and the tests hold. */
+export interface RunningProxy {
+  cp: ControlPlane;
+  http: Listener;
+  ssh?: Listener;
+  postgres?: Listener;
+  /** listen.metrics: /metrics, /healthz, /readyz. */
+  ops?: Listener;
+  metrics: Metrics;
+  readiness: Readiness;
+  /** Listeners that take sessions (http, ssh, postgres), for a graceful stop. */
+  listeners: Listener[];
+  close(): Promise<void>;
+}
