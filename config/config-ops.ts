@@ -29,8 +29,8 @@ function positiveInt(obj: Obj, key: string, path: string, dflt: number, min: num
 /** One sink: `{ url, name?, ca_file?, secret_file?, batch_max?, spool_max_bytes? }`. */
 function parseSink(v: unknown, i: number, base: string): AuditSinkConfig {
   const path = `audit_export[${i}]`;
-  if (!isObj(v)) throw new ConfigError(path, 'must be a mapping: { url: "syslog://host:port" } or { url: "https://…", secret: NAME }');
-  known(v, path, ['url', 'name', 'ca_file', 'secret', 'batch_max', 'spool_max_bytes']);
+  if (!isObj(v)) throw new ConfigError(path, 'must be a mapping: { url: "syslog://host:port" } or { url: "https://…", secret_file: FILE }');
+  known(v, path, ['url', 'name', 'ca_file', 'secret_file', 'batch_max', 'spool_max_bytes']);
   const raw = str(v, 'url', path, true);
   let url: URL;
   try {
