@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net';
 import { TLSSocket, type SecureContext } from 'node:tls';
-import { AccessDenied, type Authorized } from '../../access/access.types.js';
+import type { Authorized } from '../../access/access.types.js';
 import type { QueryLogWriter } from '../../recorder/query-log-writer.js';
 import type { BrokerDeps } from '../broker.types.js';
 import type { PostgresTarget } from '../../config/config.types.js';
@@ -12,9 +12,10 @@ import { StatementTracker } from './statement-tracker.js';
 import { fastpathPolicyCheck, sqlPolicyCheck } from './policy-seam.js';
 import { holdStatement, ReviewGate } from './review-gate.js';
 import { DEFAULT_REVIEW_TIMEOUT_MS } from '../../config/defaults.js';
-import { authorizeLogin, openUpstream, SessionFatal, verifyToken } from './session-auth.js';
+import { fatalFor, SessionFatal } from './session-errors.js';
+import { SessionLifecycle, SessionRefused, type LiveSession } from '../session-lifecycle.js';
 import { batchFrontend } from './session-relay.js';
-import { sendCancel, type UpstreamConnection } from './upstream.js';
+import { connectUpstream, sendCancel, type UpstreamConnection } from './upstream.js';
 
 export interface SessionContext {
   deps: BrokerDeps;
@@ -42,7 +43,10 @@ export class PostgresSession {
   private upstream: UpstreamConnection | undefined;
   private readonly backend = new BackendStream();
   private tracker: StatementTracker | undefined;
-  private recorder: QueryLogWriter | undefined;
+  private readonly lifecycle: SessionLifecycle;
+  private live: LiveSession<QueryLogWriter> | undefined;
+  /** Aborted when the session ends, so an open or attach in flight stops. */
+  private readonly gone = new AbortController();
   private readonly cleanups: (() => void)[] = [];
   private auth: Authorized | undefined;
   /** Set while an ending session relays up to the next message boundary to send its FATAL. */
@@ -59,6 +63,7 @@ export class PostgresSession {
     this.sock = socket;
     this.clientAddress = `${socket.remoteAddress}:${socket.remotePort}`;
     this.framer = new FrontendFramer(ctx.deps.config.postgres.maxMessageBytes);
+    this.lifecycle = new SessionLifecycle(ctx.deps);
     socket.setNoDelay(true);
     this.attach(socket);
   }
@@ -155,36 +160,48 @@ export class PostgresSession {
     const { deps } = this.ctx;
     const database = this.startupParams.database ?? this.startupParams.user!;
     const login = this.startupParams.user!;
-    const identity = await verifyToken(deps, token, { database, login, client: this.clientAddress });
-    this.auth = await authorizeLogin(deps, identity, database, login);
-    if (this.isClosed()) return;
-    const auth = this.auth;
-    const target = auth.target as PostgresTarget;
-    this.upstream = await openUpstream(deps, identity, target, login, this.startupParams);
-    if (this.isClosed()) {
-      this.upstream.socket.destroy();
+    try {
+      const opened = await this.lifecycle.open(
+        { protocol: 'postgres', target: database, login, client: this.clientAddress, credential: { kind: 'token', token }, signal: this.gone.signal },
+        (auth, password) => connectUpstream({ target: auth.target as PostgresTarget, login, password, params: this.startupParams }),
+      );
+      this.auth = opened.auth;
+      this.upstream = opened.upstream;
+      if (this.isClosed()) {
+        opened.upstream.socket.destroy();
+        return;
+      }
+      const { identity } = opened.auth;
+      const target = opened.auth.target as PostgresTarget;
+      this.live = await this.lifecycle.attach(opened.auth, {
+        client: this.clientAddress,
+        signal: this.gone.signal,
+        audit: { database: target.database },
+        record: (meta) => deps.recordings.start('jsonl', { ...meta, database: target.database }, {
+          start: {
+            user: identity.user, subject: identity.subject, email: identity.email, login, target: target.name, database: target.database,
+            client: this.clientAddress, grant: opened.auth.grant.id, tls: this.sock instanceof TLSSocket,
+          },
+        }),
+        end: (why) => this.kill(why),
+      });
+    } catch (err) {
+      // A refusal is told with its SQLSTATE (end() closes an upstream already open); a client that left hears nothing.
+      if (!(err instanceof SessionRefused)) throw err;
+      if (err.code !== 'gone') throw fatalFor(err, database);
       return;
     }
-    this.recorder = await deps.recordings.start(
-      'jsonl',
-      { user: identity.user, subject: identity.subject, login, target: target.name, database: target.database, clientAddress: this.clientAddress, grantId: auth.grant.id },
-      { start: { user: identity.user, subject: identity.subject, email: identity.email, login, target: target.name, database: target.database, client: this.clientAddress, grant: auth.grant.id, tls: this.sock instanceof TLSSocket } },
-    );
-    const recorder = this.recorder;
-    if (this.isClosed()) {
-      void recorder.close('client disconnected during login').catch(() => {});
-      this.upstream.socket.destroy();
-      return;
-    }
-    recorder.onError = (e) => this.kill(`recording failed (${e.message}); session ended`);
+    const { identity } = this.auth;
+    const target = this.auth.target as PostgresTarget;
+    const up = this.upstream;
+    const recorder = this.live.recording;
     this.tracker = new StatementTracker({
       redactParameters: deps.config.postgres.redactParameters,
-      check: deps.policy ? sqlPolicyCheck(deps, identity, target.name, login, () => this.recorder?.id) : undefined,
-      checkFastpath: deps.policy ? fastpathPolicyCheck(deps, identity, target.name, login, () => this.recorder?.id) : undefined,
+      check: deps.policy ? sqlPolicyCheck(deps, identity, target.name, login, () => recorder.id) : undefined,
+      checkFastpath: deps.policy ? fastpathPolicyCheck(deps, identity, target.name, login, () => recorder.id) : undefined,
       canHold: deps.policy !== undefined && deps.holds !== undefined,
       record: (line) => recorder.line(line),
     });
-    const up = this.upstream;
     const key = this.ctx.keys.add(() => {
       // A statement waiting for approval is withdrawn (57014); anything running upstream is cancelled.
       if (this.holdAbort) {
@@ -194,12 +211,6 @@ export class PostgresSession {
       sendCancel(target, up.processId, up.secretKey);
     });
     this.cleanups.push(key.release);
-    this.cleanups.push(deps.gate.watchGrant(auth.grant, (why) => this.kill(why)));
-    this.cleanups.push(deps.sessions.register(
-      { id: recorder.id, protocol: 'postgres', user: identity.user, subject: identity.subject, target: target.name, login, grantId: auth.grant.id, recordingId: recorder.id, clientAddress: this.clientAddress, startedAt: new Date().toISOString() },
-      (why) => this.kill(why),
-    ));
-    void deps.audit.append({ type: 'session.start', actor: identity.user, protocol: 'postgres', target: target.name, login, database: target.database, grant: auth.grant.id, recording: recorder.id, client: this.clientAddress }).catch(() => {});
     if (this.isClosed()) return;
 
     const hello: Buffer[] = [msg.authenticationOk()];
@@ -263,7 +274,7 @@ export class PostgresSession {
         const abort = (this.holdAbort = new AbortController());
         this.holdCanceled = false;
         return holdStatement({
-          holds: deps.holds!, identity: auth.identity, target: auth.target.name, login: auth.login, sessionId: this.recorder?.id,
+          holds: deps.holds!, identity: auth.identity, target: auth.target.name, login: auth.login, sessionId: this.live?.id,
           timeoutMs: this.ctx.reviewTimeoutMs ?? DEFAULT_REVIEW_TIMEOUT_MS, signal: abort.signal,
           notice: (text) => this.noticeToClient(text),
           mark: (fields) => this.tracker!.mark(fields),
@@ -322,7 +333,6 @@ export class PostgresSession {
   private fail(err: unknown): void {
     if (err instanceof SessionFatal) return this.end(err.message, { sqlstate: err.sqlstate, message: err.message });
     if (err instanceof ProtocolError) return this.end(`protocol error: ${err.message}`, { sqlstate: err.sqlstate, message: err.message });
-    if (err instanceof AccessDenied) return this.end(err.message, { sqlstate: '28000', message: err.message });
     // Anything else is ours: the client gets a generic message, never internals; the operator gets the error.
     console.error('pam postgres: session error:', err);
     this.end(`internal error: ${(err as Error)?.message ?? err}`, { sqlstate: 'XX000', message: 'internal proxy error; the session was closed' });
@@ -335,6 +345,8 @@ export class PostgresSession {
     }
     const wasRelaying = this.step === 'relay';
     this.step = 'closed';
+    this.gone.abort();
+    this.live?.release();
     this.holdAbort?.abort(); // a held statement is dropped with its session (the hold expires)
     for (const c of this.cleanups.splice(0)) c();
     const up = this.upstream?.socket;
@@ -358,12 +370,7 @@ export class PostgresSession {
         setTimeout(() => s.destroy(), 1500).unref();
       }
     }
-    if (this.recorder) {
-      const r = this.recorder;
-      void r.close(reason).catch(() => {});
-      const a = this.auth!;
-      void this.ctx.deps.audit.append({ type: 'session.end', actor: a.identity.user, protocol: 'postgres', target: a.target.name, login: a.login, recording: r.id, reason }).catch(() => {});
-    }
+    void this.live?.finish(reason);
   }
 
   private closeUpstream(up: Socket): void {

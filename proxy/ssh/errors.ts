@@ -1,3 +1,5 @@
+import { TargetRefused } from '../session-lifecycle.types.js';
+
 /** Errors of the SSH broker. `message` is what the user may see; causes stay in logs. */
 export class SshBrokerError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
@@ -14,10 +16,10 @@ export class UpstreamError extends SshBrokerError {
   }
 }
 
-/** The target presented a host key other than the pinned one: the session is refused. */
-export class HostKeyMismatch extends UpstreamError {
+/** The target presented a host key other than the pinned one: the session is refused (not "unreachable"). */
+export class HostKeyMismatch extends TargetRefused {
   constructor(readonly target: string, readonly presented: string) {
-    super(`host key of target "${target}" does not match the pinned key; session refused`);
+    super(`host key of target "${target}" does not match the pinned key; session refused`, 'host-key-mismatch', { presented });
     this.name = 'HostKeyMismatch';
   }
 }

@@ -1,14 +1,10 @@
 import ssh2 from 'ssh2';
 import type { Authorized } from '../../access/access.types.js';
-import { AccessDenied } from '../../access/access.types.js';
-import { TokenRejected, type Identity } from '../../access/identity.types.js';
 import type { AsciicastWriter } from '../../recorder/asciicast-writer.js';
 import type { AuditEvent } from '../../recorder/audit.types.js';
 import type { BrokerDeps } from '../broker.types.js';
-import type { SshTarget } from '../../config/config.types.js';
 import { parseUsername, readCredential, sendBanner, type SshKeyLookup } from './auth.js';
 import { handleSessionChannel, type ChannelContext, type Terminable } from './channels.js';
-import { checkChannel } from './channel-rules.js';
 import type { OnEnter } from './enter-gate.js';
 import { CommandPolicy } from './command-policy.js';
 import { handleDirectTcpip } from './forward-policy.js';
@@ -16,6 +12,7 @@ import { RemoteForwards } from './remote-forward.js';
 import { ForwardedAgent, SessionForwards } from './session-forward.js';
 import { HostKeyMismatch, UpstreamError } from './errors.js';
 import { connectUpstream } from './upstream.js';
+import { SessionLifecycle, SessionRefused, type LiveSession } from '../session-lifecycle.js';
 
 type Connection = ssh2.Connection;
 type AuthContext = ssh2.AuthContext;
@@ -53,10 +50,11 @@ export class SshConnection {
   private refusal: string | undefined;
   private auth: Authorized | undefined;
   private upstream: Client | undefined;
-  private recording: AsciicastWriter | undefined;
-  private recordingId: string | undefined;
+  private live: LiveSession<AsciicastWriter> | undefined;
+  private readonly lifecycle: SessionLifecycle;
+  /** Aborted when the session ends, so an open or attach in flight stops. */
+  private readonly gone = new AbortController();
   private readonly relays = new Set<Terminable>();
-  private readonly cleanups: (() => void)[] = [];
   private user: string | undefined;
   private ending: Promise<void> | undefined;
   /** Given to the upstream login; relays the target's agent channels once a rule allowed it. */
@@ -69,6 +67,7 @@ export class SshConnection {
     private readonly clientAddress: string,
     private readonly onGone: (c: SshConnection) => void,
   ) {
+    this.lifecycle = new SessionLifecycle(deps);
     client.on('authentication', (ctx) => void this.handleAuthentication(ctx));
     client.on('ready', () => this.handleReady());
     client.on('error', () => {});
@@ -81,13 +80,13 @@ export class SshConnection {
     });
   }
 
-  // ── authenticate → authorize → open upstream ──────────────────────────────────────────
+  // ── authenticate → authorize → open upstream (the lifecycle's open) ────────────────────
 
   private async handleAuthentication(ctx: AuthContext): Promise<void> {
     if (this.step !== 'authenticate') return ctx.reject();
     if (this.refusal) return this.tellRefusal(ctx, this.refusal);
     const parsed = parseUsername(ctx.username);
-    if (!parsed) return this.refuse(ctx, `user name must be LOGIN@TARGET (e.g. ssh root@web-1@proxy), got "${ctx.username.slice(0, 100)}"`, 'bad-username');
+    if (!parsed) return this.refuse(ctx, `user name must be LOGIN@TARGET (e.g. ssh root@web-1@proxy), got "${ctx.username.slice(0, 100)}"`);
     if (ctx.method === 'none') return ctx.reject(this.methods());
 
     let cred;
@@ -99,46 +98,37 @@ export class SshConnection {
     if (cred === 'answered') return;
     if (!cred) return this.fail(ctx);
 
-    let identity: Identity;
-    if (cred.kind === 'key') identity = cred.identity;
-    else {
-      try {
-        identity = await this.deps.identity.verify(cred.token);
-      } catch (err) {
-        const why = err instanceof TokenRejected ? err.message : 'token could not be verified';
-        this.audit({ type: 'session.refused', target: parsed.target, login: parsed.login, why, client: this.clientAddress });
-        return this.fail(ctx, `${why}; get a fresh token (pam login)`);
-      }
-    }
-    this.user = identity.user;
-
-    let auth: Authorized;
+    let opened;
     try {
-      auth = await this.deps.gate.authorize(identity, parsed.target, parsed.login, 'ssh');
+      opened = await this.lifecycle.open({
+        protocol: 'ssh', target: parsed.target, login: parsed.login, client: this.clientAddress, signal: this.gone.signal,
+        credential: cred.kind === 'key' ? { kind: 'identity', identity: cred.identity } : cred,
+      }, (auth, secret) => this.connect(auth, secret));
     } catch (err) {
-      if (err instanceof AccessDenied) return this.refuse(ctx, err.message, err.code); // the gate audited it
-      this.audit({ type: 'session.refused', target: parsed.target, login: parsed.login, why: 'authorization failed' });
-      return this.refuse(ctx, 'authorization failed; try again later', 'error');
+      if (!(err instanceof SessionRefused)) throw err;
+      if (err.code === 'gone') return;
+      if (err.code === 'token') return this.fail(ctx, `token rejected: ${err.message}; get a fresh token (pam login)`);
+      return this.refuse(ctx, err.message);
     }
-
-    try {
-      this.upstream = await connectUpstream(auth, this.deps.vault, { agent: this.agent });
-    } catch (err) {
-      const why = err instanceof UpstreamError ? err.message : 'target unreachable';
-      this.audit({
-        type: 'session.refused', target: parsed.target, login: parsed.login, grant: auth.grant.id, why,
-        ...(err instanceof HostKeyMismatch ? { code: 'host-key-mismatch', presented: err.presented } : { code: 'upstream' }),
-      });
-      return this.refuse(ctx, why, err instanceof HostKeyMismatch ? 'host-key-mismatch' : 'upstream');
-    }
+    this.upstream = opened.upstream;
     if (this.ending) {
       this.upstream.end();
       return;
     }
-    this.auth = auth;
-    await this.handleAuthorized(auth);
+    this.user = opened.auth.identity.user;
+    if (!(await this.handleAuthorized(ctx, opened.auth))) return;
+    this.auth = opened.auth;
     this.step = 'relay';
     ctx.accept();
+  }
+
+  /** The protocol step of open: the pinned-host-key login; errors other than ours become "unreachable". */
+  private async connect(auth: Authorized, secret: Buffer): Promise<Client> {
+    try {
+      return await connectUpstream(auth, secret, { agent: this.agent });
+    } catch (err) {
+      throw err instanceof UpstreamError || err instanceof HostKeyMismatch ? err : new UpstreamError('target unreachable', { cause: err });
+    }
   }
 
   private methods(): ('keyboard-interactive' | 'password' | 'publickey')[] {
@@ -147,7 +137,7 @@ export class SshConnection {
 
   /** A failed attempt the client may retry (bad or missing token). */
   private fail(ctx: AuthContext, message?: string): void {
-    if (++this.attempts >= (this.opts.maxAuthAttempts ?? 6)) return this.refuse(ctx, message ?? 'too many failed attempts', 'attempts');
+    if (++this.attempts >= (this.opts.maxAuthAttempts ?? 6)) return this.refuse(ctx, message ?? 'too many failed attempts');
     if (message && ctx.method === 'keyboard-interactive') {
       ctx.prompt([], 'pam-proxy', message, () => ctx.reject(this.methods()));
       return;
@@ -162,7 +152,7 @@ export class SshConnection {
    * without a USERAUTH_FAILURE: on a failure OpenSSH would move on to its next method and sit
    * at a password prompt instead of reading the disconnect.
    */
-  private refuse(ctx: AuthContext, message: string, _code: string): void {
+  private refuse(ctx: AuthContext, message: string): void {
     this.refusal = message;
     this.tellRefusal(ctx, message);
   }
@@ -176,24 +166,27 @@ export class SshConnection {
     this.client.end();
   }
 
-  private async handleAuthorized(auth: Authorized): Promise<void> {
-    const { identity, grant } = auth;
-    const target = auth.target as SshTarget;
-    const recording = await this.deps.recordings.start('asciicast', {
-      user: identity.user, subject: identity.subject, login: auth.login, target: target.name, clientAddress: this.clientAddress, grantId: grant.id,
-    }, { header: { width: 80, height: 24, env: {}, title: `${identity.user} as ${auth.login}@${target.name}` } });
-    this.recording = recording;
-    this.recordingId = recording.id;
-    const startedAt = new Date().toISOString();
-    this.recording.onError = () => void this.end('recording failed; session stopped');
-    this.cleanups.push(this.deps.sessions.register({
-      id: recording.id, protocol: 'ssh', user: identity.user, subject: identity.subject, target: target.name, login: auth.login,
-      grantId: grant.id, recordingId: recording.id, clientAddress: this.clientAddress, startedAt,
-    }, (reason) => void this.end(reason)));
-    this.cleanups.push(this.deps.gate.watchGrant(grant, (reason) => void this.end(reason)));
+  /** The lifecycle's attach: recording, live-session registry, grant watch, `session.start`. */
+  private async handleAuthorized(ctx: AuthContext, auth: Authorized): Promise<boolean> {
+    const { identity } = auth;
+    try {
+      this.live = await this.lifecycle.attach(auth, {
+        client: this.clientAddress,
+        signal: this.gone.signal,
+        record: (meta) => this.deps.recordings.start('asciicast', meta, {
+          header: { width: 80, height: 24, env: {}, title: `${identity.user} as ${auth.login}@${auth.target.name}` },
+        }),
+        end: (reason) => void this.end(reason),
+      });
+    } catch (err) {
+      this.upstream!.end();
+      if (!(err instanceof SessionRefused)) throw err;
+      if (err.code !== 'gone') this.refuse(ctx, err.message);
+      return false;
+    }
     this.upstream!.on('close', () => void this.end('target closed the connection'));
     this.upstream!.on('error', () => {});
-    this.audit({ type: 'session.start', target: target.name, login: auth.login, grant: grant.id, recording: recording.id, client: this.clientAddress });
+    return true;
   }
 
   // ── relay ─────────────────────────────────────────────────────────────────────────────
@@ -202,17 +195,18 @@ export class SshConnection {
     const auth = this.auth!;
     const roles = this.deps.roles().filter((r) => r.groups.some((g) => auth.identity.groups.includes(g))).map((r) => r.name);
     const subject = { user: auth.identity.user, groups: auth.identity.groups, roles, target: auth.target.name, login: auth.login };
-    const audit = (e: AuditEvent) => this.audit({ target: auth.target.name, login: auth.login, recording: this.recordingId, ...e });
+    const recording = this.live!.recording;
+    const audit = (e: AuditEvent) => this.audit({ target: auth.target.name, login: auth.login, recording: recording.id, ...e });
     const commands = this.deps.policy
       ? new CommandPolicy({
         policy: this.deps.policy, subject, identity: auth.identity, holds: this.deps.holds, reviewTimeoutMs: this.opts.reviewTimeoutMs,
-        sessionId: this.recordingId, audit, marker: (t) => this.recording!.marker(t),
+        sessionId: recording.id, audit, marker: (t) => recording.marker(t),
       })
       : undefined;
     const onEnter: OnEnter | undefined = this.opts.onEnter?.(auth) ?? (commands ? (line, io) => commands.decide(line, { ...io, via: 'shell' }) : undefined);
     const ctx: ChannelContext = {
       upstream: this.upstream!,
-      recording: this.recording!,
+      recording,
       envAllow: this.deps.config.ssh.envAllow,
       subject,
       policy: this.deps.policy,
@@ -245,20 +239,16 @@ export class SshConnection {
   private async handleEnd(reason: string): Promise<void> {
     const wasRelaying = this.step === 'relay';
     this.step = 'ended';
-    for (const c of this.cleanups.splice(0)) c();
+    this.gone.abort();
+    this.live?.release();
     const proxySide = reason !== 'client disconnected' && reason !== 'target closed the connection';
-    if (this.recording && proxySide) this.recording.marker(`kill: ${reason}`);
+    if (this.live && proxySide) this.live.recording.marker(`kill: ${reason}`);
     for (const r of [...this.relays]) r.terminate(reason);
     // Give the reason line and exit messages a moment to leave, then drop both sides.
     if (wasRelaying && proxySide) await new Promise((r) => setTimeout(r, 150));
     this.upstream?.end();
     this.client.end();
-    if (this.recording && this.recordingId) {
-      // Seals the file and finishes the catalog entry (recorder/catalog.ts start()).
-      await this.recording.close(reason).catch((err) => console.error('ssh broker: sealing recording failed', err));
-      const sha256 = this.recording.sha256;
-      this.audit({ type: 'session.end', target: this.auth?.target.name, login: this.auth?.login, recording: this.recordingId, reason, sha256 });
-    }
+    await this.live?.finish(reason);
     this.onGone(this);
   }
 }

@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
 import ssh2 from 'ssh2';
 import type { Authorized } from '../../access/access.types.js';
-import type { Vault } from '../../access/vault.types.js';
 import type { SshTarget } from '../../config/config.types.js';
 import { HostKeyMismatch, UpstreamError } from './errors.js';
 
@@ -40,22 +39,15 @@ export interface UpstreamOptions {
 }
 
 /**
- * Logs in to the target with the vaulted credential. Takes the `Authorized` proof, so only a
- * granted session can reach here. The host key is compared byte for byte with the pinned
- * one; a mismatch rejects with HostKeyMismatch before any credential is sent (ssh2 verifies
- * the host key during key exchange, ahead of user authentication).
+ * Logs in to the target with the vaulted credential (a private key or a password), which the
+ * session lifecycle revealed from the `Authorized` proof and wipes afterwards. The host key is
+ * compared byte for byte with the pinned one; a mismatch rejects with HostKeyMismatch before
+ * any credential is sent (ssh2 verifies the host key during key exchange, ahead of user
+ * authentication).
  */
-export async function connectUpstream(auth: Authorized, vault: Vault, opts: UpstreamOptions = {}): Promise<Client> {
+export async function connectUpstream(auth: Authorized, secret: Buffer, opts: UpstreamOptions = {}): Promise<Client> {
   const target = auth.target as SshTarget;
-  const login = target.logins[auth.login];
-  if (!login) throw new UpstreamError(`target "${target.name}" has no login "${auth.login}"`);
   const pinned = parsePinnedKey(target.hostKey);
-  let secret: Buffer;
-  try {
-    secret = await vault.reveal(login.secret);
-  } catch (err) {
-    throw new UpstreamError(`credential for ${auth.login}@${target.name} is not available`, { cause: err });
-  }
   const isKey = /^-----BEGIN /.test(secret.subarray(0, 16).toString('latin1'));
   let mismatch: HostKeyMismatch | undefined;
   const client = new Client();
@@ -85,8 +77,6 @@ export async function connectUpstream(auth: Authorized, vault: Vault, opts: Upst
     client.on('error', () => {});
     client.end();
     throw err;
-  } finally {
-    secret.fill(0);
   }
   return client;
 }

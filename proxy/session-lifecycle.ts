@@ -1,0 +1,210 @@
+/**
+ * The one session lifecycle both brokers run; the brokers keep only their protocol.
+ *
+ *   open    verify the token (IdentityVerifier) → authorize (AccessGate, which alone makes the
+ *           `Authorized` proof) → reveal the credential (Vault, from that proof) → the broker's
+ *           connect step → { auth, upstream }
+ *   attach  the broker's recording → live-session registry (auditor kill) → grant watch (expiry,
+ *           revocation) → audit `session.start` → a LiveSession
+ *   finish  registry and watch released → recording sealed (data file and catalog entry) →
+ *           audit `session.end`
+ *
+ * Every refusal is audited once, with a reason and never the token, and thrown as a
+ * `SessionRefused` whose code the broker translates (an SSH auth failure or disconnect, a
+ * Postgres ErrorResponse with SQLSTATE). A step both brokers need (MFA step-up, a login
+ * deadline, a store-outage refusal, a shutdown notice) is written once, here: a new `handleX`
+ * in `open` or `attach`, and a new RefusalCode if it refuses in a new way.
+ * Read like warpgate's run() → run_authorization() → run_authorized().
+ */
+import type { AccessGate, Authorized } from '../access/access.types.js';
+import { AccessDenied } from '../access/access.types.js';
+import { TokenRejected, type Identity, type IdentityVerifier } from '../access/identity.types.js';
+import type { SessionRegistry } from '../access/live-sessions.js';
+import type { Vault } from '../access/vault.types.js';
+import type { AuditEvent, AuditLog } from '../recorder/audit.types.js';
+import {
+  SessionRefused, TargetRefused, type BrokerProtocol, type OpenRequest, type RecordingStart, type SessionRecording,
+} from './session-lifecycle.types.js';
+
+export { SessionRefused, TargetRefused } from './session-lifecycle.types.js';
+export type { OpenRequest, RecordingStart, RefusalCode, SessionRecording } from './session-lifecycle.types.js';
+
+export interface LifecycleDeps {
+  identity: IdentityVerifier;
+  gate: AccessGate;
+  vault: Vault;
+  audit: AuditLog;
+  sessions: SessionRegistry;
+}
+
+/** The protocol step of `open`: logs in upstream with the revealed credential (wiped after). */
+export type ConnectUpstream<U> = (auth: Authorized, credential: Buffer) => Promise<U>;
+
+export interface AttachOptions<R extends SessionRecording> {
+  /** Client address `ip:port`. */
+  client: string;
+  /** Opens the recording (catalog entry and data file) in the broker's format. */
+  record(meta: RecordingStart): Promise<R>;
+  /** Ends the session with a one-line reason: auditor kill, grant expiry or revocation, recording failure. */
+  end(reason: string): void;
+  /** Extra `session.start` fields (Postgres: the database). */
+  audit?: Record<string, unknown>;
+  /** As in OpenRequest: a client that left meanwhile gets no session (refusal `gone`). */
+  signal?: AbortSignal;
+}
+
+export class SessionLifecycle {
+  constructor(private readonly deps: LifecycleDeps) {}
+
+  /**
+   * Verify → authorize → reveal → connect. Resolves to the proof and the broker's upstream, or
+   * throws SessionRefused (audited). If `req.signal` aborts after this resolves, the caller
+   * closes the upstream it got.
+   */
+  async open<U>(req: OpenRequest, connect: ConnectUpstream<U>): Promise<{ auth: Authorized; upstream: U }> {
+    const identity = await this.handleVerify(req);
+    this.checkPresent(req.signal);
+    const auth = await this.handleAuthorize(req, identity);
+    this.checkPresent(req.signal);
+    const upstream = await this.handleConnect(req, auth, connect);
+    return { auth, upstream };
+  }
+
+  private async handleVerify(req: OpenRequest): Promise<Identity> {
+    if (req.credential.kind === 'identity') return req.credential.identity;
+    try {
+      return await this.deps.identity.verify(req.credential.token);
+    } catch (err) {
+      const reason = err instanceof TokenRejected ? err.reason : 'could not verify the token';
+      this.audit(req.protocol, undefined, { type: 'session.refused', target: req.target, login: req.login, why: `token rejected: ${reason}`, client: req.client });
+      throw new SessionRefused('token', reason);
+    }
+  }
+
+  private async handleAuthorize(req: OpenRequest, identity: Identity): Promise<Authorized> {
+    try {
+      return await this.deps.gate.authorize(identity, req.target, req.login, req.protocol);
+    } catch (err) {
+      if (err instanceof AccessDenied) throw new SessionRefused(err.code, err.message); // the gate audited it
+      console.error(`pam ${req.protocol}: authorization failed:`, err);
+      this.audit(req.protocol, identity.user, { type: 'session.refused', target: req.target, login: req.login, why: 'authorization failed', client: req.client });
+      throw new SessionRefused('error', 'authorization failed; try again later');
+    }
+  }
+
+  /** Reveals the credential named by the proof, hands it to the broker's login, wipes it. */
+  private async handleConnect<U>(req: OpenRequest, auth: Authorized, connect: ConnectUpstream<U>): Promise<U> {
+    const where = { target: auth.target.name, login: auth.login, grant: auth.grant.id };
+    const failed = (why: string): void => this.audit(req.protocol, auth.identity.user, { type: 'session.failed', ...where, why, code: 'upstream' });
+    let credential: Buffer;
+    try {
+      const name = auth.target.logins[auth.login]?.secret;
+      if (!name) throw new Error(`target "${auth.target.name}" has no login "${auth.login}"`);
+      credential = await this.deps.vault.reveal(name);
+    } catch (err) {
+      failed(`credential unavailable: ${(err as Error).message}`);
+      throw new SessionRefused('credential', `the credential for ${auth.login}@${auth.target.name} is not available on this proxy; ask an administrator`);
+    }
+    try {
+      this.checkPresent(req.signal);
+      return await connect(auth, credential);
+    } catch (err) {
+      if (err instanceof SessionRefused) throw err;
+      if (err instanceof TargetRefused) {
+        this.audit(req.protocol, auth.identity.user, { type: 'session.refused', ...where, why: err.message, code: err.code, ...err.detail });
+        throw new SessionRefused(err.code, err.message);
+      }
+      const why = err instanceof Error ? err.message : 'target unreachable';
+      failed(why);
+      throw new SessionRefused('upstream', why);
+    } finally {
+      credential.fill(0);
+    }
+  }
+
+  /**
+   * Recording → registry → grant watch → `session.start`. The session id is the recording id.
+   * Throws SessionRefused: `recording` (audited) if the recording cannot be opened, `gone` (and
+   * closes the recording) if the client left meanwhile.
+   */
+  async attach<R extends SessionRecording>(auth: Authorized, opts: AttachOptions<R>): Promise<LiveSession<R>> {
+    const { identity, grant } = auth;
+    const protocol = auth.target.protocol;
+    const where = { target: auth.target.name, login: auth.login, grant: grant.id };
+    let recording: R;
+    try {
+      recording = await opts.record({
+        user: identity.user, subject: identity.subject, login: auth.login, target: auth.target.name, clientAddress: opts.client, grantId: grant.id,
+      });
+    } catch (err) {
+      console.error(`pam ${protocol}: opening the recording failed:`, err);
+      this.audit(protocol, identity.user, { type: 'session.failed', ...where, why: `recording could not be opened: ${(err as Error).message}`, code: 'recording' });
+      throw new SessionRefused('recording', 'the session could not be recorded; try again later');
+    }
+    if (opts.signal?.aborted) {
+      await recording.close('client disconnected during login').catch(() => undefined);
+      throw new SessionRefused('gone', 'the client went away');
+    }
+    recording.onError = (err) => {
+      console.error(`pam ${protocol}: recording ${recording.id} failed:`, err);
+      opts.end('recording failed; session ended');
+    };
+    const releases = [
+      this.deps.sessions.register({
+        id: recording.id, protocol, user: identity.user, subject: identity.subject, target: auth.target.name, login: auth.login,
+        grantId: grant.id, recordingId: recording.id, clientAddress: opts.client, startedAt: new Date().toISOString(),
+      }, opts.end),
+      this.deps.gate.watchGrant(grant, opts.end),
+    ];
+    this.audit(protocol, identity.user, {
+      type: 'session.start', ...where, ...opts.audit, recording: recording.id, client: opts.client,
+    });
+    return new LiveSession(auth, recording, releases, (e) => this.audit(protocol, identity.user, e));
+  }
+
+  private checkPresent(signal: AbortSignal | undefined): void {
+    if (signal?.aborted) throw new SessionRefused('gone', 'the client went away');
+  }
+
+  private audit(protocol: BrokerProtocol, actor: string | undefined, event: AuditEvent): void {
+    this.deps.audit.append({ actor, protocol, ...event }).catch((err) => console.error(`pam ${protocol}: audit append failed`, err));
+  }
+}
+
+/** A running session's handle on the lifecycle: release the watchers, then seal and audit. */
+export class LiveSession<R extends SessionRecording = SessionRecording> {
+  private finishing: Promise<void> | undefined;
+
+  constructor(
+    readonly auth: Authorized,
+    readonly recording: R,
+    private readonly releases: (() => void)[],
+    private readonly audit: (event: AuditEvent) => void,
+  ) {}
+
+  get id(): string {
+    return this.recording.id;
+  }
+
+  /** Stops the registry entry and the grant watch, so nothing ends the session twice. Idempotent. */
+  release(): void {
+    for (const r of this.releases.splice(0)) r();
+  }
+
+  /** Releases, seals the recording (data file and catalog entry), audits `session.end`. Idempotent. */
+  finish(reason: string): Promise<void> {
+    this.finishing ??= this.handleFinish(reason);
+    return this.finishing;
+  }
+
+  private async handleFinish(reason: string): Promise<void> {
+    this.release();
+    try {
+      await this.recording.close(reason);
+    } catch (err) {
+      console.error(`pam: sealing recording ${this.recording.id} failed`, err);
+    }
+    const sha256 = this.recording.sha256;
+    this.audit({ type: 'session.end', target: this.auth.target.name, login: this.auth.login, recording: this.recording.id, reason, ...(sha256 ? { sha256 } : {}) });
+  }
+}
