@@ -22,6 +22,8 @@ export function fatalFor(refusal: SessionRefused, target: string): SessionFatal 
     case 'unknown-target':
     case 'unknown-login':
     case 'locked':
+    case 'mfa':
+    case 'offboarded':
       return new SessionFatal('28000', refusal.message);
     case 'credential':
       return new SessionFatal('08006', refusal.message);
