@@ -11,6 +11,10 @@ import { createOidcVerifier } from '../access/identity.js';
 import { loadDevIssuer, assertDevListenersLoopback } from '../access/dev-issuer.js';
 import { FileAuditLog } from '../recorder/audit-log.js';
 import { RecordingCatalog } from '../recorder/catalog.js';
+import { createHash } from 'node:crypto';
+import { openTransparencyLog, evidenceSources } from '../recorder/evidence/open-evidence.js';
+import type { TransparencyLog } from '../recorder/evidence/transparency-log.js';
+import type { EvidenceSources } from '../recorder/evidence/evidence-verify.js';
 import { SessionRegistry } from '../access/live-sessions.js';
 import { loadRoles, type Role } from '../policies/roles.js';
 import type { BrokerDeps } from '../proxy/broker.types.js';
@@ -31,6 +35,10 @@ export interface ControlPlane extends BrokerDeps {
   log: Log;
   /** Store errors after open are logged once per outage; `storeState.up()` logs the recovery. */
   storeState: ReturnType<typeof stateLog>;
+  /** The signed transparency log (absent without an `evidence` section). */
+  evidence?: TransparencyLog;
+  /** What `pam audit verify` and `pam recordings verify` read. */
+  evidenceSources: EvidenceSources;
   /** Present with `identity: { dev: true }`: signs tokens for first runs and tests. */
   dev?: { issue(user: string, groups: string[], opts?: DevIssueOptions): Promise<string> };
   /** Re-reads roles from policies_dir; keeps the old ones and throws if a file is invalid. */
@@ -55,8 +63,38 @@ export async function openControlPlane(config: Config, opts: { log?: Log } = {})
   const storeState = stateLog(log.child({ component: 'store' }), 'state store');
   const store = await openStore(config.store, config.dataDir, { onError: (err) => storeState.down(err) });
   const vault = await openVault(config.store, store, config.dataDir);
-  const audit = await FileAuditLog.open(join(config.dataDir, 'audit.log'));
-  const recordings = await RecordingCatalog.open(join(config.dataDir, 'recordings'));
+  // Witness trouble is reported at most once a minute per witness: reporting it is itself an
+  // audit entry, which asks for another checkpoint.
+  const witnessReported = new Map<string, number>();
+  const evidence = config.evidence
+    ? await openTransparencyLog(config.evidence, config.dataDir, (w, err) => {
+      const last = witnessReported.get(w.name) ?? 0;
+      if (Date.now() - last < 60_000) return;
+      witnessReported.set(w.name, Date.now());
+      log.error({ component: 'evidence', witness: w.name, error: err.message }, 'witness did not take a checkpoint');
+      void audit.append({ type: 'evidence.witness_failed', witness: w.name, error: err.message }).catch(() => undefined);
+    })
+    : undefined;
+  const auditPath = join(config.dataDir, 'audit.log');
+  const audit = await FileAuditLog.open(auditPath, { onLine: evidence ? (line) => evidence.add(line) : undefined });
+  // Fail closed: a log that contradicts a signed checkpoint is not extended (nor signed again).
+  if (evidence) {
+    try {
+      await evidence.assertExtendsWitnessed();
+    } catch (err) {
+      await audit.close();
+      throw err;
+    }
+  }
+  const recordings = await RecordingCatalog.open(join(config.dataDir, 'recordings'), {
+    // Every seal (SSH and Postgres) becomes an audit entry, so the signed log covers it.
+    onSealed: async (meta, text) => {
+      await audit.append({
+        type: 'recording.sealed', recording: meta.id, protocol: meta.protocol, format: meta.format, target: meta.target, user: meta.user,
+        sha256: meta.sha256, bytes: meta.bytes, catalog_sha256: createHash('sha256').update(text).digest('hex'),
+      });
+    },
+  });
   const sessions = new SessionRegistry();
   const access = new AccessService({ store, audit, roles: () => roles, targets: () => config.targets, acrValues: () => config.mfa?.acrValues ?? [] });
   await access.start();
@@ -83,6 +121,7 @@ export async function openControlPlane(config: Config, opts: { log?: Log } = {})
   return {
     config, identity, gate: access, access, sshKeys: new SshKeyBindings(store, audit), policy,
     holds: new HoldService({ store, audit, roles: () => roles }), vault, audit, recordings, sessions, store, dev, log, storeState,
+    evidence, evidenceSources: evidenceSources(auditPath, recordings, evidence, config.evidence),
     roles: () => roles,
     reloadRoles() {
       roles = loadRoles(config.policiesDir);
@@ -92,6 +131,8 @@ export async function openControlPlane(config: Config, opts: { log?: Log } = {})
       policy.close();
       await access.stop();
       await audit.close();
+      // The last entries get their checkpoint (and the witness its copy) before we exit.
+      await evidence?.close();
       await store.close();
     },
   };

@@ -80,5 +80,11 @@ export async function serve(configFile: string): Promise<void> {
     },
     'pam: serving',
   );
+  if (proxy.cp.evidence) {
+    const ev = config.evidence!;
+    log.info({ key_id: proxy.cp.evidence.keyId, key_file: ev.signingKeyFile, witness: ev.witness ?? null }, `pam: evidence signed${ev.witness ? '' : '; no witness: a cut tail of the log is only caught by the checkpoints in data_dir'}`);
+  } else {
+    log.warn({}, 'pam: evidence is unsigned (no evidence section): whoever can write data_dir can rewrite the audit log and recordings undetected');
+  }
   installSignals(proxy, { configFile, log });
 }

@@ -11,12 +11,16 @@ const HELP = `pam — privileged-access proxy
   pam policy test --user U --groups g1,g2 --target T --login L (--command "…" | --sql "…")
                                                what-if: the verdict and the rule that decided
 
+  pam evidence public-key                      the evidence signing key's public half (PEM), from the config
+  pam evidence verify DIR --public-key FILE    check an evidence bundle offline (no config, no data_dir)
+
 Through the proxy's API (PAM_SERVER, PAM_TOKEN or --server, --token):
   pam request --target T --login L --duration 30m --reason "…"
   pam approve ID [--reason …] · pam deny ID --reason … · pam requests
   pam grants · pam revoke ID
   pam audit [--since 1h] · pam audit verify
   pam recordings list · pam recordings export ID --format asciicast|text|jsonl · pam recordings verify ID
+  pam evidence export RECORDING_ID --output DIR   an evidence bundle for auditors (recording, proof, checkpoint, key, viewer)
   pam sessions · pam kill SESSION_ID --reason …
   pam held · pam approve-command ID · pam deny-command ID --reason …   commands held by review rules
   pam login --key ~/.ssh/id_ed25519.pub        bind an SSH key to your token's identity
@@ -39,6 +43,7 @@ async function main(argv: string[], host: CliHost): Promise<void> {
       target: { type: 'string' }, login: { type: 'string' }, duration: { type: 'string' }, reason: { type: 'string' },
       since: { type: 'string' }, format: { type: 'string' }, output: { type: 'string' }, groups: { type: 'string' },
       ttl: { type: 'string' }, key: { type: 'string' }, user: { type: 'string' }, command: { type: 'string' }, sql: { type: 'string' },
+      'public-key': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -58,6 +63,10 @@ async function main(argv: string[], host: CliHost): Promise<void> {
     case 'policy': {
       const { policyCommand } = await import('./policy-command.js');
       return policyCommand(configPath(values.config), args, values);
+    }
+    case 'evidence': {
+      const { evidenceCommand } = await import('./evidence-command.js');
+      return evidenceCommand(args, values, () => configPath(values.config));
     }
     case 'dev':
       if (args[0] !== 'token') throw new CliError('usage: pam dev token USER --groups g1,g2', 2);

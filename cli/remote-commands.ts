@@ -3,6 +3,7 @@ import type { AccessRequest, Grant } from '../access/access.types.js';
 import type { AuditEntry } from '../recorder/audit.types.js';
 import type { RecordingMeta } from '../recorder/recording.types.js';
 import { ApiClient, CliError } from './api-client.js';
+import { auditVerifyText, recordingVerifyText, type AuditVerifyReply, type RecordingVerifyReply } from './verify-text.js';
 import { iso, printRows } from './table.js';
 import { signChallenge } from './key-signer.js';
 
@@ -59,8 +60,8 @@ export async function remoteCommand(cmd: string, args: string[], f: Flags): Prom
     }
     case 'audit': {
       if (args[0] === 'verify') {
-        const r = await api.call<{ ok: boolean; entries: number; brokenAt?: number; why?: string }>('GET', '/api/v1/audit/verify');
-        process.stdout.write(json ? JSON.stringify(r) + '\n' : r.ok ? `audit chain intact (${r.entries} entries)\n` : `audit chain BROKEN at entry ${r.brokenAt}: ${r.why}\n`);
+        const r = await api.call<AuditVerifyReply>('GET', '/api/v1/audit/verify');
+        process.stdout.write(json ? JSON.stringify(r) + '\n' : auditVerifyText(r));
         if (!r.ok) process.exitCode = 1;
         return;
       }
@@ -91,8 +92,8 @@ export async function remoteCommand(cmd: string, args: string[], f: Flags): Prom
       }
       if (verb === 'verify') {
         const id = need(args[1], 'pam recordings verify ID');
-        const r = await api.call<{ ok: boolean | null; sealed: string | null; actual: string }>('GET', `/api/v1/recordings/${encodeURIComponent(id)}/verify`);
-        process.stdout.write(json ? JSON.stringify(r) + '\n' : r.ok === null ? `not sealed yet (live or interrupted); sha256 now ${r.actual}\n` : r.ok ? `intact (sha256 ${r.actual})\n` : `TAMPERED: sealed ${r.sealed}, file is ${r.actual}\n`);
+        const r = await api.call<RecordingVerifyReply>('GET', `/api/v1/recordings/${encodeURIComponent(id)}/verify`);
+        process.stdout.write(json ? JSON.stringify(r) + '\n' : recordingVerifyText(r));
         if (r.ok === false) process.exitCode = 1;
         return;
       }

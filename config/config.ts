@@ -4,6 +4,7 @@ import YAML from 'yaml';
 import { parseDuration } from './duration.js';
 import { DEFAULT_REVIEW_TIMEOUT_MS } from './defaults.js';
 import { LifecycleConfigError, parseTargetLifecycle, parseTopLifecycle, TARGET_LIFECYCLE_KEYS, TOP_LIFECYCLE_KEYS } from './lifecycle-config.js';
+import { EvidenceConfigError, parseEvidence, parseRecordingMode } from './evidence-config.js';
 import type { Config, Listen, LoginConfig, Target } from './config.types.js';
 import { ConfigError, bool, isObj, known, str, type Obj } from './config-read.js';
 import { parseOps } from './config-ops.js';
@@ -45,15 +46,15 @@ function parseTarget(v: unknown, i: number, base: string): Target {
   const logins = parseLogins(v.logins, `${path}.logins`);
   const lifecycle = (p: 'ssh' | 'postgres') => lifecycleOf(() => parseTargetLifecycle(v, path, p, Object.keys(logins)));
   if (protocol === 'ssh') {
-    known(v, path, ['name', 'protocol', 'address', 'host_key', 'logins', 'default_action', ...TARGET_LIFECYCLE_KEYS]);
+    known(v, path, ['name', 'protocol', 'address', 'host_key', 'logins', 'default_action', 'recording', ...TARGET_LIFECYCLE_KEYS]);
     const hostKey = str(v, 'host_key', path, true);
     if (!/^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|rsa-sha2-(256|512)) [A-Za-z0-9+/=]+/.test(hostKey)) {
       throw new ConfigError(`${path}.host_key`, 'must be an OpenSSH public key line, e.g. "ssh-ed25519 AAAA…"');
     }
-    return { name, protocol, host: addr.host, port: addr.port, hostKey: hostKey.trim(), logins, defaultAction, ...lifecycle('ssh') };
+    return { name, protocol, host: addr.host, port: addr.port, hostKey: hostKey.trim(), logins, defaultAction, ...lifecycle('ssh'), ...recordingOf(v, path) };
   }
   if (protocol === 'postgres') {
-    known(v, path, ['name', 'protocol', 'address', 'database', 'tls', 'ca_file', 'logins', 'default_action', ...TARGET_LIFECYCLE_KEYS]);
+    known(v, path, ['name', 'protocol', 'address', 'database', 'tls', 'ca_file', 'logins', 'default_action', 'recording', ...TARGET_LIFECYCLE_KEYS]);
     const tls = (str(v, 'tls', path) ?? 'prefer') as 'disable' | 'prefer' | 'require' | 'verify-full';
     if (!['disable', 'prefer', 'require', 'verify-full'].includes(tls)) {
       throw new ConfigError(`${path}.tls`, 'must be disable, prefer, require or verify-full');
@@ -64,7 +65,7 @@ function parseTarget(v: unknown, i: number, base: string): Target {
       name, protocol, host: addr.host, port: addr.port,
       database: str(v, 'database', path, true), tls,
       caFile: caFile && (isAbsolute(caFile) ? caFile : resolve(base, caFile)),
-      logins, defaultAction, ...lifecycle('postgres'),
+      logins, defaultAction, ...lifecycle('postgres'), ...recordingOf(v, path),
     };
   }
   throw new ConfigError(`${path}.protocol`, `"${protocol}" is not supported (ssh or postgres)`);
@@ -75,14 +76,20 @@ function lifecycleOf<T>(fn: () => T): T {
     return fn();
   } catch (e) {
     if (e instanceof LifecycleConfigError) throw new ConfigError(e.key, e.why);
+    if (e instanceof EvidenceConfigError) throw new ConfigError(e.key, e.message);
     throw e;
   }
+}
+
+function recordingOf(v: Obj, path: string): { recordingMode?: 'strict' | 'best-effort' } {
+  const mode = lifecycleOf(() => parseRecordingMode(v, path));
+  return mode ? { recordingMode: mode } : {};
 }
 
 /** Validates a parsed YAML document. `file` resolves relative paths. */
 export function parseConfig(doc: unknown, file: string): Config {
   if (!isObj(doc)) throw new ConfigError('(root)', 'the file must hold a YAML mapping');
-  known(doc, '', ['listen', 'data_dir', 'store', 'policies_dir', 'identity', 'targets', 'ssh', 'postgres', 'review_timeout', 'log', 'audit_export', 'shutdown_grace', ...TOP_LIFECYCLE_KEYS]);
+  known(doc, '', ['listen', 'data_dir', 'store', 'policies_dir', 'identity', 'targets', 'ssh', 'postgres', 'review_timeout', 'log', 'audit_export', 'shutdown_grace', 'evidence', ...TOP_LIFECYCLE_KEYS]);
   const base = dirname(file);
   const rel = (p: string) => (isAbsolute(p) ? p : resolve(base, p));
 
@@ -148,12 +155,14 @@ export function parseConfig(doc: unknown, file: string): Config {
   }
 
   const top = lifecycleOf(() => parseTopLifecycle(doc, base));
+  const dataDir = rel(str(doc, 'data_dir', '') ?? './data');
   return {
     ...top,
     file,
     listen,
     reviewTimeoutMs,
-    dataDir: rel(str(doc, 'data_dir', '') ?? './data'),
+    dataDir,
+    evidence: lifecycleOf(() => parseEvidence(doc.evidence, rel, dataDir)),
     store,
     policiesDir: rel(str(doc, 'policies_dir', '') ?? './policies'),
     identity,

@@ -21,6 +21,9 @@ export interface MfaRule {
   maxAuthAgeMs?: number;
 }
 
+/** What happens to a session whose recording cannot be written (disk full, write error). */
+export type RecordingMode = 'strict' | 'best-effort';
+
 export interface SshTarget {
   name: string;
   protocol: 'ssh';
@@ -34,6 +37,8 @@ export interface SshTarget {
   rotation?: RotationConfig;
   requireMfa?: boolean;
   maxAuthAgeMs?: number;
+  /** `recording: { mode }`; absent = strict (the session ends when its recording fails). */
+  recordingMode?: RecordingMode;
 }
 
 export interface PostgresTarget {
@@ -49,6 +54,7 @@ export interface PostgresTarget {
   rotation?: RotationConfig;
   requireMfa?: boolean;
   maxAuthAgeMs?: number;
+  recordingMode?: RecordingMode;
 }
 
 export type Target = SshTarget | PostgresTarget;
@@ -99,6 +105,20 @@ export interface AuditSinkConfig {
   spoolMaxBytes: number;
 }
 
+/** `evidence:` (issue 16): signed transparency log over the audit log and recording seals. */
+export interface EvidenceConfig {
+  /** Ed25519 PKCS#8 PEM, outside data_dir; created 0600 when missing. */
+  signingKeyFile: string;
+  /** `file:///path` outside data_dir: receives every checkpoint. */
+  witness?: string;
+  /** PEM files of earlier signing keys, so checkpoints they signed keep verifying after a rotation. */
+  previousPublicKeys: string[];
+  /** How soon after new entries a checkpoint is signed (`checkpoint_interval`, default 5s). */
+  checkpointIntervalMs: number;
+  /** Names this log in its checkpoints (default: the host name). */
+  origin: string;
+}
+
 export interface Config {
   /** Absolute path of the file this came from (for resolving relative paths). */
   file: string;
@@ -111,6 +131,8 @@ export interface Config {
   /** How long a command or statement held by a `review` rule waits for an approver. */
   reviewTimeoutMs: number;
   targets: Target[];
+  /** Absent: the proxy runs, and says at start-up that evidence is unsigned. */
+  evidence?: EvidenceConfig;
   ssh: { hostKeyFile?: string; envAllow: string[] };
   postgres: {
     tlsCert?: string;

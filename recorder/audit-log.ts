@@ -23,31 +23,47 @@ function scrub(event: AuditEvent): AuditEvent {
  * `hash` = sha256(prev + "\n" + entry without hash)). Editing, removing or reordering a line
  * breaks the chain, which `verifyAuditChain` reports. One writer per file (this process).
  */
+export interface AuditLogOptions {
+  /**
+   * Sees every line of the file exactly once, in order, as written (without its newline):
+   * the lines there at open, lines another process appended, and our own. The transparency
+   * log (recorder/evidence) hashes them into its Merkle tree.
+   */
+  onLine?: (line: string) => void;
+}
+
 export class FileAuditLog implements AuditLog {
   private tail: Promise<unknown> = Promise.resolve();
 
-  private size = 0;
-
   private readonly subscribers = new Set<(entry: AuditEntry) => void>();
 
-  private constructor(private readonly path: string, private readonly fh: FileHandle, private seq: number, private last: string) {}
+  private constructor(
+    private readonly path: string,
+    private readonly fh: FileHandle,
+    private seq: number,
+    private last: string,
+    private size: number,
+    private readonly onLine: ((line: string) => void) | undefined,
+  ) {}
 
   /**
    * `pam secret` appends from another process while the proxy runs: when the file grew behind
-   * our back, continue the chain from its real last entry.
+   * our back, read what was added and continue the chain from its real last entry.
    */
   private async resync(): Promise<void> {
     const { size } = await this.fh.stat();
     if (size === this.size) return;
-    const readLen = Math.min(size, 256 * 1024);
-    const buf = Buffer.alloc(readLen);
+    if (size < this.size) throw new Error(`audit log ${this.path} shrank from ${this.size} to ${size} bytes while open: refusing to append`);
+    const buf = Buffer.alloc(size - this.size);
     const rfh = await open(this.path, 'r');
     try {
-      await rfh.read(buf, 0, readLen, size - readLen);
+      await rfh.read(buf, 0, buf.length, this.size);
     } finally {
       await rfh.close();
     }
-    const lastLine = buf.toString('utf8').split('\n').filter(Boolean).at(-1);
+    const lines = buf.toString('utf8').split('\n').filter(Boolean);
+    for (const l of lines) this.onLine?.(l);
+    const lastLine = lines.at(-1);
     if (lastLine) {
       const e = JSON.parse(lastLine) as AuditEntry;
       this.seq = e.seq;
@@ -56,13 +72,16 @@ export class FileAuditLog implements AuditLog {
     this.size = size;
   }
 
-  static async open(path: string): Promise<FileAuditLog> {
+  static async open(path: string, opts: AuditLogOptions = {}): Promise<FileAuditLog> {
     await mkdir(dirname(path), { recursive: true, mode: 0o700 });
     let seq = 0;
     let last = GENESIS;
+    let size = 0;
     try {
-      const text = await readFile(path, 'utf8');
-      const lines = text.split('\n').filter(Boolean);
+      const buf = await readFile(path);
+      size = buf.length;
+      const lines = buf.toString('utf8').split('\n').filter(Boolean);
+      for (const l of lines) opts.onLine?.(l);
       const tailLine = lines.at(-1);
       if (tailLine) {
         const e = JSON.parse(tailLine) as AuditEntry;
@@ -73,7 +92,7 @@ export class FileAuditLog implements AuditLog {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new Error(`audit log ${path} is unreadable: ${(err as Error).message}`);
     }
     const fh = await open(path, 'a', 0o600);
-    return new FileAuditLog(path, fh, seq, last);
+    return new FileAuditLog(path, fh, seq, last, size, opts.onLine);
   }
 
   append(event: AuditEvent): Promise<AuditEntry> {
@@ -81,9 +100,11 @@ export class FileAuditLog implements AuditLog {
       await this.resync();
       const body = { ...scrub(event), seq: this.seq + 1, time: new Date().toISOString(), prev: this.last } as Omit<AuditEntry, 'hash'>;
       const entry = { ...body, hash: entryHash(this.last, body) } as AuditEntry;
-      const line = JSON.stringify(entry) + '\n';
+      const text = JSON.stringify(entry);
+      const line = text + '\n';
       await this.fh.write(line);
       this.size += Buffer.byteLength(line);
+      this.onLine?.(text);
       this.seq = entry.seq;
       this.last = entry.hash;
       this.notify(entry);
@@ -140,9 +161,8 @@ export interface ChainCheck {
   why?: string;
 }
 
-/** Re-computes every hash from the start of the file. */
-export async function verifyAuditChain(path: string): Promise<ChainCheck> {
-  const lines = (await readFile(path, 'utf8')).split('\n').filter(Boolean);
+/** Re-computes every hash over the log's lines, in order. */
+export function checkAuditChain(lines: readonly string[]): ChainCheck {
   let prev = GENESIS;
   for (let i = 0; i < lines.length; i++) {
     let e: AuditEntry;
@@ -158,4 +178,19 @@ export async function verifyAuditChain(path: string): Promise<ChainCheck> {
     prev = hash;
   }
   return { ok: true, entries: lines.length };
+}
+
+/** The log's lines as written (each one leaf of the transparency log). */
+export async function readAuditLines(path: string): Promise<string[]> {
+  try {
+    return (await readFile(path, 'utf8')).split('\n').filter(Boolean);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+}
+
+/** Re-computes every hash from the start of the file. */
+export async function verifyAuditChain(path: string): Promise<ChainCheck> {
+  return checkAuditChain(await readAuditLines(path));
 }

@@ -19,13 +19,22 @@ export class RecordingNotFound extends Error {
  * file `ID.cast` (asciicast v2) or `ID.jsonl` (Postgres statements). Ids are checked against a
  * strict pattern before any path is built, so no id can reach outside the folder.
  */
+export interface CatalogOptions {
+  /**
+   * Called once a recording's seal (its `sha256`) is written into its catalog entry, with the
+   * entry's exact text; the composition root appends the seal to the audit log (and so to the
+   * signed transparency log). The update waits for it: a seal that cannot be logged is an error.
+   */
+  onSealed?: (meta: RecordingMeta, catalogText: string) => Promise<void>;
+}
+
 export class RecordingCatalog {
-  private constructor(readonly dir: string) {}
+  private constructor(readonly dir: string, private readonly opts: CatalogOptions) {}
 
   /** Opens the folder; recordings still marked live from an earlier run become "interrupted". */
-  static async open(dir: string): Promise<RecordingCatalog> {
+  static async open(dir: string, opts: CatalogOptions = {}): Promise<RecordingCatalog> {
     await mkdir(dir, { recursive: true, mode: 0o700 });
-    const cat = new RecordingCatalog(dir);
+    const cat = new RecordingCatalog(dir, opts);
     for (const meta of await cat.list()) {
       if (meta.status === 'live') {
         await cat.update(meta.id, { status: 'interrupted', endReason: 'proxy stopped while the session ran' });
@@ -100,7 +109,8 @@ export class RecordingCatalog {
     const cur = await this.get(id);
     if (!cur) throw new RecordingNotFound(id);
     const next = { ...cur, ...patch, id: cur.id };
-    await this.write(next);
+    const text = await this.write(next);
+    if (patch.sha256 !== undefined) await this.opts.onSealed?.(next, text);
     return next;
   }
 
@@ -125,10 +135,12 @@ export class RecordingCatalog {
     return out;
   }
 
-  private async write(meta: RecordingMeta): Promise<void> {
+  private async write(meta: RecordingMeta): Promise<string> {
     const path = this.metaPath(meta.id);
     const tmp = `${path}.${randomBytes(3).toString('hex')}.tmp`;
-    await writeFile(tmp, JSON.stringify(meta), { mode: 0o600 });
+    const text = JSON.stringify(meta);
+    await writeFile(tmp, text, { mode: 0o600 });
     await rename(tmp, path);
+    return text;
   }
 }

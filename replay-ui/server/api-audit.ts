@@ -1,7 +1,6 @@
 import type { HttpDeps } from './http.types.js';
 import { parseDuration } from '../../config/duration.js';
-import { verifyAuditChain } from '../../recorder/audit-log.js';
-import { join } from 'node:path';
+import { verifyAuditEvidence } from '../../recorder/evidence/evidence-verify.js';
 import { HttpError } from './http-errors.js';
 import { requireAudit } from './route-capability.js';
 import type { Route } from './router.js';
@@ -29,7 +28,11 @@ export function auditRoutes(cp: HttpDeps): Route[] {
       method: 'GET', path: '/api/v1/audit/verify',
       handler: async ({ identity }) => {
         requireAudit(cp, identity);
-        return verifyAuditChain(join(cp.config.dataDir, 'audit.log'));
+        // Sign what is there first, so the newest entries are covered too.
+        await cp.evidence?.checkpoint();
+        const v = await verifyAuditEvidence(cp.evidenceSources);
+        const first = v.problems[0];
+        return { ...v, ...(first ? { why: first.what, where: first.where } : {}) };
       },
     },
   ];

@@ -2,8 +2,9 @@ import { stat } from 'node:fs/promises';
 import { createReadStream } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import type { HttpDeps } from './http.types.js';
+import { RecordingCatalog } from '../../recorder/catalog.js';
 import { recordingText, type ExportFormat } from '../../recorder/export.js';
-import { verifyRecording } from '../../recorder/verify.js';
+import { verifyRecordingEvidence } from '../../recorder/evidence/evidence-verify.js';
 import { SECURITY_HEADERS } from './security-headers.js';
 import { HttpError } from './http-errors.js';
 import { requireAudit } from './route-capability.js';
@@ -58,8 +59,11 @@ export function recordingRoutes(cp: HttpDeps): Route[] {
       method: 'GET', path: '/api/v1/recordings/:id/verify',
       handler: async ({ identity, params }) => {
         requireAudit(cp, identity);
-        const m = await meta(params.id!);
-        return verifyRecording(m, cp.recordings.dataPath(m.id, m.format));
+        if (!RecordingCatalog.isId(params.id!)) throw new HttpError(404, 'no such recording');
+        // Against the seal in the signed log, never the catalog's own copy (and a recording whose
+        // catalog entry was deleted is still found through its seal).
+        await cp.evidence?.checkpoint();
+        return verifyRecordingEvidence(cp.evidenceSources, params.id!);
       },
     },
     { method: 'GET', path: '/api/v1/sessions', handler: ({ identity }) => { requireAudit(cp, identity); return cp.sessions.list(); } },

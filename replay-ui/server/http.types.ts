@@ -9,6 +9,8 @@ import type { FileAuditLog } from '../../recorder/audit-log.js';
 import type { RecordingCatalog } from '../../recorder/catalog.js';
 import type { RunningPolicyEngine } from '../../policies/engine.js';
 import type { Role } from '../../policies/roles.js';
+import type { TransparencyLog } from '../../recorder/evidence/transparency-log.js';
+import type { EvidenceSources } from '../../recorder/evidence/evidence-verify.js';
 
 /**
  * What the HTTP listener needs from the control plane, named here so the UI depends on the core
@@ -25,6 +27,10 @@ export interface HttpDeps {
   holds: HoldService;
   sshKeys: SshKeyBindings;
   roles: () => Role[];
+  /** The signed transparency log; absent without an `evidence` section. */
+  evidence?: TransparencyLog;
+  /** What the verify routes read (the control plane builds it). */
+  evidenceSources: EvidenceSources;
   /** Present with `identity: { dev: true }`: signs tokens for first runs and tests. */
   dev?: { issue(user: string, groups: string[], opts?: DevIssueOptions): Promise<string> };
 }
