@@ -36,7 +36,7 @@ export async function* castLineBatches(path: string, start = 0): AsyncGenerator<
     for (const line of batch) {
       if (!line.complete) continue;
       const m = PREFIX.exec(line.text);
-      if (m) out.push({ ...line, t: Number(m[1]), type: m[2]! });
+      if (m) out.push({ text: line.text, offset: line.offset, bytes: line.bytes, complete: true, t: Number(m[1]), type: m[2]! });
     }
     if (out.length) yield out;
   }

@@ -27,13 +27,18 @@ export async function* lineBatches(path: string, start = 0): AsyncGenerator<Reco
   try {
     for await (const chunk of stream as AsyncIterable<Buffer>) {
       const buf = carry.length ? Buffer.concat([carry, chunk]) : chunk;
-      const batch: RecordingLine[] = [];
+      const end = buf.lastIndexOf(10);
       let from = 0;
-      for (;;) {
-        const nl = buf.indexOf(10, from);
-        if (nl < 0) break;
-        batch.push({ text: buf.toString('utf8', from, nl), offset: base + from, bytes: nl + 1 - from, complete: true });
-        from = nl + 1;
+      const batch: RecordingLine[] = [];
+      if (end >= 0) {
+        // One decode per chunk: a newline byte is a newline character in UTF-8, so the string's
+        // lines and the byte positions of the newlines line up one to one.
+        const texts = buf.toString('utf8', 0, end).split('\n');
+        for (const text of texts) {
+          const nl = buf.indexOf(10, from);
+          batch.push({ text, offset: base + from, bytes: nl + 1 - from, complete: true });
+          from = nl + 1;
+        }
       }
       base += from;
       carry = buf.subarray(from);
