@@ -1,5 +1,5 @@
 import { RecordingFile } from './recording-file.js';
-import type { NewRecording, QueryRecorder, WriterClosed } from './recording.types.js';
+import type { QueryRecorder, WriterClosed } from './recording.types.js';
 
 const BATCH_MS = 25;
 
@@ -42,15 +42,6 @@ export class QueryLogWriter implements QueryRecorder {
     const w = new QueryLogWriter(id, file);
     w.event({ type: 'start', ...start });
     return w;
-  }
-
-  /** @deprecated Use `catalog.start('jsonl', meta, { start })`; kept until every broker has moved to it. */
-  static create(
-    catalog: { start(format: 'jsonl', meta: NewRecording, opts: { start: Record<string, unknown> }): Promise<QueryLogWriter> },
-    meta: NewRecording,
-    start: Record<string, unknown>,
-  ): Promise<QueryLogWriter> {
-    return catalog.start('jsonl', meta, { start });
   }
 
   event(event: Record<string, unknown>): void {
