@@ -30,6 +30,8 @@ const DEFAULT_FETCH_TIMEOUT_MS = 5_000;
 const DEFAULT_REFETCH_COOLDOWN_MS = 30_000;
 /** Keys older than this are refetched before use, so keys the issuer withdrew stop working. */
 const DEFAULT_KEYS_MAX_AGE_MS = 10 * 60_000;
+const DEFAULT_RETRY_BASE_MS = 1_000;
+const DEFAULT_RETRY_MAX_MS = 60_000;
 
 export interface OidcVerifierOptions {
   /** Issuer URL; must equal the `issuer` in its discovery document and the `iss` of tokens. */
@@ -47,6 +49,13 @@ export interface OidcVerifierOptions {
   refetchCooldownMs?: number;
   /** Refetch the JWKS before use when the cached copy is older than this, default 10 min. */
   keysMaxAgeMs?: number;
+  /**
+   * While discovery or the JWKS fails, no new fetch before this back-off has passed: 1 s after
+   * the first failure, doubling per failure up to `retryMaxMs` (default 60 s). Tokens that
+   * need a fetch meanwhile are refused at once as "identity provider unreachable".
+   */
+  retryBaseMs?: number;
+  retryMaxMs?: number;
   /** Clock, ms since epoch. Injected by tests; defaults to Date.now. */
   now?: () => number;
 }
@@ -209,6 +218,7 @@ class RemoteKeys {
   constructor(
     private readonly loadUrl: () => Promise<string>,
     private readonly opts: { timeoutMs: number; cooldownMs: number; maxAgeMs: number; now: () => number },
+    private readonly backoff: Backoff,
   ) {}
 
   readonly getKey: JWTVerifyGetKey = async (header, token) => {
@@ -235,15 +245,44 @@ class RemoteKeys {
 
   private async load(): Promise<void> {
     const url = await this.loadUrl();
+    this.backoff.check('JWKS');
     this.attemptedAt = this.opts.now();
     let next: ReturnType<typeof createLocalJWKSet>;
     try {
       next = createLocalJWKSet((await fetchJson(url, this.opts.timeoutMs)) as Parameters<typeof createLocalJWKSet>[0]);
     } catch (err) {
+      this.backoff.failed();
       throw new ProviderUnavailable('JWKS fetch failed', { cause: err });
     }
+    this.backoff.succeeded();
     this.local = next;
     this.fetchedAt = this.opts.now();
+  }
+}
+
+/**
+ * Exponential back-off for calls to an issuer that fails: after n failures in a row, no
+ * attempt for min(base * 2^(n-1), max). One per remote resource (discovery, JWKS).
+ */
+export class Backoff {
+  private failures = 0;
+  private notBefore = -Infinity;
+
+  constructor(private readonly baseMs: number, private readonly maxMs: number, private readonly now: () => number) {}
+
+  /** Throws ProviderUnavailable while backing off, without any network call. */
+  check(what: string): void {
+    if (this.now() < this.notBefore) throw new ProviderUnavailable(`${what}: backing off after ${this.failures} failure(s)`);
+  }
+
+  failed(): void {
+    this.failures++;
+    this.notBefore = this.now() + Math.min(this.baseMs * 2 ** (this.failures - 1), this.maxMs);
+  }
+
+  succeeded(): void {
+    this.failures = 0;
+    this.notBefore = -Infinity;
   }
 }
 
@@ -257,13 +296,19 @@ export function createOidcVerifier(opts: OidcVerifierOptions): IdentityVerifier 
   const now = opts.now ?? Date.now;
   let jwksUri: Promise<string> | undefined;
 
+  const retryBase = opts.retryBaseMs ?? DEFAULT_RETRY_BASE_MS;
+  const retryMax = opts.retryMaxMs ?? DEFAULT_RETRY_MAX_MS;
+  const discoveryBackoff = new Backoff(retryBase, retryMax, now);
   const discover = async (): Promise<string> => {
+    discoveryBackoff.check('discovery');
     let doc: unknown;
     try {
       doc = await fetchJson(discoveryUrl(opts.issuer), timeoutMs);
     } catch (err) {
+      discoveryBackoff.failed();
       throw new ProviderUnavailable('discovery failed', { cause: err });
     }
+    discoveryBackoff.succeeded();
     const meta = (typeof doc === 'object' && doc !== null ? doc : {}) as Record<string, unknown>;
     // OIDC Discovery §4.3: the issuer in the document must be exactly the one we asked.
     if (meta.issuer !== opts.issuer) throw new ProviderUnavailable(`discovery: issuer is ${JSON.stringify(meta.issuer)}, expected ${JSON.stringify(opts.issuer)}`);
@@ -277,6 +322,7 @@ export function createOidcVerifier(opts: OidcVerifierOptions): IdentityVerifier 
       return jwksUri;
     },
     { timeoutMs, cooldownMs: opts.refetchCooldownMs ?? DEFAULT_REFETCH_COOLDOWN_MS, maxAgeMs: opts.keysMaxAgeMs ?? DEFAULT_KEYS_MAX_AGE_MS, now },
+    new Backoff(retryBase, retryMax, now),
   );
 
   const rules: ClaimRules = { issuer: opts.issuer, audience: opts.audience, groupsClaim: opts.groupsClaim, now };

@@ -1,6 +1,6 @@
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Store } from './store.types.js';
-import { assertKey, assertNamespace, deliver, encodeJson, KeyedMutex, redactUrl, StoreError, ttlOf } from './store-shared.js';
+import { assertKey, assertNamespace, deliver, encodeJson, KeyedMutex, redactUrl, StoreError, StoreUnavailable, ttlOf } from './store-shared.js';
 
 export interface RedisStoreOptions {
   /** Prepended to every key and channel. Default `"pam:"`. */
@@ -11,8 +11,13 @@ export interface RedisStoreOptions {
   maxUpdateAttempts?: number;
   /** Connections kept for WATCH/MULTI transactions (one per concurrent update). Default 8. */
   maxTransactionConnections?: number;
-  /** Connection errors after open, subscriber errors, undecodable messages. Default: console.error. */
+  /** Subscriber handler errors, undecodable messages. Default: console.error. */
   onError?: (err: unknown) => void;
+  /**
+   * Called once per change of reachability after open (not per reconnect attempt), with a
+   * one-line detail. Default: one console line per change.
+   */
+  onStateChange?: (state: 'unavailable' | 'available', detail: string) => void;
 }
 
 /**
@@ -33,6 +38,11 @@ export async function openRedisStore(url: string, opts: RedisStoreOptions = {}):
   const timeout = opts.connectTimeoutMs ?? 3000;
   const where = redactUrl(url);
   const onError = opts.onError ?? ((err: unknown) => console.error('[store] redis:', err));
+  const onStateChange = opts.onStateChange ?? ((state: 'unavailable' | 'available', detail: string) => {
+    if (state === 'unavailable') console.error(`pam: store unavailable at ${where}: ${detail}; refusing new sessions and API calls until it is back`);
+    else console.error(`pam: store available again at ${where}`);
+  });
+  const health = new StoreHealth(onStateChange);
   let opened = false;
   let lastError: unknown;
   const options: RedisOptions = {
@@ -45,9 +55,9 @@ export async function openRedisStore(url: string, opts: RedisStoreOptions = {}):
   const connections: Redis[] = [];
   const connect = async (client: Redis): Promise<Redis> => {
     connections.push(client);
+    // After open, connection errors are a state (one line per change), not a log line each.
     client.on('error', (err: unknown) => {
       lastError = err;
-      if (opened) onError(err);
     });
     await withTimeout(client.connect(), timeout + 1000, 'connect timeout');
     return client;
@@ -60,7 +70,9 @@ export async function openRedisStore(url: string, opts: RedisStoreOptions = {}):
     }
     const sub = await connect(main.duplicate());
     opened = true;
-    return new RedisStore(main, sub, prefix, where, opts, onError);
+    main.on('ready', () => health.up());
+    main.on('close', () => health.down(describe(lastError)));
+    return new RedisStore(main, sub, prefix, where, opts, onError, health);
   } catch (err) {
     for (const c of connections) c.disconnect();
     const reason = lastError instanceof Error ? lastError.message : err instanceof Error ? err.message : String(err);
@@ -84,6 +96,7 @@ class RedisStore implements Store {
     private readonly where: string,
     opts: RedisStoreOptions,
     private readonly onError: (err: unknown) => void,
+    private readonly health: StoreHealth,
   ) {
     this.maxAttempts = opts.maxUpdateAttempts ?? 100;
     this.pool = new TransactionPool(redis, opts.maxTransactionConnections ?? 8);
@@ -92,15 +105,14 @@ class RedisStore implements Store {
 
   async get<T>(ns: string, key: string): Promise<T | undefined> {
     const k = this.key(ns, key);
-    return this.decode<T>(k, await this.redis.get(k));
+    return this.decode<T>(k, await this.guard(() => this.redis.get(k)));
   }
 
   async set<T>(ns: string, key: string, value: T, opts?: { ttlMs?: number }): Promise<void> {
     const k = this.key(ns, key);
     const ttl = ttlOf(opts);
     const json = encodeJson(value, `set ${ns}/${key}`);
-    if (ttl === undefined) await this.redis.set(k, json);
-    else await this.redis.set(k, json, 'PX', ttl);
+    await this.guard(() => (ttl === undefined ? this.redis.set(k, json) : this.redis.set(k, json, 'PX', ttl)));
   }
 
   async update<T>(
@@ -113,7 +125,7 @@ class RedisStore implements Store {
     const ttl = ttlOf(opts);
     return this.mutex.run(k, async () => {
       for (let attempt = 1; ; attempt++) {
-        const outcome = await this.pool.use((c) => this.tryUpdate(c, k, fn, ttl));
+        const outcome = await this.guard(() => this.pool.use((c) => this.tryUpdate(c, k, fn, ttl)));
         if (outcome.kind === 'threw') throw outcome.error;
         if (outcome.kind === 'done') return outcome.value;
         if (attempt >= this.maxAttempts) {
@@ -125,7 +137,8 @@ class RedisStore implements Store {
   }
 
   async delete(ns: string, key: string): Promise<boolean> {
-    return (await this.redis.del(this.key(ns, key))) > 0;
+    const k = this.key(ns, key);
+    return (await this.guard(() => this.redis.del(k))) > 0;
   }
 
   async list<T>(ns: string): Promise<T[]> {
@@ -134,7 +147,7 @@ class RedisStore implements Store {
     const keys = new Set<string>();
     let cursor = '0';
     do {
-      const [next, batch] = await this.redis.scan(cursor, 'MATCH', pattern, 'COUNT', 500);
+      const [next, batch] = await this.guard(() => this.redis.scan(cursor, 'MATCH', pattern, 'COUNT', 500));
       for (const k of batch) keys.add(k);
       cursor = next;
     } while (cursor !== '0');
@@ -142,7 +155,7 @@ class RedisStore implements Store {
     const out: T[] = [];
     for (let i = 0; i < all.length; i += 500) {
       const chunk = all.slice(i, i + 500);
-      const values = await this.redis.mget(...chunk);
+      const values = await this.guard(() => this.redis.mget(...chunk));
       values.forEach((raw, j) => {
         // null: expired or deleted between SCAN and MGET.
         const v = this.decode<T>(chunk[j], raw);
@@ -154,7 +167,8 @@ class RedisStore implements Store {
 
   async publish(channel: string, message: unknown): Promise<void> {
     this.open();
-    await this.redis.publish(this.prefix + channel, encodeJson(message, `publish ${channel}`));
+    const json = encodeJson(message, `publish ${channel}`);
+    await this.guard(() => this.redis.publish(this.prefix + channel, json));
   }
 
   async subscribe(channel: string, handler: (message: unknown) => void): Promise<() => Promise<void>> {
@@ -169,10 +183,11 @@ class RedisStore implements Store {
     set.add(listener);
     if (first) {
       try {
-        await this.sub.subscribe(ch);
+        await this.guard(() => this.sub.subscribe(ch));
       } catch (err) {
         set.delete(listener);
         if (set.size === 0 && this.handlers.get(ch) === set) this.handlers.delete(ch);
+        if (err instanceof StoreUnavailable) throw err;
         throw new StoreError(`cannot subscribe to ${ch} at ${this.where}`, { cause: err });
       }
     }
@@ -191,12 +206,30 @@ class RedisStore implements Store {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.health.stop();
     this.handlers.clear();
     await this.pool.close();
     await Promise.allSettled([quit(this.sub), quit(this.redis)]);
   }
 
   // ---- internals ----
+
+  /**
+   * Runs one Redis call. While the connection is known to be down it fails at once (no queue
+   * of waiting requests); a failure that is not a Redis reply (connection lost, timeout,
+   * retries exhausted) is StoreUnavailable. Redis replies (WRONGTYPE…) and our own checks
+   * stay StoreError.
+   */
+  private async guard<R>(fn: () => Promise<R>): Promise<R> {
+    if (!this.health.isUp()) throw new StoreUnavailable({ cause: new Error(`Redis at ${this.where} is down`) });
+    try {
+      return await fn();
+    } catch (err) {
+      if (err instanceof StoreError && !(err instanceof TransactionConnectError)) throw err;
+      if ((err as Error)?.name === 'ReplyError') throw new StoreError(`Redis at ${this.where} refused a command`, { cause: err });
+      throw new StoreUnavailable({ cause: err });
+    }
+  }
 
   private open(): void {
     if (this.closed) throw new StoreError(`Redis store at ${this.where} is closed`);
@@ -316,7 +349,7 @@ class TransactionPool {
     } catch (err) {
       this.size--;
       fresh.disconnect();
-      throw new StoreError('cannot open a Redis transaction connection', { cause: err });
+      throw new TransactionConnectError('cannot open a Redis transaction connection', { cause: err });
     }
   }
 
@@ -337,6 +370,39 @@ class TransactionPool {
     if (waiter) waiter.resolve(c);
     else this.idle.push(c);
   }
+}
+
+/** A transaction connection could not be opened: the store is unreachable, not misused. */
+class TransactionConnectError extends StoreError {}
+
+/** Reachability of the store after open: one callback per change, never per retry. */
+class StoreHealth {
+  private state: 'available' | 'unavailable' = 'available';
+  private stopped = false;
+  constructor(private readonly onChange: (state: 'unavailable' | 'available', detail: string) => void) {}
+  isUp(): boolean {
+    return this.state === 'available';
+  }
+  /** Closing the store on purpose is not an outage. */
+  stop(): void {
+    this.stopped = true;
+  }
+  down(detail: string): void {
+    if (this.state === 'unavailable' || this.stopped) return;
+    this.state = 'unavailable';
+    this.onChange('unavailable', detail);
+  }
+  up(): void {
+    if (this.state === 'available' || this.stopped) return;
+    this.state = 'available';
+    this.onChange('available', '');
+  }
+}
+
+/** One line for a connection error: its code or message, never a stack. */
+function describe(err: unknown): string {
+  const e = err as { code?: string; message?: string } | undefined;
+  return e?.code ?? e?.message?.split('\n')[0] ?? 'connection closed';
 }
 
 async function quit(c: Redis): Promise<void> {

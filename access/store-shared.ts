@@ -9,6 +9,19 @@ export class StoreError extends Error {
 }
 
 /**
+ * The store cannot be reached right now (connection down, timed out): a typed condition the
+ * API answers with 503 `unavailable` and the brokers with "try again" (SQLSTATE 57P03). The
+ * message is the one users see; the cause (for operators) never reaches them.
+ */
+export class StoreUnavailable extends StoreError {
+  static readonly MESSAGE = 'the access store is unavailable, try again';
+  constructor(options?: { cause?: unknown }) {
+    super(StoreUnavailable.MESSAGE, options);
+    this.name = 'StoreUnavailable';
+  }
+}
+
+/**
  * Namespaces become file names (embedded) and key segments (Redis `prefix + ns + ":"`), so they
  * are restricted: no ":" (one namespace's SCAN pattern would otherwise match another's keys),
  * no path separators, no leading dot.

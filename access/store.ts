@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import type { Store } from './store.types.js';
 import { StoreError, redactUrl } from './store-shared.js';
 
-export { StoreError } from './store-shared.js';
+export { StoreError, StoreUnavailable } from './store-shared.js';
 
 export type { Store } from './store.types.js';
 

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { DevIssueOptions } from '../access/dev-issuer.js';
 import { join } from 'node:path';
 import { mkdir } from 'node:fs/promises';
@@ -20,6 +21,7 @@ import { loadRoles, type Role } from '../policies/roles.js';
 import type { BrokerDeps } from '../proxy/broker.types.js';
 import { SshKeyBindings } from '../access/ssh-keys.js';
 import { HoldService } from '../access/holds.js';
+import { RejectionAudit } from '../access/rejection-audit.js';
 import { createPolicyEngine, type RunningPolicyEngine } from '../policies/engine.js';
 import { createLog, stateLog, type Log } from './log.js';
 
@@ -31,6 +33,7 @@ export interface ControlPlane extends BrokerDeps {
   access: AccessService;
   sshKeys: SshKeyBindings;
   policy: RunningPolicyEngine;
+  rejections: RejectionAudit;
   holds: HoldService;
   log: Log;
   /** Store errors after open are logged once per outage; `storeState.up()` logs the recovery. */
@@ -40,7 +43,11 @@ export interface ControlPlane extends BrokerDeps {
   /** What `pam audit verify` and `pam recordings verify` read. */
   evidenceSources: EvidenceSources;
   /** Present with `identity: { dev: true }`: signs tokens for first runs and tests. */
-  dev?: { issue(user: string, groups: string[], opts?: DevIssueOptions): Promise<string> };
+  dev?: {
+    issue(user: string, groups: string[], opts?: DevIssueOptions): Promise<string>;
+    /** Random per start, printed by `pam serve`: the browser's dev sign-in must send it. */
+    signinSecret: string;
+  };
   /** Re-reads roles from policies_dir; keeps the old ones and throws if a file is invalid. */
   reloadRoles(): Role[];
   close(): Promise<void>;
@@ -56,7 +63,8 @@ export async function openControlPlane(config: Config, opts: { log?: Log } = {})
     assertDevListenersLoopback(config.listen);
     const issuer = await loadDevIssuer(config.dataDir, config.identity.audience);
     identity = issuer.verifier;
-    dev = { issue: (u, g, o) => issuer.issue(u, g, o) };
+    // Without it, any page in a browser on this machine could sign in as anyone (POST /auth/dev).
+    dev = { issue: (u, g, o) => issuer.issue(u, g, o), signinSecret: randomBytes(18).toString('base64url') };
   } else {
     identity = createOidcVerifier({ issuer: config.identity.issuer!, audience: config.identity.audience, groupsClaim: config.identity.groupsClaim });
   }
@@ -118,9 +126,10 @@ export async function openControlPlane(config: Config, opts: { log?: Log } = {})
       }
     },
   });
+  const rejections = new RejectionAudit(audit);
   return {
     config, identity, gate: access, access, sshKeys: new SshKeyBindings(store, audit), policy,
-    holds: new HoldService({ store, audit, roles: () => roles }), vault, audit, recordings, sessions, store, dev, log, storeState,
+    holds: new HoldService({ store, audit, roles: () => roles }), vault, audit, recordings, sessions, store, dev, log, storeState, rejections,
     evidence, evidenceSources: evidenceSources(auditPath, recordings, evidence, config.evidence),
     roles: () => roles,
     reloadRoles() {
@@ -129,6 +138,7 @@ export async function openControlPlane(config: Config, opts: { log?: Log } = {})
     },
     async close() {
       policy.close();
+      await rejections.close().catch(() => undefined);
       await access.stop();
       await audit.close();
       // The last entries get their checkpoint (and the witness its copy) before we exit.

@@ -86,5 +86,7 @@ export async function serve(configFile: string): Promise<void> {
   } else {
     log.warn({}, 'pam: evidence is unsigned (no evidence section): whoever can write data_dir can rewrite the audit log and recordings undetected');
   }
+  // Dev issuer only (loopback): whoever reads this terminal may use the browser's dev sign-in.
+  if (proxy.cp.dev) log.info({}, `pam: dev sign-in secret: ${proxy.cp.dev.signinSecret} (the browser's dev sign-in form asks for it; new at every start)`);
   installSignals(proxy, { configFile, log });
 }

@@ -5,7 +5,8 @@ import { parseDuration } from './duration.js';
 import { DEFAULT_REVIEW_TIMEOUT_MS } from './defaults.js';
 import { LifecycleConfigError, parseTargetLifecycle, parseTopLifecycle, TARGET_LIFECYCLE_KEYS, TOP_LIFECYCLE_KEYS } from './lifecycle-config.js';
 import { EvidenceConfigError, parseEvidence, parseRecordingMode } from './evidence-config.js';
-import type { Config, Listen, LoginConfig, Target } from './config.types.js';
+import { HttpConfigError, parseHttpSection, splitScheme } from './http-config.js';
+import type { Config, HttpConfig, Listen, LoginConfig, Target } from './config.types.js';
 import { ConfigError, bool, isObj, known, str, type Obj } from './config-read.js';
 import { parseOps } from './config-ops.js';
 
@@ -89,15 +90,17 @@ function recordingOf(v: Obj, path: string): { recordingMode?: 'strict' | 'best-e
 /** Validates a parsed YAML document. `file` resolves relative paths. */
 export function parseConfig(doc: unknown, file: string): Config {
   if (!isObj(doc)) throw new ConfigError('(root)', 'the file must hold a YAML mapping');
-  known(doc, '', ['listen', 'data_dir', 'store', 'policies_dir', 'identity', 'targets', 'ssh', 'postgres', 'review_timeout', 'log', 'audit_export', 'shutdown_grace', 'evidence', ...TOP_LIFECYCLE_KEYS]);
+  known(doc, '', ['listen', 'data_dir', 'store', 'policies_dir', 'identity', 'targets', 'ssh', 'postgres', 'review_timeout', 'log', 'audit_export', 'shutdown_grace', 'evidence', 'http', ...TOP_LIFECYCLE_KEYS]);
   const base = dirname(file);
   const rel = (p: string) => (isAbsolute(p) ? p : resolve(base, p));
 
   if (!isObj(doc.listen)) throw new ConfigError('listen', 'is required: { ssh, postgres, http } addresses');
   known(doc.listen, 'listen', ['ssh', 'postgres', 'http', 'metrics']);
   const listen: Config['listen'] = {};
+  let httpScheme: 'http' | 'https' = 'http';
   for (const k of ['ssh', 'postgres', 'http', 'metrics'] as const) {
-    const a = str(doc.listen, k, 'listen');
+    let a = str(doc.listen, k, 'listen');
+    if (a && k === 'http') ({ scheme: httpScheme, address: a } = splitScheme(a));
     if (a) listen[k] = parseAddress(a, `listen.${k}`);
   }
   if (!listen.http) throw new ConfigError('listen.http', 'is required (the API and the CLI use it)');
@@ -155,9 +158,17 @@ export function parseConfig(doc: unknown, file: string): Config {
   }
 
   const top = lifecycleOf(() => parseTopLifecycle(doc, base));
+  let http: HttpConfig;
+  try {
+    http = parseHttpSection(doc.http, httpScheme, listen.http, top.publicUrl, rel, isLoopback);
+  } catch (e) {
+    if (e instanceof HttpConfigError) throw new ConfigError(e.key, e.why);
+    throw e;
+  }
   const dataDir = rel(str(doc, 'data_dir', '') ?? './data');
   return {
     ...top,
+    http,
     file,
     listen,
     reviewTimeoutMs,

@@ -119,6 +119,14 @@ export interface EvidenceConfig {
   origin: string;
 }
 
+/** The `http:` section and the scheme of `listen.http` (config/http-config.ts). */
+export interface HttpConfig {
+  /** TLS on the HTTP listener (cookies are then `Secure`). */
+  tls?: { cert: string; key: string };
+  /** Plain HTTP beyond loopback, for a TLS-terminating proxy in front. */
+  allowPlaintext: boolean;
+}
+
 export interface Config {
   /** Absolute path of the file this came from (for resolving relative paths). */
   file: string;
@@ -149,7 +157,9 @@ export interface Config {
   notify?: NotifyConfig[];
   /** `offboarding.rotate_used_within`: credentials used this recently are rotated at offboarding (30d). */
   offboarding?: { rotateUsedWithinMs: number };
-  /** `public_url`: how people reach the UI, for links in notifications. */
+  /** Absent: plain HTTP on a loopback listener. */
+  http?: HttpConfig;
+  /** `public_url`: how people reach the UI, for links in notifications; the HTTP Host check allows its host. */
   publicUrl?: string;
   /** Absent in hand-built configs (tests): level info, format by terminal. */
   log?: LogConfig;

@@ -77,11 +77,12 @@ async function signInPage() {
   if (info.dev) {
     const user = h('input', { name: 'user', id: 'dev-user', placeholder: 'user', required: true, autocomplete: 'username' });
     const groups = h('input', { name: 'groups', id: 'dev-groups', placeholder: 'groups, comma-separated' });
+    const secret = h('input', { name: 'secret', id: 'dev-secret', type: 'password', placeholder: 'printed by pam serve at start-up', required: true, autocomplete: 'off' });
     const msg = h('div');
     const form = h('form', { class: 'stack', onsubmit: async (e) => {
       e.preventDefault();
       try {
-        const s = await post('/auth/dev', { user: user.value, groups: groups.value });
+        const s = await post('/auth/dev', { user: user.value, groups: groups.value, secret: secret.value });
         setCsrf(s.csrf);
         me = s;
         renderNav();
@@ -92,6 +93,7 @@ async function signInPage() {
     } },
     h('p', { class: 'muted' }, 'Dev issuer: sign in as any user with any groups. Only offered when the proxy runs with identity.dev on loopback.'),
     h('label', { for: 'dev-user' }, 'User'), user, h('label', { for: 'dev-groups' }, 'Groups'), groups,
+    h('label', { for: 'dev-secret' }, 'Dev sign-in secret (see the pam serve output)'), secret,
     h('button', { type: 'submit', id: 'dev-signin' }, 'Sign in'), msg);
     box.append(form);
   }

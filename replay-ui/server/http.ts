@@ -1,8 +1,12 @@
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { readFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { TokenRejected, type Identity } from '../../access/identity.types.js';
 import { AccessError } from '../../access/access-service.js';
+import { StoreUnavailable } from '../../access/store.js';
+import { allowedHosts, hostAllowed } from './host-check.js';
 import type { HttpDeps } from './http.types.js';
 import type { HttpListener } from './http.types.js';
 import { HttpError } from './http-errors.js';
@@ -72,13 +76,17 @@ export async function startHttpServer(cp: HttpDeps, listen: { host: string; port
       return await cp.identity.verify(m[1]!);
     } catch (err) {
       const reason = err instanceof TokenRejected ? err.reason : 'token check failed';
-      await cp.audit.append({ type: 'token.rejected', via: 'http', reason, client: req.socket.remoteAddress });
+      const event = { type: 'token.rejected', via: 'http', reason, client: req.socket.remoteAddress };
+      await (cp.rejections ? cp.rejections.rejected(event) : cp.audit.append(event));
       throw new HttpError(401, `token rejected: ${reason}`);
     }
   };
   const authenticators = [bearer, ...(extra.authenticators ?? [])];
 
+  let hosts = new Set<string>();
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
+    // /healthz tells nothing, and load balancers probe it by address.
+    if (!hostAllowed(req, hosts) && req.url !== '/healthz') throw new HttpError(421, 'this Host is not served here (set public_url to the address people use)');
     const url = new URL(req.url ?? '/', 'http://proxy');
     const { route, params } = router.match(req.method ?? 'GET', url.pathname);
     let identity: Identity | undefined;
@@ -95,23 +103,28 @@ export async function startHttpServer(cp: HttpDeps, listen: { host: string; port
     if (result !== undefined && !res.headersSent) sendJson(res, route.status ?? 200, result);
   };
 
-  const server = createServer((req, res) => {
+  const onRequest: RequestListener = (req, res) => {
     handle(req, res).catch((err: unknown) => {
       if (res.headersSent) {
         res.destroy();
         return;
       }
       if (err instanceof HttpError) sendJson(res, err.status, { error: { code: err.code, message: err.message } });
-      else if (err instanceof AccessError) sendJson(res, err.status, { error: { code: err.status === 403 ? 'forbidden' : err.status === 404 ? 'not_found' : err.status === 409 ? 'conflict' : 'bad_request', message: err.message } });
+      else if (err instanceof StoreUnavailable) {
+        res.setHeader('retry-after', '5');
+        sendJson(res, 503, { error: { code: 'unavailable', message: StoreUnavailable.MESSAGE } });
+      } else if (err instanceof AccessError) sendJson(res, err.status, { error: { code: err.status === 403 ? 'forbidden' : err.status === 404 ? 'not_found' : err.status === 409 ? 'conflict' : 'bad_request', message: err.message } });
       else {
         console.error('http: internal error:', err instanceof Error ? err.stack : err);
         sendJson(res, 500, { error: { code: 'internal', message: 'internal error' } });
       }
     });
-  });
+  };
+  const tls = cp.config.http?.tls;
+  const server: Server = tls ? createTlsServer({ cert: readFileSync(tls.cert), key: readFileSync(tls.key) }, onRequest) : createServer(onRequest);
   // WebSocket upgrades (the UI's live view) go to the hook; without one they are refused.
   server.on('upgrade', (req, socket: Duplex, head: Buffer) => {
-    if (extra.onUpgrade) extra.onUpgrade(req, socket, head);
+    if (extra.onUpgrade && hostAllowed(req, hosts)) extra.onUpgrade(req, socket, head);
     else socket.destroy();
   });
   server.headersTimeout = 20_000;
@@ -120,8 +133,10 @@ export async function startHttpServer(cp: HttpDeps, listen: { host: string; port
     server.once('error', reject);
     server.listen(listen.port, listen.host, () => resolve());
   });
+  const port = (server.address() as AddressInfo).port;
+  hosts = allowedHosts(cp.config, listen, port);
   return {
-    port: (server.address() as AddressInfo).port,
+    port,
     server,
     close: () => new Promise<void>((resolve) => {
       server.close(() => resolve());

@@ -11,6 +11,7 @@ import type { RunningPolicyEngine } from '../../policies/engine.js';
 import type { Role } from '../../policies/roles.js';
 import type { TransparencyLog } from '../../recorder/evidence/transparency-log.js';
 import type { EvidenceSources } from '../../recorder/evidence/evidence-verify.js';
+import type { RejectionAudit } from '../../access/rejection-audit.js';
 
 /**
  * What the HTTP listener needs from the control plane, named here so the UI depends on the core
@@ -31,8 +32,14 @@ export interface HttpDeps {
   evidence?: TransparencyLog;
   /** What the verify routes read (the control plane builds it). */
   evidenceSources: EvidenceSources;
+  /** Rate-limited audit of refused tokens (counted per source); absent: every refusal is appended. */
+  rejections?: RejectionAudit;
   /** Present with `identity: { dev: true }`: signs tokens for first runs and tests. */
-  dev?: { issue(user: string, groups: string[], opts?: DevIssueOptions): Promise<string> };
+  dev?: {
+    issue(user: string, groups: string[], opts?: DevIssueOptions): Promise<string>;
+    /** Random per start, printed by `pam serve`: the browser's dev sign-in must send it. */
+    signinSecret: string;
+  };
 }
 
 /** A running HTTP listener. */

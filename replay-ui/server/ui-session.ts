@@ -13,7 +13,10 @@ const MAX_SESSION_MS = 8 * 3600_000;
 const OIDC_STATE_MS = 10 * 60_000;
 
 interface UiSession { identity: Identity; csrf: string; expiresAt: number }
-interface PendingLogin { verifier: string; nonce: string; expiresAt: number; returnTo: string }
+interface PendingLogin { verifier: string; nonce: string; expiresAt: number; returnTo: string; browser: string }
+/** Holds the browser half of an OIDC state (issue 12). */
+const OIDC_COOKIE = 'pam_oidc';
+const sha256 = (s: string) => createHash('sha256').update(s).digest('base64url');
 
 /** What the app may show; the server checks the same roles again on every route. */
 export function capabilities(cp: HttpDeps, identity: Identity): { audit: boolean; approve: boolean; editPolicies: boolean } {
@@ -28,6 +31,12 @@ function parseCookies(req: IncomingMessage): Record<string, string> {
     if (i > 0) out[part.slice(0, i).trim()] = part.slice(i + 1).trim();
   }
   return out;
+}
+
+/** Adds a Set-Cookie header without dropping the ones already set on this answer. */
+function addCookie(res: ServerResponse, cookie: string): void {
+  const prev = res.getHeader('set-cookie');
+  res.setHeader('set-cookie', [...(Array.isArray(prev) ? prev : prev === undefined ? [] : [String(prev)]), cookie]);
 }
 
 function sameText(a: string, b: string): boolean {
@@ -62,7 +71,11 @@ export class UiSessions {
   private readonly pending = new Map<string, PendingLogin>();
   private readonly sweeper: NodeJS.Timeout;
 
+  /** `; Secure` when browsers reach us over TLS (our own, or a terminating proxy's public https URL). */
+  private readonly secure: string;
+
   constructor(private readonly cp: HttpDeps) {
+    this.secure = cp.config.http?.tls || cp.config.publicUrl?.startsWith('https://') ? '; Secure' : '';
     this.sweeper = setInterval(() => this.sweep(), 60_000);
     this.sweeper.unref();
   }
@@ -110,14 +123,14 @@ export class UiSessions {
     const s: UiSession = { identity, csrf: randomBytes(24).toString('base64url'), expiresAt };
     this.sessions.set(id, s);
     const maxAge = Math.max(1, Math.floor((expiresAt - Date.now()) / 1000));
-    res.setHeader('set-cookie', `${COOKIE}=${id}; HttpOnly; SameSite=Strict; Path=/; Max-Age=${maxAge}`);
+    addCookie(res, `${COOKIE}=${id}; HttpOnly; SameSite=Strict; Path=/; Max-Age=${maxAge}${this.secure}`);
     return s;
   }
 
   private end(req: IncomingMessage, res: ServerResponse): void {
     const id = parseCookies(req)[COOKIE];
     if (id) this.sessions.delete(id);
-    res.setHeader('set-cookie', `${COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0`);
+    addCookie(res, `${COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0${this.secure}`);
   }
 
   private describe(s: UiSession) {
@@ -163,6 +176,11 @@ export class UiSessions {
         handler: async ({ req, res, body }) => {
           if (!cp.dev) throw new HttpError(404, 'the dev sign-in exists only with the dev issuer');
           checkOrigin(req);
+          const secret = field(body, 'secret', { max: 64 }) ?? '';
+          if (!sameText(secret, cp.dev.signinSecret)) {
+            await cp.audit.append({ type: 'ui.signin-refused', via: 'dev', reason: 'wrong or missing dev sign-in secret', client: req.socket.remoteAddress });
+            throw new HttpError(403, 'the dev sign-in needs the secret `pam serve` printed at start-up');
+          }
           const user = field(body, 'user', { required: true, max: 64 })!;
           if (!/^[A-Za-z0-9._@-]+$/.test(user)) throw new HttpError(400, '"user" may hold letters, digits and . _ @ -');
           const groups = (field(body, 'groups', { max: 512 }) ?? '').split(',').map((g) => g.trim()).filter(Boolean);
@@ -174,7 +192,7 @@ export class UiSessions {
         },
       },
       { method: 'GET', path: '/auth/login', public: true, handler: (ctx) => this.oidcLogin(ctx.req, ctx.res, ctx.url) },
-      { method: 'GET', path: '/auth/callback', public: true, handler: (ctx) => this.oidcCallback(ctx.res, ctx.url) },
+      { method: 'GET', path: '/auth/callback', public: true, handler: (ctx) => this.oidcCallback(ctx.req, ctx.res, ctx.url) },
     ];
   }
 
@@ -188,9 +206,11 @@ export class UiSessions {
     return { authorization_endpoint: d.authorization_endpoint, token_endpoint: d.token_endpoint };
   }
 
+  /** The public URL when configured, else the (already checked) Host this browser used. */
   private redirectUri(req: IncomingMessage | undefined, url: URL): string {
+    if (this.cp.config.publicUrl) return `${this.cp.config.publicUrl}/auth/callback`;
     const host = req?.headers.host ?? url.host;
-    return `http://${host}/auth/callback`;
+    return `${this.cp.config.http?.tls ? 'https' : 'http'}://${host}/auth/callback`;
   }
 
   /** Authorization code flow with PKCE (RFC 7636): state and verifier stay server-side. */
@@ -200,7 +220,12 @@ export class UiSessions {
     const verifier = randomBytes(48).toString('base64url');
     const nonce = randomBytes(16).toString('base64url');
     const challenge = createHash('sha256').update(verifier).digest('base64url');
-    this.pending.set(state, { verifier, nonce, expiresAt: Date.now() + OIDC_STATE_MS, returnTo: this.redirectUri(req, url) });
+    // The state is bound to this browser: a cookie only it holds, checked at the callback, so a
+    // callback link made from someone else's login (login CSRF) signs nobody in.
+    const browser = randomBytes(24).toString('base64url');
+    this.pending.set(state, { verifier, nonce, expiresAt: Date.now() + OIDC_STATE_MS, returnTo: this.redirectUri(req, url), browser: sha256(browser) });
+    // SameSite=Lax: the IdP's redirect back is a cross-site top-level GET, which Strict would strip.
+    addCookie(res, `${OIDC_COOKIE}=${browser}; HttpOnly; SameSite=Lax; Path=/auth/callback; Max-Age=${OIDC_STATE_MS / 1000}${this.secure}`);
     const to = new URL(d.authorization_endpoint);
     to.search = new URLSearchParams({
       response_type: 'code', client_id: this.cp.config.identity.audience, redirect_uri: this.redirectUri(req, url),
@@ -211,11 +236,21 @@ export class UiSessions {
     return undefined;
   }
 
-  private async oidcCallback(res: ServerResponse, url: URL): Promise<undefined> {
+  private async oidcCallback(req: IncomingMessage, res: ServerResponse, url: URL): Promise<undefined> {
     const state = url.searchParams.get('state') ?? '';
     const p = this.pending.get(state);
+    const browser = parseCookies(req)[OIDC_COOKIE];
+    addCookie(res, `${OIDC_COOKIE}=; HttpOnly; SameSite=Lax; Path=/auth/callback; Max-Age=0${this.secure}`);
+    if (!p || p.expiresAt <= Date.now()) {
+      this.pending.delete(state);
+      throw new HttpError(400, 'sign-in expired or was not started here; start again at /auth/login');
+    }
+    if (!browser || !sameText(sha256(browser), p.browser)) {
+      // Keep the pending login: the browser that started it may still come back with its cookie.
+      await this.cp.audit.append({ type: 'ui.signin-refused', via: 'oidc', reason: 'state not bound to this browser', client: req.socket.remoteAddress });
+      throw new HttpError(400, 'this sign-in was started in another browser; start again at /auth/login');
+    }
     this.pending.delete(state);
-    if (!p || p.expiresAt <= Date.now()) throw new HttpError(400, 'sign-in expired or was not started here; start again at /auth/login');
     const code = url.searchParams.get('code');
     if (!code) throw new HttpError(400, `sign-in refused by the identity provider: ${(url.searchParams.get('error') ?? 'no code').slice(0, 100)}`);
     const d = await this.discovery();

@@ -113,4 +113,24 @@ describe('OIDC sign-in', () => {
     expect((await proxy.cp.audit.read()).some((e) => e.type === 'ui.signin' && e.via === 'oidc' && e.actor === 'olivia')).toBe(true);
     await page.close();
   });
+
+  it('binds the state to the browser that began the login: a callback link opened elsewhere signs nobody in', async () => {
+    const base = `http://127.0.0.1:${proxy.http.port}`;
+    // The attacker begins a login and lets the IdP answer, but hands the callback link to a victim.
+    const begin = await fetch(`${base}/auth/login`, { redirect: 'manual' });
+    expect(begin.status).toBe(302);
+    const binding = begin.headers.getSetCookie().find((c) => c.startsWith('pam_oidc='))!;
+    expect(binding).toMatch(/HttpOnly; SameSite=Lax; Path=\/auth\/callback/);
+    const atIdp = await fetch(begin.headers.get('location')!, { redirect: 'manual' });
+    const callback = atIdp.headers.get('location')!;
+    const victim = await fetch(callback, { redirect: 'manual' });
+    expect(victim.status).toBe(400);
+    expect(victim.headers.getSetCookie().some((c) => c.startsWith('pam_session=') && !c.includes('Max-Age=0'))).toBe(false);
+    expect(((await victim.json()) as { error: { message: string } }).error.message).toContain('started in another browser');
+    // The browser that began it, with its cookie, completes the same login.
+    const own = await fetch(callback, { redirect: 'manual', headers: { cookie: binding.split(';')[0]! } });
+    expect(own.status).toBe(302);
+    expect(own.headers.getSetCookie().some((c) => c.startsWith('pam_session=') && !c.includes('Max-Age=0'))).toBe(true);
+    expect((await proxy.cp.audit.read()).some((e) => e.type === 'ui.signin-refused' && e.via === 'oidc')).toBe(true);
+  });
 });

@@ -117,6 +117,7 @@ describe('replay UI in Chromium', () => {
     await shot('signin');
     await page.fill('#dev-user', 'sam');
     await page.fill('#dev-groups', 'security');
+    await page.fill('#dev-secret', proxy.cp.dev!.signinSecret);
     await page.click('#dev-signin');
     await page.locator('#nav a[data-page=sessions]').waitFor();
     expect(await page.locator('#who').textContent()).toContain('sam');
@@ -372,6 +373,7 @@ describe('replay UI in Chromium', () => {
     await p.goto(base + '/');
     await p.fill('#dev-user', 'bob');
     await p.fill('#dev-groups', 'admins');
+    await p.fill('#dev-secret', proxy.cp.dev!.signinSecret);
     await p.click('#dev-signin');
     await p.locator('.notice.error').waitFor();
     const status = (path: string, init?: RequestInit) => p.evaluate(async ([u, i]) => (await fetch(u as string, i as RequestInit)).status, [path, init ?? {}] as const);

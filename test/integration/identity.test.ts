@@ -228,24 +228,60 @@ describe('OIDC verifier against a real local issuer', () => {
     expect((await verifier.verify(good)).groups).toEqual(['dev']);
   });
 
-  it('fails closed when the issuer is down, and retries discovery on the next verify', async () => {
+  it('fails closed when the issuer is down, and retries discovery once the back-off has passed', async () => {
     issuer = await startIssuer([rsa]);
     const url = issuer.url;
     const token = await sign(rsa, url);
     await issuer.stop();
     cleanups.pop();
 
-    const v = createOidcVerifier({ issuer: url, audience: AUD, groupsClaim: 'groups', fetchTimeoutMs: 2_000 });
+    let clock = Date.now();
+    const v = createOidcVerifier({ issuer: url, audience: AUD, groupsClaim: 'groups', fetchTimeoutMs: 2_000, now: () => clock });
     expect((await rejection(v, token)).reason).toBe('identity provider unreachable');
 
-    // Bring the issuer back on the same port: the same verifier now accepts the token.
+    // Bring the issuer back on the same port: within the back-off (1 s) nothing is fetched...
     const back = new TestIssuer();
     back.url = url;
     back.keys = [rsa.jwk];
     await new Promise<void>((ok) => back.server.listen(Number(new URL(url).port), '127.0.0.1', ok));
     cleanups.push(() => back.stop());
+    expect((await rejection(v, token)).reason).toBe('identity provider unreachable');
+    expect(back.hits.discovery).toBe(0);
+    // ...after it, the same verifier accepts the token.
+    clock += 1_001;
     expect((await v.verify(token)).subject).toBe('user-123');
     expect(back.hits.discovery).toBe(1);
+  });
+
+  it('backs off while the JWKS fails: a flood of tokens costs one fetch per back-off step, not one each', async () => {
+    issuer = await startIssuer([rsa]);
+    let failing = true;
+    const jwksHandler = issuer.server.listeners('request')[0] as (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => void;
+    issuer.server.removeAllListeners('request');
+    issuer.server.on('request', (req, res) => {
+      if (req.url === '/jwks' && failing) {
+        issuer.hits.jwks++;
+        res.statusCode = 503;
+        return res.end();
+      }
+      jwksHandler(req, res);
+    });
+    let clock = Date.now();
+    const v = createOidcVerifier({ issuer: issuer.url, audience: AUD, groupsClaim: 'groups', now: () => clock });
+    const token = await sign(rsa, issuer.url);
+    for (let i = 0; i < 50; i++) expect((await rejection(v, token)).reason).toBe('identity provider unreachable');
+    expect(issuer.hits.jwks).toBe(1);
+    clock += 1_001; // first step: 1 s
+    for (let i = 0; i < 20; i++) await rejection(v, token);
+    expect(issuer.hits.jwks).toBe(2);
+    clock += 1_500; // second step is 2 s: not yet
+    await rejection(v, token);
+    expect(issuer.hits.jwks).toBe(2);
+    clock += 600;
+    failing = false;
+    expect((await v.verify(token)).subject).toBe('user-123');
+    expect(issuer.hits.jwks).toBe(3);
+    expect(issuer.hits.discovery).toBe(1);
   });
 
   it('fails closed when the JWKS is unreachable on refetch', async () => {

@@ -45,11 +45,27 @@ describe('config', () => {
     [{ ...base(), targets: [{ ...base().targets[1], logins: {} }] }, 'targets[0].logins', /secret/],
     [{ ...base(), postgres: { max_message_bytes: 5 } }, 'postgres.max_message_bytes', /at least/],
     [{ ...base(), review_timeout: 'a while' }, 'review_timeout', /not a duration/],
+    [{ ...base(), listen: { http: '10.0.0.9:8080' } }, 'listen.http', /in clear/],
+    [{ ...base(), listen: { http: 'https://127.0.0.1:8443' } }, 'http.tls_cert', /required when listen.http is https/],
+    [{ ...base(), http: { tls_cert: 'c.pem' } }, 'http.tls_key', /go together/],
+    [{ ...base(), listen: { http: '0.0.0.0:8443' }, http: { tls_cert: 'c.pem', tls_key: 'k.pem' } }, 'public_url', /required when listen.http is 0.0.0.0/],
+    [{ ...base(), http: { tls: true } }, 'http.tls', /unknown key/],
   ])('names the bad key (%#)', (doc, key, why) => {
     const e = errorOf(doc);
     expect(e).toBeInstanceOf(ConfigError);
     expect(e.key).toBe(key);
     expect(e.message).toMatch(why);
+  });
+
+  it('reads the HTTP listener\'s TLS from https:// or tls_cert/tls_key, and plain HTTP beyond loopback only when asked', () => {
+    const a = parseConfig({ ...base(), listen: { http: 'https://127.0.0.1:8443/' }, http: { tls_cert: 'c.pem', tls_key: 'k.pem' } }, '/etc/pam/pam.yaml');
+    expect(a.listen.http).toEqual({ host: '127.0.0.1', port: 8443 });
+    expect(a.http).toEqual({ tls: { cert: '/etc/pam/c.pem', key: '/etc/pam/k.pem' }, allowPlaintext: false });
+    const b = parseConfig({ ...base(), listen: { http: '0.0.0.0:8443' }, public_url: 'https://pam.example.com', http: { tls_cert: 'c.pem', tls_key: 'k.pem' } }, '/etc/pam/pam.yaml');
+    expect(b.http?.tls).toBeDefined();
+    const c = parseConfig({ ...base(), listen: { http: '10.0.0.9:8080' }, http: { allow_plaintext: true } }, '/etc/pam/pam.yaml');
+    expect(c.http).toEqual({ allowPlaintext: true });
+    expect(parseConfig(base(), '/x.yaml').http).toEqual({ allowPlaintext: false });
   });
 
   it('loads the shipped example config', () => {
