@@ -12,13 +12,18 @@ export type { Store } from './store.types.js';
  * - `"redis://…"` / `"rediss://…"`: Redis, shared by many proxy nodes.
  *
  * `onError` takes errors after open (reconnects, subscriber faults); `pam serve` logs them once
- * per outage. Implementations are imported lazily so an embedded deployment never loads ioredis; their
+ * per outage; `onStateChange` hears the Redis store go unreachable and come back, once per
+ * change. Implementations are imported lazily so an embedded deployment never loads ioredis; their
  * shared helpers live in store-shared.ts.
  */
-export async function openStore(spec: string, dataDir: string, opts: { onError?: (err: unknown) => void } = {}): Promise<Store> {
+export async function openStore(
+  spec: string,
+  dataDir: string,
+  opts: { onError?: (err: unknown) => void; onStateChange?: (state: 'unavailable' | 'available', detail: string) => void } = {},
+): Promise<Store> {
   if (spec === 'embedded') {
     const { openEmbeddedStore } = await import('./store-embedded.js');
-    return openEmbeddedStore(join(dataDir, 'state'), opts);
+    return openEmbeddedStore(join(dataDir, 'state'), { onError: opts.onError });
   }
   if (spec.startsWith('redis://') || spec.startsWith('rediss://')) {
     const { openRedisStore } = await import('./store-redis.js');

@@ -69,7 +69,11 @@ export async function openControlPlane(config: Config, opts: { log?: Log } = {})
     identity = createOidcVerifier({ issuer: config.identity.issuer!, audience: config.identity.audience, groupsClaim: config.identity.groupsClaim });
   }
   const storeState = stateLog(log.child({ component: 'store' }), 'state store');
-  const store = await openStore(config.store, config.dataDir, { onError: (err) => storeState.down(err) });
+  const store = await openStore(config.store, config.dataDir, {
+    onError: (err) => storeState.down(err),
+    // One line per change; the detail is a code (ECONNREFUSED), not a stack.
+    onStateChange: (state, detail) => (state === 'unavailable' ? storeState.down(Object.assign(new Error(detail), { stack: `StoreUnavailable: ${detail}` })) : storeState.up()),
+  });
   const vault = await openVault(config.store, store, config.dataDir);
   // Witness trouble is reported at most once a minute per witness: reporting it is itself an
   // audit entry, which asks for another checkpoint.
