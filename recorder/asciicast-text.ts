@@ -1,3 +1,4 @@
+import { parseCastEvent } from './cast-reader.js';
 import { stripOutputEscapes } from './terminal-escapes.js';
 
 /**
@@ -11,18 +12,11 @@ export function asciicastToText(cast: string, opts: { markers?: boolean } = {}):
   let out = '';
   let pendingMarkers: string[] = [];
   for (let i = 1; i < lines.length; i++) {
-    const line = lines[i];
-    if (!line) continue;
-    let ev: unknown;
-    try {
-      ev = JSON.parse(line);
-    } catch {
-      continue; // a torn last line after a crash
-    }
-    if (!Array.isArray(ev) || ev.length < 3 || typeof ev[2] !== 'string') continue;
+    const ev = lines[i] ? parseCastEvent(lines[i]!) : undefined;
+    if (!ev) continue; // a torn last line after a crash
     if (ev[1] === 'o') out += ev[2];
     else if (ev[1] === 'm' && markers) {
-      pendingMarkers.push(`# [${Number(ev[0]).toFixed(3)}] ${ev[2]}`);
+      pendingMarkers.push(`# [${ev[0].toFixed(3)}] ${ev[2]}`);
       out += `\u0000M${pendingMarkers.length - 1}\u0000`;
     }
   }
