@@ -29,7 +29,18 @@ export interface CatalogOptions {
 }
 
 export class RecordingCatalog {
+  private readonly listeners = new Set<(meta: RecordingMeta) => void>();
+
   private constructor(readonly dir: string, private readonly opts: CatalogOptions) {}
+
+  /**
+   * Calls `fn` after every catalog write (a recording created, updated, ended): the hook the
+   * index follows live sessions by (recorder/index/live-index.ts). Returns the unsubscribe.
+   */
+  onWrite(fn: (meta: RecordingMeta) => void): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
 
   /** Opens the folder; recordings still marked live from an earlier run become "interrupted". */
   static async open(dir: string, opts: CatalogOptions = {}): Promise<RecordingCatalog> {
@@ -141,6 +152,13 @@ export class RecordingCatalog {
     const text = JSON.stringify(meta);
     await writeFile(tmp, text, { mode: 0o600 });
     await rename(tmp, path);
+    for (const fn of this.listeners) {
+      try {
+        fn(meta);
+      } catch (err) {
+        console.error('recording catalog: listener failed', err);
+      }
+    }
     return text;
   }
 }

@@ -1,0 +1,151 @@
+import type { CommandOp, CommandVerdict, ExtractSummary, IndexOp } from './index.types.js';
+import { commandName, plainText, TypedLines } from './text-clean.js';
+
+/** An output chunk closes after this much recording time or text, so a hit points near its moment. */
+export const CHUNK_SECONDS = 2;
+export const CHUNK_CHARS = 8 * 1024;
+/** A verdict marker settles the command typed at most this long before it (recording time). */
+const VERDICT_WINDOW_S = 10;
+const MAX_TEXT = 20_000;
+
+/** `[12.345678, "o", …` → time and type, so only the events needed are JSON-parsed. */
+const PREFIX = /^\[\s*([0-9.eE+-]+)\s*,\s*"([a-z])"/;
+
+interface Open { key: number; t: number; text: string }
+
+/**
+ * Reads an asciicast v2 recording line by line (https://docs.asciinema.org/manual/asciicast/v2/)
+ * and emits index ops: output text in chunks (`o`), typed shell lines as commands (`i`), markers
+ * (`m`) as text, and the verdicts the brokers write as markers (`exec: …`, `alert (rule): …`,
+ * `review (rule): hold: …`, `approved: hold: …`, `denied: line: why`, `exit status N`) settle the
+ * command they follow. The same ops come out whether the file is read whole (rebuild) or in
+ * pieces as it grows (live), which is why a rebuilt index equals the live one.
+ */
+export class AsciicastExtractor {
+  private header = true;
+  private nextKey = 1;
+  private open: Open | undefined;
+  private readonly typed = new TypedLines();
+  private last: CommandOp | undefined;
+  private readonly held = new Map<string, CommandOp>();
+  readonly summary: ExtractSummary = { denials: 0, commands: 0 };
+
+  /** `startMs`: the session start (catalog `start`), which event times count from. */
+  constructor(private readonly startMs: number) {}
+
+  /** One line of the file, without its newline. A torn or foreign line is skipped. */
+  line(line: string, out: IndexOp[]): void {
+    if (this.header) {
+      this.header = false;
+      if (line.startsWith('{')) return;
+    }
+    const m = PREFIX.exec(line);
+    if (!m) return;
+    const type = m[2];
+    if (type !== 'o' && type !== 'i' && type !== 'm') return;
+    let e: unknown;
+    try {
+      e = JSON.parse(line);
+    } catch {
+      return;
+    }
+    if (!Array.isArray(e) || typeof e[0] !== 'number' || typeof e[2] !== 'string') return;
+    const t = e[0];
+    const data = e[2];
+    if (type === 'o') this.output(t, data, out);
+    else if (type === 'i') this.typed.feed(t, data, (lt, l) => this.command(lt, 'shell', l, out));
+    else this.marker(t, data, out);
+  }
+
+  /** The output chunk still open, so live text is searchable before the chunk closes. */
+  pending(out: IndexOp[]): void {
+    if (this.open?.text.trim()) out.push(this.docOp(this.open));
+  }
+
+  /** End of the recording: the open chunk is final. */
+  end(out: IndexOp[]): void {
+    this.closeOutput(out);
+  }
+
+  private output(t: number, data: string, out: IndexOp[]): void {
+    const text = plainText(data);
+    if (!text) return;
+    if (this.open && t - this.open.t >= CHUNK_SECONDS) this.closeOutput(out);
+    this.open ??= { key: this.nextKey++, t, text: '' };
+    this.open.text += text;
+    while (this.open.text.length > CHUNK_CHARS) {
+      // Cut at a line break where there is one, so words stay whole.
+      const nl = this.open.text.lastIndexOf('\n', CHUNK_CHARS);
+      const cut = nl > CHUNK_CHARS / 2 ? nl + 1 : CHUNK_CHARS;
+      const rest = this.open.text.slice(cut);
+      this.open.text = this.open.text.slice(0, cut);
+      this.closeOutput(out);
+      this.open = { key: this.nextKey++, t, text: rest };
+    }
+  }
+
+  private closeOutput(out: IndexOp[]): void {
+    if (this.open?.text.trim()) out.push(this.docOp(this.open));
+    this.open = undefined;
+  }
+
+  private docOp(o: Open): IndexOp {
+    return { op: 'doc', key: o.key, kind: 'output', t: o.t, ts: this.ts(o.t), text: o.text };
+  }
+
+  private ts(t: number): number {
+    return Math.round(this.startMs + t * 1000);
+  }
+
+  private command(t: number, via: 'shell' | 'exec', text: string, out: IndexOp[]): void {
+    const c: CommandOp = { op: 'command', key: this.nextKey++, t, ts: this.ts(t), via, text: text.slice(0, MAX_TEXT), name: commandName(text), verdict: 'allow' };
+    this.summary.commands++;
+    this.last = c;
+    out.push({ ...c });
+  }
+
+  private settle(c: CommandOp | undefined, out: IndexOp[], patch: { verdict?: CommandVerdict; rule?: string; outcome?: string }): void {
+    if (!c) return;
+    Object.assign(c, patch);
+    out.push({ ...c });
+  }
+
+  /** The command a verdict marker speaks of: the last one, if it is that text or recent. */
+  private judged(t: number, text: string): CommandOp | undefined {
+    const c = this.last;
+    if (!c) return undefined;
+    if (text === c.text || text.startsWith(`${c.text}: `) || text.startsWith('(input not echoed)')) return c;
+    return t - c.t <= VERDICT_WINDOW_S && c.verdict === 'allow' ? c : undefined;
+  }
+
+  private marker(t: number, label: string, out: IndexOp[]): void {
+    out.push({ op: 'doc', key: this.nextKey++, kind: 'marker', t, ts: this.ts(t), text: plainText(label).slice(0, MAX_TEXT) });
+    if (/^(denied|refused)\b/.test(label)) this.summary.denials++;
+    let m: RegExpExecArray | null;
+    if ((m = /^exec: ([\s\S]*)$/.exec(label))) {
+      this.command(t, 'exec', m[1]!, out);
+    } else if ((m = /^alert \(([^)]*)\): ([\s\S]*)$/.exec(label))) {
+      this.settle(this.judged(t, m[2]!), out, { verdict: 'alert', rule: m[1] });
+    } else if ((m = /^review \(([^)]*)\): (\S+): ([\s\S]*)$/.exec(label))) {
+      const c = this.judged(t, m[3]!);
+      if (c) this.held.set(m[2]!, c);
+      this.settle(c, out, { verdict: 'review', rule: m[1], outcome: `held for approval (${m[2]})` });
+    } else if ((m = /^approved: (\S+): /.exec(label))) {
+      this.settle(this.held.get(m[1]!), out, { outcome: `approved (${m[1]})` });
+    } else if ((m = /^denied: ([\s\S]*)$/.exec(label))) {
+      const rest = m[1]!;
+      const hold = [...this.held.keys()].find((h) => rest.includes(`${h} not approved`));
+      if (hold) {
+        const c = this.held.get(hold)!;
+        this.settle(c, out, { verdict: 'deny', outcome: rest.slice(rest.indexOf(hold)) });
+        return;
+      }
+      const c = this.judged(t, rest);
+      if (!c) return;
+      const why = rest.startsWith(`${c.text}: `) ? rest.slice(c.text.length + 2) : rest;
+      this.settle(c, out, { verdict: 'deny', outcome: `denied: ${why}` });
+    } else if ((m = /^exit (status|signal) (\S+)$/.exec(label))) {
+      if (this.last?.via === 'exec' && this.last.outcome === undefined && this.last.verdict !== 'deny') this.settle(this.last, out, { outcome: `exit ${m[1] === 'signal' ? 'signal ' : ''}${m[2]}` });
+    }
+  }
+}

@@ -1,0 +1,61 @@
+import type { CommandVerdict, ExtractSummary, IndexOp } from './index.types.js';
+import { sqlName } from './text-clean.js';
+
+const MAX_TEXT = 20_000;
+const VERDICTS = new Set<CommandVerdict>(['allow', 'alert', 'review', 'deny']);
+
+/**
+ * Reads a Postgres recording (recorder/query-log-writer.ts: JSON lines) and emits one command
+ * op per statement: its SQL, verdict and rule, and the outcome (command tag and rows, or the
+ * SQLSTATE and message). Times count from the first line, as the replay UI counts them.
+ */
+export class QueryLogExtractor {
+  private startMs: number | undefined;
+  private key = 0;
+  readonly summary: ExtractSummary = { denials: 0, commands: 0 };
+
+  line(line: string, out: IndexOp[]): void {
+    let e: Record<string, unknown>;
+    try {
+      e = JSON.parse(line) as Record<string, unknown>;
+    } catch {
+      return; // a torn last line of a live file
+    }
+    if (!e || typeof e !== 'object') return;
+    const ms = Date.parse(String(e.t));
+    if (!Number.isFinite(ms)) return;
+    this.startMs ??= ms;
+    if (e.type !== 'statement' && e.type !== 'alert') return;
+    this.key++;
+    if (typeof e.sql !== 'string') return;
+    const v = (e.verdict ?? {}) as { action?: string; rule?: string; message?: string; decision?: string; hold?: string };
+    const verdict: CommandVerdict = VERDICTS.has(v.action as CommandVerdict) ? (v.action as CommandVerdict) : 'allow';
+    if (verdict === 'deny') this.summary.denials++;
+    this.summary.commands++;
+    out.push({
+      op: 'command', key: this.key, t: (ms - this.startMs) / 1000, ts: ms, via: 'sql',
+      text: e.sql.slice(0, MAX_TEXT), name: sqlName(e.sql), verdict,
+      ...(typeof v.rule === 'string' ? { rule: v.rule } : {}),
+      ...(outcomeOf(e, v) ? { outcome: outcomeOf(e, v) } : {}),
+    });
+  }
+
+  /** Nothing is held back: every statement line is final when written. */
+  pending(_out: IndexOp[]): void {}
+
+  end(_out: IndexOp[]): void {}
+}
+
+function outcomeOf(e: Record<string, unknown>, v: { decision?: string; hold?: string }): string | undefined {
+  const err = e.error as { sqlstate?: string; message?: string } | undefined;
+  const parts: string[] = [];
+  if (e.type === 'alert') parts.push('alert');
+  if (err) parts.push(`ERROR ${err.sqlstate ?? ''} ${err.message ?? ''}`.replace(/\s+/g, ' ').trim());
+  else {
+    const tag = typeof e.tag === 'string' ? e.tag : Array.isArray(e.tags) ? e.tags.join(', ') : undefined;
+    if (tag) parts.push(tag);
+    else if (typeof e.rows === 'number') parts.push(`${e.rows} rows`);
+  }
+  if (v.decision) parts.push(`review ${v.decision}${v.hold ? ` (${v.hold})` : ''}`);
+  return parts.length ? parts.join('; ').slice(0, 2000) : undefined;
+}

@@ -1,0 +1,23 @@
+import type { RecordingMeta } from '../recording.types.js';
+
+export interface WorkerOptions {
+  dataDir: string;
+  /** How often live recordings are read (ms). */
+  tickMs: number;
+  /** CPU nice value of the worker thread (default 19, the lowest priority). */
+  nice?: number;
+}
+
+/** Main thread → index worker. */
+export type WorkerIn =
+  | { type: 'meta'; meta: RecordingMeta }
+  | { type: 'sync' }
+  | { type: 'close' };
+
+/** Index worker → main thread. */
+export type WorkerOut =
+  | { type: 'ready' }
+  | { type: 'status'; building: boolean; done: number; total: number }
+  | { type: 'reset'; why: string }
+  | { type: 'error'; message: string }
+  | { type: 'closed' };
