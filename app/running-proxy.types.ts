@@ -2,6 +2,7 @@ import type { ControlPlane } from './control-plane.js';
 import type { Listener } from '../proxy/broker.types.js';
 import type { Metrics } from './metrics.js';
 import type { Readiness } from './health.js';
+import type { LiveIndex } from '../recorder/index/live-index.js';
 
 /** A started `pam serve`: what the signal handlers and the tests hold. */
 export interface RunningProxy {
@@ -15,5 +16,7 @@ export interface RunningProxy {
   readiness: Readiness;
   /** Listeners that take sessions (http, ssh, postgres), for a graceful stop. */
   listeners: Listener[];
+  /** The catalog and search index, written by its worker thread while sessions run. */
+  index: LiveIndex;
   close(): Promise<void>;
 }

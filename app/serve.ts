@@ -13,6 +13,7 @@ import { createReadiness } from './health.js';
 import type { RunningProxy } from './running-proxy.types.js';
 import { startOpsServer } from './ops-http.js';
 import { installSignals } from './signals.js';
+import { LiveIndex } from '../recorder/index/live-index.js';
 
 export type { RunningProxy } from './running-proxy.types.js';
 
@@ -24,6 +25,7 @@ export async function startProxy(config: Config, opts: { log?: Log } = {}): Prom
   const log = opts.log ?? createLog(config.log);
   const cp = await openControlPlane(config, { log });
   const listeners: Listener[] = [];
+  let index: LiveIndex | undefined;
   let ops: Listener | undefined;
   let timer: NodeJS.Timeout | undefined;
   const readiness = createReadiness({
@@ -42,13 +44,18 @@ export async function startProxy(config: Config, opts: { log?: Log } = {}): Prom
     readiness.setListening(false);
     for (const l of [...listeners].reverse()) await l.close().catch(() => undefined);
     await ops?.close().catch(() => undefined);
+    // After the listeners: the sessions they ended have written their last catalog entries.
+    await index?.close().catch(() => undefined);
     metrics.close();
     await cp.close();
   };
   try {
     if (config.listen.metrics) ops = await startOpsServer(config.listen.metrics, { registry: metrics.registry, readiness, log: log.child({ component: 'ops' }) });
-    const ui = replayUi(cp);
-    const http = await startHttpServer(cp, config.listen.http!, ui);
+    // Before the brokers: every recording they open is followed from its first line. A missing
+    // or stale index is brought up to date in the background while everything serves.
+    index = await LiveIndex.start({ dataDir: config.dataDir, catalog: cp.recordings });
+    const ui = replayUi({ ...cp, index });
+    const http = await startHttpServer({ ...cp, index }, config.listen.http!, ui);
     listeners.push({ port: http.port, close: async () => { ui.close(); await http.close(); } });
     const ssh = config.listen.ssh ? await startSshBroker(cp, config.listen.ssh, { reviewTimeoutMs: config.reviewTimeoutMs }) : undefined;
     if (ssh) listeners.push(ssh);
@@ -59,7 +66,7 @@ export async function startProxy(config: Config, opts: { log?: Log } = {}): Prom
     timer = setInterval(() => void readiness.check(), READINESS_EVERY_MS);
     timer.unref();
     void readiness.check();
-    return { cp, http, ssh, postgres, ops, metrics, readiness, listeners, close: closeAll };
+    return { cp, http, ssh, postgres, ops, metrics, readiness, listeners, index, close: closeAll };
   } catch (err) {
     await closeAll();
     throw err;

@@ -1,5 +1,8 @@
 import type { CommandOp, CommandVerdict, ExtractSummary, IndexOp } from './index.types.js';
-import { commandName, plainText, TypedLines } from './text-clean.js';
+import { parseCastEvent } from '../cast-reader.js';
+import { plainText } from '../terminal-escapes.js';
+import { TypedLines } from '../typed-line.js';
+import { commandName } from './command-name.js';
 
 /** An output chunk closes after this much recording time or text, so a hit points near its moment. */
 export const CHUNK_SECONDS = 2;
@@ -43,17 +46,11 @@ export class AsciicastExtractor {
     if (!m) return;
     const type = m[2];
     if (type !== 'o' && type !== 'i' && type !== 'm') return;
-    let e: unknown;
-    try {
-      e = JSON.parse(line);
-    } catch {
-      return;
-    }
-    if (!Array.isArray(e) || typeof e[0] !== 'number' || typeof e[2] !== 'string') return;
-    const t = e[0];
-    const data = e[2];
+    const e = parseCastEvent(line);
+    if (!e) return;
+    const [t, , data] = e;
     if (type === 'o') this.output(t, data, out);
-    else if (type === 'i') this.typed.feed(t, data, (lt, l) => this.command(lt, 'shell', l, out));
+    else if (type === 'i') this.typed.feed(t, data, (lt, l) => this.command(lt, 'shell', l.trim(), out));
     else this.marker(t, data, out);
   }
 

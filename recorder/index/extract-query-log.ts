@@ -1,5 +1,5 @@
 import type { CommandVerdict, ExtractSummary, IndexOp } from './index.types.js';
-import { sqlName } from './text-clean.js';
+import { sqlName } from './command-name.js';
 
 const MAX_TEXT = 20_000;
 const VERDICTS = new Set<CommandVerdict>(['allow', 'alert', 'review', 'deny']);

@@ -3,19 +3,18 @@
  *
  * It runs at the lowest CPU priority (nice 19; on Linux the nice value is per thread), so under
  * a bulk transfer the brokers keep the CPU and the index catches up afterwards. At start it
- * checks the file (a damaged or foreign file is moved aside and rebuilt), then brings the index
- * in step with the recordings folder in the background while it follows live recordings: every
+ * checks the file (a damaged or foreign file is deleted and rebuilt), then brings the index in
+ * step with the recordings folder in the background while it follows live recordings: every
  * `tickMs` it reads what their files gained. The main thread sends every catalog write.
+ * One lock orders all work: a tick, a catalog write, one recording of the catch-up.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { setPriority } from 'node:os';
 import { join } from 'node:path';
-import type { RecordingMeta } from '../recording.types.js';
 import { Indexer } from './indexer.js';
-import { openIndexFile, indexFileId } from './index-file.js';
-import type { SqliteIndexStore } from './sqlite-index.js';
-import { isCorruption } from './sqlite-index.js';
-import type { WorkerIn, WorkerOut, WorkerOptions } from './index-worker.types.js';
+import { indexFileId, openIndexFile } from './index-file.js';
+import { isCorruption, type SqliteIndexStore } from './sqlite-index.js';
+import type { WorkerIn, WorkerOptions, WorkerOut } from './index-worker.types.js';
 
 const opts = workerData as WorkerOptions;
 const port = parentPort!;
@@ -31,8 +30,22 @@ let store: SqliteIndexStore;
 let indexer: Indexer;
 let fileId = '';
 let closing = false;
-let syncing: Promise<void> | undefined;
+let syncing = false;
 let resync = false;
+let lock: Promise<void> = Promise.resolve();
+
+/** Runs `fn` after everything queued before it; a failure is handled and does not stop the queue. */
+function locked(fn: () => Promise<unknown> | unknown): Promise<void> {
+  const run = lock.then(async () => {
+    try {
+      await fn();
+    } catch (err) {
+      fail(err);
+    }
+  });
+  lock = run;
+  return run;
+}
 
 function open(): void {
   const o = openIndexFile(path, { check: true });
@@ -42,66 +55,75 @@ function open(): void {
   if (o.reset) post({ type: 'reset', why: o.reset });
 }
 
-/** Catches the index up with the folder; runs again if asked while running. */
-function sync(): void {
+/** Catches the index up with the folder; runs once more if asked while running. */
+async function sync(): Promise<void> {
   if (syncing) { resync = true; return; }
-  syncing = (async () => {
+  syncing = true;
+  try {
     do {
       resync = false;
       post({ type: 'status', building: true, done: 0, total: 0 });
       const p = await indexer.sync({
         followLive: true,
+        step: locked,
+        stopped: () => closing,
         onProgress: (pr) => { if (pr.done % 50 === 0 || pr.done === pr.total) post({ type: 'status', building: pr.done < pr.total, ...pr }); },
-        pause: () => (closing ? Promise.reject(new Error('closing')) : new Promise((r) => setImmediate(r))),
       });
       post({ type: 'status', building: false, ...p });
     } while (resync && !closing);
-  })().catch(fail).finally(() => { syncing = undefined; });
+  } finally {
+    syncing = false;
+  }
 }
 
-/** A damaged index found while running: start over from the files. */
+/** A damaged or vanished index found while running: start over from the files. */
 function fail(err: unknown): void {
   if (closing) return;
-  if (isCorruption(err) || (err as NodeJS.ErrnoException)?.code === 'SQLITE_READONLY_DBMOVED') {
+  if (isCorruption(err) || /^SQLITE_(IOERR|READONLY_DBMOVED|CANTOPEN)/.test((err as { code?: string })?.code ?? '')) {
     try { store.close(); } catch { /* already unusable */ }
-    open();
+    try {
+      open();
+    } catch (e) {
+      post({ type: 'error', message: `index cannot be reopened: ${(e as Error).message}` });
+      return;
+    }
     post({ type: 'reset', why: (err as Error).message });
-    sync();
+    void sync();
     return;
   }
   post({ type: 'error', message: (err as Error)?.message ?? String(err) });
 }
 
-function guarded(fn: () => void): void {
-  try {
-    fn();
-  } catch (err) {
-    fail(err);
-  }
+async function finalTick(): Promise<void> {
+  await indexer.tick();
 }
 
 open();
 post({ type: 'ready' });
-sync();
+void sync();
 
 let beats = 0;
-const timer = setInterval(() => guarded(() => {
-  indexer.tick();
-  if (++beats % Math.max(1, Math.round(2000 / opts.tickMs)) === 0) {
-    // The file deleted or replaced under us: reopen and rebuild (a damaged file is found by the next read).
-    if (indexFileId(path) !== fileId) throw Object.assign(new Error('index file deleted or replaced'), { code: 'SQLITE_CORRUPT_VTAB' });
-    store.setInfo('owner', JSON.stringify({ pid: process.pid, beat: Date.now() }));
-  }
-}), opts.tickMs);
+let ticking = false;
+const timer = setInterval(() => {
+  if (ticking) return;
+  ticking = true;
+  void locked(async () => {
+    await indexer.tick();
+    if (++beats % Math.max(1, Math.round(2000 / opts.tickMs)) === 0) {
+      // The file deleted or replaced under us: reopen and rebuild.
+      if (indexFileId(path) !== fileId) throw Object.assign(new Error('index file deleted or replaced'), { code: 'SQLITE_CANTOPEN' });
+      store.setInfo('owner', JSON.stringify({ pid: process.pid, beat: Date.now() }));
+    }
+  }).finally(() => { ticking = false; });
+}, opts.tickMs);
 
 port.on('message', (m: WorkerIn) => {
-  if (m.type === 'meta') guarded(() => indexer.onMeta(m.meta as RecordingMeta));
-  else if (m.type === 'sync') sync();
+  if (m.type === 'meta') void locked(() => indexer.onMeta(m.meta));
+  else if (m.type === 'sync') void sync();
   else if (m.type === 'close') {
     closing = true;
     clearInterval(timer);
-    void (syncing ?? Promise.resolve()).then(() => {
-      guarded(() => indexer.tick());
+    void locked(finalTick).then(() => {
       try {
         store.setInfo('owner', '{}');
         store.close();

@@ -1,12 +1,12 @@
-import { closeSync, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RecordingMeta } from '../recording.types.js';
+import { lineBatches } from '../recording-lines.js';
 import type { IndexedFile, IndexOp, IndexStore } from './index.types.js';
 import { AsciicastExtractor } from './extract-asciicast.js';
 import { QueryLogExtractor } from './extract-query-log.js';
 
 const ID = /^[0-9a-z]{8,16}-[0-9a-f]{8}$/;
-const READ_CHUNK = 1024 * 1024;
 /** Ops written per transaction while a whole file is read. */
 const BATCH_OPS = 2000;
 
@@ -16,8 +16,8 @@ type Extractor = AsciicastExtractor | QueryLogExtractor;
 interface Followed {
   meta: RecordingMeta;
   ex: Extractor;
+  /** Bytes read: the next line starts here. */
   offset: number;
-  carry: Buffer;
 }
 
 export interface IndexerStore extends IndexStore {
@@ -117,8 +117,7 @@ export class Indexer {
 
   /**
    * Re-reads what changed. `skip(meta)` leaves a recording alone (the rebuild beside a running
-   * proxy leaves live ones to the proxy). `pause` lets the caller serve messages between
-   * recordings; it resolves when the folder and the index agree.
+   * proxy leaves live ones to the proxy). Resolves when the folder and the index agree.
    */
   async sync(opts: {
     skip?: (meta: RecordingMeta) => boolean;
@@ -127,48 +126,48 @@ export class Indexer {
     /** Re-read every recording, changed or not (`pam index rebuild`). */
     all?: boolean;
     onProgress?: (p: SyncProgress) => void;
-    pause?: () => Promise<void>;
+    /** Runs each recording's step; the worker passes its lock, so ticks and catalog writes go in between. */
+    step?: (fn: () => Promise<void>) => Promise<void>;
+    /** Checked between recordings: true stops the sync (closing). */
+    stopped?: () => boolean;
   } = {}): Promise<SyncProgress> {
-    const { changed, gone } = this.stale(opts.all);
-    this.store.batch(() => { for (const id of gone) this.store.forget(id); });
-    const progress = { done: 0, total: changed.length };
+    const step = opts.step ?? ((fn) => fn());
+    const progress = { done: 0, total: 0 };
+    let pending: string[] = [];
+    await step(async () => {
+      const { changed, gone } = this.stale(opts.all);
+      this.store.batch(() => { for (const id of gone) this.store.forget(id); });
+      progress.total = changed.length;
+      pending = changed;
+    });
     opts.onProgress?.(progress);
-    for (const id of changed) {
-      const meta = this.readMeta(id);
-      if (meta && !opts.skip?.(meta) && !this.followed.has(id)) {
+    for (const id of pending) {
+      if (opts.stopped?.()) break;
+      await step(async () => {
+        const meta = this.readMeta(id);
+        if (!meta || opts.skip?.(meta) || this.followed.has(id)) return;
         if (meta.status === 'live' && opts.followLive) this.follow(meta, true);
-        else this.indexFile(meta);
-      }
+        else await this.indexFile(meta);
+      });
       progress.done++;
       opts.onProgress?.(progress);
-      if (opts.pause) await opts.pause();
     }
     return progress;
   }
 
   /** Reads one recording from its files into the index, replacing what was there. */
-  indexFile(meta: RecordingMeta): void {
-    const ex = extractorFor(meta);
-    const path = this.dataPath(meta);
-    let dataSize = -1;
+  async indexFile(meta: RecordingMeta): Promise<void> {
+    const f: Followed = { meta, ex: extractorFor(meta), offset: 0 };
     this.store.batch(() => this.store.forgetData(meta.id));
-    let ops: IndexOp[] = [];
-    const flush = () => {
-      const batch = ops;
-      ops = [];
-      this.store.batch(() => this.store.apply(meta.id, batch));
-    };
+    let dataSize = -1;
     try {
-      dataSize = statSync(path).size;
-      const f: Followed = { meta, ex, offset: 0, carry: Buffer.alloc(0) };
-      this.read(f, ops, () => { if (ops.length >= BATCH_OPS) flush(); });
-      if (f.carry.length) ex.line(f.carry.toString('utf8'), ops); // a last line without its newline
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    }
-    ex.end(ops);
-    flush();
-    this.finishSession(meta, ex, dataSize);
+      dataSize = statSync(this.dataPath(meta)).size;
+    } catch { /* no data file: a session row without text */ }
+    await this.read(f, true, (ops) => this.store.batch(() => this.store.apply(meta.id, ops)));
+    const ops: IndexOp[] = [];
+    f.ex.end(ops);
+    this.store.batch(() => this.store.apply(meta.id, ops));
+    this.finishSession(meta, f.ex, dataSize);
   }
 
   private finishSession(meta: RecordingMeta, ex: Extractor, dataSize: number): void {
@@ -181,8 +180,8 @@ export class Indexer {
     });
   }
 
-  /** A catalog write (create or update) of this node's proxy. */
-  onMeta(meta: RecordingMeta): void {
+  /** A catalog write (create or update) of this node's proxy. Calls must not overlap (the worker queues them). */
+  async onMeta(meta: RecordingMeta): Promise<void> {
     const f = this.followed.get(meta.id);
     if (meta.status === 'live') {
       if (f) {
@@ -195,21 +194,21 @@ export class Indexer {
     }
     if (!f) {
       // Ended before we followed it (or an update of an old one): read it whole if it changed.
-      if (this.differs(meta.id, this.store.indexedFile(meta.id))) this.indexFile(meta);
+      if (this.differs(meta.id, this.store.indexedFile(meta.id))) await this.indexFile(meta);
       return;
     }
     f.meta = meta;
+    // The writer sealed the file before this catalog write: everything is on disk.
+    await this.read(f, true, (ops) => this.store.batch(() => this.store.apply(meta.id, ops)));
     const ops: IndexOp[] = [];
-    this.read(f, ops);
-    if (f.carry.length) f.ex.line(f.carry.toString('utf8'), ops);
     f.ex.end(ops);
     this.store.batch(() => this.store.apply(meta.id, ops));
     this.followed.delete(meta.id);
-    this.finishSession(meta, f.ex, f.offset + f.carry.length);
+    this.finishSession(meta, f.ex, f.offset);
   }
 
   private follow(meta: RecordingMeta, fromFiles: boolean): void {
-    const f: Followed = { meta, ex: extractorFor(meta), offset: 0, carry: Buffer.alloc(0) };
+    const f: Followed = { meta, ex: extractorFor(meta), offset: 0 };
     this.followed.set(meta.id, f);
     this.store.batch(() => {
       if (fromFiles) this.store.forgetData(meta.id);
@@ -217,59 +216,48 @@ export class Indexer {
     });
   }
 
-  /** Reads what the followed recordings gained; their open output chunks become searchable now. */
-  tick(): number {
-    let ops: IndexOp[] = [];
-    const all: [string, IndexOp[]][] = [];
-    for (const f of this.followed.values()) {
-      const before = f.ex.summary.denials + f.ex.summary.commands;
-      this.read(f, ops);
-      f.ex.pending(ops);
-      if (ops.length) all.push([f.meta.id, ops]);
-      if (f.ex.summary.denials + f.ex.summary.commands !== before) all.push([f.meta.id, []]);
-      ops = [];
-    }
-    if (!all.length) return 0;
+  /** Reads what the followed recordings gained; their open output chunks become searchable now. Returns the ops written. */
+  async tick(): Promise<number> {
     let n = 0;
-    this.store.batch(() => {
-      for (const [id, o] of all) {
-        this.store.apply(id, o);
-        n += o.length;
-        const f = this.followed.get(id);
-        if (f) this.store.upsertSession(f.meta, f.ex.summary);
-      }
-    });
+    for (const f of [...this.followed.values()]) {
+      const before = f.ex.summary.denials + f.ex.summary.commands;
+      const ops: IndexOp[] = [];
+      await this.read(f, false, (o) => ops.push(...o));
+      f.ex.pending(ops);
+      if (!this.followed.has(f.meta.id)) continue;
+      const counted = f.ex.summary.denials + f.ex.summary.commands !== before;
+      if (!ops.length && !counted) continue;
+      this.store.batch(() => {
+        this.store.apply(f.meta.id, ops);
+        if (counted) this.store.upsertSession(f.meta, f.ex.summary);
+      });
+      n += ops.length;
+    }
     return n;
   }
 
-  /** Complete lines from `f.offset` to the end of the file. */
-  private read(f: Followed, ops: IndexOp[], afterChunk?: () => void): void {
-    let fd: number;
+  /**
+   * Feeds the lines from `f.offset` to the extractor; `onOps` gets the ops of each read chunk.
+   * A last line without its newline is left for the next read, unless `toEnd` (the file is
+   * sealed or was torn by a crash: it is fed as it is, and a torn line fails to parse).
+   */
+  private async read(f: Followed, toEnd: boolean, onOps: (ops: IndexOp[]) => void): Promise<void> {
     try {
-      fd = openSync(this.dataPath(f.meta), 'r');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-      throw err;
-    }
-    try {
-      const buf = Buffer.allocUnsafe(READ_CHUNK);
-      for (;;) {
-        const n = readSync(fd, buf, 0, READ_CHUNK, f.offset + f.carry.length);
-        if (n <= 0) break;
-        const data = f.carry.length ? Buffer.concat([f.carry, buf.subarray(0, n)]) : buf.subarray(0, n);
-        let from = 0;
-        for (;;) {
-          const nl = data.indexOf(10, from);
-          if (nl < 0) break;
-          if (nl > from) f.ex.line(data.toString('utf8', from, nl), ops);
-          from = nl + 1;
+      let ops: IndexOp[] = [];
+      for await (const batch of lineBatches(this.dataPath(f.meta), f.offset)) {
+        for (const line of batch) {
+          if (!line.complete && !toEnd) break;
+          f.ex.line(line.text, ops);
+          f.offset = line.offset + line.bytes;
         }
-        f.offset += from;
-        f.carry = Buffer.from(data.subarray(from));
-        afterChunk?.();
+        if (ops.length >= BATCH_OPS) {
+          onOps(ops);
+          ops = [];
+        }
       }
-    } finally {
-      closeSync(fd);
+      if (ops.length) onOps(ops);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     }
   }
 }

@@ -27,6 +27,8 @@ export class LiveIndex implements RecordingSearch {
   private readonly unsubscribe: () => void;
   private closed: Promise<void> | undefined;
   private readonly ready: Promise<void>;
+  /** Why the worker started the index afresh (a damaged or foreign file), in order. */
+  readonly resets: string[] = [];
   /** Called with every status change and reset (tests, logs). */
   onEvent: ((m: WorkerOut) => void) | undefined;
 
@@ -41,7 +43,11 @@ export class LiveIndex implements RecordingSearch {
     this.worker.on('message', (m: WorkerOut) => {
       if (m.type === 'ready') started();
       else if (m.type === 'status') this.state = { state: m.building ? 'building' : 'ready', done: m.done, total: m.total };
-      else if (m.type === 'reset') this.dropReader();
+      else if (m.type === 'reset') {
+        this.resets.push(m.why);
+        console.error(`pam: index: started afresh (${m.why}); rebuilding from the recordings`);
+        this.dropReader();
+      }
       else if (m.type === 'error') console.error(`pam: index: ${m.message}`);
       this.onEvent?.(m);
     });
@@ -100,6 +106,8 @@ export class LiveIndex implements RecordingSearch {
   close(): Promise<void> {
     this.closed ??= (async () => {
       this.unsubscribe();
+      // The last connection to close checkpoints the WAL into the file: the writer's.
+      this.dropReader();
       const done = new Promise<void>((res) => {
         this.worker.once('exit', () => res());
         this.worker.on('message', (m: WorkerOut) => { if (m.type === 'closed') void this.worker.terminate(); });
@@ -107,7 +115,6 @@ export class LiveIndex implements RecordingSearch {
       this.worker.postMessage({ type: 'close' } satisfies WorkerIn);
       await Promise.race([done, new Promise((r) => setTimeout(r, 10_000).unref())]);
       await this.worker.terminate();
-      this.dropReader();
     })();
     return this.closed;
   }

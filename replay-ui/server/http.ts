@@ -17,6 +17,7 @@ import { Router, type RequestContext, type Route } from './router.js';
 import { accessRoutes } from './api-access.js';
 import { auditRoutes } from './api-audit.js';
 import { recordingRoutes } from './api-recordings.js';
+import { searchRoutes } from './api-search.js';
 import { policyRoutes } from './api-policy.js';
 
 const MAX_BODY = 1024 * 1024;
@@ -63,6 +64,7 @@ export async function startHttpServer(cp: HttpDeps, listen: { host: string; port
     ...accessRoutes(cp),
     ...auditRoutes(cp),
     ...recordingRoutes(cp),
+    ...searchRoutes(cp),
     ...policyRoutes(cp),
     ...(extra.routes ?? []),
   );

@@ -7,6 +7,7 @@ import type { SshKeyBindings } from '../../access/ssh-keys.js';
 import type { SessionRegistry } from '../../access/live-sessions.js';
 import type { FileAuditLog } from '../../recorder/audit-log.js';
 import type { RecordingCatalog } from '../../recorder/catalog.js';
+import type { RecordingSearch } from '../../recorder/index/index.types.js';
 import type { RunningPolicyEngine } from '../../policies/engine.js';
 import type { Role } from '../../policies/roles.js';
 import type { TransparencyLog } from '../../recorder/evidence/transparency-log.js';
@@ -23,6 +24,8 @@ export interface HttpDeps {
   access: AccessService;
   audit: FileAuditLog;
   recordings: RecordingCatalog;
+  /** The catalog and full-text index (search, sessions list); absent: those routes answer 503. */
+  index?: RecordingSearch;
   sessions: SessionRegistry;
   policy: RunningPolicyEngine;
   holds: HoldService;

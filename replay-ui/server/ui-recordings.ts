@@ -10,9 +10,8 @@ import type { Route } from './router.js';
 import { castIndex, castWindow } from '../../recorder/cast-reader.js';
 import { statementParams, statementRows } from '../../recorder/query-log-reader.js';
 import { ReaderCache } from '../../recorder/reader-cache.js';
-import { searchRecording, type SearchHit } from '../../recorder/search.js';
-
-const MAX_HITS = 200;
+import { sessionsRequest } from '../../recorder/index/sessions-request.js';
+import { indexCall, indexError, requireIndex } from './api-search.js';
 
 /** Routes the browser app needs beyond the public API: session list with filters, search, replay data. */
 export function uiRecordingRoutes(cp: HttpDeps): Route[] {
@@ -25,13 +24,6 @@ export function uiRecordingRoutes(cp: HttpDeps): Route[] {
   const path = (m: RecordingMeta) => cp.recordings.dataPath(m.id, m.format);
   /** Indexes and statement rows of recently opened recordings, rebuilt when a file changes. */
   const cache = new ReaderCache();
-  const denials = async (m: RecordingMeta): Promise<number> => {
-    try {
-      return m.format === 'asciicast' ? (await castIndex(path(m), cache)).denials : (await statementRows(path(m), cache)).denials;
-    } catch {
-      return 0;
-    }
-  };
   const opened = new Map<string, number>();
   /** Audits an auditor opening a recording (once a minute per auditor and recording, so seeking does not flood the log). */
   const auditOpen = async (actor: string, m: RecordingMeta, how: string) => {
@@ -45,56 +37,24 @@ export function uiRecordingRoutes(cp: HttpDeps): Route[] {
 
   return [
     {
+      // The sessions page: newest first from the index, one page per call (`next_cursor`).
       method: 'GET', path: '/api/v1/ui/sessions',
       handler: async ({ identity, url }) => {
         requireAudit(cp, identity);
-        const q = url.searchParams;
-        const user = q.get('user')?.toLowerCase();
-        const target = q.get('target')?.toLowerCase();
-        const protocol = q.get('protocol');
-        const status = q.get('status');
-        const from = q.get('from') ? Date.parse(q.get('from')!) : undefined;
-        const to = q.get('to') ? Date.parse(q.get('to')!) : undefined;
-        const onlyDenials = q.get('denials') === '1';
+        const index = requireIndex(cp);
+        const query = indexCall(() => sessionsRequest(url.searchParams));
+        let page;
+        try {
+          page = await index.sessions(query);
+        } catch (err) {
+          throw indexError(err);
+        }
         const live = new Map(cp.sessions.list().map((s) => [s.recordingId, s]));
-        const out = [];
-        for (const m of await cp.recordings.list()) {
-          if (user && !m.user.toLowerCase().includes(user)) continue;
-          if (target && !m.target.toLowerCase().includes(target)) continue;
-          if (protocol && m.protocol !== protocol) continue;
-          const isLive = m.status === 'live';
-          if (status === 'live' && !isLive) continue;
-          if (status === 'ended' && isLive) continue;
-          const start = Date.parse(m.start);
-          if (from !== undefined && Number.isFinite(from) && start < from) continue;
-          if (to !== undefined && Number.isFinite(to) && start > to) continue;
-          const d = await denials(m);
-          if (onlyDenials && d === 0) continue;
-          out.push({ ...m, denials: d, liveSession: live.get(m.id)?.id ?? null });
-          if (out.length >= 1000) break;
-        }
-        return out;
-      },
-    },
-    {
-      method: 'GET', path: '/api/v1/ui/search',
-      handler: async ({ identity, url }) => {
-        requireAudit(cp, identity);
-        const q = (url.searchParams.get('q') ?? '').trim();
-        if (q.length < 2 || q.length > 200) throw new HttpError(400, '"q" must be 2 to 200 characters');
-        const hits: SearchHit[] = [];
-        let scanned = 0;
-        for (const m of await cp.recordings.list()) {
-          scanned++;
-          try {
-            hits.push(...(await searchRecording(m, path(m), q, Math.min(20, MAX_HITS - hits.length))));
-          } catch {
-            continue;
-          }
-          if (hits.length >= MAX_HITS) break;
-        }
-        await cp.audit.append({ type: 'recording.search', actor: identity.user, query: q, hits: hits.length });
-        return { query: q, scanned, hits };
+        return {
+          sessions: page.sessions.map((m) => ({ ...m, liveSession: live.get(m.id)?.id ?? null })),
+          next_cursor: page.next ?? null,
+          index: index.status(),
+        };
       },
     },
     {

@@ -1,0 +1,28 @@
+/** Command names of shell lines and statements, for display and filtering in the index. */
+
+const WRAPPERS = new Set(['sudo', 'doas', 'env', 'nohup', 'time', 'exec', 'nice', 'ionice', 'command', 'builtin', 'stdbuf', 'timeout']);
+
+/**
+ * The command a shell line runs, for display and filtering: the first word that is not an
+ * assignment, an option of a wrapper or a wrapper (`sudo -u x /usr/bin/systemctl stop` →
+ * `systemctl`). A heuristic: the policy engine's parser decides verdicts, not this.
+ */
+export function commandName(line: string): string {
+  const words = line.trim().split(/\s+/);
+  let wrapped = false;
+  for (const w of words) {
+    if (!w) continue;
+    if (/^[A-Za-z_][A-Za-z0-9_]*=/.test(w)) continue;
+    if (wrapped && w.startsWith('-')) continue;
+    const base = w.replace(/^.*\//, '');
+    if (WRAPPERS.has(base)) { wrapped = true; continue; }
+    return base.slice(0, 100);
+  }
+  return (words[0] ?? '').slice(0, 100);
+}
+
+/** First keyword of a statement, upper-cased (`select` → `SELECT`), comments skipped. */
+export function sqlName(sql: string): string {
+  const s = sql.replace(/^(\s+|--[^\n]*\n?|\/\*[\s\S]*?\*\/)+/, '');
+  return (/^[A-Za-z]+/.exec(s)?.[0] ?? '').toUpperCase();
+}
