@@ -136,7 +136,8 @@ describe('search index over real sessions', () => {
       ch.write('echo zebra-$((6*7))-quokka\r');
       await waitFor(() => seen.includes('zebra-42-quokka'), 'output');
       // Searchable while the session is live (the worker reads the growing file).
-      const live = await waitFor(async () => (await search({ q: 'quokka', kind: 'output' })).hits[0], 'live hit', 800);
+      // The echo of the typed line matches too; wait for the printed result.
+      const live = await waitFor(async () => (await search({ q: 'quokka', kind: 'output' })).hits.find((h) => h.snippet.includes('zebra-42-quokka')), 'live hit', 800);
       sshRecording = live.recording;
       expect(proxy.cp.sessions.list().some((s) => s.recordingId === live.recording)).toBe(true);
       expect(live).toMatchObject({ user: 'dana', target: 'web-prod', login: 'root', kind: 'output', protocol: 'ssh' });
