@@ -44,16 +44,4 @@ export class SessionRegistry {
     s.kill(reason);
     return true;
   }
-
-  /** Ends every session using the grant (revocation, expiry). */
-  killByGrant(grantId: string, reason: string): number {
-    let n = 0;
-    for (const s of [...this.live.values()]) {
-      if (s.info.grantId === grantId) {
-        s.kill(reason);
-        n++;
-      }
-    }
-    return n;
-  }
 }

@@ -42,6 +42,8 @@ export interface ControlPlane extends BrokerDeps {
   evidence?: TransparencyLog;
   /** What `pam audit verify` and `pam recordings verify` read. */
   evidenceSources: EvidenceSources;
+  /** Current roles (reloaded with the policy files). */
+  roles: () => Role[];
   /** Present with `identity: { dev: true }`: signs tokens for first runs and tests. */
   dev?: {
     issue(user: string, groups: string[], opts?: DevIssueOptions): Promise<string>;
@@ -120,6 +122,7 @@ export async function openControlPlane(config: Config, opts: { log?: Log } = {})
     dir: config.policiesDir,
     // Read at each evaluation, so a SIGHUP reload of targets changes the defaults too.
     targets: (name) => config.targets.find((t) => t.name === name)?.defaultAction,
+    roles: () => roles,
     onError: reportPolicyError,
     onReload: () => {
       try {

@@ -5,7 +5,10 @@
  * is called once per bad version (the proxy audits it).
  */
 import { readFileSync, watch, type FSWatcher } from 'node:fs';
-import type { Action, PolicyEngine, PolicyRequest, Verdict } from './policy.types.js';
+import type { Action, PolicyRequest, Verdict } from './policy.types.js';
+import type { PolicyEngine } from './engine.types.js';
+import { engineCache, POLICY_ERROR_RULE } from './engine-cache.js';
+import type { Role } from './roles.js';
 import { combineRuleFiles, parseRuleFile, policyFiles, PolicyFileError, type RuleFile, type RuleSet } from './rules.js';
 import { evaluate } from './evaluator.js';
 import { initSqlParser } from './sql-classify.js';
@@ -19,6 +22,8 @@ export interface PolicyEngineOptions {
    * A target missing here is treated as `deny`: the brokers only serve configured targets.
    */
   targets: Record<string, Action> | ((target: string) => Action | undefined);
+  /** The roles in force (read from the same files by the control plane), for `subjectOf`. Default: none. */
+  roles?: () => Role[];
   /** A file was refused on reload (or evaluation failed and was denied). */
   onError?(err: Error): void;
   /** A new rule set is in force. */
@@ -30,9 +35,6 @@ export interface PolicyEngineOptions {
 }
 
 export interface RunningPolicyEngine extends PolicyEngine {
-  evaluate(request: PolicyRequest): Verdict;
-  /** The rule set in force. */
-  rules(): RuleSet;
   /** Re-reads the folder now; returns the errors of refused files (also sent to onError). */
   reload(): Error[];
   close(): void;
@@ -147,16 +149,19 @@ export async function createPolicyEngine(opts: PolicyEngineOptions): Promise<Run
   const poll = setInterval(reload, opts.pollMs ?? 1000);
   poll.unref();
 
+  const evaluateNow = (request: PolicyRequest): Verdict => {
+    try {
+      return evaluate(current, request, defaultFor(request.target));
+    } catch (e) {
+      report(new Error(`policy evaluation failed: ${(e as Error).message}`, { cause: e }));
+      return { action: 'deny', rule: POLICY_ERROR_RULE, message: 'The policy could not be evaluated; denied.' };
+    }
+  };
+  const noRoles: Role[] = [];
   return {
-    evaluate(request: PolicyRequest): Verdict {
-      try {
-        return evaluate(current, request, defaultFor(request.target));
-      } catch (e) {
-        report(new Error(`policy evaluation failed: ${(e as Error).message}`, { cause: e }));
-        return { action: 'deny', rule: 'policy-error', message: 'The policy could not be evaluated; denied.' };
-      }
-    },
+    evaluate: evaluateNow,
     rules: () => current,
+    ...engineCache({ evaluate: evaluateNow, rules: () => current, roles: opts.roles ?? (() => noRoles), defaultFor }),
     reload,
     close() {
       closed = true;

@@ -24,7 +24,5 @@ export type PolicyRequest =
   | (PolicySubject & { protocol: 'ssh'; kind: 'channel'; channel: 'sftp' | 'scp' | 'port-forward' | 'agent-forward' | 'x11'; destination?: string })
   | (PolicySubject & { protocol: 'postgres'; kind: 'sql'; sql: string });
 
-/** What the brokers hold: the current rule set, swapped in place when files change. */
-export interface PolicyEngine {
-  evaluate(request: PolicyRequest): Verdict;
-}
+/** What a request asks about, without who asks: a shell command, a channel, an SQL text. */
+export type PolicyIntent = PolicyRequest extends infer R ? (R extends PolicyRequest ? Omit<R, keyof PolicySubject> : never) : never;

@@ -3,10 +3,9 @@ import type { IdentityVerifier } from '../access/identity.types.js';
 import type { Vault } from '../access/vault.types.js';
 import type { AuditLog } from '../recorder/audit.types.js';
 import type { RecordingCatalog } from '../recorder/catalog.js';
-import type { PolicyEngine } from '../policies/policy.types.js';
+import type { PolicyEngine } from '../policies/engine.types.js';
 import type { Config } from '../config/config.types.js';
 import type { SessionRegistry } from '../access/live-sessions.js';
-import type { Role } from '../policies/roles.js';
 import type { SshKeyBindings } from '../access/ssh-keys.js';
 import type { HoldService } from '../access/holds.js';
 
@@ -19,8 +18,6 @@ export interface BrokerDeps {
   audit: AuditLog;
   recordings: RecordingCatalog;
   sessions: SessionRegistry;
-  /** Current roles (reloaded with the policy files); used to give the policy evaluator role names. */
-  roles: () => Role[];
   /** Keys bound with `pam login --key` (SSH publickey auth); optional in tests. */
   sshKeys?: SshKeyBindings;
   /** Review holds (`review` verdicts wait here for an approver); absent = review acts as deny. */

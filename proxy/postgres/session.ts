@@ -195,11 +195,12 @@ export class PostgresSession {
     const target = this.auth.target as PostgresTarget;
     const up = this.upstream;
     const recorder = this.live.recording;
+    const seam = deps.policy && { policy: deps.policy, audit: deps.audit };
     this.tracker = new StatementTracker({
       redactParameters: deps.config.postgres.redactParameters,
-      check: deps.policy ? sqlPolicyCheck(deps, identity, target.name, login, () => recorder.id) : undefined,
-      checkFastpath: deps.policy ? fastpathPolicyCheck(deps, identity, target.name, login, () => recorder.id) : undefined,
-      canHold: deps.policy !== undefined && deps.holds !== undefined,
+      check: seam ? sqlPolicyCheck(seam, identity, target.name, login, () => recorder.id) : undefined,
+      checkFastpath: seam ? fastpathPolicyCheck(seam, identity, target.name, login, () => recorder.id) : undefined,
+      canHold: seam !== undefined && deps.holds !== undefined,
       record: (line) => recorder.line(line),
     });
     const key = this.ctx.keys.add(() => {

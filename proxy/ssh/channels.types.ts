@@ -3,7 +3,8 @@
 import type ssh2 from 'ssh2';
 import type { AsciicastWriter } from '../../recorder/asciicast-writer.js';
 import type { AuditEvent } from '../../recorder/audit.types.js';
-import type { PolicyEngine, PolicySubject } from '../../policies/policy.types.js';
+import type { PolicySubject } from '../../policies/policy.types.js';
+import type { PolicyEngine } from '../../policies/engine.types.js';
 import type { CommandPolicy } from './command-policy.js';
 import type { OnEnter } from './enter-gate.js';
 

@@ -9,7 +9,8 @@
 import type { Identity } from '../../access/identity.types.js';
 import type { HoldService } from '../../access/holds.js';
 import type { AuditEvent } from '../../recorder/audit.types.js';
-import type { PolicyEngine, PolicySubject, Verdict } from '../../policies/policy.types.js';
+import type { PolicySubject, Verdict } from '../../policies/policy.types.js';
+import type { PolicyEngine } from '../../policies/engine.types.js';
 import type { EnterVerdict } from './enter-gate.js';
 import { DEFAULT_REVIEW_TIMEOUT_MS } from '../../config/defaults.js';
 

@@ -193,8 +193,9 @@ export class SshConnection {
 
   private handleReady(): void {
     const auth = this.auth!;
-    const roles = this.deps.roles().filter((r) => r.groups.some((g) => auth.identity.groups.includes(g))).map((r) => r.name);
-    const subject = { user: auth.identity.user, groups: auth.identity.groups, roles, target: auth.target.name, login: auth.login };
+    // Roles are resolved once, at login: a session keeps the roles it started with.
+    const subject = this.deps.policy?.subjectOf(auth.identity, auth.target.name, auth.login)
+      ?? { user: auth.identity.user, groups: auth.identity.groups, roles: [], target: auth.target.name, login: auth.login };
     const recording = this.live!.recording;
     const audit = (e: AuditEvent) => this.audit({ target: auth.target.name, login: auth.login, recording: recording.id, ...e });
     const commands = this.deps.policy

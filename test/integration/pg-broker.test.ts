@@ -11,7 +11,8 @@ import { startControlPlane, type TestControlPlane } from '../helpers/control-pla
 import { startPostgresBroker } from '../../proxy/postgres/server.js';
 import type { Listener } from '../../proxy/broker.types.js';
 import type { Target } from '../../config/config.types.js';
-import type { PolicyEngine, PolicyRequest } from '../../policies/policy.types.js';
+import type { PolicyRequest } from '../../policies/policy.types.js';
+import { policyEngineOf } from '../helpers/policy-engine.js';
 
 /**
  * The Postgres broker against the machine's PostgreSQL (127.0.0.1:5432): psql, pgbench and
@@ -77,13 +78,11 @@ beforeAll(async () => {
   cp = await startControlPlane({ targets });
   await cp.setSecret('itdb-dba', 'dba-secret-1');
   broker = await startPostgresBroker(cp.deps, { host: '127.0.0.1', port: 0 });
-  const policy: PolicyEngine = {
-    evaluate(req) {
-      seenByPolicy.push(req);
-      if (req.protocol === 'postgres' && /drop\s+table/i.test(req.sql)) return { action: 'deny', rule: 'no-drop', message: 'DROP TABLE is not allowed here' };
-      return { action: 'allow' };
-    },
-  };
+  const policy = policyEngineOf((req) => {
+    seenByPolicy.push(req);
+    if (req.protocol === 'postgres' && /drop\s+table/i.test(req.sql)) return { action: 'deny', rule: 'no-drop', message: 'DROP TABLE is not allowed here' };
+    return { action: 'allow' };
+  }, cp.deps.roles);
   policyBroker = await startPostgresBroker({ ...cp.deps, policy }, { host: '127.0.0.1', port: 0 });
   await cp.grant('alice', 'itdb', ROLE);
   token = await cp.token('alice');

@@ -13,6 +13,7 @@ import type { SshTarget } from '../../config/config.types.js';
 import type { RecordingMeta } from '../../recorder/recording.types.js';
 import { asciicastToText } from '../../recorder/asciicast-text.js';
 import type { PolicyRequest, Verdict } from '../../policies/policy.types.js';
+import { policyEngineOf } from '../helpers/policy-engine.js';
 
 type Client = ssh2.Client;
 
@@ -265,13 +266,11 @@ describe('ssh broker with an ssh2 client', () => {
   });
 
   it('enforces an exec policy and refuses sftp when the policy says so', async () => {
-    const policy = {
-      evaluate: (req: PolicyRequest): Verdict => {
-        if (req.protocol === 'ssh' && req.kind === 'command' && req.command.includes('rm -rf')) return { action: 'deny', rule: 'no-rm', message: 'rm -rf is not allowed here' };
-        if (req.protocol === 'ssh' && req.kind === 'channel' && req.channel === 'sftp') return { action: 'deny', rule: 'no-sftp' };
-        return { action: 'allow' };
-      },
-    };
+    const policy = policyEngineOf((req: PolicyRequest): Verdict => {
+      if (req.protocol === 'ssh' && req.kind === 'command' && req.command.includes('rm -rf')) return { action: 'deny', rule: 'no-rm', message: 'rm -rf is not allowed here' };
+      if (req.protocol === 'ssh' && req.kind === 'channel' && req.channel === 'sftp') return { action: 'deny', rule: 'no-sftp' };
+      return { action: 'allow' };
+    }, cp.deps.roles);
     const guarded = await startSshBroker({ ...cp.deps, policy }, { host: '127.0.0.1', port: 0 });
     try {
       const client = await new Promise<Client>((resolve, reject) => {
