@@ -18,8 +18,8 @@ Through the proxy's API (PAM_SERVER, PAM_TOKEN or --server, --token):
   pam request --target T --login L --duration 30m --reason "…"
   pam approve ID [--reason …] · pam deny ID --reason … · pam requests
   pam grants · pam revoke ID
-  pam audit [--since 1h] · pam audit verify
-  pam recordings list · pam recordings export ID --format asciicast|text|jsonl · pam recordings verify ID
+  pam audit [--since 1h] · pam audit verify [--local: this host's data_dir from the config, no proxy needed]
+  pam recordings list · pam recordings export ID --format asciicast|text|jsonl · pam recordings verify ID [--local]
   pam evidence export RECORDING_ID --output DIR   an evidence bundle for auditors (recording, proof, checkpoint, key, viewer)
   pam sessions · pam kill SESSION_ID --reason …
   pam held · pam approve-command ID · pam deny-command ID --reason …   commands held by review rules
@@ -43,7 +43,7 @@ async function main(argv: string[], host: CliHost): Promise<void> {
       target: { type: 'string' }, login: { type: 'string' }, duration: { type: 'string' }, reason: { type: 'string' },
       since: { type: 'string' }, format: { type: 'string' }, output: { type: 'string' }, groups: { type: 'string' },
       ttl: { type: 'string' }, key: { type: 'string' }, user: { type: 'string' }, command: { type: 'string' }, sql: { type: 'string' },
-      'public-key': { type: 'string' },
+      'public-key': { type: 'string' }, local: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -68,6 +68,15 @@ async function main(argv: string[], host: CliHost): Promise<void> {
       const { evidenceCommand } = await import('./evidence-command.js');
       return evidenceCommand(args, values, () => configPath(values.config));
     }
+    case 'audit':
+    case 'recordings':
+      if (values.local === true && args[0] === 'verify') {
+        const { localAuditVerify, localRecordingVerify } = await import('./local-verify.js');
+        if (cmd === 'audit') return localAuditVerify(configPath(values.config), values.json === true);
+        if (!args[1]) throw new CliError('usage: pam recordings verify ID [--local]', 2);
+        return localRecordingVerify(configPath(values.config), args[1], values.json === true);
+      }
+      return remoteCommand(cmd, args, values);
     case 'dev':
       if (args[0] !== 'token') throw new CliError('usage: pam dev token USER --groups g1,g2', 2);
       return devTokenCommand(configPath(values.config), args[1], values.groups, values.ttl);

@@ -54,6 +54,11 @@ export class RecordingCatalog {
     return cat;
   }
 
+  /** Reads an existing folder without touching it (verification beside a running proxy). */
+  static reader(dir: string): RecordingCatalog {
+    return new RecordingCatalog(dir, {});
+  }
+
   static isId(id: string): boolean {
     return ID.test(id);
   }
@@ -126,9 +131,15 @@ export class RecordingCatalog {
   }
 
   async get(id: string): Promise<RecordingMeta | undefined> {
+    const text = await this.entryText(id);
+    return text === undefined ? undefined : (JSON.parse(text) as RecordingMeta);
+  }
+
+  /** The catalog entry's exact text (evidence bundles carry it as sealed). */
+  async entryText(id: string): Promise<string | undefined> {
     if (!ID.test(id)) return undefined;
     try {
-      return JSON.parse(await readFile(this.metaPath(id), 'utf8')) as RecordingMeta;
+      return await readFile(this.metaPath(id), 'utf8');
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw err;

@@ -3,6 +3,7 @@ import { createReadStream } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import type { HttpDeps } from './http.types.js';
 import { RecordingCatalog } from '../../recorder/catalog.js';
+import { BundleRefused, evidencePackage } from '../../recorder/evidence/bundle-source.js';
 import { recordingText, type ExportFormat } from '../../recorder/export.js';
 import { verifyRecordingEvidence } from '../../recorder/evidence/evidence-verify.js';
 import { SECURITY_HEADERS } from './security-headers.js';
@@ -53,6 +54,24 @@ export function recordingRoutes(cp: HttpDeps): Route[] {
         });
         res.end(body);
         return undefined;
+      },
+    },
+    {
+      // An evidence bundle's parts (the CLI fetches the bytes through /export and writes the folder).
+      method: 'GET', path: '/api/v1/recordings/:id/evidence',
+      handler: async ({ identity, params }) => {
+        requireAudit(cp, identity);
+        if (!RecordingCatalog.isId(params.id!)) throw new HttpError(404, 'no such recording');
+        let pkg;
+        try {
+          pkg = await evidencePackage(cp.evidence, cp.evidenceSources, params.id!);
+        } catch (err) {
+          if (!(err instanceof BundleRefused)) throw err;
+          await cp.audit.append({ type: 'evidence.export_refused', actor: identity.user, recording: params.id, reason: err.message });
+          throw new HttpError(409, err.message);
+        }
+        await cp.audit.append({ type: 'evidence.export', actor: identity.user, recording: pkg.recording, checkpoint_size: pkg.tree_size, key_id: pkg.checkpoint.key_id });
+        return pkg;
       },
     },
     {

@@ -1,0 +1,350 @@
+/**
+ * Issue 16 against the shipped process: `pam serve` from YAML with an evidence key and a witness
+ * outside data_dir, real ssh and psql sessions, then the insider's tampers on the real data
+ * directory (never on the key or the witness) and the auditor's verify commands, and an
+ * evidence bundle checked offline in a fresh directory with only the public key.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { chmod, cp, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { runOpenSsh, startSshd, waitFor, type TestSshd, type RunResult } from '../helpers/sshd.js';
+import { freePort, startPamProcess } from '../helpers/pam-process.js';
+import { forge, type Tamper } from '../helpers/audit-forge.js';
+
+const run = promisify(execFile);
+const PG_ROLE = `pam_ev_${process.pid}`;
+const PG_PASS = 'ev-Secret-1';
+const psqlAdmin = (sql: string) => execFileSync('psql', ['-h', '127.0.0.1', '-U', 'postgres', '-d', 'postgres', '-v', 'ON_ERROR_STOP=1', '-qAtc', sql]).toString();
+
+let dir: string;
+let sshd: TestSshd;
+let proxy: ChildProcess | undefined;
+let proxyLog = '';
+let ports: { ssh: number; pg: number; http: number };
+let configFile: string;
+const data = () => join(dir, 'data');
+const keyFile = () => join(dir, 'keys', 'evidence.key');
+const witnessDir = () => join(dir, 'witness');
+
+const pam = (args: string[], env: Record<string, string> = {}, input?: string, cwd?: string) => new Promise<RunResult>((resolve) => {
+  const p = spawn('node', [join(process.cwd(), 'bin/pam.js'), ...args], { cwd, env: { ...process.env, PAM_CONFIG: configFile, PAM_SERVER: `http://127.0.0.1:${ports.http}`, ...env } });
+  let stdout = '';
+  let stderr = '';
+  p.stdout.on('data', (d) => (stdout += d));
+  p.stderr.on('data', (d) => (stderr += d));
+  p.stdin.end(input ?? '');
+  p.once('close', (code) => resolve({ code, stdout, stderr }));
+});
+
+async function startProxy(): Promise<void> {
+  proxyLog = '';
+  proxy = spawn('node', ['bin/pam.js', 'serve', '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+  proxy.stdout!.on('data', (d) => (proxyLog += d));
+  proxy.stderr!.on('data', (d) => (proxyLog += d));
+  await waitFor(() => proxyLog.includes('pam: serving') || proxy!.exitCode !== null, 'pam serve to start', 1200);
+  if (proxy.exitCode !== null) throw new Error(`pam serve exited: ${proxyLog}`);
+}
+
+async function stopProxy(): Promise<void> {
+  if (!proxy || proxy.exitCode !== null) return;
+  const p = proxy;
+  p.kill('SIGTERM');
+  await new Promise((r) => (p.exitCode !== null ? r(null) : p.once('exit', r)));
+}
+
+/** `pam serve` on the current data_dir; resolves with its exit code and output when it refuses. */
+async function serveOnce(): Promise<{ code: number | null; out: string }> {
+  const p = spawn('node', ['bin/pam.js', 'serve', '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  p.stdout!.on('data', (d) => (out += d));
+  p.stderr!.on('data', (d) => (out += d));
+  await waitFor(() => out.includes('pam: serving') || p.exitCode !== null, 'pam serve to start or refuse', 1200);
+  if (p.exitCode === null) {
+    p.kill('SIGTERM');
+    await new Promise((r) => p.once('exit', r));
+    return { code: null, out };
+  }
+  return { code: p.exitCode, out };
+}
+
+const lines = async () => (await readFile(join(data(), 'audit.log'), 'utf8')).split('\n').filter(Boolean);
+const writeLines = (l: string[]) => writeFile(join(data(), 'audit.log'), l.join('\n') + '\n');
+
+let sam = '';
+let recs: { id: string; protocol: string; format: string }[] = [];
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), `pam-evidence-${process.pid}-`));
+  sshd = await startSshd();
+  psqlAdmin(`DROP ROLE IF EXISTS ${PG_ROLE}; SET password_encryption='scram-sha-256'; CREATE ROLE ${PG_ROLE} LOGIN PASSWORD '${PG_PASS}'`);
+  ports = { ssh: await freePort(), pg: await freePort(), http: await freePort() };
+  await mkdir(join(dir, 'policies'));
+  await writeFile(join(dir, 'policies', 'roles.yaml'), `roles:
+  - name: dba
+    groups: [dba]
+    can_request:
+      - { targets: [appdb, web1], logins: ["*"], max_duration: 1h }
+  - name: security
+    groups: [security]
+    can_approve: [dba]
+    can_audit: true
+`);
+  configFile = join(dir, 'pam.yaml');
+  await writeFile(configFile, `listen: { ssh: "127.0.0.1:${ports.ssh}", postgres: "127.0.0.1:${ports.pg}", http: "127.0.0.1:${ports.http}" }
+data_dir: "./data"
+store: "embedded"
+policies_dir: "./policies"
+identity: { dev: true, audience: "pam-proxy" }
+evidence:
+  signing_key_file: "./keys/evidence.key"
+  witness: "file://${witnessDir()}"
+  checkpoint_interval: 1s
+  origin: "evidence-test"
+targets:
+  - name: web1
+    protocol: ssh
+    address: "127.0.0.1:${sshd.port}"
+    host_key: "${sshd.hostKey}"
+    logins: { root: { secret: web1-root } }
+  - name: appdb
+    protocol: postgres
+    address: "127.0.0.1:5432"
+    database: postgres
+    tls: disable
+    logins: { ${PG_ROLE}: { secret: appdb-ev } }
+`);
+  await startProxy();
+}, 120_000);
+
+afterAll(async () => {
+  await stopProxy();
+  await sshd?.close();
+  try { psqlAdmin(`DROP ROLE IF EXISTS ${PG_ROLE}`); } catch { /* still connected */ }
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('evidence (issue 16)', () => {
+  it('creates the signing key 0600 outside data_dir, says so at start-up, and prints its public half', async () => {
+    expect((await stat(keyFile())).mode & 0o777).toBe(0o600);
+    expect(proxyLog).toMatch(/evidence signed/);
+    const pub = await pam(['evidence', 'public-key']);
+    expect(pub.code).toBe(0);
+    expect(pub.stdout).toMatch(/^-----BEGIN PUBLIC KEY-----\n[\s\S]+-----END PUBLIC KEY-----\n$/);
+    await writeFile(join(dir, 'pub.pem'), pub.stdout);
+  });
+
+  it('records an ssh and a psql session whose seals land in the signed, witnessed log', async () => {
+    const dana = (await pam(['dev', 'token', 'dana', '--groups', 'dba'])).stdout.trim();
+    sam = (await pam(['dev', 'token', 'sam', '--groups', 'security'])).stdout.trim();
+    expect((await pam(['secret', 'set', 'appdb-ev'], {}, PG_PASS + '\n')).code).toBe(0);
+    expect((await pam(['secret', 'set', 'web1-root'], {}, sshd.userKey)).code).toBe(0);
+    for (const target of ['appdb', 'web1']) {
+      const req = await pam(['request', '--target', target, '--login', target === 'appdb' ? PG_ROLE : 'root', '--duration', '30m', '--reason', 'INC-16', '--json'], { PAM_TOKEN: dana });
+      expect((await pam(['approve', JSON.parse(req.stdout).id], { PAM_TOKEN: sam })).code).toBe(0);
+    }
+    const { stdout } = await run('psql', [`host=127.0.0.1 port=${ports.pg} dbname=appdb user=${PG_ROLE}`, '-Atc', "select 'ev-' || 40 + 2"], { env: { ...process.env, PGPASSWORD: dana } });
+    expect(stdout.trim()).toBe('ev-42');
+    const ssh = await runOpenSsh('ssh', dana, ['-p', String(ports.ssh), '-l', 'root@web1', '127.0.0.1', 'echo ssh-$((6*7))']);
+    expect(ssh.stdout.trim()).toBe('ssh-42');
+    recs = await waitFor(async () => {
+      const r = JSON.parse((await pam(['recordings', 'list', '--json'], { PAM_TOKEN: sam })).stdout) as { id: string; protocol: string; format: string; status: string }[];
+      return r.filter((x) => x.status === 'ended').length >= 2 ? r : undefined;
+    }, 'both recordings to end');
+    const sealed = (await lines()).map((l) => JSON.parse(l)).filter((e) => e.type === 'recording.sealed');
+    expect(sealed.map((e) => e.protocol).sort()).toEqual(['postgres', 'ssh']);
+
+    const audit = await pam(['audit', 'verify'], { PAM_TOKEN: sam });
+    expect(audit.code).toBe(0);
+    expect(audit.stdout).toMatch(/audit chain intact \(\d+ entries, 2 sealed recordings checked\)/);
+    expect(audit.stdout).toContain(`file://${witnessDir()}`);
+    for (const r of recs) {
+      const v = await pam(['recordings', 'verify', r.id], { PAM_TOKEN: sam });
+      expect(v.stdout).toMatch(/^intact \(sha256 [0-9a-f]{64}; seal at audit entry \d+; checkpoint of \d+ entries signed/);
+    }
+    // The witness holds checkpoints, each naming its key.
+    const witnessed = (await readFile(join(witnessDir(), 'checkpoints.jsonl'), 'utf8')).split('\n').filter(Boolean).map((l) => JSON.parse(l));
+    expect(witnessed.length).toBeGreaterThan(0);
+    expect(witnessed.every((c) => /^[0-9a-f]{32}$/.test(c.key_id) && c.origin === 'evidence-test')).toBe(true);
+  }, 240_000);
+
+  it('a recording edited while the proxy runs, its catalog sha256 recomputed, is caught by both verifies', async () => {
+    const sh = recs.find((r) => r.protocol === 'ssh')!;
+    const castPath = join(data(), 'recordings', `${sh.id}.cast`);
+    const metaPath = join(data(), 'recordings', `${sh.id}.meta.json`);
+    const [cast, meta] = [await readFile(castPath), await readFile(metaPath, 'utf8')];
+    const forged = Buffer.from(cast.toString('utf8').replace('ssh-42', 'ssh-00'));
+    expect(forged.equals(cast)).toBe(false);
+    await writeFile(castPath, forged);
+    const { createHash } = await import('node:crypto');
+    await writeFile(metaPath, JSON.stringify({ ...JSON.parse(meta), sha256: createHash('sha256').update(forged).digest('hex') }));
+    try {
+      const v = await pam(['recordings', 'verify', sh.id], { PAM_TOKEN: sam });
+      expect(v.code).toBe(1);
+      expect(v.stdout).toMatch(/TAMPERED: the recording's bytes changed: sealed sha256 [0-9a-f]{64}, file is/);
+      const a = await pam(['audit', 'verify'], { PAM_TOKEN: sam });
+      expect(a.code).toBe(1);
+      expect(a.stdout).toContain(`recording ${sh.id} was changed`);
+      expect(a.stdout).toContain(`catalog entry of ${sh.id} names sha256`);
+      // No bundle is made of broken evidence; the refusal is audited.
+      const b = await pam(['evidence', 'export', sh.id, '--output', join(dir, 'refused-bundle')], { PAM_TOKEN: sam });
+      expect(b.code).not.toBe(0);
+      expect(b.stderr).toMatch(/does not verify/);
+    } finally {
+      await writeFile(castPath, cast);
+      await writeFile(metaPath, meta);
+    }
+    expect((await pam(['recordings', 'verify', sh.id], { PAM_TOKEN: sam })).code).toBe(0);
+  }, 60_000);
+
+  it('exports bundles that verify offline with only the public key, and fail on any flipped byte', async () => {
+    const fresh = await mkdtemp(join(tmpdir(), `pam-bundle-${process.pid}-`));
+    try {
+      for (const r of recs) {
+        const out = join(dir, `bundle-${r.protocol}`);
+        const e = await pam(['evidence', 'export', r.id, '--output', out], { PAM_TOKEN: sam });
+        expect(e.stderr).toBe('');
+        expect(e.code).toBe(0);
+        // Carried away: a fresh directory, no config, no data_dir, no server.
+        const carried = join(fresh, r.protocol);
+        await cp(out, carried, { recursive: true });
+        await writeFile(join(fresh, 'trusted.pem'), await readFile(join(dir, 'pub.pem')));
+        const offline = { PAM_CONFIG: '/nonexistent/pam.yaml', PAM_SERVER: 'http://127.0.0.1:1' };
+        const ok = await pam(['evidence', 'verify', carried, '--public-key', join(fresh, 'trusted.pem')], offline, undefined, fresh);
+        expect(ok.stdout).toMatch(new RegExp(`^bundle verified: recording ${r.id}`));
+        expect(ok.code).toBe(0);
+        const files = r.protocol === 'ssh'
+          ? ['recording.cast', 'seal.json', 'proof.json', 'checkpoint.json', 'catalog.json', 'public-key.pem', 'index.html', 'recording.js', 'player/asciinema-player.min.js']
+          : ['recording.jsonl', 'seal.json', 'proof.json', 'checkpoint.json', 'catalog.json', 'index.html', 'recording.js'];
+        expect((await readdir(carried, { recursive: true })).filter((f) => !f.endsWith('player'))).toEqual(expect.arrayContaining(files));
+        for (const f of files) {
+          const path = join(carried, f);
+          const orig = await readFile(path);
+          const flipped = Buffer.from(orig);
+          const at = Math.floor(orig.length / 2);
+          flipped[at] = flipped[at]! ^ 0x01;
+          await writeFile(path, flipped);
+          const bad = await pam(['evidence', 'verify', carried, '--public-key', join(fresh, 'trusted.pem')], offline, undefined, fresh);
+          expect(bad.code, `flipped byte in ${f}`).toBe(1);
+          expect(bad.stdout).toMatch(/bundle does NOT verify/);
+          expect(bad.stdout).toContain(f.split('/').pop()!);
+          await writeFile(path, orig);
+        }
+        // Another key is not trusted, even with an intact bundle.
+        const other = join(fresh, 'other.pem');
+        const { generateKeyPairSync } = await import('node:crypto');
+        await writeFile(other, generateKeyPairSync('ed25519').publicKey.export({ type: 'spki', format: 'pem' }));
+        const wrongKey = await pam(['evidence', 'verify', carried, '--public-key', other], offline, undefined, fresh);
+        expect(wrongKey.code).toBe(1);
+        expect(wrongKey.stdout).toMatch(/not among the trusted public keys/);
+      }
+      const exported = (await lines()).map((l) => JSON.parse(l)).filter((e) => e.type === 'evidence.export');
+      expect(exported.map((e) => e.recording).sort()).toEqual(recs.map((r) => r.id).sort());
+      expect(exported.every((e) => e.actor === 'sam')).toBe(true);
+    } finally {
+      await rm(fresh, { recursive: true, force: true });
+    }
+  }, 120_000);
+
+  describe('after shutdown, the insider edits data_dir (never the key or the witness)', () => {
+    let original: string[] = [];
+    const backup = () => join(dir, 'data-backup');
+
+    beforeAll(async () => {
+      await stopProxy();
+      original = await lines();
+      // The shutdown checkpoint covers every entry, and the witness has it.
+      const latest = JSON.parse(await readFile(join(witnessDir(), 'latest.json'), 'utf8'));
+      expect(latest.size).toBe(original.length);
+      await cp(data(), backup(), { recursive: true });
+    }, 60_000);
+
+    const restore = async () => {
+      await rm(data(), { recursive: true, force: true });
+      await cp(backup(), data(), { recursive: true });
+    };
+
+    it('the untouched data_dir verifies locally, with no proxy running', async () => {
+      const v = await pam(['audit', 'verify', '--local']);
+      expect(v.stdout).toMatch(/audit chain intact/);
+      expect(v.stdout).toMatch(new RegExp(`signed: checkpoint of ${original.length} entries`));
+      expect(v.code).toBe(0);
+    });
+
+    const approvalAt = () => original.findIndex((l) => JSON.parse(l).type === 'grant');
+
+    it.each<[Tamper, RegExp]>([
+      ['edit', /do not match the checkpoint of \d+ entries signed at/],
+      ['remove', /do not match the checkpoint/],
+      ['reorder', /do not match the checkpoint/],
+      ['truncate', /entries \d+\.\.\d+ are gone \(truncated or deleted\)/],
+    ])('%s of audit entries with the chain recomputed is caught, and pam serve refuses to extend the log', async (how, why) => {
+      await restore();
+      const at = how === 'truncate' ? original.length - 3 : approvalAt();
+      expect(at).toBeGreaterThan(0);
+      const forged = forge(original, how, at, (e) => (e.approver = 'nobody'));
+      await writeLines(forged);
+      // The old check alone would have said all is well.
+      const { checkAuditChain } = await import('../../recorder/audit-log.js');
+      expect(checkAuditChain(forged).ok).toBe(true);
+      const v = await pam(['audit', 'verify', '--local']);
+      expect(v.code).toBe(1);
+      expect(v.stdout).toMatch(/audit log BROKEN/);
+      expect(v.stdout).toMatch(why);
+      const serve = await serveOnce();
+      expect(serve.code).toBe(1);
+      expect(serve.out).toMatch(/audit log/);
+    }, 60_000);
+
+    it('a sealed recording deleted with its catalog entry is caught by audit verify and recordings verify', async () => {
+      await restore();
+      const pg = recs.find((r) => r.protocol === 'postgres')!;
+      await rm(join(data(), 'recordings', `${pg.id}.jsonl`));
+      await rm(join(data(), 'recordings', `${pg.id}.meta.json`));
+      const v = await pam(['audit', 'verify', '--local']);
+      expect(v.code).toBe(1);
+      expect(v.stdout).toContain(`recording ${pg.id} is missing (sealed, then deleted)`);
+      expect(v.stdout).toContain(`recording ${pg.id} has a seal but no catalog entry`);
+      const r = await pam(['recordings', 'verify', pg.id, '--local']);
+      expect(r.code).toBe(1);
+      expect(r.stdout).toMatch(/TAMPERED: the recording file is missing \(sealed at audit.log entry \d+\)/);
+    });
+
+    it('a signing key readable by others is refused by pam serve and pam evidence public-key', async () => {
+      await restore();
+      await chmod(keyFile(), 0o640);
+      try {
+        const serve = await serveOnce();
+        expect(serve.code).toBe(1);
+        expect(serve.out).toMatch(/mode 0640, wider than 0600/);
+        expect((await pam(['evidence', 'public-key'])).stderr).toMatch(/wider than 0600/);
+      } finally {
+        await chmod(keyFile(), 0o600);
+      }
+    });
+
+    it('the restored data_dir starts again and keeps extending the same log', async () => {
+      await restore();
+      await startProxy();
+      const v = await pam(['audit', 'verify'], { PAM_TOKEN: sam });
+      expect(v.code).toBe(0);
+      expect(v.stdout).toMatch(/audit chain intact/);
+    }, 60_000);
+  });
+});
+
+describe('without an evidence section', () => {
+  it('the proxy serves and says at start-up that evidence is unsigned', async () => {
+    const p = await startPamProcess({ roles: 'roles: []\n' });
+    try {
+      expect(p.log()).toMatch(/evidence is unsigned/);
+      const v = await p.pam(['audit', 'verify', '--local']);
+      expect(v.stdout).toMatch(/intact/);
+      expect(v.stdout).toMatch(/warning: evidence is unsigned/);
+    } finally {
+      await p.stop();
+    }
+  }, 60_000);
+});
