@@ -226,6 +226,34 @@ export class AccessService implements AccessGate {
     return grant;
   }
 
+  /**
+   * Offboarding: deletes every grant of a person `match` accepts and broadcasts each revocation
+   * (every node ends the sessions using them). Not audited one by one: the caller writes one entry.
+   */
+  async revokeWhere(match: (g: Grant) => boolean, by: string): Promise<Grant[]> {
+    const gone: Grant[] = [];
+    for (const g of await this.deps.store.list<Grant>(GRANTS)) {
+      if (!match(g)) continue;
+      if (await this.deps.store.delete(GRANTS, g.id)) gone.push(g);
+      await this.deps.store.publish(REVOKED, { id: g.id, by });
+    }
+    return gone;
+  }
+
+  /** Offboarding: denies every pending request `match` accepts, with `reason`. */
+  async cancelPendingWhere(match: (r: AccessRequest) => boolean, by: string, reason: string): Promise<AccessRequest[]> {
+    const out: AccessRequest[] = [];
+    for (const r of await this.deps.store.list<AccessRequest>(REQUESTS)) {
+      if (r.status !== 'pending' || !match(r)) continue;
+      const decidedAt = this.now();
+      const updated = await this.deps.store.update<AccessRequest>(REQUESTS, r.id, (cur) => (cur && cur.status === 'pending'
+        ? { ...cur, status: 'denied', decidedBy: by, decidedAt, decisionReason: reason.slice(0, 1000) }
+        : cur), { ttlMs: REQUEST_KEEP_MS });
+      if (updated?.status === 'denied' && updated.decidedAt === decidedAt) out.push(updated);
+    }
+    return out;
+  }
+
   async authorize(identity: Identity, targetName: string, login: string, protocol: 'ssh' | 'postgres'): Promise<Authorized> {
     const refuse = async (message: string, code: AccessDenied['code']) => {
       await this.deps.audit.append({ type: 'session.refused', actor: identity.user, protocol, target: targetName, login, why: message });

@@ -26,6 +26,17 @@ export class TokenRejected extends Error {
   }
 }
 
+/**
+ * A valid token of a person whose access was removed (offboarding): final, unlike other
+ * rejections a fresh token does not help, so brokers end the login instead of asking again.
+ */
+export class IdentityRevoked extends TokenRejected {
+  constructor(reason: string) {
+    super(reason);
+    this.name = 'IdentityRevoked';
+  }
+}
+
 export interface IdentityVerifier {
   /** Resolves to the identity or throws TokenRejected. Fails closed on any doubt. */
   verify(token: string): Promise<Identity>;

@@ -44,4 +44,16 @@ export class SessionRegistry {
     s.kill(reason);
     return true;
   }
+
+  /** Ends every live session `match` accepts (offboarding); returns their ids. */
+  killWhere(match: (s: LiveSession) => boolean, reason: string): string[] {
+    const ids: string[] = [];
+    for (const s of [...this.live.values()]) {
+      if (match(s.info)) {
+        s.kill(reason);
+        ids.push(s.info.id);
+      }
+    }
+    return ids;
+  }
 }

@@ -109,6 +109,15 @@ export class SshKeyBindings {
   }
 
   /** The identity bound to this key blob, if the binding has not expired. */
+  /** Deletes every binding whose identity `match` accepts (offboarding); returns their fingerprints. */
+  async removeWhere(match: (identity: Identity) => boolean): Promise<string[]> {
+    const gone: string[] = [];
+    for (const b of await this.store.list<KeyBinding>(NS)) {
+      if (match(b.identity) && (await this.store.delete(NS, b.fingerprint))) gone.push(b.fingerprint);
+    }
+    return gone;
+  }
+
   async lookup(blob: Buffer): Promise<Identity | undefined> {
     const b = await this.store.get<KeyBinding>(NS, fingerprint(blob));
     return b && b.expiresAt > this.now() ? b.identity : undefined;

@@ -22,6 +22,8 @@ import type { BrokerDeps } from '../proxy/broker.types.js';
 import { SshKeyBindings } from '../access/ssh-keys.js';
 import { HoldService } from '../access/holds.js';
 import { RejectionAudit } from '../access/rejection-audit.js';
+import { OffboardingService, refusingVerifier } from '../access/offboarding.js';
+import { CredentialUseLog } from '../access/credential-use.js';
 import { createPolicyEngine, type RunningPolicyEngine } from '../policies/engine.js';
 import { createLog, stateLog, type Log } from './log.js';
 
@@ -44,6 +46,8 @@ export interface ControlPlane extends BrokerDeps {
   evidenceSources: EvidenceSources;
   /** Current roles (reloaded with the policy files). */
   roles: () => Role[];
+  offboarding: OffboardingService;
+  uses: CredentialUseLog;
   /** Present with `identity: { dev: true }`: signs tokens for first runs and tests. */
   dev?: {
     issue(user: string, groups: string[], opts?: DevIssueOptions): Promise<string>;
@@ -110,8 +114,23 @@ export async function openControlPlane(config: Config, opts: { log?: Log } = {})
     },
   });
   const sessions = new SessionRegistry();
-  const access = new AccessService({ store, audit, roles: () => roles, targets: () => config.targets, acrValues: () => config.mfa?.acrValues ?? [] });
+  const uses = new CredentialUseLog(store);
+  const sshKeys = new SshKeyBindings(store, audit);
+  // The access service asks the offboarding service at every open, and offboarding revokes
+  // through the access service: the late binding breaks that construction cycle.
+  let offboarding: OffboardingService | undefined;
+  const access = new AccessService({
+    store, audit, roles: () => roles, targets: () => config.targets, acrValues: () => config.mfa?.acrValues ?? [],
+    refusal: (who) => offboarding!.refusal(who), onAuthorized: (auth) => uses.record(auth),
+  });
   await access.start();
+  offboarding = new OffboardingService({
+    store, audit, access, sessions, sshKeys, uses, roles: () => roles, targets: () => config.targets,
+    windowMs: () => config.offboarding?.rotateUsedWithinMs ?? 30 * 86_400_000,
+    recordedUses: async (sinceMs) => (await recordings.list()).filter((m) => Date.parse(m.start) >= sinceMs),
+  });
+  await offboarding.start();
+  identity = refusingVerifier(identity, offboarding);
   // Rules and roles live in the same files: one watcher reloads both. A bad file keeps the
   // previous rules and roles in force, and the refusal is audited.
   const reportPolicyError = (err: Error) => {
@@ -135,7 +154,7 @@ export async function openControlPlane(config: Config, opts: { log?: Log } = {})
   });
   const rejections = new RejectionAudit(audit);
   return {
-    config, identity, gate: access, access, sshKeys: new SshKeyBindings(store, audit), policy,
+    config, identity, gate: access, access, sshKeys, offboarding, uses, policy,
     holds: new HoldService({ store, audit, roles: () => roles }), vault, audit, recordings, sessions, store, dev, log, storeState, rejections,
     evidence, evidenceSources: evidenceSources(auditPath, recordings, evidence, config.evidence),
     roles: () => roles,
@@ -146,6 +165,7 @@ export async function openControlPlane(config: Config, opts: { log?: Log } = {})
     async close() {
       policy.close();
       await rejections.close().catch(() => undefined);
+      await offboarding!.stop();
       await access.stop();
       await audit.close();
       // The last entries get their checkpoint (and the witness its copy) before we exit.

@@ -4,6 +4,7 @@ import type { AuditEntry } from '../recorder/audit.types.js';
 import type { RecordingMeta } from '../recorder/recording.types.js';
 import { ApiClient, CliError } from './api-client.js';
 import { auditVerifyText, recordingVerifyText, type AuditVerifyReply, type RecordingVerifyReply } from './verify-text.js';
+import type { OffboardResult } from '../access/offboarding.js';
 import { iso, printRows } from './table.js';
 import { signChallenge } from './key-signer.js';
 
@@ -125,6 +126,24 @@ export async function remoteCommand(cmd: string, args: string[], f: Flags): Prom
       const signature = await signChallenge(keyFile, publicKey, challenge);
       const r = await api.call<{ fingerprint: string; expiresAt: number }>('POST', '/api/v1/ssh-keys', { public_key: publicKey, challenge, signature: signature.toString('base64') });
       return void process.stdout.write(json ? JSON.stringify(r) + '\n' : `key ${r.fingerprint} bound until ${iso(r.expiresAt)}\n`);
+    }
+    case 'offboard': {
+      const usage = 'pam offboard USER --reason "…" [--json]   (USER: subject or email)';
+      const r = await api.call<OffboardResult>('POST', '/api/v1/offboard', { user: need(args[0], usage), reason: need(str(f, 'reason'), usage) });
+      if (json) return void process.stdout.write(JSON.stringify(r, null, 2) + '\n');
+      const failed = r.credentialsRotated.filter((c) => !c.ok);
+      process.stdout.write([
+        `offboarded ${r.user} (subjects: ${r.subjects.join(', ')})`,
+        `  grants revoked: ${r.grantsRevoked.length ? r.grantsRevoked.join(', ') : 'none'}`,
+        `  pending requests denied: ${r.requestsDenied.length ? r.requestsDenied.join(', ') : 'none'}`,
+        `  live sessions ended here: ${r.sessionsEnded.length ? r.sessionsEnded.join(', ') : 'none'} (other nodes end theirs from the broadcast)`,
+        `  SSH key bindings removed: ${r.keyBindingsRemoved.length || 'none'}`,
+        `  credentials rotated: ${r.credentialsRotated.filter((c) => c.ok).map((c) => c.secret).join(', ') || 'none'}`,
+        ...failed.map((c) => `  ROTATION FAILED for ${c.secret}: ${c.error}`),
+        '',
+      ].join('\n'));
+      if (failed.length) process.exitCode = 1;
+      return;
     }
     default:
       throw new CliError(`unknown command "${cmd}" (pam help)`, 2);

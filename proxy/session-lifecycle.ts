@@ -18,7 +18,7 @@
  */
 import type { AccessGate, Authorized } from '../access/access.types.js';
 import { AccessDenied } from '../access/access.types.js';
-import { TokenRejected, type Identity, type IdentityVerifier } from '../access/identity.types.js';
+import { IdentityRevoked, TokenRejected, type Identity, type IdentityVerifier } from '../access/identity.types.js';
 import type { SessionRegistry } from '../access/live-sessions.js';
 import type { Vault } from '../access/vault.types.js';
 import type { AuditEvent, AuditLog } from '../recorder/audit.types.js';
@@ -77,6 +77,8 @@ export class SessionLifecycle {
     } catch (err) {
       const reason = err instanceof TokenRejected ? err.reason : 'could not verify the token';
       this.audit(req.protocol, undefined, { type: 'session.refused', target: req.target, login: req.login, why: `token rejected: ${reason}`, client: req.client });
+      // An offboarded person's token is refused for good: a final refusal, not a retry prompt.
+      if (err instanceof IdentityRevoked) throw new SessionRefused('offboarded', reason);
       throw new SessionRefused('token', reason);
     }
   }

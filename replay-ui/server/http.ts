@@ -19,6 +19,7 @@ import { auditRoutes } from './api-audit.js';
 import { recordingRoutes } from './api-recordings.js';
 import { searchRoutes } from './api-search.js';
 import { policyRoutes } from './api-policy.js';
+import { lifecycleRoutes } from './api-lifecycle.js';
 
 const MAX_BODY = 1024 * 1024;
 
@@ -66,6 +67,7 @@ export async function startHttpServer(cp: HttpDeps, listen: { host: string; port
     ...recordingRoutes(cp),
     ...searchRoutes(cp),
     ...policyRoutes(cp),
+    ...lifecycleRoutes(cp),
     ...(extra.routes ?? []),
   );
 
@@ -98,6 +100,10 @@ export async function startHttpServer(cp: HttpDeps, listen: { host: string; port
         if (identity) break;
       }
       if (!identity) throw new HttpError(401, 'sign in first: send "Authorization: Bearer TOKEN"');
+      // Browser sessions keep the identity they signed in with: ask again, so an offboarded
+      // person's open tab stops working too (bearer tokens were already refused by the verifier).
+      const gone = await cp.offboarding?.refusal(identity);
+      if (gone) throw new HttpError(401, gone);
     }
     const body = await readBody(req);
     const ctx: RequestContext = { req, res, url, params, identity: identity!, body };

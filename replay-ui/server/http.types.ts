@@ -13,6 +13,7 @@ import type { Role } from '../../policies/roles.js';
 import type { TransparencyLog } from '../../recorder/evidence/transparency-log.js';
 import type { EvidenceSources } from '../../recorder/evidence/evidence-verify.js';
 import type { RejectionAudit } from '../../access/rejection-audit.js';
+import type { OffboardingService } from '../../access/offboarding.js';
 
 /**
  * What the HTTP listener needs from the control plane, named here so the UI depends on the core
@@ -37,6 +38,8 @@ export interface HttpDeps {
   evidenceSources: EvidenceSources;
   /** Rate-limited audit of refused tokens (counted per source); absent: every refusal is appended. */
   rejections?: RejectionAudit;
+  /** `pam offboard`, SCIM and the refusal of offboarded people's browser sessions. */
+  offboarding?: OffboardingService;
   /** Present with `identity: { dev: true }`: signs tokens for first runs and tests. */
   dev?: {
     issue(user: string, groups: string[], opts?: DevIssueOptions): Promise<string>;
