@@ -11,6 +11,7 @@ const HELP = `pam — privileged-access proxy
   pam policy test --user U --groups g1,g2 --target T --login L (--command "…" | --sql "…")
                                                what-if: the verdict and the rule that decided
 
+  pam index rebuild                            rebuild the search index from the recordings in data_dir (proxy running or not)
   pam evidence public-key                      the evidence signing key's public half (PEM), from the config
   pam evidence verify DIR --public-key FILE    check an evidence bundle offline (no config, no data_dir)
 
@@ -21,6 +22,8 @@ Through the proxy's API (PAM_SERVER, PAM_TOKEN or --server, --token):
   pam audit [--since 1h] · pam audit verify [--local: this host's data_dir from the config, no proxy needed]
   pam recordings list · pam recordings export ID --format asciicast|text|jsonl · pam recordings verify ID [--local]
   pam evidence export RECORDING_ID --output DIR   an evidence bundle for auditors (recording, proof, checkpoint, key, viewer)
+  pam search [QUERY] [--user U] [--target T] [--since 7d] [--kind output|command|sql] [--verdict deny]
+                                               output, commands and SQL of every session (no QUERY: command events)
   pam sessions · pam kill SESSION_ID --reason …
   pam held · pam approve-command ID · pam deny-command ID --reason …   commands held by review rules
   pam login --key ~/.ssh/id_ed25519.pub        bind an SSH key to your token's identity
@@ -45,6 +48,7 @@ async function main(argv: string[], host: CliHost): Promise<void> {
       since: { type: 'string' }, format: { type: 'string' }, output: { type: 'string' }, groups: { type: 'string' },
       ttl: { type: 'string' }, key: { type: 'string' }, user: { type: 'string' }, command: { type: 'string' }, sql: { type: 'string' },
       'public-key': { type: 'string' }, local: { type: 'boolean' },
+      kind: { type: 'string' }, verdict: { type: 'string' }, until: { type: 'string' }, limit: { type: 'string' }, cursor: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -78,6 +82,10 @@ async function main(argv: string[], host: CliHost): Promise<void> {
         return localRecordingVerify(configPath(values.config), args[1], values.json === true);
       }
       return remoteCommand(cmd, args, values);
+    case 'index': {
+      const { indexCommand } = await import('./index-command.js');
+      return indexCommand(configPath(values.config), args, values.json === true);
+    }
     case 'dev':
       if (args[0] !== 'token') throw new CliError('usage: pam dev token USER --groups g1,g2', 2);
       return devTokenCommand(configPath(values.config), args[1], values.groups, values.ttl);

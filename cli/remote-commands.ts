@@ -30,6 +30,10 @@ export async function remoteCommand(cmd: string, args: string[], f: Flags): Prom
   const api = new ApiClient({ server: str(f, 'server'), token: str(f, 'token') });
   const json = f.json === true;
   switch (cmd) {
+    case 'search': {
+      const { searchCommand } = await import('./search-command.js');
+      return searchCommand(api, args, f);
+    }
     case 'whoami':
       return void process.stdout.write(JSON.stringify(await api.call('GET', '/api/v1/whoami'), null, 2) + '\n');
     case 'request': {

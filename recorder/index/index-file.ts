@@ -1,4 +1,5 @@
-import { rmSync, statSync } from 'node:fs';
+import { chmodSync, closeSync, mkdirSync, openSync, rmSync, statSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { isCorruption, SqliteIndexStore } from './sqlite-index.js';
 
 /** Identity of the file at `path` (device and inode), '' when there is none. */
@@ -22,6 +23,8 @@ export function removeIndexFile(path: string): void {
  * which the caller then reads again.
  */
 export function openIndexFile(path: string, opts: { check?: boolean } = {}): { store: SqliteIndexStore; reset?: string } {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  ownerOnly(path);
   try {
     const store = new SqliteIndexStore(path);
     try {
@@ -34,6 +37,13 @@ export function openIndexFile(path: string, opts: { check?: boolean } = {}): { s
   } catch (err) {
     if (!isCorruption(err)) throw err;
     removeIndexFile(path);
+    ownerOnly(path);
     return { store: new SqliteIndexStore(path), reset: (err as Error).message };
   }
+}
+
+/** The index holds recorded text: the file is the owner's only (SQLite gives its WAL files the same mode). */
+function ownerOnly(path: string): void {
+  closeSync(openSync(path, 'a', 0o600));
+  chmodSync(path, 0o600);
 }

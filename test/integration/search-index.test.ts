@@ -5,7 +5,7 @@
  * index equals the live one, and a damaged or deleted index file is rebuilt at start-up.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { existsSync, openSync, writeSync, closeSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -86,6 +86,15 @@ async function sshConnect(user: string): Promise<Client> {
     c.connect({ host: '127.0.0.1', port: proxy.ssh!.port, username: 'root@web-prod', password: tok, hostVerifier: () => true, readyTimeout: 15_000 });
   });
   return c;
+}
+
+/** Runs the `pam` CLI as a user would, against this proxy and data_dir. */
+function pam(args: string[], tok: string): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile('node', ['bin/pam.js', ...args], { env: { ...process.env, PAM_SERVER: base, PAM_TOKEN: tok }, timeout: 60_000 }, (err, stdout, stderr) => {
+      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+    });
+  });
 }
 
 async function start(): Promise<void> {
@@ -266,6 +275,43 @@ describe('search index over real sessions', () => {
     expect(withDenials.body.sessions.map((s: { id: string }) => s.id).sort()).toEqual([sshRecording, pgRecording].sort());
     const pgOnly = await api('/api/v1/ui/sessions?protocol=postgres&user=eri');
     expect(pgOnly.body.sessions.every((s: { protocol: string; user: string }) => s.protocol === 'postgres' && s.user === 'erin')).toBe(true);
+  });
+
+  it('pam search and pam index rebuild beside the running proxy, a live session left to the proxy', async () => {
+    const cfg = join(dataDir, 'cli.yaml');
+    await writeFile(cfg, `listen: { http: "127.0.0.1:0" }\ndata_dir: "${dataDir}"\nstore: embedded\npolicies_dir: "${join(dataDir, 'policies')}"\nidentity: { dev: true, audience: "pam-proxy" }\ntargets: []\n`);
+    const client = await sshConnect('dana');
+    try {
+      const ch = await new Promise<import('ssh2').ClientChannel>((resolve, reject) => {
+        client.shell({ term: 'xterm', cols: 100, rows: 24 }, (err, c) => (err ? reject(err) : resolve(c)));
+      });
+      let seen = '';
+      ch.on('data', (d: Buffer) => { seen += d.toString(); });
+      await waitFor(() => /[$#] $/.test(seen), 'prompt');
+      ch.write('echo ocelot-$((2+3))\r');
+      await waitFor(async () => (await search({ q: 'ocelot' })).hits.some((h) => h.snippet.includes('ocelot-5')), 'live hit', 800);
+      const rebuilt = await pam(['index', 'rebuild', '--config', cfg, '--json'], auditorToken);
+      expect(rebuilt.code, rebuilt.stderr).toBe(0);
+      const r = JSON.parse(rebuilt.stdout) as { recordings: number; skipped_live: number; proxy_pid: number };
+      expect(r).toMatchObject({ skipped_live: 1, proxy_pid: process.pid });
+      expect(r.recordings).toBe((await proxy.cp.recordings.list()).length - 1);
+      // Nothing lost: the live session and the ended ones are all still found.
+      expect((await search({ q: 'ocelot' })).hits.some((h) => h.snippet.includes('ocelot-5'))).toBe(true);
+      expect((await search({ q: 'quokka' })).hits.length).toBeGreaterThan(0);
+      ch.write('exit\r');
+      await new Promise((res) => ch.once('close', res));
+    } finally {
+      client.end();
+    }
+    const cli = await pam(['search', 'systemctl', 'stop', '--kind', 'command', '--user', 'dana', '--target', 'web-*', '--since', '7d', '--json'], auditorToken);
+    expect(cli.code, cli.stderr).toBe(0);
+    const hits = (JSON.parse(cli.stdout) as { hits: SearchHit[] }).hits;
+    expect(hits.map((h) => [h.user, h.target, h.command?.text, h.command?.verdict])).toEqual([['dana', 'web-prod', 'systemctl stop nginx', 'deny']]);
+    const text = await pam(['search', '--verdict', 'deny'], auditorToken);
+    expect(text.stdout).toContain('systemctl stop nginx');
+    expect(text.stdout).toContain('DROP TABLE IF EXISTS pangolin_table');
+    expect((await pam(['search', '--kind', 'output'], auditorToken)).stderr).toContain('"q" is needed');
+    expect((await pam(['search', 'quokka'], await token('dana', ['admins']))).code).toBe(3);
   });
 
   it('an index rebuilt from the files equals the one built live', async () => {
