@@ -147,9 +147,21 @@ export class SessionLifecycle {
       await recording.close('client disconnected during login').catch(() => undefined);
       throw new SessionRefused('gone', 'the client went away');
     }
+    // `recording: { mode }` of the target (absent = strict): strict ends the session, because
+    // what cannot be recorded may not happen; best-effort lets it go on and marks the gap.
+    const mode = auth.target.recordingMode ?? 'strict';
+    const gap: RecordingGap = {};
     recording.onError = (err) => {
-      console.error(`pam ${protocol}: recording ${recording.id} failed:`, err);
-      opts.end('recording failed; session ended');
+      console.error(`pam ${protocol}: recording ${recording.id} failed (${mode}):`, err);
+      if (mode === 'strict') {
+        this.audit(protocol, identity.user, { type: 'recording.failed', ...where, recording: recording.id, mode, error: err.message });
+        opts.end(`recording failed (${err.message}); session ended (recording mode strict)`);
+        return;
+      }
+      if (gap.from) return;
+      gap.from = new Date().toISOString();
+      gap.error = err.message;
+      this.audit(protocol, identity.user, { type: 'recording.gap', ...where, recording: recording.id, mode, error: err.message, from: gap.from });
     };
     const releases = [
       this.deps.sessions.register({
@@ -161,7 +173,7 @@ export class SessionLifecycle {
     this.audit(protocol, identity.user, {
       type: 'session.start', ...where, ...opts.audit, recording: recording.id, client: opts.client,
     });
-    return new LiveSession(auth, recording, releases, (e) => this.audit(protocol, identity.user, e));
+    return new LiveSession(auth, recording, releases, (e) => this.audit(protocol, identity.user, e), gap);
   }
 
   private checkPresent(signal: AbortSignal | undefined): void {
@@ -174,6 +186,12 @@ export class SessionLifecycle {
 }
 
 /** A running session's handle on the lifecycle: release the watchers, then seal and audit. */
+/** When a best-effort recording stopped, and why. */
+interface RecordingGap {
+  from?: string;
+  error?: string;
+}
+
 export class LiveSession<R extends SessionRecording = SessionRecording> {
   private finishing: Promise<void> | undefined;
 
@@ -182,6 +200,8 @@ export class LiveSession<R extends SessionRecording = SessionRecording> {
     readonly recording: R,
     private readonly releases: (() => void)[],
     private readonly audit: (event: AuditEvent) => void,
+    /** Set once a best-effort recording failed: from then on the session ran unrecorded. */
+    private readonly gap: RecordingGap = {},
   ) {}
 
   get id(): string {
@@ -201,12 +221,14 @@ export class LiveSession<R extends SessionRecording = SessionRecording> {
 
   private async handleFinish(reason: string): Promise<void> {
     this.release();
+    // The gap goes into the catalog entry's end reason, and into `session.end`.
+    const closeReason = this.gap.from ? `${reason}; recording stopped at ${this.gap.from} (${this.gap.error}), the session went on unrecorded (recording mode best-effort)` : reason;
     try {
-      await this.recording.close(reason);
+      await this.recording.close(closeReason);
     } catch (err) {
       console.error(`pam: sealing recording ${this.recording.id} failed`, err);
     }
     const sha256 = this.recording.sha256;
-    this.audit({ type: 'session.end', target: this.auth.target.name, login: this.auth.login, recording: this.recording.id, reason, ...(sha256 ? { sha256 } : {}) });
+    this.audit({ type: 'session.end', target: this.auth.target.name, login: this.auth.login, recording: this.recording.id, reason, ...(sha256 ? { sha256 } : {}), ...(this.gap.from ? { recording_gap: { from: this.gap.from, error: this.gap.error } } : {}) });
   }
 }
