@@ -14,11 +14,14 @@ import type { RunningProxy } from './running-proxy.types.js';
 import { startOpsServer } from './ops-http.js';
 import { installSignals } from './signals.js';
 import { LiveIndex } from '../recorder/index/live-index.js';
+import { startAuditExport, type AuditExport } from '../recorder/audit-export/index.js';
 
 export type { RunningProxy } from './running-proxy.types.js';
 
 /** How often readiness is checked in the background, so metrics and logs see an outage unasked. */
 const READINESS_EVERY_MS = 5000;
+/** How long a stopping process lets the SIEM sinks take what is spooled. */
+const EXPORT_FLUSH_MS = 5000;
 
 /** Opens the control plane and every configured listener. */
 export async function startProxy(config: Config, opts: { log?: Log } = {}): Promise<RunningProxy> {
@@ -28,6 +31,7 @@ export async function startProxy(config: Config, opts: { log?: Log } = {}): Prom
   let index: LiveIndex | undefined;
   let ops: Listener | undefined;
   let timer: NodeJS.Timeout | undefined;
+  let exporter: AuditExport | undefined;
   const readiness = createReadiness({
     store: cp.store, recordingsDir: join(config.dataDir, 'recordings'), identity: cp.identity,
     onStore: (up, err) => (up ? cp.storeState.up() : cp.storeState.down(err)),
@@ -38,11 +42,14 @@ export async function startProxy(config: Config, opts: { log?: Log } = {}): Prom
     targets: () => config.targets.map((t) => t.name),
     holdsWaiting: async () => (await cp.store.list<{ status: string; expiresAt: number }>('holds')).filter((h) => h.status === 'pending' && h.expiresAt > Date.now()).length,
     storeUp: () => readiness.storeUp,
+    sinks: () => exporter?.stats() ?? [],
   });
   const closeAll = async () => {
     clearInterval(timer);
     readiness.setListening(false);
     for (const l of [...listeners].reverse()) await l.close().catch(() => undefined);
+    // Sinks get a few seconds to take the last entries (proxy.stopped); the rest stays spooled.
+    await exporter?.close(EXPORT_FLUSH_MS).catch(() => undefined);
     await ops?.close().catch(() => undefined);
     // After the listeners: the sessions they ended have written their last catalog entries.
     await index?.close().catch(() => undefined);
@@ -50,6 +57,11 @@ export async function startProxy(config: Config, opts: { log?: Log } = {}): Prom
     await cp.close();
   };
   try {
+    exporter = await startAuditExport(config.auditExport ?? [], {
+      spoolDir: join(config.dataDir, 'audit-export'), auditPath: join(config.dataDir, 'audit.log'),
+      onAppend: (fn) => cp.audit.onAppend(fn), read: () => cp.audit.read(), append: (e) => cp.audit.append(e),
+      log: log.child({ component: 'audit-export' }),
+    });
     if (config.listen.metrics) ops = await startOpsServer(config.listen.metrics, { registry: metrics.registry, readiness, log: log.child({ component: 'ops' }) });
     // Before the brokers: every recording they open is followed from its first line. A missing
     // or stale index is brought up to date in the background while everything serves.
