@@ -87,7 +87,13 @@ beforeAll(async () => {
   proxy = await startPamProcess({
     roles: PROCESS_ROLES,
     metrics: true,
-    extra: `audit_export:
+    extra: `targets:
+  - name: box
+    protocol: ssh
+    address: "127.0.0.1:1"
+    host_key: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
+    logins: { root: { secret: box-root } }
+audit_export:
   - { url: "syslog://127.0.0.1:${syslogPort}", name: siem }
   - { url: "http://127.0.0.1:${(hook.address() as { port: number }).port}/audit", secret_file: "${join(dir, 'hook.key')}", name: hook, batch_max: 3 }
   - { url: "syslog://127.0.0.1:${deadPort}", name: dead, spool_max_bytes: 4096 }
@@ -143,7 +149,15 @@ describe('audit_export', () => {
   }, 120_000);
 
   it('bounds the spool of a sink that never answers: the overflow is audited, exported and counted', async () => {
-    for (let i = 0; i < 20; i++) await fetch(`${proxy.server}/api/v1/grants`, { headers: { authorization: 'Bearer still.not-a.token' } });
+    // Access requests with long reasons: about 1.2 KiB of audit entry each.
+    const dana = await proxy.token('dana', 'dba');
+    for (let i = 0; i < 6; i++) {
+      const r = await fetch(`${proxy.server}/api/v1/requests`, {
+        method: 'POST', headers: { authorization: `Bearer ${dana}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ target: 'box', login: 'root', duration: '10m', reason: `filler ${i} ${'x'.repeat(990)}` }),
+      });
+      await r.body?.cancel();
+    }
     const overflow = await waitFor(async () => (await auditLog()).find((e) => e.type === 'audit_export.overflow' && e.sink === 'dead'), 'an overflow entry', 800);
     expect(overflow).toMatchObject({ sink: 'dead', spool_max_bytes: 4096 });
     const m = (await proxy.ops('/metrics')).body;
