@@ -1,6 +1,8 @@
 /** Command names of shell lines and statements, for display and filtering in the index. */
 
 const WRAPPERS = new Set(['sudo', 'doas', 'env', 'nohup', 'time', 'exec', 'nice', 'ionice', 'command', 'builtin', 'stdbuf', 'timeout']);
+/** Wrapper options that take the next word as their value (`sudo -u web`, `nice -n 5`). */
+const OPTION_ARGS = new Set(['-u', '-g', '-C', '-h', '-p', '-U', '-D', '-r', '-t', '-n', '-c', '-s', '-k', '--user', '--group']);
 
 /**
  * The command a shell line runs, for display and filtering: the first word that is not an
@@ -10,10 +12,13 @@ const WRAPPERS = new Set(['sudo', 'doas', 'env', 'nohup', 'time', 'exec', 'nice'
 export function commandName(line: string): string {
   const words = line.trim().split(/\s+/);
   let wrapped = false;
+  let skip = false;
   for (const w of words) {
     if (!w) continue;
+    if (skip) { skip = false; continue; }
     if (/^[A-Za-z_][A-Za-z0-9_]*=/.test(w)) continue;
-    if (wrapped && w.startsWith('-')) continue;
+    if (wrapped && w.startsWith('-')) { skip = OPTION_ARGS.has(w); continue; }
+    if (wrapped && /^\d+(\.\d+)?[smhd]?$/.test(w)) continue; // timeout's duration
     const base = w.replace(/^.*\//, '');
     if (WRAPPERS.has(base)) { wrapped = true; continue; }
     return base.slice(0, 100);

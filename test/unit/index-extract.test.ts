@@ -1,0 +1,196 @@
+import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import fc from 'fast-check';
+import { afterAll, describe, expect, it } from 'vitest';
+import { RecordingCatalog } from '../../recorder/catalog.js';
+import type { AsciicastWriter } from '../../recorder/asciicast-writer.js';
+import type { QueryLogWriter } from '../../recorder/query-log-writer.js';
+import type { RecordingMeta } from '../../recorder/recording.types.js';
+import { Indexer } from '../../recorder/index/indexer.js';
+import { SqliteIndexStore } from '../../recorder/index/sqlite-index.js';
+import { commandName, sqlName } from '../../recorder/index/command-name.js';
+import { CHUNK_CHARS } from '../../recorder/index/extract-asciicast.js';
+import { parseQuery } from '../../recorder/index/query-text.js';
+
+const root = mkdtempSync(join(tmpdir(), 'pam-index-x-'));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+let n = 0;
+const fresh = () => join(root, `d${n++}`);
+
+const header = { width: 80, height: 24, env: {}, title: 't' };
+const who = { user: 'dana', subject: 'dana', login: 'root', target: 'prod-web' };
+
+/** A recording written by the real writer through the catalog, as the SSH broker writes one. */
+async function sshRecording(dir: string, write: (w: AsciicastWriter) => void): Promise<RecordingMeta> {
+  const cat = await RecordingCatalog.open(join(dir, 'recordings'));
+  const w = (await cat.start('asciicast', who, { header })) as AsciicastWriter;
+  write(w);
+  await w.close('client disconnected');
+  await new Promise((r) => setTimeout(r, 20));
+  return (await cat.list())[0]!;
+}
+
+function indexOf(dir: string): SqliteIndexStore {
+  return new SqliteIndexStore(join(dir, `index-${n++}.sqlite`));
+}
+
+async function rebuilt(dir: string): Promise<SqliteIndexStore> {
+  const s = indexOf(dir);
+  await new Indexer(s, join(dir, 'recordings')).sync({ all: true });
+  return s;
+}
+
+describe('command events from an SSH recording', () => {
+  it('settles each command with the verdict markers the broker writes', async () => {
+    const dir = fresh();
+    await sshRecording(dir, (w) => {
+      w.input('ls -la\r');
+      w.output('total 0\r\n');
+      w.input('systemctl stop nginx\r');
+      w.marker('denied: systemctl stop nginx: Stopping services is blocked.');
+      w.input('cat /etc/shadow\r');
+      w.marker('alert (shadow-read): cat /etc/shadow');
+      w.input('reboot\r');
+      w.marker('review (reboots): hold_abc: reboot');
+      w.marker('approved: hold_abc: reboot');
+      w.input('shutdown now\r');
+      w.marker('review (reboots): hold_def: shutdown now');
+      w.marker('denied: shutdown now: hold_def not approved: an approver refused it');
+      w.marker('exec: uptime');
+      w.marker('exit status 0');
+      w.marker('exec: rm -rf /');
+      w.marker('denied: rm -rf /: Not here.');
+      w.marker('subsystem: sftp');
+      w.marker('denied: sftp is not allowed');
+    });
+    const s = await rebuilt(dir);
+    const cmds = s.search({ kinds: ['command'], limit: 50 }).hits.reverse().map((h) => h.command!);
+    expect(cmds.map((c) => [c.via, c.text, c.verdict, c.rule, c.outcome])).toEqual([
+      ['shell', 'ls -la', 'allow', undefined, undefined],
+      ['shell', 'systemctl stop nginx', 'deny', undefined, 'denied: Stopping services is blocked.'],
+      ['shell', 'cat /etc/shadow', 'alert', 'shadow-read', undefined],
+      ['shell', 'reboot', 'review', 'reboots', 'approved (hold_abc)'],
+      ['shell', 'shutdown now', 'deny', 'reboots', 'hold_def not approved: an approver refused it'],
+      ['exec', 'uptime', 'allow', undefined, 'exit 0'],
+      ['exec', 'rm -rf /', 'deny', undefined, 'denied: Not here.'],
+    ]);
+    expect(s.sessions({ limit: 5 }).sessions[0]).toMatchObject({ denials: 4, commands: 7, user: 'dana' });
+    s.close();
+  });
+
+  it('names commands through wrappers and assignments, statements by their keyword', () => {
+    expect(commandName('sudo -u web /usr/bin/systemctl stop nginx')).toBe('systemctl');
+    expect(commandName('LANG=C env nice -n 5 tar xf a.tar')).toBe('tar');
+    expect(sqlName('  -- why\n/* note */ delete from t')).toBe('DELETE');
+  });
+
+  it('output chunks are found by words and point at the moment they were printed', async () => {
+    const dir = fresh();
+    const t0 = Date.now();
+    await sshRecording(dir, (w) => {
+      // The writer batches output of one tick into one event: a resize writes each batch.
+      w.output('\x1b[1mfirst\x1b[0m line\r\n', t0 + 10);
+      w.resize(80, 24, t0 + 4000);
+      w.output('lynx-at-five\r\n', t0 + 5000);
+      w.resize(80, 24, t0 + 8000);
+      w.output(`${'filler '.repeat(CHUNK_CHARS / 5)}\r\nlast-of-the-big-one\r\n`, t0 + 9000);
+    });
+    const s = await rebuilt(dir);
+    const hit = s.search({ match: parseQuery('lynx').match, limit: 5 }).hits;
+    expect(hit).toHaveLength(1);
+    expect(hit[0]!.t).toBeGreaterThanOrEqual(4.9);
+    expect(hit[0]!.t).toBeLessThan(5.2);
+    expect(s.search({ match: parseQuery('first line').match, limit: 5 }).hits[0]!.t).toBeLessThan(0.5);
+    // Escape sequences are not text: "1mfirst" is not a word.
+    expect(s.search({ match: parseQuery('1mfirst').match, limit: 5 }).hits).toEqual([]);
+    expect(s.search({ match: parseQuery('"last of the big one"').match, limit: 5 }).hits).toHaveLength(1);
+    s.close();
+  });
+});
+
+describe('statements from a Postgres recording', () => {
+  it('one command event per statement with tag, rows, SQLSTATE and verdict', async () => {
+    const dir = fresh();
+    const cat = await RecordingCatalog.open(join(dir, 'recordings'));
+    const w = (await cat.start('jsonl', { ...who, target: 'db1', database: 'shop' }, { start: { user: 'dana' } })) as QueryLogWriter;
+    w.event({ type: 'statement', protocol: 'simple', sql: 'UPDATE orders SET paid = true WHERE id = 7', tag: 'UPDATE 1', rows: 1, verdict: { action: 'allow' } });
+    w.event({ type: 'statement', protocol: 'simple', sql: 'DROP TABLE orders', error: { sqlstate: '42501', message: 'DROP is blocked.' }, verdict: { action: 'deny', rule: 'no-drop' } });
+    w.event({ type: 'statement', protocol: 'extended', sql: 'DELETE FROM orders', tag: 'DELETE 40', rows: 40, verdict: { action: 'review', rule: 'bulk', hold: 'hold_1', decision: 'approved' } });
+    w.event({ type: 'alert', sql: 'SELECT * FROM secrets', verdict: { action: 'alert', rule: 'watch' } });
+    await w.close('client disconnected');
+    await new Promise((r) => setTimeout(r, 20));
+    const s = await rebuilt(dir);
+    const rows = s.search({ kinds: ['sql'], limit: 10 }).hits.reverse().map((h) => [h.command!.name, h.command!.verdict, h.command!.rule, h.command!.outcome]);
+    expect(rows).toEqual([
+      ['UPDATE', 'allow', undefined, 'UPDATE 1'],
+      ['DROP', 'deny', 'no-drop', 'ERROR 42501 DROP is blocked.'],
+      ['DELETE', 'review', 'bulk', 'DELETE 40; review approved (hold_1)'],
+      ['SELECT', 'alert', 'watch', 'alert'],
+    ]);
+    expect(s.search({ match: parseQuery('42501').match, limit: 5 }).hits).toHaveLength(1);
+    expect(s.sessions({ limit: 5 }).sessions[0]).toMatchObject({ denials: 1, commands: 4, target: 'db1' });
+    s.close();
+  });
+});
+
+/** Splits a buffer at the given cut points. */
+function cut(buf: Buffer, at: number[]): Buffer[] {
+  const points = [...new Set(at.map((x) => x % (buf.length + 1)))].sort((a, b) => a - b);
+  const parts: Buffer[] = [];
+  let from = 0;
+  for (const p of points) {
+    parts.push(buf.subarray(from, p));
+    from = p;
+  }
+  parts.push(buf.subarray(from));
+  return parts;
+}
+
+describe('live indexing equals indexing the finished file', () => {
+  const event = fc.oneof(
+    fc.record({ k: fc.constant('o' as const), text: fc.string({ unit: fc.constantFrom('a', 'b', 'é', ' ', '\r\n', '\x1b[1m', 'wolf', '😀'), maxLength: 300 }), dt: fc.integer({ min: 0, max: 3000 }) }),
+    fc.record({ k: fc.constant('i' as const), text: fc.constantFrom('ls\r', 'systemctl stop x\r', 'ca', 't f\r', '\x7f', 'echo wolf\r'), dt: fc.integer({ min: 0, max: 3000 }) }),
+    fc.record({ k: fc.constant('m' as const), text: fc.constantFrom('denied: systemctl stop x: no', 'exec: id', 'exit status 1', 'alert (r): ls', 'shell'), dt: fc.integer({ min: 0, max: 3000 }) }),
+  );
+
+  it('for any recording read in any pieces as it grows', async () => {
+    await fc.assert(fc.asyncProperty(fc.array(event, { minLength: 1, maxLength: 40 }), fc.array(fc.nat(), { maxLength: 12 }), async (events, cuts) => {
+      const dir = fresh();
+      const t0 = Date.now();
+      let at = t0;
+      const meta = await sshRecording(dir, (w) => {
+        for (const e of events) {
+          at += e.dt;
+          if (e.k === 'o') w.output(e.text, at);
+          else if (e.k === 'i') w.input(e.text, at);
+          else w.marker(e.text, at);
+        }
+      });
+      const whole = await rebuilt(dir);
+      // The same bytes appearing in pieces, read by the follower between pieces.
+      const live = join(fresh(), 'recordings');
+      mkdirSync(live, { recursive: true });
+      const src = join(dir, 'recordings', `${meta.id}.cast`);
+      const metaText = readFileSync(join(dir, 'recordings', `${meta.id}.meta.json`), 'utf8');
+      const dst = join(live, `${meta.id}.cast`);
+      writeFileSync(dst, '');
+      const liveMeta = { ...meta, status: 'live' as const };
+      delete (liveMeta as Partial<RecordingMeta>).end;
+      writeFileSync(join(live, `${meta.id}.meta.json`), JSON.stringify(liveMeta));
+      const store = indexOf(live);
+      const ix = new Indexer(store, live);
+      await ix.onMeta(liveMeta);
+      for (const piece of cut(readFileSync(src), cuts)) {
+        appendFileSync(dst, piece);
+        await ix.tick();
+      }
+      writeFileSync(join(live, `${meta.id}.meta.json`), metaText);
+      await ix.onMeta(JSON.parse(metaText) as RecordingMeta);
+      expect(ix.following).toEqual([]);
+      expect(store.dump()).toEqual(whole.dump());
+      store.close();
+      whole.close();
+    }), { numRuns: 40 });
+  });
+});
