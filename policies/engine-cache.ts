@@ -32,14 +32,15 @@ export function engineCache(src: EngineCacheSource): Pick<PolicyEngine, 'evaluat
   // Keyed by subject object: a new one (roles reloaded) starts empty; new rules empty it.
   const verdicts = new WeakMap<PolicySubject, { rules: RuleSet; byKey: Map<string, Verdict> }>();
 
-  function cachedSql(subject: PolicySubject, sql: string, request: () => PolicyRequest): Verdict {
+  function cachedSql(subject: PolicySubject, intent: PolicyIntent & { kind: 'sql' }): Verdict {
+    const sql = intent.sql;
     const rules = src.rules();
     let entry = verdicts.get(subject);
     if (!entry || entry.rules !== rules) verdicts.set(subject, (entry = { rules, byKey: new Map() }));
     const key = sqlCacheKey(sql);
     const hit = entry.byKey.get(key);
     if (hit) return hit;
-    const v = src.evaluate(request());
+    const v = src.evaluate({ ...subject, ...intent } as PolicyRequest);
     // A verdict depends only on the classification, which is the same for every text of one
     // key, except for parse failures (cached by exact text only, as in classifySql).
     if ((key === sql || v.rule !== UNPARSEABLE_SQL_RULE) && v.rule !== POLICY_ERROR_RULE) {
@@ -54,21 +55,21 @@ export function engineCache(src: EngineCacheSource): Pick<PolicyEngine, 'evaluat
       const roles = src.roles();
       let known = subjects.get(identity);
       if (!known) subjects.set(identity, (known = []));
-      const i = known.findIndex((e) => e.target === target && e.login === login);
-      if (i >= 0 && known[i]!.roles === roles) return known[i]!.subject;
+      let i = 0;
+      while (i < known.length && (known[i]!.target !== target || known[i]!.login !== login)) i++;
+      if (i < known.length && known[i]!.roles === roles) return known[i]!.subject;
       const subject = { user: identity.user, groups: identity.groups, roles: rolesOf(roles, identity.groups).map((r) => r.name), target, login };
       const entry = { target, login, roles, subject };
-      if (i >= 0) known[i] = entry;
-      else known.push(entry);
+      known[i] = entry;
       return subject;
     },
 
     evaluateCached(subject: PolicySubject, intent: PolicyIntent): Verdict {
-      // The request object is built only when the evaluator runs: a cache hit allocates nothing.
-      const request = () => ({ ...subject, ...intent }) as PolicyRequest;
+      // The request object is built only when the evaluator runs, and no closure per call (a
+      // cache hit allocates nothing beyond the key; tsx's keepNames makes closures costly too).
       try {
-        if (intent.kind !== 'sql' || intent.sql.length > MAX_CACHED_SQL) return src.evaluate(request());
-        return cachedSql(subject, intent.sql, request);
+        if (intent.kind !== 'sql' || intent.sql.length > MAX_CACHED_SQL) return src.evaluate({ ...subject, ...intent } as PolicyRequest);
+        return cachedSql(subject, intent);
       } catch {
         return { action: 'deny', rule: POLICY_ERROR_RULE, message: 'denied: the policy could not be evaluated' };
       }
