@@ -1,5 +1,5 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import { mkdir, readFile, readdir, writeFile, rename, unlink } from 'node:fs/promises';
+import { mkdir, readFile, readdir, writeFile, rename, unlink, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Store } from './store.types.js';
 import { VaultError, type Vault } from './vault.types.js';
@@ -7,7 +7,17 @@ import { VaultError, type Vault } from './vault.types.js';
 const NS = 'secrets';
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 
-export interface Sealed { name: string; iv: string; tag: string; data: string; updatedAt: string }
+export interface Sealed {
+  name: string; iv: string; tag: string; data: string; updatedAt: string;
+  /** Set when the proxy rotated the credential at its target (access/rotation.ts). */
+  rotatedAt?: string;
+  /** The last failed rotation, why (never the secret), and when. */
+  lastError?: string;
+  lastErrorAt?: string;
+}
+
+/** What `pam secret list` shows about a secret; never its value. */
+export interface SecretInfo { name: string; updatedAt: string; rotatedAt?: string; lastError?: string; lastErrorAt?: string }
 
 /**
  * The master key: PAM_MASTER_KEY (64 hex chars or base64 of 32 bytes), else
@@ -42,7 +52,14 @@ export interface SecretStorage {
   set(name: string, sealed: Sealed): Promise<void>;
   delete(name: string): Promise<boolean>;
   list(): Promise<Sealed[]>;
+  /**
+   * Takes the rotation lock of `name` for at most `ttlMs` (a crashed holder's lock expires);
+   * resolves to its release, or undefined if someone else holds it.
+   */
+  lock(name: string, ttlMs: number): Promise<(() => Promise<void>) | undefined>;
 }
+
+const LOCKS = 'secret-locks';
 
 export function storeSecretStorage(store: Store): SecretStorage {
   return {
@@ -50,6 +67,19 @@ export function storeSecretStorage(store: Store): SecretStorage {
     set: (name, sealed) => store.set(NS, name, sealed),
     delete: (name) => store.delete(NS, name),
     list: () => store.list<Sealed>(NS),
+    async lock(name, ttlMs) {
+      const token = randomBytes(8).toString('hex');
+      let mine = false;
+      await store.update<{ token: string }>(LOCKS, name, (cur) => {
+        if (cur) return cur;
+        mine = true;
+        return { token };
+      }, { ttlMs });
+      if (!mine) return undefined;
+      return async () => {
+        await store.update<{ token: string }>(LOCKS, name, (cur) => (cur?.token === token ? undefined : cur));
+      };
+    },
   };
 }
 
@@ -99,6 +129,23 @@ export function fileSecretStorage(dir: string): SecretStorage {
       }
       return out;
     },
+    async lock(name, ttlMs) {
+      // O_EXCL lock file beside the secret: works between `pam serve` and a `pam secret rotate`.
+      await mkdir(dir, { recursive: true, mode: 0o700 });
+      const file = join(dir, `${name}.rotating`);
+      for (let attempt = 0; attempt < 2; attempt++) {
+        try {
+          await writeFile(file, String(process.pid), { flag: 'wx', mode: 0o600 });
+          return async () => { await unlink(file).catch(() => undefined); };
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+          const age = Date.now() - (await stat(file).catch(() => ({ mtimeMs: Date.now() }))).mtimeMs;
+          if (age < ttlMs) return undefined;
+          await unlink(file).catch(() => undefined);
+        }
+      }
+      return undefined;
+    },
   };
 }
 
@@ -114,14 +161,15 @@ export class StoreVault implements Vault {
     this.storage = 'publish' in storage ? storeSecretStorage(storage) : storage;
   }
 
-  async set(name: string, value: Buffer): Promise<void> {
+  async set(name: string, value: Buffer, meta: { rotated?: boolean } = {}): Promise<void> {
     if (!NAME.test(name)) throw new VaultError('secret names use letters, digits, "_", "." and "-" only');
     if (value.length === 0) throw new VaultError('secret value is empty');
     const iv = randomBytes(12);
     const c = createCipheriv('aes-256-gcm', this.key, iv);
     c.setAAD(Buffer.from(name));
     const data = Buffer.concat([c.update(value), c.final()]);
-    const sealed: Sealed = { name, iv: iv.toString('base64'), tag: c.getAuthTag().toString('base64'), data: data.toString('base64'), updatedAt: new Date().toISOString() };
+    const now = new Date().toISOString();
+    const sealed: Sealed = { name, iv: iv.toString('base64'), tag: c.getAuthTag().toString('base64'), data: data.toString('base64'), updatedAt: now, ...(meta.rotated ? { rotatedAt: now } : {}) };
     await this.storage.set(name, sealed);
   }
 
@@ -136,6 +184,28 @@ export class StoreVault implements Vault {
     } catch (err) {
       throw new VaultError(`secret "${name}" cannot be decrypted (wrong master key or tampered)`, { cause: err });
     }
+  }
+
+  /** Metadata of every secret (no values), sorted by name. */
+  async infos(): Promise<SecretInfo[]> {
+    return (await this.storage.list()).map(({ name, updatedAt, rotatedAt, lastError, lastErrorAt }) => ({
+      name, updatedAt, ...(rotatedAt ? { rotatedAt } : {}), ...(lastError ? { lastError, lastErrorAt } : {}),
+    })).sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  async info(name: string): Promise<SecretInfo | undefined> {
+    const s = NAME.test(name) ? await this.storage.get(name) : undefined;
+    return s && { name: s.name, updatedAt: s.updatedAt, rotatedAt: s.rotatedAt, lastError: s.lastError, lastErrorAt: s.lastErrorAt };
+  }
+
+  /** Records a failed rotation on the secret's metadata; the sealed value is untouched. */
+  async noteRotationError(name: string, error: string): Promise<void> {
+    const s = NAME.test(name) ? await this.storage.get(name) : undefined;
+    if (s) await this.storage.set(name, { ...s, lastError: error.slice(0, 500), lastErrorAt: new Date().toISOString() });
+  }
+
+  lock(name: string, ttlMs: number): Promise<(() => Promise<void>) | undefined> {
+    return this.storage.lock(name, ttlMs);
   }
 
   async list(): Promise<string[]> {

@@ -24,6 +24,9 @@ import { HoldService } from '../access/holds.js';
 import { RejectionAudit } from '../access/rejection-audit.js';
 import { OffboardingService, refusingVerifier } from '../access/offboarding.js';
 import { CredentialUseLog } from '../access/credential-use.js';
+import { RotationService } from '../access/rotation.js';
+import { rotators } from './rotators.js';
+
 import { createPolicyEngine, type RunningPolicyEngine } from '../policies/engine.js';
 import { createLog, stateLog, type Log } from './log.js';
 
@@ -47,6 +50,7 @@ export interface ControlPlane extends BrokerDeps {
   /** Current roles (reloaded with the policy files). */
   roles: () => Role[];
   offboarding: OffboardingService;
+  rotation: RotationService;
   uses: CredentialUseLog;
   /** Present with `identity: { dev: true }`: signs tokens for first runs and tests. */
   dev?: {
@@ -124,8 +128,10 @@ export async function openControlPlane(config: Config, opts: { log?: Log } = {})
     refusal: (who) => offboarding!.refusal(who), onAuthorized: (auth) => uses.record(auth),
   });
   await access.start();
+  const rotation = new RotationService({ vault, targets: () => config.targets, rotators: rotators(), audit });
   offboarding = new OffboardingService({
     store, audit, access, sessions, sshKeys, uses, roles: () => roles, targets: () => config.targets,
+    rotate: (secret, why) => rotation.rotate(secret, 'offboarding', why),
     windowMs: () => config.offboarding?.rotateUsedWithinMs ?? 30 * 86_400_000,
     recordedUses: async (sinceMs) => (await recordings.list()).filter((m) => Date.parse(m.start) >= sinceMs),
   });
@@ -154,7 +160,7 @@ export async function openControlPlane(config: Config, opts: { log?: Log } = {})
   });
   const rejections = new RejectionAudit(audit);
   return {
-    config, identity, gate: access, access, sshKeys, offboarding, uses, policy,
+    config, identity, gate: access, access, sshKeys, offboarding, uses, rotation, policy,
     holds: new HoldService({ store, audit, roles: () => roles }), vault, audit, recordings, sessions, store, dev, log, storeState, rejections,
     evidence, evidenceSources: evidenceSources(auditPath, recordings, evidence, config.evidence),
     roles: () => roles,

@@ -7,4 +7,8 @@ await runCli(process.argv.slice(2), {
     const { serve } = await import('./serve.js');
     return serve(configFile);
   },
+  async rotators() {
+    const { rotators } = await import('./rotators.js');
+    return rotators();
+  },
 });

@@ -73,6 +73,9 @@ export async function startProxy(config: Config, opts: { log?: Log } = {}): Prom
     if (ssh) listeners.push(ssh);
     const postgres = config.listen.postgres ? await startPostgresBroker(cp, config.listen.postgres, { reviewTimeoutMs: config.reviewTimeoutMs }) : undefined;
     if (postgres) listeners.push(postgres);
+    // Rotation on schedule (`rotation.every`) and after sessions (`after_session`).
+    const stopRotation = cp.rotation.startSchedule(cp.sessions);
+    listeners.push({ port: 0, close: async () => stopRotation() });
     await cp.audit.append({ type: 'config.loaded', file: config.file, targets: config.targets.map((t) => t.name), roles: cp.roles().map((r) => r.name) });
     readiness.setListening(true);
     timer = setInterval(() => void readiness.check(), READINESS_EVERY_MS);

@@ -7,6 +7,8 @@ import { openVault } from '../access/vault.js';
 import { FileAuditLog } from '../recorder/audit-log.js';
 import { loadDevIssuer } from '../access/dev-issuer.js';
 import { CliError } from './api-client.js';
+import { RotationService, type RotationDeps } from '../access/rotation.js';
+import { printRows } from './table.js';
 
 /** --config, else PAM_CONFIG, else ./pam.yaml, else the shipped example (what `npm start` runs). */
 export function configPath(flag: string | undefined, env = process.env): string {
@@ -24,7 +26,7 @@ async function readStdin(): Promise<Buffer> {
 }
 
 /** Secrets work on the configured store directly, with or without a running proxy. */
-export async function secretCommand(config: Config, verb: string | undefined, name: string | undefined, json: boolean): Promise<void> {
+export async function secretCommand(config: Config, verb: string | undefined, name: string | undefined, json: boolean, rotators: RotationDeps['rotators'] = {}): Promise<void> {
   // With the embedded store the running proxy owns the state files; secrets live in their own
   // files then, so this works with or without a running proxy.
   const store = config.store === 'embedded' ? undefined : await openStore(config.store, config.dataDir);
@@ -45,8 +47,18 @@ export async function secretCommand(config: Config, verb: string | undefined, na
         return;
       }
       case 'list': {
-        const names = await vault.list();
-        process.stdout.write(json ? JSON.stringify(names.map((n) => ({ name: n })), null, 2) + '\n' : names.length ? names.join('\n') + '\n' : '(none)\n');
+        const rows = await new RotationService({ vault, targets: () => config.targets, rotators: {}, audit }).status();
+        if (json) return void process.stdout.write(JSON.stringify(rows, null, 2) + '\n');
+        return printRows(rows.map((r) => ({
+          name: r.name, used_by: r.usedBy.join(', ') || '-', last_rotated: r.lastRotated ?? 'never', next_due: r.nextDue ?? '-', last_error: r.lastError ? `${r.lastErrorAt}: ${r.lastError}` : '-',
+        })), ['name', 'used_by', 'last_rotated', 'next_due', 'last_error'], false, rows);
+      }
+      case 'rotate': {
+        if (!name) throw new CliError('usage: pam secret rotate NAME', 2);
+        const r = await new RotationService({ vault, targets: () => config.targets, rotators, audit }).rotate(name, actor, 'pam secret rotate');
+        if (json) process.stdout.write(JSON.stringify(r) + '\n');
+        if (!r.ok) throw new CliError(r.error ?? 'rotation failed');
+        if (!json) process.stdout.write(`rotated ${name} at its target and in the vault\n`);
         return;
       }
       case 'rm': {
@@ -57,7 +69,7 @@ export async function secretCommand(config: Config, verb: string | undefined, na
         return;
       }
       default:
-        throw new CliError('usage: pam secret set NAME | list | rm NAME', 2);
+        throw new CliError('usage: pam secret set NAME | list | rm NAME | rotate NAME', 2);
     }
   } finally {
     await audit.close();

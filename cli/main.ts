@@ -1,12 +1,14 @@
 import { parseArgs } from 'node:util';
 import { CliError } from './api-client.js';
+import type { RotationDeps } from '../access/rotation.js';
 import { configPath, devTokenCommand, secretCommand } from './local-commands.js';
 import { remoteCommand } from './remote-commands.js';
 
 const HELP = `pam — privileged-access proxy
 
   pam serve --config FILE                      run the proxy (or PAM_CONFIG)
-  pam secret set NAME < value | list | rm NAME secrets in the vault (local store)
+  pam secret set NAME < value | list | rm NAME secrets in the vault (local store); list shows last rotated, next due, last error
+  pam secret rotate NAME                       new credential at the target (Postgres password, SSH key) and in the vault
   pam dev token USER --groups g1,g2            token from the dev issuer (identity: { dev: true })
   pam policy test --user U --groups g1,g2 --target T --login L (--command "…" | --sql "…")
                                                what-if: the verdict and the rule that decided
@@ -35,6 +37,8 @@ Every listing takes --json.
 /** What the composition root hands the CLI: the verbs that start the proxy itself. */
 export interface CliHost {
   serve(configFile: string): Promise<void>;
+  /** The protocol rotators for `pam secret rotate` (they live in proxy/, which cli/ must not import). */
+  rotators?(): Promise<RotationDeps['rotators']>;
 }
 
 async function main(argv: string[], host: CliHost): Promise<void> {
@@ -63,7 +67,7 @@ async function main(argv: string[], host: CliHost): Promise<void> {
     }
     case 'secret': {
       const { loadConfig } = await import('../config/config.js');
-      return secretCommand(loadConfig(configPath(values.config)), args[0], args[1], values.json === true);
+      return secretCommand(loadConfig(configPath(values.config)), args[0], args[1], values.json === true, await host.rotators?.());
     }
     case 'policy': {
       const { policyCommand } = await import('./policy-command.js');

@@ -8,7 +8,7 @@ const { Client } = ssh2;
 type Client = InstanceType<typeof ssh2.Client>;
 
 /** Host key algorithms to offer for each pinned key type, so the target shows that key. */
-const HOST_KEY_ALGOS: Record<string, string[]> = {
+export const HOST_KEY_ALGOS: Record<string, string[]> = {
   'ssh-ed25519': ['ssh-ed25519'],
   'ssh-rsa': ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'],
   'rsa-sha2-256': ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'],

@@ -7,6 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import { join } from 'node:path';
 import ssh2 from 'ssh2';
 import pg from 'pg';
 import { startControlPlane, type TestControlPlane } from '../helpers/control-plane.js';
@@ -31,7 +32,7 @@ beforeAll(async () => {
   await admin(`DROP ROLE IF EXISTS ${ROLE}; SET password_encryption='scram-sha-256'; CREATE ROLE ${ROLE} LOGIN PASSWORD 'off-Secret-1'`);
   cp = await startControlPlane({
     targets: [
-      { name: 'web', protocol: 'ssh', host: sshd.host, port: sshd.port, hostKey: sshd.hostKey, logins: { root: { secret: 'web-root' } }, defaultAction: 'allow' },
+      { name: 'web', protocol: 'ssh', host: sshd.host, port: sshd.port, hostKey: sshd.hostKey, logins: { root: { secret: 'web-root' } }, defaultAction: 'allow', rotation: { afterSession: false, authorizedKeys: join(sshd.dir, 'authorized_keys') } },
       { name: 'db', protocol: 'postgres', host: '127.0.0.1', port: 5432, database: 'postgres', tls: 'prefer', logins: { [ROLE]: { secret: 'db-pw' } }, defaultAction: 'allow' },
     ],
     roles: `roles:
@@ -108,6 +109,15 @@ describe('pam offboard', () => {
     expect(r.body.grantsRevoked).toHaveLength(2);
     expect(r.body.requestsDenied).toEqual([pending.id]);
     expect(r.body.sessionsEnded).toHaveLength(2);
+    // Both credentials alice used were rotated: the SSH key she could have copied is dead.
+    expect(r.body.credentialsRotated).toEqual([{ secret: 'db-pw', ok: true }, { secret: 'web-root', ok: true }]);
+    const oldKeyWorks = await new Promise<boolean>((resolve) => {
+      const c = new ssh2.Client();
+      c.once('ready', () => { c.end(); resolve(true); });
+      c.once('error', () => resolve(false));
+      c.connect({ host: sshd.host, port: sshd.port, username: 'root', privateKey: sshd.userKey });
+    });
+    expect(oldKeyWorks).toBe(false);
 
     await closed;
     await dbEnded;
@@ -130,6 +140,7 @@ describe('pam offboard', () => {
     expect(entries).toHaveLength(1);
     expect(entries[0]).toMatchObject({ actor: 'sec', user: 'alice@example.com', reason: 'left the company', requestsDenied: [pending.id] });
     expect(entries[0]!.grantsRevoked).toHaveLength(2);
+    expect(entries[0]!.credentialsRotated).toHaveLength(2);
     expect(JSON.stringify(entries[0])).not.toContain(token);
   });
 });
