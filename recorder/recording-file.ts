@@ -174,6 +174,7 @@ export class RecordingFile {
       clearTimeout(this.timer);
       this.timer = undefined;
     }
+    if (this.closed) return this.writing; // sealed: nothing more enters the hash
     this.seal();
     if (idle) {
       // A timer flush means the session is quiet: give the stage memory back.
@@ -224,6 +225,10 @@ export class RecordingFile {
   async close(): Promise<string> {
     if (this.closed) return this.hash.copy().digest('hex');
     await this.flush(true);
+    // Appends made while that write ran (a session's last output) are staged, with a flush timer
+    // set: write them too, so they are in the file and the seal, and no timer runs after it.
+    // Bounded, so a source that never stops cannot hold the seal back; later appends are dropped.
+    for (let round = 0; round < 8 && (this.used || this.sealed.length); round++) await this.flush(true);
     this.closed = true;
     try {
       await this.fh.sync();

@@ -22,6 +22,23 @@ async function fill(file: RecordingFile): Promise<void> {
 }
 
 describe('RecordingFile', () => {
+  it('keeps bytes appended while close is flushing, and seals them (no flush after the digest)', async () => {
+    for (const poolWrites of [false, true]) {
+      const path = join(dir, `late-${poolWrites}`);
+      const file = await RecordingFile.create(path, 50, { poolWrites });
+      file.append('before close\n');
+      const closing = file.close();
+      // A session's last output can arrive after the broker began sealing (its timer would
+      // then have flushed into a finished hash).
+      file.append('during close\n');
+      const digest = await closing;
+      await new Promise((r) => setTimeout(r, 120)); // past the flush timer the late append set
+      const bytes = await readFile(path);
+      expect(bytes.toString()).toBe('before close\nduring close\n');
+      expect(digest).toBe(createHash('sha256').update(bytes).digest('hex'));
+    }
+  });
+
   it('writes the same bytes, with a seal that matches them, on the event loop and through the thread pool', async () => {
     const sync = await RecordingFile.create(join(dir, 'sync'));
     const pool = await RecordingFile.create(join(dir, 'pool'), 250, { poolWrites: true });
