@@ -18,11 +18,12 @@ export interface LiveSession {
  * broker that owns the session. Brokers register with a kill function and unregister at end.
  */
 export class SessionRegistry {
-  private readonly live = new Map<string, { info: LiveSession; kill: (reason: string) => void }>();
+  private readonly live = new Map<string, { info: LiveSession; kill: (reason: string) => void; notify?: (message: string) => void }>();
   readonly events = new EventEmitter();
 
-  register(info: LiveSession, kill: (reason: string) => void): () => void {
-    this.live.set(info.id, { info, kill });
+  /** `notify` shows the user a line without ending anything (a shutdown warning); optional. */
+  register(info: LiveSession, kill: (reason: string) => void, notify?: (message: string) => void): () => void {
+    this.live.set(info.id, { info, kill, notify });
     this.events.emit('start', info);
     return () => {
       if (this.live.delete(info.id)) this.events.emit('end', info);
@@ -43,6 +44,19 @@ export class SessionRegistry {
     if (!s) return false;
     s.kill(reason);
     return true;
+  }
+
+  /** Tells every live session's user `message` (SSH: a line on the terminal; Postgres: a NOTICE). */
+  notifyAll(message: string): number {
+    let n = 0;
+    for (const s of [...this.live.values()]) {
+      if (!s.notify) continue;
+      try {
+        s.notify(message);
+        n++;
+      } catch { /* the session is going away by itself */ }
+    }
+    return n;
   }
 
   /** Ends every live session `match` accepts (offboarding); returns their ids. */

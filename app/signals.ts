@@ -33,6 +33,7 @@ export async function gracefulStop(proxy: RunningProxy, log: Log, signal: string
   const track = (s: { id: string; recordingId: string }) => seen.set(s.id, s.recordingId);
   cp.sessions.events.on('start', track);
   log.info({ signal, live_sessions: seen.size, grace_ms: graceMs }, 'pam: stopping; no new sessions');
+  cp.sessions.notifyAll(`the proxy is shutting down: this session will be ended in ${Math.ceil(graceMs / 1000)} s; save your work and reconnect`);
   await cp.audit.append({ type: 'proxy.stopping', signal, live_sessions: seen.size, grace_ms: graceMs }).catch(() => undefined);
   const left = await until(() => cp.sessions.list().length === 0, graceMs, hurry) ? 0 : cp.sessions.list().length;
   if (left) {

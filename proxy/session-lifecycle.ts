@@ -47,6 +47,8 @@ export interface AttachOptions<R extends SessionRecording> {
   record(meta: RecordingStart): Promise<R>;
   /** Ends the session with a one-line reason: auditor kill, grant expiry or revocation, recording failure. */
   end(reason: string): void;
+  /** Shows the user a line and changes nothing (the shutdown warning of a graceful stop). */
+  notify?(message: string): void;
   /** Extra `session.start` fields (Postgres: the database). */
   audit?: Record<string, unknown>;
   /** As in OpenRequest: a client that left meanwhile gets no session (refusal `gone`). */
@@ -167,7 +169,7 @@ export class SessionLifecycle {
       this.deps.sessions.register({
         id: recording.id, protocol, user: identity.user, subject: identity.subject, target: auth.target.name, login: auth.login,
         grantId: grant.id, recordingId: recording.id, clientAddress: opts.client, startedAt: new Date().toISOString(),
-      }, opts.end),
+      }, opts.end, opts.notify),
       this.deps.gate.watchGrant(grant, opts.end),
     ];
     this.audit(protocol, identity.user, {

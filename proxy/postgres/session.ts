@@ -177,6 +177,7 @@ export class PostgresSession {
         client: this.clientAddress,
         signal: this.gone.signal,
         audit: { database: target.database },
+        notify: (message) => this.noticeToClient(message),
         record: (meta) => deps.recordings.start('jsonl', { ...meta, database: target.database }, {
           start: {
             user: identity.user, subject: identity.subject, email: identity.email, login, target: target.name, database: target.database,

@@ -123,6 +123,13 @@ export class ChannelRelay implements Terminable {
     void this.finish();
   }
 
+  notice(message: string): void {
+    if (this.finished || !this.client.stderr) return;
+    try {
+      this.client.stderr.write(`\r\n[pam] ${message}\r\n`);
+    } catch { /* channel already gone */ }
+  }
+
   /** Ends the channel from the proxy's side (kill, revocation, expiry) with a line for the user. */
   terminate(reason: string): void {
     if (this.finished) return;

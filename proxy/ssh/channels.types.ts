@@ -30,6 +30,8 @@ export interface ChannelContext {
 /** A channel the connection can end from its side (kill, revocation, expiry). */
 export interface Terminable {
   terminate(reason: string): void;
+  /** A line for the user on the channel's stderr, the session going on (shutdown warning). */
+  notice?(message: string): void;
 }
 
 /** How a relay treats the bytes it pumps: recorded terminal (optionally line-gated), raw, counted transfer, or audited SFTP. */

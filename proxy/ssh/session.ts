@@ -177,6 +177,7 @@ export class SshConnection {
           header: { width: 80, height: 24, env: {}, title: `${identity.user} as ${auth.login}@${auth.target.name}` },
         }),
         end: (reason) => void this.end(reason),
+        notify: (message) => { for (const r of this.relays) r.notice?.(message); },
       });
     } catch (err) {
       this.upstream!.end();
