@@ -125,6 +125,7 @@ export class AccessService implements AccessGate {
       id: this.newId('req'),
       subject: identity.subject,
       user: identity.user,
+      ...(identity.email ? { email: identity.email } : {}),
       roles: [...new Set(usable.map((u) => u.role.name))],
       target: target.name,
       login: input.login,
@@ -167,7 +168,7 @@ export class AccessService implements AccessGate {
       if (decidedAt - cur.createdAt > PENDING_MAX_MS) return { ...cur, status: 'expired' };
       const next: AccessRequest = { ...cur, status: approve ? 'approved' : 'denied', decidedBy: identity.user, decidedAt, decisionReason: reason?.slice(0, 1000) };
       if (approve) {
-        grant = { id: this.newId('gr'), requestId: cur.id, subject: cur.subject, user: cur.user, target: cur.target, login: cur.login, approvedBy: identity.user, startsAt: decidedAt, expiresAt: decidedAt + cur.durationMs, ...(cur.mfa ? { mfa: cur.mfa } : {}) };
+        grant = { id: this.newId('gr'), requestId: cur.id, subject: cur.subject, user: cur.user, ...(cur.email ? { email: cur.email } : {}), target: cur.target, login: cur.login, approvedBy: identity.user, startsAt: decidedAt, expiresAt: decidedAt + cur.durationMs, ...(cur.mfa ? { mfa: cur.mfa } : {}) };
         next.grantId = grant.id;
       }
       return next;
@@ -224,6 +225,13 @@ export class AccessService implements AccessGate {
     await this.deps.audit.append({ type: 'revoke', actor: identity.user, grant: grantId, user: grant.user, target: grant.target, login: grant.login, reason });
     await this.deps.store.publish(REVOKED, { id: grantId, by: identity.user });
     return grant;
+  }
+
+  /** Who asked or holds access (subject, user, email), for offboarding's look-up of a person. */
+  async knownPeople(): Promise<{ subject: string; user: string; email?: string }[]> {
+    const reqs = await this.deps.store.list<AccessRequest>(REQUESTS);
+    const grants = await this.deps.store.list<Grant>(GRANTS);
+    return [...reqs, ...grants].map(({ subject, user, email }) => ({ subject, user, ...(email ? { email } : {}) }));
   }
 
   /**

@@ -7,6 +7,8 @@ export interface AccessRequest {
   id: string;
   subject: string;
   user: string;
+  /** The requester's email claim, so offboarding by email finds the request. */
+  email?: string;
   /** Roles the requester held when asking; approvers are matched against these. */
   roles: string[];
   target: string;
@@ -28,6 +30,7 @@ export interface Grant {
   requestId: string;
   subject: string;
   user: string;
+  email?: string;
   target: string;
   login: string;
   approvedBy: string;

@@ -134,7 +134,7 @@ export class OffboardingService {
   /** Every identifier the proxy has seen for `user` (a subject or an email). */
   private async resolve(user: string, extra: { emails?: string[] } = {}): Promise<Person> {
     const p: Person = { user, subjects: new Set([user]), emails: new Set([norm(user), ...(extra.emails ?? []).map(norm)]), names: new Set([norm(user)]) };
-    const uses = await this.deps.uses.since(0, () => true);
+    const uses = [...(await this.deps.uses.since(0, () => true)), ...(await this.deps.access.knownPeople())];
     // Two passes: a use found by email names the subject, which finds the rest.
     for (let pass = 0; pass < 2; pass++) {
       const m = matcher(p);

@@ -25,6 +25,7 @@ import { RejectionAudit } from '../access/rejection-audit.js';
 import { OffboardingService, refusingVerifier } from '../access/offboarding.js';
 import { CredentialUseLog } from '../access/credential-use.js';
 import { RotationService } from '../access/rotation.js';
+import { ScimService } from '../access/scim.js';
 import { rotators } from './rotators.js';
 
 import { createPolicyEngine, type RunningPolicyEngine } from '../policies/engine.js';
@@ -51,6 +52,7 @@ export interface ControlPlane extends BrokerDeps {
   roles: () => Role[];
   offboarding: OffboardingService;
   rotation: RotationService;
+  scim: ScimService;
   uses: CredentialUseLog;
   /** Present with `identity: { dev: true }`: signs tokens for first runs and tests. */
   dev?: {
@@ -160,7 +162,7 @@ export async function openControlPlane(config: Config, opts: { log?: Log } = {})
   });
   const rejections = new RejectionAudit(audit);
   return {
-    config, identity, gate: access, access, sshKeys, offboarding, uses, rotation, policy,
+    config, identity, gate: access, access, sshKeys, offboarding, uses, rotation, scim: new ScimService({ store, audit, offboarding }), policy,
     holds: new HoldService({ store, audit, roles: () => roles }), vault, audit, recordings, sessions, store, dev, log, storeState, rejections,
     evidence, evidenceSources: evidenceSources(auditPath, recordings, evidence, config.evidence),
     roles: () => roles,

@@ -20,6 +20,7 @@ import { recordingRoutes } from './api-recordings.js';
 import { searchRoutes } from './api-search.js';
 import { policyRoutes } from './api-policy.js';
 import { lifecycleRoutes } from './api-lifecycle.js';
+import { scimRoutes } from './api-scim.js';
 
 const MAX_BODY = 1024 * 1024;
 
@@ -68,6 +69,7 @@ export async function startHttpServer(cp: HttpDeps, listen: { host: string; port
     ...searchRoutes(cp),
     ...policyRoutes(cp),
     ...lifecycleRoutes(cp),
+    ...scimRoutes(cp),
     ...(extra.routes ?? []),
   );
 
@@ -105,7 +107,7 @@ export async function startHttpServer(cp: HttpDeps, listen: { host: string; port
       const gone = await cp.offboarding?.refusal(identity);
       if (gone) throw new HttpError(401, gone);
     }
-    const body = await readBody(req);
+    const body = route.rawBody ? {} : await readBody(req);
     const ctx: RequestContext = { req, res, url, params, identity: identity!, body };
     const result = await route.handler(ctx);
     if (result !== undefined && !res.headersSent) sendJson(res, route.status ?? 200, result);

@@ -14,6 +14,7 @@ import type { TransparencyLog } from '../../recorder/evidence/transparency-log.j
 import type { EvidenceSources } from '../../recorder/evidence/evidence-verify.js';
 import type { RejectionAudit } from '../../access/rejection-audit.js';
 import type { OffboardingService } from '../../access/offboarding.js';
+import type { ScimService } from '../../access/scim.js';
 
 /**
  * What the HTTP listener needs from the control plane, named here so the UI depends on the core
@@ -40,6 +41,8 @@ export interface HttpDeps {
   rejections?: RejectionAudit;
   /** `pam offboard`, SCIM and the refusal of offboarded people's browser sessions. */
   offboarding?: OffboardingService;
+  /** SCIM deprovisioning (served when `scim.token_file` is configured). */
+  scim?: ScimService;
   /** Present with `identity: { dev: true }`: signs tokens for first runs and tests. */
   dev?: {
     issue(user: string, groups: string[], opts?: DevIssueOptions): Promise<string>;

@@ -17,12 +17,14 @@ export interface RequestContext {
 export type Handler = (ctx: RequestContext) => Promise<unknown> | unknown;
 
 export interface Route {
-  method: 'GET' | 'POST' | 'PUT' | 'DELETE';
+  method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
   /** Path with `:name` segments, e.g. /api/v1/requests/:id/approve */
   path: string;
   handler: Handler;
   /** No bearer token needed (sign-in, static files, health). */
   public?: boolean;
+  /** The handler reads the request body itself (SCIM: its own media type and error format). */
+  rawBody?: boolean;
   /** 201 for creations. */
   status?: number;
 }
