@@ -37,8 +37,9 @@ type Step = 'authenticate' | 'relay' | 'ended';
 
 /**
  * One client connection, read top to bottom:
- * authenticate (token or bound key) → authorize (grant) → open upstream (pinned host key) →
- * accept → relay channels → end (client exit, target exit, grant end, kill).
+ * read the credential (token or bound key) → the session lifecycle's open (verify, authorize,
+ * reveal, then our pinned-host-key login) and attach (recording, registry, grant watch) →
+ * accept → relay channels → end (client exit, target exit, grant end, kill) → lifecycle finish.
  *
  * Authorization and the upstream login happen while the client waits for the answer to its
  * auth request, so a refusal (no grant, host key mismatch) is a failed login with a reason the
@@ -68,7 +69,15 @@ export class SshConnection {
     private readonly onGone: (c: SshConnection) => void,
   ) {
     this.lifecycle = new SessionLifecycle(deps);
-    client.on('authentication', (ctx) => void this.handleAuthentication(ctx));
+    client.on('authentication', (ctx) => void this.handleAuthentication(ctx).catch((err) => {
+      // Ours, not the user's: refuse without internals, keep the cause for the operator.
+      console.error('ssh broker: authentication failed unexpectedly', err);
+      try {
+        this.refuse(ctx, 'internal proxy error; try again later');
+      } catch {
+        this.client.end();
+      }
+    }));
     client.on('ready', () => this.handleReady());
     client.on('error', () => {});
     client.on('close', () => void this.end('client disconnected'));
