@@ -22,7 +22,7 @@ Through the proxy's API (PAM_SERVER, PAM_TOKEN or --server, --token):
   pam approve ID [--reason …] · pam deny ID --reason … · pam requests
   pam grants · pam revoke ID
   pam audit [--since 1h] · pam audit verify [--local: this host's data_dir from the config, no proxy needed]
-  pam recordings list · pam recordings export ID --format asciicast|text|jsonl · pam recordings verify ID [--local]
+  pam recordings list · pam recordings export ID --format asciicast|text|jsonl|raw [--stream stdout|stderr|stdin] · pam recordings verify ID [--local]
   pam evidence export RECORDING_ID --output DIR   an evidence bundle for auditors (recording, proof, checkpoint, key, viewer)
   pam search [QUERY] [--user U] [--target T] [--since 7d] [--kind output|command|sql] [--verdict deny]
                                                output, commands and SQL of every session (no QUERY: command events)

@@ -1,4 +1,7 @@
+import { createWriteStream } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import type { AccessRequest, Grant } from '../access/access.types.js';
 import type { AuditEntry } from '../recorder/audit.types.js';
 import type { RecordingMeta } from '../recorder/recording.types.js';
@@ -86,13 +89,14 @@ export async function remoteCommand(cmd: string, args: string[], f: Flags): Prom
         return printRows(rows as unknown as Record<string, unknown>[], ['id', 'user', 'login', 'target', 'protocol', 'start', 'end', 'bytes', 'status'], json, rows);
       }
       if (verb === 'export') {
-        const id = need(args[1], 'pam recordings export ID --format asciicast|text|jsonl [--output FILE]');
-        const format = str(f, 'format');
-        const res = await api.raw('GET', `/api/v1/recordings/${encodeURIComponent(id)}/export${format ? `?format=${encodeURIComponent(format)}` : ''}`);
-        const body = Buffer.from(await res.arrayBuffer());
+        const id = need(args[1], 'pam recordings export ID --format asciicast|text|jsonl|raw [--stream stdout|stderr|stdin] [--channel N] [--output FILE]');
+        const q = new URLSearchParams();
+        for (const k of ['format', 'stream', 'channel']) if (str(f, k)) q.set(k, str(f, k)!);
+        const res = await api.raw('GET', `/api/v1/recordings/${encodeURIComponent(id)}/export${q.size ? `?${q}` : ''}`);
         const out = str(f, 'output');
-        if (out) await writeFile(out, body);
-        else process.stdout.write(body);
+        // Streamed: a raw export can be as large as the transfer it recorded.
+        const body = res.body ? Readable.fromWeb(res.body as import('node:stream/web').ReadableStream) : Readable.from([]);
+        await pipeline(body, out ? createWriteStream(out, { mode: 0o600 }) : process.stdout);
         return;
       }
       if (verb === 'verify') {

@@ -38,7 +38,7 @@ const OUT_BATCH_BYTES = 64 * 1024;
  * OUT_BATCH_MS sooner than asked, so output still reaches the disk within `flushMs`.
  */
 export class AsciicastWriter implements TerminalRecorder {
-  private readonly t0 = Date.now();
+  private readonly t0: number;
   private started = false;
   private readonly outDecoder = new TextDecoder('utf-8');
   private readonly inDecoder = new TextDecoder('utf-8');
@@ -57,10 +57,17 @@ export class AsciicastWriter implements TerminalRecorder {
   onClosed: ((closed: WriterClosed) => Promise<void>) | undefined;
   private closing: Promise<void> | undefined;
 
-  private constructor(readonly id: string, private readonly file: RecordingFile, private readonly header: AsciicastHeader) {}
+  private constructor(readonly id: string, private readonly file: RecordingFile, private readonly header: AsciicastHeader, t0 = Date.now()) {
+    this.t0 = t0;
+  }
 
   static async create(id: string, path: string, header: AsciicastHeader, flushMs = 250): Promise<AsciicastWriter> {
     return new AsciicastWriter(id, await RecordingFile.create(path, Math.max(1, flushMs - OUT_BATCH_MS)), header);
+  }
+
+  /** Writes into a file already open (an SSH recording whose format was chosen after it opened, recorder/ssh-recorder.ts). */
+  static over(id: string, file: RecordingFile, header: AsciicastHeader, t0 = Date.now()): AsciicastWriter {
+    return new AsciicastWriter(id, file, header, t0);
   }
 
   get bytes(): number {

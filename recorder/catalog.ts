@@ -1,11 +1,16 @@
 import { randomBytes } from 'node:crypto';
+import { existsSync, renameSync } from 'node:fs';
 import { mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AsciicastWriter, type AsciicastHeader } from './asciicast-writer.js';
 import { QueryLogWriter } from './query-log-writer.js';
+import { RecordingFile } from './recording-file.js';
+import { SshRecorder } from './ssh-recorder.js';
 import type { NewRecording, RecordingMeta, WriterClosed } from './recording.types.js';
 
 const ID = /^[0-9a-z]{8,16}-[0-9a-f]{8}$/;
+/** Data file name extension per format. */
+export const EXT: Record<RecordingMeta['format'], string> = { asciicast: 'cast', raw: 'raw', jsonl: 'jsonl' };
 
 export class RecordingNotFound extends Error {
   constructor(id: string) {
@@ -48,7 +53,9 @@ export class RecordingCatalog {
     const cat = new RecordingCatalog(dir, opts);
     for (const meta of await cat.list()) {
       if (meta.status === 'live') {
-        await cat.update(meta.id, { status: 'interrupted', endReason: 'proxy stopped while the session ran' });
+        // Killed between renaming a new SSH recording to ID.raw and saving its format: the file says.
+        const raw = meta.format === 'asciicast' && existsSync(cat.dataPath(meta.id, 'raw')) && !existsSync(cat.dataPath(meta.id, 'asciicast'));
+        await cat.update(meta.id, { status: 'interrupted', endReason: 'proxy stopped while the session ran', ...(raw ? { format: 'raw' as const } : {}) });
       }
     }
     return cat;
@@ -69,7 +76,7 @@ export class RecordingCatalog {
 
   dataPath(id: string, format: RecordingMeta['format']): string {
     if (!ID.test(id)) throw new RecordingNotFound(id);
-    return join(this.dir, `${id}.${format === 'asciicast' ? 'cast' : 'jsonl'}`);
+    return join(this.dir, `${id}.${EXT[format]}`);
   }
 
   private metaPath(id: string): string {
@@ -83,20 +90,30 @@ export class RecordingCatalog {
    * when the file could not be written completely. If the data file cannot be created, the
    * entry is marked interrupted at once and the error is thrown (the broker refuses the session).
    */
+  start(format: 'ssh', meta: NewRecording, opts: { header: AsciicastHeader; flushMs?: number }): Promise<SshRecorder>;
   start(format: 'asciicast', meta: NewRecording, opts: { header: AsciicastHeader; flushMs?: number }): Promise<AsciicastWriter>;
   start(format: 'jsonl', meta: NewRecording, opts: { start: Record<string, unknown> }): Promise<QueryLogWriter>;
   async start(
-    format: RecordingMeta['format'],
+    format: 'ssh' | 'asciicast' | 'jsonl',
     meta: NewRecording,
     opts: { header: AsciicastHeader; flushMs?: number } | { start: Record<string, unknown> },
-  ): Promise<AsciicastWriter | QueryLogWriter> {
-    const protocol = format === 'asciicast' ? 'ssh' : 'postgres';
-    const { meta: entry, path } = await this.create({ ...meta, protocol, format });
-    let writer: AsciicastWriter | QueryLogWriter;
+  ): Promise<AsciicastWriter | QueryLogWriter | SshRecorder> {
+    const protocol = format === 'jsonl' ? 'postgres' : 'ssh';
+    // An SSH recording starts as asciicast: it becomes raw when its first channel has no pty.
+    const { meta: entry, path } = await this.create({ ...meta, protocol, format: format === 'jsonl' ? 'jsonl' : 'asciicast' });
+    let writer: AsciicastWriter | QueryLogWriter | SshRecorder;
     try {
-      writer = 'header' in opts
-        ? await AsciicastWriter.create(entry.id, path, opts.header, opts.flushMs)
-        : await QueryLogWriter.open(entry.id, path, opts.start);
+      if (format === 'ssh' && 'header' in opts) {
+        const file = await RecordingFile.create(path, Math.max(1, (opts.flushMs ?? 250) - 10));
+        writer = new SshRecorder(entry.id, file, opts.header, () => {
+          renameSync(path, this.dataPath(entry.id, 'raw'));
+          return { saved: this.update(entry.id, { format: 'raw' }).then(() => undefined) };
+        });
+      } else {
+        writer = 'header' in opts
+          ? await AsciicastWriter.create(entry.id, path, opts.header, opts.flushMs)
+          : await QueryLogWriter.open(entry.id, path, opts.start);
+      }
     } catch (err) {
       await this.update(entry.id, { status: 'interrupted', end: new Date().toISOString(), endReason: `recording could not be opened: ${(err as Error).message}` })
         .catch(() => undefined);

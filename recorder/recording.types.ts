@@ -11,8 +11,11 @@ export interface RecordingMeta {
   database?: string;
   clientAddress?: string;
   grantId?: string;
-  /** asciicast for ssh, jsonl for postgres. */
-  format: 'asciicast' | 'jsonl';
+  /**
+   * ssh: asciicast (v2, `ID.cast`) when the connection's first channel has a pty, raw
+   * (`ID.raw`, recorder/raw-frame.ts: the bytes carried, lossless) otherwise; postgres: jsonl.
+   */
+  format: 'asciicast' | 'raw' | 'jsonl';
   start: string;
   end?: string;
   endReason?: string;

@@ -4,7 +4,7 @@
  */
 
 import type ssh2 from 'ssh2';
-import { ChannelTap } from './channel-tap.js';
+import { openTap, type Tap } from './raw-tap.js';
 import type { ChannelContext, RelayMode, Terminable } from './channels.types.js';
 import { EnterGate, trackedLine } from './enter-gate.js';
 import { SftpAudit, describeSftpOp } from './sftp-audit.js';
@@ -22,7 +22,7 @@ type PtyInfo = ssh2.PseudoTtyInfo;
  * End order to the client: remaining data, exit-status / exit-signal, EOF, close.
  */
 export class ChannelRelay implements Terminable {
-  private readonly tap: ChannelTap | undefined;
+  private readonly tap: Tap | undefined;
   private readonly sftp: SftpAudit | undefined;
   private readonly gate: EnterGate | undefined;
   private exit: { code?: number | null; signal?: string; dump?: boolean; desc?: string } | undefined;
@@ -39,7 +39,7 @@ export class ChannelRelay implements Terminable {
   ) {
     this.untrack = ctx.track(this);
     const rec = ctx.recording;
-    if (mode.kind === 'terminal' || mode.kind === 'raw') this.tap = new ChannelTap(rec, { maskUnechoed: mode.kind === 'terminal' });
+    this.tap = openTap(rec, mode);
     if (mode.kind === 'sftp') {
       this.sftp = new SftpAudit((op) => rec.marker(describeSftpOp(op)), (why) => rec.marker(why));
     }
@@ -66,7 +66,7 @@ export class ChannelRelay implements Terminable {
     });
     this.pump(up.stderr, client.stderr, (d) => {
       this.transferred.down += d.length;
-      this.tap?.output(d);
+      this.tap?.stderr(d);
     });
     client.on('data', (d: Buffer) => {
       this.transferred.up += d.length;

@@ -1,5 +1,5 @@
 import { isUtf8 } from 'node:buffer';
-import type { AsciicastWriter } from '../../recorder/asciicast-writer.js';
+import type { TerminalSink } from '../../recorder/ssh-recorder.js';
 import { keyParts, printableKeys } from '../../recorder/terminal-escapes.js';
 
 /**
@@ -45,13 +45,16 @@ export class ChannelTap {
   private cursor = 0;
 
   constructor(
-    private readonly rec: AsciicastWriter,
+    private readonly rec: TerminalSink,
     private readonly opts: { maskUnechoed: boolean; echoDeadlineMs?: number },
   ) {}
 
   output(chunk: Buffer): void {
     let text: string | undefined;
-    if (this.split.length === 0 && isUtf8(chunk)) {
+    if (this.rec.outputBytes) {
+      // A raw recording keeps the bytes as they are; text is only needed for the echo check.
+      this.rec.outputBytes(chunk);
+    } else if (this.split.length === 0 && isUtf8(chunk)) {
       // Whole, valid UTF-8 (nearly all output) goes to the recording as bytes: no decode, no
       // per-chunk string. A chunk ending inside a sequence fails isUtf8 and takes the decoder.
       this.rec.outputUtf8(chunk);

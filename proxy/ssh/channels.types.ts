@@ -1,7 +1,7 @@
 /** Shapes shared by the session channel handler (channels.ts) and its relay (channel-relay.ts). */
 
 import type ssh2 from 'ssh2';
-import type { AsciicastWriter } from '../../recorder/asciicast-writer.js';
+import type { SshRecorder } from '../../recorder/ssh-recorder.js';
 import type { AuditEvent } from '../../recorder/audit.types.js';
 import type { PolicySubject } from '../../policies/policy.types.js';
 import type { PolicyEngine } from '../../policies/engine.types.js';
@@ -13,7 +13,7 @@ type Client = ssh2.Client;
 /** What a session channel needs from its connection. */
 export interface ChannelContext {
   upstream: Client;
-  recording: AsciicastWriter;
+  recording: SshRecorder;
   envAllow: string[];
   subject: PolicySubject;
   policy?: PolicyEngine;

@@ -1,6 +1,6 @@
 import ssh2 from 'ssh2';
 import type { Authorized } from '../../access/access.types.js';
-import type { AsciicastWriter } from '../../recorder/asciicast-writer.js';
+import type { SshRecorder } from '../../recorder/ssh-recorder.js';
 import type { AuditEvent } from '../../recorder/audit.types.js';
 import type { BrokerDeps } from '../broker.types.js';
 import { parseUsername, readCredential, sendBanner, type SshKeyLookup } from './auth.js';
@@ -51,7 +51,7 @@ export class SshConnection {
   private refusal: string | undefined;
   private auth: Authorized | undefined;
   private upstream: Client | undefined;
-  private live: LiveSession<AsciicastWriter> | undefined;
+  private live: LiveSession<SshRecorder> | undefined;
   private readonly lifecycle: SessionLifecycle;
   /** Aborted when the session ends, so an open or attach in flight stops. */
   private readonly gone = new AbortController();
@@ -182,7 +182,7 @@ export class SshConnection {
       this.live = await this.lifecycle.attach(auth, {
         client: this.clientAddress,
         signal: this.gone.signal,
-        record: (meta) => this.deps.recordings.start('asciicast', meta, {
+        record: (meta) => this.deps.recordings.start('ssh', meta, {
           header: { width: 80, height: 24, env: {}, title: `${identity.user} as ${auth.login}@${auth.target.name}` },
         }),
         end: (reason) => void this.end(reason),

@@ -1,10 +1,13 @@
 import { stat } from 'node:fs/promises';
 import { createReadStream } from 'node:fs';
+import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { HttpDeps } from './http.types.js';
 import { RecordingCatalog } from '../../recorder/catalog.js';
 import { BundleRefused, evidencePackage } from '../../recorder/evidence/bundle-source.js';
-import { recordingText, type ExportFormat } from '../../recorder/export.js';
+import { EXPORT_FORMATS, recordingText, streamBytes, type ExportFormat } from '../../recorder/export.js';
+import { rawAsCast } from '../../recorder/raw-reader.js';
+import { STREAMS, type RawStream } from '../../recorder/raw-frame.js';
 import { verifyRecordingEvidence } from '../../recorder/evidence/evidence-verify.js';
 import { SECURITY_HEADERS } from './security-headers.js';
 import { HttpError } from './http-errors.js';
@@ -26,12 +29,12 @@ export function recordingRoutes(cp: HttpDeps): Route[] {
       handler: async ({ identity, params, url, res }) => {
         requireAudit(cp, identity);
         const m = await meta(params.id!);
-        const format = (url.searchParams.get('format') ?? (m.format === 'asciicast' ? 'asciicast' : 'jsonl')) as ExportFormat;
-        if (!['asciicast', 'text', 'jsonl'].includes(format)) throw new HttpError(400, 'format must be asciicast, text or jsonl');
+        const format = (url.searchParams.get('format') ?? (m.format === 'jsonl' ? 'jsonl' : 'asciicast')) as ExportFormat;
+        if (!EXPORT_FORMATS.includes(format)) throw new HttpError(400, 'format must be asciicast, text, jsonl or raw');
         const path = cp.recordings.dataPath(m.id, m.format);
-        const raw = (format === 'asciicast' && m.format === 'asciicast') || (format === 'jsonl' && m.format === 'jsonl');
-        if (raw) {
-          // Raw formats stream from disk: an hour-long recording never sits in memory.
+        const exact = (format === 'asciicast' && m.format === 'asciicast') || (format === 'jsonl' && m.format === 'jsonl');
+        if (exact) {
+          // Stored formats stream from disk: an hour-long recording never sits in memory.
           await cp.audit.append({ type: 'recording.export', actor: identity.user, recording: m.id, format });
           const size = (await stat(path)).size;
           res.writeHead(200, {
@@ -41,6 +44,22 @@ export function recordingRoutes(cp: HttpDeps): Route[] {
             'content-length': size,
           });
           await pipeline(createReadStream(path, { start: 0, end: Math.max(0, size - 1) }), res);
+          return undefined;
+        }
+        if (m.format !== 'jsonl' && (format === 'raw' || format === 'asciicast')) {
+          const stream = (url.searchParams.get('stream') ?? 'stdout') as RawStream;
+          if (!STREAMS.includes(stream)) throw new HttpError(400, 'stream must be stdout, stderr or stdin');
+          const ch = url.searchParams.get('channel');
+          const channel = ch === null ? undefined : Number(ch);
+          if (channel !== undefined && !(Number.isInteger(channel) && channel >= 0 && channel <= 0xffff)) throw new HttpError(400, 'channel must be a channel number');
+          await cp.audit.append({ type: 'recording.export', actor: identity.user, recording: m.id, format, ...(format === 'raw' ? { stream } : {}) });
+          res.writeHead(200, {
+            ...SECURITY_HEADERS,
+            'content-type': format === 'raw' ? 'application/octet-stream' : 'application/x-asciicast',
+            'content-disposition': `attachment; filename="${m.id}.${format === 'raw' ? `${stream}.bin` : 'cast'}"`,
+          });
+          // Rendered or cut from the frames while it streams (raw-reader.ts).
+          await pipeline(Readable.from(format === 'raw' ? streamBytes(m, path, stream, channel) : rawAsCast(path)), res);
           return undefined;
         }
         if (format !== 'text') throw new HttpError(400, `a ${m.protocol} recording cannot be exported as ${format}`);

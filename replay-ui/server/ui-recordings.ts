@@ -1,4 +1,6 @@
 import { createReadStream } from 'node:fs';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { stat } from 'node:fs/promises';
 import type { HttpDeps } from './http.types.js';
 import { RecordingCatalog } from '../../recorder/catalog.js';
@@ -8,6 +10,7 @@ import { HttpError } from './http-errors.js';
 import { requireAudit } from './route-capability.js';
 import type { Route } from './router.js';
 import { castIndex, castWindow } from '../../recorder/cast-reader.js';
+import { rawAsCast, rawCastIndex, rawSummary } from '../../recorder/raw-reader.js';
 import { statementParams, statementRows } from '../../recorder/query-log-reader.js';
 import { ReaderCache } from '../../recorder/reader-cache.js';
 import { sessionsRequest } from '../../recorder/index/sessions-request.js';
@@ -68,6 +71,11 @@ export function uiRecordingRoutes(cp: HttpDeps): Route[] {
           await auditOpen(identity.user, m, 'replay');
           return { ...base, index: await castIndex(path(m), cache) };
         }
+        if (m.format === 'raw') {
+          // Replayed from the rendered events; the byte view (size, SHA-256, hex head per stream) beside it.
+          await auditOpen(identity.user, m, 'replay');
+          return { ...base, index: await rawCastIndex(path(m), cache), raw: await rawSummary(path(m), cache) };
+        }
         await auditOpen(identity.user, m, 'statements');
         return { ...base, statements: await statementRows(path(m), cache) };
       },
@@ -78,9 +86,15 @@ export function uiRecordingRoutes(cp: HttpDeps): Route[] {
       handler: async ({ identity, params, res, url }) => {
         requireAudit(cp, identity);
         const m = await meta(params.id!);
-        if (m.format !== 'asciicast') throw new HttpError(400, 'not a terminal recording');
+        if (m.format === 'jsonl') throw new HttpError(400, 'not a terminal recording');
         await auditOpen(identity.user, m, 'replay');
         const p = path(m);
+        if (m.format === 'raw') {
+          // Rendered while it streams; seeking windows apply to stored asciicast only.
+          res.writeHead(200, { ...SECURITY_HEADERS, 'content-type': 'application/x-asciicast; charset=utf-8' });
+          await pipeline(Readable.from(rawAsCast(p)), res);
+          return undefined;
+        }
         const from = url.searchParams.get('from');
         if (from !== null) {
           // A window with a keyframe: seeking a long recording never ships the whole file.

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import ssh2 from 'ssh2';
 import { exec } from '../helpers/ssh-exec.js';
@@ -14,6 +14,7 @@ import type { RecordingMeta } from '../../recorder/recording.types.js';
 import { asciicastToText } from '../../recorder/asciicast-text.js';
 import type { PolicyRequest, Verdict } from '../../policies/policy.types.js';
 import { policyEngineOf } from '../helpers/policy-engine.js';
+import { recordingCast } from '../../recorder/export.js';
 
 type Client = ssh2.Client;
 
@@ -75,7 +76,7 @@ async function endedRecording(id: string): Promise<{ meta: RecordingMeta; cast: 
     const m = await cp.deps.recordings.get(id);
     return m?.status === 'ended' ? m : undefined;
   }, 'recording sealed');
-  return { meta, cast: await readFile(cp.deps.recordings.dataPath(meta.id, 'asciicast'), 'utf8') };
+  return { meta, cast: await recordingCast(meta, cp.deps.recordings.dataPath(meta.id, meta.format)) };
 }
 
 function events(cast: string): [number, string, string][] {
@@ -95,9 +96,10 @@ describe('ssh broker with an ssh2 client', () => {
     expect(many.map((r) => r.stdout)).toEqual(['ch-1\n', 'ch-2\n', 'ch-3\n']);
     client.end();
     const { meta, cast } = await endedRecording(recId);
-    expect(meta).toMatchObject({ protocol: 'ssh', format: 'asciicast', login: 'root', target: 'web', status: 'ended' });
+    // No pty: recorded raw (the exact bytes), rendered as asciicast events to read here.
+    expect(meta).toMatchObject({ protocol: 'ssh', format: 'raw', login: 'root', target: 'web', status: 'ended' });
     expect(meta.sha256).toMatch(/^[0-9a-f]{64}$/);
-    expect(meta.bytes).toBe(Buffer.byteLength(cast));
+    expect(meta.bytes).toBe((await stat(cp.deps.recordings.dataPath(meta.id, 'raw'))).size);
     const ev = events(cast);
     expect(ev).toContainEqual([expect.any(Number), 'm', 'exec: echo out-$((40+2)); echo err-1 >&2']);
     expect(ev).toContainEqual([expect.any(Number), 'm', 'exit status 7']);

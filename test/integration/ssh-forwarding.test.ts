@@ -18,6 +18,7 @@ import { startSshd, runOpenSsh, waitFor, type TestSshd } from '../helpers/sshd.j
 import { startSshBroker } from '../../proxy/ssh/server.js';
 import type { Listener } from '../../proxy/broker.types.js';
 import type { SshTarget } from '../../config/config.types.js';
+import { recordingCast } from '../../recorder/export.js';
 
 const rules = `
 command_rules:
@@ -100,7 +101,8 @@ async function sessionMarkers(target: string): Promise<string[]> {
   const start = audit.filter((e) => e.type === 'session.start' && e.target === target).at(-1);
   const id = start?.recording as string;
   await waitFor(async () => (await cp.audit()).some((e) => e.type === 'session.end' && e.recording === id), 'recording sealed');
-  const cast = await readFile(cp.deps.recordings.dataPath(id, 'asciicast'), 'utf8');
+  const meta = (await cp.deps.recordings.get(id))!;
+  const cast = await recordingCast(meta, cp.deps.recordings.dataPath(id, meta.format));
   return cast.trim().split('\n').slice(1).map((l) => JSON.parse(l) as [number, string, string]).filter((e) => e[1] === 'm').map((e) => e[2]);
 }
 

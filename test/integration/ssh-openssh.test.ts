@@ -7,6 +7,7 @@ import { startControlPlane, type TestControlPlane } from '../helpers/control-pla
 import { runOpenSsh, startSshd, waitFor, type TestSshd } from '../helpers/sshd.js';
 import { startSshBroker } from '../../proxy/ssh/server.js';
 import type { Listener } from '../../proxy/broker.types.js';
+import { recordingCast } from '../../recorder/export.js';
 
 // The target sshd runs on this machine, so "at the target" is this filesystem.
 let sshd: TestSshd;
@@ -38,7 +39,7 @@ const at = () => ['-o', `Port=${broker.port}`, '-o', 'User=root@web'];
 
 async function latestCast(): Promise<string> {
   const meta = await waitFor(async () => (await cp.deps.recordings.list()).find((m) => m.status === 'ended'), 'a sealed recording');
-  return readFile(cp.deps.recordings.dataPath(meta.id, 'asciicast'), 'utf8');
+  return recordingCast(meta, cp.deps.recordings.dataPath(meta.id, meta.format));
 }
 
 describe('ssh broker with the OpenSSH client', () => {
@@ -87,7 +88,7 @@ describe('ssh broker with the OpenSSH client', () => {
     expect(r.code).toBe(0);
     expect((await readFile(back)).equals(content)).toBe(true);
     const meta = await waitFor(async () => (await cp.deps.recordings.list()).find((m) => m.status === 'ended' && Date.parse(m.start) >= before), 'sftp recording');
-    const cast = await readFile(cp.deps.recordings.dataPath(meta.id, 'asciicast'), 'utf8');
+    const cast = await recordingCast(meta, cp.deps.recordings.dataPath(meta.id, meta.format));
     expect(cast).toContain(`"sftp upload ${remote} (100000 bytes)"`);
     expect(cast).toContain(`"sftp download ${remote} (100000 bytes)"`);
     expect(cast).toContain(`"sftp mkdir ${join(dir, 'newdir')}"`);

@@ -1,12 +1,13 @@
 import { h, clear, notice, fmtTime, fmtOffset, fmtBytes } from '../dom.js';
 import { get } from '../api.js';
+import { byteView } from './byte-view.js';
 
 const LARGE_BYTES = 4 * 1024 * 1024;
 const WINDOW_SECONDS = 600;
 const WINDOW_BYTES = 2 * 1024 * 1024;
 
 function header(meta, liveSession) {
-  const formats = meta.format === 'asciicast' ? ['asciicast', 'text'] : ['jsonl'];
+  const formats = meta.format === 'asciicast' ? ['asciicast', 'text'] : meta.format === 'raw' ? ['raw', 'asciicast', 'text'] : ['jsonl'];
   return h('div', { class: 'rec-head' },
     h('h1', {}, `${meta.user}@${meta.target}`, h('span', { class: 'muted' }, ` as ${meta.login}`)),
     h('p', { class: 'meta' },
@@ -99,7 +100,8 @@ function sshReplay(main, data, query) {
       h('span', { class: 'muted' }, ` ${fmtOffset(index.duration)} · ${index.events} events · ${index.denials} denials`)),
     windowed ? h('div', { class: 'controls timeline' }, timeline, where) : null,
     h('div', { class: 'replay' }, holder,
-      h('aside', {}, h('section', { class: 'panel' }, h('h2', {}, 'Markers'), index.markers.length ? markerList : h('p', { class: 'muted' }, 'No markers.')), typedPanel)));
+      h('aside', {}, h('section', { class: 'panel' }, h('h2', {}, 'Markers'), index.markers.length ? markerList : h('p', { class: 'muted' }, 'No markers.')), typedPanel)),
+    data.raw ? byteView(meta, data.raw) : null);
   const t = Number(query.get('t'));
   void create(Number.isFinite(t) && t > 0 ? t : 0);
   return () => player?.dispose();
@@ -155,7 +157,7 @@ export async function render(main, { params, query }) {
     return undefined;
   }
   const data = await get(`/api/v1/ui/recordings/${encodeURIComponent(id)}`);
-  if (data.meta.format === 'asciicast') return sshReplay(main, data, query);
+  if (data.meta.format === 'asciicast' || data.meta.format === 'raw') return sshReplay(main, data, query);
   statementsPage(main, data);
   return undefined;
 }

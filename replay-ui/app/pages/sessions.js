@@ -2,7 +2,7 @@ import { h, clear, notice, fmtTime, fmtOffset, fmtBytes } from '../dom.js';
 import { get } from '../api.js';
 
 function downloads(m) {
-  const formats = m.format === 'asciicast' ? ['asciicast', 'text'] : ['jsonl'];
+  const formats = m.format === 'asciicast' ? ['asciicast', 'text'] : m.format === 'raw' ? ['raw', 'asciicast', 'text'] : ['jsonl'];
   return formats.map((f) => h('a', { class: 'dl', href: `/api/v1/recordings/${encodeURIComponent(m.id)}/export?format=${f}`, download: '' }, f));
 }
 

@@ -1,0 +1,226 @@
+import { createHash, type Hash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { isDenial, type CastEvent, type CastIndex } from './cast-reader.js';
+import { TypedLines } from './typed-line.js';
+import { NO_CACHE, type ReaderCacheLike } from './reader-cache.js';
+import { channelInfo, FrameType, RawFrameParser, STREAMS, type RawFrame, type RawHeader, type RawStream } from './raw-frame.js';
+
+/**
+ * Readers of the raw SSH format (raw-frame.ts): frames, one stream's exact bytes (the raw
+ * export), a byte-level summary (size, SHA-256, hex head per stream) and the recording rendered
+ * as asciicast events, which is what the text and asciicast exports, the player and the search
+ * index use, so they read raw recordings the way they read `.cast` files.
+ */
+
+/** Frames of a raw recording in batches (one per read chunk), and at the end whether its last frame was torn. */
+export async function* rawFrames(path: string): AsyncGenerator<{ header: RawHeader; frames: RawFrame[] }, { truncated: boolean; bytes: number }> {
+  const parser = new RawFrameParser();
+  let bytes = 0;
+  for await (const chunk of createReadStream(path, { highWaterMark: 1024 * 1024 }) as AsyncIterable<Buffer>) {
+    bytes += chunk.length;
+    const frames: RawFrame[] = [];
+    parser.push(chunk, frames);
+    if (frames.length && parser.header) yield { header: parser.header, frames };
+  }
+  return { truncated: parser.pending > 0, bytes };
+}
+
+/**
+ * The bytes of one stream exactly as carried: `stdout` is what the client received on its
+ * standard output. All channels in order unless `channel` is given (a connection usually has one).
+ */
+export async function* rawStreamBytes(path: string, stream: RawStream, channel?: number): AsyncGenerator<Buffer> {
+  const code = STREAMS.indexOf(stream);
+  for await (const { frames } of rawFrames(path)) {
+    for (const f of frames) {
+      if (f.type === FrameType.Data && f.stream === code && (channel === undefined || f.channel === channel)) yield f.payload;
+    }
+  }
+}
+
+export interface StreamSummary {
+  bytes: number;
+  sha256: string;
+  /** First HEAD_BYTES bytes, hex. */
+  head: string;
+  /** Not valid UTF-8 text (or has NUL bytes): shown as bytes, not replayed as terminal output. */
+  binary: boolean;
+}
+
+export interface RawSummary {
+  title: string;
+  width: number;
+  height: number;
+  timestamp: number;
+  duration: number;
+  channels: { channel: number; kind: string; label?: string; pty?: boolean; streams: Partial<Record<RawStream, StreamSummary>> }[];
+  markers: { t: number; label: string }[];
+  transfers: Record<string, unknown>[];
+  /** The last frame was cut short (the proxy was killed mid-write); everything before it is whole. */
+  truncated: boolean;
+  bytes: number;
+}
+
+const HEAD_BYTES = 256;
+
+/** The byte-level view of a raw recording, kept in `cache` until the file changes. */
+export function rawSummary(path: string, cache: ReaderCacheLike = NO_CACHE): Promise<RawSummary> {
+  return cache.get(`raw:${path}`, path, async () => {
+    const s: RawSummary = { title: '', width: 80, height: 24, timestamp: 0, duration: 0, channels: [], markers: [], transfers: [], truncated: false, bytes: 0 };
+    const acc = new Map<string, { hash: Hash; bytes: number; head: Buffer[]; headLen: number; text: TextClassifier }>();
+    const byNumber = new Map<number, RawSummary['channels'][number]>();
+    const gen = rawFrames(path);
+    for (;;) {
+      const r = await gen.next();
+      if (r.done) {
+        s.truncated = r.value.truncated;
+        s.bytes = r.value.bytes;
+        break;
+      }
+      const h = r.value.header;
+      Object.assign(s, { title: h.title, width: h.width, height: h.height, timestamp: h.timestamp });
+      for (const f of r.value.frames) {
+        s.duration = f.t / 1000;
+        if (f.type === FrameType.Channel) {
+          const c = { channel: f.channel, ...channelInfo(f.payload), streams: {} };
+          byNumber.set(f.channel, c);
+          s.channels.push(c);
+        } else if (f.type === FrameType.Marker) s.markers.push({ t: f.t / 1000, label: f.payload.toString('utf8') });
+        else if (f.type === FrameType.Transfer) s.transfers.push(parseJson(f.payload));
+        else if (f.type === FrameType.Data) {
+          const key = `${f.channel}:${f.stream}`;
+          let a = acc.get(key);
+          if (!a) acc.set(key, (a = { hash: createHash('sha256'), bytes: 0, head: [], headLen: 0, text: new TextClassifier() }));
+          a.hash.update(f.payload);
+          a.bytes += f.payload.length;
+          a.text.feed(f.payload);
+          if (a.headLen < HEAD_BYTES) {
+            const part = f.payload.subarray(0, HEAD_BYTES - a.headLen);
+            a.head.push(part);
+            a.headLen += part.length;
+          }
+        }
+      }
+    }
+    for (const [key, a] of acc) {
+      const [ch, st] = key.split(':').map(Number) as [number, number];
+      let c = byNumber.get(ch);
+      if (!c) byNumber.set(ch, (c = { channel: ch, kind: 'channel', streams: {} })), s.channels.push(c);
+      c.streams[STREAMS[st] ?? 'stdout'] = { bytes: a.bytes, sha256: a.hash.digest('hex'), head: Buffer.concat(a.head).toString('hex'), binary: a.text.binary };
+    }
+    return s;
+  });
+}
+
+/** Tells text from binary as bytes arrive: NUL bytes or invalid UTF-8 (a sequence split across chunks is fine). */
+export class TextClassifier {
+  binary = false;
+  private readonly dec = new TextDecoder('utf-8', { fatal: true });
+
+  /** Returns the chunk's text while the stream is text; undefined once it is binary. */
+  feed(chunk: Buffer): string | undefined {
+    if (this.binary) return undefined;
+    if (chunk.indexOf(0) >= 0) {
+      this.binary = true;
+      return undefined;
+    }
+    try {
+      return this.dec.decode(chunk, { stream: true });
+    } catch {
+      this.binary = true;
+      return undefined;
+    }
+  }
+}
+
+/**
+ * The recording as asciicast v2 events (seconds, type, data): stdout and stderr as `o`, stdin as
+ * `i`, markers and file transfers as `m`, resizes as `r`. A stream that turns out binary is shown
+ * once as a note pointing at the byte view and the raw export, never as terminal garbage.
+ */
+export async function* rawCastEvents(path: string, onHeader?: (h: RawHeader) => void): AsyncGenerator<CastEvent> {
+  const text = new Map<string, TextClassifier>();
+  let told = false;
+  for await (const { header, frames } of rawFrames(path)) {
+    if (!told) {
+      told = true;
+      onHeader?.(header);
+    }
+    for (const f of frames) {
+      const t = f.t / 1000;
+      if (f.type === FrameType.Marker) yield [t, 'm', f.payload.toString('utf8')];
+      else if (f.type === FrameType.Transfer) yield [t, 'm', transferLabel(parseJson(f.payload))];
+      else if (f.type === FrameType.Resize && f.payload.length >= 4) yield [t, 'r', `${f.payload.readUInt16BE(0)}x${f.payload.readUInt16BE(2)}`];
+      else if (f.type === FrameType.Data) {
+        const key = `${f.channel}:${f.stream}`;
+        let c = text.get(key);
+        if (!c) text.set(key, (c = new TextClassifier()));
+        const was = c.binary;
+        const s = c.feed(f.payload);
+        const name = STREAMS[f.stream] ?? 'stdout';
+        if (s !== undefined) {
+          if (s) yield [t, f.stream === 0 ? 'i' : 'o', s];
+        } else if (!was) {
+          const note = `binary ${name} on channel ${f.channel}: see the byte view, or pam recordings export ID --format raw --stream ${name}`;
+          yield f.stream === 0 ? [t, 'm', note] : [t, 'o', `\r\n[pam: ${note}]\r\n`];
+        }
+      }
+    }
+  }
+}
+
+/** The recording rendered as an asciicast v2 file, line by line (header first). */
+export async function* rawAsCast(path: string): AsyncGenerator<string> {
+  let header: RawHeader | undefined;
+  const events = rawCastEvents(path, (h) => (header = h));
+  let first = true;
+  for await (const e of events) {
+    if (first) {
+      first = false;
+      yield castHeader(header) + '\n';
+    }
+    yield JSON.stringify(e) + '\n';
+  }
+  if (first) yield castHeader(header) + '\n';
+}
+
+function castHeader(h: RawHeader | undefined): string {
+  return JSON.stringify({ version: 2, width: h?.width ?? 80, height: h?.height ?? 24, timestamp: Math.floor((h?.timestamp ?? 0) / 1000), env: {}, title: h?.title ?? '' });
+}
+
+export function transferLabel(r: Record<string, unknown>): string {
+  const size = typeof r.size === 'number' ? `${r.size} bytes` : 'size unknown';
+  return `file ${String(r.direction ?? 'transfer')} ${String(r.path ?? '?')} (${size}${typeof r.sha256 === 'string' ? `, sha256 ${r.sha256}` : ''}) via ${String(r.via ?? 'ssh')}`;
+}
+
+function parseJson(b: Buffer): Record<string, unknown> {
+  try {
+    const o = JSON.parse(b.toString('utf8')) as unknown;
+    return o && typeof o === 'object' ? (o as Record<string, unknown>) : {};
+  } catch {
+    return {};
+  }
+}
+
+/**
+ * The player's index (cast-reader.ts CastIndex) of a raw recording from its rendered events:
+ * markers, typed lines of no-pty shells (from stdin), denials. No seek checkpoints: the player
+ * loads the rendered recording whole (binary streams render to one note, so it stays small).
+ */
+export function rawCastIndex(path: string, cache: ReaderCacheLike = NO_CACHE): Promise<CastIndex> {
+  return cache.get(`rawcast:${path}`, path, async () => {
+    const idx: CastIndex = { width: 80, height: 24, duration: 0, markers: [], typed: [], denials: 0, events: 0, checkpoints: [], bytes: 0 };
+    const typed = new TypedLines();
+    for await (const e of rawCastEvents(path, (h) => Object.assign(idx, { width: h.width, height: h.height }))) {
+      idx.events++;
+      idx.duration = e[0];
+      // The size of the rendered file the player loads (not the raw file's).
+      idx.bytes += JSON.stringify(e).length + 1;
+      if (e[1] === 'm') {
+        idx.markers.push({ t: e[0], label: e[2] });
+        if (isDenial(e[2])) idx.denials++;
+      } else if (e[1] === 'i') typed.feed(e[0], e[2], (lt, l) => { if (idx.typed.length < 20_000) idx.typed.push({ t: lt, line: l }); });
+    }
+    return idx;
+  });
+}
