@@ -33,7 +33,7 @@ export interface EvidencePackage {
   public_key: string;
 }
 
-export const dataName = (format: RecordingMeta['format']) => (format === 'asciicast' ? 'recording.cast' : 'recording.jsonl');
+export const dataName = (format: RecordingMeta['format']) => (format === 'asciicast' ? 'recording.cast' : format === 'raw' ? 'recording.raw' : 'recording.jsonl');
 
 const sha256 = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
 
@@ -108,8 +108,8 @@ export async function verifyBundle(dir: string, trusted: Keyring): Promise<Bundl
   } catch (err) {
     return { ok: false, problems: [{ what: `cannot read the bundle: ${(err as Error).message}`, where: dir }] };
   }
-  const format = names.includes('recording.cast') ? 'asciicast' : names.includes('recording.jsonl') ? 'jsonl' : undefined;
-  if (!format) return { ok: false, problems: [{ what: 'no recording.cast or recording.jsonl', where: dir }] };
+  const format = names.includes('recording.cast') ? 'asciicast' : names.includes('recording.raw') ? 'raw' : names.includes('recording.jsonl') ? 'jsonl' : undefined;
+  if (!format) return { ok: false, problems: [{ what: 'no recording.cast, recording.raw or recording.jsonl', where: dir }] };
 
   const [recording, catalog, sealBytes, proofBytes, cpBytes, pem] = await Promise.all(
     [dataName(format), 'catalog.json', 'seal.json', 'proof.json', 'checkpoint.json', 'public-key.pem'].map(read),

@@ -29,7 +29,7 @@ export interface SealEntry {
   line: string;
   recording: string;
   sha256: string;
-  format: 'asciicast' | 'jsonl';
+  format: 'asciicast' | 'raw' | 'jsonl';
   bytes?: number;
   catalog_sha256?: string;
 }
@@ -42,7 +42,7 @@ export function findSeals(lines: readonly string[]): SealEntry[] {
     try {
       const e = JSON.parse(line) as Record<string, unknown>;
       if (e.type !== 'recording.sealed' || typeof e.recording !== 'string' || typeof e.sha256 !== 'string') return;
-      if (e.format !== 'asciicast' && e.format !== 'jsonl') return;
+      if (e.format !== 'asciicast' && e.format !== 'raw' && e.format !== 'jsonl') return;
       out.push({ index, line, recording: e.recording, sha256: e.sha256, format: e.format, bytes: e.bytes as number | undefined, catalog_sha256: e.catalog_sha256 as string | undefined });
     } catch {
       // the chain check reports unparsable lines
