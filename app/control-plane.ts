@@ -26,6 +26,7 @@ import { OffboardingService, refusingVerifier } from '../access/offboarding.js';
 import { CredentialUseLog } from '../access/credential-use.js';
 import { RotationService } from '../access/rotation.js';
 import { ScimService } from '../access/scim.js';
+import { Notifier } from '../access/notifier.js';
 import { rotators } from './rotators.js';
 
 import { createPolicyEngine, type RunningPolicyEngine } from '../policies/engine.js';
@@ -119,6 +120,14 @@ export async function openControlPlane(config: Config, opts: { log?: Log } = {})
       });
     },
   });
+  // Webhooks hear of requests, decisions, holds and refusals as they are audited. Only the
+  // host is ever logged: a Slack webhook's path is itself a secret.
+  const notifier = new Notifier({
+    targets: () => config.notify ?? [],
+    publicUrl: () => config.publicUrl,
+    onGiveUp: (url, event, why) => log.warn({ component: 'notify', host: new URL(url).host, event, why }, 'notification not delivered'),
+  });
+  const stopNotify = audit.onAppend(notifier.onAudit);
   const sessions = new SessionRegistry();
   const uses = new CredentialUseLog(store);
   const sshKeys = new SshKeyBindings(store, audit);
@@ -173,6 +182,8 @@ export async function openControlPlane(config: Config, opts: { log?: Log } = {})
     async close() {
       policy.close();
       await rejections.close().catch(() => undefined);
+      stopNotify();
+      notifier.close();
       await offboarding!.stop();
       await access.stop();
       await audit.close();
