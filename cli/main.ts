@@ -51,7 +51,7 @@ async function main(argv: string[], host: CliHost): Promise<void> {
       target: { type: 'string' }, login: { type: 'string' }, duration: { type: 'string' }, reason: { type: 'string' },
       since: { type: 'string' }, format: { type: 'string' }, output: { type: 'string' }, groups: { type: 'string' },
       ttl: { type: 'string' }, key: { type: 'string' }, user: { type: 'string' }, command: { type: 'string' }, sql: { type: 'string' },
-      'public-key': { type: 'string' }, local: { type: 'boolean' },
+      'public-key': { type: 'string' }, local: { type: 'boolean' }, stream: { type: 'string' }, channel: { type: 'string' },
       kind: { type: 'string' }, verdict: { type: 'string' }, until: { type: 'string' }, limit: { type: 'string' }, cursor: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
