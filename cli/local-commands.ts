@@ -1,4 +1,3 @@
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadConfig } from '../config/config.js';
 import type { Config } from '../config/config.types.js';
@@ -10,13 +9,8 @@ import { CliError } from './api-client.js';
 import { RotationService, type RotationDeps } from '../access/rotation.js';
 import { printRows } from './table.js';
 
-/** --config, else PAM_CONFIG, else ./pam.yaml, else the shipped example (what `npm start` runs). */
-export function configPath(flag: string | undefined, env = process.env): string {
-  if (flag) return flag;
-  if (env.PAM_CONFIG) return env.PAM_CONFIG;
-  if (existsSync('pam.yaml')) return 'pam.yaml';
-  return new URL('../examples/pam.yaml', import.meta.url).pathname;
-}
+export { configPath } from './config-path.js';
+
 
 async function readStdin(): Promise<Buffer> {
   if (process.stdin.isTTY) process.stderr.write('Secret value (end with Ctrl-D): ');

@@ -1,8 +1,11 @@
 import { parseArgs } from 'node:util';
 import { CliError } from './api-client.js';
 import type { RotationDeps } from '../access/rotation.js';
-import { configPath, devTokenCommand, secretCommand } from './local-commands.js';
-import { remoteCommand } from './remote-commands.js';
+import { configPath } from './config-path.js';
+
+// Every verb loads its modules when it runs: `pam --help` and `pam policy test` start without
+// the store, the vault, the HTTP client or jose (bench/cli-startup.ts measures it).
+const remoteCommand: typeof import('./remote-commands.js').remoteCommand = async (...a) => (await import('./remote-commands.js')).remoteCommand(...a);
 
 const HELP = `pam — privileged-access proxy
 
@@ -10,6 +13,8 @@ const HELP = `pam — privileged-access proxy
   pam secret set NAME < value | list | rm NAME secrets in the vault (local store); list shows last rotated, next due, last error
   pam secret rotate NAME                       new credential at the target (Postgres password, SSH key) and in the vault
   pam dev token USER --groups g1,g2            token from the dev issuer (identity: { dev: true })
+  pam config check FILE                        validate a config (and its policies and files) without starting anything
+  pam config schema                            the config's JSON Schema, for editors
   pam policy test --user U --groups g1,g2 --target T --login L (--command "…" | --sql "…")
                                                what-if: the verdict and the rule that decided
 
@@ -53,10 +58,15 @@ async function main(argv: string[], host: CliHost): Promise<void> {
       ttl: { type: 'string' }, key: { type: 'string' }, user: { type: 'string' }, command: { type: 'string' }, sql: { type: 'string' },
       'public-key': { type: 'string' }, local: { type: 'boolean' }, stream: { type: 'string' }, channel: { type: 'string' },
       kind: { type: 'string' }, verdict: { type: 'string' }, until: { type: 'string' }, limit: { type: 'string' }, cursor: { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
+      help: { type: 'boolean', short: 'h' }, version: { type: 'boolean' },
     },
   });
   const [cmd, ...args] = positionals;
+  if (values.version === true) {
+    // Which code runs: the build in dist/ or the TypeScript sources (bin/pam.js decides).
+    process.stdout.write(`pam-proxy (${process.env.PAM_ENTRY ?? 'sources'})\n`);
+    return;
+  }
   if (!cmd || cmd === 'help' || values.help) {
     process.stdout.write(HELP);
     return;
@@ -67,7 +77,12 @@ async function main(argv: string[], host: CliHost): Promise<void> {
     }
     case 'secret': {
       const { loadConfig } = await import('../config/config.js');
+      const { secretCommand } = await import('./local-commands.js');
       return secretCommand(loadConfig(configPath(values.config)), args[0], args[1], values.json === true, await host.rotators?.());
+    }
+    case 'config': {
+      const { configCommand } = await import('./config-command.js');
+      return configCommand(args, values.config, values.json === true);
     }
     case 'policy': {
       const { policyCommand } = await import('./policy-command.js');
@@ -92,7 +107,7 @@ async function main(argv: string[], host: CliHost): Promise<void> {
     }
     case 'dev':
       if (args[0] !== 'token') throw new CliError('usage: pam dev token USER --groups g1,g2', 2);
-      return devTokenCommand(configPath(values.config), args[1], values.groups, values.ttl);
+      return (await import('./local-commands.js')).devTokenCommand(configPath(values.config), args[1], values.groups, values.ttl);
     default:
       return remoteCommand(cmd, args, values);
   }
