@@ -27,7 +27,8 @@ import { CredentialUseLog } from '../access/credential-use.js';
 import { RotationService } from '../access/rotation.js';
 import { ScimService } from '../access/scim.js';
 import { Notifier } from '../access/notifier.js';
-import { rotators } from './rotators.js';
+import { probes, rotators } from './rotators.js';
+import { DiscoveryService } from '../access/discovery.js';
 
 import { createPolicyEngine, type RunningPolicyEngine } from '../policies/engine.js';
 import { createLog, stateLog, type Log } from './log.js';
@@ -54,6 +55,7 @@ export interface ControlPlane extends BrokerDeps {
   offboarding: OffboardingService;
   rotation: RotationService;
   scim: ScimService;
+  discovery: DiscoveryService;
   uses: CredentialUseLog;
   /** Present with `identity: { dev: true }`: signs tokens for first runs and tests. */
   dev?: {
@@ -171,7 +173,8 @@ export async function openControlPlane(config: Config, opts: { log?: Log } = {})
   });
   const rejections = new RejectionAudit(audit);
   return {
-    config, identity, gate: access, access, sshKeys, offboarding, uses, rotation, scim: new ScimService({ store, audit, offboarding }), policy,
+    config, identity, gate: access, access, sshKeys, offboarding, uses, rotation, scim: new ScimService({ store, audit, offboarding }),
+    discovery: new DiscoveryService({ targets: () => config.targets, vault, audit, probes: probes() }), policy,
     holds: new HoldService({ store, audit, roles: () => roles }), vault, audit, recordings, sessions, store, dev, log, storeState, rejections,
     evidence, evidenceSources: evidenceSources(auditPath, recordings, evidence, config.evidence),
     roles: () => roles,

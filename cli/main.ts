@@ -35,6 +35,7 @@ Through the proxy's API (PAM_SERVER, PAM_TOKEN or --server, --token):
   pam held · pam approve-command ID · pam deny-command ID --reason …   commands held by review rules
   pam login --key ~/.ssh/id_ed25519.pub        bind an SSH key to your token's identity
   pam whoami
+  pam discover TARGET                          privileged accounts on a target and whether the proxy manages them
   pam offboard USER --reason "…"              remove every access of a person in one step (approver or can_offboard)
 Every listing takes --json.
 `;

@@ -135,6 +135,12 @@ export async function remoteCommand(cmd: string, args: string[], f: Flags): Prom
       const r = await api.call<{ fingerprint: string; expiresAt: number }>('POST', '/api/v1/ssh-keys', { public_key: publicKey, challenge, signature: signature.toString('base64') });
       return void process.stdout.write(json ? JSON.stringify(r) + '\n' : `key ${r.fingerprint} bound until ${iso(r.expiresAt)}\n`);
     }
+    case 'discover': {
+      const name = need(args[0], 'pam discover TARGET [--json]');
+      const r = await api.call<{ target: string; via: string; accounts: { account: string; privileges: string[]; managed: boolean }[] }>('GET', `/api/v1/targets/${encodeURIComponent(name)}/discover`);
+      if (!json) process.stdout.write(`privileged accounts on ${r.target} (probed as ${r.via}):\n`);
+      return printRows(r.accounts.map((a) => ({ account: a.account, privileges: a.privileges.join(', '), managed: a.managed ? 'yes' : 'NO' })), ['account', 'privileges', 'managed'], json, r);
+    }
     case 'offboard': {
       const usage = 'pam offboard USER --reason "…" [--json]   (USER: subject or email)';
       const r = await api.call<OffboardResult>('POST', '/api/v1/offboard', { user: need(args[0], usage), reason: need(str(f, 'reason'), usage) });

@@ -15,6 +15,7 @@ import type { EvidenceSources } from '../../recorder/evidence/evidence-verify.js
 import type { RejectionAudit } from '../../access/rejection-audit.js';
 import type { OffboardingService } from '../../access/offboarding.js';
 import type { ScimService } from '../../access/scim.js';
+import type { DiscoveryService } from '../../access/discovery.js';
 
 /**
  * What the HTTP listener needs from the control plane, named here so the UI depends on the core
@@ -43,6 +44,8 @@ export interface HttpDeps {
   offboarding?: OffboardingService;
   /** SCIM deprovisioning (served when `scim.token_file` is configured). */
   scim?: ScimService;
+  /** `pam discover TARGET`. */
+  discovery?: DiscoveryService;
   /** Present with `identity: { dev: true }`: signs tokens for first runs and tests. */
   dev?: {
     issue(user: string, groups: string[], opts?: DevIssueOptions): Promise<string>;
