@@ -39,8 +39,8 @@ export class RejectionAudit {
   }
 
   /** Records one refusal: written now, or counted for the window's summary line. */
-  async rejected(event: AuditEvent & { via: string; reason: string; client?: string }): Promise<void> {
-    const client = event.client ?? 'unknown';
+  async rejected(event: AuditEvent & { via: string; reason: string; client?: string }, source?: string): Promise<void> {
+    const client = source ?? event.client ?? 'unknown';
     let key = `${event.via}|${client}`;
     if (!this.buckets.has(key) && this.buckets.size >= this.maxSources) key = `${event.via}|${MANY}`;
     const now = this.now();

@@ -6,6 +6,7 @@ import { DEFAULT_REVIEW_TIMEOUT_MS } from './defaults.js';
 import { LifecycleConfigError, parseTargetLifecycle, parseTopLifecycle, TARGET_LIFECYCLE_KEYS, TOP_LIFECYCLE_KEYS } from './lifecycle-config.js';
 import { EvidenceConfigError, parseEvidence, parseRecordingMode } from './evidence-config.js';
 import { HttpConfigError, parseHttpSection, splitScheme } from './http-config.js';
+import { LoginConfigError, parseLoginLimits, LOGIN_KEYS, type LoginLimits } from './login-config.js';
 import type { Config, HttpConfig, Listen, LoginConfig, Target } from './config.types.js';
 import { ConfigError, bool, isObj, known, str, type Obj } from './config-read.js';
 import { parseOps } from './config-ops.js';
@@ -90,7 +91,7 @@ function recordingOf(v: Obj, path: string): { recordingMode?: 'strict' | 'best-e
 /** Validates a parsed YAML document. `file` resolves relative paths. */
 export function parseConfig(doc: unknown, file: string): Config {
   if (!isObj(doc)) throw new ConfigError('(root)', 'the file must hold a YAML mapping');
-  known(doc, '', ['listen', 'data_dir', 'store', 'policies_dir', 'identity', 'targets', 'ssh', 'postgres', 'review_timeout', 'log', 'audit_export', 'shutdown_grace', 'evidence', 'http', ...TOP_LIFECYCLE_KEYS]);
+  known(doc, '', ['listen', 'data_dir', 'store', 'policies_dir', 'identity', 'targets', 'ssh', 'postgres', 'review_timeout', 'log', 'audit_export', 'shutdown_grace', 'evidence', 'http', ...LOGIN_KEYS, ...TOP_LIFECYCLE_KEYS]);
   const base = dirname(file);
   const rel = (p: string) => (isAbsolute(p) ? p : resolve(base, p));
 
@@ -165,10 +166,18 @@ export function parseConfig(doc: unknown, file: string): Config {
     if (e instanceof HttpConfigError) throw new ConfigError(e.key, e.why);
     throw e;
   }
+  let login: LoginLimits;
+  try {
+    login = parseLoginLimits(doc);
+  } catch (e) {
+    if (e instanceof LoginConfigError) throw new ConfigError(e.key, e.why);
+    throw e;
+  }
   const dataDir = rel(str(doc, 'data_dir', '') ?? './data');
   return {
     ...top,
     http,
+    login,
     file,
     listen,
     reviewTimeoutMs,

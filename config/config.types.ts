@@ -1,3 +1,6 @@
+import type { LoginLimits } from './login-config.js';
+
+export type { LoginLimits } from './login-config.js';
 /** The validated configuration. Field names mirror the YAML keys (see README "Configuration"). */
 export interface Listen { host: string; port: number }
 
@@ -159,6 +162,8 @@ export interface Config {
   offboarding?: { rotateUsedWithinMs: number };
   /** Absent: plain HTTP on a loopback listener. */
   http?: HttpConfig;
+  /** `login_timeout`, `max_unauthenticated_per_source` (config/login-config.ts); absent: the defaults. */
+  login?: LoginLimits;
   /** `public_url`: how people reach the UI, for links in notifications; the HTTP Host check allows its host. */
   publicUrl?: string;
   /** Absent in hand-built configs (tests): level info, format by terminal. */

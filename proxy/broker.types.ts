@@ -8,6 +8,7 @@ import type { Config } from '../config/config.types.js';
 import type { SessionRegistry } from '../access/live-sessions.js';
 import type { SshKeyBindings } from '../access/ssh-keys.js';
 import type { HoldService } from '../access/holds.js';
+import type { RejectionAudit } from '../access/rejection-audit.js';
 
 /** Everything a protocol broker needs, passed in so tests wire real parts without mocks. */
 export interface BrokerDeps {
@@ -24,6 +25,8 @@ export interface BrokerDeps {
   holds?: HoldService;
   /** Optional until the policy engine is wired; absent means allow everything. */
   policy?: PolicyEngine;
+  /** Rate-limited audit of refused tokens, shared with the HTTP API; absent: every refusal is appended. */
+  rejections?: RejectionAudit;
 }
 
 /** A running listener. */

@@ -12,7 +12,7 @@
  * Every refusal is audited once, with a reason and never the token, and thrown as a
  * `SessionRefused` whose code the broker translates (an SSH auth failure or disconnect, a
  * Postgres ErrorResponse with SQLSTATE). A step both brokers need (MFA step-up, a login
- * deadline, a store-outage refusal, a shutdown notice) is written once, here: a new `handleX`
+ * deadline (proxy/login-guard.ts), a store-outage refusal (`unavailable`), a shutdown notice) is written once, here: a new `handleX`
  * in `open` or `attach`, and a new RefusalCode if it refuses in a new way.
  * Read like warpgate's run() → run_authorization() → run_authorized().
  */
@@ -21,6 +21,9 @@ import { AccessDenied } from '../access/access.types.js';
 import { IdentityRevoked, TokenRejected, type Identity, type IdentityVerifier } from '../access/identity.types.js';
 import type { SessionRegistry } from '../access/live-sessions.js';
 import type { Vault } from '../access/vault.types.js';
+import { StoreUnavailable } from '../access/store.js';
+import type { RejectionAudit } from '../access/rejection-audit.js';
+import { sourceOf } from './login-guard.js';
 import type { AuditEvent, AuditLog } from '../recorder/audit.types.js';
 import {
   SessionRefused, TargetRefused, type BrokerProtocol, type OpenRequest, type RecordingStart, type SessionRecording,
@@ -30,6 +33,8 @@ export { SessionRefused, TargetRefused } from './session-lifecycle.types.js';
 export type { OpenRequest, RecordingStart, RefusalCode, SessionRecording } from './session-lifecycle.types.js';
 
 export interface LifecycleDeps {
+  /** Rate-limited audit of refused tokens; absent: each refusal is appended. */
+  rejections?: RejectionAudit;
   identity: IdentityVerifier;
   gate: AccessGate;
   vault: Vault;
@@ -78,7 +83,11 @@ export class SessionLifecycle {
       return await this.deps.identity.verify(req.credential.token);
     } catch (err) {
       const reason = err instanceof TokenRejected ? err.reason : 'could not verify the token';
-      this.audit(req.protocol, undefined, { type: 'session.refused', target: req.target, login: req.login, why: `token rejected: ${reason}`, client: req.client });
+      const event = { type: 'session.refused', protocol: req.protocol, target: req.target, login: req.login, why: `token rejected: ${reason}`, client: req.client };
+      // Counted per source beyond a few per minute (access/rejection-audit.ts), never dropped;
+      // an offboarded person's attempt is always written in full.
+      if (this.deps.rejections && !(err instanceof IdentityRevoked)) void this.deps.rejections.rejected({ ...event, via: req.protocol, reason }, sourceOf(req.client.replace(/:\d+$/, ''))).catch((e) => console.error(`pam ${req.protocol}: audit append failed`, e));
+      else this.audit(req.protocol, undefined, event);
       // An offboarded person's token is refused for good: a final refusal, not a retry prompt.
       if (err instanceof IdentityRevoked) throw new SessionRefused('offboarded', reason);
       throw new SessionRefused('token', reason);
@@ -90,6 +99,11 @@ export class SessionLifecycle {
       return await this.deps.gate.authorize(identity, req.target, req.login, req.protocol);
     } catch (err) {
       if (err instanceof AccessDenied) throw new SessionRefused(err.code, err.message); // the gate audited it
+      if (err instanceof StoreUnavailable) {
+        // A known condition, not a fault: one log line per outage comes from the store itself.
+        this.audit(req.protocol, identity.user, { type: 'session.refused', target: req.target, login: req.login, why: 'access store unavailable', code: 'unavailable', client: req.client });
+        throw new SessionRefused('unavailable', StoreUnavailable.MESSAGE);
+      }
       console.error(`pam ${req.protocol}: authorization failed:`, err);
       this.audit(req.protocol, identity.user, { type: 'session.refused', target: req.target, login: req.login, why: 'authorization failed', client: req.client });
       throw new SessionRefused('error', 'authorization failed; try again later');

@@ -29,7 +29,9 @@ export interface OpenRequest {
 export type RefusalCode =
   | 'token' //               the IAM token was rejected (the client may retry with a fresh one)
   | AccessDenied['code'] //  no grant, unknown target or login, locked
-  | 'error' //               the grant check itself failed (store down): refused, try again later
+  | 'error' //               the grant check itself failed: refused, try again later
+  | 'unavailable' //         the access store is unreachable (StoreUnavailable): try again (57P03)
+  | 'login-timeout' //       login_timeout passed before the session opened (proxy/login-guard.ts)
   | 'credential' //          the vaulted credential is not available on this proxy
   | 'upstream' //            the target could not be reached or refused the vaulted login
   | 'host-key-mismatch' //   the target is not the pinned one

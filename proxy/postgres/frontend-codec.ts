@@ -263,7 +263,12 @@ export class FrontendFramer {
   private need = 0;
   private startup = true;
 
-  constructor(private readonly maxMessageBytes: number) {}
+  constructor(private maxMessageBytes: number) {}
+
+  /** Changes the cap on one message (pre-auth it is what a token needs; after login `max_message_bytes`). */
+  setLimit(maxMessageBytes: number): void {
+    this.maxMessageBytes = maxMessageBytes;
+  }
 
   /** Switches to regular framing (type byte + Int32 length). */
   regular(): void {

@@ -5,6 +5,8 @@ import type { BrokerDeps, Listener } from '../broker.types.js';
 import { CancelKeys } from './cancel-keys.js';
 import { PostgresSession } from './session.js';
 import { loadTlsContext } from './tls.js';
+import { errorResponse } from './backend-messages.js';
+import { LoginGuard, sourceOf } from '../login-guard.js';
 
 /** Loopback addresses (IPv4, IPv6, IPv4-mapped): cleartext tokens never leave the host there. */
 export function isLoopback(address: string | undefined): boolean {
@@ -21,12 +23,23 @@ export async function startPostgresBroker(deps: BrokerDeps, listen: { host: stri
   const { context } = await loadTlsContext(deps.config);
   const keys = new CancelKeys();
   const sockets = new Set<Socket>();
+  const guard = new LoginGuard(deps.config.login);
   const server = createServer({ noDelay: true }, (socket) => {
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => {});
+    let session: PostgresSession | undefined;
+    const login = guard.admit(sourceOf(socket.remoteAddress), () => (session ? session.loginTimedOut(guard.timeoutMs / 1000) : socket.destroy()));
+    if (!login) {
+      // Over max_unauthenticated_per_source. 53300 too_many_connections, as PostgreSQL says it.
+      socket.end(errorResponse('FATAL', '53300', 'too many connections from your address are waiting to log in; try again shortly'));
+      setTimeout(() => socket.destroy(), 1000).unref();
+      return;
+    }
+    socket.once('close', () => login.done());
     const plaintextOk = deps.config.postgres.allowPlaintextTokens || isLoopback(socket.localAddress);
     try {
-      new PostgresSession(socket, { deps, tls: context, keys, plaintextOk, reviewTimeoutMs: opts.reviewTimeoutMs });
+      session = new PostgresSession(socket, { deps, tls: context, keys, plaintextOk, reviewTimeoutMs: opts.reviewTimeoutMs, login });
     } catch {
       socket.destroy();
     }

@@ -30,6 +30,11 @@ export function fatalFor(refusal: SessionRefused, target: string): SessionFatal 
     case 'upstream':
     case 'host-key-mismatch':
       return new SessionFatal('08006', `cannot connect to target "${target}": ${refusal.message}`);
+    case 'unavailable':
+      // 57P03 cannot_connect_now: what PostgreSQL says while it starts up; clients retry on it.
+      return new SessionFatal('57P03', refusal.message);
+    case 'login-timeout':
+      return new SessionFatal('08006', refusal.message);
     case 'error':
     case 'recording':
     case 'gone':

@@ -14,6 +14,7 @@ import { holdStatement, ReviewGate } from './review-gate.js';
 import { DEFAULT_REVIEW_TIMEOUT_MS } from '../../config/defaults.js';
 import { fatalFor, SessionFatal } from './session-errors.js';
 import { SessionLifecycle, SessionRefused, type LiveSession } from '../session-lifecycle.js';
+import { MAX_PREAUTH_MESSAGE_BYTES, sourceOf, type LoginTicket } from '../login-guard.js';
 import { batchFrontend } from './session-relay.js';
 import { connectUpstream, sendCancel, type UpstreamConnection } from './upstream.js';
 
@@ -25,6 +26,8 @@ export interface SessionContext {
   plaintextOk: boolean;
   /** How long a `review` hold waits for an approver; default DEFAULT_REVIEW_TIMEOUT_MS (config/defaults.ts). */
   reviewTimeoutMs?: number;
+  /** The login deadline and per-source slot (proxy/login-guard.ts); done once the session opens. */
+  login?: LoginTicket;
 }
 
 type Step = 'startup' | 'password' | 'opening' | 'relay' | 'closed';
@@ -62,7 +65,9 @@ export class PostgresSession {
   constructor(socket: Socket, private readonly ctx: SessionContext) {
     this.sock = socket;
     this.clientAddress = `${socket.remoteAddress}:${socket.remotePort}`;
-    this.framer = new FrontendFramer(ctx.deps.config.postgres.maxMessageBytes);
+    // Before login nothing bigger than a token may arrive: a flood of huge "passwords" is refused
+    // at the header, never buffered. max_message_bytes applies from the relay on.
+    this.framer = new FrontendFramer(MAX_PREAUTH_MESSAGE_BYTES);
     this.lifecycle = new SessionLifecycle(ctx.deps);
     socket.setNoDelay(true);
     this.attach(socket);
@@ -220,6 +225,8 @@ export class PostgresSession {
     hello.push(msg.backendKeyData(key.processId, key.secretKey), msg.readyForQuery('I'));
     this.sock.write(Buffer.concat(hello));
     this.step = 'relay';
+    this.framer.setLimit(deps.config.postgres.maxMessageBytes);
+    this.ctx.login?.done();
     up.socket.on('data', (d: Buffer) => this.onUpstreamData(d));
     up.socket.on('error', () => this.end('target connection error'));
     up.socket.on('close', () => this.end('target closed the connection'));
@@ -332,6 +339,15 @@ export class PostgresSession {
     this.end(why, { sqlstate: '57P01', message: `terminating connection: ${why}` });
   }
 
+  /** login_timeout passed before the session opened (proxy/login-guard.ts). */
+  loginTimedOut(seconds: number): void {
+    if (this.step === 'relay' || this.step === 'closed') return;
+    const { deps } = this.ctx;
+    const event = { type: 'session.refused', protocol: 'postgres', why: 'login timeout', code: 'login-timeout', client: this.clientAddress };
+    void (deps.rejections ? deps.rejections.rejected({ ...event, via: 'postgres', reason: 'login timeout' }, sourceOf(this.sock.remoteAddress)) : deps.audit.append(event)).catch(() => undefined);
+    this.end('login timeout', { sqlstate: '08006', message: `login timeout: authenticate within ${seconds}s` });
+  }
+
   private fail(err: unknown): void {
     if (err instanceof SessionFatal) return this.end(err.message, { sqlstate: err.sqlstate, message: err.message });
     if (err instanceof ProtocolError) return this.end(`protocol error: ${err.message}`, { sqlstate: err.sqlstate, message: err.message });
@@ -347,6 +363,7 @@ export class PostgresSession {
     }
     const wasRelaying = this.step === 'relay';
     this.step = 'closed';
+    this.ctx.login?.done();
     this.gone.abort();
     this.live?.release();
     this.holdAbort?.abort(); // a held statement is dropped with its session (the hold expires)

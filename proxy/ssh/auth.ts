@@ -90,3 +90,32 @@ export function sendBanner(conn: ssh2.Connection, message: string): boolean {
     return false;
   }
 }
+
+const DISCONNECT = 1;
+/** RFC 4253 §11.1 reason codes we use. */
+export const DisconnectReason = { SERVICE_NOT_AVAILABLE: 7, BY_APPLICATION: 11, NO_MORE_AUTH_METHODS_AVAILABLE: 14 } as const;
+
+/**
+ * Sends SSH_MSG_DISCONNECT with a description (RFC 4253 §11.1), which OpenSSH prints as
+ * "Received disconnect from …: TEXT"; ssh2's own disconnect sends an empty description.
+ *
+ *   byte DISCONNECT | uint32 reason code | string description | string language tag
+ */
+export function sendDisconnect(conn: ssh2.Connection, reason: number, description: string): boolean {
+  try {
+    const proto = (conn as unknown as { _protocol: { _packetRW: { write: { allocStartKEX: number; alloc(n: number, force?: boolean): Buffer; finalize(b: Buffer, force?: boolean): Buffer } } } })._protocol;
+    const rw = proto._packetRW.write;
+    const len = Buffer.byteLength(description);
+    let p = rw.allocStartKEX;
+    const packet = rw.alloc(1 + 4 + 4 + len + 4, true);
+    packet[p] = DISCONNECT;
+    packet.writeUInt32BE(reason, ++p);
+    packet.writeUInt32BE(len, (p += 4));
+    packet.write(description, (p += 4), len, 'utf8');
+    packet.writeUInt32BE(0, p + len);
+    sendPacket(proto, rw.finalize(packet, true));
+    return true;
+  } catch {
+    return false;
+  }
+}

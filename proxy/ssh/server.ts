@@ -6,6 +6,8 @@ import ssh2 from 'ssh2';
 import type { BrokerDeps, Listener } from '../broker.types.js';
 import type { SshKeyLookup } from './auth.js';
 import { SshConnection, type SshBrokerOptions } from './session.js';
+import { LoginGuard, sourceOf, type LoginTicket } from '../login-guard.js';
+import type { Server, Socket } from 'node:net';
 
 export type { SshBrokerOptions } from './session.js';
 export type { OnEnter, EnterVerdict, LineSource } from './enter-gate.js';
@@ -45,9 +47,29 @@ export async function startSshBroker(
   const hostKey = await loadHostKey(deps);
   const options: SshBrokerOptions = { keys: deps.sshKeys, ...opts };
   const live = new Set<SshConnection>();
+  const guard = new LoginGuard(deps.config.login);
+  // ssh2 announces a connection only after the client's version line: the login deadline and
+  // the per-source slot start at TCP accept, so a client that sends nothing is timed out too.
+  const pending = new WeakMap<Socket, { ticket: LoginTicket; conn?: SshConnection }>();
   const server = new ssh2.Server({ hostKeys: [hostKey], ident: 'pam-proxy' }, (client, info) => {
-    const conn = new SshConnection(deps, options, client, `${info.ip}:${info.port}`, (c) => live.delete(c));
-    live.add(conn);
+    const slot = pending.get((client as unknown as { _sock: Socket })._sock);
+    if (!slot) return client.end();
+    slot.conn = new SshConnection(deps, options, client, `${info.ip}:${info.port}`, (c) => live.delete(c), slot.ticket);
+    live.add(slot.conn);
+  });
+  (server as unknown as { _srv: Server })._srv.on('connection', (socket: Socket) => {
+    const ticket = guard.admit(sourceOf(socket.remoteAddress), () => {
+      const s = pending.get(socket);
+      if (s?.conn) s.conn.loginTimedOut(guard.timeoutMs / 1000);
+      else socket.destroy();
+    });
+    if (!ticket) {
+      // Over max_unauthenticated_per_source: dropped before the handshake costs anything.
+      socket.destroy();
+      return;
+    }
+    pending.set(socket, { ticket });
+    socket.once('close', () => ticket.done());
   });
   server.on('error', (err: Error) => console.error('ssh broker: listener error', err));
   await new Promise<void>((resolve, reject) => {

@@ -3,7 +3,9 @@ import type { Authorized } from '../../access/access.types.js';
 import type { SshRecorder } from '../../recorder/ssh-recorder.js';
 import type { AuditEvent } from '../../recorder/audit.types.js';
 import type { BrokerDeps } from '../broker.types.js';
-import { parseUsername, readCredential, sendBanner, type SshKeyLookup } from './auth.js';
+import { DisconnectReason, parseUsername, readCredential, sendBanner, sendDisconnect, type SshKeyLookup } from './auth.js';
+import { StoreUnavailable } from '../../access/store.js';
+import type { LoginTicket } from '../login-guard.js';
 import { handleSessionChannel, type ChannelContext, type Terminable } from './channels.js';
 import type { OnEnter } from './enter-gate.js';
 import { CommandPolicy } from './command-policy.js';
@@ -33,6 +35,12 @@ export interface SshBrokerOptions {
   maxAuthAttempts?: number;
 }
 
+/** Refusals that end the connection with an SSH disconnect naming the condition. */
+const DISCONNECT_FOR: Partial<Record<string, number>> = {
+  unavailable: DisconnectReason.SERVICE_NOT_AVAILABLE,
+  'login-timeout': DisconnectReason.BY_APPLICATION,
+};
+
 type Step = 'authenticate' | 'relay' | 'ended';
 
 /**
@@ -49,6 +57,7 @@ export class SshConnection {
   private step: Step = 'authenticate';
   private attempts = 0;
   private refusal: string | undefined;
+  private refusalCode: string | undefined;
   private auth: Authorized | undefined;
   private upstream: Client | undefined;
   private live: LiveSession<SshRecorder> | undefined;
@@ -67,6 +76,8 @@ export class SshConnection {
     private readonly client: Connection,
     private readonly clientAddress: string,
     private readonly onGone: (c: SshConnection) => void,
+    /** The login deadline and per-source slot (proxy/login-guard.ts); done once the session opens. */
+    private readonly login?: LoginTicket,
   ) {
     this.lifecycle = new SessionLifecycle(deps);
     client.on('authentication', (ctx) => void this.handleAuthentication(ctx).catch((err) => {
@@ -101,7 +112,9 @@ export class SshConnection {
     let cred;
     try {
       cred = await readCredential(ctx, this.opts.keys);
-    } catch {
+    } catch (err) {
+      // A key lookup needs the store: an outage is said as such, not as a bad key.
+      if (err instanceof StoreUnavailable) return this.refuse(ctx, StoreUnavailable.MESSAGE, 'unavailable');
       cred = undefined;
     }
     if (cred === 'answered') return;
@@ -117,7 +130,7 @@ export class SshConnection {
       if (!(err instanceof SessionRefused)) throw err;
       if (err.code === 'gone') return;
       if (err.code === 'token') return this.fail(ctx, `token rejected: ${err.message}; get a fresh token (pam login)`);
-      return this.refuse(ctx, err.message);
+      return this.refuse(ctx, err.message, err.code);
     }
     this.upstream = opened.upstream;
     if (this.ending) {
@@ -128,6 +141,7 @@ export class SshConnection {
     if (!(await this.handleAuthorized(ctx, opened.auth))) return;
     this.auth = opened.auth;
     this.step = 'relay';
+    this.login?.done();
     ctx.accept();
   }
 
@@ -161,18 +175,38 @@ export class SshConnection {
    * without a USERAUTH_FAILURE: on a failure OpenSSH would move on to its next method and sit
    * at a password prompt instead of reading the disconnect.
    */
-  private refuse(ctx: AuthContext, message: string): void {
+  private refuse(ctx: AuthContext, message: string, code?: string): void {
     this.refusal = message;
+    this.refusalCode = code;
     this.tellRefusal(ctx, message);
   }
 
   private tellRefusal(ctx: AuthContext, message: string): void {
+    const close = () => this.closeWith(message);
     if (ctx.method === 'keyboard-interactive') {
-      ctx.prompt([], 'pam-proxy: access refused', message, () => this.client.end());
+      ctx.prompt([], 'pam-proxy: access refused', message, close);
       return;
     }
     sendBanner(this.client, `pam-proxy: access refused: ${message}`);
+    close();
+  }
+
+  /** Ends the connection; conditions with a code of their own (store outage, timeout) say so in the disconnect. */
+  private closeWith(message: string): void {
+    const reason = this.refusalCode ? DISCONNECT_FOR[this.refusalCode] : undefined;
+    if (reason !== undefined) sendDisconnect(this.client, reason, message);
     this.client.end();
+  }
+
+  /** login_timeout passed while still authenticating (proxy/login-guard.ts). */
+  loginTimedOut(seconds: number): void {
+    if (this.step !== 'authenticate') return;
+    const message = `login timeout: authenticate within ${seconds}s`;
+    const event = { type: 'session.refused', protocol: 'ssh', why: 'login timeout', code: 'login-timeout', client: this.clientAddress };
+    void (this.deps.rejections ? this.deps.rejections.rejected({ ...event, via: 'ssh', reason: 'login timeout' }, this.clientAddress.replace(/:\d+$/, '')) : this.deps.audit.append(event)).catch(() => undefined);
+    this.refusalCode = 'login-timeout';
+    this.closeWith(message);
+    void this.end('login timeout');
   }
 
   /** The lifecycle's attach: recording, live-session registry, grant watch, `session.start`. */
@@ -191,7 +225,7 @@ export class SshConnection {
     } catch (err) {
       this.upstream!.end();
       if (!(err instanceof SessionRefused)) throw err;
-      if (err.code !== 'gone') this.refuse(ctx, err.message);
+      if (err.code !== 'gone') this.refuse(ctx, err.message, err.code);
       return false;
     }
     this.upstream!.on('close', () => void this.end('target closed the connection'));
@@ -250,6 +284,7 @@ export class SshConnection {
   private async handleEnd(reason: string): Promise<void> {
     const wasRelaying = this.step === 'relay';
     this.step = 'ended';
+    this.login?.done();
     this.gone.abort();
     this.live?.release();
     const proxySide = reason !== 'client disconnected' && reason !== 'target closed the connection';
