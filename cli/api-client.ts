@@ -8,13 +8,15 @@ export class CliError extends Error {
 
 export interface ApiOptions { server?: string; token?: string }
 
+export const serverOf = (flag: string | undefined, env = process.env) => (flag ?? env.PAM_SERVER ?? 'http://127.0.0.1:8080').replace(/\/+$/, '');
+
 /** Talks to the proxy's HTTP API with the caller's IAM token (PAM_SERVER, PAM_TOKEN or flags). */
 export class ApiClient {
   readonly server: string;
   private readonly token: string | undefined;
 
   constructor(opts: ApiOptions, env = process.env) {
-    this.server = (opts.server ?? env.PAM_SERVER ?? 'http://127.0.0.1:8080').replace(/\/+$/, '');
+    this.server = serverOf(opts.server, env);
     this.token = opts.token ?? env.PAM_TOKEN;
   }
 
@@ -25,7 +27,7 @@ export class ApiClient {
   }
 
   async raw(method: string, path: string, body?: unknown): Promise<Response> {
-    if (!this.token) throw new CliError('no token: set PAM_TOKEN or pass --token (with the dev issuer: npx pam dev token USER --groups …)', 2);
+    if (!this.token) throw new CliError('no token: run `pam login` (token on stdin), set PAM_TOKEN or use --token-file FILE (with the dev issuer: npx pam dev token USER --groups …)', 2);
     let res: Response;
     try {
       res = await fetch(this.server + path, {

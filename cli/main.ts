@@ -22,7 +22,9 @@ const HELP = `pam — privileged-access proxy
   pam evidence public-key                      the evidence signing key's public half (PEM), from the config
   pam evidence verify DIR --public-key FILE    check an evidence bundle offline (no config, no data_dir)
 
-Through the proxy's API (PAM_SERVER, PAM_TOKEN or --server, --token):
+Through the proxy's API (PAM_SERVER or --server; the token from --token-file FILE, PAM_TOKEN
+or the cache \`pam login\` writes; --token TOKEN works but warns: arguments are visible to all):
+  pam login < TOKEN_FILE · pam logout              cache the token (0600) / forget it
   pam request --target T --login L --duration 30m --reason "…"
   pam approve ID [--reason …] · pam deny ID --reason … · pam requests
   pam grants · pam revoke ID
@@ -53,7 +55,7 @@ async function main(argv: string[], host: CliHost): Promise<void> {
     allowPositionals: true,
     strict: true,
     options: {
-      config: { type: 'string' }, server: { type: 'string' }, token: { type: 'string' }, json: { type: 'boolean' },
+      config: { type: 'string' }, server: { type: 'string' }, token: { type: 'string' }, 'token-file': { type: 'string' }, json: { type: 'boolean' },
       target: { type: 'string' }, login: { type: 'string' }, duration: { type: 'string' }, reason: { type: 'string' },
       since: { type: 'string' }, format: { type: 'string' }, output: { type: 'string' }, groups: { type: 'string' },
       ttl: { type: 'string' }, key: { type: 'string' }, user: { type: 'string' }, command: { type: 'string' }, sql: { type: 'string' },

@@ -5,7 +5,8 @@ import { pipeline } from 'node:stream/promises';
 import type { AccessRequest, Grant } from '../access/access.types.js';
 import type { AuditEntry } from '../recorder/audit.types.js';
 import type { RecordingMeta } from '../recorder/recording.types.js';
-import { ApiClient, CliError } from './api-client.js';
+import { ApiClient, CliError, serverOf } from './api-client.js';
+import { readTokenFile, removeCache, resolveToken, writeCache } from './token-source.js';
 import { auditVerifyText, recordingVerifyText, type AuditVerifyReply, type RecordingVerifyReply } from './verify-text.js';
 import type { OffboardResult } from '../access/offboarding.js';
 import { iso, printRows } from './table.js';
@@ -30,8 +31,11 @@ function printRequest(r: AccessRequest, json: boolean): void {
 
 /** Commands that act through the proxy's HTTP API with the caller's token. */
 export async function remoteCommand(cmd: string, args: string[], f: Flags): Promise<void> {
-  const api = new ApiClient({ server: str(f, 'server'), token: str(f, 'token') });
+  const server = serverOf(str(f, 'server'));
   const json = f.json === true;
+  if (cmd === 'logout') return void process.stdout.write(`removed ${await removeCache()}\n`);
+  if (cmd === 'login' && !str(f, 'key')) return cacheLogin(server, f, json);
+  const api = new ApiClient({ server, token: await resolveToken({ token: str(f, 'token'), tokenFile: str(f, 'token-file') }, server) });
   switch (cmd) {
     case 'search': {
       const { searchCommand } = await import('./search-command.js');
@@ -162,4 +166,24 @@ export async function remoteCommand(cmd: string, args: string[], f: Flags): Prom
     default:
       throw new CliError(`unknown command "${cmd}" (pam help)`, 2);
   }
+}
+
+/**
+ * `pam login` without --key: the token comes on stdin (or --token-file, PAM_TOKEN), is checked
+ * against the proxy (whoami) and cached 0600 for later commands against the same server.
+ */
+async function cacheLogin(server: string, f: Flags, json: boolean): Promise<void> {
+  let token: string | undefined;
+  const file = str(f, 'token-file');
+  if (file) token = await readTokenFile(file);
+  else if (!process.stdin.isTTY) {
+    const chunks: Buffer[] = [];
+    for await (const c of process.stdin) chunks.push(c as Buffer);
+    token = Buffer.concat(chunks).toString('utf8').trim() || undefined;
+  }
+  token ??= process.env.PAM_TOKEN;
+  if (!token) throw new CliError('usage: pam login < token-file (the token on stdin), or pam login --token-file FILE; pam login --key FILE.pub binds an SSH key', 2);
+  const who = await new ApiClient({ server, token }).call<{ user: string }>('GET', '/api/v1/whoami');
+  const saved = await writeCache(server, token);
+  process.stdout.write(json ? JSON.stringify({ user: who.user, file: saved.file, expiresAt: saved.expiresAt }) + '\n' : `signed in as ${who.user} at ${server}; token cached in ${saved.file}${saved.expiresAt ? ` until ${iso(saved.expiresAt)}` : ''}\n`);
 }

@@ -50,6 +50,9 @@ describe('config', () => {
     [{ ...base(), http: { tls_cert: 'c.pem' } }, 'http.tls_key', /go together/],
     [{ ...base(), listen: { http: '0.0.0.0:8443' }, http: { tls_cert: 'c.pem', tls_key: 'k.pem' } }, 'public_url', /required when listen.http is 0.0.0.0/],
     [{ ...base(), http: { tls: true } }, 'http.tls', /unknown key/],
+    [{ ...base(), login_timeout: 'soon' }, 'login_timeout', /duration/],
+    [{ ...base(), login_timeout: '0s' }, 'login_timeout', /./],
+    [{ ...base(), max_unauthenticated_per_source: 0 }, 'max_unauthenticated_per_source', /whole number/],
   ])('names the bad key (%#)', (doc, key, why) => {
     const e = errorOf(doc);
     expect(e).toBeInstanceOf(ConfigError);
@@ -66,6 +69,11 @@ describe('config', () => {
     const c = parseConfig({ ...base(), listen: { http: '10.0.0.9:8080' }, http: { allow_plaintext: true } }, '/etc/pam/pam.yaml');
     expect(c.http).toEqual({ allowPlaintext: true });
     expect(parseConfig(base(), '/x.yaml').http).toEqual({ allowPlaintext: false });
+  });
+
+  it('reads the limits before login, with defaults', () => {
+    expect(parseConfig(base(), '/x.yaml').login).toEqual({ loginTimeoutMs: 30_000, maxUnauthenticatedPerSource: 16 });
+    expect(parseConfig({ ...base(), login_timeout: '5s', max_unauthenticated_per_source: 3 }, '/x.yaml').login).toEqual({ loginTimeoutMs: 5000, maxUnauthenticatedPerSource: 3 });
   });
 
   it('loads the shipped example config', () => {
