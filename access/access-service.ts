@@ -1,3 +1,4 @@
+import { StoreUnavailable } from './store-shared.js';
 import { randomBytes } from 'node:crypto';
 import type { Identity } from './identity.types.js';
 import type { Store } from './store.types.js';
@@ -302,8 +303,9 @@ export class AccessService implements AccessGate {
     if (!this.deps.refusal) return undefined;
     try {
       return await this.deps.refusal(identity);
-    } catch {
-      return 'your access could not be checked (store unavailable); try again later';
+    } catch (err) {
+      if (err instanceof StoreUnavailable) throw err; // the lifecycle says "try again" (57P03)
+      return 'your access could not be checked; try again later';
     }
   }
 

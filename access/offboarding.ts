@@ -8,6 +8,7 @@
  * email, user name), read at every token check and session open. Reinstating (SCIM
  * `active: true`) keeps refusing tokens issued before the offboarding: a stolen token stays dead.
  */
+import { StoreUnavailable } from './store-shared.js';
 import type { Store } from './store.types.js';
 import { IdentityRevoked, TokenRejected, type Identity, type IdentityVerifier } from './identity.types.js';
 import type { AuditLog } from '../recorder/audit.types.js';
@@ -228,6 +229,8 @@ export function refusingVerifier(inner: IdentityVerifier, offboarding: Pick<Offb
       try {
         why = await offboarding.refusal(identity);
       } catch (err) {
+        // A store outage stays a typed condition (503 / 57P03 / SSH "try again"), still a refusal.
+        if (err instanceof StoreUnavailable) throw err;
         throw new TokenRejected('access could not be checked', { cause: err });
       }
       if (why) throw new IdentityRevoked(why);

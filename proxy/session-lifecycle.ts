@@ -82,6 +82,10 @@ export class SessionLifecycle {
     try {
       return await this.deps.identity.verify(req.credential.token);
     } catch (err) {
+      if (err instanceof StoreUnavailable) {
+        this.audit(req.protocol, undefined, { type: 'session.refused', target: req.target, login: req.login, why: 'access store unavailable', code: 'unavailable', client: req.client });
+        throw new SessionRefused('unavailable', StoreUnavailable.MESSAGE);
+      }
       const reason = err instanceof TokenRejected ? err.reason : 'could not verify the token';
       const event = { type: 'session.refused', protocol: req.protocol, target: req.target, login: req.login, why: `token rejected: ${reason}`, client: req.client };
       // Counted per source beyond a few per minute (access/rejection-audit.ts), never dropped;

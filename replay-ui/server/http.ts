@@ -81,6 +81,7 @@ export async function startHttpServer(cp: HttpDeps, listen: { host: string; port
     try {
       return await cp.identity.verify(m[1]!);
     } catch (err) {
+      if (err instanceof StoreUnavailable) throw err; // 503, not "bad token"
       const reason = err instanceof TokenRejected ? err.reason : 'token check failed';
       const event = { type: 'token.rejected', via: 'http', reason, client: req.socket.remoteAddress };
       await (cp.rejections ? cp.rejections.rejected(event) : cp.audit.append(event));

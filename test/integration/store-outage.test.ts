@@ -80,7 +80,7 @@ beforeAll(async () => {
   expect((await pam.pam(['secret', 'set', 'web1-root'], {}, sshd.userKey)).code).toBe(0);
   const req = await pam.pam(['request', '--target', 'web1', '--login', 'root', '--duration', '30m', '--reason', 'outage', '--json'], { PAM_TOKEN: alice });
   expect((await pam.pam(['approve', JSON.parse(req.stdout).id], { PAM_TOKEN: token })).code).toBe(0);
-}, 60_000);
+}, 180_000);
 
 afterAll(async () => {
   await pam?.stop();
