@@ -51,7 +51,7 @@ export class ChannelRelay implements Terminable {
         resumeClient: () => this.client.resume(),
         onVerdict: (line, v) => {
           if (v.action === 'deny') {
-            rec.marker(`denied: ${line || '(input not echoed)'}: ${v.message}`);
+            rec.marker(`denied: ${line || '(input not echoed)'}: ${v.message}${v.rule ? ` (rule ${v.rule})` : ''}`);
             ctx.audit({ type: 'ssh.command.denied', command: line, why: v.message, ...(v.rule ? { rule: v.rule } : {}) });
           }
         },

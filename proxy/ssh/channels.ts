@@ -209,7 +209,7 @@ async function handleExec(ctx: ChannelContext, ch: ServerChannel, command: strin
   }
   ctx.audit({ type: denied ? 'ssh.exec.denied' : 'ssh.exec', command, ...(denied ? { why: denied.message, rule: denied.rule } : {}) });
   if (!denied) return true;
-  ctx.recording.marker(`denied: ${command}: ${denied.message}`);
+  ctx.recording.marker(`denied: ${command}: ${denied.message}${denied.rule ? ` (rule ${denied.rule})` : ''}`);
   ch.stderr.write(`[pam] denied: ${denied.message}\r\n`);
   ch.exit(126);
   ch.end();

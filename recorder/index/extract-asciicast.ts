@@ -20,7 +20,7 @@ interface Open { key: number; t: number; text: string }
  * Reads an asciicast v2 recording line by line (https://docs.asciinema.org/manual/asciicast/v2/)
  * and emits index ops: output text in chunks (`o`), typed shell lines as commands (`i`), markers
  * (`m`) as text, and the verdicts the brokers write as markers (`exec: …`, `alert (rule): …`,
- * `review (rule): hold: …`, `approved: hold: …`, `denied: line: why`, `exit status N`) settle the
+ * `review (rule): hold: …`, `approved: hold: …`, `denied: line: why (rule r)`, `exit status N`) settle the
  * command they follow. The same ops come out whether the file is read whole (rebuild) or in
  * pieces as it grows (live), which is why a rebuilt index equals the live one.
  */
@@ -130,17 +130,20 @@ export class AsciicastExtractor {
     } else if ((m = /^approved: (\S+): /.exec(label))) {
       this.settle(this.held.get(m[1]!), out, { outcome: `approved (${m[1]})` });
     } else if ((m = /^denied: ([\s\S]*)$/.exec(label))) {
-      const rest = m[1]!;
+      let rest = m[1]!;
+      // The brokers name the deciding rule at the end: `… (rule no-stop)`.
+      const named = / \(rule ([^()\s]+)\)$/.exec(rest);
+      if (named) rest = rest.slice(0, named.index);
+      const rule = named ? { rule: named[1] } : {};
       const hold = [...this.held.keys()].find((h) => rest.includes(`${h} not approved`));
       if (hold) {
-        const c = this.held.get(hold)!;
-        this.settle(c, out, { verdict: 'deny', outcome: rest.slice(rest.indexOf(hold)) });
+        this.settle(this.held.get(hold)!, out, { verdict: 'deny', outcome: rest.slice(rest.indexOf(hold)), ...rule });
         return;
       }
       const c = this.judged(t, rest);
       if (!c) return;
       const why = rest.startsWith(`${c.text}: `) ? rest.slice(c.text.length + 2) : rest;
-      this.settle(c, out, { verdict: 'deny', outcome: `denied: ${why}` });
+      this.settle(c, out, { verdict: 'deny', outcome: `denied: ${why}`, ...rule });
     } else if ((m = /^exit (status|signal) (\S+)$/.exec(label))) {
       if (this.last?.via === 'exec' && this.last.outcome === undefined && this.last.verdict !== 'deny') this.settle(this.last, out, { outcome: `exit ${m[1] === 'signal' ? 'signal ' : ''}${m[2]}` });
     }

@@ -120,6 +120,7 @@ const timer = setInterval(() => {
 port.on('message', (m: WorkerIn) => {
   if (m.type === 'meta') void locked(() => indexer.onMeta(m.meta));
   else if (m.type === 'sync') void sync();
+  else if (m.type === 'damaged') void locked(() => { throw Object.assign(new Error(m.why), { code: 'SQLITE_CORRUPT' }); });
   else if (m.type === 'close') {
     closing = true;
     clearInterval(timer);

@@ -12,6 +12,8 @@ export interface WorkerOptions {
 export type WorkerIn =
   | { type: 'meta'; meta: RecordingMeta }
   | { type: 'sync' }
+  /** A reader found the file damaged: start afresh from the recordings. */
+  | { type: 'damaged'; why: string }
   | { type: 'close' };
 
 /** Index worker → main thread. */

@@ -13,6 +13,8 @@ export interface LiveIndexOptions {
   tickMs?: number;
   /** Nice value of the worker thread (19: the brokers always come first). */
   nice?: number;
+  /** Where the index's own troubles are told (the proxy's log); default stderr. */
+  onLog?: (level: 'warn' | 'error', message: string) => void;
 }
 
 /**
@@ -27,6 +29,7 @@ export class LiveIndex implements RecordingSearch {
   private readonly unsubscribe: () => void;
   private closed: Promise<void> | undefined;
   private readonly ready: Promise<void>;
+  private damageReported = false;
   /** Why the worker started the index afresh (a damaged or foreign file), in order. */
   readonly resets: string[] = [];
   /** Called with every status change and reset (tests, logs). */
@@ -45,15 +48,16 @@ export class LiveIndex implements RecordingSearch {
       else if (m.type === 'status') this.state = { state: m.building ? 'building' : 'ready', done: m.done, total: m.total };
       else if (m.type === 'reset') {
         this.resets.push(m.why);
-        console.error(`pam: index: started afresh (${m.why}); rebuilding from the recordings`);
+        this.damageReported = false;
+        this.log('warn', `pam: index: started afresh (${m.why}); rebuilding from the recordings`);
         this.dropReader();
       }
-      else if (m.type === 'error') console.error(`pam: index: ${m.message}`);
+      else if (m.type === 'error') this.log('error', `pam: index: ${m.message}`);
       this.onEvent?.(m);
     });
     this.worker.on('error', (err) => {
       this.state = { ...this.state, state: 'failed', error: err.message };
-      console.error(`pam: index worker failed: ${err.message}`);
+      this.log('error', `pam: index worker failed: ${err.message}`);
       failed(err);
     });
     this.unsubscribe = opts.catalog.onWrite((meta) => this.send({ type: 'meta', meta }));
@@ -64,6 +68,11 @@ export class LiveIndex implements RecordingSearch {
     const index = new LiveIndex(opts);
     await index.ready;
     return index;
+  }
+
+  private log(level: 'warn' | 'error', message: string): void {
+    if (this.opts.onLog) this.opts.onLog(level, message);
+    else console.error(message);
   }
 
   private send(m: WorkerIn): void {
@@ -87,7 +96,12 @@ export class LiveIndex implements RecordingSearch {
     } catch (err) {
       if (isCorruption(err) || (err as { code?: string }).code === 'SQLITE_CANTOPEN') {
         this.dropReader();
-        this.send({ type: 'sync' });
+        const code = (err as { code?: string }).code ?? '';
+        // A damaged file (not a missing one: the worker creates that) is started afresh once.
+        if (isCorruption(err) && !this.damageReported) {
+          this.damageReported = true;
+          this.send({ type: 'damaged', why: `a search read a damaged index (${code}: ${(err as Error).message})` });
+        }
         throw new IndexUnavailable('the index is being rebuilt; try again in a moment');
       }
       throw err;

@@ -98,11 +98,14 @@ export class SqliteIndexStore implements IndexStore {
     return (this.db.prepare(`SELECT v FROM info WHERE k = 'schema'`).get() as { v: string } | undefined)?.v;
   }
 
-  /** Reads every page (`PRAGMA quick_check`); throws a corruption error when the file is damaged. */
+  /**
+   * Reads every page (`PRAGMA quick_check`); throws a corruption error when the file is damaged.
+   * Damage it cannot see (inside FTS5's own records) shows up when a query reads it: the reader
+   * then asks the worker to start afresh (live-index.ts).
+   */
   check(): void {
     const rows = this.db.pragma('quick_check(1)') as { quick_check: string }[];
     if (rows[0]?.quick_check !== 'ok') throw Object.assign(new Error(`index damaged: ${rows[0]?.quick_check}`), { code: 'SQLITE_CORRUPT' });
-    this.db.prepare(`INSERT INTO docs_fts(docs_fts, rank) VALUES ('integrity-check', 0)`).run();
   }
 
   getInfo(k: string): string | undefined {

@@ -19,6 +19,7 @@ import { testConfig } from '../helpers/control-plane.js';
 import type { Config } from '../../config/config.types.js';
 import type { SearchHit } from '../../recorder/index/index.types.js';
 import { SqliteIndexStore } from '../../recorder/index/sqlite-index.js';
+import Database from 'better-sqlite3';
 import { Indexer } from '../../recorder/index/indexer.js';
 
 const ROLE = `pamix_${process.pid}`;
@@ -162,7 +163,7 @@ describe('search index over real sessions', () => {
     // The typed command is an event of its own with its verdict.
     const cmd = await waitFor(async () => (await search({ q: 'systemctl stop', kind: 'command' })).hits.find((h) => h.command?.verdict === 'deny'), 'denied command');
     expect(cmd).toMatchObject({ recording: sshRecording, user: 'dana', target: 'web-prod', kind: 'command' });
-    expect(cmd.command).toMatchObject({ via: 'shell', text: 'systemctl stop nginx', name: 'systemctl', verdict: 'deny' });
+    expect(cmd.command).toMatchObject({ via: 'shell', text: 'systemctl stop nginx', name: 'systemctl', verdict: 'deny', rule: 'no-stop' });
     expect(cmd.command!.outcome).toContain('Stopping services is blocked.');
     const echo = (await search({ q: 'echo', kind: 'command', user: 'dana' })).hits.find((h) => h.command?.text.includes('zebra'));
     expect(echo?.command?.verdict).toBe('allow');
@@ -352,6 +353,25 @@ describe('search index over real sessions', () => {
     expect(existsSync(file)).toBe(true);
     expect(proxy.index.resets).toEqual([]);
     await waitFor(async () => (await search({ q: 'quokka' })).hits.length === before.length, 'rebuilt after delete', 1200);
+    expect((await search({ q: 'quokka' })).hits).toEqual(before);
+  });
+
+  it('damage only a search can see (inside FTS5 records) is reported by the reader and rebuilt', async () => {
+    const before = (await search({ q: 'quokka' })).hits;
+    const db = new Database(join(dataDir, 'index.sqlite'));
+    db.unsafeMode(true); // lifts SQLite's defensive mode, which guards FTS5's shadow tables
+    // quick_check cannot see this: the pages are fine, FTS5's own records inside them are not.
+    db.prepare(`UPDATE docs_fts_data SET block = randomblob(length(block)) WHERE id > 10`).run();
+    db.close();
+    const first = await api('/api/v1/search?q=quokka');
+    // The fault fired: the read failed, the client got a clear 503, never a 500.
+    expect(first.status).toBe(503);
+    expect(first.body.error.message).toMatch(/rebuilt/);
+    await waitFor(() => proxy.index.resets.some((w) => w.includes('a search read a damaged index')), 'reset by the reader', 800);
+    await waitFor(async () => {
+      const r = await api('/api/v1/search?q=quokka');
+      return r.status === 200 && r.body.hits.length === before.length && proxy.index.status().state === 'ready';
+    }, 'rebuilt after damage seen by a search', 1200);
     expect((await search({ q: 'quokka' })).hits).toEqual(before);
   });
 });

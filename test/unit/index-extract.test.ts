@@ -48,7 +48,7 @@ describe('command events from an SSH recording', () => {
       w.input('ls -la\r');
       w.output('total 0\r\n');
       w.input('systemctl stop nginx\r');
-      w.marker('denied: systemctl stop nginx: Stopping services is blocked.');
+      w.marker('denied: systemctl stop nginx: Stopping services is blocked. (rule no-stop)');
       w.input('cat /etc/shadow\r');
       w.marker('alert (shadow-read): cat /etc/shadow');
       w.input('reboot\r');
@@ -56,7 +56,7 @@ describe('command events from an SSH recording', () => {
       w.marker('approved: hold_abc: reboot');
       w.input('shutdown now\r');
       w.marker('review (reboots): hold_def: shutdown now');
-      w.marker('denied: shutdown now: hold_def not approved: an approver refused it');
+      w.marker('denied: shutdown now: hold_def not approved: an approver refused it (rule reboots)');
       w.marker('exec: uptime');
       w.marker('exit status 0');
       w.marker('exec: rm -rf /');
@@ -68,7 +68,7 @@ describe('command events from an SSH recording', () => {
     const cmds = s.search({ kinds: ['command'], limit: 50 }).hits.reverse().map((h) => h.command!);
     expect(cmds.map((c) => [c.via, c.text, c.verdict, c.rule, c.outcome])).toEqual([
       ['shell', 'ls -la', 'allow', undefined, undefined],
-      ['shell', 'systemctl stop nginx', 'deny', undefined, 'denied: Stopping services is blocked.'],
+      ['shell', 'systemctl stop nginx', 'deny', 'no-stop', 'denied: Stopping services is blocked.'],
       ['shell', 'cat /etc/shadow', 'alert', 'shadow-read', undefined],
       ['shell', 'reboot', 'review', 'reboots', 'approved (hold_abc)'],
       ['shell', 'shutdown now', 'deny', 'reboots', 'hold_def not approved: an approver refused it'],
