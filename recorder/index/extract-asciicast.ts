@@ -48,10 +48,14 @@ export class AsciicastExtractor {
     if (type !== 'o' && type !== 'i' && type !== 'm') return;
     const e = parseCastEvent(line);
     if (!e) return;
-    const [t, , data] = e;
+    this.event(e[0], type, e[2], out);
+  }
+
+  /** One event (seconds, `o`|`i`|`m`, data): what `line` parses, and what a raw recording renders to. */
+  event(t: number, type: string, data: string, out: IndexOp[]): void {
     if (type === 'o') this.output(t, data, out);
     else if (type === 'i') this.typed.feed(t, data, (lt, l) => this.command(lt, 'shell', l.trim(), out));
-    else this.marker(t, data, out);
+    else if (type === 'm') this.marker(t, data, out);
   }
 
   /** The output chunk still open, so live text is searchable before the chunk closes. */

@@ -5,12 +5,15 @@ import { lineBatches } from '../recording-lines.js';
 import type { IndexedFile, IndexOp, IndexStore } from './index.types.js';
 import { AsciicastExtractor } from './extract-asciicast.js';
 import { QueryLogExtractor } from './extract-query-log.js';
+import { RawExtractor } from './extract-raw.js';
+import { EXT } from '../catalog.js';
+import { createReadStream } from 'node:fs';
 
 const ID = /^[0-9a-z]{8,16}-[0-9a-f]{8}$/;
 /** Ops written per transaction while a whole file is read. */
 const BATCH_OPS = 2000;
 
-type Extractor = AsciicastExtractor | QueryLogExtractor;
+type Extractor = AsciicastExtractor | QueryLogExtractor | RawExtractor;
 
 /** A recording being read as it grows. */
 interface Followed {
@@ -32,7 +35,9 @@ export interface SyncProgress {
 }
 
 function extractorFor(meta: RecordingMeta): Extractor {
-  return meta.format === 'asciicast' ? new AsciicastExtractor(Date.parse(meta.start) || 0) : new QueryLogExtractor();
+  const startMs = Date.parse(meta.start) || 0;
+  if (meta.format === 'raw') return new RawExtractor(startMs);
+  return meta.format === 'asciicast' ? new AsciicastExtractor(startMs) : new QueryLogExtractor();
 }
 
 /**
@@ -60,7 +65,7 @@ export class Indexer {
   }
 
   private dataPath(meta: RecordingMeta): string {
-    return join(this.dir, `${meta.id}.${meta.format === 'asciicast' ? 'cast' : 'jsonl'}`);
+    return join(this.dir, `${meta.id}.${EXT[meta.format] ?? 'cast'}`);
   }
 
   private readMeta(id: string): RecordingMeta | undefined {
@@ -107,7 +112,7 @@ export class Indexer {
   }
 
   private dataSize(id: string): number {
-    for (const ext of ['cast', 'jsonl']) {
+    for (const ext of ['cast', 'raw', 'jsonl']) {
       try {
         return statSync(join(this.dir, `${id}.${ext}`)).size;
       } catch { /* try the other format */ }
@@ -184,7 +189,10 @@ export class Indexer {
   async onMeta(meta: RecordingMeta): Promise<void> {
     const f = this.followed.get(meta.id);
     if (meta.status === 'live') {
-      if (f) {
+      if (f && f.meta.format !== meta.format) {
+        // An SSH recording became raw at its first channel (renamed ID.cast → ID.raw): read it anew.
+        this.follow(meta, true);
+      } else if (f) {
         f.meta = meta;
         this.store.batch(() => this.store.upsertSession(meta, f.ex.summary));
       } else {
@@ -242,6 +250,7 @@ export class Indexer {
    * sealed or was torn by a crash: it is fed as it is, and a torn line fails to parse).
    */
   private async read(f: Followed, toEnd: boolean, onOps: (ops: IndexOp[]) => void): Promise<void> {
+    if (f.ex instanceof RawExtractor) return this.readRaw(f, f.ex, onOps);
     try {
       let ops: IndexOp[] = [];
       for await (const batch of lineBatches(this.dataPath(f.meta), f.offset)) {
@@ -250,6 +259,24 @@ export class Indexer {
           f.ex.line(line.text, ops);
           f.offset = line.offset + line.bytes;
         }
+        if (ops.length >= BATCH_OPS) {
+          onOps(ops);
+          ops = [];
+        }
+      }
+      if (ops.length) onOps(ops);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+  }
+
+  /** A raw recording's bytes from `f.offset`: its parser keeps a frame cut short until the rest comes. */
+  private async readRaw(f: Followed, ex: RawExtractor, onOps: (ops: IndexOp[]) => void): Promise<void> {
+    try {
+      let ops: IndexOp[] = [];
+      for await (const chunk of createReadStream(this.dataPath(f.meta), { start: f.offset }) as AsyncIterable<Buffer>) {
+        ex.bytes(chunk, ops);
+        f.offset += chunk.length;
         if (ops.length >= BATCH_OPS) {
           onOps(ops);
           ops = [];

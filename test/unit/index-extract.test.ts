@@ -194,3 +194,54 @@ describe('live indexing equals indexing the finished file', () => {
     }), { numRuns: 40 });
   });
 });
+
+describe('raw SSH recordings (channels without a pty)', () => {
+  it('exec, output, exit status and denials are indexed, the same in pieces as whole', async () => {
+    const { encodeHeader, encodeFrame, FrameType } = await import('../../recorder/raw-frame.js');
+    const start = Date.parse('2026-12-01T10:00:00Z');
+    const chan = (n: number, label: string) => encodeFrame(FrameType.Channel, 0, n, 0, Buffer.from(JSON.stringify({ kind: 'exec', label })));
+    const body = Buffer.concat([
+      encodeHeader({ version: 1, timestamp: start, title: 't', width: 80, height: 24 }),
+      chan(0, 'echo badger'),
+      encodeFrame(FrameType.Marker, 0, 0, 5, Buffer.from('exec: echo badger; exit 2')),
+      encodeFrame(FrameType.Data, 0, 0, 6, Buffer.from('secret upload on stdin\n')),
+      encodeFrame(FrameType.Data, 1, 0, 10, Buffer.from('badger-out\n')),
+      encodeFrame(FrameType.Data, 2, 0, 12, Buffer.from([0xff, 0x00, 0xfe])),
+      encodeFrame(FrameType.Marker, 0, 0, 20, Buffer.from('exit status 2')),
+      encodeFrame(FrameType.Marker, 0, 1, 3000, Buffer.from('exec: rm -rf /')),
+      encodeFrame(FrameType.Marker, 0, 1, 3001, Buffer.from('denied: rm -rf /: Not here. (rule no-rm)')),
+    ]);
+    const meta: RecordingMeta = { id: '0mx5cxr06-a7b17b3c', protocol: 'ssh', format: 'raw', user: 'dana', subject: 'dana', login: 'root', target: 'prod-web', start: new Date(start).toISOString(), bytes: body.length, status: 'ended' };
+    const whole = join(fresh(), 'recordings');
+    mkdirSync(whole, { recursive: true });
+    writeFileSync(join(whole, `${meta.id}.raw`), body);
+    writeFileSync(join(whole, `${meta.id}.meta.json`), JSON.stringify(meta));
+    const w = indexOf(whole);
+    await new Indexer(w, whole).sync({ all: true });
+    const cmds = w.search({ kinds: ['command'], limit: 10 }).hits.reverse().map((h) => [h.command!.text, h.command!.verdict, h.command!.rule, h.command!.outcome]);
+    expect(cmds).toEqual([['echo badger; exit 2', 'allow', undefined, 'exit 2'], ['rm -rf /', 'deny', 'no-rm', 'denied: Not here.']]);
+    expect(w.search({ match: parseQuery('badger out').match, kinds: ['output'], limit: 5 }).hits).toHaveLength(1);
+    expect(w.search({ match: parseQuery('upload').match, limit: 5 }).hits).toEqual([]);
+    expect(w.search({ match: parseQuery('binary stderr').match, kinds: ['marker'], limit: 5 }).hits).toHaveLength(1);
+    await fc.assert(fc.asyncProperty(fc.array(fc.nat(), { maxLength: 10 }), async (cuts) => {
+      const live = join(fresh(), 'recordings');
+      mkdirSync(live, { recursive: true });
+      const dst = join(live, `${meta.id}.raw`);
+      writeFileSync(dst, '');
+      const liveMeta = { ...meta, status: 'live' as const };
+      writeFileSync(join(live, `${meta.id}.meta.json`), JSON.stringify(liveMeta));
+      const s = indexOf(live);
+      const ix = new Indexer(s, live);
+      await ix.onMeta(liveMeta);
+      for (const piece of cut(body, cuts)) {
+        appendFileSync(dst, piece);
+        await ix.tick();
+      }
+      writeFileSync(join(live, `${meta.id}.meta.json`), JSON.stringify(meta));
+      await ix.onMeta(meta);
+      expect(s.dump()).toEqual(w.dump());
+      s.close();
+    }), { numRuns: 30 });
+    w.close();
+  });
+});

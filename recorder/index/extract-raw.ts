@@ -1,0 +1,72 @@
+import { FrameType, RawFormatError, RawFrameParser, STREAMS, type RawFrame } from '../raw-frame.js';
+import { TextClassifier, transferLabel } from '../raw-reader.js';
+import type { ExtractSummary, IndexOp } from './index.types.js';
+import { AsciicastExtractor } from './extract-asciicast.js';
+
+/**
+ * Reads a raw SSH recording (recorder/raw-frame.ts: channels without a pty, exact bytes per
+ * stream) as it grows and indexes it like a terminal recording, rendered the way the readers
+ * render it (raw-reader.ts rawCastEvents): stdout and stderr text as output, markers and file
+ * transfers as markers (exec commands, exit status and denials settle command events). Stdin
+ * is data here (an upload, a piped script), not typed lines: it is not indexed. A binary stream
+ * is indexed as one note. A malformed file stops the reading; what came before stays indexed.
+ */
+export class RawExtractor {
+  private readonly parser = new RawFrameParser();
+  private readonly ex: AsciicastExtractor;
+  private readonly text = new Map<string, TextClassifier>();
+  private broken = false;
+
+  constructor(startMs: number) {
+    this.ex = new AsciicastExtractor(startMs);
+  }
+
+  get summary(): ExtractSummary {
+    return this.ex.summary;
+  }
+
+  /** Bytes of the file, in order from its start. */
+  bytes(chunk: Buffer, out: IndexOp[]): void {
+    if (this.broken) return;
+    const frames: RawFrame[] = [];
+    try {
+      this.parser.push(chunk, frames);
+    } catch (err) {
+      if (!(err instanceof RawFormatError)) throw err;
+      this.broken = true;
+    }
+    for (const f of frames) this.frame(f, out);
+  }
+
+  private frame(f: RawFrame, out: IndexOp[]): void {
+    const t = f.t / 1000;
+    if (f.type === FrameType.Marker) this.ex.event(t, 'm', f.payload.toString('utf8'), out);
+    else if (f.type === FrameType.Transfer) this.ex.event(t, 'm', transferLabel(json(f.payload)), out);
+    else if (f.type === FrameType.Data && f.stream !== 0) {
+      const key = `${f.channel}:${f.stream}`;
+      let c = this.text.get(key);
+      if (!c) this.text.set(key, (c = new TextClassifier()));
+      const was = c.binary;
+      const s = c.feed(f.payload);
+      if (s) this.ex.event(t, 'o', s, out);
+      else if (s === undefined && !was) this.ex.event(t, 'm', `binary ${STREAMS[f.stream] ?? 'stdout'} on channel ${f.channel}`, out);
+    }
+  }
+
+  pending(out: IndexOp[]): void {
+    this.ex.pending(out);
+  }
+
+  end(out: IndexOp[]): void {
+    this.ex.end(out);
+  }
+}
+
+function json(b: Buffer): Record<string, unknown> {
+  try {
+    const o = JSON.parse(b.toString('utf8')) as unknown;
+    return o && typeof o === 'object' ? (o as Record<string, unknown>) : {};
+  } catch {
+    return {};
+  }
+}
