@@ -17,6 +17,8 @@ export interface Capabilities {
   editPolicies: boolean;
   /** can_edit_roles: publish files that define or change roles (access/role-change.ts). */
   editRoles: boolean;
+  /** can_offboard: the security capability (`pam offboard`, `pam discover`). */
+  offboard: boolean;
   /** Role names whose requests and held commands this identity may decide (can_approve). */
   approvesFor: string[];
 }
@@ -29,6 +31,7 @@ export function capabilitiesOf(identity: Pick<Identity, 'groups'>, roles: Role[]
     approve: mine.some((r) => r.canApprove.length > 0),
     editPolicies: mine.some((r) => r.canEditPolicies),
     editRoles: mine.some((r) => r.canEditRoles),
+    offboard: mine.some((r) => r.canOffboard === true),
     approvesFor: [...new Set(mine.flatMap((r) => r.canApprove))],
   };
 }
@@ -76,11 +79,18 @@ export const mayReadPolicies = (caps: Capabilities): boolean => caps.editPolicie
 export const mayOversee = (caps: Capabilities): boolean => caps.audit || caps.approve;
 
 /** A capability an API route needs. */
-export type Capability = 'audit' | 'editPolicies' | 'readPolicies';
+/** Offboard a person: approvers and the security capability. */
+export const mayOffboard = (caps: Capabilities): boolean => caps.approve || caps.offboard;
+/** List privileged accounts on a target: auditors and the security capability. */
+export const mayDiscover = (caps: Capabilities): boolean => caps.audit || caps.offboard;
+
+export type Capability = 'audit' | 'editPolicies' | 'readPolicies' | 'offboard' | 'discover';
 
 const NEEDS: Record<Capability, { test: (c: Capabilities) => boolean; message: string }> = {
   audit: { test: mayAudit, message: 'this needs a role with can_audit' },
   editPolicies: { test: mayEditPolicies, message: 'this needs a role with can_edit_policies' },
+  offboard: { test: mayOffboard, message: 'offboarding needs a role with can_approve or can_offboard' },
+  discover: { test: mayDiscover, message: 'discovery needs a role with can_audit or can_offboard' },
   readPolicies: { test: mayReadPolicies, message: 'this needs a role with can_edit_policies or can_audit' },
 };
 

@@ -20,6 +20,7 @@ import type { SshKeyBindings } from './ssh-keys.js';
 import type { CredentialUseLog } from './credential-use.js';
 import type { Role } from '../policies/roles.js';
 import { rolesOf } from '../policies/roles.js';
+import { capabilitiesOf, refusalFor } from './capabilities.js';
 
 const NS = 'offboarded';
 const CHANNEL = 'offboarded';
@@ -120,11 +121,13 @@ export class OffboardingService {
 
   /** Whether `actor` may offboard: an approver or a role with can_offboard (with its step-up). */
   private async authorize(actor: Identity): Promise<void> {
-    const powers = rolesOf(this.deps.roles(), actor.groups).filter((r) => r.canApprove.length > 0 || r.canOffboard);
-    if (powers.length === 0) {
+    const refused = refusalFor(capabilitiesOf(actor, this.deps.roles()), 'offboard');
+    if (refused) {
       await this.deps.audit.append({ type: 'offboard.refused', actor: actor.user, why: 'no approving or can_offboard role' });
-      throw new AccessError(403, 'offboarding needs a role with can_approve or can_offboard');
+      throw new AccessError(403, refused);
     }
+    // The roles that carry the power, for their step-up (require_mfa on the role).
+    const powers = rolesOf(this.deps.roles(), actor.groups).filter((r) => r.canApprove.length > 0 || r.canOffboard);
     const stepUp = powers.map((r) => this.deps.access.mfaCheck(actor, { requireMfa: r.requireMfa, maxAuthAgeMs: r.maxAuthAgeMs }, 'offboarding'));
     if (stepUp.every((w) => w !== undefined)) {
       await this.deps.audit.append({ type: 'offboard.refused', actor: actor.user, why: 'mfa required' });

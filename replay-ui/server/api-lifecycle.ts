@@ -1,7 +1,7 @@
 import type { HttpDeps } from './http.types.js';
 import { HttpError } from './http-errors.js';
 import { field, type Route } from './router.js';
-import { rolesOf } from '../../policies/roles.js';
+import { requireCapability } from './route-capability.js';
 import { DiscoveryError } from '../../access/discovery.js';
 
 /**
@@ -22,8 +22,7 @@ export function lifecycleRoutes(cp: HttpDeps): Route[] {
       method: 'GET', path: '/api/v1/targets/:name/discover',
       handler: async ({ identity, params }) => {
         if (!cp.discovery) throw new HttpError(404, 'discovery is not available on this listener');
-        const mine = rolesOf(cp.roles(), identity.groups);
-        if (!mine.some((r) => r.canAudit || r.canOffboard)) throw new HttpError(403, 'discovery needs a role with can_audit or can_offboard');
+        requireCapability(cp, identity, 'discover');
         try {
           return await cp.discovery.discover(params.name!, identity.user);
         } catch (err) {

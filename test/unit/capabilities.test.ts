@@ -16,11 +16,11 @@ const who = (subject: string, ...groups: string[]) => ({ subject, groups });
 
 describe('capabilitiesOf', () => {
   it('derives each capability only from the role that grants it', () => {
-    expect(capabilitiesOf(who('a', 'dba'), roles)).toEqual({ roles: ['dba'], audit: false, approve: false, editPolicies: false, editRoles: false, approvesFor: [] });
+    expect(capabilitiesOf(who('a', 'dba'), roles)).toEqual({ roles: ['dba'], audit: false, approve: false, editPolicies: false, editRoles: false, offboard: false, approvesFor: [] });
     expect(capabilitiesOf(who('b', 'leads'), roles)).toMatchObject({ approve: true, audit: false, approvesFor: ['dba'] });
     expect(capabilitiesOf(who('c', 'sec'), roles)).toMatchObject({ audit: true, approve: false, editPolicies: false });
     expect(capabilitiesOf(who('d', 'policy'), roles)).toMatchObject({ editPolicies: true, editRoles: false, audit: false });
-    expect(capabilitiesOf(who('e', 'nobody'), roles)).toEqual({ roles: [], audit: false, approve: false, editPolicies: false, editRoles: false, approvesFor: [] });
+    expect(capabilitiesOf(who('e', 'nobody'), roles)).toEqual({ roles: [], audit: false, approve: false, editPolicies: false, editRoles: false, offboard: false, approvesFor: [] });
   });
 
   it('unites several roles', () => {
