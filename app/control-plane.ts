@@ -22,6 +22,7 @@ import type { BrokerDeps } from '../proxy/broker.types.js';
 import { SshKeyBindings } from '../access/ssh-keys.js';
 import { HoldService } from '../access/holds.js';
 import { RejectionAudit } from '../access/rejection-audit.js';
+import { LoginGuard } from '../proxy/login-guard.js';
 import { OffboardingService, refusingVerifier } from '../access/offboarding.js';
 import { CredentialUseLog } from '../access/credential-use.js';
 import { RotationService } from '../access/rotation.js';
@@ -42,6 +43,7 @@ export interface ControlPlane extends BrokerDeps {
   sshKeys: SshKeyBindings;
   policy: RunningPolicyEngine;
   rejections: RejectionAudit;
+  loginGuard: LoginGuard;
   holds: HoldService;
   log: Log;
   /** Store errors after open are logged once per outage; `storeState.up()` logs the recovery. */
@@ -176,6 +178,7 @@ export async function openControlPlane(config: Config, opts: { log?: Log } = {})
     config, identity, gate: access, access, sshKeys, offboarding, uses, rotation, scim: new ScimService({ store, audit, offboarding }),
     discovery: new DiscoveryService({ targets: () => config.targets, vault, audit, probes: probes() }), policy,
     holds: new HoldService({ store, audit, roles: () => roles }), vault, audit, recordings, sessions, store, dev, log, storeState, rejections,
+    loginGuard: new LoginGuard(config.login),
     evidence, evidenceSources: evidenceSources(auditPath, recordings, evidence, config.evidence),
     roles: () => roles,
     reloadRoles() {

@@ -9,6 +9,7 @@ import type { SessionRegistry } from '../access/live-sessions.js';
 import type { SshKeyBindings } from '../access/ssh-keys.js';
 import type { HoldService } from '../access/holds.js';
 import type { RejectionAudit } from '../access/rejection-audit.js';
+import type { LoginGuard } from './login-guard.js';
 
 /** Everything a protocol broker needs, passed in so tests wire real parts without mocks. */
 export interface BrokerDeps {
@@ -27,6 +28,8 @@ export interface BrokerDeps {
   policy?: PolicyEngine;
   /** Rate-limited audit of refused tokens, shared with the HTTP API; absent: every refusal is appended. */
   rejections?: RejectionAudit;
+  /** login_timeout and the per-source cap, shared by both brokers; absent: each broker makes its own. */
+  loginGuard?: LoginGuard;
 }
 
 /** A running listener. */

@@ -23,7 +23,8 @@ export async function startPostgresBroker(deps: BrokerDeps, listen: { host: stri
   const { context } = await loadTlsContext(deps.config);
   const keys = new CancelKeys();
   const sockets = new Set<Socket>();
-  const guard = new LoginGuard(deps.config.login);
+  // One guard per process when the control plane gives it: the per-source cap spans both ports.
+  const guard = deps.loginGuard ?? new LoginGuard(deps.config.login);
   const server = createServer({ noDelay: true }, (socket) => {
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));

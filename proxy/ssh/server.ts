@@ -47,7 +47,8 @@ export async function startSshBroker(
   const hostKey = await loadHostKey(deps);
   const options: SshBrokerOptions = { keys: deps.sshKeys, ...opts };
   const live = new Set<SshConnection>();
-  const guard = new LoginGuard(deps.config.login);
+  // One guard per process when the control plane gives it: the per-source cap spans both ports.
+  const guard = deps.loginGuard ?? new LoginGuard(deps.config.login);
   // ssh2 announces a connection only after the client's version line: the login deadline and
   // the per-source slot start at TCP accept, so a client that sends nothing is timed out too.
   const pending = new WeakMap<Socket, { ticket: LoginTicket; conn?: SshConnection }>();

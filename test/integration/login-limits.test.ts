@@ -90,6 +90,11 @@ describe('limits before login', () => {
     await extra.closed;
     expect(extra.received().toString('latin1')).toContain('C53300');
     expect(extra.received().toString('latin1')).toContain('too many connections from your address');
+    // The cap spans both ports: the SSH port drops this source too, before any key exchange.
+    const sshExtra = await open(pam.ports.ssh);
+    sshExtra.socket.write('SSH-2.0-OpenSSH_9.2\r\n');
+    await sshExtra.closed;
+    expect(sshExtra.received().toString('latin1')).not.toContain('curve25519');
     for (const p of idle) p.socket.destroy();
     await Promise.all(idle.map((p) => p.closed));
     // The proxy keeps serving: a real psql with a valid token gets as far as the grant check.
