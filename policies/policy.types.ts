@@ -21,7 +21,7 @@ export interface PolicySubject {
 
 export type PolicyRequest =
   | (PolicySubject & { protocol: 'ssh'; kind: 'command'; command: string })
-  | (PolicySubject & { protocol: 'ssh'; kind: 'channel'; channel: 'sftp' | 'scp' | 'port-forward' | 'agent-forward' | 'x11'; destination?: string })
+  | (PolicySubject & { protocol: 'ssh'; kind: 'channel'; channel: 'sftp' | 'scp' | 'port-forward' | 'agent-forward' | 'x11' | 'subsystem'; destination?: string })
   | (PolicySubject & { protocol: 'postgres'; kind: 'sql'; sql: string });
 
 /** What a request asks about, without who asks: a shell command, a channel, an SQL text. */

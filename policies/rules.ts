@@ -14,7 +14,7 @@ export { PolicyFileError };
 export const ACTIONS: readonly Action[] = ['allow', 'alert', 'review', 'deny'];
 /** Strength for precedence: deny > review > alert > allow. */
 export const STRENGTH: Record<Action, number> = { allow: 0, alert: 1, review: 2, deny: 3 };
-export const CHANNELS = ['sftp', 'scp', 'port-forward', 'agent-forward', 'x11'] as const;
+export const CHANNELS = ['sftp', 'scp', 'port-forward', 'agent-forward', 'x11', 'subsystem'] as const;
 export type Channel = (typeof CHANNELS)[number];
 
 export type ShellMatch =

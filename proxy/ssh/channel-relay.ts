@@ -8,6 +8,7 @@ import { openTap, type Tap } from './raw-tap.js';
 import type { ChannelContext, RelayMode, Terminable } from './channels.types.js';
 import { EnterGate, trackedLine } from './enter-gate.js';
 import { SftpAudit, describeSftpOp } from './sftp-audit.js';
+import { StdinGate } from './stdin-gate.js';
 import { corkUntilTick } from './socket-cork.js';
 
 type ServerChannel = ssh2.ServerChannel;
@@ -25,6 +26,7 @@ export class ChannelRelay implements Terminable {
   private readonly tap: Tap | undefined;
   private readonly sftp: SftpAudit | undefined;
   private readonly gate: EnterGate | undefined;
+  private readonly stdinGate: StdinGate | undefined;
   private exit: { code?: number | null; signal?: string; dump?: boolean; desc?: string } | undefined;
   private transferred = { up: 0, down: 0 };
   private finished = false;
@@ -58,6 +60,23 @@ export class ChannelRelay implements Terminable {
       });
     }
 
+    if (mode.kind === 'raw' && mode.gate) {
+      // No on-enter hook means no policy: nothing to judge with (the same as a pty shell).
+      if (ctx.onEnter) {
+        this.stdinGate = new StdinGate(ctx.onEnter, {
+          toTarget: (d) => this.writeUp(d),
+          toClient: (t) => this.client.stderr.write(t),
+          pauseClient: () => this.client.pause(),
+          resumeClient: () => this.client.resume(),
+          onVerdict: (line, v) => {
+            if (v.action !== 'deny') return;
+            rec.marker(`denied: ${line}: ${v.message}`);
+            ctx.audit({ type: 'ssh.command.denied', command: line, via: 'stdin', why: v.message, ...(v.rule ? { rule: v.rule } : {}) });
+          },
+        });
+      }
+    }
+
     this.pump(up, client, (d) => {
       this.transferred.down += d.length;
       this.tap?.output(d);
@@ -73,10 +92,12 @@ export class ChannelRelay implements Terminable {
       this.tap?.input(d);
       this.sftp?.client(d);
       if (this.gate) this.gate.input(d);
+      else if (this.stdinGate) this.stdinGate.input(d);
       else this.writeUp(d);
     });
 
-    client.on('end', () => up.end());
+    // EOF goes upstream after the last held line has been judged and written.
+    client.on('end', () => void (this.stdinGate ? this.stdinGate.end().then(() => up.end()) : up.end()));
     client.resume();
     client.on('error', () => {});
     up.on('error', () => {});
@@ -146,6 +167,7 @@ export class ChannelRelay implements Terminable {
     this.tap?.flush();
     this.sftp?.end();
     this.gate?.dispose();
+    this.stdinGate?.dispose();
     const rec = this.ctx.recording;
     if (this.mode.kind === 'transfer') rec.marker(`${this.mode.label}: ${this.transferred.up} bytes up, ${this.transferred.down} bytes down`);
     // Exit status must follow all data: wait until both writers have flushed what they hold.

@@ -8,9 +8,9 @@ import type { PolicyRequest } from '../../policies/policy.types.js';
 import type { ChannelContext } from './channels.types.js';
 
 /** Blocked unless a policy allows it (no policy: refused). */
-const DEFAULT_REFUSED = new Set(['port-forward', 'agent-forward', 'x11']);
+const DEFAULT_REFUSED = new Set(['port-forward', 'agent-forward', 'x11', 'subsystem']);
 
-export type ChannelKind = 'sftp' | 'scp' | 'port-forward' | 'agent-forward' | 'x11';
+export type ChannelKind = 'sftp' | 'scp' | 'port-forward' | 'agent-forward' | 'x11' | 'subsystem';
 
 type Judged = Pick<ChannelContext, 'policy' | 'subject'>;
 

@@ -127,10 +127,12 @@ export function handleSessionChannel(ctx: ChannelContext, session: Session): voi
   };
 
   session.on('shell', (accept) => {
-    ctx.recording.marker(pty ? 'shell' : 'shell (no pty)');
-    ctx.audit({ type: 'ssh.shell', pty: !!pty });
+    // A shell without a pty reads its commands from stdin: each line is judged there (stdin-gate.ts).
+    const judged = !pty && !!ctx.onEnter;
+    ctx.recording.marker(pty ? 'shell' : judged ? 'shell (no pty, stdin judged line by line)' : 'shell (no pty)');
+    ctx.audit({ type: 'ssh.shell', pty: !!pty, ...(pty ? {} : { stdin: judged ? 'judged-by-line' : 'unjudged (no policy)' }) });
     const shell = (f: ForwardOptions) => (cb: (err: Error | undefined, up: ClientChannel) => void) => ctx.upstream.shell(pty ? ptyOpts(pty) : false, { env, ...f }, cb);
-    open('shell', accept, (cb) => (ctx.forwards ? ctx.forwards.start(fwd, shell, cb) : shell({})(cb)), pty ? { kind: 'terminal', gate: true } : { kind: 'raw', gate: false });
+    open('shell', accept, (cb) => (ctx.forwards ? ctx.forwards.start(fwd, shell, cb) : shell({})(cb)), pty ? { kind: 'terminal', gate: true } : { kind: 'raw', gate: true });
   });
 
   session.on('exec', (accept, _reject, info) => {
@@ -143,7 +145,9 @@ export function handleSessionChannel(ctx: ChannelContext, session: Session): voi
       if (!allowed) return;
       const scp = plainScp(command);
       // A pty exec (`ssh -t host bash`) is an interactive shell too: its lines are gated.
-      const mode: RelayMode = scp ? { kind: 'transfer', label: `scp ${scp.direction} ${scp.path}` } : pty ? { kind: 'terminal', gate: true } : { kind: 'raw', gate: false };
+      // Without a pty, a shell reading commands from stdin (`ssh host bash`) has its stdin judged by line.
+      const mode: RelayMode = scp ? { kind: 'transfer', label: `scp ${scp.direction} ${scp.path}` } : pty ? { kind: 'terminal', gate: true } : { kind: 'raw', gate: readsCommandsFromStdin(command) };
+      if (!scp && !pty && mode.kind === 'raw' && mode.gate && ctx.onEnter) ctx.recording.marker('stdin of a shell: judged line by line');
       const exec = (f: ForwardOptions) => (cb: (err: Error | undefined, up: ClientChannel) => void) => ctx.upstream.exec(command, { env, ...(pty ? { pty: ptyOpts(pty) } : {}), ...f } as ssh2.ExecOptions, cb);
       openOn(ch, 'exec', (cb) => (ctx.forwards ? ctx.forwards.start(fwd, exec, cb) : exec({})(cb)), mode);
     });
@@ -152,8 +156,11 @@ export function handleSessionChannel(ctx: ChannelContext, session: Session): voi
   session.on('subsystem', (accept, reject, info) => {
     const name = info.name;
     ctx.recording.marker(`subsystem: ${name}`);
-    const denied = name === 'sftp' ? checkChannel(ctx, 'sftp') : undefined;
-    ctx.audit({ type: denied ? 'ssh.subsystem.denied' : 'ssh.subsystem', name, ...(denied ? { why: denied } : {}) });
+    // Every subsystem is judged: sftp as its own channel kind, any other as `channel: subsystem`
+    // with its name as the destination (no rule: the target's default; no policy: refused).
+    const { refusal: denied, rule } = name === 'sftp' ? judgeChannel(ctx, 'sftp') : judgeChannel(ctx, 'subsystem', name);
+    ctx.audit({ type: denied ? 'ssh.subsystem.denied' : 'ssh.subsystem', name, ...(denied ? { why: denied } : {}), ...(rule ? { rule } : {}) });
+    if (denied && ctx.policy) ctx.audit({ type: 'policy.deny', protocol: 'ssh', kind: 'channel', channel: name === 'sftp' ? 'sftp' : 'subsystem', destination: name, rule: rule ?? 'default_action', why: denied });
     if (denied) {
       ctx.recording.marker(`denied: ${denied}`);
       reject();
@@ -214,6 +221,24 @@ async function handleExec(ctx: ChannelContext, ch: ServerChannel, command: strin
   ch.exit(126);
   ch.end();
   return false;
+}
+
+const SHELLS = new Set(['sh', 'bash', 'dash', 'zsh', 'ksh', 'mksh', 'ash', 'yash', 'fish', 'tcsh', 'csh']);
+
+/**
+ * True when some command of the exec line is a shell that takes its commands from stdin: no
+ * `-c`, no script operand (`bash`, `sh -s`, `sudo bash -x`, `cat | bash`). Also `su` without `-c`.
+ */
+export function readsCommandsFromStdin(command: string): boolean {
+  return splitCommands(command).some((c) => {
+    const name = (c.argv[0] ?? '').replace(/^.*\//, '');
+    const args = c.argv.slice(1);
+    if (name === 'su') return !args.some((a) => a === '-c' || a.startsWith('--command') || a === '--session-command');
+    if (!SHELLS.has(name)) return false;
+    if (args.some((a) => /^-[a-zA-Z]*c/.test(a))) return false;
+    const operands = args.filter((a) => !a.startsWith('-') && !a.startsWith('+'));
+    return operands.length === 0 || args.some((a) => /^-[a-zA-Z]*s/.test(a));
+  });
 }
 
 function ptyOpts(p: PtyInfo) {

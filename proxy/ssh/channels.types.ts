@@ -37,7 +37,8 @@ export interface Terminable {
 /** How a relay treats the bytes it pumps: recorded terminal (optionally line-gated), raw, counted transfer, or audited SFTP. */
 export type RelayMode =
   | { kind: 'terminal'; gate: boolean }
-  | { kind: 'raw'; gate: false }
+  /** gate: each stdin line is judged before it is written upstream (a shell without a pty, stdin-gate.ts). */
+  | { kind: 'raw'; gate: boolean }
   | { kind: 'transfer'; label: string }
   | { kind: 'sftp' };
 
