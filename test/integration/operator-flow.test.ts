@@ -98,11 +98,11 @@ describe('operator flow', () => {
     const sam = (await pam(['dev', 'token', 'sam', '--groups', 'security'])).stdout.trim();
     expect(dana.split('.')).toHaveLength(3);
 
-    // Secrets go in while the proxy runs; the listing shows names only.
+    // Secrets go in while the proxy runs; the listing shows names and rotation status, never values.
     expect((await pam(['secret', 'set', 'appdb-flow'], {}, PG_PASS + '\n')).code).toBe(0);
     expect((await pam(['secret', 'set', 'web1-root'], {}, sshd.userKey)).code).toBe(0);
     const listed = await pam(['secret', 'list', '--json']);
-    expect(JSON.parse(listed.stdout)).toEqual([{ name: 'appdb-flow' }, { name: 'web1-root' }]);
+    expect(JSON.parse(listed.stdout).map((s: { name: string; usedBy: string[] }) => [s.name, s.usedBy])).toEqual([['appdb-flow', [`${PG_ROLE}@appdb`]], ['web1-root', ['root@web1']]]);
     expect(listed.stdout).not.toContain(PG_PASS);
 
     // No grant yet: psql is refused with what to run.

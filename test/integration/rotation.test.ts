@@ -13,11 +13,12 @@ import pg from 'pg';
 import YAML from 'yaml';
 import { startControlPlane, type TestControlPlane } from '../helpers/control-plane.js';
 import { startScramCluster, type ScramCluster } from '../helpers/pg-cluster.js';
-import { runOpenSsh, startSshd, type TestSshd } from '../helpers/sshd.js';
+import { runOpenSsh, startSshd, waitFor, type TestSshd } from '../helpers/sshd.js';
 import { startSshBroker } from '../../proxy/ssh/server.js';
 import { startPostgresBroker } from '../../proxy/postgres/server.js';
 import type { Listener } from '../../proxy/broker.types.js';
 import type { Target } from '../../config/config.types.js';
+import { RotationService } from '../../access/rotation.js';
 
 const APP = 'pam_rot_app';
 const OWNER = 'pam_rot_owner';
@@ -117,6 +118,36 @@ describe('pam secret rotate: Postgres', () => {
     const status = (await cp.deps.rotation.status()).find((s) => s.name === 'gone-app')!;
     expect(status.lastError).toMatch(/cannot log in to gone/);
     expect(status.lastRotated).toBeUndefined();
+  });
+});
+
+describe('rotation on schedule and after sessions', () => {
+  it('rotates a login after its session ends when the target says after_session, and lists every-due secrets', async () => {
+    const db = targets.find((t) => t.name === 'db')!;
+    db.rotation = { ...db.rotation!, afterSession: true };
+    const stop = cp.deps.rotation.startSchedule(cp.deps.sessions, { tickMs: 3600_000 });
+    try {
+      const before = (await cp.deps.vault.reveal('db-app')).toString();
+      await cp.grant('carol', 'db', APP);
+      const c = new pg.Client({ host: '127.0.0.1', port: pgb.port, user: APP, database: 'db', password: await cp.token('carol'), ssl: { rejectUnauthorized: false } });
+      await c.connect();
+      await c.query('select 1');
+      await c.end();
+      const entry = await waitFor(async () => (await cp.audit()).find((e) => e.type === 'secret.rotate' && e.name === 'db-app' && String(e.why).startsWith('after session')), 'the after-session rotation');
+      expect(entry.actor).toBe('schedule');
+      const after = (await cp.deps.vault.reveal('db-app')).toString();
+      expect(after).not.toBe(before);
+      expect(await directLogin(APP, before)).toBe(false);
+      expect(await directLogin(APP, after)).toBe(true);
+    } finally {
+      stop();
+      db.rotation = { ...db.rotation!, afterSession: false };
+    }
+    // `every: 24h` on db: a day later both of its secrets are due, nothing else is.
+    const later = new RotationService({
+      vault: cp.deps.vault, targets: () => targets, rotators: {}, audit: cp.deps.audit, now: () => Date.now() + 86_400_000 + 60_000,
+    });
+    expect((await later.due()).sort()).toEqual(['db-app', 'db-owner']);
   });
 });
 

@@ -49,4 +49,25 @@ describe('mfa policy (pure)', () => {
     expect(c.mfa).toEqual({ acrValues: ['phr'] });
     expect(c.targets[0]).toMatchObject({ requireMfa: true, maxAuthAgeMs: 600_000, rotation: { everyMs: 86_400_000, afterSession: true } });
   });
+
+  it.each([
+    [{ rotation: { every: '10s' } }, /rotation\.every: must be at least 1m/],
+    [{ rotation: { login: 'nobody' } }, /rotation\.login: "nobody" is not one of this target's logins/],
+    [{ rotation: { authorized_keys: "/x/'; rm -rf /" } }, /authorized_keys: letters, digits/],
+    [{ rotation: { evry: '1h' } }, /rotation\.evry: unknown key/],
+    [{ require_mfa: 'yes' }, /require_mfa: must be true or false/],
+    [{ max_auth_age: 'soon' }, /max_auth_age: "soon" is not a duration/],
+  ])('refuses a bad target lifecycle key %#', (extra, why) => {
+    const doc = { listen: { http: '127.0.0.1:1' }, identity: { dev: true }, targets: [{ name: 'w', protocol: 'ssh', address: '127.0.0.1:22', host_key: 'ssh-ed25519 AAAA', logins: { root: { secret: 's' } }, ...extra }] };
+    expect(() => parseConfig(doc, '/x/pam.yaml')).toThrow(why);
+  });
+
+  it.each([
+    [{ notify: [{ url: 'ftp://x', events: ['request.created'] }] }, /notify\[0\]\.url: must be an http\(s\) URL/],
+    [{ notify: [{ url: 'https://x', events: ['request.made'] }] }, /notify\[0\]\.events: must be a list of: request\.created/],
+    [{ scim: {} }, /scim\.token_file: is required/],
+    [{ offboarding: { rotate_used_within: 'a month' } }, /offboarding\.rotate_used_within/],
+  ])('refuses a bad top-level lifecycle key %#', (extra, why) => {
+    expect(() => parseConfig({ listen: { http: '127.0.0.1:1' }, identity: { dev: true }, ...extra }, '/x/pam.yaml')).toThrow(why);
+  });
 });
