@@ -8,7 +8,7 @@ import type { Target } from '../config/config.types.js';
 import { rolesOf, type Role } from '../policies/roles.js';
 import { capabilitiesOf, mayApprove, mayAudit, mayOversee, mayRequest, requestScopes, type Capabilities } from './capabilities.js';
 import { formatDuration } from '../config/duration.js';
-import { combineMfa, mfaRefusal } from './mfa-policy.js';
+import { approverRefusal, combineMfa, mfaRefusal } from './mfa-policy.js';
 import type { MfaRule } from '../config/config.types.js';
 
 /** A refused API action; `status` is the HTTP status the API answers with. */
@@ -158,8 +158,8 @@ export class AccessService implements AccessGate {
     if (check === 'no-role') throw await refuse(403, `none of your roles may approve requests from ${current.roles.join(', ')}`);
     // An approving role with require_mfa counts only for a multi-factor, recent sign-in.
     const approving = this.rolesFor(identity).filter((r) => r.canApprove.some((name) => current.roles.includes(name)));
-    const stepUp = approving.map((r) => this.mfaCheck(identity, { requireMfa: r.requireMfa, maxAuthAgeMs: r.maxAuthAgeMs }, `${approve ? 'approving' : 'denying'} ${current.login}@${current.target}`));
-    if (stepUp.every((why) => why !== undefined)) throw await refuse(403, stepUp[0]!);
+    const stepUp = approverRefusal(identity, approving, { now: this.now(), acrValues: this.deps.acrValues?.() ?? [], what: `${approve ? 'approving' : 'denying'} ${current.login}@${current.target}` });
+    if (stepUp) throw await refuse(403, stepUp);
     const decidedAt = this.now();
     let grant: Grant | undefined;
     // The status flip is one atomic update, so two approvers racing cannot both create a grant.

@@ -2,7 +2,8 @@ import { randomBytes } from 'node:crypto';
 import type { Identity } from './identity.types.js';
 import type { Store } from './store.types.js';
 import type { AuditLog } from '../recorder/audit.types.js';
-import type { Role } from '../policies/roles.js';
+import { rolesOf, type Role } from '../policies/roles.js';
+import { approverRefusal } from './mfa-policy.js';
 import { capabilitiesOf, mayApprove, mayAudit } from './capabilities.js';
 import { AccessError } from './access-service.js';
 
@@ -40,7 +41,7 @@ const KEEP_MS = 24 * 3600_000;
  * broadcast, so the waiting session (on any node) resumes at once; a poll is the fallback.
  */
 export class HoldService {
-  constructor(private readonly deps: { store: Store; audit: AuditLog; roles: () => Role[]; now?: () => number }) {}
+  constructor(private readonly deps: { store: Store; audit: AuditLog; roles: () => Role[]; acrValues?: () => readonly string[]; now?: () => number }) {}
 
   private get now(): number {
     return (this.deps.now ?? Date.now)();
@@ -112,6 +113,13 @@ export class HoldService {
     if (check !== 'yes') {
       await this.deps.audit.append({ type: 'policy.hold.refused', actor: identity.user, hold: id, why: check === 'own' ? 'own command' : 'no approving role' });
       throw new AccessError(403, check === 'own' ? 'nobody may approve their own command' : `none of your roles may approve for ${cur.roles.join(', ') || 'this user'}`);
+    }
+    // An approving role with require_mfa counts only for a multi-factor, recent sign-in.
+    const approving = rolesOf(this.deps.roles(), identity.groups).filter((r) => r.canApprove.some((n) => cur.roles.includes(n)));
+    const stepUp = approverRefusal(identity, approving, { now: this.now, acrValues: this.deps.acrValues?.() ?? [], what: `${approve ? 'approving' : 'denying'} a held command on ${cur.login}@${cur.target}` });
+    if (stepUp) {
+      await this.deps.audit.append({ type: 'policy.hold.refused', actor: identity.user, hold: id, why: 'mfa required' });
+      throw new AccessError(403, stepUp);
     }
     const next = await this.deps.store.update<Hold>(NS, id, (h) => {
       if (!h) throw new AccessError(404, 'no such held command');

@@ -54,3 +54,17 @@ export function mfaRefusal(
   if (missing.length === 0) return undefined;
   return `${opts.what} needs ${missing.join(' and ')}; sign in again at your identity provider with MFA and use the new token`;
 }
+
+/**
+ * The approver's step-up: of the approver's roles that may decide for `forRoles`, one whose
+ * `require_mfa` / `max_auth_age` the token meets is enough; undefined when one does (or none
+ * asks for any), else the first refusal.
+ */
+export function approverRefusal(
+  identity: Pick<Identity, 'amr' | 'acr' | 'authTime'>,
+  approving: { requireMfa?: boolean; maxAuthAgeMs?: number }[],
+  opts: { now: number; acrValues?: readonly string[]; what: string },
+): string | undefined {
+  const why = approving.map((r) => mfaRefusal(identity, { requireMfa: r.requireMfa, maxAuthAgeMs: r.maxAuthAgeMs }, opts));
+  return why.length > 0 && why.every((w) => w !== undefined) ? why[0] : undefined;
+}

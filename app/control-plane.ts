@@ -177,7 +177,7 @@ export async function openControlPlane(config: Config, opts: { log?: Log } = {})
   return {
     config, identity, gate: access, access, sshKeys, offboarding, uses, rotation, scim: new ScimService({ store, audit, offboarding }),
     discovery: new DiscoveryService({ targets: () => config.targets, vault, audit, probes: probes() }), policy,
-    holds: new HoldService({ store, audit, roles: () => roles }), vault, audit, recordings, sessions, store, dev, log, storeState, rejections,
+    holds: new HoldService({ store, audit, roles: () => roles, acrValues: () => config.mfa?.acrValues ?? [] }), vault, audit, recordings, sessions, store, dev, log, storeState, rejections,
     loginGuard: new LoginGuard(config.login),
     evidence, evidenceSources: evidenceSources(auditPath, recordings, evidence, config.evidence),
     roles: () => roles,

@@ -82,6 +82,15 @@ describe('MFA for privilege', () => {
     expect((await cp.deps.access.approve(strong.id, req.id)).status).toBe('approved');
   });
 
+  it('an approver role with require_mfa cannot release a held command without MFA', async () => {
+    const alice = await who('alice', ['admins'], { amr: ['otp'] });
+    const hold = await cp.deps.holds!.create(alice.id, { kind: 'command', protocol: 'ssh', target: 'web', login: 'root', text: 'reboot', rule: 'r' }, 60_000);
+    const waiting = cp.deps.holds!.wait(hold.id);
+    await expect(cp.deps.holds!.decide((await who('sam', ['strict'], { amr: ['pwd'] })).id, hold.id, true)).rejects.toThrow(/approving a held command on root@web needs a multi-factor sign-in/);
+    await cp.deps.holds!.decide((await who('sam', ['strict'], { amr: ['pwd', 'otp'] })).id, hold.id, true);
+    expect(await waiting).toBe('approved');
+  });
+
   it('with a grant, an SSH session opened with a password-only token is refused and runs nothing', async () => {
     const weak = await who('alice', ['admins'], { amr: ['pwd'], authTime: nowSec() });
     const marker = `/tmp/pam-mfa-${process.pid}`;
