@@ -114,7 +114,10 @@ export async function startHttpServer(cp: HttpDeps, listen: { host: string; port
     if (result !== undefined && !res.headersSent) sendJson(res, route.status ?? 200, result);
   };
 
+  const tlsOn = !!cp.config.http?.tls;
   const onRequest: RequestListener = (req, res) => {
+    // Over TLS, browsers are told to keep to it (RFC 6797); never over plain HTTP.
+    if (tlsOn) res.setHeader('strict-transport-security', 'max-age=31536000');
     handle(req, res).catch((err: unknown) => {
       if (res.headersSent) {
         res.destroy();

@@ -90,6 +90,7 @@ describe('HTTP listener hardening', () => {
     expect(wrong.headers['set-cookie']).toBeUndefined();
     const ok = await send(`${plain.server}/auth/dev`, { method: 'POST', body: { user: 'sam', groups: 'security', secret: plain.devSecret() } });
     expect(ok.status).toBe(200);
+    expect(ok.headers['strict-transport-security']).toBeUndefined();
     expect(String(ok.headers['set-cookie'])).toMatch(/^pam_session=[A-Za-z0-9_-]{43}; HttpOnly; SameSite=Strict; Path=\/; Max-Age=\d+$/);
     const sam = (await plain.pam(['dev', 'token', 'sam', '--groups', 'security'])).stdout.trim();
     const audit = JSON.parse((await plain.pam(['audit', '--json', '--since', '1h'], { PAM_TOKEN: sam })).stdout) as { type: string; via?: string }[];
@@ -118,6 +119,7 @@ describe('HTTP listener hardening', () => {
     const session = await send(`${tls.server}/api/v1/session`, { method: 'POST', headers: { authorization: `Bearer ${sam}` }, ca });
     expect(session.status).toBe(200);
     expect(String(session.headers['set-cookie'])).toMatch(/; Secure$/);
+    expect(session.headers['strict-transport-security']).toBe('max-age=31536000');
     const dev = await send(`${tls.server}/auth/dev`, { method: 'POST', body: { user: 'sam', groups: 'security', secret: tls.devSecret() }, ca });
     expect(String(dev.headers['set-cookie'])).toMatch(/; Secure$/);
     // A client that does not trust the certificate does not get through; nor does plain HTTP.
