@@ -110,9 +110,18 @@ export function createMetrics(deps: MetricsDeps): Metrics {
     }
   });
 
+  // One bound child per label pair: the relay counts every chunk, so no label hashing per call.
+  const children = new Map<string, ReturnType<typeof bytes.labels>>();
+  const byteCounter = (protocol: string, direction: string) => {
+    const k = `${protocol}/${direction}`;
+    let c = children.get(k);
+    if (!c) children.set(k, (c = bytes.labels({ protocol, direction })));
+    return c;
+  };
+
   return {
     registry,
-    bytes: (protocol, direction, n) => bytes.inc({ protocol, direction }, n),
+    bytes: (protocol, direction, n) => byteCounter(protocol, direction).inc(n),
     statement: (action) => statements.inc({ action: actionLabel(action) }),
     close() {
       deps.sessions.events.off('start', offStart);

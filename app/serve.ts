@@ -44,6 +44,7 @@ export async function startProxy(config: Config, opts: { log?: Log } = {}): Prom
     storeUp: () => readiness.storeUp,
     sinks: () => exporter?.stats() ?? [],
   });
+  cp.meter = metrics;
   const closeAll = async () => {
     clearInterval(timer);
     readiness.setListening(false);

@@ -24,12 +24,21 @@ export interface BrokerDeps {
   sshKeys?: SshKeyBindings;
   /** Review holds (`review` verdicts wait here for an approver); absent = review acts as deny. */
   holds?: HoldService;
+  /** Relayed bytes and SQL statements for the metrics; absent = not counted. */
+  meter?: SessionMeter;
   /** Optional until the policy engine is wired; absent means allow everything. */
   policy?: PolicyEngine;
   /** Rate-limited audit of refused tokens, shared with the HTTP API; absent: every refusal is appended. */
   rejections?: RejectionAudit;
   /** login_timeout and the per-source cap, shared by both brokers; absent: each broker makes its own. */
   loginGuard?: LoginGuard;
+}
+
+/** Counters the brokers feed (Prometheus, app/metrics.ts); absent in most tests. */
+export interface SessionMeter {
+  bytes(protocol: 'ssh' | 'postgres', direction: 'client_to_target' | 'target_to_client', n: number): void;
+  /** One SQL statement answered, with the policy action taken on it (allow when none spoke). */
+  statement(action: string): void;
 }
 
 /** A running listener. */

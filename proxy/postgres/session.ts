@@ -96,7 +96,10 @@ export class PostgresSession {
 
   private onClientData(chunk: Buffer): void {
     try {
-      if (this.step === 'relay') return this.handleRelay(chunk);
+      if (this.step === 'relay') {
+        this.ctx.deps.meter?.bytes('postgres', 'client_to_target', chunk.length);
+        return this.handleRelay(chunk);
+      }
       if (this.step === 'startup') return this.handleStartup(chunk);
       if (this.step === 'password') return this.handlePassword(chunk);
       // 'opening': a client must wait for ReadyForQuery; keep what it sent for later.
@@ -208,6 +211,7 @@ export class PostgresSession {
       checkFastpath: seam ? fastpathPolicyCheck(seam, identity, target.name, login, () => recorder.id) : undefined,
       canHold: seam !== undefined && deps.holds !== undefined,
       record: (line) => recorder.line(line),
+      onStatement: deps.meter ? (action) => deps.meter!.statement(action) : undefined,
     });
     const key = this.ctx.keys.add(() => {
       // A statement waiting for approval is withdrawn (57014); anything running upstream is cancelled.
@@ -305,6 +309,7 @@ export class PostgresSession {
 
   private onUpstreamData(chunk: Buffer): void {
     if (this.step !== 'relay' && !this.draining) return;
+    this.ctx.deps.meter?.bytes('postgres', 'target_to_client', chunk.length);
     let pieces: Buffer[];
     try {
       pieces = this.backend.scan(chunk, (code, held, len) => this.tracker!.onBackend(code, held, len), this.draining !== undefined);

@@ -33,6 +33,8 @@ export interface TrackerOptions {
   canHold?: boolean;
   /** One recording line (a JSON object, no newline) per statement. */
   record: (jsonLine: string) => void;
+  /** Called once per recorded statement with the policy action taken (metrics). */
+  onStatement?: (action: string) => void;
 }
 
 /**
@@ -219,6 +221,7 @@ export class StatementTracker {
 
   /** Writes one statement line (format in statement-line.ts). */
   private emit(p: Pending, extra?: string): void {
+    this.opts.onStatement?.(p.verdict?.action ?? 'allow');
     this.opts.record(statementLine(p, isoNow(), Math.round((performance.now() - p.start) * 1000) / 1000, extra));
   }
 

@@ -89,6 +89,7 @@ export class ChannelRelay implements Terminable {
     });
     client.on('data', (d: Buffer) => {
       this.transferred.up += d.length;
+      this.ctx.countBytes?.('client_to_target', d.length);
       this.tap?.input(d);
       this.sftp?.client(d);
       if (this.gate) this.gate.input(d);
@@ -117,6 +118,7 @@ export class ChannelRelay implements Terminable {
   private pump(src: NodeJS.ReadableStream, dst: NodeJS.WritableStream, tap: (d: Buffer) => void): void {
     src.on('data', (d: Buffer) => {
       tap(d);
+      this.ctx.countBytes?.('target_to_client', d.length);
       const rec = this.ctx.recording;
       corkUntilTick(dst);
       if (!dst.write(d)) {

@@ -25,6 +25,8 @@ export interface ChannelContext {
   forwards?: SessionForwarding;
   audit(event: AuditEvent): void;
   track(channel: Terminable): () => void;
+  /** Counts relayed session-channel bytes (metrics); absent = not counted. */
+  countBytes?(direction: 'client_to_target' | 'target_to_client', n: number): void;
 }
 
 /** A channel the connection can end from its side (kill, revocation, expiry). */

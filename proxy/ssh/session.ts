@@ -258,6 +258,7 @@ export class SshConnection {
       commands,
       onEnter,
       audit,
+      countBytes: this.deps.meter ? (direction, n) => this.deps.meter!.bytes('ssh', direction, n) : undefined,
       track: (r) => {
         this.relays.add(r);
         return () => this.relays.delete(r);

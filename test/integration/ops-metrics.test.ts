@@ -105,6 +105,12 @@ describe('pam serve operations endpoints', () => {
     expect(moved('pam_session_refusals_total', { protocol: 'postgres', reason: 'token' })).toBe(1);
     expect(moved('pam_session_refusals_total', { protocol: 'ssh', reason: 'unknown_target' })).toBe(1);
     expect(moved('pam_token_verification_failures_total', { via: 'postgres', reason: 'malformed_token' })).toBe(1);
+    // `select 6*7` answered (allow); bytes both ways through Postgres, the exec's output back over SSH
+    // (its stdin was empty).
+    expect(moved('pam_sql_statements_total', { action: 'allow' })).toBe(1);
+    expect(moved('pam_relayed_bytes_total', { protocol: 'postgres', direction: 'client_to_target' })).toBeGreaterThan('select 6*7'.length);
+    expect(moved('pam_relayed_bytes_total', { protocol: 'postgres', direction: 'target_to_client' })).toBeGreaterThan(0);
+    expect(moved('pam_relayed_bytes_total', { protocol: 'ssh', direction: 'target_to_client' })).toBeGreaterThanOrEqual('ops-42\n'.length);
     expect(metricValue(after, 'pam_sessions_live', { protocol: 'ssh', target: 'web1' })).toBe(0);
     expect(metricValue(after, 'pam_store_up')).toBe(1);
     expect(metricValue(after, 'pam_review_holds_waiting')).toBe(0);
