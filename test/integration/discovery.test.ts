@@ -66,7 +66,7 @@ describe('pam discover', () => {
   });
 
   it('lists a uid-0 account on the SSH target, through the CLI', async () => {
-    const p = spawn('node', ['bin/pam.js', 'discover', 'web', '--json', '--server', `http://127.0.0.1:${http.port}`, '--token', await cp.token('sam', ['approvers'])]);
+    const p = spawn('node', ['bin/pam.js', 'discover', 'web', '--json', '--server', `http://127.0.0.1:${http.port}`], { env: { ...process.env, PAM_TOKEN: await cp.token('sam', ['approvers']) } });
     let out = '';
     let err = '';
     p.stdout.on('data', (d) => (out += d));

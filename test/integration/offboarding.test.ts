@@ -5,12 +5,13 @@
  * refused everywhere (API, SSH, Postgres), and one audit entry lists what was done.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
 import { join } from 'node:path';
 import ssh2 from 'ssh2';
 import pg from 'pg';
 import { startControlPlane, type TestControlPlane } from '../helpers/control-plane.js';
+import { bindKeyWithProof } from '../helpers/key-binding.js';
 import { runOpenSsh, startSshd, waitFor, type TestSshd } from '../helpers/sshd.js';
 import { startSshBroker } from '../../proxy/ssh/server.js';
 import { startPostgresBroker } from '../../proxy/postgres/server.js';
@@ -89,6 +90,15 @@ describe('pam offboard', () => {
       await cp.deps.access.approve(await cp.deps.identity.verify(await cp.token('sam', ['approvers'])), req.id);
     }
     const pending = await cp.deps.access.request(alice, { target: 'web', login: 'root', durationMs: 600_000, reason: 'later' });
+    const pair = ssh2.utils.generateKeyPairSync('ed25519');
+    const bound = await bindKeyWithProof(cp.deps.sshKeys, alice, pair);
+    const byKey = (privateKey: string) => new Promise<boolean>((resolve) => {
+      const c = new ssh2.Client();
+      c.once('ready', () => { c.end(); resolve(true); });
+      c.once('error', () => resolve(false));
+      c.connect({ host: '127.0.0.1', port: ssh.port, username: 'root@web', privateKey });
+    });
+    expect(await byKey(pair.private)).toBe(true);
 
     const { client, closed } = await openSsh(token);
     let out = '';
@@ -109,6 +119,7 @@ describe('pam offboard', () => {
     expect(r.body.grantsRevoked).toHaveLength(2);
     expect(r.body.requestsDenied).toEqual([pending.id]);
     expect(r.body.sessionsEnded).toHaveLength(2);
+    expect(r.body.keyBindingsRemoved).toEqual([bound.fingerprint]);
     // Both credentials alice used were rotated: the SSH key she could have copied is dead.
     expect(r.body.credentialsRotated).toEqual([{ secret: 'db-pw', ok: true }, { secret: 'web-root', ok: true }]);
     const oldKeyWorks = await new Promise<boolean>((resolve) => {
@@ -133,6 +144,7 @@ describe('pam offboard', () => {
     expect(sshAgain.stderr).toMatch(/offboarded/);
     const db2 = new pg.Client({ host: '127.0.0.1', port: pgb.port, user: ROLE, database: 'db', password: token, ssl: { rejectUnauthorized: false } });
     await expect(db2.connect()).rejects.toThrow(/offboarded/);
+    expect(await byKey(pair.private)).toBe(false);
     // Even a fresh grant (say, approved by mistake) opens nothing for the person's identity.
     await expect(cp.deps.gate.authorize(alice, 'web', 'root', 'ssh')).rejects.toThrow(/offboarded/);
 
@@ -142,5 +154,21 @@ describe('pam offboard', () => {
     expect(entries[0]!.grantsRevoked).toHaveLength(2);
     expect(entries[0]!.credentialsRotated).toHaveLength(2);
     expect(JSON.stringify(entries[0])).not.toContain(token);
+  });
+
+  it('works from the CLI and says what it did', async () => {
+    await cp.grant('bob', 'web', 'root');
+    const p = spawn('node', ['bin/pam.js', 'offboard', 'bob', '--reason', 'moved teams', '--server', `http://127.0.0.1:${http.port}`], { env: { ...process.env, PAM_TOKEN: await cp.token('sec', ['security']) } });
+    let out = '';
+    let err = '';
+    p.stdout.on('data', (d) => (out += d));
+    p.stderr.on('data', (d) => (err += d));
+    expect(await new Promise((r) => p.once('close', r))).toBe(0);
+    expect(err).toBe('');
+    expect(out).toMatch(/^offboarded bob/);
+    expect(out).toMatch(/grants revoked: gr_[0-9a-f]{16}/);
+    expect(out).toContain('credentials rotated: none');
+    // While offboarded, even a token issued afterwards is refused.
+    await expect(cp.deps.identity.verify(await cp.token('bob'))).rejects.toThrow(/offboarded/);
   });
 });
