@@ -4,7 +4,7 @@ import YAML from 'yaml';
 import { parseDuration } from './duration.js';
 import { DEFAULT_REVIEW_TIMEOUT_MS } from './defaults.js';
 import { LifecycleConfigError, parseTargetLifecycle, parseTopLifecycle, TARGET_LIFECYCLE_KEYS, TOP_LIFECYCLE_KEYS } from './lifecycle-config.js';
-import { EvidenceConfigError, parseEvidence, parseRecordingMode } from './evidence-config.js';
+import { EvidenceConfigError, parseEvidence, parseRecordingMode, parseRecordingTransfers } from './evidence-config.js';
 import { HttpConfigError, parseHttpSection, splitScheme } from './http-config.js';
 import { LoginConfigError, parseLoginLimits, LOGIN_KEYS, type LoginLimits } from './login-config.js';
 import type { Config, HttpConfig, Listen, LoginConfig, Target } from './config.types.js';
@@ -53,7 +53,8 @@ function parseTarget(v: unknown, i: number, base: string): Target {
     if (!/^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|rsa-sha2-(256|512)) [A-Za-z0-9+/=]+/.test(hostKey)) {
       throw new ConfigError(`${path}.host_key`, 'must be an OpenSSH public key line, e.g. "ssh-ed25519 AAAA…"');
     }
-    return { name, protocol, host: addr.host, port: addr.port, hostKey: hostKey.trim(), logins, defaultAction, ...lifecycle('ssh'), ...recordingOf(v, path) };
+    const transfers = lifecycleOf(() => parseRecordingTransfers(v, path));
+    return { name, protocol, host: addr.host, port: addr.port, hostKey: hostKey.trim(), logins, defaultAction, ...lifecycle('ssh'), ...recordingOf(v, path), ...(transfers ? { recordTransfers: transfers } : {}) };
   }
   if (protocol === 'postgres') {
     known(v, path, ['name', 'protocol', 'address', 'database', 'tls', 'ca_file', 'logins', 'default_action', 'recording', ...TARGET_LIFECYCLE_KEYS]);

@@ -42,6 +42,8 @@ export interface SshTarget {
   maxAuthAgeMs?: number;
   /** `recording: { mode }`; absent = strict (the session ends when its recording fails). */
   recordingMode?: RecordingMode;
+  /** `recording: { transfers }`: `content` also keeps each transferred file's content (once per SHA-256); default hash only. */
+  recordTransfers?: 'hash' | 'content';
 }
 
 export interface PostgresTarget {

@@ -29,11 +29,20 @@ function text(obj: Obj, key: string, path: string): string | undefined {
 export function parseRecordingMode(target: Obj, path: string): RecordingMode | undefined {
   if (target.recording === undefined || target.recording === null) return undefined;
   const p = `${path}.recording`;
-  if (!isObj(target.recording)) throw new EvidenceConfigError(p, 'must be { mode: strict | best-effort }');
-  known(target.recording, p, ['mode']);
+  if (!isObj(target.recording)) throw new EvidenceConfigError(p, 'must be { mode: strict | best-effort, transfers: hash | content }');
+  known(target.recording, p, ['mode', 'transfers']);
   const mode = text(target.recording, 'mode', p) ?? 'strict';
   if (mode !== 'strict' && mode !== 'best-effort') throw new EvidenceConfigError(`${p}.mode`, 'must be strict or best-effort');
   return mode;
+}
+
+/** `recording: { transfers }` of an SSH target: `content` keeps transferred files' contents, `hash` (default) their SHA-256 only. */
+export function parseRecordingTransfers(target: Obj, path: string): 'hash' | 'content' | undefined {
+  if (!isObj(target.recording)) return undefined;
+  const v = text(target.recording, 'transfers', `${path}.recording`);
+  if (v === undefined) return undefined;
+  if (v !== 'hash' && v !== 'content') throw new EvidenceConfigError(`${path}.recording.transfers`, 'must be hash or content');
+  return v;
 }
 
 const inside = (dir: string, p: string) => {

@@ -6,6 +6,7 @@ import { AsciicastWriter, type AsciicastHeader } from './asciicast-writer.js';
 import { QueryLogWriter } from './query-log-writer.js';
 import { RecordingFile } from './recording-file.js';
 import { SshRecorder } from './ssh-recorder.js';
+import { TransferStore } from './transfer-store.js';
 import type { NewRecording, RecordingMeta, WriterClosed } from './recording.types.js';
 
 const ID = /^[0-9a-z]{8,16}-[0-9a-f]{8}$/;
@@ -64,6 +65,14 @@ export class RecordingCatalog {
   /** Reads an existing folder without touching it (verification beside a running proxy). */
   static reader(dir: string): RecordingCatalog {
     return new RecordingCatalog(dir, {});
+  }
+
+  private store: TransferStore | undefined;
+
+  /** Contents of transferred files, once per SHA-256 (`recordings/transfers/`). */
+  transfers(): TransferStore {
+    this.store ??= new TransferStore(join(this.dir, 'transfers'));
+    return this.store;
   }
 
   static isId(id: string): boolean {

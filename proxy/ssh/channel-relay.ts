@@ -4,10 +4,11 @@
  */
 
 import type ssh2 from 'ssh2';
-import { openTap, type Tap } from './raw-tap.js';
+import { openTap, recordSftpOp, recordTransfer, type Tap } from './raw-tap.js';
+import { ScpTransfer } from './scp-transfer.js';
 import type { ChannelContext, RelayMode, Terminable } from './channels.types.js';
 import { EnterGate, trackedLine } from './enter-gate.js';
-import { SftpAudit, describeSftpOp } from './sftp-audit.js';
+import { SftpAudit } from './sftp-audit.js';
 import { StdinGate } from './stdin-gate.js';
 import { corkUntilTick } from './socket-cork.js';
 
@@ -25,6 +26,7 @@ type PtyInfo = ssh2.PseudoTtyInfo;
 export class ChannelRelay implements Terminable {
   private readonly tap: Tap | undefined;
   private readonly sftp: SftpAudit | undefined;
+  private readonly scp: ScpTransfer | undefined;
   private readonly gate: EnterGate | undefined;
   private readonly stdinGate: StdinGate | undefined;
   private exit: { code?: number | null; signal?: string; dump?: boolean; desc?: string } | undefined;
@@ -42,8 +44,13 @@ export class ChannelRelay implements Terminable {
     this.untrack = ctx.track(this);
     const rec = ctx.recording;
     this.tap = openTap(rec, mode);
+    if (mode.kind === 'transfer' && mode.scp) {
+      const { direction, path, dir } = mode.scp;
+      this.scp = new ScpTransfer(direction, path, (f, digest) => recordTransfer(rec, this.tap, { ...f, via: 'scp' }, digest), (why) => rec.marker(why), ctx.transferContent, dir || path.endsWith('/'));
+    }
     if (mode.kind === 'sftp') {
-      this.sftp = new SftpAudit((op) => rec.marker(describeSftpOp(op)), (why) => rec.marker(why));
+      const content = ctx.transferContent;
+      this.sftp = new SftpAudit((op) => recordSftpOp(rec, this.tap, op), (why) => rec.marker(why), content ? { content: () => content() } : {});
     }
     if (mode.kind === 'terminal' && mode.gate && ctx.onEnter) {
       this.gate = new EnterGate(ctx.onEnter, trackedLine({ cols: pty?.cols || 80, rows: pty?.rows || 24 }), {
@@ -81,6 +88,7 @@ export class ChannelRelay implements Terminable {
       this.transferred.down += d.length;
       this.tap?.output(d);
       this.sftp?.server(d);
+      if (this.scp && this.mode.kind === 'transfer' && this.mode.scp?.direction === 'download') this.scp.feed(d);
       this.gate?.output(d);
     });
     this.pump(up.stderr, client.stderr, (d) => {
@@ -92,6 +100,7 @@ export class ChannelRelay implements Terminable {
       this.ctx.countBytes?.('client_to_target', d.length);
       this.tap?.input(d);
       this.sftp?.client(d);
+      if (this.scp && this.mode.kind === 'transfer' && this.mode.scp?.direction === 'upload') this.scp.feed(d);
       if (this.gate) this.gate.input(d);
       else if (this.stdinGate) this.stdinGate.input(d);
       else this.writeUp(d);
@@ -168,6 +177,7 @@ export class ChannelRelay implements Terminable {
     this.finished = true;
     this.tap?.flush();
     this.sftp?.end();
+    this.scp?.end();
     this.gate?.dispose();
     this.stdinGate?.dispose();
     const rec = this.ctx.recording;

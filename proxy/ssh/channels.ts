@@ -17,12 +17,14 @@ function envAllowed(name: string, allow: string[]): boolean {
 }
 
 /** `scp -t PATH` (upload) / `scp -f PATH` (download): legacy scp protocol over exec. */
-export function parseScp(command: string): { direction: 'upload' | 'download'; path: string } | undefined {
+export function parseScp(command: string): { direction: 'upload' | 'download'; path: string; dir: boolean } | undefined {
   const m = /^\s*scp((?:\s+-[a-zA-Z0-9]+)*)\s+(?:--\s+)?(.*)$/.exec(command);
   if (!m) return undefined;
   const flags = m[1] ?? '';
-  if (/-[a-zA-Z]*t/.test(flags)) return { direction: 'upload', path: m[2]!.trim() };
-  if (/-[a-zA-Z]*f/.test(flags)) return { direction: 'download', path: m[2]!.trim() };
+  // -d: the target must be a directory; -r: recursive (both mean files land under PATH).
+  const dir = /-[a-zA-Z]*[dr]/.test(flags);
+  if (/-[a-zA-Z]*t/.test(flags)) return { direction: 'upload', path: m[2]!.trim(), dir };
+  if (/-[a-zA-Z]*f/.test(flags)) return { direction: 'download', path: m[2]!.trim(), dir };
   return undefined;
 }
 
@@ -146,7 +148,7 @@ export function handleSessionChannel(ctx: ChannelContext, session: Session): voi
       const scp = plainScp(command);
       // A pty exec (`ssh -t host bash`) is an interactive shell too: its lines are gated.
       // Without a pty, a shell reading commands from stdin (`ssh host bash`) has its stdin judged by line.
-      const mode: RelayMode = scp ? { kind: 'transfer', label: `scp ${scp.direction} ${scp.path}` } : pty ? { kind: 'terminal', gate: true } : { kind: 'raw', gate: readsCommandsFromStdin(command) };
+      const mode: RelayMode = scp ? { kind: 'transfer', label: `scp ${scp.direction} ${scp.path}`, scp } : pty ? { kind: 'terminal', gate: true } : { kind: 'raw', gate: readsCommandsFromStdin(command) };
       if (!scp && !pty && mode.kind === 'raw' && mode.gate && ctx.onEnter) ctx.recording.marker('stdin of a shell: judged line by line');
       const exec = (f: ForwardOptions) => (cb: (err: Error | undefined, up: ClientChannel) => void) => ctx.upstream.exec(command, { env, ...(pty ? { pty: ptyOpts(pty) } : {}), ...f } as ssh2.ExecOptions, cb);
       openOn(ch, 'exec', (cb) => (ctx.forwards ? ctx.forwards.start(fwd, exec, cb) : exec({})(cb)), mode);

@@ -7,6 +7,7 @@ import type { PolicySubject } from '../../policies/policy.types.js';
 import type { PolicyEngine } from '../../policies/engine.types.js';
 import type { CommandPolicy } from './command-policy.js';
 import type { OnEnter } from './enter-gate.js';
+import type { ContentSink } from './file-content.js';
 
 type Client = ssh2.Client;
 
@@ -23,6 +24,8 @@ export interface ChannelContext {
   onEnter?: OnEnter;
   /** Agent and X11 forwarding (session-forward.ts); absent = both refused. */
   forwards?: SessionForwarding;
+  /** Set when the target keeps transferred files' contents (`recording: { transfers: content }`). */
+  transferContent?: () => ContentSink;
   audit(event: AuditEvent): void;
   track(channel: Terminable): () => void;
   /** Counts relayed session-channel bytes (metrics); absent = not counted. */
@@ -41,7 +44,7 @@ export type RelayMode =
   | { kind: 'terminal'; gate: boolean }
   /** gate: each stdin line is judged before it is written upstream (a shell without a pty, stdin-gate.ts). */
   | { kind: 'raw'; gate: boolean }
-  | { kind: 'transfer'; label: string }
+  | { kind: 'transfer'; label: string; scp?: { direction: 'upload' | 'download'; path: string; dir: boolean } }
   | { kind: 'sftp' };
 
 export type X11Request = { single: boolean; screen: number; protocol: string; cookie: string };

@@ -1,6 +1,9 @@
 import type { RawChannel, SshRecorder } from '../../recorder/ssh-recorder.js';
+import { transferLabel } from '../../recorder/raw-reader.js';
 import { ChannelTap } from './channel-tap.js';
 import type { RelayMode } from './channels.types.js';
+import type { FileDigest } from './file-content.js';
+import { describeSftpOp, type SftpOp } from './sftp-audit.js';
 
 /** What a relay feeds the recording with, per direction. */
 export interface Tap {
@@ -8,6 +11,21 @@ export interface Tap {
   stderr(chunk: Buffer): void;
   input(chunk: Buffer): void;
   flush(): void;
+  /** A file moved on this channel (raw recordings keep it as a TRANSFER frame). */
+  transfer?(record: TransferRecord): void;
+}
+
+/** What a recording keeps of each transferred file. */
+export interface TransferRecord {
+  path: string;
+  direction: 'upload' | 'download';
+  size: number;
+  sha256?: string;
+  /** Why there is no SHA-256 (content seen with gaps or overlaps). */
+  why?: string;
+  via: 'sftp' | 'scp';
+  /** The content is kept in recordings/transfers/SHA256. */
+  stored?: boolean;
 }
 
 /**
@@ -31,6 +49,10 @@ export class RawTap implements Tap {
   }
 
   flush(): void {}
+
+  transfer(record: TransferRecord): void {
+    this.ch.transfer({ ...record });
+  }
 }
 
 /** ChannelTap (terminal text, echo masking) seen as a Tap: stderr joins the terminal output. */
@@ -62,4 +84,23 @@ export function openTap(rec: SshRecorder, mode: RelayMode): Tap | undefined {
   if (raw) return new RawTap(raw);
   if (mode.kind === 'raw') return new TerminalTap(new ChannelTap(rec.terminal({ kind: 'raw' }), { maskUnechoed: false }));
   return undefined;
+}
+
+/**
+ * Records one transferred file: its TRANSFER frame in a raw recording, a marker otherwise, and
+ * a marker if its content was to be kept and could not be.
+ */
+export function recordTransfer(rec: SshRecorder, tap: Tap | undefined, t: Omit<TransferRecord, 'size' | 'sha256' | 'why' | 'stored'>, digest: FileDigest & { stored?: Promise<void> }): void {
+  const record: TransferRecord = {
+    ...t, size: digest.size, ...(digest.sha256 ? { sha256: digest.sha256 } : {}), ...(digest.why ? { why: digest.why } : {}), ...(digest.stored ? { stored: true } : {}),
+  };
+  if (tap?.transfer) tap.transfer(record);
+  else rec.marker(transferLabel(record as unknown as Record<string, unknown>));
+  digest.stored?.catch((err: Error) => rec.marker(`transfer content of ${t.path} not kept: ${err.message}`));
+}
+
+/** An SFTP operation: its marker as before, and for uploads and downloads the transfer record. */
+export function recordSftpOp(rec: SshRecorder, tap: Tap | undefined, op: SftpOp): void {
+  rec.marker(describeSftpOp(op));
+  if (op.digest && (op.op === 'upload' || op.op === 'download')) recordTransfer(rec, tap, { path: op.path, direction: op.op, via: 'sftp' }, op.digest);
 }

@@ -259,6 +259,7 @@ export class SshConnection {
       onEnter,
       audit,
       countBytes: this.deps.meter ? (direction, n) => this.deps.meter!.bytes('ssh', direction, n) : undefined,
+      ...(auth.target.protocol === 'ssh' && auth.target.recordTransfers === 'content' ? { transferContent: () => this.deps.recordings.transfers().sink() } : {}),
       track: (r) => {
         this.relays.add(r);
         return () => this.relays.delete(r);

@@ -5,13 +5,15 @@
  *
  *   uint32 length | byte type | uint32 request-id | type-specific fields
  *
- * Only the first HEAD_MAX bytes of a packet are kept; bulk payloads (WRITE data, DATA replies)
- * are skipped by length, so parsing never copies file contents. A malformed or oversized
+ * Packets are kept whole (one copy of each) so WRITE data and DATA replies can be hashed per
+ * file (file-content.ts): each transferred file is reported with its size and SHA-256, and its
+ * content goes to a ContentSink when the target keeps contents. A malformed or oversized
  * packet stops the parsing (reported once) but never the relay.
  */
 
-const HEAD_MAX = 16 * 1024;
 const PACKET_MAX = 4 * 1024 * 1024;
+
+import { FileContent, type ContentSink, type FileDigest } from './file-content.js';
 
 const enum Fxp {
   Init = 1, Version = 2, Open = 3, Close = 4, Read = 5, Write = 6, Setstat = 9, Opendir = 11,
@@ -24,7 +26,6 @@ const FXF_WRITE = 0x02;
 /** Splits a byte stream into (type, head, length) packets. */
 export class SftpPacketSplitter {
   private head: Buffer[] = [];
-  private headLen = 0;
   private lenBuf = Buffer.alloc(0);
   private remaining = -1;
   private total = 0;
@@ -49,17 +50,12 @@ export class SftpPacketSplitter {
         continue;
       }
       const take = Math.min(this.remaining, chunk.length - off);
-      if (this.headLen < HEAD_MAX) {
-        const keep = Math.min(take, HEAD_MAX - this.headLen);
-        this.head.push(chunk.subarray(off, off + keep));
-        this.headLen += keep;
-      }
+      this.head.push(chunk.subarray(off, off + take));
       off += take;
       this.remaining -= take;
       if (this.remaining === 0) {
-        const head = Buffer.concat(this.head);
+        const head = this.head.length === 1 ? this.head[0]! : Buffer.concat(this.head);
         this.head = [];
-        this.headLen = 0;
         this.remaining = -1;
         this.onPacket(head, this.total);
       }
@@ -88,15 +84,31 @@ class Reader {
     this.off += len;
     return v;
   }
+  u64(): number {
+    const hi = this.u32();
+    return hi * 2 ** 32 + this.u32();
+  }
   skip(n: number): void {
     if (this.off + n > this.buf.length) throw new RangeError('short packet');
     this.off += n;
   }
 }
 
-interface OpenFile { path: string; write: boolean; read: number; written: number }
+interface OpenFile { path: string; write: boolean; read: number; written: number; content: FileContent | undefined; sink: ((direction: 'upload' | 'download') => ContentSink | undefined) }
 
-export interface SftpOp { op: string; path: string; bytes?: number; to?: string }
+export interface SftpOp {
+  op: string;
+  path: string;
+  bytes?: number;
+  to?: string;
+  /** Uploads and downloads: the digest of the content that passed (file-content.ts). */
+  digest?: FileDigest & { stored?: Promise<void> };
+}
+
+export interface SftpAuditOptions {
+  /** A sink for a file's content when the target keeps transfer contents; absent = hash only. */
+  content?: (path: string, direction: 'upload' | 'download') => ContentSink | undefined;
+}
 
 /**
  * Pairs requests with replies (OPEN → HANDLE, READ → DATA) to report whole-file transfers at
@@ -104,13 +116,13 @@ export interface SftpOp { op: string; path: string; bytes?: number; to?: string 
  */
 export class SftpAudit {
   private readonly opens = new Map<number, { path: string; write: boolean }>();
-  private readonly reads = new Map<number, string>();
+  private readonly reads = new Map<number, { key: string; offset: number }>();
   private readonly files = new Map<string, OpenFile>();
   private reportedBroken = false;
   readonly fromClient: SftpPacketSplitter;
   readonly fromServer: SftpPacketSplitter;
 
-  constructor(private readonly onOp: (op: SftpOp) => void, private readonly onBroken: (why: string) => void) {
+  constructor(private readonly onOp: (op: SftpOp) => void, private readonly onBroken: (why: string) => void, private readonly opts: SftpAuditOptions = {}) {
     this.fromClient = new SftpPacketSplitter((h) => this.guard(() => this.request(h)));
     this.fromServer = new SftpPacketSplitter((h) => this.guard(() => this.reply(h)));
   }
@@ -160,14 +172,18 @@ export class SftpAudit {
         return;
       }
       case Fxp.Read: {
-        this.reads.set(id, r.string().toString('hex'));
+        const key = r.string().toString('hex');
+        this.reads.set(id, { key, offset: r.u64() });
         return;
       }
       case Fxp.Write: {
         const f = this.files.get(r.string().toString('hex'));
-        r.skip(8);
-        const len = r.u32();
-        if (f) f.written += len;
+        const offset = r.u64();
+        const data = r.string();
+        if (f) {
+          f.written += data.length;
+          this.contentOf(f, 'upload')?.write(offset, data);
+        }
         return;
       }
       case Fxp.Close: {
@@ -206,22 +222,33 @@ export class SftpAudit {
       const open = this.opens.get(id);
       if (open) {
         this.opens.delete(id);
-        this.files.set(r.string().toString('hex'), { ...open, read: 0, written: 0 });
+        this.files.set(r.string().toString('hex'), { ...open, read: 0, written: 0, content: undefined, sink: (d) => this.opts.content?.(open.path, d) });
       }
     } else if (type === Fxp.Data) {
-      const key = this.reads.get(id);
+      const req = this.reads.get(id);
       this.reads.delete(id);
-      const f = key ? this.files.get(key) : undefined;
-      if (f) f.read += r.u32();
+      const f = req ? this.files.get(req.key) : undefined;
+      if (f) {
+        const data = r.string();
+        f.read += data.length;
+        this.contentOf(f, 'download')?.write(req!.offset, data);
+      }
     } else if (type === Fxp.Status) {
       this.opens.delete(id);
       this.reads.delete(id);
     }
   }
 
+  /** The file's content tracker, made at its first byte (a handle that both reads and writes keeps the first direction). */
+  private contentOf(f: OpenFile, direction: 'upload' | 'download'): FileContent | undefined {
+    f.content ??= new FileContent(f.sink(direction));
+    return f.content;
+  }
+
   private report(f: OpenFile): void {
-    if (f.written > 0 || (f.write && f.read === 0)) this.onOp({ op: 'upload', path: f.path, bytes: f.written });
-    else this.onOp({ op: 'download', path: f.path, bytes: f.read });
+    const upload = f.written > 0 || (f.write && f.read === 0);
+    const digest = (f.content ?? new FileContent()).finish();
+    this.onOp({ op: upload ? 'upload' : 'download', path: f.path, bytes: upload ? f.written : f.read, digest });
   }
 }
 

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHash, randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
-import { mkdtemp, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startControlPlane, type TestControlPlane } from '../helpers/control-plane.js';
@@ -22,11 +22,16 @@ let token: string;
 beforeAll(async () => {
   sshd = await startSshd();
   cp = await startControlPlane({
-    targets: [{ name: 'web', protocol: 'ssh', host: sshd.host, port: sshd.port, hostKey: sshd.hostKey, logins: { root: { secret: 'web-root' } }, defaultAction: 'allow' }],
+    targets: [
+      { name: 'web', protocol: 'ssh', host: sshd.host, port: sshd.port, hostKey: sshd.hostKey, logins: { root: { secret: 'web-root' } }, defaultAction: 'allow' },
+      // recording: { transfers: content }
+      { name: 'files', protocol: 'ssh', host: sshd.host, port: sshd.port, hostKey: sshd.hostKey, logins: { root: { secret: 'web-root' } }, defaultAction: 'allow', recordTransfers: 'content' },
+    ],
   });
   await cp.setSecret('web-root', sshd.userKey);
   broker = await startSshBroker(cp.deps, { host: '127.0.0.1', port: 0 });
   await cp.grant('alice', 'web', 'root');
+  await cp.grant('alice', 'files', 'root');
   token = await cp.token('alice');
   dir = await mkdtemp(join(tmpdir(), 'pam-raw-'));
 });
@@ -169,5 +174,59 @@ describe('raw recording of channels without a pty', () => {
     const cast = await readFile(cp.deps.recordings.dataPath(meta.id, 'asciicast'), 'utf8');
     expect(JSON.parse(cast.split('\n')[0]!)).toMatchObject({ version: 2 });
     expect(cast).toContain('pty-16');
+  });
+
+  it('records each file moved by sftp and legacy scp with path, direction, size and SHA-256; content kept once per hash where asked', async () => {
+    const a = randomBytes(300_001);
+    const b = randomBytes(77_777);
+    const local = join(dir, 'up-a.bin');
+    await writeFile(local, a);
+    await writeFile(join(dir, 'up-b.bin'), b);
+    const at = (target: string) => ['-o', `Port=${broker.port}`, '-o', `User=root@${target}`];
+
+    // sftp through a hash-only target: records, no content kept.
+    let before = Date.now() - 1000;
+    const remote = join(dir, 'remote-a.bin');
+    const back = join(dir, 'back-a.bin');
+    const r = await runOpenSsh('sftp', token, [...at('web'), '127.0.0.1'], `put ${local} ${remote}\nget ${remote} ${back}\nbye\n`);
+    expect(r.code).toBe(0);
+    expect((await readFile(back)).equals(a)).toBe(true);
+    let meta = await sealedSince(before);
+    expect(meta.format).toBe('raw');
+    let s = await rawSummary(cp.deps.recordings.dataPath(meta.id, 'raw'));
+    expect(s.transfers).toEqual([
+      expect.objectContaining({ path: remote, direction: 'upload', size: a.length, sha256: sha(a), via: 'sftp' }),
+      expect.objectContaining({ path: remote, direction: 'download', size: a.length, sha256: sha(a), via: 'sftp' }),
+    ]);
+    expect(s.transfers.some((t) => t.stored)).toBe(false);
+
+    // The same file twice and another through a content-keeping target: two contents kept.
+    before = Date.now() - 1000;
+    const r2 = await runOpenSsh('sftp', token, [...at('files'), '127.0.0.1'], `put ${local} ${join(dir, 'c1.bin')}\nput ${local} ${join(dir, 'c2.bin')}\nput ${join(dir, 'up-b.bin')} ${join(dir, 'c3.bin')}\nbye\n`);
+    expect(r2.code).toBe(0);
+    meta = await sealedSince(before);
+    s = await rawSummary(cp.deps.recordings.dataPath(meta.id, 'raw'));
+    expect(s.transfers.map((t) => [t.path, t.sha256, t.stored])).toEqual([
+      [join(dir, 'c1.bin'), sha(a), true], [join(dir, 'c2.bin'), sha(a), true], [join(dir, 'c3.bin'), sha(b), true],
+    ]);
+    const store = cp.deps.recordings.transfers();
+    await waitFor(async () => (await readFile(store.path(sha(b))).catch(() => undefined))?.equals(b), 'kept content');
+    expect((await readFile(store.path(sha(a)))).equals(a)).toBe(true);
+    expect((await readdir(store.dir)).filter((n) => !n.startsWith('.'))).toHaveLength(2);
+
+    // Legacy scp (-O) both ways.
+    before = Date.now() - 1000;
+    const up = await runOpenSsh('scp', token, ['-O', ...at('files'), local, `127.0.0.1:${join(dir, 'scp-a.bin')}`]);
+    expect(up.code).toBe(0);
+    meta = await sealedSince(before);
+    s = await rawSummary(cp.deps.recordings.dataPath(meta.id, 'raw'));
+    expect(s.transfers).toEqual([expect.objectContaining({ path: join(dir, 'scp-a.bin'), direction: 'upload', size: a.length, sha256: sha(a), via: 'scp', stored: true })]);
+    before = Date.now() - 1000;
+    const down = await runOpenSsh('scp', token, ['-O', ...at('web'), `127.0.0.1:${join(dir, 'up-b.bin')}`, join(dir, 'scp-back.bin')]);
+    expect(down.code).toBe(0);
+    expect((await readFile(join(dir, 'scp-back.bin'))).equals(b)).toBe(true);
+    meta = await sealedSince(before);
+    s = await rawSummary(cp.deps.recordings.dataPath(meta.id, 'raw'));
+    expect(s.transfers).toEqual([expect.objectContaining({ path: join(dir, 'up-b.bin'), direction: 'download', size: b.length, sha256: sha(b), via: 'scp' })]);
   });
 });

@@ -19,11 +19,11 @@ describe('parseScp', () => {
     ['  scp -t  /p  ', 'upload', '/p'],
     ['scp\t-t\t/x', 'upload', '/x'],
   ] as const)('%j → %s %s', (command, direction, path) => {
-    expect(parseScp(command)).toEqual({ direction, path });
+    expect(parseScp(command)).toMatchObject({ direction, path });
   });
 
   it('takes -t over -f when both appear in one flag group (scp would sink)', () => {
-    expect(parseScp('scp -tf /x')).toEqual({ direction: 'upload', path: '/x' });
+    expect(parseScp('scp -tf /x')).toMatchObject({ direction: 'upload', path: '/x' });
   });
 
   it.each([
@@ -40,7 +40,7 @@ describe('parseScp', () => {
   });
 
   it('keeps whatever follows the flags as the path, so a second command stays visible to plainScp', () => {
-    expect(parseScp('scp -t /x; rm -rf /')).toEqual({ direction: 'upload', path: '/x; rm -rf /' });
+    expect(parseScp('scp -t /x; rm -rf /')).toMatchObject({ direction: 'upload', path: '/x; rm -rf /' });
   });
 });
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
+import { createHash } from 'node:crypto';
 import { describeSftpOp, SftpAudit, SftpPacketSplitter, type SftpOp } from '../../proxy/ssh/sftp-audit.js';
 
 // SFTP v3 packets (draft-ietf-secsh-filexfer-02): uint32 length | byte type | body.
@@ -9,6 +10,7 @@ const str = (s: string | Buffer) => { const b = Buffer.isBuffer(s) ? s : Buffer.
 const packet = (type: number, ...fields: Buffer[]) => { const body = Buffer.concat([Buffer.from([type]), ...fields]); return Buffer.concat([u32(body.length), body]); };
 const withId = (type: number, id: number, ...fields: Buffer[]) => packet(type, u32(id), ...fields);
 
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const FXP = { INIT: 1, VERSION: 2, OPEN: 3, CLOSE: 4, READ: 5, WRITE: 6, SETSTAT: 9, OPENDIR: 11, REMOVE: 13, MKDIR: 14, RMDIR: 15, RENAME: 18, SYMLINK: 20, STATUS: 101, HANDLE: 102, DATA: 103 };
 const FXF_READ = 1;
 const FXF_WRITE = 2;
@@ -85,15 +87,15 @@ describe('SftpPacketSplitter', () => {
     ));
   });
 
-  it('keeps only the first 16 KiB of a large packet, yet skips it whole by its length', () => {
+  it('keeps a large packet whole (its data is hashed per file), cut at any offset', () => {
     const big = withId(FXP.WRITE, 9, str('h'), u64(0), str(Buffer.alloc(100_000, 0xab)));
     const next = withId(FXP.REMOVE, 10, str('/after'));
     const { packets, splitter } = collect();
     feedCut(splitter, Buffer.concat([big, next]), [3, 5000, 16_383, 16_390, 70_000]);
     expect(packets).toHaveLength(2);
     expect(packets[0]!.length).toBe(big.length - 4);
-    expect(packets[0]!.head.length).toBe(16 * 1024);
-    expect(packets[0]!.head.equals(big.subarray(4, 4 + 16 * 1024))).toBe(true);
+    expect(packets[0]!.head.length).toBe(big.length - 4);
+    expect(packets[0]!.head.equals(big.subarray(4))).toBe(true);
     expect(packets[1]!.head.equals(next.subarray(4))).toBe(true);
   });
 
@@ -151,7 +153,7 @@ describe('SftpAudit', () => {
       withId(FXP.CLOSE, 4, str('H1')),
     ]);
     for (let i = 0; i < writes.length; i += 7) a.client(writes.subarray(i, i + 7));
-    expect(ops).toEqual([{ op: 'upload', path: '/srv/up.bin', bytes: 1024 }]);
+    expect(ops).toEqual([{ op: 'upload', path: '/srv/up.bin', bytes: 1024, digest: { size: 1024, sha256: sha(Buffer.concat([Buffer.alloc(1000, 1), Buffer.alloc(24, 2)])) } }]);
   });
 
   it('reports a download with the bytes the server returned', () => {
@@ -163,7 +165,7 @@ describe('SftpAudit', () => {
     a.client(withId(FXP.READ, 3, str('hh'), u64(500), u32(32768)));
     a.server(withId(FXP.DATA, 3, str(Buffer.alloc(20, 9))));
     a.client(withId(FXP.CLOSE, 4, str('hh')));
-    expect(ops).toEqual([{ op: 'download', path: '/etc/hosts', bytes: 520 }]);
+    expect(ops).toEqual([{ op: 'download', path: '/etc/hosts', bytes: 520, digest: { size: 520, sha256: sha(Buffer.alloc(520, 9)) } }]);
   });
 
   it('forgets an OPEN the server refused (STATUS), so a later handle of that id is no file', () => {
@@ -197,7 +199,7 @@ describe('SftpAudit', () => {
     a.client(withId(FXP.WRITE, 2, str('p'), u64(0), str('abc')));
     expect(ops).toEqual([]);
     a.end();
-    expect(ops).toEqual([{ op: 'upload', path: '/tmp/partial', bytes: 3 }]);
+    expect(ops).toEqual([{ op: 'upload', path: '/tmp/partial', bytes: 3, digest: { size: 3, sha256: sha(Buffer.from('abc')) } }]);
   });
 
   it('reports a malformed packet once and records nothing after it', () => {
