@@ -35,6 +35,7 @@ export async function startPostgresBroker(deps: BrokerDeps, listen: { host: stri
       // Over max_unauthenticated_per_source. 53300 too_many_connections, as PostgreSQL says it.
       socket.end(errorResponse('FATAL', '53300', 'too many connections from your address are waiting to log in; try again shortly'));
       setTimeout(() => socket.destroy(), 1000).unref();
+      void deps.rejections?.rejected({ type: 'connection.refused', via: 'postgres', reason: 'too many connections waiting to log in', client: sourceOf(socket.remoteAddress) }).catch(() => undefined);
       return;
     }
     socket.once('close', () => login.done());

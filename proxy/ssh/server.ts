@@ -67,6 +67,7 @@ export async function startSshBroker(
     if (!ticket) {
       // Over max_unauthenticated_per_source: dropped before the handshake costs anything.
       socket.destroy();
+      void deps.rejections?.rejected({ type: 'connection.refused', via: 'ssh', reason: 'too many connections waiting to log in', client: sourceOf(socket.remoteAddress) }).catch(() => undefined);
       return;
     }
     pending.set(socket, { ticket });

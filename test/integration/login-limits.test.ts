@@ -40,7 +40,7 @@ function open(port: number): Promise<Probe> {
 
 beforeAll(async () => {
   pam = await startPamProcess({
-    roles: 'roles:\n  - name: admin\n    groups: [admins]\n    can_request: [{ targets: ["*"], logins: ["*"], max_duration: 1h }]\n',
+    roles: 'roles:\n  - name: admin\n    groups: [admins]\n    can_request: [{ targets: ["*"], logins: ["*"], max_duration: 1h }]\n  - name: auditor\n    groups: [auditors]\n    can_audit: true\n',
     extra: `login_timeout: 2s
 max_unauthenticated_per_source: 64
 targets:
@@ -104,6 +104,10 @@ describe('limits before login', () => {
       return /pam request --target appdb/.test(out.stderr) ? out : undefined;
     }, 'a login attempt to reach the grant check');
     expect(r.stderr).not.toContain('53300');
+    // Audited, rate-limited like refused tokens (access/rejection-audit.ts).
+    const sam = (await pam.pam(['dev', 'token', 'sam', '--groups', 'auditors'])).stdout.trim();
+    const audit = JSON.parse((await pam.pam(['audit', '--json', '--since', '1h'], { PAM_TOKEN: sam })).stdout) as { type: string; via?: string }[];
+    expect(audit.filter((e) => e.type === 'connection.refused').map((e) => e.via).sort()).toEqual(['postgres', 'ssh']);
   }, 60_000);
 
   it('refuses a flood of 8 MB pre-auth messages at the header and keeps memory flat', async () => {
