@@ -26,7 +26,8 @@ const canonical = (roles: Role[]) => JSON.stringify(
     ...r,
     groups: [...r.groups].sort(),
     canApprove: [...r.canApprove].sort(),
-    canRequest: r.canRequest.map((s) => ({ targets: [...s.targets].sort(), logins: [...s.logins].sort(), maxDurationMs: s.maxDurationMs })),
+    // The step-up of a scope is part of the role: dropping require_mfa is a role change.
+    canRequest: r.canRequest.map((s) => ({ targets: [...s.targets].sort(), logins: [...s.logins].sort(), maxDurationMs: s.maxDurationMs, requireMfa: s.requireMfa ?? false, maxAuthAgeMs: s.maxAuthAgeMs ?? null })),
   })),
 );
 

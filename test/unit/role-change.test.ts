@@ -46,4 +46,11 @@ describe('role changes: sign-in strength and offboarding', () => {
     expect(widening(me, strict, [role('ops', ['ops'], { canEditRoles: true, requireMfa: true })])).toEqual(['weaker sign-in for role ops']);
     expect(widening(me, strict, [role('ops', ['ops'], { canEditRoles: true, requireMfa: true, maxAuthAgeMs: 900_000, canOffboard: true })])).toEqual(['can_offboard']);
   });
+
+  it('counts dropping require_mfa from a scope as a role change (can_edit_policies alone may not do it)', () => {
+    const strict = [role('ops', ['ops'], { canEditPolicies: true }), role('dba', ['dba'], { canRequest: [{ targets: ['db'], logins: ['*'], maxDurationMs: hour, requireMfa: true }] })];
+    const lax = [strict[0]!, role('dba', ['dba'], { canRequest: [{ targets: ['db'], logins: ['*'], maxDurationMs: hour }] })];
+    const v = checkRoleChange(me, strict, strict, lax);
+    expect(v).toMatchObject({ allowed: false, rolesChanged: true });
+  });
 });
