@@ -1,6 +1,7 @@
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { AuditEntry } from '../recorder/audit.types.js';
 import type { SessionRegistry } from '../access/live-sessions.js';
+import { recordingWriteBacklog } from '../recorder/recording-file.js';
 import { actionLabel, outcomeLabel, protocolLabel, refusalLabel, targetLabel, tokenReasonLabel } from './metrics-labels.js';
 
 /** What the audit export reports per sink (recorder/audit-export). */
@@ -60,6 +61,25 @@ export function createMetrics(deps: MetricsDeps): Metrics {
     name: 'pam_review_holds_waiting', help: 'Commands and statements held by review rules, waiting for an approver', registers: r,
     async collect() {
       this.set(await deps.holdsWaiting().catch(() => Number.NaN));
+    },
+  });
+  new Gauge({
+    name: 'pam_recording_write_backlog_bytes', help: 'Recording bytes accepted but not yet written to their files, over all open recordings', registers: r,
+    collect() {
+      this.set(recordingWriteBacklog().bytes);
+    },
+  });
+  new Gauge({
+    name: 'pam_recording_write_lag_seconds', help: 'How long the oldest recording byte not yet written has waited (0 when nothing waits)', registers: r,
+    collect() {
+      const b = recordingWriteBacklog();
+      this.set(b.bytes > 0 ? b.lagMs / 1000 : 0);
+    },
+  });
+  new Gauge({
+    name: 'pam_recordings_open', help: 'Recording files open for writing', registers: r,
+    collect() {
+      this.set(recordingWriteBacklog().files);
     },
   });
   new Gauge({

@@ -20,6 +20,23 @@ const SPARE_MAX = 16;
 function release(stages: Buffer[]): void {
   for (const b of stages) if (spare.length < SPARE_MAX) spare.push(b);
 }
+/** Files open in this process, for the write-backlog metric (recordingWriteBacklog). */
+const openFiles = new Set<RecordingFile>();
+
+/**
+ * What recordings have accepted but not yet written to their files, over every open file, and
+ * how long the oldest of those bytes has waited (ms). `pam serve` exports both as metrics.
+ */
+export function recordingWriteBacklog(now = performance.now()): { files: number; bytes: number; lagMs: number } {
+  let bytes = 0;
+  let oldest = now;
+  for (const f of openFiles) {
+    bytes += f.bytes - f.written;
+    if (f.bytes > f.written && f.pendingSince !== undefined) oldest = Math.min(oldest, f.pendingSince);
+  }
+  return { files: openFiles.size, bytes, lagMs: now - oldest };
+}
+
 /**
  * A write on the event loop slower than this moves the file's later writes to the thread pool.
  * Not lower: on a busy 2-core machine a 256 KiB write is now and then descheduled for 5-10 ms,
@@ -62,6 +79,10 @@ export class RecordingFile {
   private closed = false;
   /** Bytes accepted so far (written or pending). */
   bytes = 0;
+  /** Bytes in the file (or refused by a failed write): `bytes - written` is the backlog. */
+  written = 0;
+  /** performance.now() when the oldest byte not yet written was accepted. */
+  pendingSince: number | undefined;
   /** Set when a write failed: the owner decides what to do (brokers end the session: fail closed). */
   error: Error | undefined;
   onError: ((err: Error) => void) | undefined;
@@ -73,6 +94,7 @@ export class RecordingFile {
     const fh = await open(path, 'wx', 0o600);
     const file = new RecordingFile(fh, flushMs);
     if (opts.poolWrites) file.syncWrites = false;
+    openFiles.add(file);
     return file;
   }
 
@@ -114,6 +136,7 @@ export class RecordingFile {
     this.hash.update(buf);
     this.sealed.push(buf);
     this.sealedBytes += buf.length;
+    this.pendingSince ??= performance.now();
     this.bytes += buf.length;
     this.schedule();
   }
@@ -139,6 +162,7 @@ export class RecordingFile {
   }
 
   private wrote(n: number): void {
+    this.pendingSince ??= performance.now();
     this.used += n;
     this.bytes += n;
     this.schedule();
@@ -187,8 +211,17 @@ export class RecordingFile {
     this.sealed = [];
     this.sealedBytes = 0;
     this.retired = [];
+    const startedAt = performance.now();
+    let size = 0;
+    for (const b of data) size += b.length;
+    const landed = () => {
+      this.written += size;
+      // What was accepted while this write ran is younger than its start.
+      this.pendingSince = this.written >= this.bytes ? undefined : startedAt;
+    };
     if (this.syncWrites) {
       this.writeNow(data);
+      landed();
       release(done);
       return this.writing;
     }
@@ -202,6 +235,7 @@ export class RecordingFile {
         this.onError?.(this.error);
       } finally {
         // Writes run in order: every byte staged in these buffers is now in the file (or failed).
+        landed();
         release(done);
       }
     });
@@ -230,6 +264,7 @@ export class RecordingFile {
     // Bounded, so a source that never stops cannot hold the seal back; later appends are dropped.
     for (let round = 0; round < 8 && (this.used || this.sealed.length); round++) await this.flush(true);
     this.closed = true;
+    openFiles.delete(this);
     try {
       await this.fh.sync();
     } finally {

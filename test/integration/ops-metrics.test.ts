@@ -116,6 +116,7 @@ describe('pam serve operations endpoints', () => {
     expect(metricValue(after, 'pam_review_holds_waiting')).toBe(0);
     expect(metricValue(after, 'process_resident_memory_bytes')).toBeGreaterThan(0);
     expect(after).toMatch(/^nodejs_eventloop_lag_seconds \d/m);
+    for (const s of ['pam_recording_write_backlog_bytes', 'pam_recording_write_lag_seconds', 'pam_recordings_open']) expect(after).toMatch(new RegExp(`^${s} \\d`, 'm'));
     // Nothing a user typed or sent reaches a label.
     expect(after).not.toContain(typed);
     expect(after).not.toContain('not-a-token');
