@@ -15,8 +15,8 @@ import { execFileSync, spawn } from 'node:child_process';
 import { chmod, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
-import { OPENSSH_OPTS, startSshd } from '../test/helpers/sshd.js';
-import { PROCESS_ROLES, startPamProcess } from '../test/helpers/pam-process.js';
+import { OPENSSH_OPTS } from '../test/helpers/sshd.js';
+import { startServeBench } from './ssh-serve-setup.js';
 
 const arg = (name: string, def: string) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -27,20 +27,7 @@ const RUNS = Number(arg('runs', '3'));
 const KINDS = arg('kinds', 'text,zeros,random,rsync,tar,scp').split(',');
 const TICK = Number(execFileSync('getconf', ['CLK_TCK']).toString()) || 100;
 
-const sshd = await startSshd();
-const pam = await startPamProcess({
-  roles: PROCESS_ROLES,
-  extra: `targets:
-  - name: bench
-    protocol: ssh
-    address: "127.0.0.1:${sshd.port}"
-    host_key: "${sshd.hostKey}"
-    logins: { root: { secret: bench-root } }
-`,
-});
-if ((await pam.pam(['secret', 'set', 'bench-root'], {}, sshd.userKey)).code !== 0) throw new Error('pam secret set failed');
-await pam.grant('bencher', 'bench', 'root');
-const token = await pam.token('bencher', 'dba');
+const { sshd, pam, token } = await startServeBench();
 
 const work = join(sshd.dir, 'bench');
 await mkdir(join(work, 'tree'), { recursive: true });

@@ -3,15 +3,22 @@
  * time and waits for its echo, straight to sshd and through the broker (recording on), in one
  * run. Reports p50/p99 of each and the difference the proxy adds.
  *
- *   node bin/run-ts.js bench/ssh-latency.ts [--n 1000]
+ *   node bin/run-ts.js bench/ssh-latency.ts [--n 1000] [--serve]
+ *
+ * --serve: through `pam serve` as its own process from YAML (ssh-serve-setup.ts), the figure
+ * the issue asks for; without it the broker runs in this process (a profiling aid).
  */
 import ssh2 from 'ssh2';
 import { startSshBench } from './ssh-bench-setup.js';
+import { startServeBench } from './ssh-serve-setup.js';
 
 const i = process.argv.indexOf('--n');
 const N = i > 0 ? Number(process.argv[i + 1]) : 1000;
 
-const { sshd, cp, broker, token } = await startSshBench();
+const serve = process.argv.includes('--serve');
+const setup = serve ? await startServeBench() : await startSshBench();
+const { sshd, token } = setup;
+const brokerPort = 'pam' in setup ? setup.port : setup.broker.port;
 
 function connect(cfg: ssh2.ConnectConfig): Promise<ssh2.Client> {
   return new Promise((resolve, reject) => {
@@ -57,13 +64,17 @@ async function measure(client: ssh2.Client): Promise<number[]> {
 
 const pct = (xs: number[], p: number) => xs[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
 const direct = await measure(await connect({ port: sshd.port, username: 'root', privateKey: sshd.userKey }));
-const proxied = await measure(await connect({ port: broker.port, username: 'root@bench', tryKeyboard: true }));
+const proxied = await measure(await connect({ port: brokerPort, username: 'root@bench', tryKeyboard: true }));
 console.log(JSON.stringify({
   n: N,
+  broker: serve ? 'pam serve (own process)' : 'in-process (profiling aid)',
   directMs: { p50: +pct(direct, 50).toFixed(3), p99: +pct(direct, 99).toFixed(3) },
   proxyMs: { p50: +pct(proxied, 50).toFixed(3), p99: +pct(proxied, 99).toFixed(3) },
   addedMs: { p50: +(pct(proxied, 50) - pct(direct, 50)).toFixed(3), p99: +(pct(proxied, 99) - pct(direct, 99)).toFixed(3) },
 }));
-await broker.close();
-await cp.close();
-await sshd.close();
+if ('pam' in setup) await setup.close();
+else {
+  await setup.broker.close();
+  await setup.cp.close();
+  await sshd.close();
+}

@@ -172,6 +172,35 @@ describe('replay UI in Chromium', () => {
     expect(audit.some((e) => e.type === 'recording.open' && e.actor === 'sam')).toBe(true);
   });
 
+  it('replays a raw (no pty) recording and shows its bytes: size, SHA-256 and hex head per stream', async () => {
+    const tok = await token('alice', ['admins']);
+    const content = Buffer.concat([Buffer.from([0, 1, 2, 0xff, 0x41]), Buffer.from(Array.from({ length: 40_000 }, (_, i) => (i * 31) % 256))]);
+    const file = join(sshd.dir, 'e2e-binary.bin');
+    await writeFile(file, content);
+    const r = await runOpenSsh('ssh', tok, ['-o', `Port=${proxy.ssh!.port}`, '-o', 'User=root@web', '127.0.0.1', `cat ${file} >/dev/null; cat ${file}; echo plain-text-on-stderr >&2`]);
+    expect(r.code).toBe(0);
+    const meta = await waitFor(async () => (await proxy.cp.recordings.list()).find((m) => m.format === 'raw' && m.status === 'ended'), 'sealed raw recording');
+    await page.goto(`${base}/#/recording/${meta.id}`);
+    const view = page.locator('#byte-view');
+    await view.waitFor();
+    const { createHash } = await import('node:crypto');
+    const row = page.locator('#streams tr', { hasText: 'stdout' });
+    await expect.poll(async () => (await row.first().textContent()) ?? '').toContain(createHash('sha256').update(content).digest('hex'));
+    expect(await row.first().textContent()).toContain('binary');
+    expect(await page.locator('pre.hexdump').first().textContent()).toContain('00000000  00 01 02 ff 41');
+    // The player replays the text stream; the binary one is a note, not garbage (at the exit marker: all of it).
+    const labels = await page.locator('#markers li').allTextContents();
+    await page.locator('#markers button.marker').nth(labels.findIndex((l) => l.includes('exit status'))).click();
+    const term = page.locator('#player .ap-term');
+    await expect.poll(async () => (await term.textContent()) ?? '', { timeout: 10_000 }).toContain('plain-text-on-stderr');
+    expect(await term.textContent()).toContain('binary stdout');
+    // Its download gives the exact bytes.
+    const href = await page.locator('#streams a.dl').first().getAttribute('href');
+    const got = Buffer.from(await page.evaluate(async (u) => Array.from(new Uint8Array(await (await fetch(u!)).arrayBuffer())), href));
+    expect(got.equals(content)).toBe(true);
+    await shot('replay-raw');
+  });
+
   it('watches a live SSH session show a typed command, then terminates it and the client is disconnected', async () => {
     const client = new Client();
     const closed = new Promise<void>((resolve) => client.once('close', () => resolve()));
