@@ -90,7 +90,11 @@ export class TransparencyLog {
     for (const w of [this.opts.local, ...this.opts.witnesses]) {
       const { checkpoints } = await w.read();
       for (const cp of checkpoints) {
-        if (cp.origin !== this.opts.origin || checkpointProblem(cp, this.opts.keyring)) continue;
+        if (cp.origin !== this.opts.origin) continue;
+        // A checkpoint we cannot check is a statement we cannot honour: after a key rotation the
+        // old public key must stay listed, or nothing proves the log was not rewritten meanwhile.
+        const why = checkpointProblem(cp, this.opts.keyring);
+        if (why) throw new EvidenceMismatch(`${w.name} holds a checkpoint of ${cp.size} entries (${cp.time}) that is ${why}; after a key rotation list the old public key in evidence.previous_public_keys`);
         if (!newest || cp.size > newest.cp.size) newest = { cp, from: w.name };
       }
     }

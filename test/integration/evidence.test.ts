@@ -332,6 +332,36 @@ describe('evidence (issue 16)', () => {
       expect(v.code).toBe(0);
       expect(v.stdout).toMatch(/audit chain intact/);
     }, 60_000);
+
+    it('a rotated signing key keeps the old checkpoints verifiable when the old public key stays listed', async () => {
+      await stopProxy();
+      const { rename } = await import('node:fs/promises');
+      const oldPub = (await pam(['evidence', 'public-key'])).stdout;
+      await rename(keyFile(), join(dir, 'keys', 'retired.key'));
+      await writeFile(join(dir, 'keys', 'old.pub'), oldPub);
+      const yaml = await readFile(configFile, 'utf8');
+      // Without the old key listed, the checkpoints it signed are not believed: no start, and
+      // verify says why.
+      const refused = await serveOnce();
+      expect(refused.code).toBe(1);
+      expect(refused.out).toMatch(/not among the trusted public keys; after a key rotation list the old public key in evidence.previous_public_keys/);
+      const newPub = (await pam(['evidence', 'public-key'])).stdout;
+      expect(newPub).not.toBe(oldPub);
+      const unlisted = await pam(['audit', 'verify', '--local']);
+      expect(unlisted.code).toBe(1);
+      expect(unlisted.stdout).toMatch(/not genuine: signed by key [0-9a-f]{32}, which is not among the trusted public keys/);
+      await writeFile(configFile, yaml.replace('  checkpoint_interval: 1s', '  checkpoint_interval: 1s\n  previous_public_keys: ["./keys/old.pub"]'));
+      await startProxy();
+      const listed = await pam(['audit', 'verify'], { PAM_TOKEN: sam });
+      expect(listed.stdout).toMatch(/audit chain intact/);
+      expect(listed.code).toBe(0);
+      const keys = new Set((await readFile(join(witnessDir(), 'checkpoints.jsonl'), 'utf8')).split('\n').filter(Boolean).map((l) => JSON.parse(l).key_id));
+      expect(keys.size).toBe(2);
+      // An old bundle still verifies with a key file holding both public keys.
+      await writeFile(join(dir, 'both.pem'), oldPub + newPub);
+      const old = await pam(['evidence', 'verify', join(dir, 'bundle-ssh'), '--public-key', join(dir, 'both.pem')]);
+      expect(old.code).toBe(0);
+    }, 90_000);
   });
 });
 
