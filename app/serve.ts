@@ -95,6 +95,13 @@ export async function serve(configFile: string): Promise<void> {
   const log = createLog(config.log);
   const proxy = await startProxy(config, { log });
   const addr = (l?: Listener, host?: string) => (l ? `${host}:${l.port}` : undefined);
+  // Before "serving": whoever waits for that line has already been told how evidence stands.
+  if (proxy.cp.evidence) {
+    const ev = config.evidence!;
+    log.info({ key_id: proxy.cp.evidence.keyId, key_file: ev.signingKeyFile, witness: ev.witness ?? null }, `pam: evidence signed${ev.witness ? '' : '; no witness: a cut tail of the log is only caught by the checkpoints in data_dir'}`);
+  } else {
+    log.warn({}, 'pam: evidence is unsigned (no evidence section): whoever can write data_dir can rewrite the audit log and recordings undetected');
+  }
   log.info(
     {
       ssh: addr(proxy.ssh, config.listen.ssh?.host), postgres: addr(proxy.postgres, config.listen.postgres?.host),
@@ -103,12 +110,6 @@ export async function serve(configFile: string): Promise<void> {
     },
     'pam: serving',
   );
-  if (proxy.cp.evidence) {
-    const ev = config.evidence!;
-    log.info({ key_id: proxy.cp.evidence.keyId, key_file: ev.signingKeyFile, witness: ev.witness ?? null }, `pam: evidence signed${ev.witness ? '' : '; no witness: a cut tail of the log is only caught by the checkpoints in data_dir'}`);
-  } else {
-    log.warn({}, 'pam: evidence is unsigned (no evidence section): whoever can write data_dir can rewrite the audit log and recordings undetected');
-  }
   // Dev issuer only (loopback): whoever reads this terminal may use the browser's dev sign-in.
   if (proxy.cp.dev) log.info({}, `pam: dev sign-in secret: ${proxy.cp.dev.signinSecret} (the browser's dev sign-in form asks for it; new at every start)`);
   installSignals(proxy, { configFile, log });

@@ -27,7 +27,7 @@ async function exportBundle(id: string, out: string, f: Flags): Promise<void> {
   const pkg = await api.call<EvidencePackage>('GET', `/api/v1/recordings/${encodeURIComponent(id)}/evidence`);
   const tmp = await mkdtemp(join(tmpdir(), 'pam-evidence-'));
   try {
-    const res = await api.raw('GET', `/api/v1/recordings/${encodeURIComponent(id)}/export?format=${pkg.format}`);
+    const res = await api.raw('GET', `/api/v1/recordings/${encodeURIComponent(id)}/evidence/data`);
     const data = join(tmp, 'recording');
     await pipeline(Readable.fromWeb(res.body as WebReadableStream), createWriteStream(data));
     const files = await writeBundle(out, pkg, data);

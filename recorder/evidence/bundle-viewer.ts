@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import type { RecordingMeta } from '../recording.types.js';
+import { RawFrameParser, STREAMS, type RawFrame } from '../raw-frame.js';
 
 /**
  * The offline viewer of an evidence bundle: `index.html` plus `recording.js` (the recording as
@@ -63,11 +64,38 @@ for (const line of window.PAM_RECORDING.split('\\n')) {
   out.appendChild(tr);
 }`;
 
+const RAW_TIMELINE = `
+const out = document.getElementById('timeline');
+for (const [t, kind, stream, channel, text] of window.PAM_RECORDING.frames) {
+  const tr = document.createElement('tr');
+  for (const v of [t, kind, stream, channel]) { const td = document.createElement('td'); td.textContent = String(v); tr.appendChild(td); }
+  const td = document.createElement('td'); const pre = document.createElement('pre'); pre.textContent = text; td.appendChild(pre); tr.appendChild(td);
+  out.appendChild(tr);
+}`;
+
+/** A raw (no-pty) SSH recording as rows: ms, frame type, stream, channel, payload as text. */
+function rawRows(recording: Buffer): { header: unknown; frames: [number, number, string, number, string][] } {
+  const parser = new RawFrameParser();
+  const frames: RawFrame[] = [];
+  parser.push(recording, frames);
+  return {
+    header: parser.header,
+    frames: frames.map((f) => [f.t, f.type, STREAMS[f.stream] ?? String(f.stream), f.channel, f.payload.toString('utf8')]),
+  };
+}
+
 const PLAYER = `
 AsciinemaPlayer.create({ data: window.PAM_RECORDING }, document.getElementById('player'), { fit: 'width' });`;
 
-export function renderViewer(recording: string, f: ViewerFacts): Record<string, string> {
+export function renderViewer(recording: Buffer, f: ViewerFacts): Record<string, string> {
   const cast = f.meta.format === 'asciicast';
+  const raw = f.meta.format === 'raw';
+  const heading = cast ? 'Replay' : raw ? 'Streams (stdin, stdout, stderr per channel)' : 'Statements';
+  const body = cast
+    ? '<div id="player"></div>'
+    : raw
+      ? '<table><thead><tr><th>ms</th><th>frame</th><th>stream</th><th>channel</th><th>bytes (as UTF-8)</th></tr></thead><tbody id="timeline"></tbody></table>'
+      : '<table><thead><tr><th>time</th><th>event</th><th>SQL</th><th>outcome</th><th>verdict</th></tr></thead><tbody id="timeline"></tbody></table>';
   const html = `<!doctype html>
 <html lang="en">
 <head>
@@ -85,13 +113,14 @@ td { font-family: ui-monospace, monospace; white-space: pre-wrap; }
 <table id="facts">
 ${factsTable(f)}
 </table>
-<h2>${cast ? 'Replay' : 'Statements'}</h2>
-${cast ? '<div id="player"></div>' : '<table><thead><tr><th>time</th><th>event</th><th>SQL</th><th>outcome</th><th>verdict</th></tr></thead><tbody id="timeline"></tbody></table>'}
+<h2>${heading}</h2>
+${body}
 <script src="recording.js"></script>
-${cast ? '<script src="player/asciinema-player.min.js"></script>\n' : ''}<script>${cast ? PLAYER : SQL_TIMELINE}
+${cast ? '<script src="player/asciinema-player.min.js"></script>\n' : ''}<script>${cast ? PLAYER : raw ? RAW_TIMELINE : SQL_TIMELINE}
 </script>
 </body>
 </html>
 `;
-  return { 'index.html': html, 'recording.js': `window.PAM_RECORDING = ${JSON.stringify(recording)};\n` };
+  const data = raw ? rawRows(recording) : recording.toString('utf8');
+  return { 'index.html': html, 'recording.js': `window.PAM_RECORDING = ${JSON.stringify(data)};\n` };
 }

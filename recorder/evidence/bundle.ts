@@ -39,7 +39,7 @@ const sha256 = (b: Buffer | string) => createHash('sha256').update(b).digest('he
 
 function viewerFor(recording: Buffer, catalog: string, seal: Record<string, unknown>, pkg: { leaf_index: number; checkpoint: SignedCheckpoint }): Record<string, string> {
   const meta = JSON.parse(catalog) as RecordingMeta;
-  return renderViewer(recording.toString('utf8'), {
+  return renderViewer(recording, {
     meta, sha256: String(seal.sha256), sealEntry: pkg.leaf_index + 1,
     checkpoint: { size: pkg.checkpoint.size, time: pkg.checkpoint.time, key_id: pkg.checkpoint.key_id },
   });

@@ -94,6 +94,20 @@ export function recordingRoutes(cp: HttpDeps): Route[] {
       },
     },
     {
+      // The data file exactly as stored (an evidence bundle carries the sealed bytes, whatever the format).
+      method: 'GET', path: '/api/v1/recordings/:id/evidence/data',
+      handler: async ({ identity, params, res }) => {
+        requireAudit(cp, identity);
+        const m = await meta(params.id!);
+        const path = cp.recordings.dataPath(m.id, m.format);
+        const size = (await stat(path)).size;
+        await cp.audit.append({ type: 'recording.export', actor: identity.user, recording: m.id, format: m.format, via: 'evidence' });
+        res.writeHead(200, { ...SECURITY_HEADERS, 'content-type': 'application/octet-stream', 'content-length': size });
+        await pipeline(createReadStream(path, { start: 0, end: Math.max(0, size - 1) }), res);
+        return undefined;
+      },
+    },
+    {
       method: 'GET', path: '/api/v1/recordings/:id/verify',
       handler: async ({ identity, params }) => {
         requireAudit(cp, identity);

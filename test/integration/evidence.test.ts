@@ -149,16 +149,20 @@ describe('evidence (issue 16)', () => {
     expect(stdout.trim()).toBe('ev-42');
     const ssh = await runOpenSsh('ssh', dana, ['-p', String(ports.ssh), '-l', 'root@web1', '127.0.0.1', 'echo ssh-$((6*7))']);
     expect(ssh.stdout.trim()).toBe('ssh-42');
+    // With a pty the recording is asciicast (the player's format); without, raw streams.
+    const tty = await runOpenSsh('ssh', dana, ['-tt', '-p', String(ports.ssh), '-l', 'root@web1', '127.0.0.1', 'echo tty-$((6*7))']);
+    expect(tty.stdout).toContain('tty-42');
     recs = await waitFor(async () => {
       const r = JSON.parse((await pam(['recordings', 'list', '--json'], { PAM_TOKEN: sam })).stdout) as { id: string; protocol: string; format: string; status: string }[];
-      return r.filter((x) => x.status === 'ended').length >= 2 ? r : undefined;
-    }, 'both recordings to end');
+      return r.filter((x) => x.status === 'ended').length >= 3 ? r : undefined;
+    }, 'the three recordings to end');
+    expect(recs.map((r) => r.format).sort()).toEqual(['asciicast', 'jsonl', 'raw']);
     const sealed = (await lines()).map((l) => JSON.parse(l)).filter((e) => e.type === 'recording.sealed');
-    expect(sealed.map((e) => e.protocol).sort()).toEqual(['postgres', 'ssh']);
+    expect(sealed.map((e) => e.format).sort()).toEqual(['asciicast', 'jsonl', 'raw']);
 
     const audit = await pam(['audit', 'verify'], { PAM_TOKEN: sam });
     expect(audit.code).toBe(0);
-    expect(audit.stdout).toMatch(/audit chain intact \(\d+ entries, 2 sealed recordings checked\)/);
+    expect(audit.stdout).toMatch(/audit chain intact \(\d+ entries, 3 sealed recordings checked\)/);
     expect(audit.stdout).toContain(`file://${witnessDir()}`);
     for (const r of recs) {
       const v = await pam(['recordings', 'verify', r.id], { PAM_TOKEN: sam });
@@ -171,8 +175,8 @@ describe('evidence (issue 16)', () => {
   }, 240_000);
 
   it('a recording edited while the proxy runs, its catalog sha256 recomputed, is caught by both verifies', async () => {
-    const sh = recs.find((r) => r.protocol === 'ssh')!;
-    const castPath = join(data(), 'recordings', `${sh.id}.cast`);
+    const sh = recs.find((r) => r.format === 'raw')!;
+    const castPath = join(data(), 'recordings', `${sh.id}.raw`);
     const metaPath = join(data(), 'recordings', `${sh.id}.meta.json`);
     const [cast, meta] = [await readFile(castPath), await readFile(metaPath, 'utf8')];
     const forged = Buffer.from(cast.toString('utf8').replace('ssh-42', 'ssh-00'));
@@ -203,21 +207,22 @@ describe('evidence (issue 16)', () => {
     const fresh = await mkdtemp(join(tmpdir(), `pam-bundle-${process.pid}-`));
     try {
       for (const r of recs) {
-        const out = join(dir, `bundle-${r.protocol}`);
+        const out = join(dir, `bundle-${r.format}`);
         const e = await pam(['evidence', 'export', r.id, '--output', out], { PAM_TOKEN: sam });
-        expect(e.stderr).toBe('');
+        expect(e.stderr, r.format).toBe('');
         expect(e.code).toBe(0);
         // Carried away: a fresh directory, no config, no data_dir, no server.
-        const carried = join(fresh, r.protocol);
+        const carried = join(fresh, r.format);
         await cp(out, carried, { recursive: true });
         await writeFile(join(fresh, 'trusted.pem'), await readFile(join(dir, 'pub.pem')));
         const offline = { PAM_CONFIG: '/nonexistent/pam.yaml', PAM_SERVER: 'http://127.0.0.1:1' };
         const ok = await pam(['evidence', 'verify', carried, '--public-key', join(fresh, 'trusted.pem')], offline, undefined, fresh);
         expect(ok.stdout).toMatch(new RegExp(`^bundle verified: recording ${r.id}`));
         expect(ok.code).toBe(0);
-        const files = r.protocol === 'ssh'
-          ? ['recording.cast', 'seal.json', 'proof.json', 'checkpoint.json', 'catalog.json', 'public-key.pem', 'index.html', 'recording.js', 'player/asciinema-player.min.js']
-          : ['recording.jsonl', 'seal.json', 'proof.json', 'checkpoint.json', 'catalog.json', 'index.html', 'recording.js'];
+        const common = ['seal.json', 'proof.json', 'checkpoint.json', 'catalog.json', 'public-key.pem', 'index.html', 'recording.js'];
+        const files = r.format === 'asciicast'
+          ? ['recording.cast', ...common, 'player/asciinema-player.min.js', 'player/asciinema-player.css']
+          : [r.format === 'raw' ? 'recording.raw' : 'recording.jsonl', ...common];
         expect((await readdir(carried, { recursive: true })).filter((f) => !f.endsWith('player'))).toEqual(expect.arrayContaining(files));
         for (const f of files) {
           const path = join(carried, f);
@@ -359,7 +364,7 @@ describe('evidence (issue 16)', () => {
       expect(keys.size).toBe(2);
       // An old bundle still verifies with a key file holding both public keys.
       await writeFile(join(dir, 'both.pem'), oldPub + newPub);
-      const old = await pam(['evidence', 'verify', join(dir, 'bundle-ssh'), '--public-key', join(dir, 'both.pem')]);
+      const old = await pam(['evidence', 'verify', join(dir, 'bundle-asciicast'), '--public-key', join(dir, 'both.pem')]);
       expect(old.code).toBe(0);
     }, 90_000);
   });
