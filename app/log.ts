@@ -1,3 +1,4 @@
+import { formatWithOptions } from 'node:util';
 import { pino } from 'pino';
 import type { LogConfig } from '../config/config.types.js';
 import type { Log } from '../config/log.types.js';
@@ -77,4 +78,27 @@ export function stateLog(log: Log, what: string): { down(err: unknown): void; up
       return down !== undefined;
     },
   };
+}
+
+/** Longest message kept from a console call; the rest is cut (a dump must not flood the log). */
+const CONSOLE_MAX = 4000;
+
+/**
+ * While `pam serve` runs, console output from any module (a library, a catch-all `console.error`)
+ * becomes a log line too, so stdout stays one JSON object per line: errors as `Name: message`
+ * without their stack, any newlines escaped inside the line. Returns the restore function.
+ */
+export function captureConsole(log: Log): () => void {
+  const saved = { log: console.log, info: console.info, warn: console.warn, error: console.error, debug: console.debug };
+  const text = (args: unknown[]) => {
+    const s = formatWithOptions({ colors: false, depth: 4, breakLength: Infinity }, ...args.map((a) => (a instanceof Error ? `${a.name}: ${a.message}` : a)));
+    return s.length > CONSOLE_MAX ? `${s.slice(0, CONSOLE_MAX)}…` : s;
+  };
+  const from = { component: 'console' };
+  console.log = (...a: unknown[]) => log.info(from, text(a));
+  console.info = console.log;
+  console.debug = (...a: unknown[]) => log.debug(from, text(a));
+  console.warn = (...a: unknown[]) => log.warn(from, text(a));
+  console.error = (...a: unknown[]) => log.error(from, text(a));
+  return () => Object.assign(console, saved);
 }

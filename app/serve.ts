@@ -7,7 +7,7 @@ import { startHttpServer } from '../replay-ui/server/http.js';
 import { replayUi } from '../replay-ui/server/ui-index.js';
 import { startSshBroker } from '../proxy/ssh/server.js';
 import { startPostgresBroker } from '../proxy/postgres/server.js';
-import { createLog, type Log } from './log.js';
+import { captureConsole, createLog, type Log } from './log.js';
 import { createMetrics } from './metrics.js';
 import { createReadiness } from './health.js';
 import type { RunningProxy } from './running-proxy.types.js';
@@ -93,6 +93,7 @@ export async function startProxy(config: Config, opts: { log?: Log } = {}): Prom
 export async function serve(configFile: string): Promise<void> {
   const config = loadConfig(configFile);
   const log = createLog(config.log);
+  captureConsole(log);
   const proxy = await startProxy(config, { log });
   const addr = (l?: Listener, host?: string) => (l ? `${host}:${l.port}` : undefined);
   // Before "serving": whoever waits for that line has already been told how evidence stands.

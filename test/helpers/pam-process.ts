@@ -40,6 +40,8 @@ export interface PamProcess {
   log(): string;
   /** What it printed on stdout only (the JSON log lines). */
   stdout(): string;
+  /** What it printed on stderr only. */
+  stderr(): string;
   /** A dev-issuer token (`pam dev token`). */
   token(user: string, groups: string): Promise<string>;
   /** `user` (group dba) requests the login, a `security` user approves it. */
@@ -74,10 +76,11 @@ ${opts.extra ?? ''}
   const server = `${scheme}://127.0.0.1:${ports.http}`;
   let out = '';
   let stdout = '';
+  let stderr = '';
   const proc = spawn('node', ['bin/pam.js', 'serve', '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
   const exit = new Promise<number | null>((r) => proc.once('exit', (c) => r(c)));
   proc.stdout!.on('data', (d) => { out += d; stdout += d; });
-  proc.stderr!.on('data', (d) => (out += d));
+  proc.stderr!.on('data', (d) => { out += d; stderr += d; });
   try {
     await waitFor(() => out.includes('pam: serving') || proc.exitCode !== null, 'pam serve to start', 2400);
   } catch (e) {
@@ -106,6 +109,7 @@ ${opts.extra ?? ''}
     dir, configFile, ports, server, proc, pam, token,
     log: () => out,
     stdout: () => stdout,
+    stderr: () => stderr,
     async grant(user, target, login) {
       const req = await pam(['request', '--target', target, '--login', login, '--duration', '1h', '--reason', 'test', '--json'], { PAM_TOKEN: await token(user, 'dba') });
       if (req.code !== 0) throw new Error(`pam request: ${req.stderr}`);

@@ -158,5 +158,8 @@ describe('pam serve operations endpoints', () => {
     expect(proxy.stdout()).not.toMatch(/eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\./);
     expect(proxy.stdout()).not.toContain(dana.split('.')[1]);
     expect(proxy.stdout()).not.toContain(PG_PASS);
+    // Nothing went around the logger: stderr stayed empty through sessions, refusals and the outage.
+    // (bin/pam.js's own notice, when a stale dist/ exists in this checkout, is not the proxy's.)
+    expect(proxy.stderr().replace(/^pam: sources changed since `npm run build`.*\n/m, '')).toBe('');
   });
 });

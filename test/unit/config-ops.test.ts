@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseConfig, ConfigError } from '../../config/config.js';
-import { createLog, prettyLine, stateLog } from '../../app/log.js';
+import { captureConsole, createLog, prettyLine, stateLog } from '../../app/log.js';
 
 const base = () => ({
   listen: { http: '127.0.0.1:8080', metrics: '127.0.0.1:9464' },
@@ -100,5 +100,22 @@ describe('log', () => {
     s.up();
     s.down(new Error('again'));
     expect(lines.map((l) => JSON.parse(l).msg)).toEqual(['state store unavailable', 'state store available again', 'state store unavailable']);
+  });
+
+  it('turns console output of any module into log lines, errors without their stack', () => {
+    const { log, lines } = capture();
+    const restore = captureConsole(log);
+    try {
+      console.error('ssh broker: sealing failed', new Error('EIO: disk\nsecond line'));
+      console.log('plain', { n: 1 });
+    } finally {
+      restore();
+    }
+    expect(lines).toHaveLength(2);
+    const [e, l] = lines.map((x) => JSON.parse(x));
+    expect(e).toMatchObject({ level: 'error', component: 'console', msg: 'ssh broker: sealing failed Error: EIO: disk\nsecond line' });
+    expect(e.msg).not.toMatch(/ at /);
+    expect(l).toMatchObject({ level: 'info', msg: 'plain { n: 1 }' });
+    expect(lines.every((x) => x.endsWith('\n') && !x.slice(0, -1).includes('\n'))).toBe(true);
   });
 });
