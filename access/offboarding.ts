@@ -110,8 +110,9 @@ export class OffboardingService {
   /** Undefined when the identity may act; otherwise why not (shown to the person, audited by the caller). */
   async refusal(identity: Identity): Promise<string | undefined> {
     const keys = [...new Set([identity.subject, identity.email && norm(identity.email), norm(identity.user)].filter((k): k is string => !!k))];
-    for (const k of keys) {
-      const rec = await this.deps.store.get<OffboardRecord>(NS, k);
+    // One round trip's worth of latency: the reads go out together.
+    const recs = await Promise.all(keys.map((k) => this.deps.store.get<OffboardRecord>(NS, k)));
+    for (const rec of recs) {
       if (!rec) continue;
       if (rec.active) return `your access was removed on ${new Date(rec.at).toISOString()} (offboarded); ask your security team`;
       if ((identity.issuedAt ?? 0) <= rec.at) return 'this token was issued before your access was removed; sign in again for a new one';
