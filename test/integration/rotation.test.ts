@@ -57,6 +57,8 @@ beforeAll(async () => {
   targets = [
     { name: 'web', protocol: 'ssh', host: sshd.host, port: sshd.port, hostKey: sshd.hostKey, logins: { root: { secret: 'web-root' } }, defaultAction: 'allow', rotation: { afterSession: false, authorizedKeys: join(sshd.dir, 'authorized_keys') } },
     { name: 'db', protocol: 'postgres', host: '127.0.0.1', port: cluster.port, database: 'postgres', tls: 'prefer', logins: { [APP]: { secret: 'db-app' }, [OWNER]: { secret: 'db-owner' } }, defaultAction: 'allow', rotation: { afterSession: false, login: OWNER, everyMs: 86_400_000 } },
+    { name: 'webfault', protocol: 'ssh', host: sshd.host, port: sshd.port, hostKey: sshd.hostKey, logins: { root: { secret: 'web-fault' } }, defaultAction: 'allow', rotation: { afterSession: false, authorizedKeys: join(sshd.dir, 'not-read-by-sshd') } },
+    { name: 'sshgone', protocol: 'ssh', host: '127.0.0.1', port: 9, hostKey: sshd.hostKey, logins: { root: { secret: 'ssh-gone' } }, defaultAction: 'allow' },
     { name: 'gone', protocol: 'postgres', host: '127.0.0.1', port: 1, database: 'postgres', tls: 'disable', logins: { [APP]: { secret: 'gone-app' } }, defaultAction: 'allow' },
   ];
   cp = await startControlPlane({ targets });
@@ -64,6 +66,8 @@ beforeAll(async () => {
   await cp.setSecret('db-app', 'app-Old-1');
   await cp.setSecret('db-owner', 'own-Old-1');
   await cp.setSecret('gone-app', 'gone-Old-1');
+  await cp.setSecret('web-fault', sshd.userKey);
+  await cp.setSecret('ssh-gone', sshd.userKey);
   ssh = await startSshBroker(cp.deps, { host: '127.0.0.1', port: 0 });
   pgb = await startPostgresBroker(cp.deps, { host: '127.0.0.1', port: 0 });
 });
@@ -148,6 +152,26 @@ describe('rotation on schedule and after sessions', () => {
       vault: cp.deps.vault, targets: () => targets, rotators: {}, audit: cp.deps.audit, now: () => Date.now() + 86_400_000 + 60_000,
     });
     expect((await later.due()).sort()).toEqual(['db-app', 'db-owner']);
+  });
+});
+
+describe('SSH rotation failures leave the old key working', () => {
+  it('a keys file sshd does not read: the new key is proven useless, taken out again, the vault keeps the old key', async () => {
+    const r = await cp.deps.rotation.rotate('web-fault', 'test');
+    // The fault fired: the new key was written where sshd does not look, and did not log in.
+    expect(r.ok).toBe(false);
+    expect(r.error).toMatch(/the new key was added to .*not-read-by-sshd but does not log in .*; removed it again/);
+    expect((await readFile(join(sshd.dir, 'not-read-by-sshd'), 'utf8')).trim()).toBe('');
+    expect((await cp.deps.vault.reveal('web-fault')).toString()).toBe(sshd.userKey);
+    expect(await directSsh(sshd, sshd.userKey)).toBe(true);
+  });
+
+  it('a target that is down: nothing changes and the reason is kept', async () => {
+    const r = await cp.deps.rotation.rotate('ssh-gone', 'test');
+    expect(r.ok).toBe(false);
+    expect(r.error).toMatch(/cannot log in to sshgone as root/);
+    expect((await cp.deps.vault.reveal('ssh-gone')).toString()).toBe(sshd.userKey);
+    expect((await cp.deps.rotation.status()).find((s) => s.name === 'ssh-gone')?.lastError).toMatch(/cannot log in to sshgone/);
   });
 });
 
