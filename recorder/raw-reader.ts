@@ -204,17 +204,22 @@ function parseJson(b: Buffer): Record<string, unknown> {
 
 /**
  * The player's index (cast-reader.ts CastIndex) of a raw recording from its rendered events:
- * markers, typed lines of no-pty shells (from stdin), denials. No seek checkpoints: the player
- * loads the rendered recording whole (binary streams render to one note, so it stays small).
+ * markers, typed lines of no-pty shells (from stdin), denials, and checkpoints every 256 KiB of
+ * the rendered file, so a long one is loaded in windows (rawCastWindow) like a long `.cast`.
  */
 export function rawCastIndex(path: string, cache: ReaderCacheLike = NO_CACHE): Promise<CastIndex> {
   return cache.get(`rawcast:${path}`, path, async () => {
     const idx: CastIndex = { width: 80, height: 24, duration: 0, markers: [], typed: [], denials: 0, events: 0, checkpoints: [], bytes: 0 };
     const typed = new TypedLines();
+    let nextCheckpoint = 0;
     for await (const e of rawCastEvents(path, (h) => Object.assign(idx, { width: h.width, height: h.height }))) {
       idx.events++;
       idx.duration = e[0];
-      // The size of the rendered file the player loads (not the raw file's).
+      // Offsets and size are of the rendered file the player loads (not the raw file's).
+      if (idx.bytes >= nextCheckpoint) {
+        idx.checkpoints.push({ t: e[0], offset: idx.bytes });
+        nextCheckpoint = idx.bytes + 256 * 1024;
+      }
       idx.bytes += JSON.stringify(e).length + 1;
       if (e[1] === 'm') {
         idx.markers.push({ t: e[0], label: e[2] });
@@ -223,4 +228,38 @@ export function rawCastIndex(path: string, cache: ReaderCacheLike = NO_CACHE): P
     }
     return idx;
   });
+}
+
+/** Output kept ahead of a window so the screen is rebuilt at its start (as cast-reader's castWindow). */
+const KEYFRAME_CHARS = 64 * 1024;
+
+/**
+ * A window [from, from+span] of the rendered recording as a standalone asciicast: header, the
+ * last size before it, one output event replaying the last KEYFRAME_CHARS of output before it,
+ * then the window's events shifted to start at 0. Renders from the start of the file (a raw
+ * recording has no line offsets to seek by).
+ */
+export async function rawCastWindow(path: string, from: number, span: number): Promise<string> {
+  let header: RawHeader | undefined;
+  let keyframe = '';
+  let size: string | undefined;
+  const out: string[] = [];
+  for await (const e of rawCastEvents(path, (h) => (header = h))) {
+    if (e[0] < from) {
+      if (e[1] === 'o') keyframe = (keyframe.length + e[2].length > KEYFRAME_CHARS ? (keyframe + e[2]).slice(-KEYFRAME_CHARS) : keyframe + e[2]);
+      else if (e[1] === 'r') size = e[2];
+      continue;
+    }
+    if (e[0] > from + span) break;
+    out.push(JSON.stringify([Math.max(0.001, Math.round((e[0] - from) * 1e6) / 1e6), e[1], e[2]]));
+  }
+  if (!header) return '';
+  const lines = [castHeader(header)];
+  if (size) lines.push(JSON.stringify([0, 'r', size]));
+  if (keyframe) {
+    const nl = keyframe.length >= KEYFRAME_CHARS ? keyframe.indexOf('\n') : -1;
+    lines.push(JSON.stringify([0, 'o', nl >= 0 ? keyframe.slice(nl + 1) : keyframe]));
+  }
+  lines.push(...out);
+  return lines.join('\n') + '\n';
 }

@@ -74,10 +74,12 @@ export class RawWriter {
   data(channel: number, stream: RawStream, chunk: Buffer, at?: number): void {
     if (!chunk.length) return;
     const key = channel * 4 + streamCode(stream);
-    if (this.len && (key !== this.batchKey || this.len + chunk.length > BATCH_BYTES)) this.writeBatch();
+    const now = at ?? Date.now();
+    // A batch never spans more than BATCH_MS, so each byte's recorded time is within that of when it passed.
+    if (this.len && (key !== this.batchKey || this.len + chunk.length > BATCH_BYTES || now - this.batchAt > BATCH_MS)) this.writeBatch();
     if (!this.items.length) {
       this.batchKey = key;
-      this.batchAt = at ?? Date.now();
+      this.batchAt = now;
     }
     this.items.push(chunk);
     this.len += chunk.length;

@@ -10,7 +10,7 @@ import { HttpError } from './http-errors.js';
 import { requireAudit } from './route-capability.js';
 import type { Route } from './router.js';
 import { castIndex, castWindow } from '../../recorder/cast-reader.js';
-import { rawAsCast, rawCastIndex, rawSummary } from '../../recorder/raw-reader.js';
+import { rawAsCast, rawCastIndex, rawCastWindow, rawSummary } from '../../recorder/raw-reader.js';
 import { statementParams, statementRows } from '../../recorder/query-log-reader.js';
 import { ReaderCache } from '../../recorder/reader-cache.js';
 import { sessionsRequest } from '../../recorder/index/sessions-request.js';
@@ -89,19 +89,19 @@ export function uiRecordingRoutes(cp: HttpDeps): Route[] {
         if (m.format === 'jsonl') throw new HttpError(400, 'not a terminal recording');
         await auditOpen(identity.user, m, 'replay');
         const p = path(m);
-        if (m.format === 'raw') {
-          // Rendered while it streams; seeking windows apply to stored asciicast only.
+        const from = url.searchParams.get('from');
+        if (m.format === 'raw' && from === null) {
+          // Rendered while it streams (raw-reader.ts).
           res.writeHead(200, { ...SECURITY_HEADERS, 'content-type': 'application/x-asciicast; charset=utf-8' });
           await pipeline(Readable.from(rawAsCast(p)), res);
           return undefined;
         }
-        const from = url.searchParams.get('from');
         if (from !== null) {
           // A window with a keyframe: seeking a long recording never ships the whole file.
           const t = Number(from);
           const span = Number(url.searchParams.get('span') ?? '600');
           if (!Number.isFinite(t) || t < 0 || !Number.isFinite(span) || span <= 0 || span > 3600) throw new HttpError(400, '"from" and "span" are seconds (span up to 3600)');
-          const body = await castWindow(p, await castIndex(p, cache), t, span);
+          const body = m.format === 'raw' ? await rawCastWindow(p, t, span) : await castWindow(p, await castIndex(p, cache), t, span);
           res.writeHead(200, { ...SECURITY_HEADERS, 'content-type': 'application/x-asciicast; charset=utf-8', 'content-length': Buffer.byteLength(body) });
           res.end(body);
           return undefined;

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { encodeFrame, encodeHeader, FrameType, RawFormatError, RawFrameParser, type RawFrame } from '../../recorder/raw-frame.js';
 import { RawWriter } from '../../recorder/raw-writer.js';
-import { rawCastEvents, rawStreamBytes, rawSummary, TextClassifier } from '../../recorder/raw-reader.js';
+import { rawCastEvents, rawCastIndex, rawCastWindow, rawStreamBytes, rawSummary, TextClassifier } from '../../recorder/raw-reader.js';
 import { FileContent } from '../../proxy/ssh/file-content.js';
 import { ScpTransfer } from '../../proxy/ssh/scp-transfer.js';
 
@@ -94,6 +94,31 @@ describe('RawWriter and readers', () => {
       const torn = await rawSummary(join(dir, 'torn.raw'));
       expect(torn.truncated).toBe(true);
       expect(torn.channels[0]!.streams.stdout!.bytes).toBe(out.length);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a window of the rendered recording: keyframe of the output before it, its events shifted to 0', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'raw-win-'));
+    try {
+      const path = join(dir, 'w.raw');
+      const w = await RawWriter.create('id2', path, { title: 'w', width: 100, height: 30 });
+      const t0 = Date.now();
+      const ch = w.channel({ kind: 'raw' });
+      for (let i = 0; i < 10; i++) w.data(ch, 'stdout', Buffer.from(`line-${i}\n`), t0 + i * 1000 + 1);
+      await w.close('done');
+      const lines = (await rawCastWindow(path, 4.5, 2)).trim().split('\n').map((l) => JSON.parse(l));
+      expect(lines[0]).toMatchObject({ version: 2, width: 100, height: 30 });
+      expect(lines[1][1]).toBe('o');
+      expect(lines[1][2]).toContain('line-4');
+      expect(lines[1][2]).not.toContain('line-5');
+      expect(lines.slice(2).map((e) => e[2])).toEqual(['line-5\n', 'line-6\n']);
+      expect(lines[2][0]).toBeGreaterThan(0);
+      expect(lines[2][0]).toBeLessThan(1);
+      const idx = await rawCastIndex(path);
+      expect(idx.checkpoints[0]).toMatchObject({ offset: 0 });
+      expect(idx.duration).toBeGreaterThanOrEqual(9);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
