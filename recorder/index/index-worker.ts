@@ -47,8 +47,8 @@ function locked(fn: () => Promise<unknown> | unknown): Promise<void> {
   return run;
 }
 
-function open(): void {
-  const o = openIndexFile(path, { check: true });
+function open(check = false): void {
+  const o = openIndexFile(path, { check });
   store = o.store;
   indexer = new Indexer(store, recordings);
   fileId = indexFileId(path);
@@ -82,7 +82,7 @@ function fail(err: unknown): void {
   if (isCorruption(err) || /^SQLITE_(IOERR|READONLY_DBMOVED|CANTOPEN)/.test((err as { code?: string })?.code ?? '')) {
     try { store.close(); } catch { /* already unusable */ }
     try {
-      open();
+      open(true);
     } catch (e) {
       post({ type: 'error', message: `index cannot be reopened: ${(e as Error).message}` });
       return;
@@ -98,9 +98,11 @@ async function finalTick(): Promise<void> {
   await indexer.tick();
 }
 
+// Open fast (the proxy waits for this), then read every page in the background: a damaged
+// file found by the check is started afresh before the catch-up.
 open();
 post({ type: 'ready' });
-void sync();
+void locked(() => store.check()).then(() => sync());
 
 let beats = 0;
 let ticking = false;

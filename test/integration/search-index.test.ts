@@ -341,8 +341,8 @@ describe('search index over real sessions', () => {
     writeSync(fd, Buffer.alloc(size - 4096, 0xa5), 0, size - 4096, 4096);
     closeSync(fd);
     await start();
-    // The fault fired: the worker found the file damaged and started afresh.
-    expect(proxy.index.resets.length).toBe(1);
+    // The fault fired: the worker's background check found the file damaged and started afresh.
+    await waitFor(() => proxy.index.resets.length === 1, 'reset after the check', 800);
     await waitFor(async () => (await search({ q: 'quokka' })).hits.length === before.length && proxy.index.status().state === 'ready', 'rebuilt after damage', 1200);
     expect((await search({ q: 'quokka' })).hits).toEqual(before);
 
