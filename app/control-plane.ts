@@ -112,6 +112,7 @@ export async function openControlPlane(config: Config, opts: { log?: Log } = {})
       await evidence.assertExtendsWitnessed();
     } catch (err) {
       await audit.close();
+      await store.close();
       throw err;
     }
   }
@@ -120,7 +121,7 @@ export async function openControlPlane(config: Config, opts: { log?: Log } = {})
     onSealed: async (meta, text) => {
       await audit.append({
         type: 'recording.sealed', recording: meta.id, protocol: meta.protocol, format: meta.format, target: meta.target, user: meta.user,
-        sha256: meta.sha256, bytes: meta.bytes, catalog_sha256: createHash('sha256').update(text).digest('hex'),
+        sha256: meta.sha256, bytes: meta.bytes, ...(meta.status === 'interrupted' ? { as_found_at_restart: true } : {}), catalog_sha256: createHash('sha256').update(text).digest('hex'),
       });
     },
   });

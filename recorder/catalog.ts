@@ -1,12 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, renameSync } from 'node:fs';
-import { mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AsciicastWriter, type AsciicastHeader } from './asciicast-writer.js';
 import { QueryLogWriter } from './query-log-writer.js';
 import { RecordingFile } from './recording-file.js';
 import { SshRecorder } from './ssh-recorder.js';
 import { TransferStore } from './transfer-store.js';
+import { fileSha256 } from './verify.js';
 import type { NewRecording, RecordingMeta, WriterClosed } from './recording.types.js';
 
 const ID = /^[0-9a-z]{8,16}-[0-9a-f]{8}$/;
@@ -56,7 +57,14 @@ export class RecordingCatalog {
       if (meta.status === 'live') {
         // Killed between renaming a new SSH recording to ID.raw and saving its format: the file says.
         const raw = meta.format === 'asciicast' && existsSync(cat.dataPath(meta.id, 'raw')) && !existsSync(cat.dataPath(meta.id, 'asciicast'));
-        await cat.update(meta.id, { status: 'interrupted', endReason: 'proxy stopped while the session ran', ...(raw ? { format: 'raw' as const } : {}) });
+        const format = raw ? ('raw' as const) : meta.format;
+        // With a seal hook (the audit log, signed evidence), what survived the crash is sealed
+        // as found, so at least those bytes cannot change unnoticed afterwards.
+        const found = opts.onSealed ? await fileSha256(cat.dataPath(meta.id, format)).catch(() => undefined) : undefined;
+        await cat.update(meta.id, {
+          status: 'interrupted', endReason: found ? 'proxy stopped while the session ran; sealed as found at restart' : 'proxy stopped while the session ran',
+          ...(raw ? { format } : {}), ...(found ? { sha256: found, bytes: (await stat(cat.dataPath(meta.id, format))).size } : {}),
+        });
       }
     }
     return cat;

@@ -170,3 +170,19 @@ describe('transparency log over the audit log', () => {
     expect(v.signed?.size).toBe(5);
   });
 });
+
+describe('recordings a crash left live', () => {
+  it('are sealed as found when the catalog reopens with a seal hook, and only then', async () => {
+    const { RecordingCatalog } = await import('../../recorder/catalog.js');
+    const { createHash } = await import('node:crypto');
+    const rdir = sub('recordings');
+    const cat = await RecordingCatalog.open(rdir);
+    const { meta, path } = await cat.create({ protocol: 'postgres', format: 'jsonl', user: 'u', subject: 's', login: 'l', target: 't' });
+    const bytes = Buffer.from('{"t":"2026-12-02T00:00:00Z","type":"start"}\n{"t":"x","type":"statement","sql":"select 1"}\n');
+    await writeFile(path, bytes);
+    const sealed: { id: string; sha256?: string; status: string }[] = [];
+    await RecordingCatalog.open(rdir, { onSealed: async (m) => void sealed.push(m) });
+    expect(sealed).toEqual([expect.objectContaining({ id: meta.id, status: 'interrupted', sha256: createHash('sha256').update(bytes).digest('hex') })]);
+    expect((await cat.get(meta.id))?.endReason).toMatch(/sealed as found at restart/);
+  });
+});
