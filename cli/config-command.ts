@@ -2,8 +2,7 @@ import { accessSync, constants } from 'node:fs';
 import { loadConfig } from '../config/config.js';
 import { configSchema } from '../config/config-schema.js';
 import type { Config } from '../config/config.types.js';
-import { loadRoles } from '../policies/roles.js';
-import { loadRules } from '../policies/rules.js';
+import { loadPolicyDir } from '../policies/policy-dir.js';
 import { CliError } from './api-client.js';
 
 /** Files the config names that must exist and be readable before `pam serve` starts. */
@@ -39,8 +38,9 @@ export async function configCommand(args: string[], file: string | undefined, js
   let roles = 0;
   let rules = 0;
   try {
-    roles = loadRoles(config.policiesDir).length;
-    rules = loadRules(config.policiesDir).rules.length;
+    const p = loadPolicyDir(config.policiesDir);
+    roles = p.roles.length;
+    rules = p.rules.rules.length;
   } catch (err) {
     problems.push(`policies_dir: ${(err as Error).message}`);
   }

@@ -1,7 +1,6 @@
 import { setFlagsFromString } from 'node:v8';
 import { loadConfig } from '../config/config.js';
-import { loadRules } from '../policies/rules.js';
-import { loadRoles } from '../policies/roles.js';
+import { loadPolicyDir } from '../policies/policy-dir.js';
 import { initSqlParser } from '../policies/sql-classify.js';
 import { whatIf } from '../policies/what-if.js';
 import { CliError } from './api-client.js';
@@ -26,7 +25,8 @@ export async function policyCommand(configFile: string, args: string[], f: Recor
   await parser;
   let v;
   try {
-    v = whatIf(loadRules(config.policiesDir), loadRoles(config.policiesDir), config.targets, {
+    const { rules, roles } = loadPolicyDir(config.policiesDir);
+    v = whatIf(rules, roles, config.targets, {
       user: s('user')!, groups: (s('groups') ?? '').split(',').map((g) => g.trim()).filter(Boolean),
       target: s('target')!, login: s('login')!, command: s('command'), sql: s('sql'),
     });
