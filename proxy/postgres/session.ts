@@ -102,8 +102,13 @@ export class PostgresSession {
       }
       if (this.step === 'startup') return this.handleStartup(chunk);
       if (this.step === 'password') return this.handlePassword(chunk);
-      // 'opening': a client must wait for ReadyForQuery; keep what it sent for later.
-      if (this.step === 'opening' && this.framer.push(chunk, true).length) throw new ProtocolError('message sent before authentication completed');
+      // 'opening': a client must wait for ReadyForQuery; keep what it sent for later. A Terminate
+      // is the one message allowed: the client left (PostgreSQL closes quietly too).
+      if (this.step === 'opening') {
+        const [frame] = this.framer.push(chunk, true);
+        if (frame?.code === FrontendCode.Terminate) return this.end('client terminated before login completed');
+        if (frame) throw new ProtocolError('message sent before authentication completed');
+      }
     } catch (err) {
       this.fail(err);
     }
@@ -112,6 +117,10 @@ export class PostgresSession {
   // ---- startup ----
 
   private handleStartup(chunk: Buffer): void {
+    // node-postgres' `connect(); end()` writes Terminate before the startup packet: the client is
+    // gone before it began, so close quietly (PostgreSQL sends nothing either) instead of
+    // reading 'X' as a startup length.
+    if (this.framer.pending === 0 && isTerminate(chunk)) return this.end('client terminated before startup');
     const [frame] = this.framer.push(chunk, true);
     if (!frame) return;
     const p = decodeStartupPacket(frame.body);
@@ -154,6 +163,8 @@ export class PostgresSession {
   private handlePassword(chunk: Buffer): void {
     const [frame] = this.framer.push(chunk, true);
     if (!frame) return;
+    // `client.connect(); client.end()` sends Terminate before any password: a clean close, as PostgreSQL does.
+    if (frame.code === FrontendCode.Terminate) return this.end('client terminated before login');
     if (frame.code !== FrontendCode.Password) throw new ProtocolError('expected a password message (the IAM token)');
     const nul = frame.body.indexOf(0);
     if (nul !== frame.body.length - 1) throw new ProtocolError('malformed password message');
@@ -416,4 +427,9 @@ export class PostgresSession {
       setTimeout(() => s.destroy(), 1500).unref();
     }
   }
+}
+
+/** A whole Terminate message (`X`, length 4) at the start of `chunk`. */
+function isTerminate(chunk: Buffer): boolean {
+  return chunk.length >= 5 && chunk[0] === FrontendCode.Terminate && chunk.readInt32BE(1) === 4;
 }
