@@ -8,6 +8,7 @@ import { openTap, recordSftpOp, recordTransfer, type Tap } from './raw-tap.js';
 import { ScpTransfer } from './scp-transfer.js';
 import type { ChannelContext, RelayMode, Terminable } from './channels.types.js';
 import { EnterGate, trackedLine } from './enter-gate.js';
+import type { ScreenChange } from './line-tracker.js';
 import { SftpAudit } from './sftp-audit.js';
 import { StdinGate } from './stdin-gate.js';
 import { corkUntilTick } from './socket-cork.js';
@@ -53,11 +54,17 @@ export class ChannelRelay implements Terminable {
       this.sftp = new SftpAudit((op) => recordSftpOp(rec, this.tap, op), (why) => rec.marker(why), content ? { content: () => content() } : {});
     }
     if (mode.kind === 'terminal' && mode.gate && ctx.onEnter) {
-      this.gate = new EnterGate(ctx.onEnter, trackedLine({ cols: pty?.cols || 80, rows: pty?.rows || 24 }), {
+      const onScreen = (c: ScreenChange) => {
+        rec.marker(c.mode === 'alternate' ? `screen: alternate (${c.owner ? `${c.owner}, lines not judged` : 'no trusted program: lines still judged'})` : 'screen: normal');
+        ctx.audit({ type: 'ssh.screen', mode: c.mode, ...(c.owner ? { owner: c.owner } : {}), judged: !c.owner });
+      };
+      this.gate = new EnterGate(ctx.onEnter, trackedLine({ cols: pty?.cols || 80, rows: pty?.rows || 24 }, onScreen), {
         toTarget: (d) => this.writeUp(d),
         toClient: (t) => this.client.write(t),
         pauseClient: () => this.client.pause(),
         resumeClient: () => this.client.resume(),
+        // Recorded as the target gets it: held type-ahead is compared with its echo, not masked for coming early.
+        recordInput: (d) => this.tap?.input(d),
         onVerdict: (line, v) => {
           if (v.action === 'deny') {
             rec.marker(`denied: ${line || '(input not echoed)'}: ${v.message}${v.rule ? ` (rule ${v.rule})` : ''}`);
@@ -98,7 +105,7 @@ export class ChannelRelay implements Terminable {
     client.on('data', (d: Buffer) => {
       this.transferred.up += d.length;
       this.ctx.countBytes?.('client_to_target', d.length);
-      this.tap?.input(d);
+      if (!this.gate) this.tap?.input(d);
       this.sftp?.client(d);
       if (this.scp && this.mode.kind === 'transfer' && this.mode.scp?.direction === 'upload') this.scp.feed(d);
       if (this.gate) this.gate.input(d);
@@ -107,7 +114,7 @@ export class ChannelRelay implements Terminable {
     });
 
     // EOF goes upstream after the last held line has been judged and written.
-    client.on('end', () => void (this.stdinGate ? this.stdinGate.end().then(() => up.end()) : up.end()));
+    client.on('end', () => void (this.stdinGate ? this.stdinGate.end() : this.gate ? this.gate.idle() : Promise.resolve()).then(() => up.end()));
     client.resume();
     client.on('error', () => {});
     up.on('error', () => {});
@@ -175,10 +182,10 @@ export class ChannelRelay implements Terminable {
   private async finish(): Promise<void> {
     if (this.finished) return;
     this.finished = true;
+    this.gate?.dispose();
     this.tap?.flush();
     this.sftp?.end();
     this.scp?.end();
-    this.gate?.dispose();
     this.stdinGate?.dispose();
     const rec = this.ctx.recording;
     if (this.mode.kind === 'transfer') rec.marker(`${this.mode.label}: ${this.transferred.up} bytes up, ${this.transferred.down} bytes down`);

@@ -1,5 +1,5 @@
 import { TypedLine } from '../../recorder/typed-line.js';
-import { LineTracker } from './line-tracker.js';
+import { LineTracker, type ScreenChange } from './line-tracker.js';
 
 /**
  * The interactive-shell line gate. Sits in the client → target input path of pty sessions:
@@ -11,7 +11,10 @@ import { LineTracker } from './line-tracker.js';
  * Interrupt keys (Ctrl-C, Ctrl-\, Ctrl-Z, Ctrl-D) end that wait and cancel a pending review.
  *
  * The line comes from a LineSource, by default proxy/ssh/line-tracker.ts (the screen as the
- * user sees it). While a full-screen program runs (alternate screen) Enter passes unchecked.
+ * user sees it). While a full-screen program that an allowed line started owns the alternate
+ * screen (vim, less, top) Enter passes unchecked; an alternate screen nobody trusted owns (a
+ * printed `ESC [?1049h`) is judged like the prompt. Input that arrives before the target's first
+ * prompt (type-ahead, `printf 'cmd\n' | ssh -tt`) waits for it and is then judged line by line.
  * Input the target does not echo (`stty -echo`) is judged from the keystrokes instead: see
  * TypedLine (recorder/typed-line.ts) and `unechoed` below.
  *
@@ -43,10 +46,16 @@ export interface LineSource {
   /** Called after each Enter (allowed or denied). */
   reset(): void;
   resize?(cols: number, rows: number): void;
-  /** True while Enter is not a shell line (full-screen program). */
+  /** True while Enter is not a shell line (a trusted full-screen program owns the screen). */
   skip?(): boolean;
+  /** The line with a known prompt cut off its front, if it starts with one (judged too). */
+  withoutPrompt?(line: string): string | undefined;
+  /** The Enter of `line` was allowed (it may start a full-screen program). */
+  allowed?(line: string): void;
   /** The Enter (or the clearing Enter of a denied line) has been sent to the target. */
   entered?(): void;
+  /** Resolves when the target's first prompt is on screen (or it stayed silent, bounded). */
+  firstPrompt?(signal: AbortSignal): Promise<void>;
   /** Resolves when the next prompt is on screen after an Enter. */
   promptReady?(signal: AbortSignal): Promise<void>;
   /** Resolves when the target's output has been quiet briefly. */
@@ -55,17 +64,20 @@ export interface LineSource {
 }
 
 /** The default source: the headless-terminal LineTracker. */
-export function trackedLine(size: { cols: number; rows: number }): LineSource {
-  const t = new LineTracker({ cols: size.cols, rows: size.rows });
+export function trackedLine(size: { cols: number; rows: number }, onScreen?: (change: ScreenChange) => void): LineSource {
+  const t = new LineTracker({ cols: size.cols, rows: size.rows, ...(onScreen ? { onScreen } : {}) });
   return {
     input: (d) => t.feedInput(d),
     output: (d) => t.feedOutput(d),
     line: () => t.currentLine(),
     reset: () => {},
     resize: (c, r) => t.resize(c, r),
-    skip: () => t.inAlternateScreen,
+    skip: () => t.inTrustedFullScreen,
+    allowed: (line) => t.allowed(line),
+    withoutPrompt: (line) => t.withoutPrompt(line),
     entered: () => t.entered(),
     promptReady: (s) => t.promptReady(s),
+    firstPrompt: (s) => t.promptReady(s),
     quiet: () => t.quiet(),
     dispose: () => t.dispose(),
   };
@@ -85,6 +97,9 @@ export class EnterGate {
   private paused = false;
   /** After an Enter: input waits for the next prompt. */
   private awaitingPrompt = false;
+  /** Input that comes before the target's first prompt waits for it (type-ahead at login). */
+  private beforeFirstPrompt = true;
+  private drained: Promise<void> = Promise.resolve();
   private interrupt = new AbortController();
   private disposed = false;
   private readonly typed = new TypedLine();
@@ -99,8 +114,15 @@ export class EnterGate {
       pauseClient(): void;
       resumeClient(): void;
       onVerdict?(line: string, verdict: EnterVerdict): void;
+      /** User bytes as they are passed on to the target (or, for a denied Enter, dropped): the recording's input. */
+      recordInput?(data: Buffer): void;
     },
   ) {}
+
+  /** Resolves once every byte received so far has been judged and passed on or dropped (client EOF waits for it). */
+  idle(): Promise<void> {
+    return this.drained;
+  }
 
   /** Client → target bytes of a pty session. */
   input(data: Buffer): void {
@@ -112,7 +134,7 @@ export class EnterGate {
       this.paused = true;
       this.io.pauseClient();
     }
-    if (!this.busy) void this.drain();
+    if (!this.busy) this.drained = this.drain();
   }
 
   /** Target → client bytes (for line trackers that read the echo). */
@@ -125,6 +147,9 @@ export class EnterGate {
   }
 
   dispose(): void {
+    if (this.disposed) return;
+    // Keys still held (never sent to the target) are still the user's input: the recording keeps them.
+    for (const d of this.queue.splice(0)) this.io.recordInput?.(d);
     this.disposed = true;
     this.interrupt.abort();
     this.lines.dispose?.();
@@ -133,6 +158,7 @@ export class EnterGate {
   private forward(data: Buffer): void {
     this.lines.input(data);
     this.typed.feed(this.typedDecoder.decode(data, { stream: true }));
+    this.io.recordInput?.(data);
     this.io.toTarget(data);
   }
 
@@ -140,6 +166,10 @@ export class EnterGate {
     this.busy = true;
     try {
       while (this.queue.length && !this.disposed) {
+        if (this.beforeFirstPrompt) {
+          if (!this.interrupt.signal.aborted) await this.lines.firstPrompt?.(this.interrupt.signal);
+          this.beforeFirstPrompt = false;
+        }
         if (this.awaitingPrompt) {
           if (!this.interrupt.signal.aborted) await this.lines.promptReady?.(this.interrupt.signal);
           this.awaitingPrompt = false;
@@ -178,6 +208,8 @@ export class EnterGate {
   private async handleEnter(enter: Buffer): Promise<void> {
     let line = '';
     let verdict: EnterVerdict;
+    /** The reading of the line that decides which program it starts. */
+    let started: string | undefined;
     // Escape sequences (arrows) are dropped: as a fallback for an empty screen line, the typed
     // characters are still the safer thing to judge than nothing.
     const typed = this.typed.line();
@@ -187,7 +219,15 @@ export class EnterGate {
       else {
         line = await this.lines.line();
         const io = { notify: (t: string) => this.io.toClient(t), signal: this.interrupt.signal };
-        if (line.trim()) verdict = await this.hook(line, io);
+        if (line.trim()) {
+          verdict = await this.hook(line, io);
+          // A misplaced prompt end must not hide the command behind it: both readings are judged.
+          const bare = this.lines.withoutPrompt?.(line);
+          if (verdict.action === 'allow' && bare?.trim()) {
+            verdict = await this.hook(bare, io);
+            started = bare;
+          }
+        }
         else if (typed.trim()) verdict = await this.hook(typed, { ...io, unechoed: true });
         else verdict = { action: 'allow' };
       }
@@ -197,7 +237,9 @@ export class EnterGate {
     if (this.disposed) return;
     this.io.onVerdict?.(line, verdict);
     this.lines.reset();
+    this.io.recordInput?.(enter);
     if (verdict.action === 'allow') {
+      this.lines.allowed?.(started ?? (line || typed));
       this.io.toTarget(enter);
       this.lines.entered?.();
       return;

@@ -12,9 +12,13 @@
  *   user input     → tracker.feedInput(buf) for bytes forwarded before an Enter
  *   Enter pressed  → const line = await tracker.currentLine()  (then allow / deny the Enter)
  *   window-change  → tracker.resize(cols, rows)
- * Skip policy on lines while `inAlternateScreen` (vim, less, top: not a shell prompt).
+ * Skip policy on lines only while `inTrustedFullScreen`: the alternate screen was entered by a
+ * full-screen program (vim, less, top) that the last allowed line started. An alternate screen
+ * switched on by anything else (`printf '\033[?1049h'` at the prompt) earns no trust: lines are
+ * read from it and judged as usual.
  */
 import xh from '@xterm/headless';
+import { basename, splitCommands } from '../../policies/shell-words.js';
 
 const { Terminal } = xh;
 type Term = InstanceType<typeof Terminal>;
@@ -31,7 +35,30 @@ export interface LineTrackerOptions {
   maxWaitMs?: number;
   /** Without input notifications, output quiet this long after an Enter is taken as "prompt shown". Default 150 ms. */
   promptSettleMs?: number;
+  /** Every switch between the normal and the alternate screen, with the program that owns it. */
+  onScreen?(change: ScreenChange): void;
 }
+
+/** A screen switch: `owner` is the full-screen program trusted with it, absent when none is. */
+export interface ScreenChange { mode: 'alternate' | 'normal'; owner?: string }
+
+/** Programs that draw on the alternate screen and whose keys are not shell lines. Not tmux, screen, mc: they host shells. */
+const FULL_SCREEN = new Set(['vi', 'vim', 'nvim', 'view', 'vimdiff', 'rvim', 'nano', 'pico', 'emacs', 'less', 'more', 'most', 'man', 'top', 'htop', 'atop', 'btop', 'iotop', 'iftop', 'nmon']);
+/** Wrappers that leave the full-screen program in charge of the terminal. */
+const PLAIN_WRAPPERS = new Set(['sudo', 'doas', 'env', 'nice', 'time', 'command', 'exec']);
+
+/** The full-screen program a command line starts, if it is one simple command of FULL_SCREEN (under plain wrappers only). */
+export function fullScreenProgram(line: string): string | undefined {
+  const cmds = splitCommands(line);
+  if (cmds.length !== 1) return undefined;
+  const c = cmds[0]!;
+  const name = basename(c.argv[0] ?? '');
+  if (c.dynamic || !FULL_SCREEN.has(name) || !c.wrappers.every((w) => PLAIN_WRAPPERS.has(w))) return undefined;
+  return name;
+}
+
+/** How long input that came before any output waits for the target's first output (its prompt). */
+const FIRST_OUTPUT_MS = 2000;
 
 interface PromptEnd { marker: Marker; col: number; text: string }
 
@@ -51,15 +78,46 @@ export class LineTracker {
   private provisional: PromptEnd | undefined;
   private promptTimer: NodeJS.Timeout | undefined;
   private disposed = false;
+  /** The full-screen program the last allowed line started (it may switch to the alternate screen). */
+  private candidateOwner: string | undefined;
+  /** The program trusted with the alternate screen while it is on. */
+  private screenOwner: string | undefined;
+  private readonly createdAt = Date.now();
+  /** Prompt texts seen in this session (`$`, `root@web:~#`), newest first, for withoutPrompt. */
+  private prompts: string[] = [];
+  /** Output write counts at keystrokes whose output has not all been parsed yet (oldest first). */
+  private inputSeqs: number[] = [];
 
   constructor(opts: LineTrackerOptions = {}) {
-    this.opts = { cols: 80, rows: 24, scrollback: 2000, settleMs: 40, maxWaitMs: 1000, promptSettleMs: 150, ...opts };
+    this.opts = { cols: 80, rows: 24, scrollback: 2000, settleMs: 40, maxWaitMs: 1000, promptSettleMs: 150, onScreen: () => {}, ...opts };
     this.term = new Terminal({ cols: this.opts.cols, rows: this.opts.rows, scrollback: this.opts.scrollback, allowProposedApi: true });
+    this.term.buffer.onBufferChange((b) => {
+      if (b.type === 'alternate') this.screenOwner = this.candidateOwner;
+      else this.screenOwner = undefined;
+      // A screen switch starts a new screen: the prompt end is taken again from what follows,
+      // frozen at the first keystroke given after this output (it may already have come).
+      const parsing = this.parsedSeq + 1;
+      this.enterPressed();
+      const first = this.inputSeqs.find((q) => q >= parsing);
+      if (first !== undefined) this.freezeAtSeq = first;
+      this.opts.onScreen({ mode: b.type, ...(this.screenOwner ? { owner: this.screenOwner } : {}) });
+    });
   }
 
-  /** Full-screen programs (vim, less, top) switch to the alternate screen: their keys are not shell lines. */
+  /** The alternate screen is on (vim, less, top, or anything that printed the switch). */
   get inAlternateScreen(): boolean {
     return this.term.buffer.active.type === 'alternate';
+  }
+
+  /** The alternate screen is on and owned by a full-screen program an allowed line started: its keys are not shell lines. */
+  get inTrustedFullScreen(): boolean {
+    return this.inAlternateScreen && this.screenOwner !== undefined;
+  }
+
+  /** An Enter was allowed for `line`: remember whether it starts a full-screen program. */
+  allowed(line: string): void {
+    if (this.inTrustedFullScreen) return;
+    this.candidateOwner = fullScreenProgram(line);
   }
 
   feedOutput(data: Uint8Array | string): void {
@@ -69,6 +127,7 @@ export class LineTracker {
     this.lastWrite = new Promise((resolve) => {
       this.term.write(typeof data === 'string' ? data : new Uint8Array(data), () => {
         this.parsedSeq = seq;
+        while (this.inputSeqs.length && this.inputSeqs[0]! < seq) this.inputSeqs.shift();
         this.onParsed(seq);
         resolve();
       });
@@ -79,6 +138,7 @@ export class LineTracker {
   feedInput(data: Uint8Array | string): void {
     if (this.disposed || data.length === 0) return;
     this.lastInputAt = Date.now();
+    if (this.inputSeqs.length < 64 && this.inputSeqs[this.inputSeqs.length - 1] !== this.writeSeq) this.inputSeqs.push(this.writeSeq);
     if (this.state !== 'awaiting' || this.freezeAtSeq !== undefined) return;
     // The prompt is whatever output came before the first keystroke after an Enter.
     this.freezeAtSeq = this.writeSeq;
@@ -111,7 +171,7 @@ export class LineTracker {
       if (this.provisional) this.adopt(this.provisional);
       else this.freeze();
     }
-    const line = this.inAlternateScreen ? '' : this.readLine();
+    const line = this.inTrustedFullScreen ? '' : this.readLine();
     this.enterPressed();
     return line;
   }
@@ -125,9 +185,14 @@ export class LineTracker {
    */
   async promptReady(signal?: AbortSignal, idleMs = 500): Promise<void> {
     for (;;) {
-      if (this.disposed || signal?.aborted || this.state !== 'awaiting' || this.inAlternateScreen) return;
+      if (this.disposed || signal?.aborted || this.state !== 'awaiting' || this.inTrustedFullScreen) return;
       await this.lastWrite;
       const now = Date.now();
+      // Before the target's first output (a shell still starting), type-ahead waits for it, bounded.
+      if (this.writeSeq === 0 && now - this.createdAt < FIRST_OUTPUT_MS) {
+        await new Promise((r) => setTimeout(r, 20));
+        continue;
+      }
       const quiet = now - this.lastOutputAt;
       if (this.lastOutputAt > this.lastEnterAt && quiet >= this.opts.settleMs && this.atKnownPrompt()) return;
       if (quiet >= idleMs && now - this.lastEnterAt >= idleMs) return;
@@ -208,7 +273,24 @@ export class LineTracker {
     else this.state = 'editing';
   }
 
+  /**
+   * The line with a shell prompt seen earlier in this session cut off its front, when it starts
+   * with one: the prompt end can be misplaced (a program that drew on the normal screen, quit with
+   * one key), and `$ rm x` must not pass as a command named `$`. Undefined when nothing to cut.
+   */
+  withoutPrompt(line: string): string | undefined {
+    for (const p of this.prompts) {
+      if (line.startsWith(p) && line.length > p.length) return line.slice(p.length).trimStart();
+    }
+    return undefined;
+  }
+
   private adopt(p: PromptEnd): void {
+    const t = p.text.trimEnd();
+    if (/[$#>%❯»]$/.test(t) && t.length <= 200 && !this.prompts.includes(t)) {
+      this.prompts.unshift(t);
+      this.prompts.length = Math.min(this.prompts.length, 8);
+    }
     if (this.prompt && this.prompt !== p) this.prompt.marker.dispose();
     if (this.provisional && this.provisional !== p) this.provisional.marker.dispose();
     this.prompt = p;
@@ -230,7 +312,9 @@ export class LineTracker {
     const cursorRow = buf.baseY + buf.cursorY;
     const p = this.prompt;
     const promptRow = p && !p.marker.isDisposed ? p.marker.line : -1;
-    if (promptRow >= 0 && promptRow <= cursorRow && cursorRow - promptRow < 200) return this.rowsText(promptRow, p!.col, cursorRow);
+    // On an alternate screen nobody trusted (a printed switch), the marker rows do not follow the
+    // shell's prompt: the prompt is found by its text, as when it scrolled out.
+    if (!this.inAlternateScreen && promptRow >= 0 && promptRow <= cursorRow && cursorRow - promptRow < 200) return this.rowsText(promptRow, p!.col, cursorRow);
     // The prompt row is gone (screen cleared, scrolled out): find the prompt text near the cursor.
     let top = cursorRow;
     while (top > 0 && buf.getLine(top)?.isWrapped) top--;

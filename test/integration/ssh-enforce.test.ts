@@ -5,11 +5,13 @@
  * allowed work of the same session did.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import ssh2 from 'ssh2';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { startControlPlane, type TestControlPlane } from '../helpers/control-plane.js';
-import { runOpenSsh, startSshd, type TestSshd } from '../helpers/sshd.js';
+import { runOpenSsh, startSshd, waitFor, type TestSshd } from '../helpers/sshd.js';
 import { startSshBroker } from '../../proxy/ssh/server.js';
 import type { Listener } from '../../proxy/broker.types.js';
 
@@ -123,5 +125,111 @@ describe('every subsystem request goes through the policy', () => {
     expect(r.stdout).not.toContain('echosub-ran');
     const audit = await cp.audit();
     expect(audit.some((e) => e.type === 'ssh.subsystem.denied' && e.name === 'echosub' && String(e.why).length > 0)).toBe(true);
+  });
+});
+
+const strip = (s: string) => s.replace(/\x1b\[[0-?]*[ -/]*[@-~]|\x1b[()][A-Z0-9]|\x1b[=>78]/g, '');
+const SHELL = `exec env PS1='$ ' HISTFILE=/dev/null TERM=xterm bash --norc --noprofile -i`;
+
+/** An interactive bash behind a pty through the proxy (ssh2 client). */
+class Pty {
+  out = '';
+  private mark = 0;
+  private constructor(readonly client: ssh2.Client, readonly ch: ssh2.ClientChannel) {
+    ch.on('data', (d: Buffer) => (this.out += d.toString()));
+    ch.stderr.on('data', (d: Buffer) => (this.out += d.toString()));
+  }
+
+  static async open(): Promise<Pty> {
+    const password = await cp.token('alice');
+    const client = await new Promise<ssh2.Client>((resolve, reject) => {
+      const c = new ssh2.Client();
+      c.once('ready', () => resolve(c)).once('error', reject);
+      c.connect({ host: '127.0.0.1', port: broker.port, username: 'root@web', password, readyTimeout: 20_000 });
+    });
+    const ch = await new Promise<ssh2.ClientChannel>((resolve, reject) => client.shell({ cols: 120, rows: 40, term: 'xterm' }, (err, s) => (err ? reject(err) : resolve(s))));
+    const p = new Pty(client, ch);
+    await p.send(`${SHELL}\r`);
+    return p;
+  }
+
+  get seen(): string {
+    return strip(this.out.slice(this.mark));
+  }
+
+  async send(keys: string, until: string | RegExp = /\$ $/): Promise<string> {
+    this.mark = this.out.length;
+    this.ch.write(keys);
+    await waitFor(() => (typeof until === 'string' ? this.seen.includes(until) : until.test(this.seen)), `output after ${JSON.stringify(keys)}`, 1600)
+      .catch((err: Error) => { throw new Error(`${err.message}; saw ${JSON.stringify(this.seen.slice(-300))}`); });
+    return this.seen;
+  }
+
+  close(): void {
+    this.client.end();
+  }
+}
+
+describe('terminal modes never switch the gate off', () => {
+  it('an alternate-screen switch printed at the prompt earns no trust: the next forbidden line is still denied', async () => {
+    const sh = await Pty.open();
+    try {
+      await sh.send(`printf '\\033[?1049h'\r`);
+      const seen = await sh.send(`touch ${f('x-forbidden-esc')}\r`, '[pam] denied: Forbidden marker.');
+      expect(seen).toContain('[pam] denied');
+      await sh.send(`touch ${f('t-esc-ok')}\r`);
+      await waitFor(() => existsSync(f('t-esc-ok')), 'allowed touch ran');
+      expect(existsSync(f('x-forbidden-esc'))).toBe(false);
+      const audit = await cp.audit();
+      expect(audit.some((e) => e.type === 'ssh.screen' && e.mode === 'alternate' && e.judged === true && e.owner === undefined)).toBe(true);
+    } finally {
+      sh.close();
+    }
+  });
+
+  it('vim, less and top still work; after they exit, lines are judged again', async () => {
+    const sh = await Pty.open();
+    try {
+      // vim: a line with a forbidden word typed as text is the editor's, not the shell's.
+      await sh.send(`vim -u NONE -N ${f('vim-file')}\r`, /~/);
+      await sh.send(`itouch x-forbidden in a file\r\x1b:wq\r`, /\$ $/);
+      expect(readFileSync(f('vim-file'), 'utf8')).toBe('touch x-forbidden in a file\n\n');
+      await sh.send(`less /etc/hostname\r`, /\(END\)|hostname|:/);
+      await sh.send('q', /\$ $/);
+      // top draws on the normal screen here (no alternate screen): its quit key must not confuse the next line.
+      await sh.send('top -d 1\r', /load average|Tasks/);
+      await sh.send('q', /\$ $/);
+      await sh.send('htop\r', /F10|Quit|CPU/);
+      await sh.send('q', /\$ $/);
+      await sh.send(`touch ${f('x-forbidden-after-vim')}\r`, '[pam] denied: Forbidden marker.');
+      await sh.send(`touch ${f('t-after-vim')}\r`);
+      await waitFor(() => existsSync(f('t-after-vim')), 'allowed touch ran');
+      expect(existsSync(f('x-forbidden-after-vim'))).toBe(false);
+      const audit = await cp.audit();
+      expect(audit.some((e) => e.type === 'ssh.screen' && e.mode === 'alternate' && e.owner === 'vim')).toBe(true);
+      expect(audit.some((e) => e.type === 'ssh.screen' && e.mode === 'alternate' && e.owner === 'less')).toBe(true);
+      expect(audit.some((e) => e.type === 'ssh.screen' && e.mode === 'alternate' && e.owner === 'htop')).toBe(true);
+    } finally {
+      sh.close();
+    }
+  });
+});
+
+describe('type-ahead and pasted input', () => {
+  it('printf LINES | ssh -tt: every allowed line runs in order, the denied one does not, nothing is masked', async () => {
+    const script = `touch ${f('t-tt-one')}\ntouch ${f('x-forbidden-tt')}\necho tt-$((6*7))\ntouch ${f('t-tt-two')}\nexit\n`;
+    const r = await runOpenSsh('ssh', token, [...at(), '-tt', '127.0.0.1'], script);
+    expect(existsSync(f('t-tt-one'))).toBe(true);
+    expect(existsSync(f('t-tt-two'))).toBe(true);
+    expect(existsSync(f('x-forbidden-tt'))).toBe(false);
+    expect(r.stdout).toContain('tt-42');
+    expect(r.stdout).toContain('[pam] denied: Forbidden marker.');
+    const metas = await cp.deps.recordings.list();
+    const casts = await Promise.all(metas.map((m) => readFile(cp.deps.recordings.dataPath(m.id, 'asciicast'), 'utf8').catch(() => '')));
+    const cast = casts.find((c) => c.includes('tt-42'));
+    expect(cast).toBeDefined();
+    const input = cast!.split('\n').slice(1).filter(Boolean).map((l) => JSON.parse(l) as [number, string, string]).filter((e) => e[1] === 'i').map((e) => e[2]).join('');
+    expect(input).toContain(`touch ${f('t-tt-one')}`);
+    expect(input).toContain('exit');
   });
 });

@@ -247,3 +247,17 @@ describe('EnterGate', () => {
     expect(t.verdicts).toEqual([]);
   });
 });
+
+describe('openCommand (stdin gate: one command over several lines)', () => {
+  it('keeps reading while a quote is open or a line ends in a backslash', async () => {
+    const { openCommand } = await import('../../proxy/ssh/stdin-gate.js');
+    expect(openCommand('touch x\n')).toBe(false);
+    expect(openCommand("touch 'a\n")).toBe(true);
+    expect(openCommand("touch 'a\nb'\n")).toBe(false);
+    expect(openCommand('touch a\\\n')).toBe(true);
+    expect(openCommand('echo "it\'s"\n')).toBe(false);
+    expect(openCommand("echo $'a\\'b'\n")).toBe(false);
+    expect(openCommand("echo x # it's a comment\n")).toBe(false);
+    expect(openCommand('echo "a\n')).toBe(true);
+  });
+});

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { LineTracker } from '../../proxy/ssh/line-tracker.js';
+import { fullScreenProgram, LineTracker } from '../../proxy/ssh/line-tracker.js';
 
 /** Plays a session the way bash + readline would echo it: user keys go to feedInput, echo to feedOutput. */
 class Session {
@@ -116,6 +116,38 @@ describe('LineTracker', () => {
     s.type('ls');
     expect(await s.t.currentLine()).toBe('ls');
     expect(s.t.inAlternateScreen).toBe(false);
+  });
+
+  it('an alternate screen switched on by a printed sequence earns no trust; one a full-screen program opened does', async () => {
+    const screens: string[] = [];
+    const s = session({ onScreen: (c) => screens.push(`${c.mode}:${c.owner ?? '-'}`) }).out('$ ');
+    s.type("printf '\\033[?1049h'");
+    const l1 = await s.enter('\x1b[?1049h$ ', '');
+    s.t.allowed(l1);
+    await new Promise((r) => setTimeout(r, 30));
+    expect(s.t.inAlternateScreen).toBe(true);
+    expect(s.t.inTrustedFullScreen).toBe(false);
+    s.type('rm x');
+    expect(await s.t.currentLine()).toBe('rm x');
+    s.out('\r\n\x1b[?1049l$ ');
+    s.type('vim x');
+    s.t.allowed(await s.t.currentLine());
+    s.out('\r\n\x1b[?1049h~');
+    await new Promise((r) => setTimeout(r, 30));
+    expect(s.t.inTrustedFullScreen).toBe(true);
+    expect(screens).toEqual(['alternate:-', 'normal:-', 'alternate:vim']);
+    expect(fullScreenProgram('sudo vim /etc/x')).toBe('vim');
+    expect(fullScreenProgram('vim x; printf y')).toBeUndefined();
+    expect(fullScreenProgram('watch less x')).toBeUndefined();
+    expect(fullScreenProgram('tmux')).toBeUndefined();
+  });
+
+  it('cuts a known prompt off the front of a misread line', async () => {
+    const s = session().out('root@web:~# ');
+    s.type('ls');
+    expect(await s.t.currentLine()).toBe('ls');
+    expect(s.t.withoutPrompt('root@web:~# rm x')).toBe('rm x');
+    expect(s.t.withoutPrompt('rm x')).toBeUndefined();
   });
 
   it('works without input notifications once output settles after Enter', async () => {
