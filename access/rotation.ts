@@ -85,13 +85,23 @@ export class RotationService {
       } catch (err) {
         return await refuse((err as Error).message);
       }
+      current = await this.recover(secret, target, login, current, rotator, by);
+      const old = current;
+      let committed = false;
       try {
         await rotator.rotate({
           target, login, secretName: secret, current, via,
-          commit: (next) => this.deps.vault.set(secret, next, { rotated: true }),
+          // The old value stays beside the new one until the rotator has finished either way.
+          commit: async (next) => {
+            await this.deps.vault.set(secret, next, { rotated: true, keepPrevious: old });
+            committed = true;
+          },
         });
       } catch (err) {
         return await refuse(`rotation at ${login}@${target.name} failed, the old credential stays valid: ${(err as Error).message}`);
+      } finally {
+        // The rotator returned (done or undone): the vault's value is the one in force.
+        if (committed) await this.deps.vault.dropPrevious(secret).catch(() => undefined);
       }
       await this.deps.audit.append({ type: 'secret.rotate', actor: by, name: secret, target: target.name, login, via: via?.login ?? login, why });
       return { secret, ok: true };
@@ -100,6 +110,29 @@ export class RotationService {
       via?.secret.fill(0);
       await release();
     }
+  }
+
+  /**
+   * A previous value left by a rotation that never finished (the process died between the vault
+   * write and the target's change): keep whichever value the target accepts.
+   */
+  private async recover(secret: string, target: Target, login: string, current: Buffer, rotator: CredentialRotator, by: string): Promise<Buffer> {
+    const previous = await this.deps.vault.revealPrevious(secret);
+    if (!previous || !rotator.check) return current;
+    if (await rotator.check(target, login, current)) {
+      await this.deps.vault.dropPrevious(secret);
+      previous.fill(0);
+      return current;
+    }
+    if (await rotator.check(target, login, previous)) {
+      await this.deps.vault.set(secret, previous);
+      await this.deps.audit.append({ type: 'secret.rotate.recovered', actor: by, name: secret, target: target.name, login, why: 'an unfinished rotation left a value the target does not accept; the previous one is back' });
+      current.fill(0);
+      return previous;
+    }
+    // Neither logs in (the target is down?): keep both and let this rotation fail as it will.
+    previous.fill(0);
+    return current;
   }
 
   /** Every vaulted secret with what uses it, when it was rotated, when it is due and the last error. */

@@ -26,4 +26,6 @@ export interface RotationJob {
  */
 export interface CredentialRotator {
   rotate(job: RotationJob): Promise<void>;
+  /** Whether `credential` logs in as `login`: decides which value to keep after a crashed rotation. */
+  check?(target: Target, login: string, credential: Buffer): Promise<boolean>;
 }

@@ -14,6 +14,12 @@ export interface Sealed {
   /** The last failed rotation, why (never the secret), and when. */
   lastError?: string;
   lastErrorAt?: string;
+  /**
+   * The value before a rotation that has not finished: kept until the rotation proves which
+   * one the target accepts, so a crash between the vault write and the target's change leaves
+   * both at hand (sealed with the name + "\0previous" as additional data).
+   */
+  previous?: { iv: string; tag: string; data: string };
 }
 
 /** What `pam secret list` shows about a secret; never its value. */
@@ -161,29 +167,56 @@ export class StoreVault implements Vault {
     this.storage = 'publish' in storage ? storeSecretStorage(storage) : storage;
   }
 
-  async set(name: string, value: Buffer, meta: { rotated?: boolean } = {}): Promise<void> {
-    if (!NAME.test(name)) throw new VaultError('secret names use letters, digits, "_", "." and "-" only');
-    if (value.length === 0) throw new VaultError('secret value is empty');
+  private seal(aad: string, value: Buffer): { iv: string; tag: string; data: string } {
     const iv = randomBytes(12);
     const c = createCipheriv('aes-256-gcm', this.key, iv);
-    c.setAAD(Buffer.from(name));
+    c.setAAD(Buffer.from(aad));
     const data = Buffer.concat([c.update(value), c.final()]);
-    const now = new Date().toISOString();
-    const sealed: Sealed = { name, iv: iv.toString('base64'), tag: c.getAuthTag().toString('base64'), data: data.toString('base64'), updatedAt: now, ...(meta.rotated ? { rotatedAt: now } : {}) };
-    await this.storage.set(name, sealed);
+    return { iv: iv.toString('base64'), tag: c.getAuthTag().toString('base64'), data: data.toString('base64') };
   }
 
-  async reveal(name: string): Promise<Buffer> {
-    const sealed = NAME.test(name) ? await this.storage.get(name) : undefined;
-    if (!sealed) throw new VaultError(`secret "${name}" is not in the vault (pam secret set ${name})`);
+  private open(aad: string, sealed: { iv: string; tag: string; data: string }, name: string): Buffer {
     try {
       const d = createDecipheriv('aes-256-gcm', this.key, Buffer.from(sealed.iv, 'base64'));
-      d.setAAD(Buffer.from(name));
+      d.setAAD(Buffer.from(aad));
       d.setAuthTag(Buffer.from(sealed.tag, 'base64'));
       return Buffer.concat([d.update(Buffer.from(sealed.data, 'base64')), d.final()]);
     } catch (err) {
       throw new VaultError(`secret "${name}" cannot be decrypted (wrong master key or tampered)`, { cause: err });
     }
+  }
+
+  /** `rotated` stamps rotatedAt; `keepPrevious` keeps that value beside the new one (rotation in progress). */
+  async set(name: string, value: Buffer, meta: { rotated?: boolean; keepPrevious?: Buffer } = {}): Promise<void> {
+    if (!NAME.test(name)) throw new VaultError('secret names use letters, digits, "_", "." and "-" only');
+    if (value.length === 0) throw new VaultError('secret value is empty');
+    const now = new Date().toISOString();
+    const sealed: Sealed = {
+      name, ...this.seal(name, value), updatedAt: now, ...(meta.rotated ? { rotatedAt: now } : {}),
+      ...(meta.keepPrevious ? { previous: this.seal(`${name}\0previous`, meta.keepPrevious) } : {}),
+    };
+    await this.storage.set(name, sealed);
+  }
+
+  /** The value kept by an unfinished rotation, if any. */
+  async revealPrevious(name: string): Promise<Buffer | undefined> {
+    const sealed = NAME.test(name) ? await this.storage.get(name) : undefined;
+    return sealed?.previous ? this.open(`${name}\0previous`, sealed.previous, name) : undefined;
+  }
+
+  /** A rotation finished: forget the previous value. */
+  async dropPrevious(name: string): Promise<void> {
+    const sealed = NAME.test(name) ? await this.storage.get(name) : undefined;
+    if (sealed?.previous) {
+      const { previous: _p, ...rest } = sealed;
+      await this.storage.set(name, rest);
+    }
+  }
+
+  async reveal(name: string): Promise<Buffer> {
+    const sealed = NAME.test(name) ? await this.storage.get(name) : undefined;
+    if (!sealed) throw new VaultError(`secret "${name}" is not in the vault (pam secret set ${name})`);
+    return this.open(name, sealed, name);
   }
 
   /** Metadata of every secret (no values), sorted by name. */

@@ -25,6 +25,7 @@ async function canLogIn(target: PostgresTarget, login: string, password: Buffer)
 
 export function postgresRotator(): CredentialRotator {
   return {
+    check: (target, login, credential) => canLogIn(target as PostgresTarget, login, credential),
     async rotate(job: RotationJob): Promise<void> {
       const target = job.target as PostgresTarget;
       // 32 characters of base64url: 192 bits, no quoting or SASLprep surprises.

@@ -50,6 +50,7 @@ async function logsIn(target: SshTarget, login: string, key: Buffer): Promise<bo
 
 export function sshRotator(): CredentialRotator {
   return {
+    check: (target, login, credential) => logsIn(target as SshTarget, login, credential),
     async rotate(job: RotationJob): Promise<void> {
       const target = job.target as SshTarget;
       if (!SAFE_LOGIN.test(job.login)) throw new Error(`login "${job.login}" has characters rotation will not put in a path`);

@@ -114,6 +114,21 @@ describe('pam secret rotate: Postgres', () => {
     expect(Date.parse(status.nextDue!) - Date.parse(status.lastRotated!)).toBe(86_400_000);
   });
 
+  it('recovers from a rotation that died between the vault write and COMMIT', async () => {
+    // The state such a crash leaves: the vault holds a password the server never got, with the
+    // real one kept as the previous value.
+    const real = await cp.deps.vault.reveal('db-app');
+    await cp.deps.vault.set('db-app', Buffer.from('never-committed-1'), { rotated: true, keepPrevious: real });
+    expect(await directLogin(APP, 'never-committed-1')).toBe(false);
+    const r = await cp.deps.rotation.rotate('db-app', 'test');
+    expect(r).toEqual({ secret: 'db-app', ok: true });
+    expect((await cp.audit()).some((e) => e.type === 'secret.rotate.recovered' && e.name === 'db-app')).toBe(true);
+    const next = (await cp.deps.vault.reveal('db-app')).toString();
+    expect(await directLogin(APP, next)).toBe(true);
+    expect(await directLogin(APP, real.toString())).toBe(false);
+    expect(await cp.deps.vault.revealPrevious('db-app')).toBeUndefined();
+  });
+
   it('with the target down, fails with a reason and keeps the old credential in the vault', async () => {
     const r = await cp.deps.rotation.rotate('gone-app', 'test');
     expect(r.ok).toBe(false);
