@@ -1,5 +1,6 @@
 /**
- * Postgres broker benchmark: pgbench select-only through the proxy (recording on) against the
+ * PROFILING AID (the broker runs inside this benchmark's process, not as users run it: see
+ * bench/pg-serve.ts for the shipped process). Postgres broker benchmark: pgbench select-only through the proxy (recording on) against the
  * same load direct and through pgbouncer (session mode), in one run; then new authenticated
  * sessions per second (token check, grant check, upstream SCRAM-SHA-256 login).
  *
@@ -12,7 +13,7 @@
  * Needs: PostgreSQL on 127.0.0.1:5432 (trust for postgres), pgbench, pgbouncer, runuser, and
  * root (pgbouncer and the private SCRAM cluster run as user postgres).
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { appendFile, chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { connect, createServer } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
@@ -20,6 +21,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { startControlPlane } from '../test/helpers/control-plane.js';
 import { startPostgresBroker } from '../proxy/postgres/server.js';
+import { startPgbouncer } from './pgbouncer-setup.js';
 
 const exec = promisify(execFile);
 const BIN = '/usr/lib/postgresql/15/bin';
@@ -77,29 +79,6 @@ async function waitPort(port: number): Promise<void> {
   throw new Error(`nothing listening on ${port}`);
 }
 
-async function startPgbouncer(dir: string): Promise<{ port: number; child: ChildProcess }> {
-  const port = await freePort();
-  await writeFile(join(dir, 'userlist.txt'), '"postgres" ""\n');
-  await writeFile(join(dir, 'pgbouncer.ini'), `[databases]
-${DB} = host=127.0.0.1 port=5432 dbname=${DB}
-[pgbouncer]
-listen_addr = 127.0.0.1
-listen_port = ${port}
-unix_socket_dir =
-auth_type = trust
-auth_file = ${join(dir, 'userlist.txt')}
-pool_mode = session
-max_client_conn = 200
-default_pool_size = 40
-logfile = ${join(dir, 'pgbouncer.log')}
-pidfile = ${join(dir, 'pgbouncer.pid')}
-`);
-  await exec('chown', ['-R', 'postgres:postgres', dir]);
-  const child = spawn('runuser', ['-u', 'postgres', '--', 'pgbouncer', join(dir, 'pgbouncer.ini')], { stdio: 'ignore' });
-  await waitPort(port);
-  return { port, child };
-}
-
 /** A private cluster that asks for SCRAM-SHA-256 on TCP (the machine's one trusts loopback). */
 async function startScramCluster(dir: string): Promise<{ port: number; stop: () => Promise<void> }> {
   const port = await freePort();
@@ -117,7 +96,7 @@ async function main(): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'pgw-bench-'));
   await chmod(dir, 0o755);
   const results: { path: string; mode: string; tps: number; rounds?: number[]; cpuPerTx?: number }[] = [];
-  let bouncer: ChildProcess | undefined;
+  let bouncer: { stop(): void } | undefined;
   let scram: { port: number; stop: () => Promise<void> } | undefined;
   // The SCRAM cluster starts first: targets are fixed when the control plane (and its policy) loads.
   await mkdir(join(dir, 'scram'));
@@ -138,8 +117,8 @@ async function main(): Promise<void> {
     await cp.grant('bench-user', 'bench', 'postgres');
     const token = await cp.token('bench-user');
     await mkdir(join(dir, 'bouncer'));
-    const b = await startPgbouncer(join(dir, 'bouncer'));
-    bouncer = b.child;
+    const b = await startPgbouncer(join(dir, 'bouncer'), DB);
+    bouncer = b;
     // Reference: a bare Node.js TCP pipe (no parsing, no auth, no recording): the runtime's ceiling.
     const pipe = createServer({ noDelay: true }, (c) => {
       const u = connect({ host: '127.0.0.1', port: 5432, noDelay: true });
@@ -203,7 +182,7 @@ async function main(): Promise<void> {
     await bare.close();
     pipe.close();
   } finally {
-    bouncer?.kill('SIGTERM');
+    bouncer?.stop();
     await scram?.stop();
     await cp.close();
     await rm(dir, { recursive: true, force: true });

@@ -1,0 +1,132 @@
+/**
+ * Postgres through the product as shipped: `pam serve` started as its own process from a YAML
+ * config (recording on, the baseline SQL policy of examples/policies loaded), beside pgbouncer
+ * 1.18 (session mode) and direct PostgreSQL, in one run, paths interleaved per round:
+ *   - pgbench -S over persistent connections, simple and extended protocol: TPS and each
+ *     process's CPU per transaction (user + system from /proc/PID/stat of pam serve and of
+ *     pgbouncer; the direct path has no middle process);
+ *   - pgbench -C (a new connection per transaction): new sessions per second.
+ * bench/pg-pgbench.ts runs the broker inside the benchmark's own process: a profiling aid only.
+ *
+ *   node bin/run-ts.js bench/pg-serve.ts [--seconds 8] [--clients 8] [--rounds 2] [--modes simple,extended] [--no-sessions]
+ *
+ * Needs PostgreSQL on 127.0.0.1:5432 (trust for postgres), pgbench, pgbouncer, runuser, root.
+ */
+import { execFile, execFileSync } from 'node:child_process';
+import { copyFile, chmod, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { startPamProcess } from '../test/helpers/pam-process.js';
+import { startPgbouncer } from './pgbouncer-setup.js';
+
+const exec = promisify(execFile);
+const arg = (name: string, def: number) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? Number(process.argv[i + 1]) : def;
+};
+const list = (name: string, def: string[]) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? process.argv[i + 1]!.split(',') : def;
+};
+const SECONDS = arg('seconds', 8);
+const CLIENTS = arg('clients', 8);
+const ROUNDS = arg('rounds', 2);
+const MODES = list('modes', ['simple', 'extended']);
+const SESSIONS = !process.argv.includes('--no-sessions');
+const DB = `pam_pgserve_${process.pid}`;
+const TICK_MS = 1000 / Number(execFileSync('getconf', ['CLK_TCK']).toString().trim());
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
+
+/** user+system CPU ms of a process, from /proc/PID/stat (fields 14 and 15). */
+async function cpuMs(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) * TICK_MS;
+}
+
+async function pgbench(conninfo: string, args: string[], password?: string): Promise<{ tps: number; tx: number }> {
+  const { stdout } = await exec('pgbench', [conninfo, '-n', ...args], {
+    env: { ...process.env, ...(password ? { PGPASSWORD: password } : {}) }, timeout: (SECONDS + 60) * 1000, maxBuffer: 1 << 24,
+  });
+  const m = /tps = ([\d.]+) \((?:without|excluding) initial connection/.exec(stdout) ?? /tps = ([\d.]+)/.exec(stdout);
+  if (!m) throw new Error(`no tps in pgbench output:\n${stdout}`);
+  return { tps: Number(m[1]), tx: Number(/number of transactions actually processed: (\d+)/.exec(stdout)?.[1] ?? NaN) };
+}
+
+const ROLES = `roles:
+  - name: bench
+    groups: [bench]
+    can_request: [{ targets: ["*"], logins: ["*"], max_duration: 8h }]
+  - name: boss
+    groups: [boss]
+    can_approve: [bench]
+`;
+
+const work = await mkdtemp(join(tmpdir(), 'pam-pgserve-'));
+await chmod(work, 0o755);
+execFileSync('psql', ['-h', '127.0.0.1', '-U', 'postgres', '-d', 'postgres', '-qc', `DROP DATABASE IF EXISTS ${DB}`, '-c', `CREATE DATABASE ${DB}`]);
+await exec('pgbench', ['-h', '127.0.0.1', '-U', 'postgres', '-i', '-s', '10', '-q', DB]);
+const pam = await startPamProcess({
+  roles: ROLES,
+  extra: `targets:
+  - name: ${DB}
+    protocol: postgres
+    address: "127.0.0.1:5432"
+    database: ${DB}
+    tls: disable
+    logins: { postgres: { secret: pg } }
+`,
+});
+await copyFile('examples/policies/postgres-baseline.yaml', join(pam.dir, 'policies', 'postgres-baseline.yaml'));
+await new Promise((r) => setTimeout(r, 1500)); // the policy watcher picks the file up
+await mkdir(join(work, 'bouncer'));
+const bouncer = await startPgbouncer(join(work, 'bouncer'), DB);
+try {
+  const token = (await pam.pam(['dev', 'token', 'bench', '--groups', 'bench', '--ttl', '8h'])).stdout.trim();
+  const boss = (await pam.pam(['dev', 'token', 'boss', '--groups', 'boss'])).stdout.trim();
+  await pam.pam(['secret', 'set', 'pg'], {}, 'unused-trust\n');
+  const req = await pam.pam(['request', '--target', DB, '--login', 'postgres', '--duration', '4h', '--reason', 'bench', '--json'], { PAM_TOKEN: token });
+  await pam.pam(['approve', JSON.parse(req.stdout).id], { PAM_TOKEN: boss });
+
+  const paths = [
+    { name: 'direct', conn: `host=127.0.0.1 port=5432 user=postgres dbname=${DB} sslmode=disable`, pid: undefined as number | undefined, pw: undefined as string | undefined },
+    { name: 'pgbouncer (session)', conn: `host=127.0.0.1 port=${bouncer.port} user=postgres dbname=${DB} sslmode=disable`, pid: bouncer.pid, pw: undefined },
+    { name: 'pam serve (recording + policy)', conn: `host=127.0.0.1 port=${pam.ports.pg} user=postgres dbname=${DB} sslmode=disable`, pid: pam.proc.pid, pw: token },
+  ];
+  const rows: { path: string; mode: string; tps: number[]; cpu: number[] }[] = [];
+  const load0 = loadavg()[0]!;
+  for (const mode of [...MODES, ...(SESSIONS ? ['new sessions'] : [])]) {
+    const byPath = new Map(paths.map((p) => [p.name, { path: p.name, mode, tps: [] as number[], cpu: [] as number[] }]));
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const p of round % 2 ? [...paths].reverse() : paths) {
+        const args = mode === 'new sessions'
+          ? ['-S', '-C', '-c', '8', '-j', '8', '-T', String(Math.max(3, SECONDS / 2))]
+          : ['-S', '-c', String(CLIENTS), '-j', '2', '-T', String(SECONDS), '-M', mode];
+        if (mode !== 'new sessions') await pgbench(p.conn, ['-S', '-c', String(CLIENTS), '-j', '2', '-T', '2', '-M', mode], p.pw).catch(() => undefined); // warm-up
+        const c0 = p.pid ? await cpuMs(p.pid) : 0;
+        const r = await pgbench(p.conn, args, p.pw);
+        const c1 = p.pid ? await cpuMs(p.pid) : 0;
+        const row = byPath.get(p.name)!;
+        row.tps.push(r.tps);
+        if (p.pid) row.cpu.push(((c1 - c0) * 1000) / r.tx);
+        console.error(`${p.name.padEnd(34)} ${mode.padEnd(13)} round ${round + 1}: ${r.tps.toFixed(0)} tps${p.pid ? `, ${(((c1 - c0) * 1000) / r.tx).toFixed(1)} µs CPU/tx` : ''}`);
+      }
+    }
+    rows.push(...byPath.values());
+  }
+  const bouncerTps = (mode: string) => median(rows.find((r) => r.mode === mode && r.path.startsWith('pgbouncer'))!.tps);
+  const directTps = (mode: string) => median(rows.find((r) => r.mode === mode && r.path === 'direct')!.tps);
+  console.log(`\npgbench -S -c ${CLIENTS} -j 2 -T ${SECONDS}, ${ROUNDS} interleaved rounds (medians); new sessions: -C -c 8 -j 8; load average ${load0.toFixed(1)} → ${loadavg()[0]!.toFixed(1)}\n`);
+  console.log('| path | mode | TPS | × direct | × pgbouncer | CPU µs per tx (its process) | rounds |');
+  console.log('|---|---|---:|---:|---:|---:|---|');
+  for (const r of rows) {
+    const t = median(r.tps);
+    console.log(`| ${r.path} | ${r.mode} | ${t.toFixed(0)} | ${(t / directTps(r.mode)).toFixed(2)} | ${(t / bouncerTps(r.mode)).toFixed(2)} | ${r.cpu.length ? median(r.cpu).toFixed(1) : ''} | ${r.tps.map((x) => x.toFixed(0)).join(' / ')} |`);
+  }
+} finally {
+  bouncer.stop();
+  await pam.stop();
+  execFileSync('psql', ['-h', '127.0.0.1', '-U', 'postgres', '-d', 'postgres', '-qc', `DROP DATABASE IF EXISTS ${DB} WITH (FORCE)`]);
+  await rm(work, { recursive: true, force: true });
+}
