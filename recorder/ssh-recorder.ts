@@ -151,8 +151,10 @@ export class SshRecorder {
     await this.formatSaved;
     if (this.failed) {
       // The raw file could not be set up: finish the entry as interrupted, keep what was written.
+      const failed = this.failed;
+      w.onClosed = (closed) => this.closedHandler?.({ ...closed, error: failed }) ?? Promise.resolve();
       await w.close(reason).catch(() => undefined);
-      throw this.failed;
+      throw failed;
     }
     return w.close(reason);
   }
