@@ -32,7 +32,7 @@ beforeAll(async () => {
   await pam.grant('erin', 'web', 'root');
   token = await pam.token('erin', 'dba');
   auditor = await pam.token('audra', 'security');
-}, 60_000);
+}, 120_000);
 
 afterAll(async () => {
   if (pam && pam.proc.exitCode === null && pam.proc.signalCode === null) await pam.stop();
