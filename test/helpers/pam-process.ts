@@ -58,7 +58,21 @@ export interface PamProcess {
   stop(): Promise<void>;
 }
 
+/**
+ * Free ports are picked before the process binds them, so another engineer's process can take
+ * one in between: a start that fails with EADDRINUSE is tried again on fresh ports.
+ */
 export async function startPamProcess(opts: PamProcessOptions): Promise<PamProcess> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(opts);
+    } catch (err) {
+      if (attempt >= 3 || !/EADDRINUSE/.test((err as Error).message)) throw err;
+    }
+  }
+}
+
+async function startOnce(opts: PamProcessOptions): Promise<PamProcess> {
   const dir = await mkdtemp(join(tmpdir(), 'pam-proc-'));
   await mkdir(join(dir, 'policies'));
   await writeFile(join(dir, 'policies', 'roles.yaml'), opts.roles);
@@ -87,7 +101,10 @@ ${opts.extra ?? ''}
     proc.kill('SIGKILL');
     throw new Error(`${(e as Error).message}; log:\n${out}`);
   }
-  if (proc.exitCode !== null) throw new Error(`pam serve exited ${proc.exitCode}:\n${out}`);
+  if (proc.exitCode !== null) {
+    await rm(dir, { recursive: true, force: true });
+    throw new Error(`pam serve exited ${proc.exitCode}:\n${out}`);
+  }
 
   const pam = (args: string[], env: Record<string, string> = {}, input?: string) => new Promise<RunResult>((resolve) => {
     const p = spawn('node', ['bin/pam.js', ...args], { env: { ...process.env, PAM_CONFIG: configFile, PAM_SERVER: server, ...opts.env, ...env } });
