@@ -1,7 +1,7 @@
 /**
  * Splits the upstream server's byte stream into message boundaries while relaying it raw.
  *
- * Only CommandComplete ('C'), ErrorResponse ('E') and ReadyForQuery ('Z') bodies are held and
+ * Only CommandComplete ('C'), ErrorResponse ('E'), ReadyForQuery ('Z') and ParameterStatus ('S') bodies are held and
  * handed over (the recorder needs tags, errors and transaction status); every other message,
  * DataRow above all, streams through as the bytes arrived, split or not. A held message can be
  * replaced (the proxy rewrites the error of a statement its policy denied). A partial header
@@ -16,6 +16,7 @@ const HELD = new Uint8Array(256);
 HELD[0x43] = 1; // C CommandComplete
 HELD[0x45] = 1; // E ErrorResponse
 HELD[0x5a] = 1; // Z ReadyForQuery
+HELD[0x53] = 1; // S ParameterStatus (rare: the parse pins watch it, parse-pins.ts)
 
 export class UpstreamProtocolError extends Error {
   constructor(message: string) {

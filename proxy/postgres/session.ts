@@ -17,6 +17,7 @@ import { SessionLifecycle, SessionRefused, type LiveSession } from '../session-l
 import { MAX_PREAUTH_MESSAGE_BYTES, sourceOf, type LoginTicket } from '../login-guard.js';
 import { batchFrontend } from './session-relay.js';
 import { connectUpstream, sendCancel, type UpstreamConnection } from './upstream.js';
+import { brokenPin, parseParameterStatus, pinStartup } from './parse-pins.js';
 
 export interface SessionContext {
   deps: BrokerDeps;
@@ -43,6 +44,8 @@ export class PostgresSession {
   private sock: Socket;
   private readonly framer: FrontendFramer;
   private startupParams: Record<string, string> = {};
+  private upstreamParams: Record<string, string> = {};
+  private broken: { why: string; fatal: Buffer } | undefined;
   private upstream: UpstreamConnection | undefined;
   private readonly backend = new BackendStream();
   private tracker: StatementTracker | undefined;
@@ -149,6 +152,7 @@ export class PostgresSession {
       case 'startup':
         this.startupParams = p.params;
         if (!p.params.user) throw new SessionFatal('28000', 'no PostgreSQL user name specified in startup packet');
+        this.upstreamParams = this.pinnedParams(p.params);
         if (p.params.replication && p.params.replication !== 'false') throw new SessionFatal('28000', 'replication connections are not available through the proxy');
         if (!(this.sock instanceof TLSSocket) && !this.ctx.plaintextOk) {
           throw new SessionFatal('28000', 'this proxy accepts IAM tokens only over TLS: connect with sslmode=require');
@@ -182,7 +186,7 @@ export class PostgresSession {
     try {
       const opened = await this.lifecycle.open(
         { protocol: 'postgres', target: database, login, client: this.clientAddress, credential: { kind: 'token', token }, signal: this.gone.signal },
-        (auth, password) => connectUpstream({ target: auth.target as PostgresTarget, login, password, params: this.startupParams }),
+        (auth, password) => connectUpstream({ target: auth.target as PostgresTarget, login, password, params: this.upstreamParams }),
       );
       this.auth = opened.auth;
       this.upstream = opened.upstream;
@@ -201,6 +205,7 @@ export class PostgresSession {
           start: {
             user: identity.user, subject: identity.subject, email: identity.email, login, target: target.name, database: target.database,
             client: this.clientAddress, grant: opened.auth.grant.id, tls: this.sock instanceof TLSSocket,
+            ...(this.startupParams.options !== undefined ? { options: this.startupParams.options } : {}),
           },
         }),
         end: (why) => this.kill(why),
@@ -235,6 +240,8 @@ export class PostgresSession {
     this.cleanups.push(key.release);
     if (this.isClosed()) return;
 
+    const broken = up.parameters.map(([k, v]) => brokenPin(k, v)).find(Boolean);
+    if (broken) return this.pinBroken(broken);
     const hello: Buffer[] = [msg.authenticationOk()];
     for (const [k, v] of up.parameters) hello.push(msg.parameterStatus(k, v));
     hello.push(msg.backendKeyData(key.processId, key.secretKey), msg.readyForQuery('I'));
@@ -323,10 +330,16 @@ export class PostgresSession {
     this.ctx.deps.meter?.bytes('postgres', 'target_to_client', chunk.length);
     let pieces: Buffer[];
     try {
-      pieces = this.backend.scan(chunk, (code, held, len) => this.tracker!.onBackend(code, held, len), this.draining !== undefined);
+      pieces = this.backend.scan(chunk, (code, held, len) => (code === 0x53 ? this.onParameterStatus(held) : this.tracker!.onBackend(code, held, len)), this.draining !== undefined);
     } catch (err) {
       if (this.draining) return this.finishDrain(false);
       return this.fail(err);
+    }
+    if (this.broken) {
+      // Everything up to the FATAL that replaced the ParameterStatus; nothing after it.
+      const at = pieces.indexOf(this.broken.fatal);
+      for (const p of pieces.slice(0, at + 1)) this.sock.write(p);
+      return this.pinBroken(this.broken.why, at >= 0);
     }
     if (this.draining) {
       for (const p of pieces) this.sock.write(p);
@@ -346,6 +359,34 @@ export class PostgresSession {
       up.pause();
       this.sock.once('drain', () => up.resume());
     }
+  }
+
+  /**
+   * ParameterStatus (S): a change of standard_conforming_strings or client_encoding would make the
+   * server read the next statement differently from the policy: it is replaced by a FATAL and the
+   * session ends before another statement is judged (parse-pins.ts).
+   */
+  private onParameterStatus(held: Buffer | undefined): Buffer | undefined {
+    const ps = held && parseParameterStatus(held.subarray(5));
+    const why = ps && brokenPin(ps.name, ps.value);
+    if (!why || this.broken) return undefined;
+    this.broken = { why, fatal: msg.errorResponse('FATAL', '0A000', `terminating connection: ${why}; this proxy judges SQL with standard_conforming_strings on and UTF8 text`) };
+    return this.broken.fatal;
+  }
+
+  /** The startup parameters upstream gets: the server must read SQL as the proxy's parser does (parse-pins.ts). */
+  private pinnedParams(params: Record<string, string>): Record<string, string> {
+    const pin = pinStartup(params);
+    if ('params' in pin) return pin.params;
+    void this.ctx.deps.audit.append({ type: 'session.refused', protocol: 'postgres', code: 'parse-pin', why: pin.refusal.message, login: params.user, client: this.clientAddress }).catch(() => undefined);
+    throw new SessionFatal(pin.refusal.sqlstate, pin.refusal.message);
+  }
+
+  private pinBroken(why: string, told = false): void {
+    const { deps } = this.ctx;
+    void deps.audit.append({ type: 'postgres.parse-pin.broken', actor: this.auth?.identity.user, target: this.auth?.target.name, login: this.auth?.login, session: this.live?.id, why }).catch(() => undefined);
+    if (told) this.end(`parse pin broken: ${why}`);
+    else this.end(`parse pin broken: ${why}`, { sqlstate: '0A000', message: `terminating connection: ${why}` });
   }
 
   // ---- end ----

@@ -41,7 +41,7 @@ export interface UpstreamOptions {
 }
 
 /** Startup parameters the proxy forwards; the rest (replication, user, database) it sets or drops. */
-const FORWARD = new Set(['application_name', 'client_encoding', 'DateStyle', 'TimeZone', 'extra_float_digits', 'options', 'search_path', 'IntervalStyle', 'datestyle', 'timezone', 'intervalstyle', 'geqo', 'statement_timeout', 'lock_timeout', 'idle_in_transaction_session_timeout']);
+const FORWARD = new Set(['application_name', 'client_encoding', 'standard_conforming_strings', 'DateStyle', 'TimeZone', 'extra_float_digits', 'options', 'search_path', 'IntervalStyle', 'datestyle', 'timezone', 'intervalstyle', 'geqo', 'statement_timeout', 'lock_timeout', 'idle_in_transaction_session_timeout']);
 
 /** Reads whole messages from a socket during login. */
 class LoginReader {

@@ -1,0 +1,154 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execFile } from 'node:child_process';
+import { readFile, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import pg from 'pg';
+import { startControlPlane, type TestControlPlane } from '../helpers/control-plane.js';
+import { startPostgresBroker } from '../../proxy/postgres/server.js';
+import type { Listener } from '../../proxy/broker.types.js';
+import type { Target } from '../../config/config.types.js';
+
+/**
+ * One parse, the server's parse (issue 11): each way of making PostgreSQL read SQL text
+ * differently from the proxy's parser, tried through the proxy against the machine's PostgreSQL.
+ * The canary is a table a DROP hidden by `standard_conforming_strings = off` would remove:
+ * checked AT THE TARGET after every attempt, with the allowed work of the session checked too.
+ */
+
+const DB = `pge_it_${process.pid}`;
+const ROLE = `pge_dba_${process.pid}`;
+const targets: Target[] = [
+  { name: 'pindb', protocol: 'postgres', host: '127.0.0.1', port: 5432, database: DB, tls: 'disable', logins: { [ROLE]: { secret: 'pge-dba' } }, defaultAction: 'allow' },
+];
+const RULES = `command_rules:
+  - name: no-drop
+    protocol: postgres
+    match: { statements: [DropStmt] }
+    action: deny
+    message: "DROP is blocked."
+`;
+/** One SELECT with standard_conforming_strings on; a DROP of canary with it off. */
+const TRICK = `SELECT 'x\\' , $$ ' ; DROP TABLE canary; -- $$`;
+
+let cp: TestControlPlane;
+let broker: Listener;
+let token: string;
+
+function run(cmd: string, args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(cmd, args, { env: { ...process.env, ...env }, timeout: 30_000 }, (err, stdout, stderr) => {
+      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+    });
+  });
+}
+const admin = (db: string, sql: string) => run('psql', ['-h', '127.0.0.1', '-U', 'postgres', '-d', db, '-v', 'ON_ERROR_STOP=1', '-Atc', sql]);
+const atTarget = async (sql: string) => (await admin(DB, sql)).stdout.trim();
+const canaryThere = async () => (await atTarget(`select count(*) from pg_tables where tablename = 'canary'`)) === '1';
+const psql = (sql: string, env: Record<string, string> = {}) => run('psql', [`host=127.0.0.1 port=${broker.port} user=${ROLE} dbname=pindb sslmode=disable`, '-Atc', sql], { PGPASSWORD: token, ...env });
+
+function client(extra: Partial<pg.ClientConfig> = {}): pg.Client {
+  const c = new pg.Client({ host: '127.0.0.1', port: broker.port, user: ROLE, database: 'pindb', password: token, ...extra });
+  c.on('error', () => {});
+  return c;
+}
+
+beforeAll(async () => {
+  await admin('postgres', `DROP DATABASE IF EXISTS ${DB}`);
+  await admin('postgres', `DROP ROLE IF EXISTS ${ROLE}`);
+  await admin('postgres', `SET password_encryption='scram-sha-256'; CREATE ROLE ${ROLE} LOGIN SUPERUSER PASSWORD 'pge-secret-1'`);
+  await admin('postgres', `CREATE DATABASE ${DB} OWNER ${ROLE}`);
+  await admin(DB, `SET ROLE ${ROLE}; CREATE TABLE canary(id int); CREATE TABLE work(n int);
+    CREATE FUNCTION scs_off() RETURNS int LANGUAGE plpgsql AS $f$ BEGIN PERFORM set_config('standard_conforming_strings', 'off', false); RETURN 1; END $f$;`);
+  cp = await startControlPlane({ targets, roles: RULES });
+  await cp.setSecret('pge-dba', 'pge-secret-1');
+  broker = await startPostgresBroker(cp.deps, { host: '127.0.0.1', port: 0 });
+  await cp.grant('alice', 'pindb', ROLE);
+  token = await cp.token('alice');
+}, 60_000);
+
+afterAll(async () => {
+  await broker?.close();
+  await cp?.close();
+  await admin('postgres', `DROP DATABASE IF EXISTS ${DB} WITH (FORCE)`);
+  await admin('postgres', `DROP ROLE IF EXISTS ${ROLE}`);
+});
+
+describe('standard_conforming_strings stays on', () => {
+  it.each([
+    ['-c standard_conforming_strings=off'],
+    ['--standard-conforming-strings=off'],
+    ['-c Standard_Conforming_Strings=off'],
+  ])('startup options %s: refused with 22023 before anything runs, audited', async (options) => {
+    const r = await psql(TRICK, { PGOPTIONS: options });
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain('startup options may not set standard_conforming_strings');
+    expect(await canaryThere()).toBe(true);
+    const audit = await cp.audit();
+    expect(audit.some((e) => e.type === 'session.refused' && e.code === 'parse-pin')).toBe(true);
+  });
+
+  it.each([
+    ['SET', 'SET standard_conforming_strings = off'],
+    ['set_config()', "SELECT set_config('standard_conforming_strings', 'off', false)"],
+    ['a function that sets it', 'SELECT scs_off()'],
+  ])('%s mid-session ends the session before the next statement; the work before it ran', async (_how, sql) => {
+    const c = client();
+    await c.connect();
+    await c.query('INSERT INTO work VALUES (1)');
+    await expect(c.query(sql)).rejects.toMatchObject({ code: '0A000' });
+    await expect(c.query(TRICK)).rejects.toThrow();
+    expect(await canaryThere()).toBe(true);
+    expect(Number(await atTarget('select count(*) from work'))).toBeGreaterThan(0);
+    const audit = await cp.audit();
+    expect(audit.some((e) => e.type === 'postgres.parse-pin.broken' && String(e.why).includes('standard_conforming_strings changed to off'))).toBe(true);
+    // The proxy keeps serving: a new session works.
+    expect((await psql('select 41 + 1')).stdout.trim()).toBe('42');
+  });
+
+  it('ALTER ROLE … SET standard_conforming_strings = off does not reach sessions through the proxy', async () => {
+    await admin('postgres', `ALTER ROLE ${ROLE} SET standard_conforming_strings = off`);
+    try {
+      const r = await psql(`SHOW standard_conforming_strings; ${TRICK}`);
+      expect(r.stdout.split('\n')[0]).toBe('on');
+      expect(await canaryThere()).toBe(true);
+    } finally {
+      await admin('postgres', `ALTER ROLE ${ROLE} RESET standard_conforming_strings`);
+    }
+  });
+
+  it('startup options the proxy forwards are in the session start entry', async () => {
+    const r = await psql('select 1', { PGOPTIONS: '-c statement_timeout=4321' });
+    expect(r.stdout.trim()).toBe('1');
+    const dir = join(cp.dataDir, 'recordings');
+    let found = false;
+    for (const f of (await readdir(dir)).filter((n) => n.endsWith('.jsonl'))) {
+      const first = (await readFile(join(dir, f), 'utf8')).split('\n')[0] ?? '';
+      if (first.includes('statement_timeout=4321')) found = true;
+    }
+    expect(found).toBe(true);
+  });
+});
+
+describe('client_encoding is UTF8 upstream', () => {
+  it('a client asking for SJIS is refused with 22023 and a clear message', async () => {
+    const r = await psql('select 1', { PGCLIENTENCODING: 'SJIS' });
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain('client_encoding "SJIS" is refused');
+  });
+
+  it('SET client_encoding mid-session ends the session', async () => {
+    const c = client();
+    await c.connect();
+    await expect(c.query(`SET client_encoding = 'SJIS'`)).rejects.toMatchObject({ code: '0A000' });
+    await expect(c.query('select 1')).rejects.toThrow();
+    const audit = await cp.audit();
+    expect(audit.some((e) => e.type === 'postgres.parse-pin.broken' && String(e.why).includes('client_encoding changed to SJIS'))).toBe(true);
+  });
+
+  it('UTF8 clients (node-postgres, psql) work as before', async () => {
+    const c = client();
+    await c.connect();
+    expect((await c.query(`select 'é' || $1 as v`, ['ü'])).rows).toEqual([{ v: 'éü' }]);
+    await c.end();
+  });
+});
