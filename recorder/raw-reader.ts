@@ -139,7 +139,7 @@ export class TextClassifier {
  * once as a note pointing at the byte view and the raw export, never as terminal garbage.
  */
 export async function* rawCastEvents(path: string, onHeader?: (h: RawHeader) => void): AsyncGenerator<CastEvent> {
-  const text = new Map<string, TextClassifier>();
+  const r = new RawCastRenderer();
   let told = false;
   for await (const { header, frames } of rawFrames(path)) {
     if (!told) {
@@ -147,26 +147,38 @@ export async function* rawCastEvents(path: string, onHeader?: (h: RawHeader) => 
       onHeader?.(header);
     }
     for (const f of frames) {
-      const t = f.t / 1000;
-      if (f.type === FrameType.Marker) yield [t, 'm', f.payload.toString('utf8')];
-      else if (f.type === FrameType.Transfer) yield [t, 'm', transferLabel(parseJson(f.payload))];
-      else if (f.type === FrameType.Resize && f.payload.length >= 4) yield [t, 'r', `${f.payload.readUInt16BE(0)}x${f.payload.readUInt16BE(2)}`];
-      else if (f.type === FrameType.Data) {
-        const key = `${f.channel}:${f.stream}`;
-        let c = text.get(key);
-        if (!c) text.set(key, (c = new TextClassifier()));
-        const was = c.binary;
-        const s = c.feed(f.payload);
-        const name = STREAMS[f.stream] ?? 'stdout';
-        if (s !== undefined) {
-          if (s) yield [t, f.stream === 0 ? 'i' : 'o', s];
-        } else if (!was) {
-          const note = `binary ${name} on channel ${f.channel}: see the byte view, or pam recordings export ID --format raw --stream ${name}`;
-          yield f.stream === 0 ? [t, 'm', note] : [t, 'o', `\r\n[pam: ${note}]\r\n`];
-        }
-      }
+      const e = r.frame(f);
+      if (e) yield e;
     }
   }
+}
+
+/** Renders frames as asciicast events one by one (the state: which streams turned out binary). */
+export class RawCastRenderer {
+  private readonly text = new Map<string, TextClassifier>();
+
+  frame(f: RawFrame): CastEvent | undefined {
+    const t = f.t / 1000;
+    if (f.type === FrameType.Marker) return [t, 'm', f.payload.toString('utf8')];
+    if (f.type === FrameType.Transfer) return [t, 'm', transferLabel(parseJson(f.payload))];
+    if (f.type === FrameType.Resize && f.payload.length >= 4) return [t, 'r', `${f.payload.readUInt16BE(0)}x${f.payload.readUInt16BE(2)}`];
+    if (f.type !== FrameType.Data) return undefined;
+    const key = `${f.channel}:${f.stream}`;
+    let c = this.text.get(key);
+    if (!c) this.text.set(key, (c = new TextClassifier()));
+    const was = c.binary;
+    const s = c.feed(f.payload);
+    const name = STREAMS[f.stream] ?? 'stdout';
+    if (s !== undefined) return s ? [t, f.stream === 0 ? 'i' : 'o', s] : undefined;
+    if (was) return undefined;
+    const note = `binary ${name} on channel ${f.channel}: see the byte view, or pam recordings export ID --format raw --stream ${name}`;
+    return f.stream === 0 ? [t, 'm', note] : [t, 'o', `\r\n[pam: ${note}]\r\n`];
+  }
+}
+
+/** The asciicast header line a raw recording renders with. */
+export function rawCastHeader(h: RawHeader | undefined): string {
+  return castHeader(h);
 }
 
 /** The recording rendered as an asciicast v2 file, line by line (header first). */

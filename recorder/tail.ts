@@ -1,6 +1,8 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { RecordingMeta } from './recording.types.js';
+import { RawFrameParser, type RawFrame } from './raw-frame.js';
+import { RawCastRenderer, rawCastHeader } from './raw-reader.js';
 
 const POLL_MS = 200;
 const CHUNK = 256 * 1024;
@@ -26,6 +28,7 @@ export interface TailOptions {
  * bytes are read. The consumer applies backpressure by awaiting before it asks for the next block.
  */
 export async function* tailRecording(path: string, opts: TailOptions): AsyncGenerator<string> {
+  if (opts.format === 'raw') return yield* tailRaw(path, opts);
   const pollMs = opts.pollMs ?? POLL_MS;
   const fh = await openWhenThere(path, pollMs, opts.signal);
   try {
@@ -89,4 +92,69 @@ async function lineAt(fh: FileHandle, at: number): Promise<{ text: string; bytes
   const nl = buf.subarray(0, bytesRead).indexOf(10);
   if (nl < 0) return undefined;
   return { text: buf.toString('utf8', 0, nl), bytes: nl + 1 };
+}
+
+/**
+ * A raw recording followed live, rendered as asciicast lines (raw-reader.ts RawCastRenderer):
+ * the header first, then events as frames complete. Joining a long session reads the frames
+ * from the start (a raw file has no line boundaries to seek to) and sends only the last
+ * BACKLOG bytes of what they render.
+ */
+async function* tailRaw(path: string, opts: TailOptions): AsyncGenerator<string> {
+  const pollMs = opts.pollMs ?? POLL_MS;
+  const fh = await openWhenThere(path, pollMs, opts.signal);
+  try {
+    const parser = new RawFrameParser();
+    const render = new RawCastRenderer();
+    const buf = Buffer.alloc(CHUNK);
+    let offset = 0;
+    let started = false;
+    const joinedAt = (await fh.stat()).size;
+    let backlog: string[] = [];
+    let backlogBytes = 0;
+    while (!opts.signal?.aborted) {
+      const wasEnded = opts.ended();
+      for (;;) {
+        const { bytesRead } = await fh.read(buf, 0, CHUNK, offset);
+        if (bytesRead === 0) break;
+        offset += bytesRead;
+        const frames: RawFrame[] = [];
+        parser.push(Buffer.from(buf.subarray(0, bytesRead)), frames);
+        const lines: string[] = [];
+        if (!started && parser.header) {
+          started = true;
+          yield rawCastHeader(parser.header);
+        }
+        for (const f of frames) {
+          const e = render.frame(f);
+          if (e) lines.push(JSON.stringify(e));
+        }
+        if (offset < joinedAt) {
+          // Catching up: keep only the tail of what the past renders to.
+          for (const l of lines) {
+            backlog.push(l);
+            backlogBytes += l.length + 1;
+          }
+          while (backlogBytes > BACKLOG && backlog.length > 1) backlogBytes -= backlog.shift()!.length + 1;
+          continue;
+        }
+        if (backlog.length) {
+          lines.unshift(...backlog);
+          backlog = [];
+          backlogBytes = 0;
+        }
+        if (lines.length) yield lines.join('\n');
+        if (opts.signal?.aborted) return;
+      }
+      if (backlog.length) {
+        yield backlog.join('\n');
+        backlog = [];
+        backlogBytes = 0;
+      }
+      if (wasEnded) return;
+      await sleep(pollMs, undefined, { signal: opts.signal }).catch(() => undefined);
+    }
+  } finally {
+    await fh.close();
+  }
 }

@@ -43,7 +43,8 @@ export function liveUpgrade(cp: HttpDeps, sessions: UiSessions) {
 }
 
 async function tail(cp: HttpDeps, live: LiveSession, ws: WebSocket): Promise<void> {
-  const format = live.protocol === 'ssh' ? 'asciicast' : 'jsonl';
+  // An SSH recording turns raw when its first channel has no pty (recorder/ssh-recorder.ts): ask the catalog.
+  const format = live.protocol === 'ssh' ? ((await cp.recordings.get(live.recordingId))?.format ?? 'asciicast') : 'jsonl';
   let ended = false;
   const onEnd = (info: LiveSession) => { if (info.id === live.id) ended = true; };
   cp.sessions.events.on('end', onEnd);

@@ -124,6 +124,32 @@ describe('RawWriter and readers', () => {
     }
   });
 
+  it('a live raw recording is followed as rendered asciicast lines (the live view)', async () => {
+    const { tailRecording } = await import('../../recorder/tail.js');
+    const dir = await mkdtemp(join(tmpdir(), 'raw-tail-'));
+    try {
+      const path = join(dir, 't.raw');
+      const w = await RawWriter.create('id3', path, { title: 't', width: 80, height: 24 });
+      const ch = w.channel({ kind: 'raw' });
+      w.data(ch, 'stdout', Buffer.from('first-line\n'));
+      await w.drained();
+      let ended = false;
+      const got: string[] = [];
+      const tail = (async () => { for await (const block of tailRecording(path, { format: 'raw', ended: () => ended, pollMs: 10 })) got.push(...block.split('\n')); })();
+      await new Promise((r) => setTimeout(r, 60));
+      w.data(ch, 'stdout', Buffer.from([0, 1, 2]));
+      w.marker('exit status 0');
+      await w.close('done');
+      ended = true;
+      await tail;
+      expect(JSON.parse(got[0]!)).toMatchObject({ version: 2 });
+      const ev = got.slice(1).map((l) => JSON.parse(l));
+      expect(ev.map((e) => e[2])).toEqual(['first-line\n', expect.stringContaining('binary stdout'), 'exit status 0', 'end: done']);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it('TextClassifier keeps UTF-8 split across chunks as text, calls NUL or invalid bytes binary', () => {
     const c = new TextClassifier();
     const e = Buffer.from('é');
