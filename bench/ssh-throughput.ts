@@ -7,6 +7,10 @@
  * median of the per-run ratios (each run: direct, then proxied, back to back).
  *
  *   node bin/run-ts.js bench/ssh-throughput.ts [--mb 200] [--runs 3]
+ *
+ * Profiling aid: the broker runs in this process (so its RSS and CPU are this process's). The
+ * product figure, per kind of data and against `pam serve` as its own process, is
+ * bench/ssh-data-kinds.ts.
  */
 import { spawn, execFileSync } from 'node:child_process';
 import { join } from 'node:path';
