@@ -372,12 +372,18 @@ describe('evidence (issue 16)', () => {
 
 describe('without an evidence section', () => {
   it('the proxy serves and says at start-up that evidence is unsigned', async () => {
-    const p = await startPamProcess({ roles: 'roles: []\n' });
+    const p = await startPamProcess({ roles: 'roles:\n  - { name: aud, groups: [aud], can_audit: true }\n' });
     try {
       expect(p.log()).toMatch(/evidence is unsigned/);
       const v = await p.pam(['audit', 'verify', '--local']);
       expect(v.stdout).toMatch(/intact/);
       expect(v.stdout).toMatch(/warning: evidence is unsigned/);
+      // A bundle would prove nothing: refused with the reason, and the refusal audited.
+      const aud = (await p.pam(['dev', 'token', 'ann', '--groups', 'aud'])).stdout.trim();
+      const e = await p.pam(['evidence', 'export', '0000000000-abcdef01', '--output', join(p.dir, 'b')], { PAM_TOKEN: aud });
+      expect(e.code).toBe(1);
+      expect(e.stderr).toMatch(/evidence is unsigned .* a bundle would prove nothing/);
+      expect(await readFile(join(p.dir, 'data', 'audit.log'), 'utf8')).toContain('"evidence.export_refused"');
     } finally {
       await p.stop();
     }
