@@ -2,6 +2,7 @@ import type { Identity } from '../../access/identity.types.js';
 import type { Verdict } from '../../policies/policy.types.js';
 import type { PolicyEngine } from '../../policies/engine.types.js';
 import type { AuditLog } from '../../recorder/audit.types.js';
+import { redactSqlSecrets } from '../../policies/sql-secrets.js';
 
 /** What the seam needs: the engine and somewhere to audit what it did not allow. */
 export interface PolicySeamDeps {
@@ -20,7 +21,7 @@ export function sqlPolicyCheck(deps: PolicySeamDeps, identity: Identity, target:
   return (sql) => {
     const v = engine.evaluateCached(engine.subjectOf(identity, target, login), { protocol: 'postgres', kind: 'sql', sql });
     if (v.action !== 'allow') {
-      void deps.audit.append({ type: `policy.${v.action}`, actor: identity.user, protocol: 'postgres', target, login, rule: v.rule, sql: sql.slice(0, 2000), recording: recordingId() }).catch(() => {});
+      void deps.audit.append({ type: `policy.${v.action}`, actor: identity.user, protocol: 'postgres', target, login, rule: v.rule, sql: redactSqlSecrets(sql).slice(0, 2000), recording: recordingId() }).catch(() => {});
     }
     return v;
   };

@@ -1,4 +1,5 @@
 import { performance } from 'node:perf_hooks';
+import { redactSqlSecrets } from '../../policies/sql-secrets.js';
 import { Parser } from 'pg-protocol/dist/parser.js';
 import type { BackendMessage, DatabaseError } from 'pg-protocol/dist/messages.js';
 import type { Verdict } from '../../policies/policy.types.js';
@@ -133,10 +134,12 @@ export class StatementTracker {
     switch (m.type) {
       case 'query': {
         const v = this.decide(m.sql);
-        const p: Pending = { k: 'query', start: now, sql: m.sql, rows: 0, tags: [] };
+        // What rests (recording, hold, audit) never holds a password literal; upstream gets m.sql.
+        const shown = redactSqlSecrets(m.sql);
+        const p: Pending = { k: 'query', start: now, sql: shown, rows: 0, tags: [] };
         if (v) p.verdict = v;
         this.push(p);
-        if (v && v.action === 'review' && this.opts.canHold) return this.review(p, m.sql, v, () => msg.query(DENIED_PLACEHOLDER));
+        if (v && v.action === 'review' && this.opts.canHold) return this.review(p, shown, v, () => msg.query(DENIED_PLACEHOLDER));
         if (v && (v.action === 'deny' || v.action === 'review')) {
           p.denied = true;
           this.denials++;
@@ -146,12 +149,13 @@ export class StatementTracker {
       }
       case 'parse': {
         const v = this.decide(m.sql);
-        this.statements.set(m.name, m.sql);
-        const p: Pending = { k: 'parse', start: now, sql: m.sql, statement: m.name, rows: 0 };
+        const shown = redactSqlSecrets(m.sql);
+        this.statements.set(m.name, shown);
+        const p: Pending = { k: 'parse', start: now, sql: shown, statement: m.name, rows: 0 };
         if (v) p.verdict = v;
         this.push(p);
         if (v && v.action === 'review' && this.opts.canHold) {
-          return this.review(p, m.sql, v, () => {
+          return this.review(p, shown, v, () => {
             this.statements.delete(m.name);
             return msg.parse(m.name, DENIED_PLACEHOLDER);
           });
@@ -162,7 +166,7 @@ export class StatementTracker {
           this.statements.delete(m.name);
           return msg.parse(m.name, DENIED_PLACEHOLDER);
         }
-        if (v && v.action === 'alert') this.opts.record(JSON.stringify({ t: isoNow(), type: 'alert', sql: m.sql, statement: m.name, verdict: verdictOf(v) }));
+        if (v && v.action === 'alert') this.opts.record(JSON.stringify({ t: isoNow(), type: 'alert', sql: shown, statement: m.name, verdict: verdictOf(v) }));
         return undefined;
       }
       case 'bind':

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { startControlPlane, type TestControlPlane } from '../helpers/control-plane.js';
 import { startPostgresBroker } from '../../proxy/postgres/server.js';
+import { startHttpServer } from '../../replay-ui/server/http.js';
 import type { Listener } from '../../proxy/broker.types.js';
 import type { Target } from '../../config/config.types.js';
 
@@ -26,8 +27,18 @@ const RULES = `command_rules:
     match: { statements: [DropStmt] }
     action: deny
     message: "DROP is blocked."
+  - name: new-roles-alert
+    protocol: postgres
+    match: { statements: [CreateRoleStmt] }
+    action: alert
+  - name: role-changes-need-review
+    protocol: postgres
+    match: { statements: [AlterRoleStmt] }
+    action: review
+    message: "Role changes need a second pair of eyes."
 `;
 /** One SELECT with standard_conforming_strings on; a DROP of canary with it off. */
+const APP = `pge_app_${process.pid}`;
 const TRICK = `SELECT 'x\\' , $$ ' ; DROP TABLE canary; -- $$`;
 
 let cp: TestControlPlane;
@@ -61,7 +72,7 @@ beforeAll(async () => {
     CREATE FUNCTION scs_off() RETURNS int LANGUAGE plpgsql AS $f$ BEGIN PERFORM set_config('standard_conforming_strings', 'off', false); RETURN 1; END $f$;`);
   cp = await startControlPlane({ targets, roles: RULES });
   await cp.setSecret('pge-dba', 'pge-secret-1');
-  broker = await startPostgresBroker(cp.deps, { host: '127.0.0.1', port: 0 });
+  broker = await startPostgresBroker(cp.deps, { host: '127.0.0.1', port: 0 }, { reviewTimeoutMs: 60_000 });
   await cp.grant('alice', 'pindb', ROLE);
   token = await cp.token('alice');
 }, 60_000);
@@ -71,6 +82,7 @@ afterAll(async () => {
   await cp?.close();
   await admin('postgres', `DROP DATABASE IF EXISTS ${DB} WITH (FORCE)`);
   await admin('postgres', `DROP ROLE IF EXISTS ${ROLE}`);
+  await admin('postgres', `DROP ROLE IF EXISTS ${APP}`);
 });
 
 describe('standard_conforming_strings stays on', () => {
@@ -150,5 +162,78 @@ describe('client_encoding is UTF8 upstream', () => {
     await c.connect();
     expect((await c.query(`select 'é' || $1 as v`, ['ü'])).rows).toEqual([{ v: 'éü' }]);
     await c.end();
+  });
+});
+
+async function filesUnder(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const e of await readdir(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) out.push(...(await filesUnder(p)));
+    else if (e.isFile()) out.push(p);
+  }
+  return out;
+}
+
+describe('secrets never rest in clear', () => {
+  it('role passwords (CREATE, ALTER under review, extended protocol, a \\password-style verifier) are redacted everywhere', async () => {
+    const secrets = [`Create-${process.pid}-s3cret`, `Alter-${process.pid}-s3cret`, `Ext-${process.pid}-s3cret`, `SCRAM-SHA-256$4096:${process.pid}Salt$Stored${process.pid}:Server${process.pid}`];
+    await admin('postgres', `DROP ROLE IF EXISTS ${APP}`);
+    const c = client();
+    await c.connect();
+    await c.query(`CREATE ROLE ${APP} LOGIN PASSWORD '${secrets[0]}'`);
+    // The ALTER waits for an approver; the hold must not carry the password either.
+    const altered = c.query(`ALTER ROLE ${APP} PASSWORD '${secrets[1]}'`);
+    const approver = await cp.deps.identity.verify(await cp.token('approver-bot', ['approvers']));
+    let hold;
+    for (let i = 0; i < 200 && !hold; i++) {
+      hold = (await cp.deps.holds.list(approver)).find((h) => h.status === 'pending' && h.text.includes(APP));
+      if (!hold) await new Promise((r) => setTimeout(r, 25));
+    }
+    expect(hold).toBeDefined();
+    expect(hold!.text).toContain(`PASSWORD '[redacted]'`);
+    await cp.deps.holds.decide(approver, hold!.id, true, 'ok');
+    await altered;
+    const approveNext = async () => {
+      for (let i = 0; i < 400; i++) {
+        const h = (await cp.deps.holds.list(approver)).find((x) => x.status === 'pending' && x.text.includes(APP));
+        if (h) return void (await cp.deps.holds.decide(approver, h.id, true, 'ok'));
+        await new Promise((r) => setTimeout(r, 25));
+      }
+    };
+    await Promise.all([c.query({ name: 'ext-pw', text: `ALTER ROLE ${APP} PASSWORD '${secrets[2]}'` }), approveNext()]);
+    await c.end();
+    const c2 = client();
+    await c2.connect();
+    await Promise.all([c2.query(`ALTER USER ${APP} PASSWORD '${secrets[3]}'`), approveNext()]);
+    await c2.end();
+    // The statements did run at the target: the role exists with a password.
+    expect(await atTarget(`select rolpassword is not null from pg_authid where rolname = '${APP}'`)).toBe('t');
+    await new Promise((r) => setTimeout(r, 300));
+    const hits: string[] = [];
+    for (const f of await filesUnder(cp.dataDir)) {
+      const bytes = await readFile(f);
+      for (const s of secrets) if (bytes.includes(s) || bytes.includes(Buffer.from(s, 'utf16le'))) hits.push(`${f}: ${s}`);
+    }
+    expect(hits).toEqual([]);
+    const recs = (await filesUnder(join(cp.dataDir, 'recordings'))).filter((f) => f.endsWith('.jsonl'));
+    const all = (await Promise.all(recs.map((f) => readFile(f, 'utf8')))).join('\n');
+    expect(all).toContain(`${APP} PASSWORD '[redacted]'`);
+    // Every API answer an auditor can ask for.
+    const http = await startHttpServer(cp.deps, { host: '127.0.0.1', port: 0 });
+    try {
+      const bearer = await cp.token('approver-bot', ['approvers']);
+      const get = async (path: string) => (await fetch(`http://127.0.0.1:${http.port}${path}`, { headers: { authorization: `Bearer ${bearer}` } })).text();
+      const answers = [await get('/api/v1/audit'), await get('/api/v1/holds'), await get('/api/v1/holds?status=all'), await get('/api/v1/recordings'), await get(`/api/v1/search?q=${APP}`)];
+      const metas = await cp.deps.recordings.list();
+      for (const m of metas) {
+        answers.push(await get(`/api/v1/recordings/${m.id}/export?format=jsonl`));
+        answers.push(await get(`/api/v1/recordings/${m.id}/export?format=text`));
+      }
+      expect(answers.join('\n')).toContain('[redacted]');
+      for (const s of secrets) expect(answers.join('\n')).not.toContain(s);
+    } finally {
+      await http.close();
+    }
   });
 });
