@@ -65,7 +65,22 @@ export interface CastIndex {
    * terminal size in force there when a resize came before it.
    */
   checkpoints: { t: number; offset: number; size?: string }[];
+  /**
+   * Pauses between consecutive events (the first measured from 0) longer than MIN_GAP, as
+   * [from, to] seconds: with them the viewer maps recording time to the player's idle-limited
+   * time, which shortens every pause to the limit (replay-ui/app/idle-map.js).
+   */
+  gaps: [number, number][];
   bytes: number;
+}
+
+/** The shortest idle limit the viewer offers; shorter pauses are never compressed. */
+export const MIN_GAP = 0.5;
+const MAX_GAPS = 200_000;
+
+/** Notes the pause before an event at `t` after one at `prev` (an index builder's step). */
+export function noteGap(idx: CastIndex, prev: number, t: number): void {
+  if (t - prev > MIN_GAP && idx.gaps.length < MAX_GAPS) idx.gaps.push([prev, t]);
 }
 
 const CHECKPOINT_BYTES = 256 * 1024;
@@ -80,7 +95,7 @@ export const isDenial = (label: string): boolean => /^(denied|refused)\b/.test(l
  */
 export function castIndex(path: string, cache: ReaderCacheLike = NO_CACHE): Promise<CastIndex> {
   return cache.get(`cast:${path}`, path, async () => {
-    const idx: CastIndex = { width: 80, height: 24, duration: 0, markers: [], typed: [], denials: 0, events: 0, checkpoints: [], bytes: 0 };
+    const idx: CastIndex = { width: 80, height: 24, duration: 0, markers: [], typed: [], denials: 0, events: 0, checkpoints: [], gaps: [], bytes: 0 };
     const typed = new TypedLines();
     let nextCheckpoint = 0;
     let size: string | undefined;
@@ -96,6 +111,7 @@ export function castIndex(path: string, cache: ReaderCacheLike = NO_CACHE): Prom
         if (!m) continue;
         const t = Number(m[1]);
         idx.events++;
+        noteGap(idx, idx.duration, t);
         idx.duration = t;
         if (line.offset >= nextCheckpoint) {
           idx.checkpoints.push(size ? { t, offset: line.offset, size } : { t, offset: line.offset });

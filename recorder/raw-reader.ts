@@ -1,6 +1,6 @@
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { isDenial, type CastEvent, type CastIndex } from './cast-reader.js';
+import { isDenial, noteGap, type CastEvent, type CastIndex } from './cast-reader.js';
 import { TypedLines } from './typed-line.js';
 import { NO_CACHE, type ReaderCacheLike } from './reader-cache.js';
 import { channelInfo, FrameType, RawFrameParser, STREAMS, type RawFrame, type RawHeader, type RawStream } from './raw-frame.js';
@@ -221,11 +221,12 @@ function parseJson(b: Buffer): Record<string, unknown> {
  */
 export function rawCastIndex(path: string, cache: ReaderCacheLike = NO_CACHE): Promise<CastIndex> {
   return cache.get(`rawcast:${path}`, path, async () => {
-    const idx: CastIndex = { width: 80, height: 24, duration: 0, markers: [], typed: [], denials: 0, events: 0, checkpoints: [], bytes: 0 };
+    const idx: CastIndex = { width: 80, height: 24, duration: 0, markers: [], typed: [], denials: 0, events: 0, checkpoints: [], gaps: [], bytes: 0 };
     const typed = new TypedLines();
     let nextCheckpoint = 0;
     for await (const e of rawCastEvents(path, (h) => Object.assign(idx, { width: h.width, height: h.height }))) {
       idx.events++;
+      noteGap(idx, idx.duration, e[0]);
       idx.duration = e[0];
       // Offsets and size are of the rendered file the player loads (not the raw file's).
       if (idx.bytes >= nextCheckpoint) {

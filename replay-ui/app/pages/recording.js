@@ -1,6 +1,7 @@
 import { h, clear, notice, fmtTime, fmtOffset, fmtBytes } from '../dom.js';
 import { get } from '../api.js';
 import { byteView } from './byte-view.js';
+import { toPlayer, toRecording } from '../idle-map.js';
 
 const LARGE_BYTES = 4 * 1024 * 1024;
 const WINDOW_SECONDS = 600;
@@ -47,9 +48,15 @@ function sshReplay(main, data, query) {
   };
   const timeline = h('input', { type: 'range', id: 'timeline', min: 0, max: String(Math.ceil(index.duration)), step: '1', value: '0', title: 'whole session' });
   const where = h('span', { class: 'muted', id: 'window-label' });
+  // Marker, typed-line, search-hit and ?t= times are recording times; the player's clock is
+  // idle-limited (idle-map.js). `shown` is the limit the current player was made with.
+  const gaps = index.gaps ?? [];
+  let shown = 0;
+  const playerAt = (t) => toPlayer(t, gaps, shown, base);
+  const recordingNow = async () => (player ? toRecording(Number(await Promise.resolve(player.getCurrentTime()).catch(() => 0)) || 0, gaps, shown, base) : 0);
 
   const create = async (at) => {
-    const now = at ?? (player ? base + (await Promise.resolve(player.getCurrentTime()).catch(() => 0)) : 0);
+    const now = at ?? (await recordingNow());
     player?.dispose();
     holder.replaceChildren();
     let url = src;
@@ -62,23 +69,25 @@ function sshReplay(main, data, query) {
       timeline.value = String(Math.floor(now));
       clear(where, `window ${fmtOffset(base)} – ${fmtOffset(Math.min(index.duration, base + span))} of ${fmtOffset(index.duration)}`);
     }
+    shown = Number(idle.value) || 0;
     const opts = { cols: index.width, rows: index.height, speed: Number(speed.value), preload: true, fit: 'width', terminalFontSize: '14px' };
-    if (!windowed) opts.markers = index.markers.map((m) => [m.t, m.label]);
-    if (idle.value) opts.idleTimeLimit = Number(idle.value);
+    // The player puts option markers on its own (idle-limited) timeline.
+    if (!windowed) opts.markers = index.markers.map((m) => [playerAt(m.t), m.label]);
+    if (shown) opts.idleTimeLimit = shown;
     if (startAt > 0) opts.startAt = startAt;
     player = window.AsciinemaPlayer.create({ url, fetchOpts: { credentials: 'same-origin' } }, holder, opts);
-    if (startAt > 0) await player.seek(startAt + 0.001).catch(() => undefined);
+    if (startAt > 0) await player.seek(playerAt(now) + 0.001).catch(() => undefined);
     holder.dataset.loaded = String(now);
   };
   const seek = async (t) => {
     if (!player) return;
     if (windowed && (t < base || t > base + span)) await create(t);
-    else await player.seek(t - base + 0.001);
+    else await player.seek(playerAt(t) + 0.001);
     holder.dataset.seeked = String(t);
   };
   timeline.addEventListener('change', () => void create(Number(timeline.value)));
   const stepMarker = async (dir) => {
-    const now = base + (await Promise.resolve(player?.getCurrentTime()).catch(() => 0) ?? 0);
+    const now = await recordingNow();
     const list = dir > 0 ? index.markers.filter((m) => m.t > now + 0.01) : index.markers.filter((m) => m.t < now - 0.5).reverse();
     if (list[0]) await seek(list[0].t);
   };
@@ -90,7 +99,18 @@ function sshReplay(main, data, query) {
     const deny = /^(denied|refused)\b/.test(m.label);
     markerList.append(h('li', { class: deny ? 'deny' : '' }, h('button', { type: 'button', class: 'link marker', 'data-t': String(m.t), 'data-i': String(i), onclick: () => void seek(m.t) }, fmtOffset(m.t)), ' ', h('span', {}, m.label)));
   }
-  for (const k of index.typed) typedList.append(h('li', {}, h('button', { type: 'button', class: 'link', onclick: () => void seek(k.t) }, fmtOffset(k.t)), ' ', h('code', {}, k.line)));
+  for (const k of index.typed) typedList.append(h('li', {}, h('button', { type: 'button', class: 'link typed-line', 'data-t': String(k.t), onclick: () => void seek(k.t) }, fmtOffset(k.t)), ' ', h('code', {}, k.line)));
+  // The marker and typed line at or before the moment shown are highlighted while it plays.
+  const highlight = (list, items, now) => {
+    let cur = -1;
+    for (let i = 0; i < items.length && items[i].t <= now + 0.01; i++) cur = i;
+    for (const [i, li] of [...list.children].entries()) li.classList.toggle('current', i === cur);
+  };
+  const ticker = setInterval(() => void recordingNow().then((now) => {
+    holder.dataset.now = now.toFixed(3);
+    highlight(markerList, index.markers, now);
+    highlight(typedList, index.typed, now);
+  }), 300);
   const typedPanel = h('section', { class: 'panel', id: 'typed-panel' }, h('h2', {}, 'Keystrokes (typed lines)'), index.typed.length ? typedList : h('p', { class: 'muted' }, 'No typed input recorded.'));
 
   clear(main, header(meta, data.liveSession),
@@ -104,7 +124,10 @@ function sshReplay(main, data, query) {
     data.raw ? byteView(meta, data.raw) : null);
   const t = Number(query.get('t'));
   void create(Number.isFinite(t) && t > 0 ? t : 0);
-  return () => player?.dispose();
+  return () => {
+    clearInterval(ticker);
+    player?.dispose();
+  };
 }
 
 function statementsPage(main, data) {

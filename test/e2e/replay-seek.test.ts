@@ -1,0 +1,107 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+import { mkdir } from 'node:fs/promises';
+import { waitFor } from '../helpers/sshd.js';
+import { startUiStack, type UiStack } from '../helpers/ui-stack.js';
+import type { RecordingMeta } from '../../recorder/recording.types.js';
+
+/**
+ * Seeks in the replay land at the recorded moment with the default idle limit ("skip idle > 2s"),
+ * in Chromium against a real proxy and sshd. The session pauses 5 s between commands, so each
+ * pause is 3 s shorter on the player's clock: a seek by recording time that is not mapped lands
+ * one command (or more) late, which is what these tests would then see on the screen.
+ */
+
+const SHOTS = process.env.PAM_SCREENSHOTS ? join(import.meta.dirname, '..', '..', 'docs', 'screenshots') : join(tmpdir(), 'pam-e2e-shots');
+let ui: UiStack;
+let rec: RecordingMeta;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+beforeAll(async () => {
+  await mkdir(SHOTS, { recursive: true });
+  ui = await startUiStack();
+  await ui.grant('alice', 'web', 'root');
+  await ui.signIn(ui.page, 'sam', 'security');
+  const sh = await ui.shell('alice');
+  const type = async (line: string, expectSeen: string) => {
+    sh.stream.write(line + '\r');
+    await waitFor(() => sh.seen().includes(expectSeen), expectSeen);
+  };
+  await type('echo first-$((1+1))', 'first-2');
+  await sleep(5000);
+  await type('shutdown -h now', 'denied');
+  await sleep(5000);
+  await type('echo second-$((2+2))', 'second-4');
+  await sleep(5000);
+  await type('echo third-$((3+3))', 'third-6');
+  await sleep(5000);
+  sh.stream.write('exit\r');
+  await new Promise<void>((resolve) => sh.stream.once('close', () => resolve()));
+  sh.client.end();
+  await sh.closed;
+  rec = await waitFor(async () => (await ui.proxy.cp.recordings.list()).find((m) => m.protocol === 'ssh' && m.status === 'ended'), 'sealed recording');
+}, 90_000);
+
+afterAll(async () => {
+  await ui?.close();
+});
+
+const screen = async () => (await ui.page.locator('#player .ap-term').textContent()) ?? '';
+
+describe('replay seeks with the default idle limit', () => {
+  it('a denial marker shows the screen of its moment, not a later one', async () => {
+    const { page } = ui;
+    await page.goto(`${ui.base}/#/recording/${rec.id}`);
+    await page.locator('#markers li').first().waitFor();
+    expect(await page.locator('#idle').inputValue()).toBe('2');
+    const labels = await page.locator('#markers li').allTextContents();
+    const i = labels.findIndex((l) => l.includes('denied: shutdown'));
+    expect(i).toBeGreaterThanOrEqual(0);
+    await page.locator('#markers button.marker').nth(i).click();
+    await expect.poll(screen, { timeout: 10_000 }).toContain('first-2');
+    // The next command ran 5 s later in the recording (2 s on the player's clock).
+    await sleep(500);
+    expect(await screen()).not.toContain('second-4');
+    // The marker is highlighted as the current one.
+    await expect.poll(async () => page.locator('#markers li.current').textContent(), { timeout: 5000 }).toContain('denied: shutdown');
+    await ui.page.screenshot({ path: join(SHOTS, 'replay-seek.png'), fullPage: true });
+  });
+
+  it('a typed line shows the screen when it was typed, before the commands after it', async () => {
+    const { page } = ui;
+    const line = page.locator('#typed li', { hasText: 'echo second' });
+    await line.locator('button').click();
+    await expect.poll(screen, { timeout: 10_000 }).toContain('first-2');
+    await sleep(500);
+    const s = await screen();
+    expect(s).toContain('echo second');
+    expect(s).not.toContain('third-6');
+    expect(s).not.toContain('logout');
+    await expect.poll(async () => page.locator('#typed li.current').textContent(), { timeout: 5000 }).toContain('echo second');
+  });
+
+  it('?t= (as a search hit links) opens at that recording time', async () => {
+    const { page } = ui;
+    const typed = await page.locator('#typed li', { hasText: 'echo second' }).locator('button').getAttribute('data-t');
+    const t = Number(typed) + 1;
+    await page.goto(`${ui.base}/#/`);
+    await page.goto(`${ui.base}/#/recording/${rec.id}?t=${t.toFixed(3)}`);
+    await expect.poll(screen, { timeout: 10_000 }).toContain('second-4');
+    await sleep(500);
+    expect(await screen()).not.toContain('third-6');
+  });
+
+  it('with no idle limit the same marker lands at the same moment', async () => {
+    const { page } = ui;
+    await page.goto(`${ui.base}/#/recording/${rec.id}`);
+    await page.locator('#markers li').first().waitFor();
+    await page.selectOption('#idle', '');
+    const labels = await page.locator('#markers li').allTextContents();
+    await page.locator('#markers button.marker').nth(labels.findIndex((l) => l.includes('denied: shutdown'))).click();
+    await expect.poll(screen, { timeout: 10_000 }).toContain('first-2');
+    await sleep(500);
+    expect(await screen()).not.toContain('second-4');
+  });
+});
