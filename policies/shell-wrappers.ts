@@ -112,6 +112,11 @@ export function emit(args: Arg[], wrappers: string[], ctx: Ctx, depth: number, h
   }
   if (name === 'eval') return reparse(args.slice(1).map((a) => a.value).join(' '), ctx, depth, inner);
   if (name === 'trap') return reparse(args[1]?.value, ctx, depth, inner);
+  if (name === 'runuser' && args.some((a) => a.value === '-u' || a.value.startsWith('--user'))) {
+    // `runuser -u U [--] CMD…`: the command after the options runs as U.
+    const i = skipOptions(args, { short: 'ugGs', long: ['--user', '--group', '--supp-group', '--shell'] }, name, {});
+    if (i < args.length) return emit(args.slice(i), inner, ctx, depth + 1, hereStrings);
+  }
   if (name === 'su' || name === 'runuser') {
     const k = args.findIndex((a, j) => j > 0 && (a.value === '-c' || a.value === '--command' || a.value.startsWith('--command=')));
     push(ctx, args, wrappers);
@@ -142,6 +147,7 @@ export function emit(args: Arg[], wrappers: string[], ctx: Ctx, depth: number, h
     }
     return;
   }
+  if (runners(name, args, wrappers, inner, ctx, depth)) return;
   const spec = OPTS[name];
   if (spec) {
     const found: { split?: string; cmd?: string } = {};
@@ -156,4 +162,100 @@ export function emit(args: Arg[], wrappers: string[], ctx: Ctx, depth: number, h
     return emit(args.slice(i), inner, ctx, depth + 1, hereStrings);
   }
   push(ctx, args, wrappers);
+}
+
+/** Interpreters whose inline-code option runs code the splitter cannot read: the unit is dynamic. */
+const INLINE_CODE: Record<string, string[]> = {
+  python: ['-c'], python2: ['-c'], python3: ['-c'], perl: ['-e', '-E'], ruby: ['-e'], node: ['-e', '--eval', '-p', '--print'],
+  nodejs: ['-e', '--eval', '-p', '--print'], php: ['-r'], lua: ['-e'], Rscript: ['-e'], pwsh: ['-c', '-Command'], tclsh: [],
+};
+const AWKS = new Set(['awk', 'gawk', 'mawk', 'nawk', 'busybox-awk']);
+const VIMS = new Set(['vi', 'vim', 'nvim', 'ex', 'view', 'vimdiff', 'rvim', 'gvim']);
+/** git config keys whose value is a command git runs (a leading `!` too, for aliases and helpers). */
+const GIT_COMMAND_KEY = /^(core\.(pager|editor|sshcommand|fsmonitor|hookspath|askpass)|pager\..+|sequence\.editor|diff\.external|diff\..+\.(textconv|command)|merge\..+\.driver|filter\..+\.(clean|smudge|process)|credential\.helper|alias\..+|gpg\.program|gpg\..+\.program|uploadpack\.packobjectshook|receive\.procreceiverefs|protocol\..+\.allow|ssh\.variant|remote\..+\.(uploadpack|receivepack))$/i;
+const SSH_VALUE_OPTS = 'BbcDEeFIiJLlmOoPpQRSWw';
+
+function pushDynamic(ctx: Ctx, args: Arg[], wrappers: string[]): void {
+  if (args.length === 0 || ctx.out.length >= MAX_COMMANDS) return;
+  ctx.out.push({ argv: args.map((a) => a.value), wrappers, dynamic: true });
+}
+
+/**
+ * Commands that run another command given as an argument (allow-list mode must see it):
+ * `script -c`, `ssh host CMD`, `git -c core.pager=CMD`, `tar --checkpoint-action=exec=CMD`,
+ * `vim -c '!CMD'`; and interpreters with inline code (`python3 -c`, `perl -e`, `awk` with
+ * `system()`), which are marked dynamic. Returns true when it emitted the command.
+ */
+function runners(name: string, args: Arg[], wrappers: string[], inner: string[], ctx: Ctx, depth: number): boolean {
+  const vals = args.map((a) => a.value);
+  if (name === 'script') {
+    push(ctx, args, wrappers);
+    for (let i = 1; i < vals.length; i++) {
+      const a = vals[i]!;
+      if (a === '-c' || a === '--command') reparse(vals[i + 1], ctx, depth, inner);
+      else if (a.startsWith('--command=')) reparse(a.slice(10), ctx, depth, inner);
+      else if (/^-[a-zA-Z]*c$/.test(a)) reparse(vals[i + 1], ctx, depth, inner);
+    }
+    return true;
+  }
+  if (name === 'ssh') {
+    push(ctx, args, wrappers);
+    let i = 1;
+    while (i < vals.length && vals[i]!.startsWith('-')) {
+      const a = vals[i]!;
+      const last = a[a.length - 1]!;
+      i += a.length === 2 && SSH_VALUE_OPTS.includes(last) ? 2 : 1;
+    }
+    // vals[i] is the host; anything after it is the remote command line.
+    if (i + 1 < vals.length) reparse(vals.slice(i + 1).join(' '), ctx, depth, inner);
+    return true;
+  }
+  if (name === 'git') {
+    push(ctx, args, wrappers);
+    for (let i = 1; i < vals.length; i++) {
+      const kv = vals[i] === '-c' ? vals[i + 1] : vals[i]!.startsWith('-c') && vals[i]!.includes('=') && !vals[i]!.startsWith('--') ? vals[i]!.slice(2) : undefined;
+      if (kv === undefined) continue;
+      const eq = kv.indexOf('=');
+      const key = kv.slice(0, eq);
+      const value = kv.slice(eq + 1);
+      // An alias runs a shell command only with a leading `!`; without it, it names a git command.
+      if (eq > 0 && GIT_COMMAND_KEY.test(key) && (!/^alias\./i.test(key) || value.startsWith('!'))) reparse(value.replace(/^!/, ''), ctx, depth, inner);
+    }
+    return true;
+  }
+  if (name === 'tar' || name === 'gtar' || name === 'bsdtar') {
+    push(ctx, args, wrappers);
+    for (let i = 1; i < vals.length; i++) {
+      const a = vals[i]!;
+      const m = /^--(checkpoint-action|to-command|use-compress-program|info-script|new-volume-script|rsh-command)=(.*)$/s.exec(a);
+      if (m) reparse(m[1] === 'checkpoint-action' ? m[2]!.replace(/^exec=/, '') : m[2], ctx, depth, inner);
+      else if (a === '-I' || a === '-F' || a === '--to-command' || a === '--use-compress-program') reparse(vals[i + 1], ctx, depth, inner);
+    }
+    return true;
+  }
+  if (VIMS.has(name)) {
+    push(ctx, args, wrappers);
+    for (let i = 1; i < vals.length; i++) {
+      const a = vals[i]!;
+      const cmd = a === '-c' || a === '--cmd' || a === '-S' ? vals[i + 1] : a.startsWith('+') ? a.slice(1) : undefined;
+      if (cmd === undefined) continue;
+      const bang = cmd.indexOf('!');
+      if (bang >= 0) reparse(cmd.slice(bang + 1), ctx, depth, inner);
+      else if (/system\(|terminal|\b(py3?|python3?|perl|lua|ruby)\b|\bcall\b|\bexe/i.test(cmd)) pushDynamic(ctx, args, wrappers);
+    }
+    return true;
+  }
+  const inline = INLINE_CODE[name];
+  if (inline) {
+    if (vals.slice(1).some((a) => inline.includes(a) || inline.some((o) => o.length === 2 && a.startsWith('-') && !a.startsWith('--') && a.includes(o[1]!)))) pushDynamic(ctx, args, wrappers);
+    else push(ctx, args, wrappers);
+    return true;
+  }
+  if (AWKS.has(name)) {
+    const prog = vals.slice(1).find((a) => !a.startsWith('-'));
+    if (prog !== undefined && /system\s*\(|\|\s*getline|print[^;}]*\|/.test(prog)) pushDynamic(ctx, args, wrappers);
+    else push(ctx, args, wrappers);
+    return true;
+  }
+  return false;
 }
