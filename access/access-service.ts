@@ -10,6 +10,7 @@ import { capabilitiesOf, mayApprove, mayAudit, mayOversee, mayRequest, requestSc
 import { formatDuration } from '../config/duration.js';
 import { approverRefusal, combineMfa, mfaRefusal } from './mfa-policy.js';
 import type { MfaRule } from '../config/config.types.js';
+import { auditBy } from '../recorder/audit-events.js';
 
 /** A refused API action; `status` is the HTTP status the API answers with. */
 export class AccessError extends Error {
@@ -99,7 +100,7 @@ export class AccessService implements AccessGate {
     if (!Number.isFinite(input.durationMs) || input.durationMs <= 0) throw new AccessError(400, 'duration must be positive');
     const cover = mayRequest(identity, this.deps.roles(), target.name, input.login);
     if (!cover) {
-      await this.deps.audit.append({ type: 'request.refused', actor: identity.user, target: target.name, login: input.login, why: 'no role may request it' });
+      await this.deps.audit.append(auditBy(identity, 'request.refused', { target: target.name, login: input.login, why: 'no role may request it' }));
       throw new AccessError(403, `none of your roles may request ${input.login}@${target.name}`);
     }
     // A scope with require_mfa counts only for a multi-factor sign-in: the usable scopes are
@@ -113,12 +114,12 @@ export class AccessService implements AccessGate {
       return !why;
     });
     if (usable.length === 0) {
-      await this.deps.audit.append({ type: 'request.refused', actor: identity.user, target: target.name, login: input.login, why: 'mfa required', detail: firstRefusal });
+      await this.deps.audit.append(auditBy(identity, 'request.refused', { target: target.name, login: input.login, why: 'mfa required', detail: firstRefusal }));
       throw new AccessError(403, firstRefusal!);
     }
     const allowedMax = Math.max(...usable.map((u) => u.scope.maxDurationMs));
     if (input.durationMs > allowedMax) {
-      await this.deps.audit.append({ type: 'request.refused', actor: identity.user, target: target.name, login: input.login, why: 'duration above max' });
+      await this.deps.audit.append(auditBy(identity, 'request.refused', { target: target.name, login: input.login, why: 'duration above max' }));
       throw new AccessError(400, `duration ${formatDuration(input.durationMs)} is above the maximum ${formatDuration(allowedMax)} for ${input.login}@${target.name}`);
     }
     const mfa = combineMfa(targetRule, weakest(usable.map((u) => ({ requireMfa: u.scope.requireMfa, maxAuthAgeMs: u.scope.maxAuthAgeMs }))));
@@ -137,7 +138,7 @@ export class AccessService implements AccessGate {
       ...(mfa.requireMfa || mfa.maxAuthAgeMs !== undefined ? { mfa } : {}),
     };
     await this.deps.store.set(REQUESTS, req.id, req, { ttlMs: REQUEST_KEEP_MS });
-    await this.deps.audit.append({ type: 'request', actor: identity.user, request: req.id, target: req.target, login: req.login, duration: formatDuration(req.durationMs), reason: req.reason });
+    await this.deps.audit.append(auditBy(identity, 'request', { request: req.id, target: req.target, login: req.login, duration: formatDuration(req.durationMs), reason: req.reason }));
     return req;
   }
 
@@ -150,7 +151,7 @@ export class AccessService implements AccessGate {
     const current = await this.deps.store.get<AccessRequest>(REQUESTS, id);
     if (!current) throw new AccessError(404, 'no such request');
     const refuse = async (status: 403 | 409, why: string) => {
-      await this.deps.audit.append({ type: approve ? 'approve.refused' : 'deny.refused', actor: identity.user, request: id, why });
+      await this.deps.audit.append(auditBy(identity, approve ? 'approve.refused' : 'deny.refused', { request: id, why }));
       return new AccessError(status, why);
     };
     const check = mayApprove(identity, this.capabilitiesOf(identity), current);
@@ -177,10 +178,10 @@ export class AccessService implements AccessGate {
     if (!updated || updated.status === 'expired') throw await refuse(409, 'request expired before it was decided');
     if (grant) {
       await this.deps.store.set(GRANTS, grant.id, grant, { ttlMs: grant.expiresAt - this.now() });
-      await this.deps.audit.append({ type: 'approve', actor: identity.user, request: id, reason });
-      await this.deps.audit.append({ type: 'grant', actor: identity.user, grant: grant.id, request: id, user: grant.user, target: grant.target, login: grant.login, expires: new Date(grant.expiresAt).toISOString() });
+      await this.deps.audit.append(auditBy(identity, 'approve', { request: id, reason }));
+      await this.deps.audit.append(auditBy(identity, 'grant', { grant: grant.id, request: id, user: grant.user, target: grant.target, login: grant.login, expires: new Date(grant.expiresAt).toISOString() }));
     } else {
-      await this.deps.audit.append({ type: 'deny', actor: identity.user, request: id, reason });
+      await this.deps.audit.append(auditBy(identity, 'deny', { request: id, reason }));
     }
     return updated;
   }
@@ -219,11 +220,11 @@ export class AccessService implements AccessGate {
     const holder = grant.subject === identity.subject;
     const couldApprove = req ? this.canDecide(identity, req) : false;
     if (!holder && !couldApprove) {
-      await this.deps.audit.append({ type: 'revoke.refused', actor: identity.user, grant: grantId, why: 'not the holder nor an approver' });
+      await this.deps.audit.append(auditBy(identity, 'revoke.refused', { grant: grantId, why: 'not the holder nor an approver' }));
       throw new AccessError(403, 'only the holder or someone who could have approved it may revoke a grant');
     }
     await this.deps.store.delete(GRANTS, grantId);
-    await this.deps.audit.append({ type: 'revoke', actor: identity.user, grant: grantId, user: grant.user, target: grant.target, login: grant.login, reason });
+    await this.deps.audit.append(auditBy(identity, 'revoke', { grant: grantId, user: grant.user, target: grant.target, login: grant.login, reason }));
     await this.deps.store.publish(REVOKED, { id: grantId, by: identity.user });
     return grant;
   }
@@ -265,7 +266,7 @@ export class AccessService implements AccessGate {
 
   async authorize(identity: Identity, targetName: string, login: string, protocol: 'ssh' | 'postgres'): Promise<Authorized> {
     const refuse = async (message: string, code: AccessDenied['code']) => {
-      await this.deps.audit.append({ type: 'session.refused', actor: identity.user, protocol, target: targetName, login, why: message });
+      await this.deps.audit.append(auditBy(identity, 'session.refused', { protocol, target: targetName, login, why: message }));
       return new AccessDenied(message, code);
     };
     const offboarded = await this.refusalOf(identity);

@@ -7,6 +7,7 @@
 import type { Target } from '../config/config.types.js';
 import type { AuditLog } from '../recorder/audit.types.js';
 import type { Vault } from './vault.types.js';
+import { auditEvent } from '../recorder/audit-events.js';
 
 /** One account and why it counts as privileged (`superuser`, `uid 0`, `group sudo`, `authorized keys`…). */
 export interface FoundAccount { account: string; privileges: string[] }
@@ -40,13 +41,13 @@ export class DiscoveryService {
     try {
       found = await probe.probe(target, via, credential);
     } catch (err) {
-      await this.deps.audit.append({ type: 'discover.failed', actor, target: target.name, via, error: (err as Error).message });
+      await this.deps.audit.append(auditEvent('discover.failed', { actor, target: target.name, via, error: (err as Error).message }));
       throw new DiscoveryError(502, `discovery on ${target.name} failed: ${(err as Error).message}`);
     } finally {
       credential.fill(0);
     }
     const accounts = found.map((a) => ({ ...a, managed: Object.hasOwn(target.logins, a.account) })).sort((a, b) => a.account.localeCompare(b.account));
-    await this.deps.audit.append({ type: 'discover', actor, target: target.name, via, accounts: accounts.length, unmanaged: accounts.filter((a) => !a.managed).map((a) => a.account) });
+    await this.deps.audit.append(auditEvent('discover', { actor, target: target.name, via, accounts: accounts.length, unmanaged: accounts.filter((a) => !a.managed).map((a) => a.account) }));
     return { target: target.name, via, accounts };
   }
 }

@@ -6,6 +6,7 @@ import { rolesOf, type Role } from '../policies/roles.js';
 import { approverRefusal } from './mfa-policy.js';
 import { capabilitiesOf, mayApprove, mayAudit } from './capabilities.js';
 import { AccessError } from './access-service.js';
+import { auditBy } from '../recorder/audit-events.js';
 
 export type HoldStatus = 'pending' | 'approved' | 'denied' | 'expired';
 
@@ -60,7 +61,7 @@ export class HoldService {
       expiresAt: this.now + timeoutMs,
     };
     await this.deps.store.set(NS, hold.id, hold, { ttlMs: KEEP_MS });
-    await this.deps.audit.append({ type: 'policy.hold', actor: identity.user, hold: hold.id, protocol: hold.protocol, target: hold.target, login: hold.login, rule: hold.rule, text: hold.text.slice(0, 2000) });
+    await this.deps.audit.append(auditBy(identity, 'policy.hold', { hold: hold.id, protocol: hold.protocol, target: hold.target, login: hold.login, rule: hold.rule, text: hold.text.slice(0, 2000) }));
     return hold;
   }
 
@@ -111,14 +112,14 @@ export class HoldService {
     if (!cur) throw new AccessError(404, 'no such held command');
     const check = mayApprove(identity, capabilitiesOf(identity, this.deps.roles()), cur);
     if (check !== 'yes') {
-      await this.deps.audit.append({ type: 'policy.hold.refused', actor: identity.user, hold: id, why: check === 'own' ? 'own command' : 'no approving role' });
+      await this.deps.audit.append(auditBy(identity, 'policy.hold.refused', { hold: id, why: check === 'own' ? 'own command' : 'no approving role' }));
       throw new AccessError(403, check === 'own' ? 'nobody may approve their own command' : `none of your roles may approve for ${cur.roles.join(', ') || 'this user'}`);
     }
     // An approving role with require_mfa counts only for a multi-factor, recent sign-in.
     const approving = rolesOf(this.deps.roles(), identity.groups).filter((r) => r.canApprove.some((n) => cur.roles.includes(n)));
     const stepUp = approverRefusal(identity, approving, { now: this.now, acrValues: this.deps.acrValues?.() ?? [], what: `${approve ? 'approving' : 'denying'} a held command on ${cur.login}@${cur.target}` });
     if (stepUp) {
-      await this.deps.audit.append({ type: 'policy.hold.refused', actor: identity.user, hold: id, why: 'mfa required' });
+      await this.deps.audit.append(auditBy(identity, 'policy.hold.refused', { hold: id, why: 'mfa required' }));
       throw new AccessError(403, stepUp);
     }
     const next = await this.deps.store.update<Hold>(NS, id, (h) => {
@@ -127,7 +128,7 @@ export class HoldService {
       if (h.expiresAt <= this.now) throw new AccessError(409, 'held command timed out');
       return { ...h, status: approve ? 'approved' : 'denied', decidedBy: identity.user, decisionReason: reason?.slice(0, 1000) };
     });
-    await this.deps.audit.append({ type: approve ? 'policy.hold.approve' : 'policy.hold.deny', actor: identity.user, hold: id, user: cur.user, target: cur.target, reason });
+    await this.deps.audit.append(auditBy(identity, approve ? 'policy.hold.approve' : 'policy.hold.deny', { hold: id, user: cur.user, target: cur.target, reason }));
     await this.deps.store.publish(DECIDED, { id });
     return next!;
   }

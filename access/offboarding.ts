@@ -21,6 +21,7 @@ import type { CredentialUseLog } from './credential-use.js';
 import type { Role } from '../policies/roles.js';
 import { rolesOf } from '../policies/roles.js';
 import { capabilitiesOf, refusalFor } from './capabilities.js';
+import { auditBy, auditEvent } from '../recorder/audit-events.js';
 
 const NS = 'offboarded';
 const CHANNEL = 'offboarded';
@@ -124,14 +125,14 @@ export class OffboardingService {
   private async authorize(actor: Identity): Promise<void> {
     const refused = refusalFor(capabilitiesOf(actor, this.deps.roles()), 'offboard');
     if (refused) {
-      await this.deps.audit.append({ type: 'offboard.refused', actor: actor.user, why: 'no approving or can_offboard role' });
+      await this.deps.audit.append(auditBy(actor, 'offboard.refused', { why: 'no approving or can_offboard role' }));
       throw new AccessError(403, refused);
     }
     // The roles that carry the power, for their step-up (require_mfa on the role).
     const powers = rolesOf(this.deps.roles(), actor.groups).filter((r) => r.canApprove.length > 0 || r.canOffboard);
     const stepUp = powers.map((r) => this.deps.access.mfaCheck(actor, { requireMfa: r.requireMfa, maxAuthAgeMs: r.maxAuthAgeMs }, 'offboarding'));
     if (stepUp.every((w) => w !== undefined)) {
-      await this.deps.audit.append({ type: 'offboard.refused', actor: actor.user, why: 'mfa required' });
+      await this.deps.audit.append(auditBy(actor, 'offboard.refused', { why: 'mfa required' }));
       throw new AccessError(403, stepUp[0]!);
     }
   }
@@ -176,7 +177,7 @@ export class OffboardingService {
       grantsRevoked: grants.map((g) => g.id), requestsDenied: requests.map((r) => r.id), sessionsEnded: sessions,
       keyBindingsRemoved: keys, credentialsRotated: rotated,
     };
-    await this.deps.audit.append({ type: 'offboard', actor: by, ...result });
+    await this.deps.audit.append(actor ? auditBy(actor, 'offboard', { ...result }) : auditEvent('offboard', { actor: by, ...result }));
     return result;
   }
 
@@ -211,7 +212,7 @@ export class OffboardingService {
       const updated = await this.deps.store.update<OffboardRecord>(NS, k, (cur) => (cur ? { ...cur, active: false, reinstatedAt: at, reinstatedBy: by } : cur));
       if (updated) any = true;
     }
-    if (any) await this.deps.audit.append({ type: 'offboard.reinstate', actor: by, user: person.user, subjects: [...person.subjects] });
+    if (any) await this.deps.audit.append(auditEvent('offboard.reinstate', { actor: by, user: person.user, subjects: [...person.subjects] }));
     return any;
   }
 

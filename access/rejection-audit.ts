@@ -6,6 +6,7 @@
  * `token.rejected.suppressed` line with the count when the window ends (or at close).
  */
 import type { AuditEvent, AuditLog } from '../recorder/audit.types.js';
+import { auditEvent } from '../recorder/audit-events.js';
 
 export interface RejectionAuditOptions {
   /** Lines written as they come per source and window. Default 5. */
@@ -80,9 +81,9 @@ export class RejectionAudit {
   private async summarise(b: Bucket): Promise<void> {
     if (this.buckets.get(`${b.via}|${b.client}`) === b) this.buckets.delete(`${b.via}|${b.client}`);
     if (b.suppressed === 0) return;
-    await this.audit.append({
-      type: 'token.rejected.suppressed', via: b.via, client: b.client, count: b.suppressed, reasons: b.reasons,
+    await this.audit.append(auditEvent('token.rejected.suppressed', {
+      via: b.via, client: b.client, count: b.suppressed, reasons: b.reasons,
       since: new Date(b.start).toISOString(), until: new Date(this.now()).toISOString(),
-    });
+    }));
   }
 }

@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto';
 import type { Store } from './store.types.js';
 import type { AuditLog } from '../recorder/audit.types.js';
 import type { OffboardingService } from './offboarding.js';
+import { auditEvent } from '../recorder/audit-events.js';
 
 export const USER_SCHEMA = 'urn:ietf:params:scim:schemas:core:2.0:User';
 export const PATCH_SCHEMA = 'urn:ietf:params:scim:api:messages:2.0:PatchOp';
@@ -112,7 +113,7 @@ export class ScimService {
     const now = this.stamp();
     const user: ScimUser = { id: randomUUID(), active: true, ...attrs, userName: attrs.userName!, created: now, lastModified: now };
     await this.deps.store.set(NS, user.id, user);
-    await this.deps.audit.append({ type: 'scim.user.create', actor: 'scim', user: user.userName, id: user.id, active: user.active });
+    await this.deps.audit.append(auditEvent('scim.user.create', { actor: 'scim', user: user.userName, id: user.id, active: user.active }));
     if (!user.active) await this.transition(user, true);
     return user;
   }
@@ -146,7 +147,7 @@ export class ScimService {
     const cur = await this.get(id);
     if (cur.active) await this.transition(cur, true);
     await this.deps.store.delete(NS, id);
-    await this.deps.audit.append({ type: 'scim.user.delete', actor: 'scim', user: cur.userName, id });
+    await this.deps.audit.append(auditEvent('scim.user.delete', { actor: 'scim', user: cur.userName, id }));
   }
 
   private async save(cur: ScimUser, changes: Partial<ScimUser>): Promise<ScimUser> {

@@ -4,6 +4,7 @@ import type { Identity } from './identity.types.js';
 import type { Store } from './store.types.js';
 import type { AuditLog } from '../recorder/audit.types.js';
 import { KeyProofError, signatureAlgorithmFor, verifyProof } from './key-proof.js';
+import { auditBy } from '../recorder/audit-events.js';
 
 const NS = 'ssh-keys';
 const CHALLENGES = 'ssh-key-challenges';
@@ -83,7 +84,7 @@ export class SshKeyBindings {
       }
     }
     if (!valid) {
-      await this.audit.append({ type: 'ssh-key.refused', actor: identity.user, sub: identity.subject, fingerprint: fp, reason: pending ? 'bad proof of possession' : 'unknown or used challenge' });
+      await this.audit.append(auditBy(identity, 'ssh-key.refused', { fingerprint: fp, why: pending ? 'bad proof of possession' : 'unknown or used challenge' }));
       throw new KeyBindingError('bad-proof', 'the key signature does not prove possession of this key for this challenge; run `pam login --key` again');
     }
     const binding: KeyBinding = { fingerprint: fp, type: parsed.type, identity, expiresAt: identity.expiresAt };
@@ -101,10 +102,10 @@ export class SshKeyBindings {
       if (!(e instanceof KeyBindingError)) throw e;
     }
     if (owner) {
-      await this.audit.append({ type: 'ssh-key.takeover-refused', actor: identity.user, sub: identity.subject, fingerprint: fp, owner: owner.user, owner_sub: owner.subject });
+      await this.audit.append(auditBy(identity, 'ssh-key.takeover-refused', { fingerprint: fp, owner: owner.user, owner_sub: owner.subject }));
       throw new KeyBindingError('taken', `key ${fp} is bound to another user; use a key of your own`);
     }
-    await this.audit.append({ type: 'ssh-key.bind', actor: identity.user, sub: identity.subject, fingerprint: fp, expires: new Date(binding.expiresAt).toISOString() });
+    await this.audit.append(auditBy(identity, 'ssh-key.bind', { fingerprint: fp, expires: new Date(binding.expiresAt).toISOString() }));
     return binding;
   }
 

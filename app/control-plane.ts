@@ -33,6 +33,7 @@ import { DiscoveryService } from '../access/discovery.js';
 
 import { createPolicyEngine, type RunningPolicyEngine } from '../policies/engine.js';
 import { createLog, stateLog, type Log } from './log.js';
+import { auditEvent } from '../recorder/audit-events.js';
 
 /** Everything but the listeners: shared by `pam serve`, the `secret` commands and the tests. */
 export interface ControlPlane extends BrokerDeps {
@@ -101,7 +102,7 @@ export async function openControlPlane(config: Config, opts: { log?: Log } = {})
       if (Date.now() - last < 60_000) return;
       witnessReported.set(w.name, Date.now());
       log.error({ component: 'evidence', witness: w.name, error: err.message }, 'witness did not take a checkpoint');
-      void audit.append({ type: 'evidence.witness_failed', witness: w.name, error: err.message }).catch(() => undefined);
+      void audit.append(auditEvent('evidence.witness_failed', { witness: w.name, why: err.message })).catch(() => undefined);
     })
     : undefined;
   const auditPath = join(config.dataDir, 'audit.log');
@@ -119,10 +120,10 @@ export async function openControlPlane(config: Config, opts: { log?: Log } = {})
   const recordings = await RecordingCatalog.open(join(config.dataDir, 'recordings'), {
     // Every seal (SSH and Postgres) becomes an audit entry, so the signed log covers it.
     onSealed: async (meta, text) => {
-      await audit.append({
-        type: 'recording.sealed', recording: meta.id, protocol: meta.protocol, format: meta.format, target: meta.target, user: meta.user,
+      await audit.append(auditEvent('recording.sealed', {
+        recording: meta.id, protocol: meta.protocol, format: meta.format, target: meta.target, user: meta.user,
         sha256: meta.sha256, bytes: meta.bytes, ...(meta.status === 'interrupted' ? { as_found_at_restart: true } : {}), catalog_sha256: createHash('sha256').update(text).digest('hex'),
-      });
+      }));
     },
   });
   // Webhooks hear of requests, decisions, holds and refusals as they are audited. Only the
@@ -157,7 +158,7 @@ export async function openControlPlane(config: Config, opts: { log?: Log } = {})
   // previous rules and roles in force, and the refusal is audited.
   const reportPolicyError = (err: Error) => {
     log.warn({ component: 'policy', error: err.message }, 'policy file refused; the previous rules stay in force');
-    void audit.append({ type: 'policy.refused', error: err.message }).catch(() => undefined);
+    void audit.append(auditEvent('policy.refused', { why: err.message })).catch(() => undefined);
   };
   const policy = await createPolicyEngine({
     dir: config.policiesDir,
@@ -168,7 +169,7 @@ export async function openControlPlane(config: Config, opts: { log?: Log } = {})
     onReload: () => {
       try {
         roles = loadRoles(config.policiesDir);
-        void audit.append({ type: 'policy.loaded', roles: roles.map((r) => r.name) }).catch(() => undefined);
+        void audit.append(auditEvent('policy.loaded', { roles: roles.map((r) => r.name) })).catch(() => undefined);
       } catch (err) {
         reportPolicyError(err as Error);
       }

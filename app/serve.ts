@@ -15,6 +15,7 @@ import { startOpsServer } from './ops-http.js';
 import { installSignals } from './signals.js';
 import { LiveIndex } from '../recorder/index/live-index.js';
 import { startAuditExport, type AuditExport } from '../recorder/audit-export/index.js';
+import { auditEvent } from '../recorder/audit-events.js';
 
 export type { RunningProxy } from './running-proxy.types.js';
 
@@ -77,7 +78,7 @@ export async function startProxy(config: Config, opts: { log?: Log } = {}): Prom
     // Rotation on schedule (`rotation.every`) and after sessions (`after_session`).
     const stopRotation = cp.rotation.startSchedule(cp.sessions);
     listeners.push({ port: 0, close: async () => stopRotation() });
-    await cp.audit.append({ type: 'config.loaded', file: config.file, targets: config.targets.map((t) => t.name), roles: cp.roles().map((r) => r.name) });
+    await cp.audit.append(auditEvent('config.loaded', { file: config.file, targets: config.targets.map((t) => t.name), roles: cp.roles().map((r) => r.name) }));
     readiness.setListening(true);
     timer = setInterval(() => void readiness.check(), READINESS_EVERY_MS);
     timer.unref();

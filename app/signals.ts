@@ -1,6 +1,7 @@
 import type { Log } from '../config/log.types.js';
 import type { RunningProxy } from './running-proxy.types.js';
 import { reloadConfig } from './reload.js';
+import { auditEvent } from '../recorder/audit-events.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -34,7 +35,7 @@ export async function gracefulStop(proxy: RunningProxy, log: Log, signal: string
   cp.sessions.events.on('start', track);
   log.info({ signal, live_sessions: seen.size, grace_ms: graceMs }, 'pam: stopping; no new sessions');
   cp.sessions.notifyAll(`the proxy is shutting down: this session will be ended in ${Math.ceil(graceMs / 1000)} s; save your work and reconnect`);
-  await cp.audit.append({ type: 'proxy.stopping', signal, live_sessions: seen.size, grace_ms: graceMs }).catch(() => undefined);
+  await cp.audit.append(auditEvent('proxy.stopping', { signal, live_sessions: seen.size, grace_ms: graceMs })).catch(() => undefined);
   const left = await until(() => cp.sessions.list().length === 0, graceMs, hurry) ? 0 : cp.sessions.list().length;
   if (left) {
     log.info({ live_sessions: left }, 'pam: grace over; ending live sessions');
@@ -48,7 +49,7 @@ export async function gracefulStop(proxy: RunningProxy, log: Log, signal: string
   const allSealed = await until(sealed, SEAL_WAIT_MS);
   cp.sessions.events.off('start', track);
   if (!allSealed) log.error({ sessions: seen.size }, 'pam: some recordings were still open at exit; they will be marked interrupted at the next start');
-  await cp.audit.append({ type: 'proxy.stopped', signal, sessions_ended: left, recordings_sealed: allSealed }).catch(() => undefined);
+  await cp.audit.append(auditEvent('proxy.stopped', { signal, sessions_ended: left, recordings_sealed: allSealed })).catch(() => undefined);
   await proxy.close();
   log.info('pam: stopped');
 }
@@ -80,15 +81,15 @@ export function installSignals(proxy: RunningProxy, opts: { configFile: string; 
     const r = reloadConfig(proxy.cp.config, opts.configFile);
     if (!r.ok) {
       log.error({ file: opts.configFile, error: r.error }, 'pam: reload refused; the running configuration stays in force');
-      void proxy.cp.audit.append({ type: 'config.refused', file: opts.configFile, error: r.error }).catch(() => undefined);
+      void proxy.cp.audit.append(auditEvent('config.refused', { file: opts.configFile, why: r.error })).catch(() => undefined);
       return;
     }
     if (r.changed.includes('log.level') && proxy.cp.config.log && 'level' in log) log.level = proxy.cp.config.log.level;
     if (r.needsRestart.length) log.warn({ keys: r.needsRestart }, 'pam: reload: these keys take effect only after a restart');
     log.info({ changed: r.changed, targets: proxy.cp.config.targets.length }, 'pam: configuration reloaded');
-    void proxy.cp.audit.append({
-      type: 'config.reloaded', file: opts.configFile, changed: r.changed, needs_restart: r.needsRestart,
+    void proxy.cp.audit.append(auditEvent('config.reloaded', {
+      file: opts.configFile, changed: r.changed, needs_restart: r.needsRestart,
       targets: proxy.cp.config.targets.map((t) => t.name),
-    }).catch(() => undefined);
+    })).catch(() => undefined);
   });
 }

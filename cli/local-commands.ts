@@ -8,6 +8,7 @@ import { loadDevIssuer } from '../access/dev-issuer.js';
 import { CliError } from './api-client.js';
 import { RotationService, type RotationDeps } from '../access/rotation.js';
 import { printRows } from './table.js';
+import { auditEvent } from '../recorder/audit-events.js';
 
 export { configPath } from './config-path.js';
 
@@ -36,7 +37,7 @@ export async function secretCommand(config: Config, verb: string | undefined, na
         if (!value.includes('PRIVATE KEY')) value = Buffer.from(value.toString('utf8').replace(/\r?\n$/, ''));
         await vault.set(name, value);
         value.fill(0);
-        await audit.append({ type: 'secret.set', actor, via: 'cli', name });
+        await audit.append(auditEvent('secret.set', { actor, via: 'cli', name }));
         process.stdout.write(json ? JSON.stringify({ name, stored: true }) + '\n' : `stored secret ${name}\n`);
         return;
       }
@@ -58,7 +59,7 @@ export async function secretCommand(config: Config, verb: string | undefined, na
       case 'rm': {
         if (!name) throw new CliError('usage: pam secret rm NAME', 2);
         if (!(await vault.remove(name))) throw new CliError(`no secret named ${name}`);
-        await audit.append({ type: 'secret.remove', actor, via: 'cli', name });
+        await audit.append(auditEvent('secret.remove', { actor, via: 'cli', name }));
         process.stdout.write(json ? JSON.stringify({ name, removed: true }) + '\n' : `removed secret ${name}\n`);
         return;
       }

@@ -25,6 +25,7 @@ import { StoreUnavailable } from '../access/store.js';
 import type { RejectionAudit } from '../access/rejection-audit.js';
 import { sourceOf } from './login-guard.js';
 import type { AuditEvent, AuditLog } from '../recorder/audit.types.js';
+import { auditEvent, byActor, type Actor } from '../recorder/audit-events.js';
 import {
   SessionRefused, TargetRefused, type BrokerProtocol, type OpenRequest, type RecordingStart, type SessionRecording,
 } from './session-lifecycle.types.js';
@@ -55,7 +56,7 @@ export interface AttachOptions<R extends SessionRecording> {
   /** Shows the user a line and changes nothing (the shutdown warning of a graceful stop). */
   notify?(message: string): void;
   /** Extra `session.start` fields (Postgres: the database). */
-  audit?: Record<string, unknown>;
+  audit?: { database?: string };
   /** As in OpenRequest: a client that left meanwhile gets no session (refusal `gone`). */
   signal?: AbortSignal;
 }
@@ -87,7 +88,7 @@ export class SessionLifecycle {
         throw new SessionRefused('unavailable', StoreUnavailable.MESSAGE);
       }
       const reason = err instanceof TokenRejected ? err.reason : 'could not verify the token';
-      const event = { type: 'session.refused', protocol: req.protocol, target: req.target, login: req.login, why: `token rejected: ${reason}`, client: req.client };
+      const event = auditEvent('session.refused', { protocol: req.protocol, target: req.target, login: req.login, why: `token rejected: ${reason}`, client: req.client });
       // Counted per source beyond a few per minute (access/rejection-audit.ts), never dropped;
       // an offboarded person's attempt is always written in full.
       if (this.deps.rejections && !(err instanceof IdentityRevoked)) void this.deps.rejections.rejected({ ...event, via: req.protocol, reason }, sourceOf(req.client.replace(/:\d+$/, ''))).catch((e) => console.error(`pam ${req.protocol}: audit append failed`, e));
@@ -105,11 +106,11 @@ export class SessionLifecycle {
       if (err instanceof AccessDenied) throw new SessionRefused(err.code, err.message); // the gate audited it
       if (err instanceof StoreUnavailable) {
         // A known condition, not a fault: one log line per outage comes from the store itself.
-        this.audit(req.protocol, identity.user, { type: 'session.refused', target: req.target, login: req.login, why: 'access store unavailable', code: 'unavailable', client: req.client });
+        this.audit(req.protocol, identity, { type: 'session.refused', target: req.target, login: req.login, why: 'access store unavailable', code: 'unavailable', client: req.client });
         throw new SessionRefused('unavailable', StoreUnavailable.MESSAGE);
       }
       console.error(`pam ${req.protocol}: authorization failed:`, err);
-      this.audit(req.protocol, identity.user, { type: 'session.refused', target: req.target, login: req.login, why: 'authorization failed', client: req.client });
+      this.audit(req.protocol, identity, { type: 'session.refused', target: req.target, login: req.login, why: 'authorization failed', client: req.client });
       throw new SessionRefused('error', 'authorization failed; try again later');
     }
   }
@@ -117,7 +118,7 @@ export class SessionLifecycle {
   /** Reveals the credential named by the proof, hands it to the broker's login, wipes it. */
   private async handleConnect<U>(req: OpenRequest, auth: Authorized, connect: ConnectUpstream<U>): Promise<U> {
     const where = { target: auth.target.name, login: auth.login, grant: auth.grant.id };
-    const failed = (why: string): void => this.audit(req.protocol, auth.identity.user, { type: 'session.failed', ...where, why, code: 'upstream' });
+    const failed = (why: string): void => this.audit(req.protocol, auth.identity, { type: 'session.failed', ...where, why, code: 'upstream' });
     let credential: Buffer;
     try {
       const name = auth.target.logins[auth.login]?.secret;
@@ -133,7 +134,7 @@ export class SessionLifecycle {
     } catch (err) {
       if (err instanceof SessionRefused) throw err;
       if (err instanceof TargetRefused) {
-        this.audit(req.protocol, auth.identity.user, { type: 'session.refused', ...where, why: err.message, code: err.code, ...err.detail });
+        this.audit(req.protocol, auth.identity, { type: 'session.refused', ...where, why: err.message, code: err.code, ...err.detail });
         throw new SessionRefused(err.code, err.message);
       }
       const why = err instanceof Error ? err.message : 'target unreachable';
@@ -160,7 +161,7 @@ export class SessionLifecycle {
       });
     } catch (err) {
       console.error(`pam ${protocol}: opening the recording failed:`, err);
-      this.audit(protocol, identity.user, { type: 'session.failed', ...where, why: `recording could not be opened: ${(err as Error).message}`, code: 'recording' });
+      this.audit(protocol, identity, { type: 'session.failed', ...where, why: `recording could not be opened: ${(err as Error).message}`, code: 'recording' });
       throw new SessionRefused('recording', 'the session could not be recorded; try again later');
     }
     if (opts.signal?.aborted) {
@@ -174,14 +175,14 @@ export class SessionLifecycle {
     recording.onError = (err) => {
       console.error(`pam ${protocol}: recording ${recording.id} failed (${mode}):`, err);
       if (mode === 'strict') {
-        this.audit(protocol, identity.user, { type: 'recording.failed', ...where, recording: recording.id, mode, error: err.message });
+        this.audit(protocol, identity, { type: 'recording.failed', ...where, recording: recording.id, mode, error: err.message });
         opts.end(`recording failed (${err.message}); session ended (recording mode strict)`);
         return;
       }
       if (gap.from) return;
       gap.from = new Date().toISOString();
       gap.error = err.message;
-      this.audit(protocol, identity.user, { type: 'recording.gap', ...where, recording: recording.id, mode, error: err.message, from: gap.from });
+      this.audit(protocol, identity, { type: 'recording.gap', ...where, recording: recording.id, mode, error: err.message, from: gap.from });
     };
     const releases = [
       this.deps.sessions.register({
@@ -190,18 +191,18 @@ export class SessionLifecycle {
       }, opts.end, opts.notify),
       this.deps.gate.watchGrant(grant, opts.end),
     ];
-    this.audit(protocol, identity.user, {
+    this.audit(protocol, identity, {
       type: 'session.start', ...where, ...opts.audit, recording: recording.id, client: opts.client,
     });
-    return new LiveSession(auth, recording, releases, (e) => this.audit(protocol, identity.user, e), gap);
+    return new LiveSession(auth, recording, releases, (e) => this.audit(protocol, identity, e), gap);
   }
 
   private checkPresent(signal: AbortSignal | undefined): void {
     if (signal?.aborted) throw new SessionRefused('gone', 'the client went away');
   }
 
-  private audit(protocol: BrokerProtocol, actor: string | undefined, event: AuditEvent): void {
-    this.deps.audit.append({ actor, protocol, ...event }).catch((err) => console.error(`pam ${protocol}: audit append failed`, err));
+  private audit(protocol: BrokerProtocol, who: Actor | undefined, event: AuditEvent): void {
+    this.deps.audit.append({ ...(who ? byActor(who) : {}), protocol, ...event }).catch((err) => console.error(`pam ${protocol}: audit append failed`, err));
   }
 }
 

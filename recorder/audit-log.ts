@@ -12,8 +12,9 @@ function entryHash(prev: string, body: Omit<AuditEntry, 'hash'>): string {
 /** Fields whose values must never reach the log, whatever a caller passes. */
 const SECRET_KEYS = /^(token|password|secret_value|value|authorization|jwt)$/i;
 
-function scrub(event: AuditEvent): AuditEvent {
-  const out: AuditEvent = { type: event.type };
+/** A runtime defence as well as a typed one: callers outside TypeScript's view (tests, plugins) are scrubbed too. */
+function scrub(event: AuditEvent): Record<string, unknown> {
+  const out: Record<string, unknown> = { type: event.type };
   for (const [k, v] of Object.entries(event)) if (!SECRET_KEYS.test(k)) out[k] = v;
   return out;
 }

@@ -1,12 +1,16 @@
-/** One audit entry as written: the chain fields are added by the log. */
-export interface AuditEvent {
+import type { AuditEvent } from './audit-events.js';
+
+export type { AuditEvent } from './audit-events.js';
+
+/**
+ * One entry as read back from the log. Loose on purpose: the log holds entries written by
+ * earlier versions, whose types and fields may differ from today's AuditEvent union, and each
+ * is returned exactly as written (the hash chain covers its bytes).
+ */
+export interface AuditEntry {
   type: string;
-  /** Who did it (identity.user) when known. */
   actor?: string;
   [field: string]: unknown;
-}
-
-export interface AuditEntry extends AuditEvent {
   seq: number;
   time: string;
   prev: string;

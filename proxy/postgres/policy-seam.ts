@@ -3,6 +3,7 @@ import type { Verdict } from '../../policies/policy.types.js';
 import type { PolicyEngine } from '../../policies/engine.types.js';
 import type { AuditLog } from '../../recorder/audit.types.js';
 import { redactSqlSecrets } from '../../policies/sql-secrets.js';
+import { auditBy } from '../../recorder/audit-events.js';
 
 /** What the seam needs: the engine and somewhere to audit what it did not allow. */
 export interface PolicySeamDeps {
@@ -21,7 +22,7 @@ export function sqlPolicyCheck(deps: PolicySeamDeps, identity: Identity, target:
   return (sql) => {
     const v = engine.evaluateCached(engine.subjectOf(identity, target, login), { protocol: 'postgres', kind: 'sql', sql });
     if (v.action !== 'allow') {
-      void deps.audit.append({ type: `policy.${v.action}`, actor: identity.user, protocol: 'postgres', target, login, rule: v.rule, sql: redactSqlSecrets(sql).slice(0, 2000), recording: recordingId() }).catch(() => {});
+      void deps.audit.append(auditBy(identity, `policy.${v.action}`, { protocol: 'postgres', target, login, rule: v.rule, sql: redactSqlSecrets(sql).slice(0, 2000), recording: recordingId() })).catch(() => {});
     }
     return v;
   };
@@ -36,7 +37,7 @@ export function fastpathPolicyCheck(deps: PolicySeamDeps, identity: Identity, ta
   return () => {
     const v = engine.evaluateFastpath(engine.subjectOf(identity, target, login));
     if (v.action !== 'allow') {
-      void deps.audit.append({ type: `policy.${v.action}`, actor: identity.user, protocol: 'postgres', target, login, rule: v.rule, sql: '-- fastpath function call', recording: recordingId() }).catch(() => {});
+      void deps.audit.append(auditBy(identity, `policy.${v.action}`, { protocol: 'postgres', target, login, rule: v.rule, sql: '-- fastpath function call', recording: recordingId() })).catch(() => {});
     }
     return v;
   };

@@ -18,6 +18,7 @@ import { MAX_PREAUTH_MESSAGE_BYTES, sourceOf, type LoginTicket } from '../login-
 import { batchFrontend } from './session-relay.js';
 import { connectUpstream, sendCancel, type UpstreamConnection } from './upstream.js';
 import { brokenPin, parseParameterStatus, pinStartup } from './parse-pins.js';
+import { auditEvent } from '../../recorder/audit-events.js';
 
 export interface SessionContext {
   deps: BrokerDeps;
@@ -400,7 +401,7 @@ export class PostgresSession {
   loginTimedOut(seconds: number): void {
     if (this.step === 'relay' || this.step === 'closed') return;
     const { deps } = this.ctx;
-    const event = { type: 'session.refused', protocol: 'postgres', why: 'login timeout', code: 'login-timeout', client: this.clientAddress };
+    const event = auditEvent('session.refused', { protocol: 'postgres', why: 'login timeout', code: 'login-timeout', client: this.clientAddress });
     void (deps.rejections ? deps.rejections.rejected({ ...event, via: 'postgres', reason: 'login timeout' }, sourceOf(this.sock.remoteAddress)) : deps.audit.append(event)).catch(() => undefined);
     this.end('login timeout', { sqlstate: '08006', message: `login timeout: authenticate within ${seconds}s` });
   }

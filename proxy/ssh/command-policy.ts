@@ -49,7 +49,7 @@ export class CommandPolicy {
     if (v.action === 'allow') return { action: 'allow', verdict: v };
     const shown = io.unechoed ? '(input not echoed)' : command;
     if (io.unechoed && !v.rule) return { action: 'allow', verdict: v };
-    const base = { protocol: 'ssh', kind: 'command', via: io.via, rule: v.rule ?? 'default_action', command: shown };
+    const base = { protocol: 'ssh', kind: 'command', via: io.via, rule: v.rule ?? 'default_action', command: shown } as const;
     if (v.action === 'alert') {
       d.audit({ type: 'policy.alert', ...base, message: v.message });
       d.marker(`alert (${base.rule}): ${shown}`);

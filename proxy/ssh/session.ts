@@ -2,6 +2,7 @@ import ssh2 from 'ssh2';
 import type { Authorized } from '../../access/access.types.js';
 import type { SshRecorder } from '../../recorder/ssh-recorder.js';
 import type { AuditEvent } from '../../recorder/audit.types.js';
+import { auditEvent, byActor, type Actor } from '../../recorder/audit-events.js';
 import type { BrokerDeps } from '../broker.types.js';
 import { DisconnectReason, parseUsername, readCredential, sendBanner, sendDisconnect, type SshKeyLookup } from './auth.js';
 import { StoreUnavailable } from '../../access/store.js';
@@ -65,7 +66,7 @@ export class SshConnection {
   /** Aborted when the session ends, so an open or attach in flight stops. */
   private readonly gone = new AbortController();
   private readonly relays = new Set<Terminable>();
-  private user: string | undefined;
+  private user: Actor | undefined;
   private ending: Promise<void> | undefined;
   /** Given to the upstream login; relays the target's agent channels once a rule allowed it. */
   private readonly agent = new ForwardedAgent();
@@ -95,7 +96,7 @@ export class SshConnection {
   }
 
   private audit(event: AuditEvent): void {
-    this.deps.audit.append({ actor: this.user, protocol: 'ssh', ...event }).catch((err) => {
+    this.deps.audit.append({ ...(this.user ? byActor(this.user) : {}), protocol: 'ssh', ...event }).catch((err) => {
       console.error('ssh broker: audit append failed', err);
     });
   }
@@ -137,7 +138,7 @@ export class SshConnection {
       this.upstream.end();
       return;
     }
-    this.user = opened.auth.identity.user;
+    this.user = opened.auth.identity;
     if (!(await this.handleAuthorized(ctx, opened.auth))) return;
     this.auth = opened.auth;
     this.step = 'relay';
@@ -202,7 +203,7 @@ export class SshConnection {
   loginTimedOut(seconds: number): void {
     if (this.step !== 'authenticate') return;
     const message = `login timeout: authenticate within ${seconds}s`;
-    const event = { type: 'session.refused', protocol: 'ssh', why: 'login timeout', code: 'login-timeout', client: this.clientAddress };
+    const event = auditEvent('session.refused', { protocol: 'ssh', why: 'login timeout', code: 'login-timeout', client: this.clientAddress });
     void (this.deps.rejections ? this.deps.rejections.rejected({ ...event, via: 'ssh', reason: 'login timeout' }, this.clientAddress.replace(/:\d+$/, '')) : this.deps.audit.append(event)).catch(() => undefined);
     this.refusalCode = 'login-timeout';
     this.closeWith(message);

@@ -13,6 +13,7 @@ import { SECURITY_HEADERS } from './security-headers.js';
 import { HttpError } from './http-errors.js';
 import { requireAudit } from './route-capability.js';
 import { field, type Route } from './router.js';
+import { auditBy } from '../../recorder/audit-events.js';
 
 /** Recordings, their export and verification, and live sessions: all need can_audit. */
 export function recordingRoutes(cp: HttpDeps): Route[] {
@@ -35,7 +36,7 @@ export function recordingRoutes(cp: HttpDeps): Route[] {
         const exact = (format === 'asciicast' && m.format === 'asciicast') || (format === 'jsonl' && m.format === 'jsonl');
         if (exact) {
           // Stored formats stream from disk: an hour-long recording never sits in memory.
-          await cp.audit.append({ type: 'recording.export', actor: identity.user, recording: m.id, format });
+          await cp.audit.append(auditBy(identity, 'recording.export', { recording: m.id, format }));
           const size = (await stat(path)).size;
           res.writeHead(200, {
             ...SECURITY_HEADERS,
@@ -52,7 +53,7 @@ export function recordingRoutes(cp: HttpDeps): Route[] {
           const ch = url.searchParams.get('channel');
           const channel = ch === null ? undefined : Number(ch);
           if (channel !== undefined && !(Number.isInteger(channel) && channel >= 0 && channel <= 0xffff)) throw new HttpError(400, 'channel must be a channel number');
-          await cp.audit.append({ type: 'recording.export', actor: identity.user, recording: m.id, format, ...(format === 'raw' ? { stream } : {}) });
+          await cp.audit.append(auditBy(identity, 'recording.export', { recording: m.id, format, ...(format === 'raw' ? { stream } : {}) }));
           res.writeHead(200, {
             ...SECURITY_HEADERS,
             'content-type': format === 'raw' ? 'application/octet-stream' : 'application/x-asciicast',
@@ -64,7 +65,7 @@ export function recordingRoutes(cp: HttpDeps): Route[] {
         }
         if (format !== 'text') throw new HttpError(400, `a ${m.protocol} recording cannot be exported as ${format}`);
         const body = await recordingText(m, path);
-        await cp.audit.append({ type: 'recording.export', actor: identity.user, recording: m.id, format });
+        await cp.audit.append(auditBy(identity, 'recording.export', { recording: m.id, format }));
         res.writeHead(200, {
           ...SECURITY_HEADERS,
           'content-type': 'text/plain; charset=utf-8',
@@ -86,10 +87,10 @@ export function recordingRoutes(cp: HttpDeps): Route[] {
           pkg = await evidencePackage(cp.evidence, cp.evidenceSources, params.id!);
         } catch (err) {
           if (!(err instanceof BundleRefused)) throw err;
-          await cp.audit.append({ type: 'evidence.export_refused', actor: identity.user, recording: params.id, reason: err.message });
+          await cp.audit.append(auditBy(identity, 'evidence.export_refused', { recording: params.id, why: err.message }));
           throw new HttpError(409, err.message);
         }
-        await cp.audit.append({ type: 'evidence.export', actor: identity.user, recording: pkg.recording, checkpoint_size: pkg.tree_size, key_id: pkg.checkpoint.key_id });
+        await cp.audit.append(auditBy(identity, 'evidence.export', { recording: pkg.recording, checkpoint_size: pkg.tree_size, key_id: pkg.checkpoint.key_id }));
         return pkg;
       },
     },
@@ -101,7 +102,7 @@ export function recordingRoutes(cp: HttpDeps): Route[] {
         const m = await meta(params.id!);
         const path = cp.recordings.dataPath(m.id, m.format);
         const size = (await stat(path)).size;
-        await cp.audit.append({ type: 'recording.export', actor: identity.user, recording: m.id, format: m.format, via: 'evidence' });
+        await cp.audit.append(auditBy(identity, 'recording.export', { recording: m.id, format: m.format, via: 'evidence' }));
         res.writeHead(200, { ...SECURITY_HEADERS, 'content-type': 'application/octet-stream', 'content-length': size });
         await pipeline(createReadStream(path, { start: 0, end: Math.max(0, size - 1) }), res);
         return undefined;
@@ -126,7 +127,7 @@ export function recordingRoutes(cp: HttpDeps): Route[] {
         const reason = field(body, 'reason', { max: 300 }) ?? 'ended by an auditor';
         const live = cp.sessions.get(params.id!);
         if (!live) throw new HttpError(404, 'no such live session');
-        await cp.audit.append({ type: 'session.kill', actor: identity.user, session: live.id, user: live.user, target: live.target, reason });
+        await cp.audit.append(auditBy(identity, 'session.kill', { session: live.id, user: live.user, target: live.target, reason }));
         cp.sessions.kill(live.id, `session terminated by ${identity.user}: ${reason}`);
         return { killed: live.id };
       },

@@ -10,6 +10,7 @@ import { ScimError, toResource } from '../../access/scim.js';
 import type { HttpDeps } from './http.types.js';
 import { SECURITY_HEADERS } from './security-headers.js';
 import type { Route, RequestContext } from './router.js';
+import { auditEvent } from '../../recorder/audit-events.js';
 
 const ERROR_SCHEMA = 'urn:ietf:params:scim:api:messages:2.0:Error';
 const LIST_SCHEMA = 'urn:ietf:params:scim:api:messages:2.0:ListResponse';
@@ -61,7 +62,7 @@ export function scimRoutes(cp: HttpDeps): Route[] {
       }
       const m = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
       if (!expected || !m || !timingSafeEqual(digest(m[1]!), digest(expected))) {
-        await cp.audit.append({ type: 'scim.refused', why: m ? 'wrong token' : 'no bearer token', client: req.socket.remoteAddress });
+        await cp.audit.append(auditEvent('scim.refused', { why: m ? 'wrong token' : 'no bearer token', client: req.socket.remoteAddress }));
         res.setHeader('www-authenticate', 'Bearer');
         return sendError(res, 401, 'a valid bearer token is required');
       }

@@ -5,6 +5,7 @@ import type { Route, RequestContext } from './router.js';
 import { searchRequest } from '../../recorder/index/search-request.js';
 import { QueryError } from '../../recorder/index/query-text.js';
 import { IndexUnavailable, type RecordingSearch } from '../../recorder/index/index.types.js';
+import { auditBy } from '../../recorder/audit-events.js';
 
 /** Index errors as the client sees them: bad input is a 400, an index still opening a 503; never a 500 for query text. */
 export function indexCall<T>(fn: () => T): T {
@@ -44,10 +45,9 @@ export function searchRoutes(cp: HttpDeps): Route[] {
     } catch (err) {
       throw indexError(err);
     }
-    await cp.audit.append({
-      type: 'recording.search', actor: identity.user, query: text,
-      filters: Object.fromEntries([...url.searchParams].filter(([k]) => k !== 'q' && k !== 'cursor')), hits: page.hits.length,
-    });
+    await cp.audit.append(auditBy(identity, 'recording.search', {
+      query: text, filters: Object.fromEntries([...url.searchParams].filter(([k]) => k !== 'q' && k !== 'cursor')), hits: page.hits.length,
+    }));
     return { query: text, hits: page.hits, next_cursor: page.next ?? null, index: index.status() };
   };
   return [

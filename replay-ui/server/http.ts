@@ -21,6 +21,7 @@ import { searchRoutes } from './api-search.js';
 import { policyRoutes } from './api-policy.js';
 import { lifecycleRoutes } from './api-lifecycle.js';
 import { scimRoutes } from './api-scim.js';
+import { auditEvent } from '../../recorder/audit-events.js';
 
 const MAX_BODY = 1024 * 1024;
 
@@ -83,7 +84,7 @@ export async function startHttpServer(cp: HttpDeps, listen: { host: string; port
     } catch (err) {
       if (err instanceof StoreUnavailable) throw err; // 503, not "bad token"
       const reason = err instanceof TokenRejected ? err.reason : 'token check failed';
-      const event = { type: 'token.rejected', via: 'http', reason, client: req.socket.remoteAddress };
+      const event = auditEvent('token.rejected', { via: 'http', reason, client: req.socket.remoteAddress });
       await (cp.rejections ? cp.rejections.rejected(event) : cp.audit.append(event));
       throw new HttpError(401, `token rejected: ${reason}`);
     }

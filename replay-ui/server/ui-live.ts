@@ -5,6 +5,7 @@ import type { HttpDeps } from './http.types.js';
 import type { LiveSession } from '../../access/live-sessions.js';
 import { tailRecording } from '../../recorder/tail.js';
 import { capabilities, checkOrigin, type UiSessions } from './ui-session.js';
+import { auditBy } from '../../recorder/audit-events.js';
 
 /** Bytes queued on a viewer's socket above which the tail waits (a slow browser). */
 const SEND_BUFFER = 1024 * 1024;
@@ -35,7 +36,7 @@ export function liveUpgrade(cp: HttpDeps, sessions: UiSessions) {
     const live = cp.sessions.get(m[1]!);
     if (!live) return refuse(socket, 404, 'Not Found');
     wss.handleUpgrade(req, socket, head, (ws) => {
-      void cp.audit.append({ type: 'recording.open', actor: s.identity.user, recording: live.recordingId, user: live.user, target: live.target, how: 'live' }).catch(() => undefined);
+      void cp.audit.append(auditBy(s.identity, 'recording.open', { recording: live.recordingId, user: live.user, target: live.target, how: 'live' })).catch(() => undefined);
       tail(cp, live, ws).catch(() => ws.close(1011, 'tail failed'));
     });
   };

@@ -10,6 +10,7 @@ import { checkRoleChange } from '../../access/role-change.js';
 import { HttpError } from './http-errors.js';
 import { requireCapability } from './route-capability.js';
 import { field, type Route } from './router.js';
+import { auditBy } from '../../recorder/audit-events.js';
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,80}\.ya?ml$/;
 const VERSION = /^[0-9]{13}-[0-9a-f]{8}$/;
@@ -151,7 +152,7 @@ export function uiPolicyRoutes(cp: HttpDeps): Route[] {
           if (!check.ok) throw new HttpError(400, check.error);
           const verdict = roleChange(identity, check.roleList);
           if (!verdict.allowed) {
-            await cp.audit.append({ type: 'policy.publish-refused', actor: identity.user, sub: identity.subject, file: name, reason: verdict.reason });
+            await cp.audit.append(auditBy(identity, 'policy.publish-refused', { file: name, why: verdict.reason }));
             throw new HttpError(403, verdict.reason);
           }
           // The version before the first edit through the UI is kept too, so it can be diffed and restored.
@@ -161,7 +162,7 @@ export function uiPolicyRoutes(cp: HttpDeps): Route[] {
           const tmp = join(dir, `.${name}.${randomBytes(4).toString('hex')}.tmp`);
           await writeFile(tmp, content, { mode: 0o644 });
           await rename(tmp, target);
-          await cp.audit.append({ type: 'policy.publish', actor: identity.user, file: name, version: v.version, sha256: v.sha256, previous: current === undefined ? null : sha(current), message });
+          await cp.audit.append(auditBy(identity, 'policy.publish', { file: name, version: v.version, sha256: v.sha256, previous: current === undefined ? null : sha(current), message }));
           return { ...v, rules: check.rules, roles: check.roles, roles_changed: verdict.rolesChanged };
         };
         const p = publishing.then(run, run);

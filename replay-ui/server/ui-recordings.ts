@@ -15,6 +15,7 @@ import { statementParams, statementRows } from '../../recorder/query-log-reader.
 import { ReaderCache } from '../../recorder/reader-cache.js';
 import { sessionsRequest } from '../../recorder/index/sessions-request.js';
 import { indexCall, indexError, requireIndex } from './api-search.js';
+import { auditBy, type Actor } from '../../recorder/audit-events.js';
 
 /** Routes the browser app needs beyond the public API: session list with filters, search, replay data. */
 export function uiRecordingRoutes(cp: HttpDeps): Route[] {
@@ -29,13 +30,13 @@ export function uiRecordingRoutes(cp: HttpDeps): Route[] {
   const cache = new ReaderCache();
   const opened = new Map<string, number>();
   /** Audits an auditor opening a recording (once a minute per auditor and recording, so seeking does not flood the log). */
-  const auditOpen = async (actor: string, m: RecordingMeta, how: string) => {
-    const key = `${actor}\n${m.id}\n${how}`;
+  const auditOpen = async (who: Actor, m: RecordingMeta, how: string) => {
+    const key = `${who.subject}\n${m.id}\n${how}`;
     const last = opened.get(key) ?? 0;
     if (Date.now() - last < 60_000) return;
     opened.set(key, Date.now());
     if (opened.size > 5000) opened.clear();
-    await cp.audit.append({ type: 'recording.open', actor, recording: m.id, user: m.user, target: m.target, how });
+    await cp.audit.append(auditBy(who, 'recording.open', { recording: m.id, user: m.user, target: m.target, how }));
   };
 
   return [
@@ -68,15 +69,15 @@ export function uiRecordingRoutes(cp: HttpDeps): Route[] {
         const live = cp.sessions.list().find((s) => s.recordingId === m.id);
         const base = { meta: m, liveSession: live?.id ?? null };
         if (m.format === 'asciicast') {
-          await auditOpen(identity.user, m, 'replay');
+          await auditOpen(identity, m, 'replay');
           return { ...base, index: await castIndex(path(m), cache) };
         }
         if (m.format === 'raw') {
           // Replayed from the rendered events; the byte view (size, SHA-256, hex head per stream) beside it.
-          await auditOpen(identity.user, m, 'replay');
+          await auditOpen(identity, m, 'replay');
           return { ...base, index: await rawCastIndex(path(m), cache), raw: await rawSummary(path(m), cache) };
         }
-        await auditOpen(identity.user, m, 'statements');
+        await auditOpen(identity, m, 'statements');
         return { ...base, statements: await statementRows(path(m), cache) };
       },
     },
@@ -87,7 +88,7 @@ export function uiRecordingRoutes(cp: HttpDeps): Route[] {
         requireAudit(cp, identity);
         const m = await meta(params.id!);
         if (m.format === 'jsonl') throw new HttpError(400, 'not a terminal recording');
-        await auditOpen(identity.user, m, 'replay');
+        await auditOpen(identity, m, 'replay');
         const p = path(m);
         const from = url.searchParams.get('from');
         if (m.format === 'raw' && from === null) {
@@ -125,7 +126,7 @@ export function uiRecordingRoutes(cp: HttpDeps): Route[] {
         if (m.format !== 'jsonl') throw new HttpError(400, 'not a Postgres recording');
         const n = Number(params.n);
         if (!Number.isInteger(n) || n < 1) throw new HttpError(400, 'bad statement number');
-        await cp.audit.append({ type: 'recording.params', actor: identity.user, recording: m.id, line: n });
+        await cp.audit.append(auditBy(identity, 'recording.params', { recording: m.id, line: n }));
         return { params: await statementParams(path(m), n) };
       },
     },

@@ -6,6 +6,7 @@ import type { HttpDeps } from './http.types.js';
 import { capabilitiesOf } from '../../access/capabilities.js';
 import { HttpError } from './http-errors.js';
 import { field, type Route } from './router.js';
+import { auditBy, auditEvent } from '../../recorder/audit-events.js';
 
 export const COOKIE = 'pam_session';
 /** Upper bound of a browser session; a shorter token expiry wins. */
@@ -151,7 +152,7 @@ export class UiSessions {
         handler: async ({ req, res, identity }) => {
           if (!req.headers.authorization) throw new HttpError(400, 'send the IAM token as "Authorization: Bearer TOKEN"');
           const s = this.start(res, identity);
-          await cp.audit.append({ type: 'ui.signin', actor: identity.user, via: 'token' });
+          await cp.audit.append(auditBy(identity, 'ui.signin', { via: 'token' }));
           return this.describe(s);
         },
       },
@@ -178,7 +179,7 @@ export class UiSessions {
           checkOrigin(req);
           const secret = field(body, 'secret', { max: 64 }) ?? '';
           if (!sameText(secret, cp.dev.signinSecret)) {
-            await cp.audit.append({ type: 'ui.signin-refused', via: 'dev', reason: 'wrong or missing dev sign-in secret', client: req.socket.remoteAddress });
+            await cp.audit.append(auditEvent('ui.signin-refused', { via: 'dev', why: 'wrong or missing dev sign-in secret', client: req.socket.remoteAddress }));
             throw new HttpError(403, 'the dev sign-in needs the secret `pam serve` printed at start-up');
           }
           const user = field(body, 'user', { required: true, max: 64 })!;
@@ -187,7 +188,7 @@ export class UiSessions {
           if (groups.some((g) => !/^[A-Za-z0-9._-]+$/.test(g))) throw new HttpError(400, '"groups" is a comma-separated list of names');
           const identity = await cp.identity.verify(await cp.dev.issue(user, groups, { ttlSec: 8 * 3600 }));
           const s = this.start(res, identity);
-          await cp.audit.append({ type: 'ui.signin', actor: identity.user, via: 'dev' });
+          await cp.audit.append(auditBy(identity, 'ui.signin', { via: 'dev' }));
           return this.describe(s);
         },
       },
@@ -247,7 +248,7 @@ export class UiSessions {
     }
     if (!browser || !sameText(sha256(browser), p.browser)) {
       // Keep the pending login: the browser that started it may still come back with its cookie.
-      await this.cp.audit.append({ type: 'ui.signin-refused', via: 'oidc', reason: 'state not bound to this browser', client: req.socket.remoteAddress });
+      await this.cp.audit.append(auditEvent('ui.signin-refused', { via: 'oidc', why: 'state not bound to this browser', client: req.socket.remoteAddress }));
       throw new HttpError(400, 'this sign-in was started in another browser; start again at /auth/login');
     }
     this.pending.delete(state);
@@ -272,7 +273,7 @@ export class UiSessions {
     const nonce = (JSON.parse(Buffer.from(payload ?? '', 'base64url').toString('utf8')) as { nonce?: unknown }).nonce;
     if (nonce !== p.nonce) throw new HttpError(401, 'token rejected: nonce mismatch');
     this.start(res, identity);
-    await this.cp.audit.append({ type: 'ui.signin', actor: identity.user, via: 'oidc' });
+    await this.cp.audit.append(auditBy(identity, 'ui.signin', { via: 'oidc' }));
     res.writeHead(302, { location: '/', 'cache-control': 'no-store' });
     res.end();
     return undefined;

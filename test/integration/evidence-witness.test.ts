@@ -10,6 +10,10 @@ import { openControlPlane } from '../../app/control-plane.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startControlPlane, type TestControlPlane } from '../helpers/control-plane.js';
+import type { AuditEvent } from '../../recorder/audit.types.js';
+
+/** Filler entries for the log under test, outside the event schema on purpose. */
+const raw = (e: Record<string, unknown> & { type: string }) => e as unknown as AuditEvent;
 
 let outside: string;
 let cp: TestControlPlane | undefined;
@@ -25,13 +29,13 @@ it('a failing witness is audited once, and the checkpoints still reach data_dir/
     targets: [],
     overrides: { evidence: { signingKeyFile: join(outside, 'evidence.key'), witness: `file://${witness}`, previousPublicKeys: [], checkpointIntervalMs: 60_000, origin: 'w' } },
   });
-  await cp.deps.audit.append({ type: 'test.entry', i: 0 });
+  await cp.deps.audit.append(raw({ type: 'test.entry', i: 0 }));
   await cp.deps.evidence!.checkpoint();
   expect(JSON.parse(await readFile(join(witness, 'latest.json'), 'utf8')).size).toBe(cp.deps.evidence!.tree.size);
   await rm(witness, { recursive: true });
   await writeFile(witness, 'not a directory any more');
   for (let i = 1; i < 4; i++) {
-    await cp.deps.audit.append({ type: 'test.entry', i });
+    await cp.deps.audit.append(raw({ type: 'test.entry', i }));
     await cp.deps.evidence!.checkpoint();
   }
   const failed = (await cp.audit()).filter((e) => e.type === 'evidence.witness_failed');

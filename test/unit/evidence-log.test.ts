@@ -10,6 +10,10 @@ import { EvidenceMismatch, TransparencyLog } from '../../recorder/evidence/trans
 import { verifyLog } from '../../recorder/evidence/verify-log.js';
 import { FileWitness } from '../../recorder/evidence/witness.js';
 import { forge, type Tamper } from '../helpers/audit-forge.js';
+import type { AuditEvent } from '../../recorder/audit.types.js';
+
+/** These tests exercise the log and its evidence, not the event schema: events as any caller might pass them. */
+const raw = (e: Record<string, unknown> & { type: string }) => e as unknown as AuditEvent;
 
 const dir = await mkdtemp(join(tmpdir(), `pam-evidence-${process.pid}-`));
 afterAll(() => rm(dir, { recursive: true, force: true }));
@@ -85,7 +89,7 @@ async function signedLog(entries: number) {
   const path = join(base, 'data', 'audit.log');
   const audit = await FileAuditLog.open(path, { onLine: (l) => tlog.add(l) });
   for (let i = 0; i < entries; i++) {
-    await audit.append({ type: 'test.event', actor: `user${i}`, i });
+    await audit.append(raw({ type: 'test.event', actor: `user${i}`, i }));
     // Several checkpoints along the way, as a running proxy signs every few seconds.
     if (i % 7 === 6) await tlog.checkpoint();
   }
@@ -146,7 +150,7 @@ describe('transparency log over the audit log', () => {
     const tlog = new TransparencyLog({ key: s.key, keyring: s.keyring, local: s.local, witnesses: [s.witness], origin: 'test', intervalMs: 60_000 });
     const audit = await FileAuditLog.open(s.path, { onLine: (l) => tlog.add(l) });
     await tlog.assertExtendsWitnessed();
-    await audit.append({ type: 'after.restart' });
+    await audit.append(raw({ type: 'after.restart' }));
     await audit.close();
     await tlog.close();
     const lines = (await readFile(s.path, 'utf8')).split('\n').filter(Boolean);
@@ -158,9 +162,9 @@ describe('transparency log over the audit log', () => {
     const tlog = new TransparencyLog({ key: s.key, keyring: s.keyring, local: s.local, witnesses: [s.witness], origin: 'test', intervalMs: 60_000 });
     const mine = await FileAuditLog.open(s.path, { onLine: (l) => tlog.add(l) });
     const other = await FileAuditLog.open(s.path);
-    await other.append({ type: 'secret.set', name: 'x' });
+    await other.append(raw({ type: 'secret.set', name: 'x' }));
     await other.close();
-    await mine.append({ type: 'mine' });
+    await mine.append(raw({ type: 'mine' }));
     await mine.close();
     await tlog.close();
     const lines = (await readFile(s.path, 'utf8')).split('\n').filter(Boolean);

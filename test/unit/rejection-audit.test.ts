@@ -15,7 +15,7 @@ function memoryLog(): AuditLog & { events: AuditEvent[] } {
   };
 }
 
-const bad = (client: string, reason = 'bad signature') => ({ type: 'token.rejected', via: 'http', reason, client });
+const bad = (client: string, reason = 'bad signature') => ({ type: 'token.rejected' as const, via: 'http', reason, client });
 
 describe('RejectionAudit', () => {
   it('writes the first refusals of a window per source, counts the rest, and summarises them', async () => {
