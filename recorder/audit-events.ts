@@ -71,6 +71,8 @@ export type SessionStart = Ev<'session.start', { target: string; login: string; 
 export type SessionEnd = Ev<'session.end', { reason?: string; sha256?: string; recording_gap?: { from: string; error?: string } }>;
 /** The proxy could not open a granted session: `code` says which step (`upstream`, `recording`). */
 export type SessionFailed = Ev<'session.failed', { target: string; login: string; why: string; grant?: string; code?: 'upstream' | 'recording' }>;
+/** A Postgres session changed a parameter the proxy pins (client_encoding, standard_conforming_strings) and was ended. */
+export type ParsePinBroken = Ev<'postgres.parse-pin.broken', { session?: string; why: string }>;
 export type SessionKill = Ev<'session.kill', { session: string; user: string; target: string; reason?: string }>;
 
 // ---- offboarding (a person leaves: grants, requests, sessions, keys, credentials) ----
@@ -179,7 +181,7 @@ export type SecretRotateRecovered = Ev<'secret.rotate.recovered', { name: string
 export type AuditEvent =
   | ConfigLoaded | PolicyLoaded | PolicyRefused | ConfigReloaded | ConfigRefused | ProxyStopping | ProxyStopped | WitnessFailed
   | RequestMade | RequestRefused | Decision | DecisionRefused | GrantMade | Revoke | RevokeRefused
-  | SessionRefused | SessionStart | SessionEnd | SessionFailed | SessionKill
+  | SessionRefused | SessionStart | SessionEnd | SessionFailed | SessionKill | ParsePinBroken
   | HoldMade | HoldRefused | HoldDecision
   | PolicyVerdict
   | SshShell | SshScreen | SshExec | SshSubsystem | SshCommandDenied | SshChannelRefused | SshForward | SshForwardFailed | SshForwardConnection

@@ -18,7 +18,7 @@ import { MAX_PREAUTH_MESSAGE_BYTES, sourceOf, type LoginTicket } from '../login-
 import { batchFrontend } from './session-relay.js';
 import { connectUpstream, sendCancel, type UpstreamConnection } from './upstream.js';
 import { brokenPin, parseParameterStatus, pinStartup } from './parse-pins.js';
-import { auditEvent } from '../../recorder/audit-events.js';
+import { auditEvent, byActor } from '../../recorder/audit-events.js';
 
 export interface SessionContext {
   deps: BrokerDeps;
@@ -379,13 +379,13 @@ export class PostgresSession {
   private pinnedParams(params: Record<string, string>): Record<string, string> {
     const pin = pinStartup(params);
     if ('params' in pin) return pin.params;
-    void this.ctx.deps.audit.append({ type: 'session.refused', protocol: 'postgres', code: 'parse-pin', why: pin.refusal.message, login: params.user, client: this.clientAddress }).catch(() => undefined);
+    void this.ctx.deps.audit.append(auditEvent('session.refused', { protocol: 'postgres', code: 'parse-pin', why: pin.refusal.message, login: params.user, client: this.clientAddress })).catch(() => undefined);
     throw new SessionFatal(pin.refusal.sqlstate, pin.refusal.message);
   }
 
   private pinBroken(why: string, told = false): void {
     const { deps } = this.ctx;
-    void deps.audit.append({ type: 'postgres.parse-pin.broken', actor: this.auth?.identity.user, target: this.auth?.target.name, login: this.auth?.login, session: this.live?.id, why }).catch(() => undefined);
+    void deps.audit.append({ ...(this.auth ? byActor(this.auth.identity) : {}), type: 'postgres.parse-pin.broken', target: this.auth?.target.name, login: this.auth?.login, session: this.live?.id, why }).catch(() => undefined);
     if (told) this.end(`parse pin broken: ${why}`);
     else this.end(`parse pin broken: ${why}`, { sqlstate: '0A000', message: `terminating connection: ${why}` });
   }
