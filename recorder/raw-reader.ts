@@ -153,12 +153,24 @@ export async function* rawCastEvents(path: string, onHeader?: (h: RawHeader) => 
   }
 }
 
-/** Renders frames as asciicast events one by one (the state: which streams turned out binary). */
+/**
+ * Renders frames as asciicast events one by one (the state: which streams turned out binary,
+ * which channels have a pty). Output of a channel without a pty has bare `\n` line ends, which a
+ * terminal shows as a staircase; they are shown as `\r\n`, as the client's terminal did (its
+ * own tty added the CR). Only the rendering changes: the raw file keeps the bytes as sent.
+ */
 export class RawCastRenderer {
   private readonly text = new Map<string, TextClassifier>();
+  private readonly pty = new Set<number>();
+  /** Streams whose last rendered chunk ended in `\r` (a CRLF split across frames). */
+  private readonly endsInCr = new Set<string>();
 
   frame(f: RawFrame): CastEvent | undefined {
     const t = f.t / 1000;
+    if (f.type === FrameType.Channel) {
+      if (channelInfo(f.payload).pty) this.pty.add(f.channel);
+      return undefined;
+    }
     if (f.type === FrameType.Marker) return [t, 'm', f.payload.toString('utf8')];
     if (f.type === FrameType.Transfer) return [t, 'm', transferLabel(parseJson(f.payload))];
     if (f.type === FrameType.Resize && f.payload.length >= 4) return [t, 'r', `${f.payload.readUInt16BE(0)}x${f.payload.readUInt16BE(2)}`];
@@ -169,10 +181,18 @@ export class RawCastRenderer {
     const was = c.binary;
     const s = c.feed(f.payload);
     const name = STREAMS[f.stream] ?? 'stdout';
-    if (s !== undefined) return s ? [t, f.stream === 0 ? 'i' : 'o', s] : undefined;
+    if (s !== undefined) return s ? [t, f.stream === 0 ? 'i' : 'o', f.stream === 0 ? s : this.lineEnds(key, f.channel, s)] : undefined;
     if (was) return undefined;
     const note = `binary ${name} on channel ${f.channel}: see the byte view, or pam recordings export ID --format raw --stream ${name}`;
     return f.stream === 0 ? [t, 'm', note] : [t, 'o', `\r\n[pam: ${note}]\r\n`];
+  }
+
+  private lineEnds(key: string, channel: number, s: string): string {
+    if (this.pty.has(channel)) return s;
+    const out = (this.endsInCr.has(key) && s.startsWith('\n') ? '\n' + s.slice(1).replace(/(?<!\r)\n/g, '\r\n') : s.replace(/(?<!\r)\n/g, '\r\n'));
+    if (s.endsWith('\r')) this.endsInCr.add(key);
+    else this.endsInCr.delete(key);
+    return out;
   }
 }
 

@@ -113,7 +113,7 @@ describe('RawWriter and readers', () => {
       expect(lines[1][1]).toBe('o');
       expect(lines[1][2]).toContain('line-4');
       expect(lines[1][2]).not.toContain('line-5');
-      expect(lines.slice(2).map((e) => e[2])).toEqual(['line-5\n', 'line-6\n']);
+      expect(lines.slice(2).map((e) => e[2])).toEqual(['line-5\r\n', 'line-6\r\n']);
       expect(lines[2][0]).toBeGreaterThan(0);
       expect(lines[2][0]).toBeLessThan(1);
       const idx = await rawCastIndex(path);
@@ -144,7 +144,7 @@ describe('RawWriter and readers', () => {
       await tail;
       expect(JSON.parse(got[0]!)).toMatchObject({ version: 2 });
       const ev = got.slice(1).map((l) => JSON.parse(l));
-      expect(ev.map((e) => e[2])).toEqual(['first-line\n', expect.stringContaining('binary stdout'), 'exit status 0', 'end: done']);
+      expect(ev.map((e) => e[2])).toEqual(['first-line\r\n', expect.stringContaining('binary stdout'), 'exit status 0', 'end: done']);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
@@ -218,5 +218,18 @@ describe('ScpTransfer', () => {
     cut.feed(Buffer.from('C0644 10 x\nabc'));
     cut.end();
     expect(got).toEqual([expect.objectContaining({ size: 3, why: expect.stringContaining('3 of 10') })]);
+  });
+});
+
+describe('raw rendering of line ends (display only)', () => {
+  it('a channel without a pty shows bare \\n as \\r\\n (a CRLF split across frames is not doubled); a pty channel and stdin are left as sent', async () => {
+    const { RawCastRenderer } = await import('../../recorder/raw-reader.js');
+    const ch = (n: number, info: object) => encodeFrame(FrameType.Channel, 0, n, 0, Buffer.from(JSON.stringify(info)));
+    const data = (n: number, stream: number, s: string) => encodeFrame(FrameType.Data, stream, n, 1, Buffer.from(s));
+    const file = Buffer.concat([header, ch(0, { kind: 'exec' }), ch(1, { kind: 'shell', pty: true }),
+      data(0, 1, '1\n2\n'), data(0, 1, 'a\r'), data(0, 1, '\nb\r\n'), data(0, 2, 'err\n'), data(0, 0, 'in\n'), data(1, 1, 'pty\n')]);
+    const r = new RawCastRenderer();
+    const got = parseAll(file, []).frames.map((f) => r.frame(f)).filter((e) => e).map((e) => e![2]);
+    expect(got).toEqual(['1\r\n2\r\n', 'a\r', '\nb\r\n', 'err\r\n', 'in\n', 'pty\n']);
   });
 });

@@ -2,12 +2,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { mkdir } from 'node:fs/promises';
-import { waitFor } from '../helpers/sshd.js';
+import { createHash } from 'node:crypto';
+import { runOpenSsh, waitFor } from '../helpers/sshd.js';
 import { startUiStack, type UiStack } from '../helpers/ui-stack.js';
 import type { RecordingMeta } from '../../recorder/recording.types.js';
 
 /**
- * Seeks in the replay land at the recorded moment with the default idle limit ("skip idle > 2s"),
+ * The replay shows what happened (issue 18). Seeks in the replay land at the recorded moment with the default idle limit ("skip idle > 2s"),
  * in Chromium against a real proxy and sshd. The session pauses 5 s between commands, so each
  * pause is 3 s shorter on the player's clock: a seek by recording time that is not mapped lands
  * one command (or more) late, which is what these tests would then see on the screen.
@@ -103,5 +104,33 @@ describe('replay seeks with the default idle limit', () => {
     await expect.poll(screen, { timeout: 10_000 }).toContain('first-2');
     await sleep(500);
     expect(await screen()).not.toContain('second-4');
+  });
+});
+
+describe('no-pty output', () => {
+  it('a no-pty `seq` replays without a staircase, and the recording keeps the bytes as sent', async () => {
+    const { page } = ui;
+    const tok = await ui.token('alice', ['admins']);
+    const r = await runOpenSsh('ssh', tok, ['-o', `Port=${ui.proxy.ssh!.port}`, '-o', 'User=root@web', '127.0.0.1', 'seq 1 3000']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).not.toContain('\r');
+    const meta = await waitFor(async () => (await ui.proxy.cp.recordings.list()).find((m) => m.format === 'raw' && m.status === 'ended'), 'sealed raw recording');
+    await page.goto(`${ui.base}/#/recording/${meta.id}`);
+    await page.locator('#byte-view').waitFor();
+    // The bytes as sent: the stdout stream's SHA-256 is that of seq's own output (bare \n).
+    const sha = createHash('sha256').update(r.stdout).digest('hex');
+    await expect.poll(async () => (await page.locator('#streams tr', { hasText: 'stdout' }).first().textContent()) ?? '').toContain(sha);
+    const labels = await page.locator('#markers li').allTextContents();
+    await page.locator('#markers button.marker').nth(labels.findIndex((l) => l.includes('exit status'))).click();
+    await expect.poll(screen, { timeout: 10_000 }).toContain('3000');
+    // Every row of the screen starts at column 0 and holds one number, consecutive up to 3000.
+    const rows = (await page.locator('#player .ap-term .ap-line').allTextContents()).map((l) => l.replace(/\u00a0/g, ' ').trimEnd()).filter((l) => l);
+    expect(rows.length).toBeGreaterThan(10);
+    const nums = rows.filter((l) => /^\d+$/.test(l)).map(Number);
+    expect(nums.length).toBeGreaterThan(10);
+    expect(nums.at(-1)).toBe(3000);
+    for (let i = 1; i < nums.length; i++) expect(nums[i]).toBe(nums[i - 1]! + 1);
+    expect(rows.filter((l) => /^\s+\d/.test(l))).toEqual([]);
+    await page.screenshot({ path: join(SHOTS, 'replay-no-pty.png'), fullPage: true });
   });
 });
