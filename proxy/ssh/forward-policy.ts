@@ -9,6 +9,7 @@
 import type ssh2 from 'ssh2';
 import { judgeChannel, type ChannelKind } from './channel-rules.js';
 import type { ChannelContext } from './channels.types.js';
+import { canonicalHost, resolvedAddresses } from './forward-destination.js';
 
 type Ctx = Pick<ChannelContext, 'policy' | 'subject' | 'audit' | 'recording' | 'track'>;
 
@@ -59,15 +60,43 @@ export function relayForward(ctx: Ctx, label: string, a: Duplex, b: Duplex): voi
   b.on('close', close);
 }
 
+/**
+ * The verdict on a forward destination in every form the target may read it as
+ * (forward-destination.ts): refused when any form is refused by a rule; otherwise the verdict
+ * on the canonical form (or, for a name, on the name as asked). Returns the host to open.
+ */
+export async function decideDestination(
+  ctx: Ctx, host: string, port: number, what: string, extra: Record<string, unknown> = {},
+): Promise<({ allowed: true; rule: string } | { allowed: false; why: string }) & { host: string }> {
+  const canonical = canonicalHost(host);
+  const forms = [...new Set([canonical, host, ...(await resolvedAddresses(canonical))])];
+  for (const f of forms) {
+    const { refusal, rule } = judgeChannel(ctx, 'port-forward', `${f}:${port}`);
+    if (refusal && rule) {
+      refuseForward(ctx, 'port-forward', `${host}:${port}`, what, f === host ? refusal : `${refusal} (${host} is ${f})`, rule, { ...extra, normalised: `${f}:${port}` });
+      return { allowed: false, why: refusal, host: canonical };
+    }
+  }
+  const d = decideForward(ctx, 'port-forward', `${canonical}:${port}`, what, { ...extra, ...(canonical !== host ? { asked: `${host}:${port}` } : {}) });
+  return { ...d, host: canonical };
+}
+
 export function handleDirectTcpip(
   ctx: ChannelContext,
   accept: () => ssh2.ServerChannel | undefined,
   reject: () => void,
   info: ssh2.TcpipRequestInfo,
 ): void {
+  void decideDestination(ctx, info.destIP, info.destPort, `port forward to ${info.destIP}:${info.destPort}`).then(
+    (d) => (d.allowed ? openDirect(ctx, accept, reject, { ...info, destIP: d.host }, d.rule) : reject()),
+    () => reject(),
+  );
+}
+
+/** Opens an allowed forward from the target, to the canonical address that was judged. */
+function openDirect(ctx: ChannelContext, accept: () => ssh2.ServerChannel | undefined, reject: () => void, info: ssh2.TcpipRequestInfo, allowedBy: string): void {
   const destination = `${info.destIP}:${info.destPort}`;
-  const d = decideForward(ctx, 'port-forward', destination, `port forward to ${destination}`);
-  if (!d.allowed) return reject();
+  const d = { rule: allowedBy };
   ctx.upstream.forwardOut(info.srcIP, info.srcPort, info.destIP, info.destPort, (err, up) => {
     if (err) {
       ctx.audit({ type: 'ssh.forward.failed', destination, why: err.message });

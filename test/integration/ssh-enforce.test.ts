@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import ssh2 from 'ssh2';
+import { createServer, type AddressInfo, type Server } from 'node:net';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { startControlPlane, type TestControlPlane } from '../helpers/control-plane.js';
@@ -20,9 +21,22 @@ let sshd: TestSshd;
 let cp: TestControlPlane;
 let broker: Listener;
 let token: string;
+let canary: Server;
+let canaryHits = 0;
 
-const rules = `
+const rules = (canaryPort: number) => `
 command_rules:
+  - name: no-canary-port
+    protocol: ssh
+    targets: [web]
+    match: { channel: port-forward, destination: '127.0.0.1:${canaryPort}' }
+    action: deny
+    message: "Not that port."
+  - name: forwards-ok
+    protocol: ssh
+    targets: [web]
+    match: { channel: port-forward, destination: '*' }
+    action: allow
   - name: no-forbidden-markers
     protocol: ssh
     match: { command: touch, args_regex: 'x-forbidden' }
@@ -42,9 +56,11 @@ command_rules:
 
 beforeAll(async () => {
   mkdirSync(dir, { recursive: true });
+  canary = createServer((sock) => { canaryHits++; sock.destroy(); });
+  await new Promise<void>((r) => canary.listen(0, '127.0.0.1', r));
   sshd = await startSshd({ config: [`Subsystem touchsub /usr/bin/touch ${dir}/x-subsystem-ran`, 'Subsystem echosub /bin/echo echosub-ran'] });
   const t = { protocol: 'ssh' as const, host: sshd.host, port: sshd.port, hostKey: sshd.hostKey, logins: { root: { secret: 'web-root' } } };
-  cp = await startControlPlane({ targets: [{ ...t, name: 'web', defaultAction: 'allow' }, { ...t, name: 'strict', defaultAction: 'deny' }], roles: rules });
+  cp = await startControlPlane({ targets: [{ ...t, name: 'web', defaultAction: 'allow' }, { ...t, name: 'strict', defaultAction: 'deny' }], roles: rules((canary.address() as AddressInfo).port) });
   await cp.setSecret('web-root', sshd.userKey);
   broker = await startSshBroker(cp.deps, { host: '127.0.0.1', port: 0 });
   await cp.grant('alice', 'web', 'root');
@@ -56,6 +72,7 @@ afterAll(async () => {
   await broker?.close();
   await cp?.close();
   await sshd?.close();
+  canary?.close();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -231,5 +248,34 @@ describe('type-ahead and pasted input', () => {
     const input = cast!.split('\n').slice(1).filter(Boolean).map((l) => JSON.parse(l) as [number, string, string]).filter((e) => e[1] === 'i').map((e) => e[2]).join('');
     expect(input).toContain(`touch ${f('t-tt-one')}`);
     expect(input).toContain('exit');
+  });
+});
+
+describe('forward destinations are normalised before matching', () => {
+  it('numeric, hex, octal, trailing dot, IPv4-mapped IPv6 and a resolved name all meet the deny; the allowed forward still works', async () => {
+    const port = (canary.address() as AddressInfo).port;
+    const password = await cp.token('alice');
+    const client = await new Promise<ssh2.Client>((resolve, reject) => {
+      const c = new ssh2.Client();
+      c.once('ready', () => resolve(c)).once('error', reject);
+      c.connect({ host: '127.0.0.1', port: broker.port, username: 'root@web', password, readyTimeout: 20_000 });
+    });
+    try {
+      for (const host of ['2130706433', '0x7f000001', '0177.0.0.1', '127.1', '127.0.0.1.', '::ffff:127.0.0.1', 'LOCALHOST.', 'localhost']) {
+        const err = await new Promise<Error | undefined>((resolve) => client.forwardOut('127.0.0.1', 5555, host, port, (e, ch) => { ch?.close(); resolve(e); }));
+        expect(err, host).toBeDefined();
+      }
+      const banner = await new Promise<string>((resolve, reject) => client.forwardOut('127.0.0.1', 5555, '0x7f000001', sshd.port, (err, ch) => {
+        if (err) return reject(err);
+        ch.once('data', (d: Buffer) => { resolve(d.toString()); ch.close(); });
+      }));
+      expect(banner).toMatch(/^SSH-2\.0-OpenSSH/);
+    } finally {
+      client.end();
+    }
+    expect(canaryHits).toBe(0);
+    const audit = await cp.audit();
+    expect(audit.some((e) => e.type === 'policy.deny' && e.channel === 'port-forward' && e.destination === `2130706433:${port}` && e.rule === 'no-canary-port')).toBe(true);
+    expect(audit.some((e) => e.type === 'ssh.channel.refused' && e.destination === `localhost:${port}` && e.normalised === `127.0.0.1:${port}`)).toBe(true);
   });
 });
