@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readFile, readdir } from 'node:fs/promises';
 import ssh2 from 'ssh2';
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import { join } from 'node:path';
@@ -277,5 +277,34 @@ describe('forward destinations are normalised before matching', () => {
     const audit = await cp.audit();
     expect(audit.some((e) => e.type === 'policy.deny' && e.channel === 'port-forward' && e.destination === `2130706433:${port}` && e.rule === 'no-canary-port')).toBe(true);
     expect(audit.some((e) => e.type === 'ssh.channel.refused' && e.destination === `localhost:${port}` && e.normalised === `127.0.0.1:${port}`)).toBe(true);
+  });
+});
+
+describe('secrets typed at a no-echo prompt never rest in clear', () => {
+  it('a password typed at a read -s prompt is not in any file under data_dir; the next command runs', async () => {
+    const secret = `Typed-${process.pid}-pw`;
+    const sh = await Pty.open();
+    try {
+      await sh.send(`read -s -p 'Password: ' pw\r`, 'Password: ');
+      await sh.send(`${secret}\r`, /\$ $/);
+      await sh.send(`touch ${f('t-after-pw')}; echo "len=\${#pw}"\r`, /len=\d+/);
+      expect(sh.seen).toContain(`len=${secret.length}`);
+      await waitFor(() => existsSync(f('t-after-pw')), 'command after the prompt ran');
+    } finally {
+      sh.close();
+    }
+    await new Promise((r) => setTimeout(r, 1500));
+    const files: string[] = [];
+    const walk = async (d: string) => {
+      for (const e of await readdir(d, { withFileTypes: true })) {
+        if (e.isDirectory()) await walk(join(d, e.name));
+        else if (e.isFile()) files.push(join(d, e.name));
+      }
+    };
+    await walk(cp.dataDir);
+    const hits = [];
+    for (const p of files) if ((await readFile(p)).includes(secret)) hits.push(p);
+    expect(files.length).toBeGreaterThan(0);
+    expect(hits).toEqual([]);
   });
 });
