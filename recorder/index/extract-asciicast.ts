@@ -10,6 +10,14 @@ export const CHUNK_CHARS = 8 * 1024;
 /** A verdict marker settles the command typed at most this long before it (recording time). */
 const VERDICT_WINDOW_S = 10;
 const MAX_TEXT = 20_000;
+/**
+ * Output text indexed per recording. Bulk output (a `cat` of a dump, base64, a tar listing) is
+ * mostly unique tokens: indexing a gigabyte of it made the FTS5 index larger than the data and
+ * the proxy's memory grow by hundreds of MB. Past this, one marker says the rest of the output
+ * is not indexed; the recording itself keeps every byte, and commands, markers and verdicts are
+ * still indexed to the end.
+ */
+export const MAX_OUTPUT_CHARS = 16 * 1024 * 1024;
 
 /** `[12.345678, "o", …` → time and type, so only the events needed are JSON-parsed. */
 const PREFIX = /^\[\s*([0-9.eE+-]+)\s*,\s*"([a-z])"/;
@@ -28,6 +36,7 @@ export class AsciicastExtractor {
   private header = true;
   private nextKey = 1;
   private open: Open | undefined;
+  private outputChars = 0;
   private readonly typed = new TypedLines();
   private last: CommandOp | undefined;
   private readonly held = new Map<string, CommandOp>();
@@ -69,7 +78,21 @@ export class AsciicastExtractor {
   }
 
   private output(t: number, data: string, out: IndexOp[]): void {
-    const text = plainText(data);
+    if (this.outputChars >= MAX_OUTPUT_CHARS) return;
+    let text = plainText(data);
+    if (!text) return;
+    this.outputChars += text.length;
+    if (this.outputChars >= MAX_OUTPUT_CHARS) {
+      text = text.slice(0, Math.max(0, text.length - (this.outputChars - MAX_OUTPUT_CHARS)));
+      this.output1(t, text, out);
+      this.closeOutput(out);
+      this.marker(t, `output after the first ${MAX_OUTPUT_CHARS / (1024 * 1024)} MiB of text is not indexed (the recording keeps all of it)`, out);
+      return;
+    }
+    this.output1(t, text, out);
+  }
+
+  private output1(t: number, text: string, out: IndexOp[]): void {
     if (!text) return;
     if (this.open && t - this.open.t >= CHUNK_SECONDS) this.closeOutput(out);
     this.open ??= { key: this.nextKey++, t, text: '' };

@@ -245,3 +245,22 @@ describe('raw SSH recordings (channels without a pty)', () => {
     w.close();
   });
 });
+
+describe('bulk output', () => {
+  it(`indexes at most MAX_OUTPUT_CHARS of output text per recording, then says so in a marker, and still indexes commands after it`, async () => {
+    const { AsciicastExtractor, MAX_OUTPUT_CHARS } = await import('../../recorder/index/extract-asciicast.js');
+    const ex = new AsciicastExtractor(0);
+    const ops: import('../../recorder/index/index.types.js').IndexOp[] = [];
+    const line = `${'QUJD'.repeat(19)}\n`; // base64-like: every line a unique-looking token
+    const chunk = line.repeat(Math.ceil((64 * 1024) / line.length));
+    let t = 0;
+    for (let sent = 0; sent < MAX_OUTPUT_CHARS * 1.5; sent += chunk.length) ex.event((t += 0.001), 'o', chunk, ops);
+    ex.event(t + 1, 'm', 'exec: systemctl stop nginx', ops);
+    ex.end(ops);
+    const output = ops.filter((o) => o.op === 'doc' && o.kind === 'output');
+    const indexed = output.reduce((n, o) => n + (o as { text: string }).text.length, 0);
+    expect(indexed).toBe(MAX_OUTPUT_CHARS);
+    expect(ops.some((o) => o.op === 'doc' && o.kind === 'marker' && /not indexed/.test(o.text))).toBe(true);
+    expect(ops.some((o) => o.op === 'command' && o.name === 'systemctl')).toBe(true);
+  });
+});
