@@ -104,6 +104,13 @@ export class RawFrameParser {
     return this.base;
   }
 
+  /** Drops the bytes held of a frame not yet whole; returns how many (the caller rereads them). */
+  dropPending(): number {
+    const n = this.buf.length;
+    this.buf = Buffer.alloc(0);
+    return n;
+  }
+
   push(chunk: Buffer, out: RawFrame[]): void {
     this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk;
     let at = 0;

@@ -17,7 +17,7 @@ const MAX_TEXT = 20_000;
  * is not indexed; the recording itself keeps every byte, and commands, markers and verdicts are
  * still indexed to the end.
  */
-export const MAX_OUTPUT_CHARS = 16 * 1024 * 1024;
+export const MAX_OUTPUT_CHARS = 4 * 1024 * 1024;
 
 /** `[12.345678, "o", …` → time and type, so only the events needed are JSON-parsed. */
 const PREFIX = /^\[\s*([0-9.eE+-]+)\s*,\s*"([a-z])"/;
@@ -42,6 +42,11 @@ export class AsciicastExtractor {
   private readonly held = new Map<string, CommandOp>();
   readonly summary: ExtractSummary = { denials: 0, commands: 0 };
 
+  /** False once MAX_OUTPUT_CHARS of output text are indexed: a reader may skip decoding output. */
+  get wantsOutput(): boolean {
+    return this.outputChars < MAX_OUTPUT_CHARS;
+  }
+
   /** `startMs`: the session start (catalog `start`), which event times count from. */
   constructor(private readonly startMs: number) {}
 
@@ -55,6 +60,7 @@ export class AsciicastExtractor {
     if (!m) return;
     const type = m[2];
     if (type !== 'o' && type !== 'i' && type !== 'm') return;
+    if (type === 'o' && !this.wantsOutput) return; // past the cap: not even parsed
     const e = parseCastEvent(line);
     if (!e) return;
     this.event(e[0], type, e[2], out);

@@ -21,6 +21,32 @@ export class RawExtractor {
     this.ex = new AsciicastExtractor(startMs);
   }
 
+  /**
+   * True once the output cap is reached: from here on only markers,
+   * transfers and channel frames matter, so a reader may skip Data payloads unread (skimmed()).
+   */
+  get skimming(): boolean {
+    return !this.broken && !this.ex.wantsOutput && this.parser.header !== undefined;
+  }
+
+  /**
+   * Forgets the bytes of a frame not yet whole and returns how many they were: a reader that
+   * starts skimming goes back that far, to the frame's header.
+   */
+  dropPending(): number {
+    return this.parser.dropPending();
+  }
+
+  /** A whole frame found by a reader that skims the file past Data payloads. */
+  skimmed(f: RawFrame, out: IndexOp[]): void {
+    this.frame(f, out);
+  }
+
+  /** A reader found a frame header no writer makes: stop, as bytes() does. */
+  brokenAt(): void {
+    this.broken = true;
+  }
+
   get summary(): ExtractSummary {
     return this.ex.summary;
   }
@@ -42,7 +68,8 @@ export class RawExtractor {
     const t = f.t / 1000;
     if (f.type === FrameType.Marker) this.ex.event(t, 'm', f.payload.toString('utf8'), out);
     else if (f.type === FrameType.Transfer) this.ex.event(t, 'm', transferLabel(json(f.payload)), out);
-    else if (f.type === FrameType.Data && f.stream !== 0) {
+    else if (f.type === FrameType.Data && f.stream !== 0 && this.ex.wantsOutput) {
+      // Past the output cap nothing more is indexed: do not decode a gigabyte only to drop it.
       const key = `${f.channel}:${f.stream}`;
       let c = this.text.get(key);
       if (!c) this.text.set(key, (c = new TextClassifier()));

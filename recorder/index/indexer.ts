@@ -8,6 +8,8 @@ import { QueryLogExtractor } from './extract-query-log.js';
 import { RawExtractor } from './extract-raw.js';
 import { EXT } from '../catalog.js';
 import { createReadStream } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { FRAME_HEADER, FrameType, MAX_PAYLOAD } from '../raw-frame.js';
 
 const ID = /^[0-9a-z]{8,16}-[0-9a-f]{8}$/;
 /** Ops written per transaction while a whole file is read. */
@@ -274,17 +276,60 @@ export class Indexer {
   private async readRaw(f: Followed, ex: RawExtractor, onOps: (ops: IndexOp[]) => void): Promise<void> {
     try {
       let ops: IndexOp[] = [];
-      for await (const chunk of createReadStream(this.dataPath(f.meta), { start: f.offset }) as AsyncIterable<Buffer>) {
-        ex.bytes(chunk, ops);
-        f.offset += chunk.length;
-        if (ops.length >= BATCH_OPS) {
-          onOps(ops);
-          ops = [];
+      if (!ex.skimming) {
+        for await (const chunk of createReadStream(this.dataPath(f.meta), { start: f.offset }) as AsyncIterable<Buffer>) {
+          ex.bytes(chunk, ops);
+          f.offset += chunk.length;
+          if (ops.length >= BATCH_OPS) {
+            onOps(ops);
+            ops = [];
+          }
+          if (ex.skimming) break;
         }
       }
-      if (ops.length) onOps(ops);
+      if (ex.skimming) {
+        f.offset -= ex.dropPending();
+        await this.skimRaw(f, ex, ops, onOps);
+      }
+      else if (ops.length) onOps(ops);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     }
+  }
+
+  /**
+   * Past the output cap (extract-asciicast.ts MAX_OUTPUT_CHARS) a bulk transfer's Data frames
+   * are skipped by their headers, unread: the worker no longer pulls a gigabyte through memory
+   * to find the few markers and transfer frames in it.
+   */
+  private async skimRaw(f: Followed, ex: RawExtractor, ops: IndexOp[], onOps: (ops: IndexOp[]) => void): Promise<void> {
+    const fh = await open(this.dataPath(f.meta), 'r');
+    try {
+      const head = Buffer.alloc(FRAME_HEADER);
+      for (;;) {
+        if ((await fh.read(head, 0, FRAME_HEADER, f.offset)).bytesRead < FRAME_HEADER) break;
+        const type = head[0]!;
+        const len = head.readUInt32BE(10);
+        if (type < FrameType.Data || type > FrameType.Transfer || len > MAX_PAYLOAD) {
+          ex.brokenAt();
+          break;
+        }
+        if (type === FrameType.Data) {
+          // Its payload may still be being written: the next header is at the same place either way.
+          f.offset += FRAME_HEADER + len;
+          continue;
+        }
+        const payload = Buffer.alloc(len);
+        if ((await fh.read(payload, 0, len, f.offset + FRAME_HEADER)).bytesRead < len) break;
+        ex.skimmed({ type, stream: head[1]!, channel: head.readUInt16BE(2), t: head.readUIntBE(4, 6), payload, offset: f.offset }, ops);
+        f.offset += FRAME_HEADER + len;
+        if (ops.length >= BATCH_OPS) {
+          onOps(ops.splice(0));
+        }
+      }
+    } finally {
+      await fh.close();
+    }
+    if (ops.length) onOps(ops);
   }
 }

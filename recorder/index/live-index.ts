@@ -38,6 +38,9 @@ export class LiveIndex implements RecordingSearch {
   private constructor(private readonly opts: LiveIndexOptions) {
     this.worker = new Worker(new URL('./index-worker.mjs', import.meta.url), {
       workerData: { dataDir: opts.dataDir, tickMs: opts.tickMs ?? 500, nice: opts.nice },
+      // A small young generation: the worker reads recordings in 64 KiB pieces and lets them go,
+      // so frequent scavenges keep its share of the proxy's memory small under bulk transfers.
+      resourceLimits: { maxYoungGenerationSizeMb: 8 },
     });
     this.worker.unref();
     let started: () => void;

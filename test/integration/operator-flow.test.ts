@@ -146,7 +146,7 @@ describe('operator flow', () => {
     expect(proxyLog).not.toContain(dana);
   }, 240_000);
 
-  it('relays a 1 GiB download with backpressure: the proxy process never holds 200 MB resident', async () => {
+  it('relays a 1 GiB download with backpressure: the proxy process never holds 256 MB resident', async () => {
     // Uses the grant for root@web1 from the test above (tests in a file run in order).
     const dana = (await pam(['dev', 'token', 'dana', '--groups', 'dba'])).stdout.trim();
     const sam = (await pam(['dev', 'token', 'sam', '--groups', 'security'])).stdout.trim();
@@ -170,7 +170,10 @@ describe('operator flow', () => {
     const hwm = Number(/VmHWM:\s+(\d+) kB/.exec(await readFile(`/proc/${proxy.pid}/status`, 'utf8'))![1]) * 1024;
     expect(hwm).toBeGreaterThan(0);
     console.log(`pam serve peak RSS after 1 GiB: ${(hwm / 1048576).toFixed(0)} MB`);
-    expect(hwm).toBeLessThan(200 * 1024 * 1024);
+    // The budget was 200 MB before the search index: its worker thread (own V8 heap, SQLite)
+    // follows this recording live and adds 35-50 MB here. Without the relay's pause the same
+    // download peaks above 1 GB, so 256 MB still fails on any loss of backpressure.
+    expect(hwm).toBeLessThan(256 * 1024 * 1024);
     // And every byte of it is in the recording (JSON-escaped: one more byte per line break).
     const recs = await waitFor(async () => {
       const r = JSON.parse((await pam(['recordings', 'list', '--json'], { PAM_TOKEN: sam })).stdout) as { bytes: number; status: string }[];
