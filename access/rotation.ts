@@ -66,7 +66,7 @@ export class RotationService {
     const uses = this.usesOf(secret);
     const refuse = async (error: string, note = true): Promise<RotationOutcome> => {
       if (note) await this.deps.vault.noteRotationError(secret, error).catch(() => undefined);
-      await this.deps.audit.append(auditEvent('secret.rotate.failed', { actor: by, name: secret, reason: why, why: error }));
+      await this.deps.audit.append(auditEvent('secret.rotate.failed', { actor: by, name: secret, why, error }));
       return { secret, ok: false, error };
     };
     if (uses.length === 0) return refuse(`secret "${secret}" is not the credential of any target login, so there is nothing to rotate it at`, false);
@@ -104,7 +104,7 @@ export class RotationService {
         // The rotator returned (done or undone): the vault's value is the one in force.
         if (committed) await this.deps.vault.dropPrevious(secret).catch(() => undefined);
       }
-      await this.deps.audit.append(auditEvent('secret.rotate', { actor: by, name: secret, target: target.name, login, via: via?.login ?? login, reason: why }));
+      await this.deps.audit.append(auditEvent('secret.rotate', { actor: by, name: secret, target: target.name, login, via: via?.login ?? login, why }));
       return { secret, ok: true };
     } finally {
       current?.fill(0);
@@ -127,7 +127,7 @@ export class RotationService {
     }
     if (await rotator.check(target, login, previous)) {
       await this.deps.vault.set(secret, previous);
-      await this.deps.audit.append(auditEvent('secret.rotate.recovered', { actor: by, name: secret, target: target.name, login, reason: 'an unfinished rotation left a value the target does not accept; the previous one is back' }));
+      await this.deps.audit.append(auditEvent('secret.rotate.recovered', { actor: by, name: secret, target: target.name, login, why: 'an unfinished rotation left a value the target does not accept; the previous one is back' }));
       current.fill(0);
       return previous;
     }

@@ -9,7 +9,7 @@
  * | `protocol`, `target`, `login` | `ssh` or `postgres`; the configured target name; the login on it. For Postgres the client names the target in its `database` startup parameter; the upstream database itself is `database` |
  * | `client`, `origin` | the client's address; the far end of a forwarded connection |
  * | `request`, `grant`, `hold`, `session`, `recording` | ids of those objects |
- * | `why` | why the proxy refused or failed something, as the person was told (exceptions kept because readers depend on them: `token.rejected` and `connection.refused` keep `reason`, the key the rejection limiter counts by; `recording.failed` and `recording.gap` keep `error`, the write error) |
+ * | `why` | why the proxy refused or failed something, as the person was told (exceptions kept because readers depend on them: `token.rejected` and `connection.refused` keep `reason`, the key the rejection limiter counts by; `recording.failed` and `recording.gap` keep `error`, the write error; the `secret.rotate*` family keeps `why` for what started a rotation) |
  * | `reason` | what a person wrote to justify an action (request, approve, deny, revoke, kill), or why a session ended |
  * | `rule` | the policy rule that decided (`default_action` when none did) |
  * | `via` | the path the action came by (`token`/`dev`/`oidc`, `http`, `cli`, `exec`/`shell`) |
@@ -172,11 +172,14 @@ export type RecordingSealed = Ev<'recording.sealed', { recording: string; format
 
 // ---- the CLI on the proxy host ----
 export type SecretChange = Ev<'secret.set' | 'secret.remove', { via: 'cli'; name: string }>;
-/** A vaulted credential rotated at its target (`reason`: what started it; `via`: the login that changed it). */
-export type SecretRotate = Ev<'secret.rotate', { name: string; target: string; login: string; via: string; reason: string }>;
-export type SecretRotateFailed = Ev<'secret.rotate.failed', { name: string; reason: string; why: string }>;
+/**
+ * A vaulted credential rotated at its target (`via`: the login that changed it). The rotation
+ * family keeps `why` for what started it and `error` for a failure (the rotation suite reads them).
+ */
+export type SecretRotate = Ev<'secret.rotate', { name: string; target: string; login: string; via: string; why: string }>;
+export type SecretRotateFailed = Ev<'secret.rotate.failed', { name: string; why: string; error: string }>;
 /** An unfinished rotation was found at the next one and the value the target accepts was kept. */
-export type SecretRotateRecovered = Ev<'secret.rotate.recovered', { name: string; target: string; login: string; reason: string }>;
+export type SecretRotateRecovered = Ev<'secret.rotate.recovered', { name: string; target: string; login: string; why: string }>;
 
 export type AuditEvent =
   | ConfigLoaded | PolicyLoaded | PolicyRefused | ConfigReloaded | ConfigRefused | ProxyStopping | ProxyStopped | WitnessFailed
