@@ -102,7 +102,7 @@ export async function openControlPlane(config: Config, opts: { log?: Log } = {})
       if (Date.now() - last < 60_000) return;
       witnessReported.set(w.name, Date.now());
       log.error({ component: 'evidence', witness: w.name, error: err.message }, 'witness did not take a checkpoint');
-      void audit.append(auditEvent('evidence.witness_failed', { witness: w.name, why: err.message })).catch(() => undefined);
+      void audit.append(auditEvent('evidence.witness_failed', { witness: w.name, error: err.message })).catch(() => undefined);
     })
     : undefined;
   const auditPath = join(config.dataDir, 'audit.log');

@@ -81,7 +81,7 @@ export function installSignals(proxy: RunningProxy, opts: { configFile: string; 
     const r = reloadConfig(proxy.cp.config, opts.configFile);
     if (!r.ok) {
       log.error({ file: opts.configFile, error: r.error }, 'pam: reload refused; the running configuration stays in force');
-      void proxy.cp.audit.append(auditEvent('config.refused', { file: opts.configFile, why: r.error })).catch(() => undefined);
+      void proxy.cp.audit.append(auditEvent('config.refused', { file: opts.configFile, error: r.error })).catch(() => undefined);
       return;
     }
     if (r.changed.includes('log.level') && proxy.cp.config.log && 'level' in log) log.level = proxy.cp.config.log.level;

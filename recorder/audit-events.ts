@@ -9,7 +9,7 @@
  * | `protocol`, `target`, `login` | `ssh` or `postgres`; the configured target name; the login on it. For Postgres the client names the target in its `database` startup parameter; the upstream database itself is `database` |
  * | `client`, `origin` | the client's address; the far end of a forwarded connection |
  * | `request`, `grant`, `hold`, `session`, `recording` | ids of those objects |
- * | `why` | why the proxy refused or failed something, as the person was told (exceptions kept because readers depend on them: `token.rejected` and `connection.refused` keep `reason`, the key the rejection limiter counts by; `recording.failed` and `recording.gap` keep `error`, the write error; the `secret.rotate*` family keeps `why` for what started a rotation) |
+ * | `why` | why the proxy refused or failed something, as the person was told (exceptions kept because readers depend on them: `token.rejected` and `connection.refused` keep `reason`, the key the rejection limiter counts by; `recording.failed` and `recording.gap` keep `error`, the write error; the `secret.rotate*` family keeps `why` for what started a rotation; `config.refused`, `evidence.witness_failed` and `discover.failed` keep `error`) |
  * | `reason` | what a person wrote to justify an action (request, approve, deny, revoke, kill), or why a session ended |
  * | `rule` | the policy rule that decided (`default_action` when none did) |
  * | `via` | the path the action came by (`token`/`dev`/`oidc`, `http`, `cli`, `exec`/`shell`) |
@@ -46,12 +46,13 @@ export type PolicyLoaded = Ev<'policy.loaded', { roles: string[] }>;
 export type PolicyRefused = Ev<'policy.refused', { why: string }>;
 /** SIGHUP: the config file re-read (or refused, the running config kept). */
 export type ConfigReloaded = Ev<'config.reloaded', { file: string; changed: string[]; needs_restart: string[]; targets: string[] }>;
-export type ConfigRefused = Ev<'config.refused', { file: string; why: string }>;
+/** Keeps `error` (the loader's message; the signals suite reads it). */
+export type ConfigRefused = Ev<'config.refused', { file: string; error: string }>;
 /** SIGTERM: graceful stop begins, and its outcome. */
 export type ProxyStopping = Ev<'proxy.stopping', { signal: string; live_sessions: number; grace_ms: number }>;
 export type ProxyStopped = Ev<'proxy.stopped', { signal: string; sessions_ended: number; recordings_sealed: boolean }>;
 /** A witness did not take a checkpoint of the transparency log. */
-export type WitnessFailed = Ev<'evidence.witness_failed', { witness: string; why: string }>;
+export type WitnessFailed = Ev<'evidence.witness_failed', { witness: string; error: string }>;
 
 // ---- access: requests, grants, sessions ----
 export type RequestMade = Ev<'request', { request: string; target: string; login: string; duration: string; reason: string }>;
