@@ -134,3 +134,77 @@ describe('no-pty output', () => {
     await page.screenshot({ path: join(SHOTS, 'replay-no-pty.png'), fullPage: true });
   });
 });
+
+describe('CSP and the live view', () => {
+  it('no CSP refusal or page error on any page, a live SSH view included; underscores drawn; a kill updates the view at once', async () => {
+    const ctx = await ui.browser.newContext({ viewport: { width: 1400, height: 900 } });
+    await ctx.addInitScript(() => {
+      const w = window as unknown as { __csp: string[] };
+      w.__csp = [];
+      document.addEventListener('securitypolicyviolation', (e) => w.__csp.push(`${e.violatedDirective} ${e.blockedURI} ${e.sample}`));
+    });
+    const page = await ctx.newPage();
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
+    page.on('console', (m) => { if (m.type() === 'error') errors.push(`console: ${m.text()}`); });
+    const violations: string[] = [];
+    const collect = async (where: string) => {
+      for (const v of await page.evaluate(() => (window as unknown as { __csp: string[] }).__csp.splice(0))) violations.push(`${where}: ${v}`);
+    };
+    await ui.signIn(page, 'sam', 'security');
+    await collect('signin');
+    // Before sign-in the app's probe of GET /api/v1/session is answered 401, which Chromium logs; that one is expected.
+    expect(errors.filter((e) => !e.includes('status of 401'))).toEqual([]);
+    errors.length = 0;
+    const raw = (await ui.proxy.cp.recordings.list()).find((m) => m.format === 'raw');
+    for (const hash of ['#/sessions', `#/recording/${rec.id}`, ...(raw ? [`#/recording/${raw.id}`] : []), '#/live', '#/inbox', '#/policies', '#/policies/rules.yaml']) {
+      await page.goto(`${ui.base}/${hash}`);
+      await page.locator('main h1, main table, main .notice').first().waitFor();
+      await page.waitForTimeout(300);
+      await collect(hash);
+    }
+
+    const sh = await ui.shell('alice');
+    const live = await waitFor(() => ui.proxy.cp.sessions.list().find((s) => s.protocol === 'ssh' && s.user === 'alice'), 'live ssh session');
+    await page.goto(`${ui.base}/#/live/${live.id}`);
+    await page.locator('#live-view .xterm-rows').waitFor();
+    sh.stream.write("printf '%s\\n' my_app__v2 \"$(printf '\\033[38;2;255;100;0m')truecolour$(printf '\\033[0m')\"\r");
+    const rows = page.locator('#live-view .xterm-rows');
+    await expect.poll(async () => (await rows.textContent()) ?? '', { timeout: 10_000 }).toContain('truecolour');
+    expect((await rows.textContent()) ?? '').toContain('my_app__v2');
+    // xterm's own CSS is in effect (refused, the cells lose their box and underscores are clipped).
+    const look = await page.evaluate(() => {
+      const span = document.querySelector('#live-view .xterm-rows span') as HTMLElement;
+      const row = document.querySelector('#live-view .xterm-rows > div') as HTMLElement;
+      const cell = document.querySelector('#live-view .xterm-char-measure-element') as HTMLElement | null;
+      const out = Array.from(document.querySelectorAll('#live-view .xterm-rows > div')).find((r) => r.textContent?.trim() === 'truecolour');
+      const rgb = out ? (Array.from(out.querySelectorAll('span')).find((s) => s.textContent?.includes('truecolour')) as HTMLElement | undefined) : undefined;
+      return {
+        display: getComputedStyle(span).display,
+        rowHeight: row.getBoundingClientRect().height,
+        glyph: cell ? cell.getBoundingClientRect().height : 0,
+        fontSize: getComputedStyle(document.querySelector('#live-view .xterm-rows')!).fontSize,
+        rgb: rgb ? getComputedStyle(rgb).color : '',
+      };
+    });
+    expect(look.display).toBe('inline-block');
+    expect(look.fontSize).toBe('14px');
+    expect(look.rowHeight).toBeGreaterThanOrEqual(look.glyph);
+    expect(look.rgb).toBe('rgb(255, 100, 0)');
+    await page.screenshot({ path: join(SHOTS, 'live-ssh.png'), fullPage: true });
+    await collect('live view');
+
+    await page.fill('#kill-reason', 'e2e: csp check done');
+    await page.click('#kill');
+    await page.locator('#kill-done').waitFor();
+    // At once, from the answer to the kill: the markers panel says so, Terminate is disabled.
+    expect(await page.locator('#live-markers li', { hasText: 'e2e: csp check done' }).count()).toBe(1);
+    expect(await page.locator('#kill').isDisabled()).toBe(true);
+    expect(await page.locator('#live-state').textContent()).toBe('ended');
+    await sh.closed.catch(() => undefined);
+    await collect('after kill');
+    expect(violations).toEqual([]);
+    expect(errors).toEqual([]);
+    await ctx.close();
+  });
+});

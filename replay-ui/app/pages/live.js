@@ -1,20 +1,28 @@
 import { h, clear, notice, fmtTime } from '../dom.js';
 import { get, post } from '../api.js';
+import { cspSafeXterm } from '../xterm-csp.js';
 
+/** The Terminate form; `ended()` disables it (the session is gone: nothing left to terminate). */
 function killForm(id, onDone) {
   const reason = h('input', { id: 'kill-reason', placeholder: 'reason (shown to the user and audited)', required: true });
+  const button = h('button', { type: 'submit', class: 'danger', id: 'kill' }, 'Terminate session');
   const msg = h('span');
-  return h('form', { class: 'kill', onsubmit: async (e) => {
+  const form = h('form', { class: 'kill', onsubmit: async (e) => {
     e.preventDefault();
     if (!reason.value.trim()) { clear(msg, 'A reason is required.'); return; }
+    button.disabled = true;
     try {
-      await post(`/api/v1/sessions/${encodeURIComponent(id)}/kill`, { reason: reason.value.trim() });
+      const why = reason.value.trim();
+      await post(`/api/v1/sessions/${encodeURIComponent(id)}/kill`, { reason: why });
       clear(msg, h('span', { class: 'ok', id: 'kill-done' }, 'Terminated.'));
-      onDone?.();
+      onDone?.(why);
     } catch (err) {
+      button.disabled = false;
       clear(msg, notice(err.message, 'error'));
     }
-  } }, reason, h('button', { type: 'submit', class: 'danger', id: 'kill' }, 'Terminate session'), msg);
+  } }, reason, button, msg);
+  form.ended = () => { button.disabled = true; reason.disabled = true; };
+  return form;
 }
 
 async function list(main) {
@@ -45,16 +53,24 @@ export async function render(main, { params }) {
   const state = h('span', { class: 'badge live', id: 'live-state' }, 'connecting');
   const markers = h('ol', { class: 'markers', id: 'live-markers' });
   const view = h('div', { class: 'live-view', id: 'live-view' });
+  const ended = (label) => {
+    state.textContent = 'ended';
+    state.className = 'badge';
+    kill.ended();
+    if (label) markers.append(h('li', { class: 'deny' }, label));
+  };
+  const kill = killForm(id, (why) => ended(`terminated by you: ${why}`));
   clear(main,
     h('h1', {}, `${info.user}@${info.target}`, h('span', { class: 'muted' }, ` as ${info.login}`), ' ', state),
     h('p', { class: 'meta' }, h('span', { class: `badge ${info.protocol}` }, info.protocol), ` started ${fmtTime(info.startedAt)} · recording `,
       h('a', { href: `#/recording/${encodeURIComponent(info.recordingId)}` }, info.recordingId)),
-    killForm(id),
+    kill,
     h('div', { class: 'replay' }, view, h('aside', {}, h('section', { class: 'panel' }, h('h2', {}, 'Markers'), markers))));
 
   let term;
   let stmts;
   if (info.protocol === 'ssh') {
+    cspSafeXterm();
     const { Terminal } = await import('/vendor/xterm.mjs');
     term = new Terminal({ convertEol: false, disableStdin: true, cursorBlink: false, scrollback: 5000, fontSize: 14 });
     term.open(view);
@@ -90,11 +106,13 @@ export async function render(main, { params }) {
   ws.onopen = () => { state.textContent = 'live'; };
   ws.onmessage = (m) => {
     for (const line of String(m.data).split('\n')) {
-      if (line === '{"type":"end"}') { state.textContent = 'ended'; state.className = 'badge'; continue; }
+      if (line === '{"type":"end"}') { ended(); continue; }
       onLine(line);
     }
   };
-  ws.onclose = () => { if (state.textContent !== 'ended') { state.textContent = 'disconnected'; state.className = 'badge'; } };
+  ws.onclose = () => {
+    if (state.textContent !== 'ended') { state.textContent = 'disconnected'; state.className = 'badge'; }
+  };
   return () => {
     ws.close();
     term?.dispose();
