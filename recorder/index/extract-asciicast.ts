@@ -7,8 +7,6 @@ import { commandName } from './command-name.js';
 /** An output chunk closes after this much recording time or text, so a hit points near its moment. */
 export const CHUNK_SECONDS = 2;
 export const CHUNK_CHARS = 8 * 1024;
-/** A verdict marker settles the command typed at most this long before it (recording time). */
-const VERDICT_WINDOW_S = 10;
 const MAX_TEXT = 20_000;
 /**
  * Output text indexed per recording. Bulk output (a `cat` of a dump, base64, a tar listing) is
@@ -40,6 +38,8 @@ export class AsciicastExtractor {
   private readonly typed = new TypedLines();
   private last: CommandOp | undefined;
   private readonly held = new Map<string, CommandOp>();
+  /** A command made from a verdict marker (no typed line before it): its text and time. */
+  private marked: { text: string; t: number } | undefined;
   readonly summary: ExtractSummary = { denials: 0, commands: 0 };
 
   /** False once MAX_OUTPUT_CHARS of output text are indexed: a reader may skip decoding output. */
@@ -128,6 +128,10 @@ export class AsciicastExtractor {
   }
 
   private command(t: number, via: 'shell' | 'exec', text: string, out: IndexOp[]): void {
+    // The same line's keys arriving in the input track after the marker that judged it: one event.
+    const marked = this.marked;
+    this.marked = undefined;
+    if (via === 'shell' && marked && marked.text === text && t <= marked.t) return;
     const c: CommandOp = { op: 'command', key: this.nextKey++, t, ts: this.ts(t), via, text: text.slice(0, MAX_TEXT), name: commandName(text), verdict: 'allow' };
     this.summary.commands++;
     this.last = c;
@@ -140,12 +144,19 @@ export class AsciicastExtractor {
     out.push({ ...c });
   }
 
-  /** The command a verdict marker speaks of: the last one, if it is that text or recent. */
-  private judged(t: number, text: string): CommandOp | undefined {
+  /**
+   * The command a verdict marker speaks of: the last one when the marker names its text (or the
+   * text was not echoed). Otherwise the marker is the only record of the line (a denied line
+   * never reaches the target, so its Enter is not in the input track): it becomes its own event.
+   * A verdict is never moved onto a different command.
+   */
+  private judged(t: number, text: string, out: IndexOp[]): CommandOp {
     const c = this.last;
-    if (!c) return undefined;
-    if (text === c.text || text.startsWith(`${c.text}: `) || text.startsWith('(input not echoed)')) return c;
-    return t - c.t <= VERDICT_WINDOW_S && c.verdict === 'allow' ? c : undefined;
+    if (c && c.verdict === 'allow' && (text === c.text || text.startsWith(`${c.text}: `) || text.startsWith('(input not echoed)'))) return c;
+    const line = text.startsWith('(input not echoed)') ? '(input not echoed)' : text;
+    this.command(t, 'shell', line, out);
+    this.marked = { text: line, t };
+    return this.last!;
   }
 
   private marker(t: number, label: string, out: IndexOp[]): void {
@@ -155,10 +166,10 @@ export class AsciicastExtractor {
     if ((m = /^exec: ([\s\S]*)$/.exec(label))) {
       this.command(t, 'exec', m[1]!, out);
     } else if ((m = /^alert \(([^)]*)\): ([\s\S]*)$/.exec(label))) {
-      this.settle(this.judged(t, m[2]!), out, { verdict: 'alert', rule: m[1] });
+      this.settle(this.judged(t, m[2]!, out), out, { verdict: 'alert', rule: m[1] });
     } else if ((m = /^review \(([^)]*)\): (\S+): ([\s\S]*)$/.exec(label))) {
-      const c = this.judged(t, m[3]!);
-      if (c) this.held.set(m[2]!, c);
+      const c = this.judged(t, m[3]!, out);
+      this.held.set(m[2]!, c);
       this.settle(c, out, { verdict: 'review', rule: m[1], outcome: `held for approval (${m[2]})` });
     } else if ((m = /^approved: (\S+): /.exec(label))) {
       this.settle(this.held.get(m[1]!), out, { outcome: `approved (${m[1]})` });
@@ -173,8 +184,13 @@ export class AsciicastExtractor {
         this.settle(this.held.get(hold)!, out, { verdict: 'deny', outcome: rest.slice(rest.indexOf(hold)), ...rule });
         return;
       }
-      const c = this.judged(t, rest);
-      if (!c) return;
+      // `denied: LINE: why`; a line the last command is not gets the text before the first ': '.
+      const last = this.last;
+      const isLast = !!last && last.verdict === 'allow' && (rest === last.text || rest.startsWith(`${last.text}: `));
+      const cut = rest.indexOf(': ');
+      // No `LINE: why` shape and not the last command: a channel refusal (`denied: sftp …`), not a command.
+      if (!isLast && cut <= 0) return;
+      const c: CommandOp = isLast ? last! : this.judged(t, rest.slice(0, cut), out);
       const why = rest.startsWith(`${c.text}: `) ? rest.slice(c.text.length + 2) : rest;
       this.settle(c, out, { verdict: 'deny', outcome: `denied: ${why}`, ...rule });
     } else if ((m = /^exit (status|signal) (\S+)$/.exec(label))) {
