@@ -25,7 +25,11 @@ export async function api(method, path, body) {
   } catch {
     data = undefined;
   }
-  if (!res.ok) throw new ApiError(res.status, data?.error?.message ?? `${res.status} ${res.statusText}`);
+  if (!res.ok) {
+    // The browser session ended or expired: app.js returns to sign-in, then to this page.
+    if (res.status === 401) window.dispatchEvent(new CustomEvent('pam:signed-out'));
+    throw new ApiError(res.status, data?.error?.message ?? `${res.status} ${res.statusText}`);
+  }
   return data;
 }
 

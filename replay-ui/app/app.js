@@ -63,7 +63,7 @@ async function dispatch() {
   try {
     cleanup = await entry.page.render(main, { me, params: r.parts.slice(1), query: r.query });
   } catch (err) {
-    if (err instanceof ApiError && err.status === 401) return start();
+    if (err instanceof ApiError && err.status === 401) return undefined; // signedOut() took over
     clear(main, notice(err.message ?? String(err), 'error'));
   }
 }
@@ -114,5 +114,18 @@ async function start() {
   await dispatch();
 }
 
+/** Any 401 while signed in: stop the page (its polling too) and sign in again; the hash stays, so the same page opens after. */
+function signedOut() {
+  if (!me) return;
+  me = undefined;
+  setCsrf('');
+  if (cleanup) {
+    try { cleanup(); } catch { /* page already gone */ }
+    cleanup = undefined;
+  }
+  void signInPage().then(() => main.prepend(notice('Your session ended or expired. Sign in again to go back to this page.')));
+}
+
+window.addEventListener('pam:signed-out', signedOut);
 window.addEventListener('hashchange', () => void dispatch());
 void start();

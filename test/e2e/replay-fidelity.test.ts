@@ -208,3 +208,43 @@ describe('CSP and the live view', () => {
     await ctx.close();
   });
 });
+
+describe('an ended browser session', () => {
+  it('cookie cleared mid-use: the Inbox stops polling, sign-in is shown, and after it the same page opens', async () => {
+    const ctx = await ui.browser.newContext({ viewport: { width: 1400, height: 900 } });
+    const page = await ctx.newPage();
+    await ui.signIn(page, 'sam', 'security');
+    await page.goto(`${ui.base}/#/inbox`);
+    await page.locator('#requests').waitFor();
+    let polls = 0;
+    page.on('request', (r) => { if (r.url().includes('/api/v1/requests')) polls++; });
+    await ctx.clearCookies();
+    // The next refresh (every 4 s) is refused: sign-in replaces the page and the signed-in nav.
+    await page.locator('#dev-user').waitFor({ timeout: 10_000 });
+    expect(await page.locator('main .notice').first().textContent()).toContain('ended or expired');
+    expect(await page.locator('#nav a').count()).toBe(0);
+    expect(await page.locator('#who').textContent()).toBe('');
+    const after = polls;
+    await page.waitForTimeout(5000);
+    expect(polls).toBe(after);
+    await page.screenshot({ path: join(SHOTS, 'session-ended.png'), fullPage: true });
+    // Signing in again goes back to the Inbox.
+    await page.fill('#dev-user', 'sam');
+    await page.fill('#dev-groups', 'security');
+    await page.fill('#dev-secret', ui.proxy.cp.dev!.signinSecret);
+    await page.click('#dev-signin');
+    await page.locator('#requests').waitFor();
+    expect(new URL(page.url()).hash).toBe('#/inbox');
+
+    // The same when a page is opened with the session gone: a recording, then back to it.
+    await ctx.clearCookies();
+    await page.goto(`${ui.base}/#/recording/${rec.id}`);
+    await page.locator('#dev-user').waitFor();
+    await page.fill('#dev-user', 'sam');
+    await page.fill('#dev-groups', 'security');
+    await page.fill('#dev-secret', ui.proxy.cp.dev!.signinSecret);
+    await page.click('#dev-signin');
+    await page.locator('#markers li').first().waitFor();
+    await ctx.close();
+  });
+});

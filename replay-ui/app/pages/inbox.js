@@ -55,8 +55,12 @@ export async function render(main, { me }) {
     h('h2', {}, 'Recently decided'),
     h('table', { class: 'grid' }, h('thead', {}, h('tr', {}, ...['When', 'User', 'Login', 'Status', 'By', 'Reason'].map((t) => h('th', {}, t)))), recent));
   await draw();
+  // A failed refresh says so (a signed-out session is handled by app.js, which stops this page).
+  const status = h('div', { id: 'inbox-status' });
+  main.insertBefore(status, main.children[1] ?? null);
   const timer = setInterval(() => {
-    if (!main.contains(document.activeElement) || document.activeElement === document.body) void draw().catch(() => undefined);
+    if (main.contains(document.activeElement) && document.activeElement !== document.body) return;
+    void draw().then(() => clear(status), (err) => clear(status, notice(`Could not refresh the inbox: ${err.message ?? err}. Retrying.`, 'error')));
   }, 4000);
   return () => clearInterval(timer);
 }
