@@ -5,6 +5,7 @@
  * the old key is removed and shown to fail. Until the vault holds the new key both keys work,
  * so a session opening at any moment logs in; a failure before that leaves the old key alone.
  */
+import { generateEd25519 } from './ed25519-keygen.js';
 import ssh2 from 'ssh2';
 import type { SshTarget } from '../../config/config.types.js';
 import type { CredentialRotator, RotationJob } from '../../access/rotation.types.js';
@@ -56,7 +57,7 @@ export function sshRotator(): CredentialRotator {
       if (!SAFE_LOGIN.test(job.login)) throw new Error(`login "${job.login}" has characters rotation will not put in a path`);
       const oldBlob = publicBlob(job.current);
       const mark = `pam-proxy:${job.secretName}`;
-      const pair = ssh2.utils.generateKeyPairSync('ed25519', { comment: mark });
+      const pair = generateEd25519(mark);
       const next = Buffer.from(pair.private);
       const newBlob = pair.public.split(' ')[1]!;
       const f = keysFileScript(target.rotation?.authorizedKeys, job.login);

@@ -1,3 +1,4 @@
+import { generateEd25519 } from './ed25519-keygen.js';
 import '../gc-tuning.js';
 import { mkdir, readFile, writeFile, rename } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -26,7 +27,7 @@ export async function loadHostKey(deps: Pick<BrokerDeps, 'config'>): Promise<Buf
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
   await mkdir(dirname(path), { recursive: true, mode: 0o700 });
-  const pair = ssh2.utils.generateKeyPairSync('ed25519', { comment: 'pam-proxy host key' });
+  const pair = generateEd25519('pam-proxy host key');
   const tmp = `${path}.${randomBytes(3).toString('hex')}.tmp`;
   await writeFile(tmp, pair.private, { mode: 0o600, flag: 'wx' });
   await writeFile(`${path}.pub`, pair.public + '\n', { mode: 0o644 });

@@ -4,6 +4,7 @@
  * SSH key is offboarded through the HTTP API. Both sessions end, the still-valid token is
  * refused everywhere (API, SSH, Postgres), and one audit entry lists what was done.
  */
+import { generateEd25519 } from '../../proxy/ssh/ed25519-keygen.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -90,7 +91,7 @@ describe('pam offboard', () => {
       await cp.deps.access.approve(await cp.deps.identity.verify(await cp.token('sam', ['approvers'])), req.id);
     }
     const pending = await cp.deps.access.request(alice, { target: 'web', login: 'root', durationMs: 600_000, reason: 'later' });
-    const pair = ssh2.utils.generateKeyPairSync('ed25519');
+    const pair = generateEd25519();
     const bound = await bindKeyWithProof(cp.deps.sshKeys, alice, pair);
     const byKey = (privateKey: string) => new Promise<boolean>((resolve) => {
       const c = new ssh2.Client();

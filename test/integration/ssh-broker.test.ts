@@ -1,3 +1,4 @@
+import { generateEd25519 } from '../../proxy/ssh/ed25519-keygen.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { readFile, stat } from 'node:fs/promises';
@@ -28,7 +29,7 @@ function target(name: string, hostKey: string): SshTarget {
 
 beforeAll(async () => {
   sshd = await startSshd();
-  const wrongKey = ssh2.utils.generateKeyPairSync('ed25519').public.split(' ').slice(0, 2).join(' ');
+  const wrongKey = generateEd25519().public.split(' ').slice(0, 2).join(' ');
   cp = await startControlPlane({ targets: [target('web', sshd.hostKey), target('web-wrongkey', wrongKey)] });
   await cp.setSecret('web-root', sshd.userKey);
   broker = await startSshBroker(cp.deps, { host: '127.0.0.1', port: 0 });
@@ -166,7 +167,7 @@ describe('ssh broker with an ssh2 client', () => {
   });
 
   it('logs in with a public key bound by `pam login --key`', async () => {
-    const pair = ssh2.utils.generateKeyPairSync('ed25519');
+    const pair = generateEd25519();
     const identity = await cp.deps.identity.verify(await cp.token('alice'));
     await bindKeyWithProof(cp.deps.sshKeys, identity, pair);
     const client = await new Promise<Client>((resolve, reject) => {
@@ -177,7 +178,7 @@ describe('ssh broker with an ssh2 client', () => {
     expect((await exec(client, 'echo by-key')).stdout).toBe('by-key\n');
     client.end();
     // an unbound key is refused
-    const other = ssh2.utils.generateKeyPairSync('ed25519');
+    const other = generateEd25519();
     const err = await new Promise<Error | undefined>((resolve) => {
       const c = new ssh2.Client();
       c.once('ready', () => { c.end(); resolve(undefined); }).once('error', resolve);
