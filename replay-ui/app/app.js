@@ -5,6 +5,8 @@ import * as recording from './pages/recording.js';
 import * as live from './pages/live.js';
 import * as inbox from './pages/inbox.js';
 import * as policies from './pages/policies.js';
+import * as audit from './pages/audit.js';
+import * as grants from './pages/grants.js';
 
 const main = document.getElementById('main');
 const nav = document.getElementById('nav');
@@ -18,6 +20,8 @@ const PAGES = {
   live: { page: live, label: 'Live', cap: 'audit' },
   inbox: { page: inbox, label: 'Inbox', cap: 'approve' },
   policies: { page: policies, label: 'Policies', cap: 'editPolicies' },
+  grants: { page: grants, label: 'Grants', cap: 'approve' },
+  audit: { page: audit, label: 'Audit', cap: 'audit' },
 };
 
 function renderNav() {

@@ -157,7 +157,7 @@ describe('CSP and the live view', () => {
     expect(errors.filter((e) => !e.includes('status of 401'))).toEqual([]);
     errors.length = 0;
     const raw = (await ui.proxy.cp.recordings.list()).find((m) => m.format === 'raw');
-    for (const hash of ['#/sessions', `#/recording/${rec.id}`, ...(raw ? [`#/recording/${raw.id}`] : []), '#/live', '#/inbox', '#/policies', '#/policies/rules.yaml']) {
+    for (const hash of ['#/sessions', `#/recording/${rec.id}`, ...(raw ? [`#/recording/${raw.id}`] : []), '#/live', '#/inbox', '#/policies', '#/policies/rules.yaml', '#/audit', '#/grants']) {
       await page.goto(`${ui.base}/${hash}`);
       await page.locator('main h1, main table, main .notice').first().waitFor();
       await page.waitForTimeout(300);
@@ -246,5 +246,43 @@ describe('an ended browser session', () => {
     await page.click('#dev-signin');
     await page.locator('#markers li').first().waitFor();
     await ctx.close();
+  });
+});
+
+describe('Audit and Grants pages', () => {
+  it('the Audit page shows the denial, filtered, linked to its recording, and verifies the chain', async () => {
+    const { page } = ui;
+    await page.goto(`${ui.base}/#/sessions`);
+    await page.locator('#nav a[data-page=audit]').click();
+    await page.locator('#audit tbody tr').first().waitFor();
+    await page.fill('#audit-type', 'den');
+    await page.fill('#audit-actor', 'alice');
+    const row = page.locator('#audit tbody tr', { hasText: 'shutdown' }).first();
+    await row.waitFor();
+    expect(await page.locator('#audit tbody tr').allTextContents()).not.toContainEqual(expect.stringContaining('recording.open'));
+    await page.click('#audit-verify');
+    await page.locator('#chain-ok').waitFor({ timeout: 15_000 });
+    await page.screenshot({ path: join(SHOTS, 'audit.png'), fullPage: true });
+    const href = await row.locator('a.rec-link').getAttribute('href');
+    expect(href).toContain('#/recording/');
+  });
+
+  it('the Grants page revokes a grant and its live session ends; the user cannot connect again', async () => {
+    const { page } = ui;
+    const sh = await ui.shell('alice');
+    await page.goto(`${ui.base}/#/grants`);
+    const row = page.locator('#grants tr', { hasText: 'alice' }).first();
+    await row.waitFor();
+    await page.screenshot({ path: join(SHOTS, 'grants.png'), fullPage: true });
+    await row.locator('input.reason').fill('e2e: offboarded');
+    await row.locator('button.revoke').click();
+    await row.locator('.ok').waitFor();
+    await Promise.race([sh.closed, sleep(10_000).then(() => { throw new Error('the live session did not end'); })]);
+    const tok = await ui.token('alice', ['admins']);
+    const again = await runOpenSsh('ssh', tok, ['-o', `Port=${ui.proxy.ssh!.port}`, '-o', 'User=root@web', '127.0.0.1', 'echo should-not-run']);
+    expect(again.code).not.toBe(0);
+    expect(again.stdout).not.toContain('should-not-run');
+    const audit = await ui.proxy.cp.audit.read();
+    expect(audit.some((e) => e.type === 'revoke' && e.actor === 'sam' && e.reason === 'e2e: offboarded')).toBe(true);
   });
 });
