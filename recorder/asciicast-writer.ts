@@ -1,5 +1,6 @@
 import { escapeJsonBytes, wasmEscapeAvailable } from './json-escape/index.js';
 import { RecordingFile } from './recording-file.js';
+import { FlushBacklog } from './flush-backlog.js';
 import type { TerminalRecorder, WriterClosed } from './recording.types.js';
 
 /** Header fields of an asciicast v2 recording (https://docs.asciinema.org/manual/asciicast/v2/). */
@@ -10,10 +11,6 @@ export interface AsciicastHeader {
   title: string;
 }
 
-/** Bytes written but not yet confirmed on disk above which producers should pause. */
-const BACKLOG_LIMIT = 4 * 1024 * 1024;
-/** How often (in appended bytes) a confirmation flush is requested. */
-const FLUSH_STEP = 512 * 1024;
 /**
  * Consecutive output is gathered into one `o` event for up to OUT_BATCH_MS or OUT_BATCH_BYTES:
  * bulk output then costs one event line per 64 KiB instead of one per SSH packet.
@@ -42,8 +39,7 @@ export class AsciicastWriter implements TerminalRecorder {
   private started = false;
   private readonly outDecoder = new TextDecoder('utf-8');
   private readonly inDecoder = new TextDecoder('utf-8');
-  private confirmed = 0;
-  private requested = 0;
+  private readonly backlog: FlushBacklog;
   private lastTime = 0;
   /** Pending output: UTF-8 Buffers (ownership taken, never modified) or decoded text. */
   private outItems: (Buffer | string)[] = [];
@@ -58,6 +54,7 @@ export class AsciicastWriter implements TerminalRecorder {
   private closing: Promise<void> | undefined;
 
   private constructor(readonly id: string, private readonly file: RecordingFile, private readonly header: AsciicastHeader, t0 = Date.now()) {
+    this.backlog = new FlushBacklog(file);
     this.t0 = t0;
   }
 
@@ -132,11 +129,11 @@ export class AsciicastWriter implements TerminalRecorder {
 
   /** True while more than a few MiB wait for the disk; relays pause their source until drained(). */
   get backlogged(): boolean {
-    return this.file.bytes - this.confirmed > BACKLOG_LIMIT;
+    return this.backlog.backlogged;
   }
 
   drained(): Promise<void> {
-    return this.requestFlush();
+    return this.backlog.drained();
   }
 
   /**
@@ -196,14 +193,14 @@ export class AsciicastWriter implements TerminalRecorder {
       const text = items.length === 1 ? str(items[0]!) : items.map(str).join('');
       this.file.append(`[${t}, "o", ${JSON.stringify(text)}]\n`);
     }
-    this.afterAppend();
+    this.backlog.afterAppend();
   }
 
   private event(type: 'o' | 'i' | 'r' | 'm', data: string, at?: number): void {
     this.writeOutput();
     const t = this.time(at);
     this.file.append(`[${t}, "${type}", ${JSON.stringify(data)}]\n`);
-    this.afterAppend();
+    this.backlog.afterAppend();
   }
 
   /** Event time in seconds; events must be in time order, so a late given time is clamped forward. */
@@ -214,17 +211,7 @@ export class AsciicastWriter implements TerminalRecorder {
     return t.toFixed(6);
   }
 
-  private afterAppend(): void {
-    if (this.file.bytes - this.requested >= FLUSH_STEP) void this.requestFlush();
-  }
 
-  private requestFlush(): Promise<void> {
-    const target = this.file.bytes;
-    this.requested = target;
-    return this.file.flush().then(() => {
-      if (target > this.confirmed) this.confirmed = target;
-    });
-  }
 }
 
 function str(item: Buffer | string): string {

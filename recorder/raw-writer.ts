@@ -1,11 +1,8 @@
 import { RecordingFile } from './recording-file.js';
+import { FlushBacklog } from './flush-backlog.js';
 import type { WriterClosed } from './recording.types.js';
 import { encodeHeader, FRAME_HEADER, FrameType, streamCode, writeFrameHeader, type RawHeader, type RawStream } from './raw-frame.js';
 
-/** Bytes written but not yet confirmed on disk above which producers should pause. */
-const BACKLOG_LIMIT = 4 * 1024 * 1024;
-/** How often (in appended bytes) a confirmation flush is requested. */
-const FLUSH_STEP = 512 * 1024;
 /** Consecutive data of one channel and stream share a frame for up to BATCH_MS or BATCH_BYTES. */
 const BATCH_MS = 10;
 const BATCH_BYTES = 64 * 1024;
@@ -28,13 +25,13 @@ export class RawWriter {
   private timer: NodeJS.Timeout | undefined;
   private lastT = 0;
   private nextChannel = 0;
-  private confirmed = 0;
-  private requested = 0;
+  private readonly backlog: FlushBacklog;
   private closing: Promise<void> | undefined;
   sha256: string | undefined;
   onClosed: ((closed: WriterClosed) => Promise<void>) | undefined;
 
   private constructor(readonly id: string, private readonly file: RecordingFile, header: Omit<RawHeader, 'version' | 'timestamp'>, t0: number) {
+    this.backlog = new FlushBacklog(file);
     this.t0 = t0;
     file.append(encodeHeader({ version: 1, timestamp: t0, ...header }));
   }
@@ -104,11 +101,11 @@ export class RawWriter {
   }
 
   get backlogged(): boolean {
-    return this.file.bytes - this.confirmed > BACKLOG_LIMIT;
+    return this.backlog.backlogged;
   }
 
   drained(): Promise<void> {
-    return this.requestFlush();
+    return this.backlog.drained();
   }
 
   /** Writes the end marker, seals the file and tells `onClosed`; rejects if it could not be written completely. Idempotent. */
@@ -134,7 +131,7 @@ export class RawWriter {
     writeFrameHeader(this.scratch, 0, type, stream, channel, this.time(at), payload.length);
     this.file.appendCopy(this.scratch);
     this.file.append(payload);
-    this.afterAppend();
+    this.backlog.afterAppend();
   }
 
   private writeBatch(): void {
@@ -149,7 +146,7 @@ export class RawWriter {
     this.len = 0;
     this.file.appendCopy(this.scratch);
     for (const b of items) this.file.append(b);
-    this.afterAppend();
+    this.backlog.afterAppend();
   }
 
   /** Frame times never go backwards (a late given time is clamped forward). */
@@ -159,15 +156,5 @@ export class RawWriter {
     return t;
   }
 
-  private afterAppend(): void {
-    if (this.file.bytes - this.requested >= FLUSH_STEP) void this.requestFlush();
-  }
 
-  private requestFlush(): Promise<void> {
-    const target = this.file.bytes;
-    this.requested = target;
-    return this.file.flush().then(() => {
-      if (target > this.confirmed) this.confirmed = target;
-    });
-  }
 }
