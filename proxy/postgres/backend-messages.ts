@@ -58,6 +58,14 @@ export function parameterStatus(name: string, value: string): Buffer {
   return message(0x53, Buffer.concat([cstr(name), cstr(value)]));
 }
 
+/** What a client gets once login completes: AuthenticationOk, the server's parameters, BackendKeyData, ReadyForQuery. */
+export function loginComplete(parameters: [string, string][], pid: number, secret: number): Buffer {
+  const out: Buffer[] = [authenticationOk()];
+  for (const [k, v] of parameters) out.push(parameterStatus(k, v));
+  out.push(backendKeyData(pid, secret), readyForQuery('I'));
+  return Buffer.concat(out);
+}
+
 // ---- frontend messages the proxy writes upstream during login and cancel ----
 
 export function sslRequest(): Buffer {

@@ -4,6 +4,8 @@ import type { PolicyEngine } from '../../policies/engine.types.js';
 import type { AuditLog } from '../../recorder/audit.types.js';
 import { redactSqlSecrets } from '../../policies/sql-secrets.js';
 import { auditBy } from '../../recorder/audit-events.js';
+import type { BrokerDeps } from '../broker.types.js';
+import { StatementTracker } from './statement-tracker.js';
 
 /** What the seam needs: the engine and somewhere to audit what it did not allow. */
 export interface PolicySeamDeps {
@@ -41,4 +43,17 @@ export function fastpathPolicyCheck(deps: PolicySeamDeps, identity: Identity, ta
     }
     return v;
   };
+}
+
+/** The statement tracker of one session, with the policy seam (when a policy is loaded) and metering wired in. */
+export function sessionTracker(deps: BrokerDeps, identity: Identity, target: string, login: string, recording: { id: string; line(l: string): void }): StatementTracker {
+  const seam = deps.policy && { policy: deps.policy, audit: deps.audit };
+  return new StatementTracker({
+    redactParameters: deps.config.postgres.redactParameters,
+    check: seam ? sqlPolicyCheck(seam, identity, target, login, () => recording.id) : undefined,
+    checkFastpath: seam ? fastpathPolicyCheck(seam, identity, target, login, () => recording.id) : undefined,
+    canHold: seam !== undefined && deps.holds !== undefined,
+    record: (line) => recording.line(line),
+    onStatement: deps.meter ? (action) => deps.meter!.statement(action) : undefined,
+  });
 }

@@ -8,16 +8,18 @@ import * as msg from './backend-messages.js';
 import { BackendStream } from './backend-stream.js';
 import type { CancelKeys } from './cancel-keys.js';
 import { decodeStartupPacket, FrontendCode, FrontendFramer, ProtocolError } from './frontend-codec.js';
-import { StatementTracker } from './statement-tracker.js';
-import { fastpathPolicyCheck, sqlPolicyCheck } from './policy-seam.js';
-import { holdStatement, ReviewGate } from './review-gate.js';
+import type { StatementTracker } from './statement-tracker.js';
+import { sessionTracker } from './policy-seam.js';
+import { ClientNotices, SessionReview } from './session-review.js';
+import { acceptStartup, isTerminate, readToken } from './session-startup.js';
 import { DEFAULT_REVIEW_TIMEOUT_MS } from '../../config/defaults.js';
-import { fatalFor, SessionFatal } from './session-errors.js';
+import { fatalFor } from './session-errors.js';
+import { closeUpstream, endClient, endingOf, type Fatal } from './session-end.js';
 import { SessionLifecycle, SessionRefused, type LiveSession } from '../session-lifecycle.js';
 import { MAX_PREAUTH_MESSAGE_BYTES, sourceOf, type LoginTicket } from '../login-guard.js';
 import { batchFrontend } from './session-relay.js';
 import { connectUpstream, sendCancel, type UpstreamConnection } from './upstream.js';
-import { brokenPin, parseParameterStatus, pinStartup } from './parse-pins.js';
+import { brokenPin, parseParameterStatus } from './parse-pins.js';
 import { auditEvent, byActor } from '../../recorder/audit-events.js';
 
 export interface SessionContext {
@@ -57,14 +59,12 @@ export class PostgresSession {
   private readonly cleanups: (() => void)[] = [];
   private auth: Authorized | undefined;
   /** Set while an ending session relays up to the next message boundary to send its FATAL. */
-  private draining: { sqlstate: string; message: string } | undefined;
+  private draining: Fatal | undefined;
   private readonly clientAddress: string;
-  /** Holds upstream traffic while a `review` verdict waits (created on first use). */
-  private gate: ReviewGate | undefined;
-  private holdAbort: AbortController | undefined;
-  private holdCanceled = false;
-  /** Notices for the client, waiting for a message boundary of the relayed server stream. */
-  private notices: Buffer[] = [];
+  /** Holds upstream traffic while a `review` verdict waits (session-review.ts). */
+  private review: SessionReview | undefined;
+  /** Notices for the client, at a message boundary of the relayed server stream. */
+  private readonly notices = new ClientNotices({ client: () => this.sock, atBoundary: () => this.backend.atBoundary, closed: () => this.isClosed() });
 
   constructor(socket: Socket, private readonly ctx: SessionContext) {
     this.sock = socket;
@@ -152,12 +152,7 @@ export class PostgresSession {
         return;
       case 'startup':
         this.startupParams = p.params;
-        if (!p.params.user) throw new SessionFatal('28000', 'no PostgreSQL user name specified in startup packet');
-        this.upstreamParams = this.pinnedParams(p.params);
-        if (p.params.replication && p.params.replication !== 'false') throw new SessionFatal('28000', 'replication connections are not available through the proxy');
-        if (!(this.sock instanceof TLSSocket) && !this.ctx.plaintextOk) {
-          throw new SessionFatal('28000', 'this proxy accepts IAM tokens only over TLS: connect with sslmode=require');
-        }
+        this.upstreamParams = acceptStartup(p.params, { tls: this.sock instanceof TLSSocket, plaintextOk: this.ctx.plaintextOk, client: this.clientAddress, audit: this.ctx.deps.audit });
         this.framer.regular();
         this.step = 'password';
         this.sock.write(msg.authenticationCleartextPassword());
@@ -168,12 +163,8 @@ export class PostgresSession {
   private handlePassword(chunk: Buffer): void {
     const [frame] = this.framer.push(chunk, true);
     if (!frame) return;
-    // `client.connect(); client.end()` sends Terminate before any password: a clean close, as PostgreSQL does.
-    if (frame.code === FrontendCode.Terminate) return this.end('client terminated before login');
-    if (frame.code !== FrontendCode.Password) throw new ProtocolError('expected a password message (the IAM token)');
-    const nul = frame.body.indexOf(0);
-    if (nul !== frame.body.length - 1) throw new ProtocolError('malformed password message');
-    const token = frame.body.toString('utf8', 0, nul);
+    const token = readToken(frame);
+    if (token === undefined) return this.end('client terminated before login');
     this.step = 'opening';
     void this.handleOpen(token).catch((err) => this.fail(err));
   }
@@ -201,7 +192,7 @@ export class PostgresSession {
         client: this.clientAddress,
         signal: this.gone.signal,
         audit: { database: target.database },
-        notify: (message) => this.noticeToClient(message),
+        notify: (message) => this.notices.send(message),
         record: (meta) => deps.recordings.start('jsonl', { ...meta, database: target.database }, {
           start: {
             user: identity.user, subject: identity.subject, email: identity.email, login, target: target.name, database: target.database,
@@ -220,22 +211,15 @@ export class PostgresSession {
     const { identity } = this.auth;
     const target = this.auth.target as PostgresTarget;
     const up = this.upstream;
-    const recorder = this.live.recording;
-    const seam = deps.policy && { policy: deps.policy, audit: deps.audit };
-    this.tracker = new StatementTracker({
-      redactParameters: deps.config.postgres.redactParameters,
-      check: seam ? sqlPolicyCheck(seam, identity, target.name, login, () => recorder.id) : undefined,
-      checkFastpath: seam ? fastpathPolicyCheck(seam, identity, target.name, login, () => recorder.id) : undefined,
-      canHold: seam !== undefined && deps.holds !== undefined,
-      record: (line) => recorder.line(line),
-      onStatement: deps.meter ? (action) => deps.meter!.statement(action) : undefined,
+    const tracker = (this.tracker = sessionTracker(deps, identity, target.name, login, this.live.recording));
+    this.review = new SessionReview({
+      holds: deps.holds, auth: this.auth, timeoutMs: this.ctx.reviewTimeoutMs ?? DEFAULT_REVIEW_TIMEOUT_MS, upstream: up.socket,
+      client: () => this.sock, closed: () => this.isClosed(), sessionId: () => this.live?.id,
+      notice: (text) => this.notices.send(text), mark: (fields) => tracker.mark(fields),
     });
     const key = this.ctx.keys.add(() => {
       // A statement waiting for approval is withdrawn (57014); anything running upstream is cancelled.
-      if (this.holdAbort) {
-        this.holdCanceled = true;
-        this.holdAbort.abort();
-      }
+      this.review?.cancel();
       sendCancel(target, up.processId, up.secretKey);
     });
     this.cleanups.push(key.release);
@@ -243,10 +227,7 @@ export class PostgresSession {
 
     const broken = up.parameters.map(([k, v]) => brokenPin(k, v)).find(Boolean);
     if (broken) return this.pinBroken(broken);
-    const hello: Buffer[] = [msg.authenticationOk()];
-    for (const [k, v] of up.parameters) hello.push(msg.parameterStatus(k, v));
-    hello.push(msg.backendKeyData(key.processId, key.secretKey), msg.readyForQuery('I'));
-    this.sock.write(Buffer.concat(hello));
+    this.sock.write(msg.loginComplete(up.parameters, key.processId, key.secretKey));
     this.step = 'relay';
     this.framer.setLimit(deps.config.postgres.maxMessageBytes);
     this.ctx.login?.done();
@@ -266,9 +247,9 @@ export class PostgresSession {
     const tracker = this.tracker!;
     const up = this.upstream!.socket;
     const { items, rewritten, held, terminate } = batchFrontend(frames, tracker);
-    if (held || this.gate?.active) {
+    if (held || this.review!.active) {
       // A statement waits for an approver: it and everything after it queue behind the hold.
-      this.reviewGate().push(items);
+      this.review!.push(items);
       if (terminate) this.end('client terminated the session');
       return;
     }
@@ -284,46 +265,9 @@ export class PostgresSession {
     if (!ok) {
       this.sock.pause();
       up.once('drain', () => {
-        if (!this.gate?.active) this.sock.resume();
+        if (!this.review?.active) this.sock.resume();
       });
     }
-  }
-
-  private reviewGate(): ReviewGate {
-    const { deps } = this.ctx;
-    const auth = this.auth!;
-    return (this.gate ??= new ReviewGate({
-      writeUpstream: (pieces) => {
-        const up = this.upstream!.socket;
-        up.cork();
-        for (const p of pieces) up.write(p);
-        up.uncork();
-      },
-      pauseClient: () => this.sock.pause(),
-      resumeClient: () => this.sock.resume(),
-      closed: () => this.isClosed(),
-      decide: (item) => {
-        const abort = (this.holdAbort = new AbortController());
-        this.holdCanceled = false;
-        return holdStatement({
-          holds: deps.holds!, identity: auth.identity, target: auth.target.name, login: auth.login, sessionId: this.live?.id,
-          timeoutMs: this.ctx.reviewTimeoutMs ?? DEFAULT_REVIEW_TIMEOUT_MS, signal: abort.signal,
-          notice: (text) => this.noticeToClient(text),
-          mark: (fields) => this.tracker!.mark(fields),
-          canceled: () => this.holdCanceled,
-        }, item).finally(() => {
-          if (this.holdAbort === abort) this.holdAbort = undefined;
-        });
-      },
-    }));
-  }
-
-  /** A NoticeResponse to the client, at the next message boundary of the server stream. */
-  private noticeToClient(text: string): void {
-    if (this.isClosed()) return;
-    const n = msg.noticeResponse('00000', text);
-    if (this.backend.atBoundary) this.sock.write(n);
-    else this.notices.push(n);
   }
 
   private onUpstreamData(chunk: Buffer): void {
@@ -354,7 +298,7 @@ export class PostgresSession {
       for (const p of pieces) ok = this.sock.write(p);
       this.sock.uncork();
     }
-    if (this.notices.length && this.backend.atBoundary) ok = this.sock.write(Buffer.concat(this.notices.splice(0)));
+    if (this.notices.pending && this.backend.atBoundary) ok = this.notices.flush();
     if (!ok) {
       const up = this.upstream!.socket;
       up.pause();
@@ -373,14 +317,6 @@ export class PostgresSession {
     if (!why || this.broken) return undefined;
     this.broken = { why, fatal: msg.errorResponse('FATAL', '0A000', `terminating connection: ${why}; this proxy judges SQL with standard_conforming_strings on and UTF8 text`) };
     return this.broken.fatal;
-  }
-
-  /** The startup parameters upstream gets: the server must read SQL as the proxy's parser does (parse-pins.ts). */
-  private pinnedParams(params: Record<string, string>): Record<string, string> {
-    const pin = pinStartup(params);
-    if ('params' in pin) return pin.params;
-    void this.ctx.deps.audit.append(auditEvent('session.refused', { protocol: 'postgres', code: 'parse-pin', why: pin.refusal.message, login: params.user, client: this.clientAddress })).catch(() => undefined);
-    throw new SessionFatal(pin.refusal.sqlstate, pin.refusal.message);
   }
 
   private pinBroken(why: string, told = false): void {
@@ -407,14 +343,11 @@ export class PostgresSession {
   }
 
   private fail(err: unknown): void {
-    if (err instanceof SessionFatal) return this.end(err.message, { sqlstate: err.sqlstate, message: err.message });
-    if (err instanceof ProtocolError) return this.end(`protocol error: ${err.message}`, { sqlstate: err.sqlstate, message: err.message });
-    // Anything else is ours: the client gets a generic message, never internals; the operator gets the error.
-    console.error('pam postgres: session error:', err);
-    this.end(`internal error: ${(err as Error)?.message ?? err}`, { sqlstate: 'XX000', message: 'internal proxy error; the session was closed' });
+    const { reason, fatal } = endingOf(err);
+    this.end(reason, fatal);
   }
 
-  private end(reason: string, fatal?: { sqlstate: string; message: string }): void {
+  private end(reason: string, fatal?: Fatal): void {
     if (this.step === 'closed') {
       if (this.draining) this.finishDrain(false);
       return;
@@ -424,7 +357,7 @@ export class PostgresSession {
     this.ctx.login?.done();
     this.gone.abort();
     this.live?.release();
-    this.holdAbort?.abort(); // a held statement is dropped with its session (the hold expires)
+    this.review?.drop(); // a held statement is dropped with its session (the hold expires)
     for (const c of this.cleanups.splice(0)) c();
     const up = this.upstream?.socket;
     // A statement still running upstream is cancelled: a killed session must not keep working.
@@ -440,20 +373,10 @@ export class PostgresSession {
       this.sock.off('data', this.onData);
       setTimeout(() => this.finishDrain(false), 1500).unref();
     } else {
-      if (up) this.closeUpstream(up);
-      if (!s.destroyed) {
-        if (fatal && (!wasRelaying || this.backend.atBoundary)) s.end(msg.errorResponse('FATAL', fatal.sqlstate, fatal.message));
-        else s.end();
-        setTimeout(() => s.destroy(), 1500).unref();
-      }
+      if (up) closeUpstream(up);
+      endClient(s, fatal && (!wasRelaying || this.backend.atBoundary) ? fatal : undefined);
     }
     void this.live?.finish(reason);
-  }
-
-  private closeUpstream(up: Socket): void {
-    up.removeAllListeners('data');
-    if (up.writable) up.end(msg.terminate());
-    setTimeout(() => up.destroy(), 1000).unref();
   }
 
   /** Ends a session that was relaying up to a message boundary; sends its FATAL if it got there. */
@@ -461,17 +384,7 @@ export class PostgresSession {
     const fatal = this.draining;
     if (!fatal) return;
     this.draining = undefined;
-    if (this.upstream) this.closeUpstream(this.upstream.socket);
-    const s = this.sock;
-    if (!s.destroyed) {
-      if (atBoundary) s.end(msg.errorResponse('FATAL', fatal.sqlstate, fatal.message));
-      else s.end();
-      setTimeout(() => s.destroy(), 1500).unref();
-    }
+    if (this.upstream) closeUpstream(this.upstream.socket);
+    endClient(this.sock, atBoundary ? fatal : undefined);
   }
-}
-
-/** A whole Terminate message (`X`, length 4) at the start of `chunk`. */
-function isTerminate(chunk: Buffer): boolean {
-  return chunk.length >= 5 && chunk[0] === FrontendCode.Terminate && chunk.readInt32BE(1) === 4;
 }
