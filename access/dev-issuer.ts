@@ -22,6 +22,7 @@ import { isLoopback } from '../config/config.js';
 import type { Config } from '../config/config.types.js';
 import type { IdentityVerifier } from './identity.types.js';
 import { verifyToken } from './identity.js';
+import { cachingVerifier } from './verified-tokens.js';
 
 export const DEV_ISSUER = 'pam-dev';
 export const DEV_KEY_FILE = 'dev-issuer.jwk';
@@ -58,7 +59,7 @@ export async function loadDevIssuer(dataDir: string, audience: string): Promise<
   const rules = { issuer: DEV_ISSUER, audience, groupsClaim: 'groups' };
 
   return {
-    verifier: { verify: (token) => verifyToken(token, keys, rules) },
+    verifier: cachingVerifier({ verify: (token) => verifyToken(token, keys, rules) }),
     async issue(user, groups, opts = {}) {
       const ttl = opts.ttlSec ?? DEFAULT_TTL_SEC;
       if (!Number.isInteger(ttl) || ttl <= 0) throw new RangeError('ttlSec must be a positive whole number of seconds');

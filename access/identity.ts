@@ -17,6 +17,7 @@ import {
   type JWTVerifyGetKey,
 } from 'jose';
 import { TokenRejected, type Identity, type IdentityVerifier } from './identity.types.js';
+import { cachingVerifier } from './verified-tokens.js';
 
 /** Signature algorithms we accept. Never `none`, never HMAC (a public key must not double as a secret). */
 export const ALLOWED_ALGORITHMS = ['RS256', 'PS256', 'ES256', 'EdDSA'] as const;
@@ -326,5 +327,6 @@ export function createOidcVerifier(opts: OidcVerifierOptions): IdentityVerifier 
   );
 
   const rules: ClaimRules = { issuer: opts.issuer, audience: opts.audience, groupsClaim: opts.groupsClaim, now };
-  return { verify: (token) => verifyToken(token, keys.getKey, rules), ready: () => keys.ensure() };
+  // Tokens verified in the last minute are not verified again (access/verified-tokens.ts).
+  return cachingVerifier({ verify: (token) => verifyToken(token, keys.getKey, rules), ready: () => keys.ensure() }, { now });
 }

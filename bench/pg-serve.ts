@@ -9,6 +9,11 @@
  * bench/pg-pgbench.ts runs the broker inside the benchmark's own process: a profiling aid only.
  *
  *   node bin/run-ts.js bench/pg-serve.ts [--seconds 8] [--clients 8] [--rounds 2] [--modes simple,extended] [--no-sessions]
+ *       [--paths direct,pgbouncer,pam] [--cpu-prof DIR] [--extra-config FILE]
+ *
+ * --paths runs only some paths (e.g. `--paths pam` to profile); --cpu-prof DIR starts pam serve
+ * with `node --cpu-prof --cpu-prof-dir DIR` (the .cpuprofile is written when it stops);
+ * --extra-config FILE appends YAML lines to pam serve's config (e.g. the upstream pool).
  *
  * Needs PostgreSQL on 127.0.0.1:5432 (trust for postgres), pgbench, pgbouncer, runuser, root.
  */
@@ -27,13 +32,16 @@ const arg = (name: string, def: number) => {
 };
 const list = (name: string, def: string[]) => {
   const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? process.argv[i + 1]!.split(',') : def;
+  return i > 0 ? process.argv[i + 1]!.split(',').filter(Boolean) : def;
 };
 const SECONDS = arg('seconds', 8);
 const CLIENTS = arg('clients', 8);
 const ROUNDS = arg('rounds', 2);
 const MODES = list('modes', ['simple', 'extended']);
 const SESSIONS = !process.argv.includes('--no-sessions');
+const PATHS = list('paths', ['direct', 'pgbouncer', 'pam']);
+const CPU_PROF = list('cpu-prof', [])[0];
+const EXTRA_CONFIG = list('extra-config', [])[0];
 const DB = `pam_pgserve_${process.pid}`;
 const TICK_MS = 1000 / Number(execFileSync('getconf', ['CLK_TCK']).toString().trim());
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
@@ -69,6 +77,7 @@ execFileSync('psql', ['-h', '127.0.0.1', '-U', 'postgres', '-d', 'postgres', '-q
 await exec('pgbench', ['-h', '127.0.0.1', '-U', 'postgres', '-i', '-s', '10', '-q', DB]);
 const pam = await startPamProcess({
   roles: ROLES,
+  nodeArgs: CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF}`] : undefined,
   extra: `targets:
   - name: ${DB}
     protocol: postgres
@@ -76,12 +85,12 @@ const pam = await startPamProcess({
     database: ${DB}
     tls: disable
     logins: { postgres: { secret: pg } }
-`,
+${EXTRA_CONFIG ? await readFile(EXTRA_CONFIG, 'utf8') : ''}`,
 });
 await copyFile('examples/policies/postgres-baseline.yaml', join(pam.dir, 'policies', 'postgres-baseline.yaml'));
 await new Promise((r) => setTimeout(r, 1500)); // the policy watcher picks the file up
 await mkdir(join(work, 'bouncer'));
-const bouncer = await startPgbouncer(join(work, 'bouncer'), DB);
+const bouncer = PATHS.includes('pgbouncer') ? await startPgbouncer(join(work, 'bouncer'), DB) : { port: 0, pid: 0, stop: () => undefined };
 try {
   const token = (await pam.pam(['dev', 'token', 'bench', '--groups', 'bench', '--ttl', '8h'])).stdout.trim();
   const boss = (await pam.pam(['dev', 'token', 'boss', '--groups', 'boss'])).stdout.trim();
@@ -89,11 +98,12 @@ try {
   const req = await pam.pam(['request', '--target', DB, '--login', 'postgres', '--duration', '4h', '--reason', 'bench', '--json'], { PAM_TOKEN: token });
   await pam.pam(['approve', JSON.parse(req.stdout).id], { PAM_TOKEN: boss });
 
-  const paths = [
+  const allPaths = [
     { name: 'direct', conn: `host=127.0.0.1 port=5432 user=postgres dbname=${DB} sslmode=disable`, pid: undefined as number | undefined, pw: undefined as string | undefined },
     { name: 'pgbouncer (session)', conn: `host=127.0.0.1 port=${bouncer.port} user=postgres dbname=${DB} sslmode=disable`, pid: bouncer.pid, pw: undefined },
     { name: 'pam serve (recording + policy)', conn: `host=127.0.0.1 port=${pam.ports.pg} user=postgres dbname=${DB} sslmode=disable`, pid: pam.proc.pid, pw: token },
   ];
+  const paths = allPaths.filter((p) => PATHS.some((k) => p.name.startsWith(k)));
   const rows: { path: string; mode: string; tps: number[]; cpu: number[] }[] = [];
   const load0 = loadavg()[0]!;
   for (const mode of [...MODES, ...(SESSIONS ? ['new sessions'] : [])]) {
@@ -115,8 +125,12 @@ try {
     }
     rows.push(...byPath.values());
   }
-  const bouncerTps = (mode: string) => median(rows.find((r) => r.mode === mode && r.path.startsWith('pgbouncer'))!.tps);
-  const directTps = (mode: string) => median(rows.find((r) => r.mode === mode && r.path === 'direct')!.tps);
+  const tpsOf = (mode: string, path: string) => {
+    const row = rows.find((r) => r.mode === mode && r.path.startsWith(path));
+    return row ? median(row.tps) : NaN;
+  };
+  const bouncerTps = (mode: string) => tpsOf(mode, 'pgbouncer');
+  const directTps = (mode: string) => tpsOf(mode, 'direct');
   console.log(`\npgbench -S -c ${CLIENTS} -j 2 -T ${SECONDS}, ${ROUNDS} interleaved rounds (medians); new sessions: -C -c 8 -j 8; load average ${load0.toFixed(1)} → ${loadavg()[0]!.toFixed(1)}\n`);
   console.log('| path | mode | TPS | × direct | × pgbouncer | CPU µs per tx (its process) | rounds |');
   console.log('|---|---|---:|---:|---:|---:|---|');

@@ -96,24 +96,54 @@ export class FileAuditLog implements AuditLog {
     return new FileAuditLog(path, fh, seq, last, size, opts.onLine);
   }
 
+  /** Events waiting for the next write, with their callers. */
+  private queue: { event: AuditEvent; resolve: (e: AuditEntry) => void; reject: (err: unknown) => void }[] = [];
+
+  /**
+   * Appends one entry; resolves once it is written. Appends that arrive while a write is under
+   * way go out together in the next write (group commit): one resync and one write for all of
+   * them, in arrival order, each chained to the one before, as if appended one by one.
+   */
   append(event: AuditEvent): Promise<AuditEntry> {
-    const run = async () => {
+    return new Promise<AuditEntry>((resolve, reject) => {
+      this.queue.push({ event, resolve, reject });
+      if (this.queue.length === 1) this.tail = this.tail.then(() => this.writeQueued());
+    });
+  }
+
+  private async writeQueued(): Promise<void> {
+    const batch = this.queue;
+    this.queue = [];
+    let entries: AuditEntry[];
+    let texts: string[];
+    try {
       await this.resync();
-      const body = { ...scrub(event), seq: this.seq + 1, time: new Date().toISOString(), prev: this.last } as Omit<AuditEntry, 'hash'>;
-      const entry = { ...body, hash: entryHash(this.last, body) } as AuditEntry;
-      const text = JSON.stringify(entry);
-      const line = text + '\n';
-      await this.fh.write(line);
-      this.size += Buffer.byteLength(line);
-      this.onLine?.(text);
+      entries = [];
+      texts = [];
+      let { seq, last } = this;
+      for (const { event } of batch) {
+        const body = { ...scrub(event), seq: seq + 1, time: new Date().toISOString(), prev: last } as Omit<AuditEntry, 'hash'>;
+        const entry = { ...body, hash: entryHash(last, body) } as AuditEntry;
+        entries.push(entry);
+        texts.push(JSON.stringify(entry));
+        seq = entry.seq;
+        last = entry.hash;
+      }
+      const data = texts.join('\n') + '\n';
+      await this.fh.write(data);
+      this.size += Buffer.byteLength(data);
+    } catch (err) {
+      for (const b of batch) b.reject(err);
+      return;
+    }
+    for (let i = 0; i < batch.length; i++) {
+      const entry = entries[i]!;
+      this.onLine?.(texts[i]!);
       this.seq = entry.seq;
       this.last = entry.hash;
       this.notify(entry);
-      return entry;
-    };
-    const p = this.tail.then(run, run);
-    this.tail = p.catch(() => undefined);
-    return p;
+      batch[i]!.resolve(entry);
+    }
   }
 
   /**

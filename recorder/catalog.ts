@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, renameSync } from 'node:fs';
-import { mkdir, readdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { existsSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdir, readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AsciicastWriter, type AsciicastHeader } from './asciicast-writer.js';
 import { QueryLogWriter } from './query-log-writer.js';
@@ -37,6 +37,11 @@ export interface CatalogOptions {
 
 export class RecordingCatalog {
   private readonly listeners = new Set<(meta: RecordingMeta) => void>();
+  /**
+   * Entries of live recordings this catalog wrote, as written: their updates (the SSH format
+   * change, the seal) need not read the file back. An entry leaves when it is no longer live.
+   */
+  private readonly live = new Map<string, RecordingMeta>();
 
   private constructor(readonly dir: string, private readonly opts: CatalogOptions) {}
 
@@ -156,7 +161,7 @@ export class RecordingCatalog {
   }
 
   async update(id: string, patch: Partial<RecordingMeta>): Promise<RecordingMeta> {
-    const cur = await this.get(id);
+    const cur = this.live.get(id) ?? await this.get(id);
     if (!cur) throw new RecordingNotFound(id);
     const next = { ...cur, ...patch, id: cur.id };
     const text = await this.write(next);
@@ -192,12 +197,19 @@ export class RecordingCatalog {
     return out;
   }
 
+  /**
+   * Rewrites an entry atomically (temp file, rename). Written from the event loop: an entry is
+   * a few hundred bytes into the page cache, and two thread-pool round trips per write queued
+   * behind other sessions' fsyncs made up much of a Postgres session open.
+   */
   private async write(meta: RecordingMeta): Promise<string> {
     const path = this.metaPath(meta.id);
     const tmp = `${path}.${randomBytes(3).toString('hex')}.tmp`;
     const text = JSON.stringify(meta);
-    await writeFile(tmp, text, { mode: 0o600 });
-    await rename(tmp, path);
+    writeFileSync(tmp, text, { mode: 0o600 });
+    renameSync(tmp, path);
+    if (meta.status === 'live') this.live.set(meta.id, meta);
+    else this.live.delete(meta.id);
     for (const fn of this.listeners) {
       try {
         fn(meta);

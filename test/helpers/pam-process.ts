@@ -28,6 +28,8 @@ export interface PamProcessOptions {
   /** Also open listen.metrics (/metrics, /healthz, /readyz) on a free port. */
   metrics?: boolean;
   env?: Record<string, string>;
+  /** Node options for the `pam serve` process only (not the CLI calls), e.g. ['--cpu-prof']. */
+  nodeArgs?: string[];
 }
 
 export interface PamProcess {
@@ -91,7 +93,7 @@ ${opts.extra ?? ''}
   let out = '';
   let stdout = '';
   let stderr = '';
-  const proc = spawn('node', ['bin/pam.js', 'serve', '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
+  const proc = spawn('node', [...(opts.nodeArgs ?? []), 'bin/pam.js', 'serve', '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
   const exit = new Promise<number | null>((r) => proc.once('exit', (c) => r(c)));
   proc.stdout!.on('data', (d) => { out += d; stdout += d; });
   proc.stderr!.on('data', (d) => { out += d; stderr += d; });

@@ -1,0 +1,120 @@
+/**
+ * Per-session costs of a session open (issue 14) that were cut without changing what is
+ * checked or kept: verified tokens remembered for a minute at most, the credential-use record
+ * written at most once a minute, audit appends that arrive together written together.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadDevIssuer } from '../../access/dev-issuer.js';
+import { cachingVerifier, VERIFIED_TOKEN_TTL_MS } from '../../access/verified-tokens.js';
+import { TokenRejected, type IdentityVerifier } from '../../access/identity.types.js';
+import { CredentialUseLog, USE_REFRESH_MS } from '../../access/credential-use.js';
+import { openEmbeddedStore } from '../../access/store-embedded.js';
+import { FileAuditLog, verifyAuditChain } from '../../recorder/audit-log.js';
+import type { Authorized } from '../../access/access.types.js';
+import type { AuditEvent } from '../../recorder/audit.types.js';
+
+let dir: string;
+afterEach(async () => { if (dir) await rm(dir, { recursive: true, force: true }); });
+
+function counting(inner: IdentityVerifier): IdentityVerifier & { calls: number } {
+  const v = { calls: 0, verify: (t: string) => { v.calls++; return inner.verify(t); } };
+  return v;
+}
+
+describe('verified tokens', () => {
+  it('verifies a token once, then answers from memory until the bound, never past exp', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'pam-vt-'));
+    const dev = await loadDevIssuer(dir, 'aud');
+    const token = await dev.issue('alice', ['dba'], { ttlSec: 600 });
+    const inner = counting(dev.verifier);
+    let clock = Date.now();
+    const cached = cachingVerifier(inner, { now: () => clock });
+
+    const first = await cached.verify(token);
+    const second = await cached.verify(token);
+    expect(inner.calls).toBe(1);
+    expect(second).toEqual(first);
+    second.groups.push('mutated');
+    expect((await cached.verify(token)).groups).toEqual(['dba']); // each caller gets its own copy
+
+    clock += VERIFIED_TOKEN_TTL_MS + 1; // past the bound: verified again
+    await cached.verify(token);
+    expect(inner.calls).toBe(2);
+
+    clock = first.expiresAt; // at exp the memory is not used, whatever the bound
+    await cached.verify(token).catch(() => undefined);
+    expect(inner.calls).toBe(3);
+  });
+
+  it('never remembers a refusal', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'pam-vt-'));
+    const dev = await loadDevIssuer(dir, 'aud');
+    const other = await loadDevIssuer(await mkdtemp(join(dir, 'other-')), 'aud');
+    const forged = await other.issue('mallory', ['dba']); // signed by a key this verifier does not trust
+    const inner = counting(dev.verifier);
+    const cached = cachingVerifier(inner);
+    await expect(cached.verify(forged)).rejects.toBeInstanceOf(TokenRejected);
+    await expect(cached.verify(forged)).rejects.toBeInstanceOf(TokenRejected);
+    expect(inner.calls).toBe(2);
+  });
+});
+
+describe('credential use', () => {
+  it('writes a use at once, again only after the refresh interval or for another secret', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'pam-cu-'));
+    const store = await openEmbeddedStore(join(dir, 'state'));
+    let clock = 1_000_000;
+    const uses = new CredentialUseLog(store, () => clock);
+    const auth = (secret: string) => ({
+      identity: { subject: 's-alice', user: 'alice', groups: [], issuer: 'x', expiresAt: Number.MAX_SAFE_INTEGER },
+      target: { name: 'db', logins: { app: { secret } } }, login: 'app', grant: { id: 'g' },
+    }) as unknown as Authorized;
+    const at = async () => (await uses.since(0, () => true)).map((u) => [u.secret, u.at]);
+
+    await uses.record(auth('pg'));
+    expect(await at()).toEqual([['pg', 1_000_000]]);
+    clock += USE_REFRESH_MS - 1;
+    await uses.record(auth('pg'));
+    expect(await at()).toEqual([['pg', 1_000_000]]); // not written again within the interval
+    await uses.record(auth('pg2')); // the target now names another secret: written at once
+    expect(await at()).toEqual([['pg2', clock]]);
+    clock += USE_REFRESH_MS;
+    await uses.record(auth('pg2'));
+    expect(await at()).toEqual([['pg2', clock]]);
+    await store.close();
+  });
+});
+
+describe('audit group commit', () => {
+  it('appends that arrive together keep their order, their chain and each its own entry', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'pam-agc-'));
+    const path = join(dir, 'audit.log');
+    const lines: string[] = [];
+    const log = await FileAuditLog.open(path, { onLine: (l) => lines.push(l) });
+    const events = Array.from({ length: 200 }, (_, i) => ({ type: 'session.start', user: `u${i}` }) as unknown as AuditEvent);
+    const entries = await Promise.all(events.map((e) => log.append(e)));
+    expect(entries.map((e) => e.seq)).toEqual(events.map((_, i) => i + 1));
+    expect(entries.map((e) => (e as unknown as { user: string }).user)).toEqual(events.map((_, i) => `u${i}`));
+    await log.close();
+    const file = (await readFile(path, 'utf8')).trim().split('\n');
+    expect(file).toEqual(lines);
+    expect(file.map((l) => JSON.parse(l).hash)).toEqual(entries.map((e) => e.hash));
+    expect(await verifyAuditChain(path)).toEqual({ ok: true, entries: 200 });
+  });
+
+  it('a failed write fails every append of its batch and the next append still chains', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'pam-agc-'));
+    const path = join(dir, 'audit.log');
+    const log = await FileAuditLog.open(path);
+    await log.append({ type: 'session.start' } as unknown as AuditEvent);
+    // Fault: the handle is closed under the log, so the next write fails.
+    const fh = (log as unknown as { fh: { close(): Promise<void> } }).fh;
+    await fh.close();
+    const failed = await Promise.allSettled([1, 2, 3].map(() => log.append({ type: 'session.end' } as unknown as AuditEvent)));
+    expect(failed.map((r) => r.status)).toEqual(['rejected', 'rejected', 'rejected']);
+    expect(await verifyAuditChain(path)).toEqual({ ok: true, entries: 1 });
+  });
+});
