@@ -141,6 +141,12 @@ export interface ForwardFields {
   /** The global request that opened it (`tcpip-forward` for -R). */
   request?: string;
   rule?: string;
+  /** The form of the destination (or -R bind address) a rule refused it by, when not as asked. */
+  normalised?: string;
+  /** What the destination was asked as, when it was judged by another (canonical) form. */
+  asked?: string;
+  /** An -R bind address as the target was asked for it, when not as the client asked. */
+  upstream?: string;
 }
 export type SshChannelRefused = Ev<'ssh.channel.refused', ForwardFields & { why: string }>;
 export type SshForward = Ev<'ssh.forward', ForwardFields & { port?: number; screen?: number; single?: boolean }>;

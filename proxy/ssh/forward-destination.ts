@@ -6,6 +6,10 @@
  * (decimal, hex, octal, short forms) and IPv6 compression; IPv4-mapped IPv6 becomes its IPv4;
  * names lose a trailing dot and case. Names are also resolved here (bounded), so a rule on the
  * address applies to a name that points at it.
+ *
+ * `ssh -R` bind addresses go through the same reading (`bindForms`): sshd hands a specific bind
+ * address to getaddrinfo, so `0`, `0x0` and `0.0.0.0.` listen on every interface as `0.0.0.0`
+ * does, and `""`, `*`, `0.0.0.0` and `::` are all "every interface".
  */
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
@@ -47,4 +51,22 @@ export async function resolvedAddresses(host: string, timeoutMs = 2000): Promise
   } finally {
     if (timer) clearTimeout(timer);
   }
+}
+
+/** Every spelling of "listen on all interfaces" that sshd's `-R` bind addresses accept. */
+const WILDCARD_BINDS = ['0.0.0.0', '::', '*', ''];
+
+/**
+ * An `ssh -R` bind address as the target may read it: `canonical` is what the rules decide on
+ * and what the target is asked for (`0.0.0.0` for any all-interfaces spelling but `""`/`*`, which
+ * stay the sshd wildcard `""`); `forms` are every text a rule may name it by (for a wildcard
+ * every wildcard spelling; for a name its resolved addresses too).
+ */
+export async function bindForms(bindAddr: string): Promise<{ canonical: string; upstream: string; forms: string[] }> {
+  const canonical = canonicalHost(bindAddr);
+  if (WILDCARD_BINDS.includes(canonical)) {
+    const upstream = canonical === '*' || canonical === '' ? '' : canonical;
+    return { canonical: upstream === '' ? '0.0.0.0' : canonical, upstream, forms: [...new Set([...WILDCARD_BINDS, bindAddr])] };
+  }
+  return { canonical, upstream: canonical, forms: [...new Set([canonical, bindAddr, ...(await resolvedAddresses(canonical))])] };
 }

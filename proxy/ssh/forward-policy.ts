@@ -9,7 +9,7 @@
 import type ssh2 from 'ssh2';
 import { judgeChannel, type ChannelKind } from './channel-rules.js';
 import type { ChannelContext } from './channels.types.js';
-import { canonicalHost, resolvedAddresses } from './forward-destination.js';
+import { bindForms, canonicalHost, resolvedAddresses } from './forward-destination.js';
 
 type Ctx = Pick<ChannelContext, 'policy' | 'subject' | 'audit' | 'recording' | 'track'>;
 
@@ -70,15 +70,28 @@ export async function decideDestination(
 ): Promise<({ allowed: true; rule: string } | { allowed: false; why: string }) & { host: string }> {
   const canonical = canonicalHost(host);
   const forms = [...new Set([canonical, host, ...(await resolvedAddresses(canonical))])];
+  return { ...decideForms(ctx, host, canonical, forms, port, what, extra), host: canonical };
+}
+
+/** The same for an `ssh -R` bind address (`bindForms`); `host` is what the target is asked for. */
+export async function decideBind(
+  ctx: Ctx, bindAddr: string, port: number, what: string, extra: Record<string, unknown> = {},
+): Promise<({ allowed: true; rule: string } | { allowed: false; why: string }) & { host: string }> {
+  const { canonical, upstream, forms } = await bindForms(bindAddr);
+  return { ...decideForms(ctx, bindAddr, canonical, forms, port, what, extra), host: upstream };
+}
+
+function decideForms(
+  ctx: Ctx, host: string, canonical: string, forms: string[], port: number, what: string, extra: Record<string, unknown>,
+): { allowed: true; rule: string } | { allowed: false; why: string } {
   for (const f of forms) {
     const { refusal, rule } = judgeChannel(ctx, 'port-forward', `${f}:${port}`);
     if (refusal && rule) {
       refuseForward(ctx, 'port-forward', `${host}:${port}`, what, f === host ? refusal : `${refusal} (${host} is ${f})`, rule, { ...extra, normalised: `${f}:${port}` });
-      return { allowed: false, why: refusal, host: canonical };
+      return { allowed: false, why: refusal };
     }
   }
-  const d = decideForward(ctx, 'port-forward', `${canonical}:${port}`, what, { ...extra, ...(canonical !== host ? { asked: `${host}:${port}` } : {}) });
-  return { ...d, host: canonical };
+  return decideForward(ctx, 'port-forward', `${canonical}:${port}`, what, { ...extra, ...(canonical !== host ? { asked: `${host}:${port}` } : {}) });
 }
 
 export function handleDirectTcpip(

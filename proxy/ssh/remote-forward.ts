@@ -1,15 +1,17 @@
 /**
  * Remote port forwarding (`ssh -R`, RFC 4254 §7.1 `tcpip-forward` global request) under the
- * channel policy: a `channel: port-forward` rule must allow `bind_addr:port` (as the client asked
- * for it, e.g. `127.0.0.1:8080` or `localhost:0`). Allowed, the proxy asks the target for the
- * same listener with the vaulted login (`forwardIn`); each connection the target accepts on it
+ * channel policy: a `channel: port-forward` rule must allow `bind_addr:port` (e.g. `127.0.0.1:8080`
+ * or `localhost:0`), the bind address normalised first as the target's sshd reads it
+ * (`bindForms`: `0x7f000001` is `127.0.0.1`, `0`/`0x0`/`*`/`""` listen on every interface like
+ * `0.0.0.0`; refused when any form is refused by a rule). Allowed, the proxy asks the target for
+ * the canonical listener with the vaulted login (`forwardIn`); each connection the target accepts on it
  * (`forwarded-tcpip`) is opened to the client as a forwarded-tcpip channel and relayed. The
  * grant, each connection and its byte counts are audited / marked in the recording; refusals
  * are audited. Listeners die with the upstream connection, so they end with the session.
  */
 import type ssh2 from 'ssh2';
 import type { ChannelContext } from './channels.js';
-import { decideForward, refuseForward, relayForward } from './forward-policy.js';
+import { decideBind, refuseForward, relayForward } from './forward-policy.js';
 
 type Connection = ssh2.Connection;
 type Reply = ((port?: number) => void) | undefined;
@@ -17,12 +19,14 @@ type Reply = ((port?: number) => void) | undefined;
 interface Bound {
   /** As the client asked for it: the client finds its forward by this address and the bound port. */
   bindAddr: string;
+  /** As the target was asked for it (canonical): the target names its connections by it. */
+  upstream: string;
   port: number;
   rule: string;
 }
 
 export class RemoteForwards {
-  /** Keyed as ssh2's Client reports connections: `bindAddr:boundPort`. */
+  /** Keyed as ssh2's Client reports connections: `upstream:boundPort`. */
   private readonly bound = new Map<string, Bound>();
 
   constructor(private readonly ctx: ChannelContext, private readonly client: Connection) {
@@ -43,18 +47,25 @@ export class RemoteForwards {
   private handleForward(bindAddr: string, bindPort: number, accept: Reply, reject: Reply): void {
     const destination = `${bindAddr}:${bindPort}`;
     const what = `remote forward (-R) ${destination}`;
-    const d = decideForward(this.ctx, 'port-forward', destination, what, { request: 'tcpip-forward' });
-    if (!d.allowed) return void reject?.();
+    void decideBind(this.ctx, bindAddr, bindPort, what, { request: 'tcpip-forward' }).then(
+      (d) => (d.allowed ? this.listen(bindAddr, d.host, bindPort, d.rule, what, accept, reject) : reject?.()),
+      () => reject?.(),
+    );
+  }
+
+  private listen(bindAddr: string, upstream: string, bindPort: number, rule: string, what: string, accept: Reply, reject: Reply): void {
+    const destination = `${bindAddr}:${bindPort}`;
+    const asked = upstream !== bindAddr ? { upstream: `${upstream}:${bindPort}` } : {};
     try {
-      this.ctx.upstream.forwardIn(bindAddr, bindPort, (err, port) => {
+      this.ctx.upstream.forwardIn(upstream, bindPort, (err, port) => {
         if (err) {
-          this.ctx.audit({ type: 'ssh.forward.failed', channel: 'port-forward', request: 'tcpip-forward', destination, why: err.message });
+          this.ctx.audit({ type: 'ssh.forward.failed', channel: 'port-forward', request: 'tcpip-forward', destination, ...asked, why: err.message });
           this.ctx.recording.marker(`${what} failed at target: ${err.message}`);
           return void reject?.();
         }
-        this.bound.set(`${bindAddr}:${port}`, { bindAddr, port, rule: d.rule });
-        this.ctx.audit({ type: 'ssh.forward', channel: 'port-forward', request: 'tcpip-forward', destination, port, rule: d.rule === 'default' ? undefined : d.rule });
-        this.ctx.recording.marker(`${what} listening on target port ${port} (rule ${d.rule})`);
+        this.bound.set(`${upstream}:${port}`, { bindAddr, upstream, port, rule });
+        this.ctx.audit({ type: 'ssh.forward', channel: 'port-forward', request: 'tcpip-forward', destination, ...asked, port, rule: rule === 'default' ? undefined : rule });
+        this.ctx.recording.marker(`${what} listening on target port ${port} (rule ${rule})`);
         accept?.(port);
       });
     } catch (err) {
@@ -64,12 +75,13 @@ export class RemoteForwards {
   }
 
   private handleCancel(bindAddr: string, bindPort: number, accept: Reply, reject: Reply): void {
-    const key = `${bindAddr}:${bindPort}`;
-    if (!this.bound.has(key)) return void reject?.();
+    const key = [...this.bound.entries()].find(([, b]) => b.bindAddr === bindAddr && b.port === bindPort)?.[0];
+    if (key === undefined) return void reject?.();
+    const b = this.bound.get(key)!;
     this.bound.delete(key);
     try {
-      this.ctx.upstream.unforwardIn(bindAddr, bindPort, (err) => (err ? reject?.() : accept?.()));
-      this.ctx.recording.marker(`remote forward (-R) ${key} cancelled`);
+      this.ctx.upstream.unforwardIn(b.upstream, bindPort, (err) => (err ? reject?.() : accept?.()));
+      this.ctx.recording.marker(`remote forward (-R) ${bindAddr}:${bindPort} cancelled`);
     } catch {
       reject?.();
     }
