@@ -11,6 +11,11 @@
  *    start-up check of the index against the folder is done, then over HTTP, 20 times each: a
  *    rare word, a common word (first page), the first page of sessions, "who ran systemctl stop
  *    on prod-* in the last 7 days" (command events), and the second page of the common word.
+ * 5. Start-up with the index gone (`--startup`, on by default): `pam serve` stopped, the index
+ *    file deleted, `pam serve` started again. Time until /healthz answers, then while the index
+ *    is rebuilt in the background the first page of sessions and the rare word are asked every
+ *    second (the proxy serves meanwhile: each answer's latency and the index state it reports),
+ *    and the time until the index is ready again.
  *
  *   node bin/run-ts.js bench/search-index.ts --recordings 2000 --kb 250 --scan
  *   node bin/run-ts.js bench/search-index.ts --recordings 100000 --kb 16
@@ -18,7 +23,7 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { COMMON_WORD, generate, RARE_WORD } from './search-index-setup.js';
 import { RecordingCatalog } from '../recorder/catalog.js';
@@ -36,11 +41,12 @@ const KB = arg('kb', 250);
 const RUNS = arg('runs', 20);
 const SCAN = process.argv.includes('--scan');
 const KEEP = process.argv.includes('--keep');
+const STARTUP = !process.argv.includes('--no-startup');
 
 const root = mkdtempSync(join(tmpdir(), 'pam-bench-index-'));
 const dataDir = join(root, 'data');
 const recDir = join(dataDir, 'recordings');
-const out: Record<string, unknown> = { recordings: N, kbEach: KB, cores: Number(execFileSync('nproc').toString()) };
+const out: Record<string, unknown> = { recordings: N, kbEach: KB, cores: Number(execFileSync('nproc').toString()), loadAtStart: loadavg().map((x) => +x.toFixed(1)) };
 
 let t = performance.now();
 const set = generate(recDir, N, KB, 365);
@@ -110,25 +116,39 @@ out.rebuild = {
   indexMB: +(statSync(join(dataDir, 'index.sqlite')).size / 1048576).toFixed(0),
 };
 
-const serve = spawn('node', ['bin/pam.js', 'serve', '--config', cfg], { stdio: ['ignore', 'pipe', 'pipe'] });
-// Never leave the proxy behind, whatever fails below.
-process.once('exit', () => serve.kill('SIGKILL'));
-let serveLog = '';
-serve.stdout.on('data', (d) => (serveLog += d));
-serve.stderr.on('data', (d) => (serveLog += d));
 const base = `http://127.0.0.1:${port}`;
-t = performance.now();
-for (let i = 0; ; i++) {
-  if (await fetch(`${base}/healthz`).then((r) => r.ok, () => false)) break;
-  if (i > 600) throw new Error(`pam serve did not start: ${serveLog}`);
-  await new Promise((r) => setTimeout(r, 100));
-}
-const token = (await pam(['dev', 'token', 'sam', '--groups', 'security', '--config', cfg])).stdout.trim();
+let token = '';
 const get = async (path: string) => {
   const res = await fetch(base + path, { headers: { authorization: `Bearer ${token}` } });
   if (!res.ok) throw new Error(`${path}: HTTP ${res.status} ${await res.text()}`);
   return res.json() as Promise<Record<string, any>>;
 };
+
+/** Starts `pam serve`; resolves with the process and the seconds until /healthz answered. */
+async function startServe() {
+  const proc = spawn('node', ['bin/pam.js', 'serve', '--config', cfg], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // Never leave the proxy behind, whatever fails below.
+  process.once('exit', () => proc.kill('SIGKILL'));
+  let log = '';
+  proc.stdout.on('data', (d) => (log += d));
+  proc.stderr.on('data', (d) => (log += d));
+  const t0 = performance.now();
+  for (let i = 0; ; i++) {
+    if (await fetch(`${base}/healthz`).then((r) => r.ok, () => false)) break;
+    if (proc.exitCode !== null || i > 6000) throw new Error(`pam serve did not start: ${log}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return { proc, healthzSeconds: +((performance.now() - t0) / 1000).toFixed(1) };
+}
+const stopServe = async (proc: ReturnType<typeof spawn>) => {
+  proc.kill('SIGTERM');
+  await new Promise((r) => proc.once('close', r));
+};
+
+t = performance.now();
+let { proc: serve, healthzSeconds } = await startServe();
+out.serveHealthzSeconds = healthzSeconds;
+token = (await pam(['dev', 'token', 'sam', '--groups', 'security', '--config', cfg])).stdout.trim();
 for (;;) {
   const s = await get('/api/v1/ui/sessions?limit=1');
   if (s.index.state === 'ready') break;
@@ -157,8 +177,44 @@ out.sessionsFirstPage = await time('/api/v1/ui/sessions', (r) => r.sessions.leng
 out.whoRanSystemctlStop = await time(`/api/v1/search?${new URLSearchParams({ q: 'systemctl stop', kind: 'command', target: 'prod-*', since: '7d' })}`, (r) => r.hits.length > 0 && r.hits.every((h: any) => h.command.text.includes('systemctl stop')));
 out.deniedLastWeekByUser = await time(`/api/v1/search?${new URLSearchParams({ user: 'u7', verdict: 'deny', since: '7d' })}`, (r) => Array.isArray(r.hits));
 
-serve.kill('SIGTERM');
-await new Promise((r) => serve.once('close', r));
+await stopServe(serve);
+
+if (STARTUP) {
+  // The index gone at start-up: the proxy serves at once and rebuilds in the background.
+  for (const f of ['index.sqlite', 'index.sqlite-wal', 'index.sqlite-shm']) rmSync(join(dataDir, f), { force: true });
+  t = performance.now();
+  ({ proc: serve, healthzSeconds } = await startServe());
+  const during: { sessionsMs: number[]; rareMs: number[]; states: string[] } = { sessionsMs: [], rareMs: [], states: [] };
+  let readyAfter = 0;
+  for (;;) {
+    let t0 = performance.now();
+    const s = await get('/api/v1/ui/sessions?limit=100');
+    const sessionsMs = performance.now() - t0;
+    if (s.index.state === 'ready') {
+      readyAfter = (performance.now() - t) / 1000;
+      break;
+    }
+    during.sessionsMs.push(sessionsMs);
+    during.states.push(`${s.index.state} ${s.index.done}/${s.index.total}`);
+    t0 = performance.now();
+    await get(`/api/v1/search?q=${RARE_WORD}`);
+    during.rareMs.push(performance.now() - t0);
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+  const med = (xs: number[]) => (xs.length ? +[...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!.toFixed(1) : null);
+  out.startupWithoutIndex = {
+    healthzSeconds, indexReadySeconds: +readyAfter.toFixed(1), answersWhileBuilding: during.sessionsMs.length,
+    sessionsPageMsWhileBuilding: { median: med(during.sessionsMs), max: during.sessionsMs.length ? +Math.max(...during.sessionsMs).toFixed(1) : null },
+    rareWordMsWhileBuilding: { median: med(during.rareMs), max: during.rareMs.length ? +Math.max(...during.rareMs).toFixed(1) : null },
+    firstState: during.states[0] ?? null, lastState: during.states.at(-1) ?? null,
+  };
+  out.afterStartupRebuild = {
+    rare: await time(`/api/v1/search?q=${RARE_WORD}`, (r) => r.hits.length === 1 && r.hits[0].recording === set.rareRecording),
+    sessionsFirstPage: await time('/api/v1/ui/sessions', (r) => r.sessions.length === 100),
+  };
+  await stopServe(serve);
+}
+out.loadAtEnd = loadavg().map((x) => +x.toFixed(1));
 console.log(JSON.stringify(out, null, 1));
 if (KEEP) console.error(`kept ${root}`);
 else rmSync(root, { recursive: true, force: true });
