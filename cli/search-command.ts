@@ -5,7 +5,7 @@ import { printRows } from './table.js';
 
 export interface SearchFlags { [k: string]: string | boolean | undefined }
 
-const USAGE = 'pam search [QUERY] [--user U] [--target T] [--since 7d] [--until DATE] [--kind output|command|sql|marker] [--verdict allow|alert|review|deny] [--limit N] [--cursor C] [--json]';
+const USAGE = 'pam search [QUERY] [--user U] [--target T] [--since 7d] [--until DATE] [--kind output|command|sql|marker|input] [--verdict allow|alert|review|deny] [--limit N] [--cursor C] [--json]';
 
 interface SearchReply { query: string; hits: SearchHit[]; next_cursor: string | null; index: { state: string; done: number; total: number } }
 

@@ -10,7 +10,8 @@
  *   time    milliseconds since the header's timestamp (u48: no wrap for 8900 years)
  *   type 1  DATA      payload = the bytes carried; stream 0 stdin (client → target), 1 stdout, 2 stderr
  *   type 2  MARKER    payload = UTF-8 label (exec command, exit status, denial, kill, …)
- *   type 3  CHANNEL   payload = UTF-8 JSON { kind, label?, pty? }: a channel starts (its number is `channel`)
+ *   type 3  CHANNEL   payload = UTF-8 JSON { kind, label?, pty?, stdin? }: a channel starts (its number is `channel`;
+ *                     stdin "judged": the stdin gate judged its stdin line by line)
  *   type 4  RESIZE    payload = cols u16 | rows u16
  *   type 5  TRANSFER  payload = UTF-8 JSON file record { path, direction, size, sha256, via, stored? }
  * ```

@@ -58,7 +58,7 @@ export class RawWriter {
   }
 
   /** Starts a channel; returns its number for `data`. */
-  channel(info: { kind: string; label?: string; pty?: boolean }, at?: number): number {
+  channel(info: { kind: string; label?: string; pty?: boolean; stdin?: 'judged' }, at?: number): number {
     const n = this.nextChannel++ & 0xffff;
     this.frame(FrameType.Channel, 0, n, Buffer.from(JSON.stringify(info), 'utf8'), at);
     return n;

@@ -24,6 +24,8 @@ export interface ChannelStart {
   kind: string;
   label?: string;
   pty?: boolean;
+  /** `judged`: the stdin gate reads this channel's stdin as command lines (each has its verdict marker). */
+  stdin?: 'judged';
 }
 
 type Pending = { at: number; kind: 'marker'; label: string } | { at: number; kind: 'resize'; cols: number; rows: number };

@@ -44,7 +44,7 @@ export class ChannelRelay implements Terminable {
   ) {
     this.untrack = ctx.track(this);
     const rec = ctx.recording;
-    this.tap = openTap(rec, mode);
+    this.tap = openTap(rec, mode, { stdinJudged: mode.kind === 'raw' && mode.gate && !!ctx.onEnter });
     if (mode.kind === 'transfer' && mode.scp) {
       const { direction, path, dir } = mode.scp;
       this.scp = new ScpTransfer(direction, path, (f, digest) => recordTransfer(rec, this.tap, { ...f, via: 'scp' }, digest), (why) => rec.marker(why), ctx.transferContent, dir || path.endsWith('/'));
@@ -69,6 +69,9 @@ export class ChannelRelay implements Terminable {
           if (v.action === 'deny') {
             rec.marker(`denied: ${line || '(input not echoed)'}: ${v.message}${v.rule ? ` (rule ${v.rule})` : ''}`);
             ctx.audit({ type: 'ssh.command.denied', command: line, why: v.message, ...(v.rule ? { rule: v.rule } : {}) });
+          } else if (v.allowedBy) {
+            // The index's command event for the line, with the rule that let it through.
+            rec.marker(`allowed (${v.allowedBy}): ${line || '(input not echoed)'}`);
           }
         },
       });
@@ -83,8 +86,11 @@ export class ChannelRelay implements Terminable {
           pauseClient: () => this.client.pause(),
           resumeClient: () => this.client.resume(),
           onVerdict: (line, v) => {
-            if (v.action !== 'deny') return;
-            rec.marker(`denied: ${line}: ${v.message}`);
+            if (v.action === 'allow') {
+              if (v.allowedBy) rec.marker(`allowed (${v.allowedBy}): ${line}`);
+              return;
+            }
+            rec.marker(`denied: ${line}: ${v.message}${v.rule ? ` (rule ${v.rule})` : ''}`);
             ctx.audit({ type: 'ssh.command.denied', command: line, via: 'stdin', why: v.message, ...(v.rule ? { rule: v.rule } : {}) });
           },
         });

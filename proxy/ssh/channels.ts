@@ -203,6 +203,7 @@ async function handleExec(ctx: ChannelContext, ch: ServerChannel, command: strin
     try {
       const d = await ctx.commands.decide(command, { via: 'exec', signal: cancel.signal, notify: (t) => ch.stderr.write(t.replace(/^\r\n/, '')) });
       if (d.action === 'deny') denied = { message: d.message, rule: d.rule };
+      else if (d.allowedBy) ctx.recording.marker(`allowed (${d.allowedBy}): ${command}`);
     } catch (err) {
       denied = { message: `policy check failed: ${(err as Error).message}` };
     } finally {
@@ -214,6 +215,9 @@ async function handleExec(ctx: ChannelContext, ch: ServerChannel, command: strin
     if (why) {
       denied = { message: why, rule };
       ctx.audit({ type: 'policy.deny', protocol: 'ssh', kind: 'channel', channel: 'scp', destination: scp.path, rule: denied.rule ?? 'default_action', why });
+    } else if (plain && ctx.policy) {
+      // A plain scp is judged by the scp channel rule alone: that rule is the command's verdict.
+      ctx.recording.marker(`allowed (${rule ?? 'default_action'}): ${command}`);
     }
   }
   ctx.audit({ type: denied ? 'ssh.exec.denied' : 'ssh.exec', command, ...(denied ? { why: denied.message, rule: denied.rule } : {}) });

@@ -46,9 +46,10 @@ export class CommandPolicy {
   async decide(command: string, io: DecideIo): Promise<CommandDecision> {
     const d = this.deps;
     const v = d.policy.evaluate({ ...d.subject, protocol: 'ssh', kind: 'command', command });
-    if (v.action === 'allow') return { action: 'allow', verdict: v };
+    if (v.action === 'allow') return { action: 'allow', allowedBy: v.rule ?? 'default_action', verdict: v };
     const shown = io.unechoed ? '(input not echoed)' : command;
-    if (io.unechoed && !v.rule) return { action: 'allow', verdict: v };
+    // Not echoed and no rule for it (a password at a prompt): let through as the default allows.
+    if (io.unechoed && !v.rule) return { action: 'allow', allowedBy: 'default_action', verdict: v };
     const base = { protocol: 'ssh', kind: 'command', via: io.via, rule: v.rule ?? 'default_action', command: shown } as const;
     if (v.action === 'alert') {
       d.audit({ type: 'policy.alert', ...base, message: v.message });

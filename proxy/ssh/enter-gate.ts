@@ -21,7 +21,11 @@ import { LineTracker, type ScreenChange } from './line-tracker.js';
  * Wiring: startSshBroker uses the policy hook from shell-policy.ts when deps.policy is present;
  * `opts.onEnter` replaces it (tests).
  */
-export type EnterVerdict = { action: 'allow' } | { action: 'deny'; message: string; rule?: string };
+/**
+ * `allowedBy`: the policy allowed the line outright (not an alert, not an approved review) by
+ * this rule, or `default_action`; the recording gets an `allowed (RULE): LINE` marker for it.
+ */
+export type EnterVerdict = { action: 'allow'; allowedBy?: string } | { action: 'deny'; message: string; rule?: string };
 
 export interface EnterIo {
   /** A line for the user's terminal (not sent to the target, not recorded as output). */
@@ -235,7 +239,8 @@ export class EnterGate {
       verdict = { action: 'deny', message: `policy check failed: ${(err as Error).message}` };
     }
     if (this.disposed) return;
-    this.io.onVerdict?.(line, verdict);
+    // An allowed line is told as the reading that was judged last (a misplaced prompt cut off).
+    this.io.onVerdict?.(verdict.action === 'allow' && started ? started : line, verdict);
     this.lines.reset();
     this.io.recordInput?.(enter);
     if (verdict.action === 'allow') {

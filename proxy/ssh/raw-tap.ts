@@ -78,9 +78,9 @@ class TerminalTap implements Tap {
  * In an asciicast recording (a pty channel came first) a no-pty exec or shell is recorded as
  * terminal text as before, and scp/sftp/subsystem channels by their markers only.
  */
-export function openTap(rec: SshRecorder, mode: RelayMode): Tap | undefined {
+export function openTap(rec: SshRecorder, mode: RelayMode, opts: { stdinJudged?: boolean } = {}): Tap | undefined {
   if (mode.kind === 'terminal') return new TerminalTap(new ChannelTap(rec.terminal({ kind: 'terminal' }), { maskUnechoed: true }));
-  const raw = rec.rawChannel({ kind: mode.kind, ...(mode.kind === 'transfer' ? { label: mode.label } : {}) });
+  const raw = rec.rawChannel({ kind: mode.kind, ...(mode.kind === 'transfer' ? { label: mode.label } : {}), ...(opts.stdinJudged ? { stdin: 'judged' as const } : {}) });
   if (raw) return new RawTap(raw);
   if (mode.kind === 'raw') return new TerminalTap(new ChannelTap(rec.terminal({ kind: 'raw' }), { maskUnechoed: false }));
   return undefined;

@@ -20,26 +20,38 @@ export const MAX_OUTPUT_CHARS = 4 * 1024 * 1024;
 /** `[12.345678, "o", …` → time and type, so only the events needed are JSON-parsed. */
 const PREFIX = /^\[\s*([0-9.eE+-]+)\s*,\s*"([a-z])"/;
 
-interface Open { key: number; t: number; text: string }
+/** Text kinds indexed in chunks: terminal output, and the stdin of raw channels that no gate judged. */
+type TextKind = 'output' | 'input';
+
+interface Open { key: number; kind: TextKind; t: number; text: string }
+
+/** Unjudged commands kept for a verdict marker written after them (exec, stdin read as typed lines). */
+const MAX_UNJUDGED = 16;
 
 /**
  * Reads an asciicast v2 recording line by line (https://docs.asciinema.org/manual/asciicast/v2/)
  * and emits index ops: output text in chunks (`o`), typed shell lines as commands (`i`), markers
- * (`m`) as text, and the verdicts the brokers write as markers (`exec: …`, `alert (rule): …`,
- * `review (rule): hold: …`, `approved: hold: …`, `denied: line: why (rule r)`, `exit status N`) settle the
+ * (`m`) as text, and the verdicts the brokers write as markers (`exec: …`, `allowed (rule): …`,
+ * `alert (rule): …`, `review (rule): hold: …`, `approved: hold: …`, `denied: line: why (rule r)`, `exit status N`) settle the
  * command they follow. The same ops come out whether the file is read whole (rebuild) or in
  * pieces as it grows (live), which is why a rebuilt index equals the live one.
  */
 export class AsciicastExtractor {
   private header = true;
   private nextKey = 1;
-  private open: Open | undefined;
+  private readonly open: { output?: Open; input?: Open } = {};
   private outputChars = 0;
   private readonly typed = new TypedLines();
   private last: CommandOp | undefined;
+  /** Commands no verdict marker has settled yet, oldest first (a marker settles at most one). */
+  private unjudged: CommandOp[] = [];
   private readonly held = new Map<string, CommandOp>();
-  /** A command made from a verdict marker (no typed line before it): its text and time. */
-  private marked: { text: string; t: number } | undefined;
+  /**
+   * A shell line made from its verdict marker: the gate writes the verdict at Enter, before the
+   * Enter reaches the input track, so the typed line that ends next (its first key before the
+   * marker) is the same line, whatever its keystrokes spell (history, Tab): it is not counted twice.
+   */
+  private marked: { t: number } | undefined;
   readonly summary: ExtractSummary = { denials: 0, commands: 0 };
 
   /** False once MAX_OUTPUT_CHARS of output text are indexed: a reader may skip decoding output. */
@@ -69,73 +81,93 @@ export class AsciicastExtractor {
   /** One event (seconds, `o`|`i`|`m`, data): what `line` parses, and what a raw recording renders to. */
   event(t: number, type: string, data: string, out: IndexOp[]): void {
     if (type === 'o') this.output(t, data, out);
-    else if (type === 'i') this.typed.feed(t, data, (lt, l) => this.command(lt, 'shell', l.trim(), out));
+    else if (type === 'i') this.typed.feed(t, data, (lt, l) => this.typedLine(lt, l.trim(), out));
     else if (type === 'm') this.marker(t, data, out);
   }
 
-  /** The output chunk still open, so live text is searchable before the chunk closes. */
-  pending(out: IndexOp[]): void {
-    if (this.open?.text.trim()) out.push(this.docOp(this.open));
+  /** Stdin text of a raw channel no gate judged (a piped script, a here-document): indexed as `input`. */
+  input(t: number, data: string, out: IndexOp[]): void {
+    this.text('input', t, data, out);
   }
 
-  /** End of the recording: the open chunk is final. */
+  /** The text chunks still open, so live text is searchable before a chunk closes. */
+  pending(out: IndexOp[]): void {
+    for (const o of [this.open.output, this.open.input]) if (o?.text.trim()) out.push(this.docOp(o));
+  }
+
+  /** End of the recording: the open chunks are final. */
   end(out: IndexOp[]): void {
-    this.closeOutput(out);
+    this.close('output', out);
+    this.close('input', out);
   }
 
   private output(t: number, data: string, out: IndexOp[]): void {
+    this.text('output', t, data, out);
+  }
+
+  private text(kind: TextKind, t: number, data: string, out: IndexOp[]): void {
     if (this.outputChars >= MAX_OUTPUT_CHARS) return;
     let text = plainText(data);
     if (!text) return;
     this.outputChars += text.length;
     if (this.outputChars >= MAX_OUTPUT_CHARS) {
       text = text.slice(0, Math.max(0, text.length - (this.outputChars - MAX_OUTPUT_CHARS)));
-      this.output1(t, text, out);
-      this.closeOutput(out);
+      this.chunk(kind, t, text, out);
+      this.close('output', out);
+      this.close('input', out);
       this.marker(t, `output after the first ${MAX_OUTPUT_CHARS / (1024 * 1024)} MiB of text is not indexed (the recording keeps all of it)`, out);
       return;
     }
-    this.output1(t, text, out);
+    this.chunk(kind, t, text, out);
   }
 
-  private output1(t: number, text: string, out: IndexOp[]): void {
+  private chunk(kind: TextKind, t: number, text: string, out: IndexOp[]): void {
     if (!text) return;
-    if (this.open && t - this.open.t >= CHUNK_SECONDS) this.closeOutput(out);
-    this.open ??= { key: this.nextKey++, t, text: '' };
-    this.open.text += text;
-    while (this.open.text.length > CHUNK_CHARS) {
+    let open = this.open[kind];
+    if (open && t - open.t >= CHUNK_SECONDS) this.close(kind, out);
+    open = this.open[kind] ??= { key: this.nextKey++, kind, t, text: '' };
+    open.text += text;
+    while (open.text.length > CHUNK_CHARS) {
       // Cut at a line break where there is one, so words stay whole.
-      const nl = this.open.text.lastIndexOf('\n', CHUNK_CHARS);
+      const nl = open.text.lastIndexOf('\n', CHUNK_CHARS);
       const cut = nl > CHUNK_CHARS / 2 ? nl + 1 : CHUNK_CHARS;
-      const rest = this.open.text.slice(cut);
-      this.open.text = this.open.text.slice(0, cut);
-      this.closeOutput(out);
-      this.open = { key: this.nextKey++, t, text: rest };
+      const rest = open.text.slice(cut);
+      open.text = open.text.slice(0, cut);
+      this.close(kind, out);
+      open = this.open[kind] = { key: this.nextKey++, kind, t, text: rest };
     }
   }
 
-  private closeOutput(out: IndexOp[]): void {
-    if (this.open?.text.trim()) out.push(this.docOp(this.open));
-    this.open = undefined;
+  private close(kind: TextKind, out: IndexOp[]): void {
+    const o = this.open[kind];
+    if (o?.text.trim()) out.push(this.docOp(o));
+    this.open[kind] = undefined;
   }
 
   private docOp(o: Open): IndexOp {
-    return { op: 'doc', key: o.key, kind: 'output', t: o.t, ts: this.ts(o.t), text: o.text };
+    return { op: 'doc', key: o.key, kind: o.kind, t: o.t, ts: this.ts(o.t), text: o.text };
   }
 
   private ts(t: number): number {
     return Math.round(this.startMs + t * 1000);
   }
 
-  private command(t: number, via: 'shell' | 'exec', text: string, out: IndexOp[]): void {
-    // The same line's keys arriving in the input track after the marker that judged it: one event.
+  /** A typed line at its Enter (the input track). */
+  private typedLine(t: number, text: string, out: IndexOp[]): void {
     const marked = this.marked;
     this.marked = undefined;
-    if (via === 'shell' && marked && marked.text === text && t <= marked.t) return;
+    // Its verdict marker came first and made the event already.
+    if (marked && t <= marked.t) return;
+    this.unjudged.push(this.command(t, 'shell', text, out));
+    if (this.unjudged.length > MAX_UNJUDGED) this.unjudged.shift();
+  }
+
+  private command(t: number, via: 'shell' | 'exec', text: string, out: IndexOp[]): CommandOp {
     const c: CommandOp = { op: 'command', key: this.nextKey++, t, ts: this.ts(t), via, text: text.slice(0, MAX_TEXT), name: commandName(text), verdict: 'allow' };
     this.summary.commands++;
     this.last = c;
     out.push({ ...c });
+    return c;
   }
 
   private settle(c: CommandOp | undefined, out: IndexOp[], patch: { verdict?: CommandVerdict; rule?: string; outcome?: string }): void {
@@ -144,27 +176,39 @@ export class AsciicastExtractor {
     out.push({ ...c });
   }
 
+  /** The oldest unjudged command the marker text names (`TEXT` or `TEXT: why`), taken off the list. */
+  private takeUnjudged(text: string): CommandOp | undefined {
+    const i = this.unjudged.findIndex((c) => text === c.text || text.startsWith(`${c.text}: `));
+    return i < 0 ? undefined : this.unjudged.splice(i, 1)[0];
+  }
+
   /**
-   * The command a verdict marker speaks of: the last one when the marker names its text (or the
-   * text was not echoed). Otherwise the marker is the only record of the line (a denied line
-   * never reaches the target, so its Enter is not in the input track): it becomes its own event.
-   * A verdict is never moved onto a different command.
+   * The command a verdict marker speaks of: an exec request (its `exec:` marker comes first), or
+   * a line already read as typed (stdin of a shell recorded as a terminal), when the marker names
+   * its text and nothing settled it yet. Otherwise the marker is the first record of the line
+   * (the gates write the verdict at Enter, before the Enter is recorded; a denied line never
+   * reaches the target): it becomes its own event. A verdict is never moved onto another command.
    */
   private judged(t: number, text: string, out: IndexOp[]): CommandOp {
-    const c = this.last;
-    if (c && c.verdict === 'allow' && (text === c.text || text.startsWith(`${c.text}: `) || text.startsWith('(input not echoed)'))) return c;
-    const line = text.startsWith('(input not echoed)') ? '(input not echoed)' : text;
-    this.command(t, 'shell', line, out);
-    this.marked = { text: line, t };
-    return this.last!;
+    const c = this.takeUnjudged(text);
+    if (c) return c;
+    const made = this.command(t, 'shell', text.startsWith('(input not echoed)') ? '(input not echoed)' : text, out);
+    this.marked = { t };
+    return made;
   }
 
   private marker(t: number, label: string, out: IndexOp[]): void {
-    out.push({ op: 'doc', key: this.nextKey++, kind: 'marker', t, ts: this.ts(t), text: plainText(label).slice(0, MAX_TEXT) });
+    // An `allowed` marker is the command event itself (text, verdict, rule): not a second hit.
+    if (!label.startsWith('allowed (')) out.push({ op: 'doc', key: this.nextKey++, kind: 'marker', t, ts: this.ts(t), text: plainText(label).slice(0, MAX_TEXT) });
     if (/^(denied|refused)\b/.test(label)) this.summary.denials++;
     let m: RegExpExecArray | null;
     if ((m = /^exec: ([\s\S]*)$/.exec(label))) {
-      this.command(t, 'exec', m[1]!, out);
+      this.unjudged.push(this.command(t, 'exec', m[1]!, out));
+      if (this.unjudged.length > MAX_UNJUDGED) this.unjudged.shift();
+    } else if ((m = /^allowed \(([^)]*)\): ([\s\S]*)$/.exec(label))) {
+      // Every line and exec request the command policy allowed outright, with the deciding rule
+      // (`default_action` when no rule matched).
+      this.settle(this.judged(t, m[2]!, out), out, { verdict: 'allow', rule: m[1] });
     } else if ((m = /^alert \(([^)]*)\): ([\s\S]*)$/.exec(label))) {
       this.settle(this.judged(t, m[2]!, out), out, { verdict: 'alert', rule: m[1] });
     } else if ((m = /^review \(([^)]*)\): (\S+): ([\s\S]*)$/.exec(label))) {
@@ -184,13 +228,12 @@ export class AsciicastExtractor {
         this.settle(this.held.get(hold)!, out, { verdict: 'deny', outcome: rest.slice(rest.indexOf(hold)), ...rule });
         return;
       }
-      // `denied: LINE: why`; a line the last command is not gets the text before the first ': '.
-      const last = this.last;
-      const isLast = !!last && last.verdict === 'allow' && (rest === last.text || rest.startsWith(`${last.text}: `));
+      // `denied: LINE: why`: an unjudged command whose text it starts with, else the text before the first ': '.
+      let c = this.takeUnjudged(rest);
       const cut = rest.indexOf(': ');
-      // No `LINE: why` shape and not the last command: a channel refusal (`denied: sftp …`), not a command.
-      if (!isLast && cut <= 0) return;
-      const c: CommandOp = isLast ? last! : this.judged(t, rest.slice(0, cut), out);
+      // No `LINE: why` shape and no command of that text: a channel refusal (`denied: sftp …`), not a command.
+      if (!c && cut <= 0) return;
+      c ??= this.judged(t, rest.slice(0, cut), out);
       const why = rest.startsWith(`${c.text}: `) ? rest.slice(c.text.length + 2) : rest;
       this.settle(c, out, { verdict: 'deny', outcome: `denied: ${why}`, ...rule });
     } else if ((m = /^exit (status|signal) (\S+)$/.exec(label))) {

@@ -35,7 +35,8 @@ export class QueryLogExtractor {
     out.push({
       op: 'command', key: this.key, t: (ms - this.startMs) / 1000, ts: ms, via: 'sql',
       text: e.sql.slice(0, MAX_TEXT), name: sqlName(e.sql), verdict,
-      ...(typeof v.rule === 'string' ? { rule: v.rule } : {}),
+      // A recorded verdict without a rule: the target's default_action decided (no verdict: not judged).
+      ...(typeof v.rule === 'string' ? { rule: v.rule } : e.verdict ? { rule: 'default_action' } : {}),
       ...(outcomeOf(e, v) ? { outcome: outcomeOf(e, v) } : {}),
     });
   }

@@ -7,14 +7,20 @@ import { AsciicastExtractor } from './extract-asciicast.js';
  * Reads a raw SSH recording (recorder/raw-frame.ts: channels without a pty, exact bytes per
  * stream) as it grows and indexes it like a terminal recording, rendered the way the readers
  * render it (raw-reader.ts rawCastEvents): stdout and stderr text as output, markers and file
- * transfers as markers (exec commands, exit status and denials settle command events). Stdin
- * is data here (an upload, a piped script), not typed lines: it is not indexed. A binary stream
- * is indexed as one note. A malformed file stops the reading; what came before stays indexed.
+ * transfers as markers (exec commands, exit status and denials settle command events). Stdin:
+ * a channel whose stdin the stdin gate judged line by line (its CHANNEL frame says
+ * `stdin: "judged"`) has each line as a command event from its verdict marker (`allowed (rule):
+ * LINE`, `denied: LINE: why`), so its stdin text is not indexed again; the text stdin of any
+ * other shell or exec channel (a piped script, a here-document) is indexed as `input`. File
+ * transfers (scp, sftp) and binary stdin are not. A binary stream is indexed as one note. A
+ * malformed file stops the reading; what came before stays indexed.
  */
 export class RawExtractor {
   private readonly parser = new RawFrameParser();
   private readonly ex: AsciicastExtractor;
   private readonly text = new Map<string, TextClassifier>();
+  /** Channels whose stdin is indexed as `input` text (not judged by line, not a file transfer). */
+  private readonly stdinText = new Set<number>();
   private broken = false;
 
   constructor(startMs: number) {
@@ -68,7 +74,19 @@ export class RawExtractor {
     const t = f.t / 1000;
     if (f.type === FrameType.Marker) this.ex.event(t, 'm', f.payload.toString('utf8'), out);
     else if (f.type === FrameType.Transfer) this.ex.event(t, 'm', transferLabel(json(f.payload)), out);
-    else if (f.type === FrameType.Data && f.stream !== 0 && this.ex.wantsOutput) {
+    else if (f.type === FrameType.Channel) {
+      const info = json(f.payload);
+      if (info.stdin !== 'judged' && info.kind !== 'transfer' && info.kind !== 'sftp' && !info.pty) this.stdinText.add(f.channel);
+      else this.stdinText.delete(f.channel);
+    } else if (f.type === FrameType.Data && f.stream === 0) {
+      if (!this.stdinText.has(f.channel) || !this.ex.wantsOutput) return;
+      const key = `${f.channel}:0`;
+      let c = this.text.get(key);
+      if (!c) this.text.set(key, (c = new TextClassifier()));
+      const s = c.feed(f.payload);
+      // Binary stdin (an upload through a pipe) is data, not text to search: left to the recording.
+      if (s) this.ex.input(t, s, out);
+    } else if (f.type === FrameType.Data && this.ex.wantsOutput) {
       // Past the output cap nothing more is indexed: do not decode a gigabyte only to drop it.
       const key = `${f.channel}:${f.stream}`;
       let c = this.text.get(key);

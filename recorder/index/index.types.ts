@@ -7,11 +7,19 @@ import type { RecordingMeta } from '../recording.types.js';
  * sessions ran, and losing the index loses nothing.
  */
 
-/** Kinds of indexed text. `command` is a shell line or exec request, `sql` a statement. */
-export type DocKind = 'output' | 'command' | 'sql' | 'marker';
-export const DOC_KINDS: readonly DocKind[] = ['output', 'command', 'sql', 'marker'];
+/**
+ * Kinds of indexed text. `command` is a shell line or exec request, `sql` a statement, `input`
+ * the stdin text of a channel without a pty that no gate read as command lines (a piped script).
+ */
+export type DocKind = 'output' | 'command' | 'sql' | 'marker' | 'input';
+export const DOC_KINDS: readonly DocKind[] = ['output', 'command', 'sql', 'marker', 'input'];
 
-/** A verdict as recorded: what the policy said about a command or statement. */
+/**
+ * A verdict as recorded: what the policy said about a command or statement. With it goes the
+ * deciding rule's name, `default_action` when no rule matched; no rule at all means the line was
+ * not judged (a session without a policy, a recording made before verdicts of allowed lines were
+ * recorded).
+ */
 export type CommandVerdict = 'allow' | 'alert' | 'review' | 'deny';
 
 /**
@@ -20,7 +28,7 @@ export type CommandVerdict = 'allow' | 'alert' | 'review' | 'deny';
  * grows (an output chunk still open) or when a later marker settles a command's verdict.
  */
 export type IndexOp =
-  | { op: 'doc'; key: number; kind: 'output' | 'marker'; t: number; ts: number; text: string }
+  | { op: 'doc'; key: number; kind: 'output' | 'marker' | 'input'; t: number; ts: number; text: string }
   | { op: 'command'; key: number; t: number; ts: number; via: 'shell' | 'exec' | 'sql'; text: string; name: string; verdict: CommandVerdict; rule?: string; outcome?: string };
 
 export type CommandOp = Extract<IndexOp, { op: 'command' }>;

@@ -4,7 +4,7 @@ import type { ExtractSummary, IndexedFile, IndexedSession, IndexOp, IndexStore, 
 import { searchSql, sessionsSql } from './sqlite-queries.js';
 
 /** Bumped when the schema or the extractors change what is indexed: an older file is rebuilt. */
-export const SCHEMA_VERSION = '1';
+export const SCHEMA_VERSION = '2';
 
 /**
  * Doc rowids are time-ordered: `ts * ROWID_SPREAD + key % ROWID_SPREAD` (probing upward on a

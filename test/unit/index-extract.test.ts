@@ -79,6 +79,50 @@ describe('command events from an SSH recording', () => {
     s.close();
   });
 
+  it('in the order the gate writes (verdict marker at Enter, then the Enter): one event per line, each with its rule', async () => {
+    const dir = fresh();
+    await sshRecording(dir, (w) => {
+      w.input('ls -la');
+      w.marker('allowed (default_action): ls -la');
+      w.input('\r');
+      w.output('total 0\r\n');
+      // The same line again: its own event, not a second verdict on the first.
+      w.input('ls -la');
+      w.marker('allowed (ops-read): ls -la');
+      w.input('\r');
+      // Recalled from history (arrow keys): the keystrokes spell nothing, the marker has the line.
+      w.input('\x1b[A');
+      w.marker('allowed (default_action): systemctl status nginx');
+      w.input('\r');
+      // Tab completion: the keystrokes spell less than the line the shell ran.
+      w.input('systemctl st\top nginx');
+      w.marker('denied: systemctl stop nginx: Stopping services is blocked. (rule no-stop)');
+      w.input('\r');
+      // A password at a prompt (masked in the recording): no text, the default let it through.
+      w.input('*******');
+      w.marker('allowed (default_action): (input not echoed)');
+      w.input('\r');
+      w.input('cat /etc/shadow');
+      w.marker('alert (shadow-read): cat /etc/shadow');
+      w.input('\r');
+      // A session without a policy has no markers: the typed line is the event, with no rule.
+      w.input('uname -a\r');
+    });
+    const s = await rebuilt(dir);
+    const cmds = s.search({ kinds: ['command'], limit: 50 }).hits.reverse().map((h) => [h.command!.text, h.command!.verdict, h.command!.rule ?? null]);
+    expect(cmds).toEqual([
+      ['ls -la', 'allow', 'default_action'],
+      ['ls -la', 'allow', 'ops-read'],
+      ['systemctl status nginx', 'allow', 'default_action'],
+      ['systemctl stop nginx', 'deny', 'no-stop'],
+      ['(input not echoed)', 'allow', 'default_action'],
+      ['cat /etc/shadow', 'alert', 'shadow-read'],
+      ['uname -a', 'allow', null],
+    ]);
+    expect(s.sessions({ limit: 5 }).sessions[0]).toMatchObject({ commands: 7, denials: 1 });
+    s.close();
+  });
+
   it('names commands through wrappers and assignments, statements by their keyword', () => {
     expect(commandName('sudo -u web /usr/bin/systemctl stop nginx')).toBe('systemctl');
     expect(commandName('LANG=C env nice -n 5 tar xf a.tar')).toBe('tar');
@@ -123,7 +167,7 @@ describe('statements from a Postgres recording', () => {
     const s = await rebuilt(dir);
     const rows = s.search({ kinds: ['sql'], limit: 10 }).hits.reverse().map((h) => [h.command!.name, h.command!.verdict, h.command!.rule, h.command!.outcome]);
     expect(rows).toEqual([
-      ['UPDATE', 'allow', undefined, 'UPDATE 1'],
+      ['UPDATE', 'allow', 'default_action', 'UPDATE 1'],
       ['DROP', 'deny', 'no-drop', 'ERROR 42501 DROP is blocked.'],
       ['DELETE', 'review', 'bulk', 'DELETE 40; review approved (hold_1)'],
       ['SELECT', 'alert', 'watch', 'alert'],
@@ -151,7 +195,7 @@ describe('live indexing equals indexing the finished file', () => {
   const event = fc.oneof(
     fc.record({ k: fc.constant('o' as const), text: fc.string({ unit: fc.constantFrom('a', 'b', 'é', ' ', '\r\n', '\x1b[1m', 'wolf', '😀'), maxLength: 300 }), dt: fc.integer({ min: 0, max: 3000 }) }),
     fc.record({ k: fc.constant('i' as const), text: fc.constantFrom('ls\r', 'systemctl stop x\r', 'ca', 't f\r', '\x7f', 'echo wolf\r'), dt: fc.integer({ min: 0, max: 3000 }) }),
-    fc.record({ k: fc.constant('m' as const), text: fc.constantFrom('denied: systemctl stop x: no', 'exec: id', 'exit status 1', 'alert (r): ls', 'shell'), dt: fc.integer({ min: 0, max: 3000 }) }),
+    fc.record({ k: fc.constant('m' as const), text: fc.constantFrom('denied: systemctl stop x: no', 'exec: id', 'exit status 1', 'alert (r): ls', 'allowed (default_action): ls', 'allowed (r2): echo wolf', 'shell'), dt: fc.integer({ min: 0, max: 3000 }) }),
   );
 
   it('for any recording read in any pieces as it grows', async () => {
@@ -210,6 +254,16 @@ describe('raw SSH recordings (channels without a pty)', () => {
       encodeFrame(FrameType.Marker, 0, 0, 20, Buffer.from('exit status 2')),
       encodeFrame(FrameType.Marker, 0, 1, 3000, Buffer.from('exec: rm -rf /')),
       encodeFrame(FrameType.Marker, 0, 1, 3001, Buffer.from('denied: rm -rf /: Not here. (rule no-rm)')),
+      // A shell whose stdin the gate judged: each line is a command event from its verdict marker.
+      encodeFrame(FrameType.Marker, 0, 0, 4000, Buffer.from('shell (no pty, stdin judged line by line)')),
+      encodeFrame(FrameType.Channel, 0, 1, 4000, Buffer.from(JSON.stringify({ kind: 'raw', stdin: 'judged' }))),
+      encodeFrame(FrameType.Marker, 0, 0, 4010, Buffer.from('allowed (ops-read): uptime --pretty')),
+      encodeFrame(FrameType.Data, 0, 1, 4010, Buffer.from('uptime --pretty\n')),
+      encodeFrame(FrameType.Marker, 0, 0, 4020, Buffer.from('denied: systemctl stop nginx: Stopping services is blocked. (rule no-stop)')),
+      encodeFrame(FrameType.Data, 1, 1, 4030, Buffer.from('up 3 weeks\n')),
+      // Binary stdin (a tar through a pipe) is not text to search.
+      chan(2, 'tar xf -'),
+      encodeFrame(FrameType.Data, 0, 2, 5000, Buffer.from([0x75, 0x73, 0x74, 0x61, 0x72, 0x00, 0xff, 0x70, 0x6c, 0x61, 0x74, 0x79, 0x70, 0x75, 0x73])),
     ]);
     const meta: RecordingMeta = { id: '0mx5cxr06-a7b17b3c', protocol: 'ssh', format: 'raw', user: 'dana', subject: 'dana', login: 'root', target: 'prod-web', start: new Date(start).toISOString(), bytes: body.length, status: 'ended' };
     const whole = join(fresh(), 'recordings');
@@ -219,9 +273,18 @@ describe('raw SSH recordings (channels without a pty)', () => {
     const w = indexOf(whole);
     await new Indexer(w, whole).sync({ all: true });
     const cmds = w.search({ kinds: ['command'], limit: 10 }).hits.reverse().map((h) => [h.command!.text, h.command!.verdict, h.command!.rule, h.command!.outcome]);
-    expect(cmds).toEqual([['echo badger; exit 2', 'allow', undefined, 'exit 2'], ['rm -rf /', 'deny', 'no-rm', 'denied: Not here.']]);
+    expect(cmds).toEqual([
+      ['echo badger; exit 2', 'allow', undefined, 'exit 2'], ['rm -rf /', 'deny', 'no-rm', 'denied: Not here.'],
+      ['uptime --pretty', 'allow', 'ops-read', undefined], ['systemctl stop nginx', 'deny', 'no-stop', 'denied: Stopping services is blocked.'],
+    ]);
     expect(w.search({ match: parseQuery('badger out').match, kinds: ['output'], limit: 5 }).hits).toHaveLength(1);
-    expect(w.search({ match: parseQuery('upload').match, limit: 5 }).hits).toEqual([]);
+    // The stdin text of an exec no gate read (a piped script, an upload of text) is `input`, at its moment.
+    const upload = w.search({ match: parseQuery('upload').match, limit: 5 }).hits;
+    expect(upload.map((h) => [h.kind, h.t, h.snippet])).toEqual([['input', 0.006, 'secret upload on stdin']]);
+    // Judged stdin lines are command events only, not input text again; binary stdin is not indexed.
+    expect(w.search({ match: parseQuery('pretty').match, limit: 5 }).hits.map((h) => h.kind)).toEqual(['command']);
+    expect(w.search({ match: parseQuery('platypus').match, limit: 5 }).hits).toEqual([]);
+    expect(w.search({ match: parseQuery('ustar').match, limit: 5 }).hits).toEqual([]);
     expect(w.search({ match: parseQuery('binary stderr').match, kinds: ['marker'], limit: 5 }).hits).toHaveLength(1);
     await fc.assert(fc.asyncProperty(fc.array(fc.nat(), { maxLength: 10 }), async (cuts) => {
       const live = join(fresh(), 'recordings');

@@ -56,7 +56,7 @@ export async function render(main) {
   };
   const q = h('input', { name: 'q', id: 'search', type: 'search', placeholder: 'Search output, typed commands and SQL…' });
   const kind = h('select', { name: 'kind', id: 'search-kind', title: 'what to search' },
-    h('option', { value: '' }, 'everything'), h('option', { value: 'output' }, 'output'), h('option', { value: 'command' }, 'commands'), h('option', { value: 'sql' }, 'SQL'));
+    h('option', { value: '' }, 'everything'), h('option', { value: 'output' }, 'output'), h('option', { value: 'command' }, 'commands'), h('option', { value: 'sql' }, 'SQL'), h('option', { value: 'input' }, 'stdin text'));
   const results = h('div', { id: 'results' });
   const table = h('tbody');
   const status = h('div');
