@@ -27,6 +27,7 @@ const AT_START: { key: string; get: (c: Config) => unknown }[] = [
   { key: 'review_timeout', get: (c) => c.reviewTimeoutMs },
   { key: 'ssh.host_key_file', get: (c) => c.ssh.hostKeyFile },
   { key: 'postgres.tls_cert', get: (c) => [c.postgres.tlsCert, c.postgres.tlsKey] },
+  { key: 'postgres.upstream_pool', get: (c) => c.postgres.upstreamPool },
   { key: 'log.format', get: (c) => c.log?.format },
   { key: 'audit_export', get: (c) => c.auditExport },
 ];

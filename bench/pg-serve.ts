@@ -9,7 +9,7 @@
  * bench/pg-pgbench.ts runs the broker inside the benchmark's own process: a profiling aid only.
  *
  *   node bin/run-ts.js bench/pg-serve.ts [--seconds 8] [--clients 8] [--rounds 2] [--modes simple,extended] [--no-sessions]
- *       [--paths direct,pgbouncer,pam] [--cpu-prof DIR] [--extra-config FILE]
+ *       [--paths direct,pgbouncer,pam] [--cpu-prof DIR] [--node-args "--perf-basic-prof …"] [--extra-config FILE]
  *
  * --paths runs only some paths (e.g. `--paths pam` to profile); --cpu-prof DIR starts pam serve
  * with `node --cpu-prof --cpu-prof-dir DIR` (the .cpuprofile is written when it stops);
@@ -42,6 +42,7 @@ const SESSIONS = !process.argv.includes('--no-sessions');
 const PATHS = list('paths', ['direct', 'pgbouncer', 'pam']);
 const CPU_PROF = list('cpu-prof', [])[0];
 const EXTRA_CONFIG = list('extra-config', [])[0];
+const NODE_ARGS = list('node-args', []).flatMap((a) => a.split(' ')).filter(Boolean);
 const DB = `pam_pgserve_${process.pid}`;
 const TICK_MS = 1000 / Number(execFileSync('getconf', ['CLK_TCK']).toString().trim());
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
@@ -77,7 +78,7 @@ execFileSync('psql', ['-h', '127.0.0.1', '-U', 'postgres', '-d', 'postgres', '-q
 await exec('pgbench', ['-h', '127.0.0.1', '-U', 'postgres', '-i', '-s', '10', '-q', DB]);
 const pam = await startPamProcess({
   roles: ROLES,
-  nodeArgs: CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF}`] : undefined,
+  nodeArgs: [...NODE_ARGS, ...(CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF}`] : [])],
   extra: `targets:
   - name: ${DB}
     protocol: postgres

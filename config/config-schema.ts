@@ -91,6 +91,13 @@ export function configSchema(): Schema {
         allow_plaintext_tokens: bool('accept a cleartext token over plain TCP beyond loopback'),
         max_message_bytes: { type: 'integer', minimum: 1024 },
         redact_parameters: bool('keep bind parameters out of recordings'),
+        upstream_pool: {
+          description: 'idle pre-authenticated target connections per (target, login, database, startup parameters), reset with DISCARD ALL; false or size 0 turns it off (default size 8, idle_timeout 60s)',
+          oneOf: [
+            { const: false },
+            obj({ size: { type: 'integer', minimum: 0, maximum: 1000 }, idle_timeout: duration('an idle pooled connection is closed after this long') }),
+          ],
+        },
       }),
       http: obj({ tls_cert: str('certificate for HTTPS'), tls_key: str('its key'), allow_plaintext: bool('plain HTTP beyond loopback (TLS ends in front)') }),
       review_timeout: duration('how long a held command or statement waits for an approver'),

@@ -140,7 +140,7 @@ export function parseConfig(doc: unknown, file: string): Config {
 
   const pg = isObj(doc.postgres) ? doc.postgres : {};
   if (doc.postgres !== undefined && !isObj(doc.postgres)) throw new ConfigError('postgres', 'must be a mapping');
-  known(pg, 'postgres', ['tls_cert', 'tls_key', 'allow_plaintext_tokens', 'max_message_bytes', 'redact_parameters']);
+  known(pg, 'postgres', ['tls_cert', 'tls_key', 'allow_plaintext_tokens', 'max_message_bytes', 'redact_parameters', 'upstream_pool']);
   const maxMessageBytes = pg.max_message_bytes ?? 64 * 1024 * 1024;
   if (typeof maxMessageBytes !== 'number' || !Number.isInteger(maxMessageBytes) || maxMessageBytes < 1024) {
     throw new ConfigError('postgres.max_message_bytes', 'must be a whole number of bytes, at least 1024');
@@ -195,6 +195,7 @@ export function parseConfig(doc: unknown, file: string): Config {
       allowPlaintextTokens: bool(pg, 'allow_plaintext_tokens', 'postgres', false),
       maxMessageBytes,
       redactParameters: bool(pg, 'redact_parameters', 'postgres', false),
+      upstreamPool: parseUpstreamPool(pg.upstream_pool),
     },
     ...parseOps(doc, base),
   };
@@ -219,3 +220,27 @@ export function loadConfig(file: string): Config {
 
 export const isLoopback = (host: string) =>
   host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+
+/** Defaults of `postgres.upstream_pool`: on, 8 idle connections per key, closed after 60 s idle. */
+export const UPSTREAM_POOL_DEFAULTS = { size: 8, idleTimeoutMs: 60_000 } as const;
+
+function parseUpstreamPool(v: unknown): { size: number; idleTimeoutMs: number } {
+  if (v === undefined) return { ...UPSTREAM_POOL_DEFAULTS };
+  if (v === false) return { size: 0, idleTimeoutMs: UPSTREAM_POOL_DEFAULTS.idleTimeoutMs };
+  if (!isObj(v)) throw new ConfigError('postgres.upstream_pool', 'must be a mapping { size, idle_timeout } or false');
+  known(v, 'postgres.upstream_pool', ['size', 'idle_timeout']);
+  const size = v.size ?? UPSTREAM_POOL_DEFAULTS.size;
+  if (typeof size !== 'number' || !Number.isInteger(size) || size < 0 || size > 1000) {
+    throw new ConfigError('postgres.upstream_pool.size', 'must be a whole number from 0 (off) to 1000');
+  }
+  let idleTimeoutMs: number = UPSTREAM_POOL_DEFAULTS.idleTimeoutMs;
+  const it = str(v, 'idle_timeout', 'postgres.upstream_pool');
+  if (it) {
+    try {
+      idleTimeoutMs = parseDuration(it);
+    } catch (e) {
+      throw new ConfigError('postgres.upstream_pool.idle_timeout', (e as Error).message);
+    }
+  }
+  return { size, idleTimeoutMs };
+}

@@ -154,6 +154,12 @@ export interface Config {
     allowPlaintextTokens: boolean;
     maxMessageBytes: number;
     redactParameters: boolean;
+    /**
+     * `postgres.upstream_pool`: idle pre-authenticated target connections kept per (target,
+     * login, database, startup parameters, credential), reset with DISCARD ALL before reuse
+     * (proxy/postgres/upstream-pool.ts). Absent or size 0: every session logs in upstream.
+     */
+    upstreamPool?: { size: number; idleTimeoutMs: number };
   };
   /** `mfa.acr_values`: `acr` values that count as multi-factor besides the `amr` methods. */
   mfa?: { acrValues: string[] };

@@ -7,6 +7,7 @@ import { PostgresSession } from './session.js';
 import { loadTlsContext } from './tls.js';
 import { errorResponse } from './backend-messages.js';
 import { LoginGuard, sourceOf } from '../login-guard.js';
+import { UpstreamPool } from './upstream-pool.js';
 
 /** Loopback addresses (IPv4, IPv6, IPv4-mapped): cleartext tokens never leave the host there. */
 export function isLoopback(address: string | undefined): boolean {
@@ -19,12 +20,14 @@ export function isLoopback(address: string | undefined): boolean {
  * The Postgres door: a listener speaking the PostgreSQL wire protocol to clients (psql,
  * pgbench, drivers) and relaying each authorized session to its target.
  */
-export async function startPostgresBroker(deps: BrokerDeps, listen: { host: string; port: number }, opts: { reviewTimeoutMs?: number } = {}): Promise<Listener> {
+export async function startPostgresBroker(deps: BrokerDeps, listen: { host: string; port: number }, opts: { reviewTimeoutMs?: number } = {}): Promise<Listener & { pool?: UpstreamPool }> {
   const { context } = await loadTlsContext(deps.config);
   const keys = new CancelKeys();
   const sockets = new Set<Socket>();
   // One guard per process when the control plane gives it: the per-source cap spans both ports.
   const guard = deps.loginGuard ?? new LoginGuard(deps.config.login);
+  const poolConfig = deps.config.postgres.upstreamPool;
+  const pool = poolConfig && poolConfig.size > 0 ? new UpstreamPool(poolConfig) : undefined;
   const server = createServer({ noDelay: true }, (socket) => {
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
@@ -41,7 +44,7 @@ export async function startPostgresBroker(deps: BrokerDeps, listen: { host: stri
     socket.once('close', () => login.done());
     const plaintextOk = deps.config.postgres.allowPlaintextTokens || isLoopback(socket.localAddress);
     try {
-      session = new PostgresSession(socket, { deps, tls: context, keys, plaintextOk, reviewTimeoutMs: opts.reviewTimeoutMs, login });
+      session = new PostgresSession(socket, { deps, tls: context, keys, plaintextOk, reviewTimeoutMs: opts.reviewTimeoutMs, login, pool });
     } catch {
       socket.destroy();
     }
@@ -58,10 +61,13 @@ export async function startPostgresBroker(deps: BrokerDeps, listen: { host: stri
   const port = typeof addr === 'object' && addr ? addr.port : listen.port;
   return {
     port,
+    pool,
     stopAccepting() {
       if (server.listening) server.close();
+      pool?.close();
     },
     async close() {
+      pool?.close();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         for (const s of sockets) s.destroy();

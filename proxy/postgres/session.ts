@@ -18,7 +18,8 @@ import { closeUpstream, endClient, endingOf, type Fatal } from './session-end.js
 import { SessionLifecycle, SessionRefused, type LiveSession } from '../session-lifecycle.js';
 import { MAX_PREAUTH_MESSAGE_BYTES, sourceOf, type LoginTicket } from '../login-guard.js';
 import { batchFrontend } from './session-relay.js';
-import { connectUpstream, sendCancel, type UpstreamConnection } from './upstream.js';
+import { connectUpstream, sendCancel, type UpstreamOptions } from './upstream.js';
+import type { PooledConnection, UpstreamPool } from './upstream-pool.js';
 import { brokenPin, parseParameterStatus } from './parse-pins.js';
 import { auditEvent, byActor } from '../../recorder/audit-events.js';
 
@@ -32,6 +33,8 @@ export interface SessionContext {
   reviewTimeoutMs?: number;
   /** The login deadline and per-source slot (proxy/login-guard.ts); done once the session opens. */
   login?: LoginTicket;
+  /** Pre-authenticated target connections (`postgres.upstream_pool`); absent: a login per session. */
+  pool?: UpstreamPool;
 }
 
 type Step = 'startup' | 'password' | 'opening' | 'relay' | 'closed';
@@ -49,7 +52,7 @@ export class PostgresSession {
   private startupParams: Record<string, string> = {};
   private upstreamParams: Record<string, string> = {};
   private broken: { why: string; fatal: Buffer } | undefined;
-  private upstream: UpstreamConnection | undefined;
+  private upstream: PooledConnection | undefined;
   private readonly backend = new BackendStream();
   private tracker: StatementTracker | undefined;
   private readonly lifecycle: SessionLifecycle;
@@ -178,7 +181,10 @@ export class PostgresSession {
     try {
       const opened = await this.lifecycle.open(
         { protocol: 'postgres', target: database, login, client: this.clientAddress, credential: { kind: 'token', token }, signal: this.gone.signal },
-        (auth, password) => connectUpstream({ target: auth.target as PostgresTarget, login, password, params: this.upstreamParams }),
+        (auth, password) => {
+          const o: UpstreamOptions = { target: auth.target as PostgresTarget, login, password, params: this.upstreamParams };
+          return this.ctx.pool ? this.ctx.pool.acquire(o) : connectUpstream(o);
+        },
       );
       this.auth = opened.auth;
       this.upstream = opened.upstream;
@@ -373,7 +379,10 @@ export class PostgresSession {
       this.sock.off('data', this.onData);
       setTimeout(() => this.finishDrain(false), 1500).unref();
     } else {
-      if (up) closeUpstream(up);
+      // A clean end (a boundary, nothing outstanding, last ReadyForQuery idle) may pool the connection.
+      const clean = !fatal && wasRelaying && !this.broken && this.backend.atBoundary && this.tracker?.outstanding === 0 && this.tracker.txStatus === 'I' && !this.review?.active;
+      if (up && this.ctx.pool && this.upstream!.poolKey) this.ctx.pool.release(this.upstream!, clean);
+      else if (up) closeUpstream(up);
       endClient(s, fatal && (!wasRelaying || this.backend.atBoundary) ? fatal : undefined);
     }
     void this.live?.finish(reason);

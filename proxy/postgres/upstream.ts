@@ -43,6 +43,13 @@ export interface UpstreamOptions {
 /** Startup parameters the proxy forwards; the rest (replication, user, database) it sets or drops. */
 const FORWARD = new Set(['application_name', 'client_encoding', 'standard_conforming_strings', 'DateStyle', 'TimeZone', 'extra_float_digits', 'options', 'search_path', 'IntervalStyle', 'datestyle', 'timezone', 'intervalstyle', 'geqo', 'statement_timeout', 'lock_timeout', 'idle_in_transaction_session_timeout']);
 
+/** The client's startup parameters the target gets (user and database are set apart). */
+export function forwardedParams(client: Record<string, string>): Record<string, string> {
+  const params: Record<string, string> = {};
+  for (const [k, v] of Object.entries(client)) if (FORWARD.has(k)) params[k] = v;
+  return params;
+}
+
 /** Reads whole messages from a socket during login. */
 class LoginReader {
   private buf: Buffer = Buffer.alloc(0);
@@ -148,8 +155,7 @@ export async function connectUpstream(opts: UpstreamOptions): Promise<UpstreamCo
         throw new UpstreamError('unexpected answer to SSLRequest');
       }
     }
-    const params: Record<string, string> = {};
-    for (const [k, v] of Object.entries(opts.params)) if (FORWARD.has(k)) params[k] = v;
+    const params = forwardedParams(opts.params);
     params.user = opts.login;
     params.database = target.database;
     socket.write(msg.startupMessage(params));

@@ -53,6 +53,10 @@ describe('config', () => {
     [{ ...base(), login_timeout: 'soon' }, 'login_timeout', /duration/],
     [{ ...base(), login_timeout: '0s' }, 'login_timeout', /./],
     [{ ...base(), max_unauthenticated_per_source: 0 }, 'max_unauthenticated_per_source', /whole number/],
+    [{ ...base(), postgres: { upstream_pool: { size: -1 } } }, 'postgres.upstream_pool.size', /whole number/],
+    [{ ...base(), postgres: { upstream_pool: { idle_timeout: 'later' } } }, 'postgres.upstream_pool.idle_timeout', /duration/],
+    [{ ...base(), postgres: { upstream_pool: { sise: 2 } } }, 'postgres.upstream_pool.sise', /unknown key/],
+    [{ ...base(), postgres: { upstream_pool: 'yes' } }, 'postgres.upstream_pool', /mapping/],
   ])('names the bad key (%#)', (doc, key, why) => {
     const e = errorOf(doc);
     expect(e).toBeInstanceOf(ConfigError);
@@ -69,6 +73,13 @@ describe('config', () => {
     const c = parseConfig({ ...base(), listen: { http: '10.0.0.9:8080' }, http: { allow_plaintext: true } }, '/etc/pam/pam.yaml');
     expect(c.http).toEqual({ allowPlaintext: true });
     expect(parseConfig(base(), '/x.yaml').http).toEqual({ allowPlaintext: false });
+  });
+
+  it('reads postgres.upstream_pool: on by default, false or size 0 off', () => {
+    expect(parseConfig(base(), '/x.yaml').postgres.upstreamPool).toEqual({ size: 8, idleTimeoutMs: 60_000 });
+    expect(parseConfig({ ...base(), postgres: { upstream_pool: { size: 2, idle_timeout: '5m' } } }, '/x.yaml').postgres.upstreamPool).toEqual({ size: 2, idleTimeoutMs: 300_000 });
+    expect(parseConfig({ ...base(), postgres: { upstream_pool: false } }, '/x.yaml').postgres.upstreamPool?.size).toBe(0);
+    expect(parseConfig({ ...base(), postgres: { upstream_pool: { size: 0 } } }, '/x.yaml').postgres.upstreamPool?.size).toBe(0);
   });
 
   it('reads the limits before login, with defaults', () => {
