@@ -171,7 +171,7 @@ export class OffboardingService {
     const grants = await this.deps.access.revokeWhere((g) => match(g), by);
     const requests = await this.deps.access.cancelPendingWhere((r) => match(r), by, `offboarded: ${reason}`);
     const keys = await this.deps.sshKeys.removeWhere((id) => match(id));
-    const rotated = await this.rotateUsed(person, match, `offboarding ${person.user}`);
+    const rotated = await this.rotateUsed(match, `offboarding ${person.user}`);
     const result: OffboardResult = {
       user: person.user, subjects: [...person.subjects], emails: [...person.emails], reason: record.reason,
       grantsRevoked: grants.map((g) => g.id), requestsDenied: requests.map((r) => r.id), sessionsEnded: sessions,
@@ -182,7 +182,7 @@ export class OffboardingService {
   }
 
   /** Rotates every secret the person used within the window, each once, in parallel. */
-  private async rotateUsed(person: Person, match: ReturnType<typeof matcher>, why: string): Promise<RotationOutcome[]> {
+  private async rotateUsed(match: ReturnType<typeof matcher>, why: string): Promise<RotationOutcome[]> {
     const since = this.now() - (this.deps.windowMs?.() ?? DEFAULT_WINDOW_MS);
     const secrets = new Set((await this.deps.uses.since(since, match)).map((u) => u.secret));
     const targets = this.deps.targets();

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { loadConfig } from '../config/config.js';
-import { openControlPlane, type ControlPlane } from './control-plane.js';
+import { openControlPlane } from './control-plane.js';
 import type { Config } from '../config/config.types.js';
 import type { Listener } from '../proxy/broker.types.js';
 import { startHttpServer } from '../replay-ui/server/http.js';

@@ -13,7 +13,7 @@
  * Needs: PostgreSQL on 127.0.0.1:5432 (trust for postgres), pgbench, pgbouncer, runuser, and
  * root (pgbouncer and the private SCRAM cluster run as user postgres).
  */
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { appendFile, chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { connect, createServer } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
@@ -65,18 +65,6 @@ async function pgbenchRun(conninfo: string, args: string[], password?: string): 
   const cpu = process.cpuUsage(cpu0);
   const tx = Number(/number of transactions actually processed: (\d+)/.exec(stdout)?.[1] ?? NaN);
   return { tps: Number(m[1]), tx, cpuUs: cpu.user + cpu.system };
-}
-
-async function waitPort(port: number): Promise<void> {
-  for (let i = 0; i < 100; i++) {
-    try {
-      await exec('pg_isready', ['-h', '127.0.0.1', '-p', String(port), '-t', '1']);
-      return;
-    } catch {
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-  throw new Error(`nothing listening on ${port}`);
 }
 
 /** A private cluster that asks for SCRAM-SHA-256 on TCP (the machine's one trusts loopback). */

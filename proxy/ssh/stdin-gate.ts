@@ -39,7 +39,6 @@ export class StdinGate {
   private disposed = false;
   private readonly abort = new AbortController();
   private idle: Promise<void> = Promise.resolve();
-  private wake: (() => void) | undefined;
 
   constructor(private readonly hook: OnEnter, private readonly io: StdinGateIo) {}
 

@@ -52,7 +52,7 @@ describe('offboarding on two nodes', () => {
       client.connect({ host: '127.0.0.1', port: brokerB.port, username: 'root@web', password: token });
     });
     let out = '';
-    client.exec('echo up; sleep 120', (err, ch) => ch.on('data', (d: Buffer) => (out += d.toString())));
+    client.exec('echo up; sleep 120', (_err, ch) => ch.on('data', (d: Buffer) => (out += d.toString())));
     await waitFor(() => out.includes('up'), 'the command on node B');
     expect(b.sessions.list()).toHaveLength(1);
     expect(a.deps.sessions.list()).toHaveLength(0);

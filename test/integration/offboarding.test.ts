@@ -103,7 +103,7 @@ describe('pam offboard', () => {
 
     const { client, closed } = await openSsh(token);
     let out = '';
-    client.exec('echo started; sleep 120; echo not-killed', (err, ch) => {
+    client.exec('echo started; sleep 120; echo not-killed', (_err, ch) => {
       ch.on('data', (d: Buffer) => (out += d.toString()));
     });
     await waitFor(() => out.includes('started'), 'the remote command to start');
