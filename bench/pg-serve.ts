@@ -6,6 +6,9 @@
  *     process's CPU per transaction (user + system from /proc/PID/stat of pam serve and of
  *     pgbouncer; the direct path has no middle process);
  *   - pgbench -C (a new connection per transaction): new sessions per second.
+ * For pam serve the CPU of its main thread (the event loop: both brokers' relay, policy,
+ * recording) is given apart from the whole process's, whose other threads are chiefly the
+ * search index worker (recorder/index), libuv's thread pool and V8's GC helpers.
  * bench/pg-pgbench.ts runs the broker inside the benchmark's own process: a profiling aid only.
  *
  *   node bin/run-ts.js bench/pg-serve.ts [--seconds 8] [--clients 8] [--rounds 2] [--modes simple,extended] [--no-sessions]
@@ -48,8 +51,8 @@ const TICK_MS = 1000 / Number(execFileSync('getconf', ['CLK_TCK']).toString().tr
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
 
 /** user+system CPU ms of a process, from /proc/PID/stat (fields 14 and 15). */
-async function cpuMs(pid: number): Promise<number> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+async function cpuMs(pid: number, tid?: number): Promise<number> {
+  const stat = await readFile(tid === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${tid}/stat`, 'utf8');
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return (Number(f[11]) + Number(f[12])) * TICK_MS;
 }
@@ -105,10 +108,10 @@ try {
     { name: 'pam serve (recording + policy)', conn: `host=127.0.0.1 port=${pam.ports.pg} user=postgres dbname=${DB} sslmode=disable`, pid: pam.proc.pid, pw: token },
   ];
   const paths = allPaths.filter((p) => PATHS.some((k) => p.name.startsWith(k)));
-  const rows: { path: string; mode: string; tps: number[]; cpu: number[] }[] = [];
+  const rows: { path: string; mode: string; tps: number[]; cpu: number[]; main: number[] }[] = [];
   const load0 = loadavg()[0]!;
   for (const mode of [...MODES, ...(SESSIONS ? ['new sessions'] : [])]) {
-    const byPath = new Map(paths.map((p) => [p.name, { path: p.name, mode, tps: [] as number[], cpu: [] as number[] }]));
+    const byPath = new Map(paths.map((p) => [p.name, { path: p.name, mode, tps: [] as number[], cpu: [] as number[], main: [] as number[] }]));
     for (let round = 0; round < ROUNDS; round++) {
       for (const p of round % 2 ? [...paths].reverse() : paths) {
         const args = mode === 'new sessions'
@@ -116,11 +119,14 @@ try {
           : ['-S', '-c', String(CLIENTS), '-j', '2', '-T', String(SECONDS), '-M', mode];
         if (mode !== 'new sessions') await pgbench(p.conn, ['-S', '-c', String(CLIENTS), '-j', '2', '-T', '2', '-M', mode], p.pw).catch(() => undefined); // warm-up
         const c0 = p.pid ? await cpuMs(p.pid) : 0;
+        const m0 = p.pid ? await cpuMs(p.pid, p.pid) : 0; // the main (event loop) thread alone
         const r = await pgbench(p.conn, args, p.pw);
         const c1 = p.pid ? await cpuMs(p.pid) : 0;
+        const m1 = p.pid ? await cpuMs(p.pid, p.pid) : 0;
         const row = byPath.get(p.name)!;
         row.tps.push(r.tps);
         if (p.pid) row.cpu.push(((c1 - c0) * 1000) / r.tx);
+        if (p.pid) row.main.push(((m1 - m0) * 1000) / r.tx);
         console.error(`${p.name.padEnd(34)} ${mode.padEnd(13)} round ${round + 1}: ${r.tps.toFixed(0)} tps${p.pid ? `, ${(((c1 - c0) * 1000) / r.tx).toFixed(1)} µs CPU/tx` : ''}`);
       }
     }
@@ -133,11 +139,11 @@ try {
   const bouncerTps = (mode: string) => tpsOf(mode, 'pgbouncer');
   const directTps = (mode: string) => tpsOf(mode, 'direct');
   console.log(`\npgbench -S -c ${CLIENTS} -j 2 -T ${SECONDS}, ${ROUNDS} interleaved rounds (medians); new sessions: -C -c 8 -j 8; load average ${load0.toFixed(1)} → ${loadavg()[0]!.toFixed(1)}\n`);
-  console.log('| path | mode | TPS | × direct | × pgbouncer | CPU µs per tx (its process) | rounds |');
-  console.log('|---|---|---:|---:|---:|---:|---|');
+  console.log('| path | mode | TPS | × direct | × pgbouncer | CPU µs per tx (its process) | of which the main thread | rounds |');
+  console.log('|---|---|---:|---:|---:|---:|---:|---|');
   for (const r of rows) {
     const t = median(r.tps);
-    console.log(`| ${r.path} | ${r.mode} | ${t.toFixed(0)} | ${(t / directTps(r.mode)).toFixed(2)} | ${(t / bouncerTps(r.mode)).toFixed(2)} | ${r.cpu.length ? median(r.cpu).toFixed(1) : ''} | ${r.tps.map((x) => x.toFixed(0)).join(' / ')} |`);
+    console.log(`| ${r.path} | ${r.mode} | ${t.toFixed(0)} | ${(t / directTps(r.mode)).toFixed(2)} | ${(t / bouncerTps(r.mode)).toFixed(2)} | ${r.cpu.length ? median(r.cpu).toFixed(1) : ''} | ${r.path.startsWith('pam') && r.main.length ? median(r.main).toFixed(1) : ''} | ${r.tps.map((x) => x.toFixed(0)).join(' / ')} |`);
   }
 } finally {
   bouncer.stop();

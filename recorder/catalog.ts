@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, renameSync, writeFileSync } from 'node:fs';
-import { mkdir, readdir, readFile, stat } from 'node:fs/promises';
+import { existsSync, renameSync } from 'node:fs';
+import { mkdir, readdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AsciicastWriter, type AsciicastHeader } from './asciicast-writer.js';
 import { QueryLogWriter } from './query-log-writer.js';
@@ -198,16 +198,16 @@ export class RecordingCatalog {
   }
 
   /**
-   * Rewrites an entry atomically (temp file, rename). Written from the event loop: an entry is
-   * a few hundred bytes into the page cache, and two thread-pool round trips per write queued
-   * behind other sessions' fsyncs made up much of a Postgres session open.
+   * Rewrites an entry atomically (temp file, rename), in the thread pool: creating a file can
+   * take a millisecond of kernel time (ext4 without a journal scans recently deleted inodes),
+   * which must not stall every session's relay on the event loop.
    */
   private async write(meta: RecordingMeta): Promise<string> {
     const path = this.metaPath(meta.id);
     const tmp = `${path}.${randomBytes(3).toString('hex')}.tmp`;
     const text = JSON.stringify(meta);
-    writeFileSync(tmp, text, { mode: 0o600 });
-    renameSync(tmp, path);
+    await writeFile(tmp, text, { mode: 0o600 });
+    await rename(tmp, path);
     if (meta.status === 'live') this.live.set(meta.id, meta);
     else this.live.delete(meta.id);
     for (const fn of this.listeners) {
