@@ -132,6 +132,8 @@ export type PolicyVerdict = Ev<'policy.alert' | 'policy.deny' | 'policy.review',
 export type SshShell = Ev<'ssh.shell', { pty: boolean }>;
 /** A pty session switched screens; an alternate screen's `owner` (a trusted full-screen program) means lines go unjudged. */
 export type SshScreen = Ev<'ssh.screen', { mode: string; owner?: string; judged: boolean }>;
+/** A file transfer protocol on a channel could not be followed (per-file records stop; the raw recording is whole). */
+export type SshTransferUndecoded = Ev<'ssh.transfer.undecoded', { via: 'rsync' | 'scp' | 'sftp'; why: string }>;
 export type SshExec = Ev<'ssh.exec' | 'ssh.exec.denied', { command: string; why?: string; rule?: string }>;
 export type SshSubsystem = Ev<'ssh.subsystem' | 'ssh.subsystem.denied', { name: string; why?: string }>;
 export type SshCommandDenied = Ev<'ssh.command.denied', { command: string; why?: string; rule?: string; via?: string }>;
@@ -194,7 +196,7 @@ export type AuditEvent =
   | SessionRefused | SessionStart | SessionEnd | SessionFailed | SessionKill | ParsePinBroken
   | HoldMade | HoldRefused | HoldDecision
   | PolicyVerdict
-  | SshShell | SshScreen | SshExec | SshSubsystem | SshCommandDenied | SshChannelRefused | SshForward | SshForwardFailed | SshForwardConnection
+  | SshShell | SshScreen | SshTransferUndecoded | SshExec | SshSubsystem | SshCommandDenied | SshChannelRefused | SshForward | SshForwardFailed | SshForwardConnection
   | SshKeyBind | SshKeyRefused | SshKeyTakeoverRefused
   | UiSignin | UiSigninRefused | TokenRejected | ConnectionRefused | TokenRejectedSuppressed | PolicyPublish | PolicyPublishRefused | RecordingOpen | RecordingSearch | RecordingParams | RecordingExport | RecordingSealed
   | SecretChange | SecretRotate | SecretRotateFailed | SecretRotateRecovered

@@ -222,7 +222,7 @@ function castHeader(h: RawHeader | undefined): string {
 
 export function transferLabel(r: Record<string, unknown>): string {
   const size = typeof r.size === 'number' ? `${r.size} bytes` : 'size unknown';
-  return `file ${String(r.direction ?? 'transfer')} ${String(r.path ?? '?')} (${size}${typeof r.sha256 === 'string' ? `, sha256 ${r.sha256}` : ''}) via ${String(r.via ?? 'ssh')}`;
+  return `file ${String(r.direction ?? 'transfer')} ${String(r.path ?? '?')} (${size}${typeof r.sha256 === 'string' ? `, sha256 ${r.sha256}` : typeof r.why === 'string' ? `, no sha256: ${r.why}` : ''}) via ${String(r.via ?? 'ssh')}`;
 }
 
 function parseJson(b: Buffer): Record<string, unknown> {

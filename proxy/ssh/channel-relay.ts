@@ -6,6 +6,7 @@
 import type ssh2 from 'ssh2';
 import { openTap, recordSftpOp, recordTransfer, type Tap } from './raw-tap.js';
 import { ScpTransfer } from './scp-transfer.js';
+import { RsyncTransfer } from './rsync-transfer.js';
 import type { ChannelContext, RelayMode, Terminable } from './channels.types.js';
 import { EnterGate, trackedLine } from './enter-gate.js';
 import type { ScreenChange } from './line-tracker.js';
@@ -28,6 +29,7 @@ export class ChannelRelay implements Terminable {
   private readonly tap: Tap | undefined;
   private readonly sftp: SftpAudit | undefined;
   private readonly scp: ScpTransfer | undefined;
+  private readonly rsync: RsyncTransfer | undefined;
   private readonly gate: EnterGate | undefined;
   private readonly stdinGate: StdinGate | undefined;
   private exit: { code?: number | null; signal?: string; dump?: boolean; desc?: string } | undefined;
@@ -48,6 +50,12 @@ export class ChannelRelay implements Terminable {
     if (mode.kind === 'transfer' && mode.scp) {
       const { direction, path, dir } = mode.scp;
       this.scp = new ScpTransfer(direction, path, (f, digest) => recordTransfer(rec, this.tap, { ...f, via: 'scp' }, digest), (why) => rec.marker(why), ctx.transferContent, dir || path.endsWith('/'));
+    }
+    if (mode.kind === 'raw' && mode.exec) {
+      this.rsync = RsyncTransfer.forCommand(mode.exec, (f, digest) => recordTransfer(rec, this.tap, { ...f, via: 'rsync' }, digest), (why) => {
+        rec.marker(why);
+        ctx.audit({ type: 'ssh.transfer.undecoded', via: 'rsync', why });
+      }, ctx.transferContent);
     }
     if (mode.kind === 'sftp') {
       const content = ctx.transferContent;
@@ -103,6 +111,7 @@ export class ChannelRelay implements Terminable {
       this.sftp?.server(d);
       if (this.scp && this.mode.kind === 'transfer' && this.mode.scp?.direction === 'download') this.scp.feed(d);
       this.gate?.output(d);
+      this.rsync?.fromTarget(d);
     });
     this.pump(up.stderr, client.stderr, (d) => {
       this.transferred.down += d.length;
@@ -114,6 +123,7 @@ export class ChannelRelay implements Terminable {
       if (!this.gate) this.tap?.input(d);
       this.sftp?.client(d);
       if (this.scp && this.mode.kind === 'transfer' && this.mode.scp?.direction === 'upload') this.scp.feed(d);
+      this.rsync?.fromClient(d);
       if (this.gate) this.gate.input(d);
       else if (this.stdinGate) this.stdinGate.input(d);
       else this.writeUp(d);
@@ -192,6 +202,7 @@ export class ChannelRelay implements Terminable {
     this.tap?.flush();
     this.sftp?.end();
     this.scp?.end();
+    this.rsync?.end();
     this.stdinGate?.dispose();
     const rec = this.ctx.recording;
     if (this.mode.kind === 'transfer') rec.marker(`${this.mode.label}: ${this.transferred.up} bytes up, ${this.transferred.down} bytes down`);

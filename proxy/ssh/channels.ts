@@ -148,7 +148,7 @@ export function handleSessionChannel(ctx: ChannelContext, session: Session): voi
       const scp = plainScp(command);
       // A pty exec (`ssh -t host bash`) is an interactive shell too: its lines are gated.
       // Without a pty, a shell reading commands from stdin (`ssh host bash`) has its stdin judged by line.
-      const mode: RelayMode = scp ? { kind: 'transfer', label: `scp ${scp.direction} ${scp.path}`, scp } : pty ? { kind: 'terminal', gate: true } : { kind: 'raw', gate: readsCommandsFromStdin(command) };
+      const mode: RelayMode = scp ? { kind: 'transfer', label: `scp ${scp.direction} ${scp.path}`, scp } : pty ? { kind: 'terminal', gate: true } : { kind: 'raw', gate: readsCommandsFromStdin(command), exec: command };
       if (!scp && !pty && mode.kind === 'raw' && mode.gate && ctx.onEnter) ctx.recording.marker('stdin of a shell: judged line by line');
       const exec = (f: ForwardOptions) => (cb: (err: Error | undefined, up: ClientChannel) => void) => ctx.upstream.exec(command, { env, ...(pty ? { pty: ptyOpts(pty) } : {}), ...f } as ssh2.ExecOptions, cb);
       openOn(ch, 'exec', (cb) => (ctx.forwards ? ctx.forwards.start(fwd, exec, cb) : exec({})(cb)), mode);

@@ -43,7 +43,7 @@ export interface Terminable {
 export type RelayMode =
   | { kind: 'terminal'; gate: boolean }
   /** gate: each stdin line is judged before it is written upstream (a shell without a pty, stdin-gate.ts). */
-  | { kind: 'raw'; gate: boolean }
+  | { kind: 'raw'; gate: boolean; /** The exec command (an `rsync --server` one gets per-file records). */ exec?: string }
   | { kind: 'transfer'; label: string; scp?: { direction: 'upload' | 'download'; path: string; dir: boolean } }
   | { kind: 'sftp' };
 

@@ -23,7 +23,9 @@ export interface TransferRecord {
   sha256?: string;
   /** Why there is no SHA-256 (content seen with gaps or overlaps). */
   why?: string;
-  via: 'sftp' | 'scp';
+  via: 'sftp' | 'scp' | 'rsync';
+  /** rsync: the file's name in rsync's own file list (path is where it lands or came from on the target). */
+  name?: string;
   /** The content is kept in recordings/transfers/SHA256. */
   stored?: boolean;
 }
