@@ -16,7 +16,7 @@ export interface RunningProxy {
   readiness: Readiness;
   /** Listeners that take sessions (http, ssh, postgres), for a graceful stop. */
   listeners: Listener[];
-  /** The catalog and search index, written by its worker thread while sessions run. */
-  index: LiveIndex;
+  /** The catalog and search index, written by its worker thread while sessions run; absent with `index: { enabled: false }`. */
+  index?: LiveIndex;
   close(): Promise<void>;
 }

@@ -67,7 +67,9 @@ export async function startProxy(config: Config, opts: { log?: Log } = {}): Prom
     if (config.listen.metrics) ops = await startOpsServer(config.listen.metrics, { registry: metrics.registry, readiness, log: log.child({ component: 'ops' }) });
     // Before the brokers: every recording they open is followed from its first line. A missing
     // or stale index is brought up to date in the background while everything serves.
-    index = await LiveIndex.start({ dataDir: config.dataDir, catalog: cp.recordings, onLog: (level, message) => log[level]({ component: 'index' }, message) });
+    if (config.index?.enabled !== false) {
+      index = await LiveIndex.start({ dataDir: config.dataDir, catalog: cp.recordings, onLog: (level, message) => log[level]({ component: 'index' }, message) });
+    }
     const ui = replayUi({ ...cp, index });
     const http = await startHttpServer({ ...cp, index }, config.listen.http!, ui);
     listeners.push({ port: http.port, close: async () => { ui.close(); await http.close(); } });

@@ -1,157 +1,224 @@
 /**
- * What indexing while sessions run costs the sessions: SSH bulk throughput and Postgres pgbench
- * TPS through the brokers (recording on) with the index worker off and on, interleaved run by
- * run so a noisy neighbour hits both alike; and how soon what a session printed is searchable.
+ * What the live search index costs the sessions (issue 15: "indexing keeps up with live sessions
+ * (a word printed is searchable within 2 s) without lowering SSH or Postgres throughput by more
+ * than 5%"). Two `pam serve` processes from YAML over the same sshd and PostgreSQL, identical
+ * but for `index: { enabled: false }` in one; run after run alternately (the order flips every
+ * round), so a neighbour's load hits both alike:
+ *   - ssh: `ssh HOST cat FILE` (FILE: --mb MiB of base64 text, the index's worst case: every
+ *     line a new token) with the OpenSSH client: MB/s, and the pam process's CPU per MiB;
+ *   - pgbench -S (select-only, simple protocol, --clients over persistent connections): TPS and
+ *     CPU per 1,000 transactions;
+ *   - pgbench -S -C (a new proxied session per transaction: a catalog entry, a recording and an
+ *     index entry each): TPS and CPU per 1,000 sessions.
+ * CPU is user+system of the whole process (the index worker thread included) from
+ * /proc/PID/stat, over the run plus --settle seconds after it, the same window for both.
+ * Then, on the index-on process only, the lag until a word echoed in a pty shell is found by
+ * GET /api/v1/search, --samples times while idle and as many again while a bulk `cat` runs in
+ * another session.
  *
- * - ssh: `ssh HOST 'cat FILE; echo PROBE'` (FILE: --mb MiB of base64 text) with the OpenSSH
- *   client. With the index on: MB/s while the transfer runs, then the lag until PROBE (the last
- *   line) is searchable, and the CPU the process spent on it (process.cpuUsage counts the
- *   worker thread).
- * - postgres: pgbench -S (select-only, simple protocol) for --seconds.
- * - interactive: a shell prints a fresh word every second; time until it is searchable.
+ * Figures: the median of each, and the median of the per-round ratios on/off (each ratio from
+ * two runs a few seconds apart), with the load average before, during and after.
  *
- * The brokers and the index worker run in this process, as in `pam serve` (LiveIndex is what
- * startProxy starts).
+ *   npm run bench index-live -- [--rounds 10] [--mb 50] [--seconds 5] [--clients 4] [--samples 10] [--settle 1]
  *
- *   node bin/run-ts.js bench/index-live.ts [--mb 200] [--runs 3] [--seconds 8] [--clients 4]
+ * Needs PostgreSQL on 127.0.0.1:5432 (trust for postgres), pgbench, sshd, sshpass.
  */
 import { execFile, execFileSync, spawn } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
-import { rm } from 'node:fs/promises';
 import { promisify } from 'node:util';
-import { Client } from 'ssh2';
+import { Client, type ClientChannel } from 'ssh2';
 import { OPENSSH_OPTS, startSshd } from '../test/helpers/sshd.js';
-import { startControlPlane } from '../test/helpers/control-plane.js';
-import { startSshBroker } from '../proxy/ssh/server.js';
-import { startPostgresBroker } from '../proxy/postgres/server.js';
-import { LiveIndex } from '../recorder/index/live-index.js';
-import { parseQuery } from '../recorder/index/query-text.js';
+import { startPamProcess, type PamProcess } from '../test/helpers/pam-process.js';
 
 const exec = promisify(execFile);
 const arg = (name: string, def: number) => {
   const i = process.argv.indexOf(`--${name}`);
   return i > 0 ? Number(process.argv[i + 1]) : def;
 };
-const MB = arg('mb', 200);
-const RUNS = arg('runs', 3);
-const SECONDS = arg('seconds', 8);
+const ROUNDS = arg('rounds', 10);
+const MB = arg('mb', 50);
+const SECONDS = arg('seconds', 5);
 const CLIENTS = arg('clients', 4);
-const DB = `pgix_bench_${process.pid}`;
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
+const SAMPLES = arg('samples', 10);
+const SETTLE_MS = arg('settle', 1) * 1000;
+const DB = `pam_ixbench_${process.pid}`;
+
+const psqlAdmin = (sql: string) => execFileSync('psql', ['-h', '127.0.0.1', '-U', 'postgres', '-d', 'postgres', '-qAtc', sql]).toString();
+const TICK_MS = 1000 / Number(execFileSync('getconf', ['CLK_TCK']).toString().trim());
+const load = () => loadavg()[0]!.toFixed(1);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** user+system CPU ms of a process (all its threads), from /proc/PID/stat fields 14 and 15. */
+async function cpuMs(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) * TICK_MS;
+}
 
 const sshd = await startSshd();
-execFileSync('psql', ['-h', '127.0.0.1', '-U', 'postgres', '-qc', `DROP DATABASE IF EXISTS ${DB}`, '-c', `CREATE DATABASE ${DB}`]);
-execFileSync('pgbench', ['-h', '127.0.0.1', '-U', 'postgres', '-i', '-q', '-s', '2', DB], { stdio: 'ignore' });
-const cp = await startControlPlane({
-  targets: [
-    { name: 'bench', protocol: 'ssh', host: sshd.host, port: sshd.port, hostKey: sshd.hostKey, logins: { root: { secret: 'bench-root' } }, defaultAction: 'allow' },
-    { name: 'pgb', protocol: 'postgres', host: '127.0.0.1', port: 5432, database: DB, tls: 'disable', logins: { postgres: { secret: 'pg-pw' } }, defaultAction: 'allow' },
-  ],
-});
-await cp.setSecret('bench-root', sshd.userKey);
-await cp.setSecret('pg-pw', 'unused-with-trust');
-const ssh = await startSshBroker(cp.deps, { host: '127.0.0.1', port: 0 });
-const pgb = await startPostgresBroker(cp.deps, { host: '127.0.0.1', port: 0 });
-await cp.grant('bencher', 'bench', 'root');
-await cp.grant('bencher', 'pgb', 'postgres');
-const token = await cp.token('bencher');
 const file = join(sshd.dir, 'bulk.txt');
 execFileSync('sh', ['-c', `head -c ${Math.round((MB * 1024 * 1024 * 3) / 4)} /dev/urandom | base64 > ${file}`]);
-const bytes = Number(execFileSync('stat', ['-c', '%s', file]).toString());
-const mib = bytes / 1048576;
+const mib = Number(execFileSync('stat', ['-c', '%s', file]).toString()) / 1048576;
+psqlAdmin(`DROP DATABASE IF EXISTS ${DB}`);
+psqlAdmin(`CREATE DATABASE ${DB}`);
+await exec('pgbench', ['-h', '127.0.0.1', '-U', 'postgres', '-i', '-s', '5', '-q', DB]);
 
-function sshCat(probe: string): Promise<number> {
-  const args = ['-P', 'IAM token', '-e', 'ssh', ...OPENSSH_OPTS, '-o', 'LogLevel=ERROR', '-o', `Port=${ssh.port}`, '-o', 'User=root@bench', '127.0.0.1', `cat ${file}; echo ${probe}`];
+const ROLES = `roles:
+  - name: bench
+    groups: [bench]
+    can_request: [{ targets: ["*"], logins: ["*"], max_duration: 8h }]
+  - name: boss
+    groups: [boss]
+    can_approve: [bench]
+    can_audit: true
+`;
+const TARGETS = `targets:
+  - name: web
+    protocol: ssh
+    address: "127.0.0.1:${sshd.port}"
+    host_key: "${sshd.hostKey}"
+    logins: { root: { secret: web-root } }
+  - name: ${DB}
+    protocol: postgres
+    address: "127.0.0.1:5432"
+    database: ${DB}
+    tls: disable
+    logins: { postgres: { secret: pg } }
+`;
+
+interface Proxy { p: PamProcess; token: string; auditor: string }
+
+async function proxy(index: boolean): Promise<Proxy> {
+  const p = await startPamProcess({ roles: ROLES, extra: TARGETS + (index ? '' : 'index: { enabled: false }\n') });
+  const token = (await p.pam(['dev', 'token', 'bench', '--groups', 'bench', '--ttl', '8h'])).stdout.trim();
+  const auditor = (await p.pam(['dev', 'token', 'boss', '--groups', 'boss', '--ttl', '8h'])).stdout.trim();
+  await p.pam(['secret', 'set', 'web-root'], {}, sshd.userKey);
+  await p.pam(['secret', 'set', 'pg'], {}, 'unused-trust\n');
+  for (const [t, l] of [['web', 'root'], [DB, 'postgres']]) {
+    const r = await p.pam(['request', '--target', t!, '--login', l!, '--duration', '8h', '--reason', 'bench', '--json'], { PAM_TOKEN: token });
+    await p.pam(['approve', JSON.parse(r.stdout).id], { PAM_TOKEN: auditor });
+  }
+  return { p, token, auditor };
+}
+
+async function pgbench(port: number, token: string, extra: string[]): Promise<number> {
+  const { stdout } = await exec('pgbench', [`host=127.0.0.1 port=${port} dbname=${DB} user=postgres`, '-n', '-S', '-M', 'simple', '-c', String(CLIENTS), '-j', '2', '-T', String(SECONDS), ...extra], {
+    env: { ...process.env, PGPASSWORD: token }, timeout: (SECONDS + 120) * 1000, maxBuffer: 1 << 24,
+  });
+  const m = /tps = ([\d.]+) \((?:without|excluding) initial connection/.exec(stdout) ?? /tps = ([\d.]+)/.exec(stdout);
+  if (!m) throw new Error(`no tps:\n${stdout}`);
+  return Number(m[1]);
+}
+
+function sshCat(port: number, token: string): Promise<number> {
+  const args = ['-P', 'IAM token', '-e', 'ssh', ...OPENSSH_OPTS, '-o', 'LogLevel=ERROR', '-o', `Port=${port}`, '-o', 'User=root@web', '127.0.0.1', `cat ${file}`];
   return new Promise((resolve, reject) => {
     const t = process.hrtime.bigint();
     const p = spawn('sshpass', args, { env: { ...process.env, SSHPASS: token }, stdio: ['ignore', 'ignore', 'pipe'] });
     let err = '';
-    p.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    p.stderr.on('data', (d: Buffer) => (err += d));
     p.once('close', (code) => (code === 0 ? resolve(Number(process.hrtime.bigint() - t) / 1e9) : reject(new Error(`ssh exited ${code}: ${err}`))));
   });
 }
 
-async function pgbench(): Promise<number> {
-  const { stdout } = await exec('pgbench', [`host=127.0.0.1 port=${pgb.port} user=postgres dbname=pgb`, '-S', '-n', '-M', 'simple', '-c', String(CLIENTS), '-j', '2', '-T', String(SECONDS)],
-    { env: { ...process.env, PGPASSWORD: token }, timeout: (SECONDS + 60) * 1000 });
-  const m = /tps = ([\d.]+)/.exec(stdout);
-  if (!m) throw new Error(`pgbench: ${stdout}`);
-  return Number(m[1]);
+/** Runs `fn` and returns its result with the process's CPU ms over it plus the settle time. */
+async function withCpu<T>(pid: number, fn: () => Promise<T>): Promise<{ v: T; cpu: number }> {
+  const c0 = await cpuMs(pid);
+  const v = await fn();
+  await sleep(SETTLE_MS);
+  return { v, cpu: (await cpuMs(pid)) - c0 };
 }
 
-async function startIndex(): Promise<LiveIndex> {
-  const index = await LiveIndex.start({ dataDir: cp.dataDir, catalog: cp.deps.recordings });
-  while (index.status().state !== 'ready') await new Promise((r) => setTimeout(r, 50));
-  return index;
-}
+type Row = { mbps: number[]; cpuPerMiB: number[]; tps: number[]; cpuPer1kTx: number[]; tpsC: number[]; cpuPer1kSessions: number[] };
+const row = (): Row => ({ mbps: [], cpuPerMiB: [], tps: [], cpuPer1kTx: [], tpsC: [], cpuPer1kSessions: [] });
+const rows = { off: row(), on: row() };
+const loads: string[] = [load()];
 
-async function searchable(index: LiveIndex, word: string): Promise<number> {
-  const t0 = performance.now();
-  const match = parseQuery(word).match;
-  for (;;) {
-    if ((await index.search({ match, limit: 1 })).hits.length) return (performance.now() - t0) / 1000;
-    await new Promise((r) => setTimeout(r, 20));
+const procs = { on: await proxy(true), off: await proxy(false) };
+// Warm-up, not counted: the first sessions compile the code paths (tsx, JIT) in each process.
+for (const { p, token } of [procs.on, procs.off]) {
+  await sshCat(p.ports.ssh, token);
+  await exec('pgbench', [`host=127.0.0.1 port=${p.ports.pg} dbname=${DB} user=postgres`, '-n', '-S', '-c', '2', '-T', '2', '-C'], { env: { ...process.env, PGPASSWORD: token } });
+}
+for (let round = 0; round < ROUNDS; round++) {
+  const order = round % 2 === 0 ? (['off', 'on'] as const) : (['on', 'off'] as const);
+  for (const name of order) {
+    const { p, token } = procs[name];
+    const pid = p.proc.pid!;
+    const r = rows[name];
+    const s = await withCpu(pid, () => sshCat(p.ports.ssh, token));
+    r.mbps.push(mib / s.v);
+    r.cpuPerMiB.push(s.cpu / mib);
+    const t = await withCpu(pid, () => pgbench(p.ports.pg, token, []));
+    r.tps.push(t.v);
+    r.cpuPer1kTx.push(t.cpu / ((t.v * SECONDS) / 1000));
+    const c = await withCpu(pid, () => pgbench(p.ports.pg, token, ['-C']));
+    r.tpsC.push(c.v);
+    r.cpuPer1kSessions.push(c.cpu / ((c.v * SECONDS) / 1000));
   }
+  loads.push(load());
+  process.stderr.write(`round ${round + 1}/${ROUNDS} done, load ${load()}\n`);
 }
 
-const off = { sshSeconds: [] as number[], sshCpuMsPerMiB: [] as number[], tps: [] as number[] };
-const on = { sshSeconds: [] as number[], sshCpuMsPerMiB: [] as number[], lagSeconds: [] as number[], indexCpuMsPerMiB: [] as number[], tps: [] as number[] };
-for (let run = 0; run < RUNS; run++) {
-  let c = process.cpuUsage();
-  off.sshSeconds.push(await sshCat(`probeoff${run}`));
-  let u = process.cpuUsage(c);
-  off.sshCpuMsPerMiB.push((u.user + u.system) / 1000 / mib);
-  off.tps.push(await pgbench());
-
-  const index = await startIndex();
-  c = process.cpuUsage();
-  on.sshSeconds.push(await sshCat(`probeon${run}`));
-  u = process.cpuUsage(c);
-  on.sshCpuMsPerMiB.push((u.user + u.system) / 1000 / mib);
-  c = process.cpuUsage();
-  on.lagSeconds.push(await searchable(index, `probeon${run}`));
-  u = process.cpuUsage(c);
-  on.indexCpuMsPerMiB.push((u.user + u.system) / 1000 / mib);
-  on.tps.push(await pgbench());
-  await index.close();
+/** Lag from a word shown on the client's screen until the index-on proxy's search API finds it. */
+async function searchableLags(px: Proxy, n: number, tag: string): Promise<number[]> {
+  const client = new Client();
+  await new Promise<void>((resolve, reject) => {
+    client.once('ready', () => resolve());
+    client.once('error', reject);
+    client.connect({ host: '127.0.0.1', port: px.p.ports.ssh, username: 'root@web', password: px.token, hostVerifier: () => true, readyTimeout: 30_000 });
+  });
+  const sh = await new Promise<ClientChannel>((resolve, reject) => client.shell({ term: 'xterm' }, (e, ch) => (e ? reject(e) : resolve(ch))));
+  let seen = '';
+  sh.on('data', (d: Buffer) => (seen += d.toString()));
+  const lags: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const word = `${tag}${process.pid}x${i}`;
+    // Printed by the shell, not echoed as typed: the word exists only in the output.
+    sh.write(`echo ${word.slice(0, 4)}''${word.slice(4)}\r`);
+    while (!seen.includes(word)) await sleep(5);
+    const t0 = performance.now();
+    for (;;) {
+      const res = await fetch(`${px.p.server}/api/v1/search?q=${word}&kind=output`, { headers: { authorization: `Bearer ${px.auditor}` } });
+      if (res.ok && ((await res.json()) as { hits: unknown[] }).hits.length) break;
+      await sleep(20);
+    }
+    lags.push((performance.now() - t0) / 1000);
+    await sleep(500);
+  }
+  client.end();
+  return lags;
 }
 
-// Interactive: a word printed in a shell, searchable how soon.
-const index = await startIndex();
-const client = new Client();
-await new Promise<void>((resolve, reject) => {
-  client.once('ready', () => resolve());
-  client.once('error', reject);
-  client.connect({ host: '127.0.0.1', port: ssh.port, username: 'root@bench', password: token, hostVerifier: () => true });
-});
-const sh = await new Promise<import('ssh2').ClientChannel>((resolve, reject) => client.shell({ term: 'xterm' }, (e, ch) => (e ? reject(e) : resolve(ch))));
-let seen = '';
-sh.on('data', (d: Buffer) => (seen += d.toString()));
-const interactive: number[] = [];
-for (let i = 0; i < 10; i++) {
-  const word = `typed${process.pid}x${i}`;
-  sh.write(`echo ${word.slice(0, 5)}''${word.slice(5)}\r`);
-  while (!seen.includes(word)) await new Promise((r) => setTimeout(r, 5));
-  interactive.push(await searchable(index, word));
-  await new Promise((r) => setTimeout(r, 1000));
-}
-client.end();
-await index.close();
+const idleLags = await searchableLags(procs.on, SAMPLES, 'idle');
+let bulkDone = false;
+const bulk = (async () => { for (let i = 0; i < 1000 && !bulkDone; i++) await sshCat(procs.on.p.ports.ssh, procs.on.token); })();
+await sleep(500);
+const busyLoad = load();
+const busyLags = await searchableLags(procs.on, SAMPLES, 'busy');
+bulkDone = true;
+await bulk;
+loads.push(load());
 
-const r2 = (x: number) => +x.toFixed(2);
-console.log(JSON.stringify({
-  cores: Number(execFileSync('nproc').toString()), mib: r2(mib), runs: RUNS, pgbenchSeconds: SECONDS, clients: CLIENTS,
-  sshMBps: { off: r2(mib / median(off.sshSeconds)), on: r2(mib / median(on.sshSeconds)), ratioOnOff: r2(median(off.sshSeconds) / median(on.sshSeconds)) },
-  sshSeconds: { off: off.sshSeconds.map(r2), on: on.sshSeconds.map(r2) },
-  sshCpuMsPerMiB: { off: off.sshCpuMsPerMiB.map(r2), on: on.sshCpuMsPerMiB.map(r2) },
-  bulkIndexLagSeconds: on.lagSeconds.map(r2),
-  bulkIndexCpuMsPerMiBAfterTransfer: on.indexCpuMsPerMiB.map(r2),
-  pgbenchTps: { off: off.tps.map(Math.round), on: on.tps.map(Math.round), ratioOnOff: r2(median(on.tps) / median(off.tps)) },
-  interactiveSearchableSeconds: { median: r2(median(interactive)), max: r2(Math.max(...interactive)), all: interactive.map(r2) },
-}, null, 1));
-await ssh.close();
-await pgb.close();
-await cp.close();
-await rm(file, { force: true });
+const median = (xs: number[]) => (xs.length ? [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]! : NaN);
+const ratios = (k: keyof Row) => rows.on[k].map((v, i) => v / rows.off[k][i]!);
+const fmt = (xs: number[], d: number) => `${median(xs).toFixed(d)} (${xs.map((x) => x.toFixed(d)).join(', ')})`;
+console.log(`index-live: ${ROUNDS} rounds alternating; ssh cat of ${mib.toFixed(0)} MiB base64; pgbench -S -M simple -c ${CLIENTS} -T ${SECONDS}, scale 5; CPU over run + ${SETTLE_MS / 1000} s; ${execFileSync('nproc').toString().trim()} cores`);
+console.log(`load average (1 min) before, after each round and at the end: ${loads.join(' ')}`);
+console.log('| | index off: median (each round) | index on: median (each round) | on/off, median of per-round ratios |');
+console.log('|---|---|---|---|');
+const lines: [string, keyof Row, number][] = [
+  ['SSH MB/s', 'mbps', 1], ['SSH CPU ms / MiB', 'cpuPerMiB', 2], ['pgbench TPS', 'tps', 0], ['CPU ms / 1k tx', 'cpuPer1kTx', 1],
+  ['pgbench -C TPS (session per tx)', 'tpsC', 0], ['CPU ms / 1k sessions', 'cpuPer1kSessions', 0],
+];
+for (const [label, k, d] of lines) console.log(`| ${label} | ${fmt(rows.off[k], d)} | ${fmt(rows.on[k], d)} | ${median(ratios(k)).toFixed(3)} (${ratios(k).map((x) => x.toFixed(2)).join(', ')}) |`);
+const lag = (xs: number[]) => `median ${median(xs).toFixed(2)} s, max ${Math.max(...xs).toFixed(2)} s`;
+console.log(`| a word printed, until GET /api/v1/search finds it (idle, ${SAMPLES}) | | ${lag(idleLags)} | |`);
+console.log(`| the same while a bulk cat runs in another session (load ${busyLoad}, ${SAMPLES}) | | ${lag(busyLags)} | |`);
+console.log(JSON.stringify({ rows, idleLags, busyLags, loads }));
+await procs.on.p.stop();
+await procs.off.p.stop();
 await sshd.close();
-execFileSync('psql', ['-h', '127.0.0.1', '-U', 'postgres', '-qc', `DROP DATABASE IF EXISTS ${DB}`]);
+psqlAdmin(`DROP DATABASE IF EXISTS ${DB}`);

@@ -1,6 +1,6 @@
 import { isAbsolute, resolve } from 'node:path';
 import { parseDuration } from './duration.js';
-import { ConfigError, isObj, known, str, type Obj } from './config-read.js';
+import { bool, ConfigError, isObj, known, str, type Obj } from './config-read.js';
 import type { AuditSinkConfig, LogConfig } from './config.types.js';
 
 const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const;
@@ -65,8 +65,8 @@ function parseSink(v: unknown, i: number, base: string): AuditSinkConfig {
   };
 }
 
-/** The operations keys: `log`, `audit_export`, `shutdown_grace`. `base` resolves relative paths. */
-export function parseOps(doc: Obj, base: string): { log: LogConfig; auditExport: AuditSinkConfig[]; shutdownGraceMs: number } {
+/** The operations keys: `log`, `audit_export`, `shutdown_grace`, `index`. `base` resolves relative paths. */
+export function parseOps(doc: Obj, base: string): { log: LogConfig; auditExport: AuditSinkConfig[]; shutdownGraceMs: number; index: { enabled: boolean } } {
   const rawSinks = doc.audit_export ?? [];
   if (!Array.isArray(rawSinks)) throw new ConfigError('audit_export', 'must be a list of sinks');
   const auditExport = rawSinks.map((s, i) => parseSink(s, i, base));
@@ -84,5 +84,13 @@ export function parseOps(doc: Obj, base: string): { log: LogConfig; auditExport:
       throw new ConfigError('shutdown_grace', (e as Error).message);
     }
   }
-  return { log: parseLog(doc.log), auditExport, shutdownGraceMs };
+  return { log: parseLog(doc.log), auditExport, shutdownGraceMs, index: parseIndex(doc.index) };
+}
+
+/** `index: { enabled }` (issue 15): the search index and its worker; off, search and the sessions list answer 503. */
+function parseIndex(v: unknown): { enabled: boolean } {
+  if (v === undefined || v === null) return { enabled: true };
+  if (!isObj(v)) throw new ConfigError('index', 'must be a mapping: { enabled: true|false }');
+  known(v, 'index', ['enabled']);
+  return { enabled: bool(v, 'enabled', 'index', true) };
 }

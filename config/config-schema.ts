@@ -104,6 +104,7 @@ export function configSchema(): Schema {
       log: obj({ level: { enum: ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] }, format: { enum: ['json', 'pretty'], description: 'default: pretty on a terminal' } }),
       audit_export: { type: 'array', items: sink, description: 'SIEM sinks: every audit entry, in order, spooled while a sink is down' },
       shutdown_grace: duration('SIGTERM: how long live sessions may finish (default 30s)'),
+      index: obj({ enabled: bool('the search index and its worker thread (default true); false: search and the sessions list answer 503') }),
       evidence: obj({
         signing_key_file: str('Ed25519 key outside data_dir'),
         witness: str('file:///absolute/path outside data_dir', { pattern: '^file:///' }),

@@ -92,7 +92,7 @@ function recordingOf(v: Obj, path: string): { recordingMode?: 'strict' | 'best-e
 /** Validates a parsed YAML document. `file` resolves relative paths. */
 export function parseConfig(doc: unknown, file: string): Config {
   if (!isObj(doc)) throw new ConfigError('(root)', 'the file must hold a YAML mapping');
-  known(doc, '', ['listen', 'data_dir', 'store', 'policies_dir', 'identity', 'targets', 'ssh', 'postgres', 'review_timeout', 'log', 'audit_export', 'shutdown_grace', 'evidence', 'http', ...LOGIN_KEYS, ...TOP_LIFECYCLE_KEYS]);
+  known(doc, '', ['listen', 'data_dir', 'store', 'policies_dir', 'identity', 'targets', 'ssh', 'postgres', 'review_timeout', 'log', 'audit_export', 'shutdown_grace', 'index', 'evidence', 'http', ...LOGIN_KEYS, ...TOP_LIFECYCLE_KEYS]);
   const base = dirname(file);
   const rel = (p: string) => (isAbsolute(p) ? p : resolve(base, p));
 

@@ -179,4 +179,6 @@ export interface Config {
   auditExport?: AuditSinkConfig[];
   /** How long SIGTERM lets live sessions finish before ending them (default 30 s). */
   shutdownGraceMs?: number;
+  /** `index: { enabled }`: the search index and its worker thread (default on); off, search and the sessions list answer 503. */
+  index?: { enabled: boolean };
 }

@@ -219,7 +219,7 @@ describe('command events carry verdict and rule, allowed lines too', () => {
   });
 
   it('an index rebuilt from these recordings equals the one built live', async () => {
-    await waitFor(() => proxy.index.status().state === 'ready', 'index ready');
+    await waitFor(() => proxy.index!.status().state === 'ready', 'index ready');
     await new Promise((r) => setTimeout(r, 1200));
     const live = new SqliteIndexStore(join(dataDir, 'index.sqlite'), { readonly: true });
     const liveDump = live.dump();

@@ -317,7 +317,7 @@ describe('search index over real sessions', () => {
 
   it('an index rebuilt from the files equals the one built live', async () => {
     // Let the worker settle, then read both indexes.
-    await waitFor(() => proxy.index.status().state === 'ready', 'index ready');
+    await waitFor(() => proxy.index!.status().state === 'ready', 'index ready');
     await new Promise((r) => setTimeout(r, 1200));
     const live = new SqliteIndexStore(join(dataDir, 'index.sqlite'), { readonly: true });
     const liveDump = live.dump();
@@ -342,8 +342,8 @@ describe('search index over real sessions', () => {
     closeSync(fd);
     await start();
     // The fault fired: the worker's background check found the file damaged and started afresh.
-    await waitFor(() => proxy.index.resets.length === 1, 'reset after the check', 800);
-    await waitFor(async () => (await search({ q: 'quokka' })).hits.length === before.length && proxy.index.status().state === 'ready', 'rebuilt after damage', 1200);
+    await waitFor(() => proxy.index!.resets.length === 1, 'reset after the check', 800);
+    await waitFor(async () => (await search({ q: 'quokka' })).hits.length === before.length && proxy.index!.status().state === 'ready', 'rebuilt after damage', 1200);
     expect((await search({ q: 'quokka' })).hits).toEqual(before);
 
     await proxy.close();
@@ -351,7 +351,7 @@ describe('search index over real sessions', () => {
     await rm(`${file}-wal`, { force: true });
     await start();
     expect(existsSync(file)).toBe(true);
-    expect(proxy.index.resets).toEqual([]);
+    expect(proxy.index!.resets).toEqual([]);
     await waitFor(async () => (await search({ q: 'quokka' })).hits.length === before.length, 'rebuilt after delete', 1200);
     expect((await search({ q: 'quokka' })).hits).toEqual(before);
   });
@@ -367,10 +367,10 @@ describe('search index over real sessions', () => {
     // The fault fired: the read failed, the client got a clear 503, never a 500.
     expect(first.status).toBe(503);
     expect(first.body.error.message).toMatch(/rebuilt/);
-    await waitFor(() => proxy.index.resets.some((w) => w.includes('a search read a damaged index')), 'reset by the reader', 800);
+    await waitFor(() => proxy.index!.resets.some((w) => w.includes('a search read a damaged index')), 'reset by the reader', 800);
     await waitFor(async () => {
       const r = await api('/api/v1/search?q=quokka');
-      return r.status === 200 && r.body.hits.length === before.length && proxy.index.status().state === 'ready';
+      return r.status === 200 && r.body.hits.length === before.length && proxy.index!.status().state === 'ready';
     }, 'rebuilt after damage seen by a search', 1200);
     expect((await search({ q: 'quokka' })).hits).toEqual(before);
   });

@@ -35,7 +35,10 @@ describe('operations config', () => {
       { name: 'webhook-3', kind: 'webhook', tls: true, secretFile: '/etc/pam/hook.key', batchMax: 50 },
     ]);
     const d = parseConfig(base(), '/x.yaml');
-    expect(d).toMatchObject({ log: { level: 'info' }, auditExport: [], shutdownGraceMs: 30_000 });
+    expect(d).toMatchObject({ log: { level: 'info' }, auditExport: [], shutdownGraceMs: 30_000, index: { enabled: true } });
+    expect(parseConfig({ ...base(), index: { enabled: false } }, '/x.yaml').index).toEqual({ enabled: false });
+    expect(errorOf({ ...base(), index: { enable: false } }).key).toBe('index.enable');
+    expect(errorOf({ ...base(), index: 'off' }).key).toBe('index');
     expect(d.log?.format).toBeUndefined();
   });
 
