@@ -46,6 +46,8 @@ const CACHE_MAX = 5000;
 /** Longer texts are classified every time rather than pinned in memory. */
 const CACHE_TEXT_MAX = 64 * 1024;
 const cache = new Map<string, SqlClassification>();
+/** Calls into the parser since start (the cache is judged by it, not by a stopwatch). */
+let parses = 0;
 
 const FOLDABLE_CHARS = new Uint8Array(128);
 for (const c of '\t\n\r !#%&()*+,-./:;<=>?@[]^`{|}~_0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz') FOLDABLE_CHARS[c.charCodeAt(0)] = 1;
@@ -152,10 +154,16 @@ export function sqlCacheSize(): number {
   return cache.size;
 }
 
+/** How many texts the parser has read since start. */
+export function sqlParseCount(): number {
+  return parses;
+}
+
 function classifyUncached(sql: string): SqlClassification {
   if (!loaded) return { ok: false, error: 'SQL parser not initialised (call initSqlParser() at start)' };
   let tree: { stmts?: Array<{ stmt?: Record<string, unknown> }> };
   try {
+    parses++;
     tree = parseSync(sql) as typeof tree;
   } catch (e) {
     // An empty query (blank, only comments) is what psql sends for `;`: nothing runs.

@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { fullScreenProgram, LineTracker } from '../../proxy/ssh/line-tracker.js';
 
 /** Plays a session the way bash + readline would echo it: user keys go to feedInput, echo to feedOutput. */
@@ -20,10 +20,33 @@ class Session {
   }
   /** Enter: read the line, then the shell echoes CRLF and the command runs. */
   async enter(output = '', prompt = '$ ') {
-    const line = await this.t.currentLine();
+    const line = await drive(this.t.currentLine());
     this.out('\r\n' + output + prompt);
     return line;
   }
+}
+
+/**
+ * The tracker's settle waits and xterm's parser both run on timers, and the clock here is a fake
+ * one: a test moves time itself, so nothing depends on how busy the machine is.
+ */
+beforeEach(() => {
+  vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'] });
+});
+
+/** Moves fake time forward until `p` settles (at most 10 s of fake time: a tracker waits 1 s at most). */
+async function drive<T>(p: Promise<T>): Promise<T> {
+  let settled = false;
+  p.then(() => (settled = true), () => (settled = true));
+  for (let ms = 0; !settled && ms < 10_000; ms += 5) await vi.advanceTimersByTimeAsync(5);
+  return p;
+}
+
+/** True once `p` has resolved. */
+function watch(p: Promise<unknown>): { readonly done: boolean } {
+  const w = { done: false };
+  void p.then(() => (w.done = true));
+  return w;
 }
 
 const trackers: LineTracker[] = [];
@@ -34,6 +57,7 @@ const session = (opts: ConstructorParameters<typeof LineTracker>[0] = {}) => {
 };
 afterEach(() => {
   for (const t of trackers.splice(0)) t.dispose();
+  vi.useRealTimers();
 });
 
 describe('LineTracker', () => {
@@ -110,11 +134,11 @@ describe('LineTracker', () => {
     s.type('vim x');
     expect(await s.enter('\x1b[?1049h\x1b[H\x1b[2J~\r\n~', '')).toBe('vim x');
     s.key(':q!', ':q!');
-    await s.t.currentLine();
+    await drive(s.t.currentLine());
     expect(s.t.inAlternateScreen).toBe(true);
     s.out('\x1b[?1049l$ ');
     s.type('ls');
-    expect(await s.t.currentLine()).toBe('ls');
+    expect(await drive(s.t.currentLine())).toBe('ls');
     expect(s.t.inAlternateScreen).toBe(false);
   });
 
@@ -124,16 +148,16 @@ describe('LineTracker', () => {
     s.type("printf '\\033[?1049h'");
     const l1 = await s.enter('\x1b[?1049h$ ', '');
     s.t.allowed(l1);
-    await new Promise((r) => setTimeout(r, 30));
+    await vi.advanceTimersByTimeAsync(30);
     expect(s.t.inAlternateScreen).toBe(true);
     expect(s.t.inTrustedFullScreen).toBe(false);
     s.type('rm x');
-    expect(await s.t.currentLine()).toBe('rm x');
+    expect(await drive(s.t.currentLine())).toBe('rm x');
     s.out('\r\n\x1b[?1049l$ ');
     s.type('vim x');
-    s.t.allowed(await s.t.currentLine());
+    s.t.allowed(await drive(s.t.currentLine()));
     s.out('\r\n\x1b[?1049h~');
-    await new Promise((r) => setTimeout(r, 30));
+    await vi.advanceTimersByTimeAsync(30);
     expect(s.t.inTrustedFullScreen).toBe(true);
     expect(screens).toEqual(['alternate:-', 'normal:-', 'alternate:vim']);
     expect(fullScreenProgram('sudo vim /etc/x')).toBe('vim');
@@ -145,7 +169,7 @@ describe('LineTracker', () => {
   it('cuts a known prompt off the front of a misread line', async () => {
     const s = session().out('root@web:~# ');
     s.type('ls');
-    expect(await s.t.currentLine()).toBe('ls');
+    expect(await drive(s.t.currentLine())).toBe('ls');
     expect(s.t.withoutPrompt('root@web:~# rm x')).toBe('rm x');
     expect(s.t.withoutPrompt('rm x')).toBeUndefined();
   });
@@ -154,17 +178,23 @@ describe('LineTracker', () => {
     const t = new LineTracker({ settleMs: 5, promptSettleMs: 30 });
     trackers.push(t);
     t.feedOutput('$ ');
-    await new Promise((r) => setTimeout(r, 80));
+    await vi.advanceTimersByTimeAsync(80); // past promptSettleMs: the prompt end is taken provisionally
     t.feedOutput('ls -l');
-    expect(await t.currentLine()).toBe('ls -l');
+    expect(await drive(t.currentLine())).toBe('ls -l');
   });
 
   it('waits for the echo of the last keys before reading', async () => {
     const s = session({ settleMs: 30 }).out('$ ');
     s.type('rm -rf');
+    await vi.advanceTimersByTimeAsync(5); // the next keys come a little after the last echo
     s.t.feedInput(' /');
-    setTimeout(() => s.t.feedOutput(' /'), 10); // echo arrives after Enter was pressed
-    expect(await s.t.currentLine()).toBe('rm -rf /');
+    // Enter is pressed before the echo of ' /' is in: well past settleMs the read still waits for it.
+    const line = s.t.currentLine();
+    const read = watch(line);
+    await vi.advanceTimersByTimeAsync(200);
+    expect(read.done).toBe(false);
+    s.t.feedOutput(' /');
+    expect(await drive(line)).toBe('rm -rf /');
   });
 
   it('follows resize', async () => {
