@@ -213,6 +213,12 @@ export class AccessService implements AccessGate {
     return (this.isOverseer(identity) ? all : all.filter((g) => g.subject === identity.subject)).sort((a, b) => a.expiresAt - b.expiresAt);
   }
 
+  /** Active grants of a user by name, for the what-if tester's access check (the caller checks who may ask). */
+  async activeGrantsOf(user: string): Promise<Grant[]> {
+    const now = this.now();
+    return (await this.deps.store.list<Grant>(GRANTS)).filter((g) => g.user === user && g.expiresAt > now);
+  }
+
   async revoke(identity: Identity, grantId: string, reason?: string): Promise<Grant> {
     const grant = ID.test(grantId) ? await this.deps.store.get<Grant>(GRANTS, grantId) : undefined;
     if (!grant) throw new AccessError(404, 'no such active grant');

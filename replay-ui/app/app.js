@@ -13,6 +13,8 @@ const nav = document.getElementById('nav');
 const who = document.getElementById('who');
 let me;
 let cleanup;
+/** Set by a page with unsaved work: () => the question to ask before leaving it, or undefined. */
+let leaveGuard;
 
 const PAGES = {
   sessions: { page: sessions, label: 'Sessions', cap: 'audit' },
@@ -31,6 +33,9 @@ function renderNav() {
 }
 
 async function signOut() {
+  const unsaved = leaveGuard?.();
+  if (unsaved && !window.confirm(unsaved)) return;
+  leaveGuard = undefined;
   await del('/api/v1/session').catch(() => undefined);
   me = undefined;
   setCsrf('');
@@ -50,6 +55,7 @@ async function dispatch() {
     try { cleanup(); } catch { /* page already gone */ }
     cleanup = undefined;
   }
+  leaveGuard = undefined;
   if (!me) return;
   const r = route();
   const name = r.parts[0] ?? firstPage();
@@ -65,7 +71,7 @@ async function dispatch() {
   }
   clear(main, h('p', { class: 'muted' }, 'Loading…'));
   try {
-    cleanup = await entry.page.render(main, { me, params: r.parts.slice(1), query: r.query });
+    cleanup = await entry.page.render(main, { me, params: r.parts.slice(1), query: r.query, guardLeave: (fn) => { leaveGuard = fn; } });
   } catch (err) {
     if (err instanceof ApiError && err.status === 401) return undefined; // signedOut() took over
     clear(main, notice(err.message ?? String(err), 'error'));
@@ -123,6 +129,7 @@ function signedOut() {
   if (!me) return;
   me = undefined;
   setCsrf('');
+  leaveGuard = undefined;
   if (cleanup) {
     try { cleanup(); } catch { /* page already gone */ }
     cleanup = undefined;
@@ -131,5 +138,16 @@ function signedOut() {
 }
 
 window.addEventListener('pam:signed-out', signedOut);
-window.addEventListener('hashchange', () => void dispatch());
+/** In-app navigation away from unsaved work asks first; staying puts the old address back. */
+let restoring = false;
+window.addEventListener('hashchange', (e) => {
+  if (restoring) { restoring = false; return; }
+  const unsaved = me ? leaveGuard?.() : undefined;
+  if (unsaved && !window.confirm(unsaved)) {
+    restoring = true;
+    location.hash = new URL(e.oldURL).hash;
+    return;
+  }
+  void dispatch();
+});
 void start();

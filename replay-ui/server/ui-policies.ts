@@ -1,29 +1,21 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { copyFile, mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, readdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Identity } from '../../access/identity.types.js';
 import type { HttpDeps } from './http.types.js';
-import { loadRules } from '../../policies/rules.js';
 import { loadRoles, type Role } from '../../policies/roles.js';
 import { checkRoleChange } from '../../access/role-change.js';
 import { HttpError } from './http-errors.js';
 import { requireCapability } from './route-capability.js';
 import { field, type Route } from './router.js';
 import { auditBy } from '../../recorder/audit-events.js';
+import { checkName, errorLine, loadDraft, MAX_POLICY_FILE as MAX_FILE, POLICY_NAME as NAME } from './policy-draft.js';
 
-const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,80}\.ya?ml$/;
 const VERSION = /^[0-9]{13}-[0-9a-f]{8}$/;
-const MAX_FILE = 512 * 1024;
 
 interface VersionMeta { version: string; file: string; author: string; time: string; sha256: string; message: string; size: number }
 
 const sha = (s: string) => createHash('sha256').update(s).digest('hex');
-
-function checkName(name: string): string {
-  if (!NAME.test(name) || name.includes('..')) throw new HttpError(400, 'a policy file name is letters, digits, . _ - ending in .yaml');
-  return name;
-}
 
 const requireEdit = (cp: HttpDeps, identity: Identity) => requireCapability(cp, identity, 'editPolicies');
 const requireRead = (cp: HttpDeps, identity: Identity) => requireCapability(cp, identity, 'readPolicies');
@@ -49,18 +41,8 @@ export function uiPolicyRoutes(cp: HttpDeps): Route[] {
   };
 
   const validate = async (name: string, content: string): Promise<{ ok: true; rules: number; roles: number; roleList: Role[] } | { ok: false; error: string }> => {
-    const tmp = await mkdtemp(join(tmpdir(), 'pam-policy-check-'));
-    try {
-      for (const f of await readdir(dir)) if (/\.ya?ml$/.test(f) && f !== name) await copyFile(join(dir, f), join(tmp, f));
-      await writeFile(join(tmp, name), content);
-      const rules = loadRules(tmp);
-      const roles = loadRoles(tmp);
-      return { ok: true, rules: rules.rules.length, roles: roles.length, roleList: roles };
-    } catch (e) {
-      return { ok: false, error: (e as Error).message.split(tmp + '/').join('') };
-    } finally {
-      await rm(tmp, { recursive: true, force: true });
-    }
+    const d = await loadDraft(dir, name, content);
+    return d.ok ? { ok: true, rules: d.rules.rules.length, roles: d.roles.length, roleList: d.roles } : d;
   };
 
   // Roles on disk now (what the publish replaces) against the proposed ones; the publisher's
@@ -131,7 +113,7 @@ export function uiPolicyRoutes(cp: HttpDeps): Route[] {
         const name = checkName(field(body, 'name', { required: true, max: 100 })!);
         const content = field(body, 'content', { max: MAX_FILE }) ?? '';
         const check = await validate(name, content);
-        if (!check.ok) return check;
+        if (!check.ok) return { ...check, line: errorLine(name, content, check.error) ?? null };
         const verdict = roleChange(identity, check.roleList);
         return { ok: true, rules: check.rules, roles: check.roles, roles_changed: verdict.rolesChanged, ...(verdict.allowed ? {} : { publish_refused: verdict.reason }) };
       },

@@ -1,145 +1,195 @@
 import { h, clear, notice, fmtTime } from '../dom.js';
 import { get, post, put } from '../api.js';
+import { diffView, threeWayView } from './policy-diff.js';
+import { whatIf } from './policy-what-if.js';
+import { loadDraft, saveDraft, dropDraft } from './policy-draft-store.js';
 
-/** Line diff (LCS); fine for rule files of a few thousand lines. */
-export function diffLines(a, b) {
-  const x = a.split('\n');
-  const y = b.split('\n');
-  if (x.length * y.length > 4_000_000) return [{ op: ' ', text: '(files too large to diff here)' }];
-  const n = x.length;
-  const m = y.length;
-  const dp = Array.from({ length: n + 1 }, () => new Uint32Array(m + 1));
-  for (let i = n - 1; i >= 0; i--) for (let j = m - 1; j >= 0; j--) dp[i][j] = x[i] === y[j] ? dp[i + 1][j + 1] + 1 : Math.max(dp[i + 1][j], dp[i][j + 1]);
-  const out = [];
-  let i = 0;
-  let j = 0;
-  while (i < n && j < m) {
-    if (x[i] === y[j]) { out.push({ op: ' ', text: x[i] }); i++; j++; }
-    else if (dp[i + 1][j] >= dp[i][j + 1]) out.push({ op: '-', text: x[i++] });
-    else out.push({ op: '+', text: y[j++] });
-  }
-  while (i < n) out.push({ op: '-', text: x[i++] });
-  while (j < m) out.push({ op: '+', text: y[j++] });
-  return out;
-}
+export { diffLines } from './policy-diff.js';
 
-function diffView(a, b, labelA, labelB) {
-  const lines = diffLines(a, b);
-  const changed = lines.some((l) => l.op !== ' ');
-  return h('div', { class: 'diff', id: 'diff' }, h('p', { class: 'muted' }, `--- ${labelA}`, h('br'), `+++ ${labelB}`),
-    changed ? h('pre', {}, ...lines.map((l) => h('span', { class: l.op === '+' ? 'add' : l.op === '-' ? 'del' : 'same' }, `${l.op} ${l.text}\n`))) : h('p', {}, 'No differences.'));
-}
+const fileUrl = (name) => `/api/v1/policy/files/${encodeURIComponent(name)}`;
+const short = (sha) => (sha ? sha.slice(0, 10) : 'none');
 
-function whatIf(targets) {
-  const user = h('input', { id: 'wi-user', placeholder: 'user', value: 'alice' });
-  const groups = h('input', { id: 'wi-groups', placeholder: 'groups, comma-separated' });
-  const target = h('select', { id: 'wi-target' }, ...targets.map((t) => h('option', { value: t.name, 'data-protocol': t.protocol }, `${t.name} (${t.protocol})`)));
-  const login = h('input', { id: 'wi-login', placeholder: 'login' });
-  const text = h('textarea', { id: 'wi-text', rows: 3, placeholder: 'a shell command line, or SQL for a Postgres target', spellcheck: 'false' });
-  const out = h('div', { id: 'wi-result' });
-  const fillLogin = () => {
-    const t = targets.find((x) => x.name === target.value);
-    if (t && !t.logins.includes(login.value)) login.value = t.logins[0] ?? '';
+/** A textarea with a line-number gutter; `mark(line)` flags the line an error points at. */
+function codeEditor() {
+  const editor = h('textarea', { id: 'policy-editor', spellcheck: 'false', rows: 28, 'aria-label': 'policy file' });
+  editor.wrap = 'off';
+  const gutter = h('pre', { class: 'gutter', id: 'policy-gutter', 'aria-hidden': 'true' });
+  let marked;
+  const draw = () => {
+    const n = editor.value.split('\n').length;
+    if (gutter.childElementCount !== n) clear(gutter, ...Array.from({ length: n }, (_, i) => h('span', { class: i + 1 === marked ? 'ln err' : 'ln' }, `${i + 1}\n`)));
+    gutter.scrollTop = editor.scrollTop;
   };
-  target.addEventListener('change', fillLogin);
-  fillLogin();
-  return h('form', { class: 'card stack', onsubmit: async (e) => {
-    e.preventDefault();
-    const t = targets.find((x) => x.name === target.value);
-    const body = { user: user.value, groups: groups.value.split(',').map((g) => g.trim()).filter(Boolean), target: target.value, login: login.value };
-    if (t?.protocol === 'postgres') body.sql = text.value; else body.command = text.value;
-    try {
-      const v = await post('/api/v1/policy/test', body);
-      clear(out, h('p', {}, h('span', { class: `badge ${v.action}`, id: 'wi-action' }, v.action), v.rule ? ` by rule ${v.rule}` : ' (default)', v.message ? ` — ${v.message}` : ''),
-        v.roles?.length ? h('p', { class: 'muted small' }, `roles: ${v.roles.join(', ')}`) : null);
-    } catch (err) {
-      clear(out, notice(err.message, 'error'));
-    }
-  } }, h('h2', {}, 'What-if tester (rules in force)'), h('div', { class: 'row' }, user, groups), h('div', { class: 'row' }, target, login), text,
-  h('button', { type: 'submit', id: 'wi-go' }, 'Test'), out);
+  editor.addEventListener('input', draw);
+  editor.addEventListener('scroll', () => { gutter.scrollTop = editor.scrollTop; });
+  const mark = (line) => {
+    marked = line ?? undefined;
+    for (const [i, el] of [...gutter.children].entries()) el.classList.toggle('err', i + 1 === marked);
+  };
+  return { editor, box: h('div', { class: 'code' }, gutter, editor), draw, mark };
 }
 
-export async function render(main, { params }) {
+export async function render(main, { me, params, guardLeave }) {
   const [files, targets] = await Promise.all([get('/api/v1/policy/files'), get('/api/v1/targets').catch(() => [])]);
   const fileList = h('ul', { class: 'files', id: 'policy-files' });
-  const editor = h('textarea', { id: 'policy-editor', spellcheck: 'false', rows: 28, 'aria-label': 'policy file' });
+  const { editor, box, draw, mark } = codeEditor();
   const status = h('div', { id: 'policy-status', role: 'status' });
+  const publishBox = h('div', { id: 'publish-result', role: 'status' });
+  const draftNote = h('div', { id: 'draft-note' });
   const message = h('input', { id: 'policy-message', placeholder: 'what changed and why' });
   const historyBox = h('ol', { class: 'history', id: 'policy-history' });
   const diffBox = h('div');
   const title = h('h2');
   const newName = h('input', { id: 'new-file', placeholder: 'new-file.yaml' });
-  let current = { name: '', content: '', sha256: undefined };
+  let name = '';
+  /** What the draft started from: the published version when it was opened (or rebased onto). */
+  let base = { content: '', sha256: undefined };
   let timer;
   let lastCheck = 0;
+
+  const dirty = () => !!name && editor.value !== base.content;
+  const leaveMessage = () => (dirty() ? `${name} has unsaved changes. Leave anyway? (Your draft stays in this browser until you publish or discard it.)` : undefined);
+  const confirmLeave = () => { const m = leaveMessage(); return !m || window.confirm(m); };
+  const onBeforeUnload = (e) => { if (dirty()) { e.preventDefault(); e.returnValue = leaveMessage(); } };
+  window.addEventListener('beforeunload', onBeforeUnload);
+  guardLeave?.(leaveMessage);
+
+  const keepDraft = () => {
+    if (dirty()) saveDraft(me, name, { content: editor.value, baseSha256: base.sha256 ?? '', baseContent: base.content });
+    else dropDraft(me, name);
+  };
 
   const validate = async () => {
     const seq = ++lastCheck;
     try {
-      const r = await post('/api/v1/policy/validate', { name: current.name, content: editor.value });
+      const r = await post('/api/v1/policy/validate', { name, content: editor.value });
       if (seq !== lastCheck) return;
-      clear(status, r.ok ? h('span', { class: 'ok', id: 'valid' }, `Valid: ${r.rules} rules and ${r.roles} roles across all files.`) : h('pre', { class: 'error', id: 'invalid' }, r.error));
+      mark(r.ok ? undefined : r.line);
+      clear(status, r.ok ? h('span', { class: 'ok', id: 'valid' }, `Valid: ${r.rules} rules and ${r.roles} roles across all files.`)
+        : h('pre', { class: 'error', id: 'invalid' }, r.line ? `line ${r.line}: ` : '', r.error));
     } catch (err) {
-      clear(status, notice(err.message, 'error'));
+      if (seq === lastCheck) clear(status, notice(err.message, 'error'));
     }
   };
+  /** A validation still waiting or under way must not write over what a publish says. */
+  const stopValidation = () => { clearTimeout(timer); lastCheck++; };
   editor.addEventListener('input', () => {
+    keepDraft();
     clearTimeout(timer);
     timer = setTimeout(() => void validate(), 300);
     clear(diffBox);
   });
 
   const loadHistory = async () => {
-    const versions = current.sha256 ? await get(`/api/v1/policy/files/${encodeURIComponent(current.name)}/history`) : [];
+    const versions = base.sha256 ? await get(`${fileUrl(name)}/history`) : [];
     clear(historyBox, ...versions.map((v) => h('li', {},
       h('button', { type: 'button', class: 'link', onclick: async () => {
-        const old = await get(`/api/v1/policy/files/${encodeURIComponent(current.name)}/history/${encodeURIComponent(v.version)}`);
+        const old = await get(`${fileUrl(name)}/history/${encodeURIComponent(v.version)}`);
         clear(diffBox, diffView(old.content, editor.value, `${v.version} by ${v.author}`, 'editor'),
           h('button', { type: 'button', onclick: () => { editor.value = old.content; editor.dispatchEvent(new Event('input')); } }, 'Load this version into the editor'));
       } }, fmtTime(v.time)), ` ${v.author}`, v.message ? h('span', { class: 'muted' }, ` — ${v.message}`) : '', h('code', { class: 'muted small' }, ` ${v.sha256.slice(0, 10)}`))));
     if (!versions.length) historyBox.append(h('li', { class: 'muted' }, 'No versions published through the UI yet.'));
   };
 
-  const open = async (name) => {
+  /** The published file now (the API sends no-store, so never a cached copy). */
+  const fetchPublished = async (n) => {
     try {
-      current = await get(`/api/v1/policy/files/${encodeURIComponent(name)}`);
-    } catch {
-      current = { name, content: '', sha256: undefined };
+      return await get(fileUrl(n));
+    } catch (err) {
+      if (err.status === 404) return { name: n, content: '', sha256: undefined };
+      throw err;
     }
-    editor.value = current.content;
-    clear(title, current.name);
-    for (const li of fileList.children) li.classList.toggle('active', li.dataset.name === name);
+  };
+
+  const setEditor = (content) => { editor.value = content; draw(); };
+
+  const open = async (n) => {
+    stopValidation();
+    name = n;
+    const published = await fetchPublished(n);
+    base = { content: published.content, sha256: published.sha256 };
+    const kept = loadDraft(me, n);
+    clear(draftNote);
+    clear(publishBox);
+    if (kept && kept.content !== published.content) {
+      base = { content: kept.baseContent, sha256: kept.baseSha256 || undefined };
+      setEditor(kept.content);
+      const moved = (kept.baseSha256 || undefined) !== published.sha256;
+      clear(draftNote, h('div', { class: 'notice', id: 'draft-restored' }, `Restored your unsaved draft of ${n} from ${fmtTime(kept.savedAt)}.`,
+        moved ? ` ${n} was published again since you started it: publishing will show both changes.` : '', ' ',
+        h('button', { type: 'button', class: 'link', id: 'draft-discard', onclick: () => { dropDraft(me, n); void open(n); } }, 'Discard the draft')));
+    } else {
+      if (kept) dropDraft(me, n);
+      setEditor(published.content);
+    }
+    clear(title, n);
+    history.replaceState(null, '', `#/policies/${encodeURIComponent(n)}`);
+    for (const li of fileList.children) li.classList.toggle('active', li.dataset.name === n);
     clear(diffBox);
     await Promise.all([validate(), loadHistory()]);
   };
 
+  const showConflict = async (why) => {
+    const fresh = await fetchPublished(name);
+    const versions = fresh.sha256 ? await get(`${fileUrl(name)}/history`).catch(() => []) : [];
+    const by = versions[0] && versions[0].sha256 === fresh.sha256 ? ` (by ${versions[0].author}, ${fmtTime(versions[0].time)})` : '';
+    const theirsLabel = `published now ${short(fresh.sha256)}${by}`;
+    clear(publishBox, h('div', { class: 'conflict', id: 'conflict' },
+      notice(`Not published: ${why}. ${name} was published${by} since you started from ${short(base.sha256)}. Compare the three versions, then choose.`, 'error'),
+      threeWayView({ base: base.content, mine: editor.value, theirs: fresh.content, theirsLabel }),
+      h('div', { class: 'row' },
+        h('button', { type: 'button', id: 'conflict-rebase', onclick: () => {
+          base = { content: fresh.content, sha256: fresh.sha256 };
+          keepDraft();
+          clear(publishBox, notice(`Your draft now replaces ${theirsLabel}. Merge what you need from it, then publish again.`));
+        } }, 'Keep my draft and publish it over the new version'),
+        h('button', { type: 'button', id: 'conflict-take-theirs', onclick: () => { if (window.confirm('Drop your draft and load the published version?')) { dropDraft(me, name); void open(name); } } }, 'Drop my draft, load the published version'))));
+  };
+
   const publish = async () => {
+    stopValidation();
+    clear(publishBox, h('span', { class: 'muted' }, 'Publishing…'));
     try {
-      const v = await put(`/api/v1/policy/files/${encodeURIComponent(current.name)}`, { content: editor.value, base_sha256: current.sha256 ?? '', message: message.value });
-      clear(status, h('span', { class: 'ok', id: 'published' }, `Published version ${v.version} (${v.rules} rules). The proxy applies it within about a second.`));
+      const v = await put(fileUrl(name), { content: editor.value, base_sha256: base.sha256 ?? '', message: message.value });
+      base = { content: editor.value, sha256: v.sha256 };
+      dropDraft(me, name);
+      clear(draftNote);
+      clear(publishBox, h('span', { class: 'ok', id: 'published' }, `Published version ${v.version} (${v.rules} rules). The proxy applies it within about a second.`));
       message.value = '';
-      current = await get(`/api/v1/policy/files/${encodeURIComponent(current.name)}`);
       await loadHistory();
     } catch (err) {
-      clear(status, notice(err.message, 'error'));
+      if (err.status === 409) await showConflict(err.message).catch((e) => clear(publishBox, notice(`${err.message} (and the published version could not be read: ${e.message})`, 'error')));
+      else clear(publishBox, h('div', { id: 'publish-error' }, notice(`Not published: ${err.message}`, 'error')));
     }
   };
 
-  for (const f of files) fileList.append(h('li', { 'data-name': f.name }, h('button', { type: 'button', class: 'link', onclick: () => void open(f.name) }, f.name)));
+  const diffWithPublished = async () => {
+    const fresh = await fetchPublished(name);
+    if (fresh.sha256 !== base.sha256) {
+      clear(diffBox, notice(`${name} was published again since you started from ${short(base.sha256)}.`),
+        threeWayView({ base: base.content, mine: editor.value, theirs: fresh.content, theirsLabel: `published now ${short(fresh.sha256)}` }));
+    } else clear(diffBox, diffView(fresh.content, editor.value, `${name} published ${short(fresh.sha256)}`, 'your draft'));
+  };
+
+  const openChecked = (n) => { if (n === name || confirmLeave()) void open(n); };
+  for (const f of files) fileList.append(h('li', { 'data-name': f.name }, h('button', { type: 'button', class: 'link', onclick: () => openChecked(f.name) }, f.name)));
 
   clear(main,
     h('h1', {}, 'Policies'),
     h('div', { class: 'policy' },
       h('aside', {}, h('section', { class: 'panel' }, h('h2', {}, 'Files'), fileList,
-        h('form', { class: 'row', onsubmit: (e) => { e.preventDefault(); if (/^[A-Za-z0-9][A-Za-z0-9_.-]*\.ya?ml$/.test(newName.value)) void open(newName.value); } }, newName, h('button', { type: 'submit' }, 'New'))),
+        h('form', { class: 'row', onsubmit: (e) => { e.preventDefault(); if (/^[A-Za-z0-9][A-Za-z0-9_.-]*\.ya?ml$/.test(newName.value)) openChecked(newName.value); } }, newName, h('button', { type: 'submit' }, 'New'))),
       h('section', { class: 'panel' }, h('h2', {}, 'History'), historyBox)),
-      h('section', { class: 'editor' }, title, editor, status,
+      h('section', { class: 'editor' }, title, draftNote, box, status,
         h('div', { class: 'row' }, message,
-          h('button', { type: 'button', id: 'policy-diff', onclick: () => clear(diffBox, diffView(current.content, editor.value, `${current.name} (in force)`, 'editor')) }, 'Diff with published'),
+          h('button', { type: 'button', id: 'policy-diff', onclick: () => void diffWithPublished().catch((e) => clear(diffBox, notice(e.message, 'error'))) }, 'Diff with published'),
           h('button', { type: 'button', id: 'policy-publish', class: 'primary', onclick: () => void publish() }, 'Validate and publish')),
-        diffBox),
-      h('section', {}, whatIf(targets))));
-  const first = params[0] && files.some((f) => f.name === params[0]) ? params[0] : files[0]?.name;
+        publishBox, diffBox),
+      h('section', {}, whatIf(targets, () => (name ? { name, content: editor.value } : undefined)))));
+  const first = params[0] && files.some((f) => f.name === params[0]) ? params[0] : (params[0] && loadDraft(me, params[0]) ? params[0] : files[0]?.name);
   if (first) await open(first);
-  return () => clearTimeout(timer);
+  return () => {
+    clearTimeout(timer);
+    window.removeEventListener('beforeunload', onBeforeUnload);
+  };
 }
