@@ -1,3 +1,4 @@
+import { GrantIndex } from './grant-index.js';
 import { StoreUnavailable } from './store-shared.js';
 import { randomBytes } from 'node:crypto';
 import type { Identity } from './identity.types.js';
@@ -64,9 +65,11 @@ export class AccessService implements AccessGate {
   private readonly now: () => number;
   private readonly watchers = new Map<string, Set<(reason: string) => void>>();
   private unsubscribe: (() => Promise<void>) | undefined;
+  private readonly grantIndex: GrantIndex;
 
   constructor(private readonly deps: AccessServiceDeps) {
     this.now = deps.now ?? Date.now;
+    this.grantIndex = new GrantIndex(deps.store, this.now);
   }
 
   async start(): Promise<void> {
@@ -178,6 +181,7 @@ export class AccessService implements AccessGate {
     if (!updated || updated.status === 'expired') throw await refuse(409, 'request expired before it was decided');
     if (grant) {
       await this.deps.store.set(GRANTS, grant.id, grant, { ttlMs: grant.expiresAt - this.now() });
+      await this.grantIndex.add(grant);
       await this.deps.audit.append(auditBy(identity, 'approve', { request: id, reason }));
       await this.deps.audit.append(auditBy(identity, 'grant', { grant: grant.id, request: id, user: grant.user, target: grant.target, login: grant.login, expires: new Date(grant.expiresAt).toISOString() }));
     } else {
@@ -281,9 +285,10 @@ export class AccessService implements AccessGate {
     if (!target) throw await refuse(`unknown ${protocol} target "${targetName}"`, 'unknown-target');
     if (!target.logins[login]) throw await refuse(`target "${targetName}" has no login "${login}"`, 'unknown-login');
     const now = this.now();
-    const grants = (await this.deps.store.list<Grant>(GRANTS)).filter(
-      (g) => g.subject === identity.subject && g.target === targetName && g.login === login && g.startsAt <= now && g.expiresAt > now,
-    );
+    const usable = (g: Grant) => g.subject === identity.subject && g.target === targetName && g.login === login && g.startsAt <= now && g.expiresAt > now;
+    // The subject's own grants first (grant-index.ts); only when none is usable, every grant.
+    let grants = (await this.grantIndex.of(identity.subject)).filter(usable);
+    if (grants.length === 0) grants = (await this.deps.store.list<Grant>(GRANTS)).filter(usable);
     if (grants.length === 0) {
       throw await refuse(
         `no active grant for ${login}@${targetName}. Ask for one: pam request --target ${targetName} --login ${login} --duration 30m --reason "…"`,

@@ -1,7 +1,8 @@
 /**
  * Per-session costs of a session open (issue 14) that were cut without changing what is
  * checked or kept: verified tokens remembered for a minute at most, the credential-use record
- * written at most once a minute, audit appends that arrive together written together.
+ * written at most once a minute, audit appends that arrive together written together, grants
+ * looked up by subject.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -15,6 +16,11 @@ import { openEmbeddedStore } from '../../access/store-embedded.js';
 import { FileAuditLog, verifyAuditChain } from '../../recorder/audit-log.js';
 import type { Authorized } from '../../access/access.types.js';
 import type { AuditEvent } from '../../recorder/audit.types.js';
+import { AccessService } from '../../access/access-service.js';
+import { GrantIndex } from '../../access/grant-index.js';
+import type { Grant } from '../../access/access.types.js';
+import type { Store } from '../../access/store.types.js';
+import type { Target } from '../../config/config.types.js';
 
 let dir: string;
 afterEach(async () => { if (dir) await rm(dir, { recursive: true, force: true }); });
@@ -116,5 +122,40 @@ describe('audit group commit', () => {
     const failed = await Promise.allSettled([1, 2, 3].map(() => log.append({ type: 'session.end' } as unknown as AuditEvent)));
     expect(failed.map((r) => r.status)).toEqual(['rejected', 'rejected', 'rejected']);
     expect(await verifyAuditChain(path)).toEqual({ ok: true, entries: 1 });
+  });
+});
+
+describe('grant look-up by subject', () => {
+  it('finds the subject\'s grant without listing every grant, falls back to the scan for grants it does not know, and never authorizes a revoked one', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'pam-gi-'));
+    const store = await openEmbeddedStore(join(dir, 'state'));
+    const audit = await FileAuditLog.open(join(dir, 'audit.log'));
+    const target = { name: 'db', protocol: 'postgres', host: '127.0.0.1', port: 5432, database: 'd', tls: 'disable', logins: { app: { secret: 's' } } } as unknown as Target;
+    const access = new AccessService({ store, audit, roles: () => [], targets: () => [target] });
+    const lists: string[] = [];
+    const list = store.list.bind(store);
+    store.list = (<T>(ns: string) => { lists.push(ns); return list<T>(ns); }) as Store['list'];
+    const now = Date.now();
+    const grant = (id: string, subject: string) => ({ id, requestId: 'req_x', subject, user: subject, target: 'db', login: 'app', approvedBy: 'boss', startsAt: now - 1000, expiresAt: now + 3600_000 }) as Grant;
+    const who = (subject: string) => ({ subject, user: subject, groups: [], issuer: 'x', expiresAt: now + 3600_000 });
+    const index = new GrantIndex(store);
+    for (let i = 0; i < 50; i++) {
+      const g = grant(`gr_${String(i).padStart(16, '0')}`, `user${i}`);
+      await store.set('grants', g.id, g);
+      await index.add(g);
+    }
+
+    expect((await access.authorize(who('user7'), 'db', 'app', 'postgres')).grant.id).toBe('gr_0000000000000007');
+    expect(lists).toEqual([]); // found through the index, no full scan
+
+    const legacy = grant('gr_ffffffffffffffff', 'olduser'); // stored without an index entry
+    await store.set('grants', legacy.id, legacy);
+    expect((await access.authorize(who('olduser'), 'db', 'app', 'postgres')).grant.id).toBe(legacy.id);
+    expect(lists).toEqual(['grants']); // nothing usable in the index: the scan found it
+
+    await store.delete('grants', 'gr_0000000000000009'); // revoked: its id stays in the index
+    await expect(access.authorize(who('user9'), 'db', 'app', 'postgres')).rejects.toMatchObject({ code: 'no-grant' });
+    await audit.close();
+    await store.close();
   });
 });
