@@ -10,6 +10,11 @@ export interface SimpleCommand {
   wrappers: string[];
   /** argv[0] depends on something the splitter cannot know: an unknown variable, a command substitution or a glob. */
   dynamic: boolean;
+  /**
+   * Per word of argv: it holds an unresolved expansion, a substitution or an unquoted glob, so
+   * its text is not what the command gets. Absent where the splitter fell back to blank-split words.
+   */
+  argDynamic?: boolean[];
 }
 
 export interface Word {

@@ -16,7 +16,7 @@ export function basename(word: string): string {
 function push(ctx: Ctx, args: Arg[], wrappers: string[]): void {
   if (args.length === 0 || ctx.out.length >= MAX_COMMANDS) return;
   const head = args[0]!;
-  ctx.out.push({ argv: args.map((a) => a.value), wrappers, dynamic: head.dynamic || head.value === '' });
+  ctx.out.push({ argv: args.map((a) => a.value), wrappers, dynamic: head.dynamic || head.value === '', argDynamic: args.map((a) => a.dynamic) });
 }
 
 /** Wrapper options that take a value, per wrapper (short letters / long names). */
@@ -177,7 +177,7 @@ const SSH_VALUE_OPTS = 'BbcDEeFIiJLlmOoPpQRSWw';
 
 function pushDynamic(ctx: Ctx, args: Arg[], wrappers: string[]): void {
   if (args.length === 0 || ctx.out.length >= MAX_COMMANDS) return;
-  ctx.out.push({ argv: args.map((a) => a.value), wrappers, dynamic: true });
+  ctx.out.push({ argv: args.map((a) => a.value), wrappers, dynamic: true, argDynamic: args.map((a) => a.dynamic) });
 }
 
 /**

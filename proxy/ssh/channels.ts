@@ -3,9 +3,11 @@ import { splitCommands } from '../../policies/shell-words.js';
 import { ChannelRelay } from './channel-relay.js';
 import type { ChannelContext, ForwardOptions, RelayMode } from './channels.types.js';
 import { checkChannel, judgeChannel } from './channel-rules.js';
+import { plainScp, scpEnds, scpPathForms } from './scp-command.js';
 
 export type { ChannelContext, Terminable } from './channels.types.js';
 export { ChannelRelay } from './channel-relay.js';
+export { parseScp, plainScp } from './scp-command.js';
 
 type ServerChannel = ssh2.ServerChannel;
 type ClientChannel = ssh2.ClientChannel;
@@ -14,18 +16,6 @@ type PtyInfo = ssh2.PseudoTtyInfo;
 
 function envAllowed(name: string, allow: string[]): boolean {
   return allow.some((p) => (p.endsWith('*') ? name.startsWith(p.slice(0, -1)) : name === p));
-}
-
-/** `scp -t PATH` (upload) / `scp -f PATH` (download): legacy scp protocol over exec. */
-export function parseScp(command: string): { direction: 'upload' | 'download'; path: string; dir: boolean } | undefined {
-  const m = /^\s*scp((?:\s+-[a-zA-Z0-9]+)*)\s+(?:--\s+)?(.*)$/.exec(command);
-  if (!m) return undefined;
-  const flags = m[1] ?? '';
-  // -d: the target must be a directory; -r: recursive (both mean files land under PATH).
-  const dir = /-[a-zA-Z]*[dr]/.test(flags);
-  if (/-[a-zA-Z]*t/.test(flags)) return { direction: 'upload', path: m[2]!.trim(), dir };
-  if (/-[a-zA-Z]*f/.test(flags)) return { direction: 'download', path: m[2]!.trim(), dir };
-  return undefined;
 }
 
 /**
@@ -176,24 +166,11 @@ export function handleSessionChannel(ctx: ChannelContext, session: Session): voi
 }
 
 /**
- * `scp -t/-f PATH` alone (no wrapper, no second command) is the scp channel: the `scp` channel
- * rule decides, not command rules. Anything more (`scp -t x; rm y`, `sudo scp -t …`) is judged
- * as a command line as well.
- */
-export function plainScp(command: string): ReturnType<typeof parseScp> {
-  const scp = parseScp(command);
-  if (!scp) return undefined;
-  const cmds = splitCommands(command);
-  return cmds.length === 1 && cmds[0]!.argv[0] === 'scp' && cmds[0]!.wrappers.length === 0 && !cmds[0]!.dynamic ? scp : undefined;
-}
-
-/**
  * The exec request's policy step, before anything reaches the target: the command (unless it is
  * a plain scp), then the scp channel. A review keeps the client waiting, told on stderr; closing
  * the channel cancels it. Denied: exit status 126 and the reason on stderr.
  */
 async function handleExec(ctx: ChannelContext, ch: ServerChannel, command: string): Promise<boolean> {
-  const scp = parseScp(command);
   const plain = plainScp(command);
   let denied: { message: string; rule?: string } | undefined;
   if (ctx.commands && !plain) {
@@ -210,15 +187,11 @@ async function handleExec(ctx: ChannelContext, ch: ServerChannel, command: strin
       ch.off('close', onClose);
     }
   }
-  if (!denied && scp) {
-    const { refusal: why, rule } = judgeChannel(ctx, 'scp', scp.path);
-    if (why) {
-      denied = { message: why, rule };
-      ctx.audit({ type: 'policy.deny', protocol: 'ssh', kind: 'channel', channel: 'scp', destination: scp.path, rule: denied.rule ?? 'default_action', why });
-    } else if (plain && ctx.policy) {
-      // A plain scp is judged by the scp channel rule alone: that rule is the command's verdict.
-      ctx.recording.marker(`allowed (${rule ?? 'default_action'}): ${command}`);
-    }
+  if (!denied) denied = judgeScp(ctx, command);
+  if (!denied && plain && ctx.policy) {
+    // A plain scp is judged by the scp channel rule alone: that rule is the command's verdict.
+    const { rule } = judgeChannel(ctx, 'scp', scpPathForms(plain.path, ctx.subject.login).canonical);
+    ctx.recording.marker(`allowed (${rule ?? 'default_action'}): ${command}`);
   }
   ctx.audit({ type: denied ? 'ssh.exec.denied' : 'ssh.exec', command, ...(denied ? { why: denied.message, rule: denied.rule } : {}) });
   if (!denied) return true;
@@ -227,6 +200,31 @@ async function handleExec(ctx: ChannelContext, ch: ServerChannel, command: strin
   ch.exit(126);
   ch.end();
   return false;
+}
+
+/**
+ * Every scp end of the line (scp-command.ts), each operand in every form the target may resolve
+ * it to, through the `scp` channel rules: refused when any form is refused. A path the parser
+ * cannot read as text is refused when there is a policy (it cannot be judged).
+ */
+function judgeScp(ctx: ChannelContext, command: string): { message: string; rule?: string } | undefined {
+  for (const end of scpEnds(command)) {
+    if (end.unknown && ctx.policy) {
+      const why = 'scp path cannot be judged (a variable, substitution, glob or ~user in it); name the path literally';
+      ctx.audit({ type: 'policy.deny', protocol: 'ssh', kind: 'channel', channel: 'scp', destination: end.paths.join(' '), rule: 'scp-path-unknown', why });
+      return { message: why, rule: 'scp-path-unknown' };
+    }
+    for (const path of end.paths) {
+      const { canonical, forms } = scpPathForms(path, ctx.subject.login);
+      // Refused when a rule refuses any form; otherwise the canonical (absolute) form decides.
+      const verdicts = forms.map((form) => ({ form, ...judgeChannel(ctx, 'scp', form) }));
+      const hit = verdicts.find((v) => v.refusal && v.rule) ?? verdicts.find((v) => v.form === canonical && v.refusal);
+      if (!hit?.refusal) continue;
+      ctx.audit({ type: 'policy.deny', protocol: 'ssh', kind: 'channel', channel: 'scp', destination: path, ...(hit.form !== path ? { normalised: hit.form } : {}), rule: hit.rule ?? 'default_action', why: hit.refusal });
+      return { message: hit.refusal, rule: hit.rule };
+    }
+  }
+  return undefined;
 }
 
 const SHELLS = new Set(['sh', 'bash', 'dash', 'zsh', 'ksh', 'mksh', 'ash', 'yash', 'fish', 'tcsh', 'csh']);
