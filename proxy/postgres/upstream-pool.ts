@@ -79,6 +79,8 @@ export class UpstreamPool {
       entry.drop();
       const s = entry.conn.socket;
       if (s.destroyed || !s.writable) continue;
+      // Nothing is read until the session listens (it resumes the socket once it relays).
+      s.pause();
       this.counts.reused++;
       return { ...entry.conn, leftover: Buffer.alloc(0), reused: true };
     }
