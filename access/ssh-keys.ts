@@ -5,6 +5,8 @@ import type { Store } from './store.types.js';
 import type { AuditLog } from '../recorder/audit.types.js';
 import { KeyProofError, signatureAlgorithmFor, verifyProof } from './key-proof.js';
 import { auditBy } from '../recorder/audit-events.js';
+import { ChallengeQuota, QuotaFull, type QuotaKey } from './challenge-quota.js';
+import type { RejectionAudit } from './rejection-audit.js';
 
 const NS = 'ssh-keys';
 const CHALLENGES = 'ssh-key-challenges';
@@ -18,14 +20,19 @@ export interface KeyBinding {
   expiresAt: number;
 }
 
-interface PendingChallenge { subject: string; issuer: string; fingerprint: string; expiresAt: number }
+interface PendingChallenge { subject: string; issuer: string; fingerprint: string; expiresAt: number; quota?: string[] }
+
+/** Open (unanswered, unexpired) challenges one subject may hold at once. */
+export const MAX_CHALLENGES_PER_SUBJECT = 5;
+/** Open challenges one client address may hold at once, whoever asks. */
+export const MAX_CHALLENGES_PER_SOURCE = 20;
 
 /** What `bind` needs besides the key: the challenge it was given and the signature over it. */
 export interface KeyProof { challenge: string; signature: Buffer }
 
-/** A refused binding: `code` maps to the API status (bad-key, bad-proof: 400; taken: 409). */
+/** A refused binding: `code` maps to the API status (bad-key, bad-proof: 400; taken: 409; busy: 429). */
 export class KeyBindingError extends Error {
-  constructor(public readonly code: 'bad-key' | 'bad-proof' | 'taken' | 'expired', message: string) {
+  constructor(public readonly code: 'bad-key' | 'bad-proof' | 'taken' | 'expired' | 'busy', message: string, public readonly retryAfterMs?: number) {
     super(message);
     this.name = 'KeyBindingError';
   }
@@ -59,13 +66,35 @@ const sameSubject = (a: Pick<Identity, 'subject' | 'issuer'>, b: Pick<Identity, 
  * refused and audited, whatever proof it brings.
  */
 export class SshKeyBindings {
-  constructor(private readonly store: Store, private readonly audit: AuditLog, private readonly now: () => number = Date.now) {}
+  private readonly quota: ChallengeQuota;
 
-  async challenge(identity: Identity, publicKeyLine: string): Promise<{ challenge: string; expiresAt: number }> {
+  /** `rejections`: refusals for too many open challenges are audited rate-limited per source (counted). */
+  constructor(private readonly store: Store, private readonly audit: AuditLog, private readonly now: () => number = Date.now, private readonly rejections?: RejectionAudit) {
+    this.quota = new ChallengeQuota(store, CHALLENGE_TTL_MS, now);
+  }
+
+  /**
+   * A single-use challenge for binding `publicKeyLine`, valid CHALLENGE_TTL_MS. At most
+   * MAX_CHALLENGES_PER_SUBJECT open per subject and MAX_CHALLENGES_PER_SOURCE per client
+   * address (`source`); past that a KeyBindingError 'busy', audited.
+   */
+  async challenge(identity: Identity, publicKeyLine: string, source = 'unknown'): Promise<{ challenge: string; expiresAt: number }> {
     const fp = fingerprint(parsePublic(publicKeyLine).getPublicSSH());
     const challenge = `pamkc_${randomBytes(32).toString('base64url')}`;
     const expiresAt = this.now() + CHALLENGE_TTL_MS;
-    await this.store.set<PendingChallenge>(CHALLENGES, challenge, { subject: identity.subject, issuer: identity.issuer, fingerprint: fp, expiresAt }, { ttlMs: CHALLENGE_TTL_MS });
+    const keys: QuotaKey[] = [
+      { key: `sub:${identity.issuer}|${identity.subject}`, max: MAX_CHALLENGES_PER_SUBJECT, what: 'your identity' },
+      { key: `src:${source}`, max: MAX_CHALLENGES_PER_SOURCE, what: 'your address' },
+    ];
+    try {
+      await this.quota.take(keys, challenge, expiresAt);
+    } catch (e) {
+      if (!(e instanceof QuotaFull)) throw e;
+      const event = { ...auditBy(identity, 'ssh-key.refused', { fingerprint: fp, why: `too many open challenges (${e.what}: ${e.max})` }), via: 'ssh-key-challenge', reason: 'too many open challenges', client: source };
+      await (this.rejections ? this.rejections.rejected(event, source) : this.audit.append(event));
+      throw new KeyBindingError('busy', e.message, e.retryAfterMs);
+    }
+    await this.store.set<PendingChallenge>(CHALLENGES, challenge, { subject: identity.subject, issuer: identity.issuer, fingerprint: fp, expiresAt, quota: keys.map((k) => k.key) }, { ttlMs: CHALLENGE_TTL_MS });
     return { challenge, expiresAt };
   }
 
@@ -132,6 +161,8 @@ export class SshKeyBindings {
       seen = current;
       return undefined;
     });
+    // Answered (rightly or not): its slots are free for the next challenge.
+    if (seen?.quota) await this.quota.release(seen.quota, challenge);
     return seen;
   }
 }

@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import type { DevIssueOptions } from '../access/dev-issuer.js';
 import { join } from 'node:path';
 import { mkdir } from 'node:fs/promises';
@@ -10,6 +9,7 @@ import { StoreVault, openVault } from '../access/vault.js';
 import { AccessService } from '../access/access-service.js';
 import { createOidcVerifier } from '../access/identity.js';
 import { loadDevIssuer, assertDevListenersLoopback } from '../access/dev-issuer.js';
+import { DevSigninSecret, type SigninSecretCheck } from '../access/dev-signin.js';
 import { FileAuditLog } from '../recorder/audit-log.js';
 import { RecordingCatalog } from '../recorder/catalog.js';
 import { createHash } from 'node:crypto';
@@ -63,8 +63,10 @@ export interface ControlPlane extends BrokerDeps {
   /** Present with `identity: { dev: true }`: signs tokens for first runs and tests. */
   dev?: {
     issue(user: string, groups: string[], opts?: DevIssueOptions): Promise<string>;
-    /** Random per start, printed by `pam serve`: the browser's dev sign-in must send it. */
-    signinSecret: string;
+    /** The current single-use secret (printed by `pam serve`, a new one after each use). */
+    readonly signinSecret: string;
+    /** Checks a sign-in's secret and uses it up (access/dev-signin.ts). */
+    takeSigninSecret(given: string): SigninSecretCheck;
   };
   /** Re-reads roles from policies_dir; keeps the old ones and throws if a file is invalid. */
   reloadRoles(): Role[];
@@ -82,7 +84,11 @@ export async function openControlPlane(config: Config, opts: { log?: Log } = {})
     const issuer = await loadDevIssuer(config.dataDir, config.identity.audience);
     identity = issuer.verifier;
     // Without it, any page in a browser on this machine could sign in as anyone (POST /auth/dev).
-    dev = { issue: (u, g, o) => issuer.issue(u, g, o), signinSecret: randomBytes(18).toString('base64url') };
+    // Single-use: the sign-in that uses it gets a new one printed on this terminal.
+    const signin = new DevSigninSecret((next, why) => {
+      if (why === 'used') log.info({}, `pam: dev sign-in secret: ${next} (single-use; the previous one was just used)`);
+    });
+    dev = { issue: (u, g, o) => issuer.issue(u, g, o), get signinSecret() { return signin.value; }, takeSigninSecret: (given) => signin.take(given) };
   } else {
     identity = createOidcVerifier({ issuer: config.identity.issuer!, audience: config.identity.audience, groupsClaim: config.identity.groupsClaim });
   }
@@ -136,7 +142,8 @@ export async function openControlPlane(config: Config, opts: { log?: Log } = {})
   const stopNotify = audit.onAppend(notifier.onAudit);
   const sessions = new SessionRegistry();
   const uses = new CredentialUseLog(store);
-  const sshKeys = new SshKeyBindings(store, audit);
+  const rejections = new RejectionAudit(audit);
+  const sshKeys = new SshKeyBindings(store, audit, Date.now, rejections);
   // The access service asks the offboarding service at every open, and offboarding revokes
   // through the access service: the late binding breaks that construction cycle.
   let offboarding: OffboardingService | undefined;
@@ -175,12 +182,12 @@ export async function openControlPlane(config: Config, opts: { log?: Log } = {})
       }
     },
   });
-  const rejections = new RejectionAudit(audit);
   return {
     config, identity, gate: access, access, sshKeys, offboarding, uses, rotation, scim: new ScimService({ store, audit, offboarding }),
     discovery: new DiscoveryService({ targets: () => config.targets, vault, audit, probes: probes() }), policy,
     holds: new HoldService({ store, audit, roles: () => roles, acrValues: () => config.mfa?.acrValues ?? [] }), vault, audit, recordings, sessions, store, dev, log, storeState, rejections,
-    loginGuard: new LoginGuard(config.login),
+    // Read at each new connection, so a SIGHUP's new limits apply without a restart.
+    loginGuard: new LoginGuard(() => config.login),
     evidence, evidenceSources: evidenceSources(auditPath, recordings, evidence, config.evidence),
     roles: () => roles,
     reloadRoles() {

@@ -1,5 +1,6 @@
 import type { ControlPlane } from './control-plane.js';
 import type { Listener } from '../proxy/broker.types.js';
+import type { HttpListener } from '../replay-ui/server/http.types.js';
 import type { Metrics } from './metrics.js';
 import type { Readiness } from './health.js';
 import type { LiveIndex } from '../recorder/index/live-index.js';
@@ -7,7 +8,7 @@ import type { LiveIndex } from '../recorder/index/live-index.js';
 /** A started `pam serve`: what the signal handlers and the tests hold. */
 export interface RunningProxy {
   cp: ControlPlane;
-  http: Listener;
+  http: HttpListener;
   ssh?: Listener;
   postgres?: Listener;
   /** listen.metrics: /metrics, /healthz, /readyz. */

@@ -115,6 +115,6 @@ export async function serve(configFile: string): Promise<void> {
     'pam: serving',
   );
   // Dev issuer only (loopback): whoever reads this terminal may use the browser's dev sign-in.
-  if (proxy.cp.dev) log.info({}, `pam: dev sign-in secret: ${proxy.cp.dev.signinSecret} (the browser's dev sign-in form asks for it; new at every start)`);
+  if (proxy.cp.dev) log.info({}, `pam: dev sign-in secret: ${proxy.cp.dev.signinSecret} (single-use: the browser's dev sign-in form asks for it, and each use prints the next one)`);
   installSignals(proxy, { configFile, log });
 }

@@ -1,6 +1,6 @@
 import type { Log } from '../config/log.types.js';
 import type { RunningProxy } from './running-proxy.types.js';
-import { reloadConfig } from './reload.js';
+import { HTTP_RELOAD_KEYS, reloadConfig } from './reload.js';
 import { auditEvent } from '../recorder/audit-events.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -85,6 +85,7 @@ export function installSignals(proxy: RunningProxy, opts: { configFile: string; 
       return;
     }
     if (r.changed.includes('log.level') && proxy.cp.config.log && 'level' in log) log.level = proxy.cp.config.log.level;
+    if (r.changed.some((k) => HTTP_RELOAD_KEYS.includes(k))) proxy.http.reload();
     if (r.needsRestart.length) log.warn({ keys: r.needsRestart }, 'pam: reload: these keys take effect only after a restart');
     log.info({ changed: r.changed, targets: proxy.cp.config.targets.length }, 'pam: configuration reloaded');
     void proxy.cp.audit.append(auditEvent('config.reloaded', {

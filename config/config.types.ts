@@ -130,6 +130,10 @@ export interface HttpConfig {
   tls?: { cert: string; key: string };
   /** Plain HTTP beyond loopback, for a TLS-terminating proxy in front. */
   allowPlaintext: boolean;
+  /** `max_body_bytes`, `headers_timeout`, `request_timeout`; absent: DEFAULT_HTTP_LIMITS. Reloadable. */
+  maxBodyBytes?: number;
+  headersTimeoutMs?: number;
+  requestTimeoutMs?: number;
 }
 
 export interface Config {

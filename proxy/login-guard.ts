@@ -7,10 +7,15 @@
  *   broker's `onTimeout` (like PostgreSQL's authentication_timeout, OpenSSH's LoginGraceTime).
  * - `max_unauthenticated_per_source`: at most this many tickets per client address at once;
  *   one more is refused on arrival, so one source cannot pin the proxy's memory or sockets.
+ * - pre-auth bytes: a connection may send at most `maxBytes` (given per broker) before it has
+ *   logged in, counted as read from its socket; past that `onOver` ends it. For SSH this is the
+ *   bound that ssh2's own packet limit (~35 KB a packet, any number of packets) does not give.
  *
- * Pre-auth message size is the broker's part (the Postgres framer's cap, ssh2's packet cap);
- * both are bounded by what a token needs.
+ * Message size is also the broker's part (the Postgres framer's cap, the SSH token check); both
+ * are bounded by what a token needs. The limits are read at each admission, so a SIGHUP that
+ * changes them applies to the next connection (app/reload.ts); a waiting one keeps its own.
  */
+import type { Socket } from 'node:net';
 import type { LoginLimits } from '../config/config.types.js';
 import { DEFAULT_LOGIN_TIMEOUT_MS, DEFAULT_MAX_UNAUTHENTICATED_PER_SOURCE } from '../config/login-config.js';
 import { MAX_TOKEN_BYTES } from '../access/identity.js';
@@ -18,19 +23,43 @@ import { MAX_TOKEN_BYTES } from '../access/identity.js';
 /** Largest message a client may send before it has logged in: a token and some framing. */
 export const MAX_PREAUTH_MESSAGE_BYTES = MAX_TOKEN_BYTES + 1024;
 
+/**
+ * Most bytes an SSH client may send before it has logged in: the version line and key exchange
+ * (about 4 KiB with a post-quantum hybrid), a handful of public-key offers (under 1 KiB each)
+ * and two answers carrying a token of the largest size (16 KiB), encrypted and framed. A real
+ * client with a real token sends a tenth of it.
+ */
+export const MAX_PREAUTH_SSH_BYTES = 3 * MAX_TOKEN_BYTES;
+
 export interface LoginTicket {
   /** Logged in (or refused): stops the deadline and frees the source's slot. Idempotent. */
   done(): void;
 }
 
+/** Counting of bytes read before login (see `admit`). */
+export interface PreauthMeter {
+  socket: Socket;
+  maxBytes: number;
+  /** Called once, with the count, when the connection has sent more than maxBytes. */
+  onOver(bytes: number): void;
+}
+
 export class LoginGuard {
   private readonly perSource = new Map<string, number>();
-  readonly timeoutMs: number;
-  private readonly maxPerSource: number;
+  private readonly limits: () => LoginLimits | undefined;
 
-  constructor(limits: LoginLimits | undefined) {
-    this.timeoutMs = limits?.loginTimeoutMs ?? DEFAULT_LOGIN_TIMEOUT_MS;
-    this.maxPerSource = limits?.maxUnauthenticatedPerSource ?? DEFAULT_MAX_UNAUTHENTICATED_PER_SOURCE;
+  /** `limits` as a function: read at every admission (the control plane gives `() => config.login`). */
+  constructor(limits: LoginLimits | undefined | (() => LoginLimits | undefined)) {
+    this.limits = typeof limits === 'function' ? limits : () => limits;
+  }
+
+  /** The login_timeout a connection admitted now gets. */
+  get timeoutMs(): number {
+    return this.limits()?.loginTimeoutMs ?? DEFAULT_LOGIN_TIMEOUT_MS;
+  }
+
+  private get maxPerSource(): number {
+    return this.limits()?.maxUnauthenticatedPerSource ?? DEFAULT_MAX_UNAUTHENTICATED_PER_SOURCE;
   }
 
   /** Connections from `source` that have not logged in yet. */
@@ -41,23 +70,35 @@ export class LoginGuard {
   /**
    * A ticket for a new connection from `source` (an IP address, without the port), or
    * undefined when that source already has the most unauthenticated connections allowed.
+   * `onTimeout` gets this connection's login_timeout in seconds; with `meter`, the bytes read
+   * from its socket are counted until the ticket is done.
    */
-  admit(source: string, onTimeout: () => void): LoginTicket | undefined {
+  admit(source: string, onTimeout: (seconds: number) => void, meter?: PreauthMeter): LoginTicket | undefined {
     const n = this.pending(source);
     if (n >= this.maxPerSource) return undefined;
     this.perSource.set(source, n + 1);
+    const timeoutMs = this.timeoutMs;
     let open = true;
     const timer = setTimeout(() => {
       if (!open) return;
       ticket.done();
-      onTimeout();
-    }, this.timeoutMs);
+      onTimeout(timeoutMs / 1000);
+    }, timeoutMs);
     timer.unref();
+    let read = 0;
+    const count = (chunk: Buffer) => {
+      read += chunk.length;
+      if (read <= meter!.maxBytes || !open) return;
+      ticket.done();
+      meter!.onOver(read);
+    };
+    meter?.socket.on('data', count);
     const ticket: LoginTicket = {
       done: () => {
         if (!open) return;
         open = false;
         clearTimeout(timer);
+        meter?.socket.off('data', count);
         const left = this.pending(source) - 1;
         if (left <= 0) this.perSource.delete(source);
         else this.perSource.set(source, left);

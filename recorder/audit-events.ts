@@ -165,9 +165,12 @@ export type UiSignin = Ev<'ui.signin', { via: 'token' | 'dev' | 'oidc' }>;
 export type UiSigninRefused = Ev<'ui.signin-refused', { via: 'dev' | 'oidc'; why: string }>;
 /** `reason` is TokenRejected.reason from the verifier (kept: the rejection limiter counts by it). */
 export type TokenRejected = Ev<'token.rejected', { via: string; reason: string }>;
+/**
+ * A connection dropped before login by a limit (max_unauthenticated_per_source, or the pre-auth
+ * byte cap: `bytes` read against `limit`); `reason` as in token.rejected.
+ */
+export type ConnectionRefused = Ev<'connection.refused', { via: string; reason: string; bytes?: number; limit?: number }>;
 /** Refusals past the per-source burst, counted per reason (access/rejection-audit.ts). */
-/** A connection dropped before login (max_unauthenticated_per_source); `reason` as in token.rejected. */
-export type ConnectionRefused = Ev<'connection.refused', { via: string; reason: string }>;
 export type TokenRejectedSuppressed = Ev<'token.rejected.suppressed', { via: string; client: string; count: number; reasons: Record<string, number>; since: string; until: string }>;
 export type PolicyPublish = Ev<'policy.publish', { file: string; version: string; sha256: string; previous: string | null; message?: string }>;
 export type PolicyPublishRefused = Ev<'policy.publish-refused', { file: string; why: string }>;

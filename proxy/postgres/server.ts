@@ -33,7 +33,7 @@ export async function startPostgresBroker(deps: BrokerDeps, listen: { host: stri
     socket.on('close', () => sockets.delete(socket));
     socket.on('error', () => {});
     let session: PostgresSession | undefined;
-    const login = guard.admit(sourceOf(socket.remoteAddress), () => (session ? session.loginTimedOut(guard.timeoutMs / 1000) : socket.destroy()));
+    const login = guard.admit(sourceOf(socket.remoteAddress), (seconds) => (session ? session.loginTimedOut(seconds) : socket.destroy()));
     if (!login) {
       // Over max_unauthenticated_per_source. 53300 too_many_connections, as PostgreSQL says it.
       socket.end(errorResponse('FATAL', '53300', 'too many connections from your address are waiting to log in; try again shortly'));

@@ -93,7 +93,7 @@ export function sendBanner(conn: ssh2.Connection, message: string): boolean {
 
 const DISCONNECT = 1;
 /** RFC 4253 §11.1 reason codes we use. */
-export const DisconnectReason = { SERVICE_NOT_AVAILABLE: 7, BY_APPLICATION: 11, NO_MORE_AUTH_METHODS_AVAILABLE: 14 } as const;
+export const DisconnectReason = { PROTOCOL_ERROR: 2, SERVICE_NOT_AVAILABLE: 7, BY_APPLICATION: 11, NO_MORE_AUTH_METHODS_AVAILABLE: 14 } as const;
 
 /**
  * Sends SSH_MSG_DISCONNECT with a description (RFC 4253 §11.1), which OpenSSH prints as

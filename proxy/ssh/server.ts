@@ -7,7 +7,7 @@ import ssh2 from 'ssh2';
 import type { BrokerDeps, Listener } from '../broker.types.js';
 import type { SshKeyLookup } from './auth.js';
 import { SshConnection, type SshBrokerOptions } from './session.js';
-import { LoginGuard, sourceOf, type LoginTicket } from '../login-guard.js';
+import { LoginGuard, MAX_PREAUTH_SSH_BYTES, sourceOf, type LoginTicket } from '../login-guard.js';
 import type { Server, Socket } from 'node:net';
 
 export type { SshBrokerOptions } from './session.js';
@@ -60,15 +60,29 @@ export async function startSshBroker(
     live.add(slot.conn);
   });
   (server as unknown as { _srv: Server })._srv.on('connection', (socket: Socket) => {
-    const ticket = guard.admit(sourceOf(socket.remoteAddress), () => {
+    const source = sourceOf(socket.remoteAddress);
+    const ticket = guard.admit(source, (seconds) => {
       const s = pending.get(socket);
-      if (s?.conn) s.conn.loginTimedOut(guard.timeoutMs / 1000);
+      if (s?.conn) s.conn.loginTimedOut(seconds);
       else socket.destroy();
+    }, {
+      // ssh2 takes packets of up to ~35 KB, as many as come: the whole talk before login is capped.
+      socket, maxBytes: MAX_PREAUTH_SSH_BYTES,
+      onOver: (bytes) => {
+        // Nothing more is read from it (ssh2 parses no further packet); the DISCONNECT goes
+        // out, and the socket is gone shortly after even if the client never reads it.
+        socket.pause();
+        const s = pending.get(socket);
+        if (s?.conn) s.conn.preauthOverLimit(bytes, MAX_PREAUTH_SSH_BYTES);
+        else socket.destroy();
+        setTimeout(() => socket.destroy(), 2000).unref();
+        void deps.rejections?.rejected({ type: 'connection.refused', via: 'ssh', reason: 'too many bytes before login', bytes, limit: MAX_PREAUTH_SSH_BYTES, client: source }).catch(() => undefined);
+      },
     });
     if (!ticket) {
       // Over max_unauthenticated_per_source: dropped before the handshake costs anything.
       socket.destroy();
-      void deps.rejections?.rejected({ type: 'connection.refused', via: 'ssh', reason: 'too many connections waiting to log in', client: sourceOf(socket.remoteAddress) }).catch(() => undefined);
+      void deps.rejections?.rejected({ type: 'connection.refused', via: 'ssh', reason: 'too many connections waiting to log in', client: source }).catch(() => undefined);
       return;
     }
     pending.set(socket, { ticket });

@@ -6,6 +6,7 @@ import { auditEvent, byActor, type Actor } from '../../recorder/audit-events.js'
 import type { BrokerDeps } from '../broker.types.js';
 import { DisconnectReason, parseUsername, readCredential, sendBanner, sendDisconnect, type SshKeyLookup } from './auth.js';
 import { StoreUnavailable } from '../../access/store.js';
+import { MAX_TOKEN_BYTES } from '../../access/identity.js';
 import type { LoginTicket } from '../login-guard.js';
 import { handleSessionChannel, type ChannelContext, type Terminable } from './channels.js';
 import type { OnEnter } from './enter-gate.js';
@@ -40,6 +41,7 @@ export interface SshBrokerOptions {
 const DISCONNECT_FOR: Partial<Record<string, number>> = {
   unavailable: DisconnectReason.SERVICE_NOT_AVAILABLE,
   'login-timeout': DisconnectReason.BY_APPLICATION,
+  'preauth-bytes': DisconnectReason.PROTOCOL_ERROR,
 };
 
 type Step = 'authenticate' | 'relay' | 'ended';
@@ -120,6 +122,12 @@ export class SshConnection {
     }
     if (cred === 'answered') return;
     if (!cred) return this.fail(ctx);
+    if (cred.kind === 'token' && Buffer.byteLength(cred.token, 'utf8') > MAX_TOKEN_BYTES) {
+      // Not a token (none is longer): refused before the verifier or the store see it.
+      const event = auditEvent('token.rejected', { via: 'ssh', reason: 'token too large', client: this.clientAddress });
+      void (this.deps.rejections ? this.deps.rejections.rejected(event, this.clientAddress.replace(/:\d+$/, '')) : this.deps.audit.append(event)).catch(() => undefined);
+      return this.fail(ctx, `token rejected: longer than ${MAX_TOKEN_BYTES} bytes, which no IAM token is; paste the token from \`pam login\``);
+    }
 
     let opened;
     try {
@@ -208,6 +216,17 @@ export class SshConnection {
     this.refusalCode = 'login-timeout';
     this.closeWith(message);
     void this.end('login timeout');
+  }
+
+  /**
+   * The client sent more than the pre-auth byte cap before logging in (proxy/login-guard.ts):
+   * told why in the disconnect (a real client reads it), then dropped. Audited by the server.
+   */
+  preauthOverLimit(bytes: number, limit: number): void {
+    if (this.step !== 'authenticate') return;
+    this.refusalCode = 'preauth-bytes';
+    this.closeWith(`sent ${bytes} bytes before logging in, over the limit of ${limit}`);
+    void this.end('pre-auth bytes over the limit');
   }
 
   /** The lifecycle's attach: recording, live-session registry, grant watch, `session.start`. */

@@ -87,7 +87,7 @@ async function signInPage() {
   if (info.dev) {
     const user = h('input', { name: 'user', id: 'dev-user', placeholder: 'user', required: true, autocomplete: 'username' });
     const groups = h('input', { name: 'groups', id: 'dev-groups', placeholder: 'groups, comma-separated' });
-    const secret = h('input', { name: 'secret', id: 'dev-secret', type: 'password', placeholder: 'printed by pam serve at start-up', required: true, autocomplete: 'off' });
+    const secret = h('input', { name: 'secret', id: 'dev-secret', type: 'password', placeholder: 'the latest one pam serve printed', required: true, autocomplete: 'off' });
     const msg = h('div');
     const form = h('form', { class: 'stack', onsubmit: async (e) => {
       e.preventDefault();
@@ -103,7 +103,7 @@ async function signInPage() {
     } },
     h('p', { class: 'muted' }, 'Dev issuer: sign in as any user with any groups. Only offered when the proxy runs with identity.dev on loopback.'),
     h('label', { for: 'dev-user' }, 'User'), user, h('label', { for: 'dev-groups' }, 'Groups'), groups,
-    h('label', { for: 'dev-secret' }, 'Dev sign-in secret (see the pam serve output)'), secret,
+    h('label', { for: 'dev-secret' }, 'Dev sign-in secret (single-use; see the pam serve output)'), secret,
     h('button', { type: 'submit', id: 'dev-signin' }, 'Sign in'), msg);
     box.append(form);
   }

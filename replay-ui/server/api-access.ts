@@ -1,3 +1,4 @@
+import type { ServerResponse } from 'node:http';
 import type { HttpDeps } from './http.types.js';
 import { parseDuration } from '../../config/duration.js';
 import { HttpError } from './http-errors.js';
@@ -41,7 +42,10 @@ export function accessRoutes(cp: HttpDeps): Route[] {
     {
       // Step 1 of `pam login --key`: a single-use challenge tied to the caller and the key.
       method: 'POST', path: '/api/v1/ssh-keys/challenge', status: 201,
-      handler: async ({ identity, body }) => keyErrors(() => cp.sshKeys.challenge(identity, field(body, 'public_key', { required: true, max: 16384 })!)),
+      handler: async ({ req, res, identity, body }) => {
+        const source = (req.socket.remoteAddress ?? 'unknown').replace(/^::ffff:/, '');
+        return keyErrors(() => cp.sshKeys.challenge(identity, field(body, 'public_key', { required: true, max: 16384 })!, source), res);
+      },
     },
     {
       // Step 2: the key's signature over the challenge (access/key-proof.ts), then the binding.
@@ -63,11 +67,15 @@ export function accessRoutes(cp: HttpDeps): Route[] {
 }
 
 /** Key-binding refusals as API errors: a key bound to someone else is a conflict (409). */
-async function keyErrors<T>(fn: () => Promise<T>): Promise<T> {
+async function keyErrors<T>(fn: () => Promise<T>, res?: ServerResponse): Promise<T> {
   try {
     return await fn();
   } catch (e) {
-    if (e instanceof KeyBindingError) throw new HttpError(e.code === 'taken' ? 409 : 400, e.message);
-    throw e;
+    if (!(e instanceof KeyBindingError)) throw e;
+    if (e.code === 'busy') {
+      res?.setHeader('retry-after', String(Math.ceil((e.retryAfterMs ?? 1000) / 1000)));
+      throw new HttpError(429, e.message);
+    }
+    throw new HttpError(e.code === 'taken' ? 409 : 400, e.message);
   }
 }

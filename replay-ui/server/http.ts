@@ -7,6 +7,7 @@ import { TokenRejected, type Identity } from '../../access/identity.types.js';
 import { AccessError } from '../../access/access-service.js';
 import { StoreUnavailable } from '../../access/store.js';
 import { allowedHosts, hostAllowed } from './host-check.js';
+import { DEFAULT_HTTP_LIMITS } from '../../config/http-config.js';
 import type { HttpDeps } from './http.types.js';
 import type { HttpListener } from './http.types.js';
 import { HttpError } from './http-errors.js';
@@ -23,18 +24,16 @@ import { lifecycleRoutes } from './api-lifecycle.js';
 import { scimRoutes } from './api-scim.js';
 import { auditEvent } from '../../recorder/audit-events.js';
 
-const MAX_BODY = 1024 * 1024;
-
-
 export type Authenticator = (req: IncomingMessage) => Promise<Identity | undefined>;
 
-async function readBody(req: IncomingMessage): Promise<Record<string, unknown>> {
+async function readBody(req: IncomingMessage, maxBytes: number): Promise<Record<string, unknown>> {
   if (!['POST', 'PUT', 'DELETE'].includes(req.method ?? '')) return {};
   const chunks: Buffer[] = [];
   let size = 0;
+  if (Number(req.headers['content-length'] ?? 0) > maxBytes) throw new HttpError(413, `request body is over the limit of ${maxBytes} bytes (http.max_body_bytes)`);
   for await (const chunk of req) {
     size += (chunk as Buffer).length;
-    if (size > MAX_BODY) throw new HttpError(413, 'request body is too large');
+    if (size > maxBytes) throw new HttpError(413, `request body is over the limit of ${maxBytes} bytes (http.max_body_bytes)`);
     chunks.push(chunk as Buffer);
   }
   if (size === 0) return {};
@@ -109,7 +108,7 @@ export async function startHttpServer(cp: HttpDeps, listen: { host: string; port
       const gone = await cp.offboarding?.refusal(identity);
       if (gone) throw new HttpError(401, gone);
     }
-    const body = route.rawBody ? {} : await readBody(req);
+    const body = route.rawBody ? {} : await readBody(req, cp.config.http?.maxBodyBytes ?? DEFAULT_HTTP_LIMITS.maxBodyBytes);
     const ctx: RequestContext = { req, res, url, params, identity: identity!, body };
     const result = await route.handler(ctx);
     if (result !== undefined && !res.headersSent) sendJson(res, route.status ?? 200, result);
@@ -136,23 +135,32 @@ export async function startHttpServer(cp: HttpDeps, listen: { host: string; port
     });
   };
   const tls = cp.config.http?.tls;
-  const server: Server = tls ? createTlsServer({ cert: readFileSync(tls.cert), key: readFileSync(tls.key) }, onRequest) : createServer(onRequest);
+  // Timeouts are checked every second (Node's default is every 30 s), so headers_timeout holds.
+  const serverOptions = { connectionsCheckingInterval: 1000 };
+  const server: Server = tls ? createTlsServer({ ...serverOptions, cert: readFileSync(tls.cert), key: readFileSync(tls.key) }, onRequest) : createServer(serverOptions, onRequest);
   // WebSocket upgrades (the UI's live view) go to the hook; without one they are refused.
   server.on('upgrade', (req, socket: Duplex, head: Buffer) => {
     if (extra.onUpgrade && hostAllowed(req, hosts)) extra.onUpgrade(req, socket, head);
     else socket.destroy();
   });
-  server.headersTimeout = 20_000;
-  server.requestTimeout = 60_000;
+  // The limits and allowed hosts as the config says now; SIGHUP calls it again (app/signals.ts).
+  const reload = () => {
+    server.headersTimeout = cp.config.http?.headersTimeoutMs ?? DEFAULT_HTTP_LIMITS.headersTimeoutMs;
+    server.requestTimeout = cp.config.http?.requestTimeoutMs ?? DEFAULT_HTTP_LIMITS.requestTimeoutMs;
+    const port = server.address() ? (server.address() as AddressInfo).port : listen.port;
+    hosts = allowedHosts(cp.config, listen, port);
+  };
+  reload();
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(listen.port, listen.host, () => resolve());
   });
   const port = (server.address() as AddressInfo).port;
-  hosts = allowedHosts(cp.config, listen, port);
+  reload();
   return {
     port,
     server,
+    reload,
     close: () => new Promise<void>((resolve) => {
       server.close(() => resolve());
       server.closeAllConnections();

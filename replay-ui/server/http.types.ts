@@ -1,4 +1,5 @@
 import type { DevIssueOptions } from '../../access/dev-issuer.js';
+import type { SigninSecretCheck } from '../../access/dev-signin.js';
 import type { Config } from '../../config/config.types.js';
 import type { IdentityVerifier } from '../../access/identity.types.js';
 import type { AccessService } from '../../access/access-service.js';
@@ -49,13 +50,17 @@ export interface HttpDeps {
   /** Present with `identity: { dev: true }`: signs tokens for first runs and tests. */
   dev?: {
     issue(user: string, groups: string[], opts?: DevIssueOptions): Promise<string>;
-    /** Random per start, printed by `pam serve`: the browser's dev sign-in must send it. */
-    signinSecret: string;
+    /** The current single-use secret (printed by `pam serve`, a new one after each use). */
+    readonly signinSecret: string;
+    /** Checks a sign-in's secret and uses it up (access/dev-signin.ts). */
+    takeSigninSecret(given: string): SigninSecretCheck;
   };
 }
 
 /** A running HTTP listener. */
 export interface HttpListener {
   readonly port: number;
+  /** Applies the HTTP limits and allowed hosts of the (reloaded) config to the running listener. */
+  reload(): void;
   close(): Promise<void>;
 }

@@ -14,7 +14,10 @@ const MAX_SESSION_MS = 8 * 3600_000;
 const OIDC_STATE_MS = 10 * 60_000;
 
 interface UiSession { identity: Identity; csrf: string; expiresAt: number }
-interface PendingLogin { verifier: string; nonce: string; expiresAt: number; returnTo: string; browser: string }
+interface PendingLogin { verifier: string; nonce: string; expiresAt: number; returnTo: string; browser: string; source: string }
+/** OIDC sign-ins begun and not finished (each lives OIDC_STATE_MS), per client address and in all. */
+const MAX_PENDING_PER_SOURCE = 20;
+const MAX_PENDING = 10_000;
 /** Holds the browser half of an OIDC state (issue 12). */
 const OIDC_COOKIE = 'pam_oidc';
 const sha256 = (s: string) => createHash('sha256').update(s).digest('base64url');
@@ -178,14 +181,21 @@ export class UiSessions {
           if (!cp.dev) throw new HttpError(404, 'the dev sign-in exists only with the dev issuer');
           checkOrigin(req);
           const secret = field(body, 'secret', { max: 64 }) ?? '';
-          if (!sameText(secret, cp.dev.signinSecret)) {
-            await cp.audit.append(auditEvent('ui.signin-refused', { via: 'dev', why: 'wrong or missing dev sign-in secret', client: req.socket.remoteAddress }));
-            throw new HttpError(403, 'the dev sign-in needs the secret `pam serve` printed at start-up');
-          }
+          // The fields first: a sign-in refused for a typo in them does not use the secret up.
           const user = field(body, 'user', { required: true, max: 64 })!;
           if (!/^[A-Za-z0-9._@-]+$/.test(user)) throw new HttpError(400, '"user" may hold letters, digits and . _ @ -');
           const groups = (field(body, 'groups', { max: 512 }) ?? '').split(',').map((g) => g.trim()).filter(Boolean);
           if (groups.some((g) => !/^[A-Za-z0-9._-]+$/.test(g))) throw new HttpError(400, '"groups" is a comma-separated list of names');
+          const check = cp.dev.takeSigninSecret(secret);
+          if (check !== 'ok') {
+            const why = check === 'used' ? 'dev sign-in secret already used' : 'wrong or missing dev sign-in secret';
+            // Rate-limited per address like refused tokens (counted, not dropped).
+            const event = { ...auditEvent('ui.signin-refused', { via: 'dev', why, client: req.socket.remoteAddress }), reason: why };
+            await (cp.rejections ? cp.rejections.rejected(event) : cp.audit.append(event));
+            throw new HttpError(403, check === 'used'
+              ? 'this dev sign-in secret was already used (each signs in once); `pam serve` printed the next one on its terminal'
+              : 'the dev sign-in needs the secret `pam serve` printed on its terminal (single-use; the latest one printed)');
+          }
           const identity = await cp.identity.verify(await cp.dev.issue(user, groups, { ttlSec: 8 * 3600 }));
           const s = this.start(res, identity);
           await cp.audit.append(auditBy(identity, 'ui.signin', { via: 'dev' }));
@@ -216,6 +226,19 @@ export class UiSessions {
 
   /** Authorization code flow with PKCE (RFC 7636): state and verifier stay server-side. */
   private async oidcLogin(req: IncomingMessage, res: ServerResponse, url: URL): Promise<undefined> {
+    // Public, so capped: each begun sign-in is kept server-side for 10 minutes. Checked before
+    // discovery, so a flood of begun logins costs the IdP nothing either.
+    const source = (req.socket.remoteAddress ?? 'unknown').replace(/^::ffff:/, '');
+    if (this.pending.size >= MAX_PENDING) this.sweep();
+    let mine = 0;
+    for (const p of this.pending.values()) if (p.source === source && p.expiresAt > Date.now()) mine++;
+    if (mine >= MAX_PENDING_PER_SOURCE || this.pending.size >= MAX_PENDING) {
+      const why = mine >= MAX_PENDING_PER_SOURCE ? 'too many sign-ins in progress from this address' : 'too many sign-ins in progress';
+      const event = { ...auditEvent('ui.signin-refused', { via: 'oidc', why, client: source }), reason: why };
+      await (this.cp.rejections ? this.cp.rejections.rejected(event, source) : this.cp.audit.append(event));
+      res.setHeader('retry-after', String(OIDC_STATE_MS / 1000));
+      throw new HttpError(429, `${why}; finish one, or start again in a few minutes`);
+    }
     const d = await this.discovery();
     const state = randomBytes(24).toString('base64url');
     const verifier = randomBytes(48).toString('base64url');
@@ -224,7 +247,7 @@ export class UiSessions {
     // The state is bound to this browser: a cookie only it holds, checked at the callback, so a
     // callback link made from someone else's login (login CSRF) signs nobody in.
     const browser = randomBytes(24).toString('base64url');
-    this.pending.set(state, { verifier, nonce, expiresAt: Date.now() + OIDC_STATE_MS, returnTo: this.redirectUri(req, url), browser: sha256(browser) });
+    this.pending.set(state, { verifier, nonce, expiresAt: Date.now() + OIDC_STATE_MS, returnTo: this.redirectUri(req, url), browser: sha256(browser), source });
     // SameSite=Lax: the IdP's redirect back is a cross-site top-level GET, which Strict would strip.
     addCookie(res, `${OIDC_COOKIE}=${browser}; HttpOnly; SameSite=Lax; Path=/auth/callback; Max-Age=${OIDC_STATE_MS / 1000}${this.secure}`);
     const to = new URL(d.authorization_endpoint);

@@ -20,7 +20,7 @@ let issuer: string;
 let proxy: RunningProxy;
 let dataDir: string;
 let browser: Browser;
-const seen: { challenge?: string; verifierOk?: boolean; state?: string } = {};
+const seen: { challenge?: string; verifierOk?: boolean; state?: string; discovery: number } = { discovery: 0 };
 
 beforeAll(async () => {
   const { publicKey, privateKey } = await generateKeyPair('ES256');
@@ -30,6 +30,7 @@ beforeAll(async () => {
     const url = new URL(req.url ?? '/', issuer);
     const json = (v: unknown, status = 200) => { res.writeHead(status, { 'content-type': 'application/json' }); res.end(JSON.stringify(v)); };
     if (url.pathname === '/.well-known/openid-configuration') {
+      seen.discovery++;
       return json({ issuer, authorization_endpoint: `${issuer}/authorize`, token_endpoint: `${issuer}/token`, jwks_uri: `${issuer}/jwks`, id_token_signing_alg_values_supported: ['ES256'] });
     }
     if (url.pathname === '/jwks') return json({ keys: [jwk] });
@@ -132,5 +133,25 @@ describe('OIDC sign-in', () => {
     expect(own.status).toBe(302);
     expect(own.headers.getSetCookie().some((c) => c.startsWith('pam_session=') && !c.includes('Max-Age=0'))).toBe(true);
     expect((await proxy.cp.audit.read()).some((e) => e.type === 'ui.signin-refused' && e.via === 'oidc')).toBe(true);
+  });
+
+  it('caps the sign-ins one address has in progress: one more is 429 and costs the IdP nothing', async () => {
+    const base = `http://127.0.0.1:${proxy.http.port}`;
+    let begun = 0;
+    let refused: Response | undefined;
+    // Each begun login is kept server-side; earlier tests may have left some in progress.
+    for (let i = 0; i < 25 && !refused; i++) {
+      const r = await fetch(`${base}/auth/login`, { redirect: 'manual' });
+      if (r.status === 302) begun++;
+      else refused = r;
+    }
+    expect(begun).toBeGreaterThan(0);
+    expect(refused?.status).toBe(429);
+    expect(refused!.headers.get('retry-after')).toBe('600');
+    expect(((await refused!.json()) as { error: { message: string } }).error.message).toContain('too many sign-ins in progress from this address');
+    const asked = seen.discovery;
+    expect((await fetch(`${base}/auth/login`, { redirect: 'manual' })).status).toBe(429);
+    expect(seen.discovery).toBe(asked);
+    expect((await proxy.cp.audit.read()).some((e) => e.type === 'ui.signin-refused' && e.via === 'oidc' && String((e as { why?: string }).why).startsWith('too many sign-ins'))).toBe(true);
   });
 });

@@ -52,7 +52,7 @@ export interface PamProcess {
   ops(path: string): Promise<{ status: number; body: string }>;
   /** Resolves with the exit code once the process has exited. */
   exited(): Promise<number | null>;
-  /** The dev sign-in secret printed at start-up (dev issuer only). */
+  /** The latest dev sign-in secret printed (dev issuer only; single-use, each use prints the next). */
   devSecret(): string | undefined;
   pam(args: string[], env?: Record<string, string>, input?: string): Promise<RunResult>;
   /** Peak resident set (VmHWM) and current RSS of the process, bytes, from /proc. */
@@ -140,7 +140,7 @@ ${opts.extra ?? ''}
       return { status: r.status, body: await r.text() };
     },
     exited: () => (proc.exitCode !== null ? Promise.resolve(proc.exitCode) : exit),
-    devSecret: () => /dev sign-in secret: (\S+)/.exec(out)?.[1],
+    devSecret: () => [...out.matchAll(/dev sign-in secret: ([A-Za-z0-9_-]+)/g)].at(-1)?.[1],
     async memory() {
       const status = await readFile(`/proc/${proc.pid}/status`, 'utf8');
       const kb = (name: string) => Number(new RegExp(`${name}:\\s+(\\d+) kB`).exec(status)![1]) * 1024;

@@ -1,6 +1,6 @@
 /**
  * The HTTP listener against the real `pam serve` process (issue 12): a foreign Host (DNS
- * rebinding) reaches nothing, the dev sign-in needs the secret printed at start-up, and with
+ * rebinding) reaches nothing, the dev sign-in needs the single-use secret printed on the terminal, and with
  * `listen.http: https://…` the listener speaks TLS only and its cookies are `Secure`.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -88,13 +88,33 @@ describe('HTTP listener hardening', () => {
     const wrong = await send(`${plain.server}/auth/dev`, { method: 'POST', body: { user: 'mallory', groups: 'security', secret: 'x'.repeat(24) } });
     expect(wrong.status).toBe(403);
     expect(wrong.headers['set-cookie']).toBeUndefined();
-    const ok = await send(`${plain.server}/auth/dev`, { method: 'POST', body: { user: 'sam', groups: 'security', secret: plain.devSecret() } });
+    // A typo in the fields is refused without using the secret up.
+    const first = plain.devSecret()!;
+    const typo = await send(`${plain.server}/auth/dev`, { method: 'POST', body: { user: 'sam smith', groups: 'security', secret: first } });
+    expect(typo.status).toBe(400);
+    const ok = await send(`${plain.server}/auth/dev`, { method: 'POST', body: { user: 'sam', groups: 'security', secret: first } });
     expect(ok.status).toBe(200);
     expect(ok.headers['strict-transport-security']).toBeUndefined();
     expect(String(ok.headers['set-cookie'])).toMatch(/^pam_session=[A-Za-z0-9_-]{43}; HttpOnly; SameSite=Strict; Path=\/; Max-Age=\d+$/);
+    // Single-use: the same secret again is refused as used, and audited; the process printed
+    // the next one on its terminal, which signs in (once).
+    const again = await send(`${plain.server}/auth/dev`, { method: 'POST', body: { user: 'mallory', groups: 'security', secret: first } });
+    expect(again.status).toBe(403);
+    expect(JSON.parse(again.body).error.message).toContain('already used');
+    expect(again.headers['set-cookie']).toBeUndefined();
+    const next = plain.devSecret()!;
+    expect(next).toMatch(/^[A-Za-z0-9_-]{24}$/);
+    expect(next).not.toBe(first);
+    expect((await send(`${plain.server}/auth/dev`, { method: 'POST', body: { user: 'sam', groups: 'security', secret: next } })).status).toBe(200);
+    expect((await send(`${plain.server}/auth/dev`, { method: 'POST', body: { user: 'sam', groups: 'security', secret: next } })).status).toBe(403);
     const sam = (await plain.pam(['dev', 'token', 'sam', '--groups', 'security'])).stdout.trim();
-    const audit = JSON.parse((await plain.pam(['audit', '--json', '--since', '1h'], { PAM_TOKEN: sam })).stdout) as { type: string; via?: string }[];
-    expect(audit.filter((e) => e.type === 'ui.signin-refused' && e.via === 'dev')).toHaveLength(2);
+    const audit = JSON.parse((await plain.pam(['audit', '--json', '--since', '1h'], { PAM_TOKEN: sam })).stdout) as { type: string; via?: string; why?: string; actor?: string }[];
+    const refused = audit.filter((e) => e.type === 'ui.signin-refused' && e.via === 'dev');
+    expect(refused.map((e) => e.why)).toEqual([
+      'wrong or missing dev sign-in secret', 'wrong or missing dev sign-in secret', 'dev sign-in secret already used', 'dev sign-in secret already used',
+    ]);
+    expect(audit.filter((e) => e.type === 'ui.signin' && e.actor === 'sam')).toHaveLength(2);
+    expect(audit.some((e) => e.actor === 'mallory')).toBe(false);
     expect(plain.log()).not.toContain(sam);
   });
 
