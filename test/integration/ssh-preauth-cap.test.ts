@@ -72,7 +72,7 @@ function bigPasswords(port: number, size: number, attempts: number): Promise<{ d
     c.once('close', () => resolve({ debug: debug.join('\n'), banners }));
     c.connect({
       host: '127.0.0.1', port, username: 'root@web', readyTimeout: 60_000, debug: (m) => debug.push(m),
-      authHandler: (_methods, _partial, next) => (n++ < attempts ? next({ type: 'password', username: 'root@web', password: 'p'.repeat(size) }) : next(false)),
+      authHandler: (_methods, _partial, next) => (n++ < attempts ? next({ type: 'password', username: 'root@web', password: 'p'.repeat(size) }) : next(false as unknown as ssh2.AuthenticationType)),
     });
   });
 }
