@@ -127,9 +127,15 @@ export class RecordingCatalog {
     try {
       if (format === 'ssh' && 'header' in opts) {
         const file = await RecordingFile.create(path, Math.max(1, (opts.flushMs ?? 250) - 10));
-        writer = new SshRecorder(entry.id, file, opts.header, () => {
+        const header = opts.header;
+        writer = new SshRecorder(entry.id, file, header, () => {
           renameSync(path, this.dataPath(entry.id, 'raw'));
           return { saved: this.update(entry.id, { format: 'raw' }).then(() => undefined) };
+        }, meta.parent ? undefined : () => {
+          // Later no-pty channels of an asciicast connection: their own raw recording, linked to this one.
+          const id = this.newId();
+          const opened = this.start('ssh', { ...meta, id, parent: entry.id }, { ...opts, header: { ...header, title: `${header.title} (channels without a pty)` } });
+          return { id, opened };
         });
       } else {
         writer = 'header' in opts

@@ -23,10 +23,12 @@ export interface RecordingMeta {
   status: RecordingStatus;
   /** SHA-256 (hex) of the data file, set when the recording is sealed at close. */
   sha256?: string;
+  /** ssh: the side recording of a connection's later channels without a pty names the connection's (asciicast) recording. */
+  parent?: string;
 }
 
 /** The catalog fields a broker gives when a recording starts; the catalog adds the rest. */
-export type NewRecording = Omit<RecordingMeta, 'id' | 'status' | 'bytes' | 'start' | 'format' | 'protocol' | 'end' | 'endReason' | 'sha256'>;
+export type NewRecording = Omit<RecordingMeta, 'id' | 'status' | 'bytes' | 'start' | 'format' | 'protocol' | 'end' | 'endReason' | 'sha256'> & { id?: string };
 
 /** What a writer reports once its data file is closed: the catalog entry is finished with it. */
 export interface WriterClosed {

@@ -39,9 +39,11 @@ type Pending = { at: number; kind: 'marker'; label: string } | { at: number; kin
  * follows (`onRaw`). Markers before the choice wait in memory with their times.
  *
  * Later channels of the other kind (multiplexed connections): in a raw recording a pty channel
- * is recorded raw too (keystrokes still masked by the tap); in an asciicast recording a channel
- * without a pty is recorded as terminal text, as before this format existed (`rawChannel`
- * answers undefined).
+ * is recorded raw too (keystrokes still masked by the tap); in an asciicast recording the
+ * channels without a pty go losslessly into one side recording of the connection: its own raw
+ * recording (catalog entry with `parent` = this one, sealed at close like any other), named by
+ * a marker in the cast. Without a side opener (`openSide`) `rawChannel` answers undefined and
+ * such a channel is recorded as terminal text.
  */
 export class SshRecorder {
   private cast: AsciicastWriter | undefined;
@@ -52,6 +54,7 @@ export class SshRecorder {
   private errorHandler: ((err: Error) => void) | undefined;
   private closedHandler: ((closed: WriterClosed) => Promise<void>) | undefined;
   private failed: Error | undefined;
+  private side: { id: string; rec?: SshRecorder; opened: Promise<SshRecorder | undefined>; queue: (() => void)[] } | undefined;
 
   constructor(
     readonly id: string,
@@ -59,6 +62,8 @@ export class SshRecorder {
     private readonly header: AsciicastHeader,
     /** Renames the data file to `ID.raw` (synchronously) and returns the catalog update. */
     private readonly onRaw: () => { saved: Promise<void> },
+    /** Opens the side recording (raw, `parent` = this one) for later no-pty channels of an asciicast connection. */
+    private readonly openSide?: () => { id: string; opened: Promise<SshRecorder> },
   ) {}
 
   get format(): 'undecided' | 'asciicast' | 'raw' {
@@ -129,7 +134,7 @@ export class SshRecorder {
 
   /** A lossless channel for a channel without a pty; undefined in an asciicast recording. */
   rawChannel(info: ChannelStart): RawChannel | undefined {
-    if (this.cast) return undefined;
+    if (this.cast) return this.sideChannel(info);
     const raw = this.raw ?? this.chooseRaw();
     if (!raw) return undefined;
     const channel = raw.channel(info);
@@ -140,15 +145,62 @@ export class SshRecorder {
     };
   }
 
+  /** The id of the side recording, once a no-pty channel of an asciicast connection opened it. */
+  get sideId(): string | undefined {
+    return this.side?.id;
+  }
+
+  /**
+   * A channel in the side recording. Its first use opens the side (asynchronously): until then
+   * the channel's bytes wait in order (bounded by the SSH window), then go through as they come.
+   */
+  private sideChannel(info: ChannelStart): RawChannel | undefined {
+    if (!this.openSide || !this.cast) return undefined;
+    if (!this.side) {
+      const { id, opened } = this.openSide();
+      const side: NonNullable<SshRecorder['side']> = { id, opened: Promise.resolve(undefined), queue: [] };
+      side.opened = opened.then((rec) => {
+        side.rec = rec;
+        for (const f of side.queue.splice(0)) f();
+        return rec;
+      }, (err: Error) => {
+        side.queue.length = 0;
+        this.fail(err);
+        return undefined;
+      });
+      this.side = side;
+    }
+    const side = this.side;
+    this.cast.marker(`${info.label ?? info.kind} (no pty): recorded losslessly in recording ${side.id}`);
+    let ch: RawChannel | undefined;
+    const run = (f: (c: RawChannel) => void): void => {
+      if (!side.rec) return void side.queue.push(() => run(f));
+      ch ??= side.rec.rawChannel(info);
+      if (ch) f(ch);
+    };
+    return {
+      get channel() {
+        return ch?.channel ?? -1;
+      },
+      data: (stream, chunk) => run((c) => c.data(stream, chunk)),
+      transfer: (record) => run((c) => c.transfer(record)),
+    };
+  }
+
   get backlogged(): boolean {
-    return (this.cast ?? this.raw)?.backlogged ?? false;
+    return ((this.cast ?? this.raw)?.backlogged ?? false) || !!this.side?.rec?.backlogged;
   }
 
   drained(): Promise<void> {
-    return (this.cast ?? this.raw)?.drained() ?? Promise.resolve();
+    const main = (this.cast ?? this.raw)?.drained() ?? Promise.resolve();
+    return this.side?.rec ? Promise.all([main, this.side.rec.drained()]).then(() => undefined) : main;
   }
 
   async close(reason: string): Promise<void> {
+    if (this.side) {
+      const rec = await this.side.opened;
+      await rec?.close(reason).catch(() => undefined);
+    }
     const w = this.cast ?? this.raw ?? this.chooseCast();
     await this.formatSaved;
     if (this.failed) {

@@ -77,12 +77,13 @@ class TerminalTap implements Tap {
 /**
  * The tap for a channel: a pty channel is a terminal (echo-masked keystrokes); any other channel
  * is raw when the connection's recording is raw (it becomes raw here if no channel chose before).
- * In an asciicast recording (a pty channel came first) a no-pty exec or shell is recorded as
- * terminal text as before, and scp/sftp/subsystem channels by their markers only.
+ * In an asciicast recording (a pty channel came first) the channels without a pty go raw into the
+ * connection's side recording (ssh-recorder.ts); only without one is a no-pty exec or shell
+ * recorded as terminal text, and scp/sftp/subsystem channels by their markers.
  */
 export function openTap(rec: SshRecorder, mode: RelayMode, opts: { stdinJudged?: boolean } = {}): Tap | undefined {
   if (mode.kind === 'terminal') return new TerminalTap(new ChannelTap(rec.terminal({ kind: 'terminal' }), { maskUnechoed: true }));
-  const raw = rec.rawChannel({ kind: mode.kind, ...(mode.kind === 'transfer' ? { label: mode.label } : {}), ...(opts.stdinJudged ? { stdin: 'judged' as const } : {}) });
+  const raw = rec.rawChannel({ kind: mode.kind, ...(mode.kind === 'transfer' ? { label: mode.label } : mode.kind === 'raw' && mode.exec ? { label: `exec: ${mode.exec}` } : {}), ...(opts.stdinJudged ? { stdin: 'judged' as const } : {}) });
   if (raw) return new RawTap(raw);
   if (mode.kind === 'raw') return new TerminalTap(new ChannelTap(rec.terminal({ kind: 'raw' }), { maskUnechoed: false }));
   return undefined;

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHash, randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
+import ssh2 from 'ssh2';
 import { mkdtemp, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -163,6 +164,54 @@ describe('raw recording of channels without a pty', () => {
     const tpath = cp.deps.recordings.dataPath(tmeta.id, 'raw');
     expect(sha(await collect(rawStreamBytes(tpath, 'stdin')))).toBe(sha(tarBytes));
     expect((await stat(tpath)).size).toBeLessThanOrEqual(1.1 * tarBytes.length);
+  });
+
+  it('a multiplexed connection: the pty channel stays asciicast, a later exec is a lossless side recording', async () => {
+    const content = randomBytes(1024 * 1024 + 3);
+    const file = join(dir, 'mux.bin');
+    await writeFile(file, content);
+    const client = new ssh2.Client();
+    await new Promise<void>((resolve, reject) => {
+      client.on('keyboard-interactive', (_n, _i, _l, prompts, finish) => finish(prompts.map(() => token)));
+      client.once('ready', () => resolve());
+      client.once('error', reject);
+      client.connect({ host: '127.0.0.1', port: broker.port, username: 'root@web', tryKeyboard: true, readyTimeout: 20_000 });
+    });
+    const before = Date.now() - 1000;
+    const shell = await new Promise<ssh2.ClientChannel>((resolve, reject) => client.shell({ term: 'xterm', cols: 80, rows: 24 }, (err, ch) => (err ? reject(err) : resolve(ch))));
+    shell.write('echo mux-$((6*7))\n');
+    let screen = '';
+    shell.on('data', (d: Buffer) => (screen += d.toString()));
+    await waitFor(() => screen.includes('mux-42'), 'the shell answered');
+    const got = await new Promise<{ out: Buffer; err: Buffer }>((resolve, reject) => client.exec(`cat ${file}; head -c 5000 ${file} >&2`, (err, ch) => {
+      if (err) return reject(err);
+      const out: Buffer[] = [];
+      const errs: Buffer[] = [];
+      ch.on('data', (d: Buffer) => out.push(d));
+      ch.stderr.on('data', (d: Buffer) => errs.push(d));
+      ch.on('close', () => resolve({ out: Buffer.concat(out), err: Buffer.concat(errs) }));
+    }));
+    expect(got.out.equals(content)).toBe(true);
+    shell.end('exit\n');
+    client.end();
+
+    const metas = () => cp.deps.recordings.list();
+    const main = await waitFor(async () => (await metas()).find((m) => m.format === 'asciicast' && m.status === 'ended' && Date.parse(m.start) >= before && !m.parent), 'the connection recording');
+    const side = await waitFor(async () => (await metas()).find((m) => m.parent === main.id && m.status === 'ended' && m.sha256), 'the side recording');
+    seen.add(main.id);
+    seen.add(side.id);
+    expect(side.format).toBe('raw');
+    const cast = await readFile(cp.deps.recordings.dataPath(main.id, 'asciicast'), 'utf8');
+    expect(JSON.parse(cast.split('\n')[0]!)).toMatchObject({ version: 2 });
+    expect(cast).toContain('mux-42');
+    expect(cast).toContain(`recorded losslessly in recording ${side.id}`);
+    // The bulk output is not in the cast as text: it is in the side recording, exactly.
+    expect(cast.length).toBeLessThan(content.length / 4);
+    const sidePath = cp.deps.recordings.dataPath(side.id, 'raw');
+    expect(sha(await collect(rawStreamBytes(sidePath, 'stdout')))).toBe(sha(content));
+    expect((await collect(rawStreamBytes(sidePath, 'stderr'))).equals(content.subarray(0, 5000))).toBe(true);
+    expect(sha(await readFile(sidePath))).toBe(side.sha256);
+    expect((await stat(sidePath)).size).toBeLessThanOrEqual(1.1 * (content.length + 5000));
   });
 
   it('keeps pty sessions in asciicast v2', async () => {

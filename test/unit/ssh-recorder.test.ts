@@ -1,3 +1,4 @@
+import { rawStreamBytes } from '../../recorder/raw-reader.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -24,13 +25,37 @@ describe('SshRecorder: the format is chosen by the first channel', () => {
     const rec = await cat.start('ssh', meta, { header });
     rec.marker('before the pty');
     rec.start({ width: 100, height: 40 });
-    expect(rec.rawChannel({ kind: 'raw' })).toBeUndefined();
     await rec.close('bye');
     const m = (await cat.get(rec.id))!;
     expect(m).toMatchObject({ format: 'asciicast', status: 'ended' });
     const lines = (await readFile(cat.dataPath(rec.id, 'asciicast'), 'utf8')).trim().split('\n');
     expect(JSON.parse(lines[0]!)).toMatchObject({ version: 2, width: 100, height: 40 });
     expect(lines.slice(1).map((l) => JSON.parse(l)[2])).toEqual(['before the pty', 'end: bye']);
+  });
+
+  it('a pty first, then channels without one: those go byte-exact into one side recording, sealed with the connection', async () => {
+    const cat = await catalog();
+    const rec = await cat.start('ssh', meta, { header });
+    rec.start({ width: 80, height: 24 });
+    const a = rec.rawChannel({ kind: 'raw', label: 'exec: cat /a' })!;
+    // Written before the side file exists: kept in order.
+    a.data('stdout', Buffer.from([0, 255, 1]));
+    a.data('stderr', Buffer.from('e'));
+    const b = rec.rawChannel({ kind: 'sftp' })!;
+    b.data('stdin', Buffer.from([9, 9]));
+    await new Promise((r) => setTimeout(r, 20));
+    a.data('stdout', Buffer.from([2]));
+    expect(rec.sideId).toBeDefined();
+    await rec.close('bye');
+    const side = (await cat.get(rec.sideId!))!;
+    expect(side).toMatchObject({ format: 'raw', status: 'ended', parent: rec.id });
+    const path = cat.dataPath(side.id, 'raw');
+    const bytes = async (s: 'stdout' | 'stderr' | 'stdin') => { const parts: Buffer[] = []; for await (const p of rawStreamBytes(path, s)) parts.push(p); return Buffer.concat(parts); };
+    expect([...await bytes('stdout')]).toEqual([0, 255, 1, 2]);
+    expect((await bytes('stderr')).toString()).toBe('e');
+    expect([...await bytes('stdin')]).toEqual([9, 9]);
+    const cast = await readFile(cat.dataPath(rec.id, 'asciicast'), 'utf8');
+    expect(cast).toContain(`exec: cat /a (no pty): recorded losslessly in recording ${side.id}`);
   });
 
   it('no pty first: the file becomes ID.raw, the catalog says raw, markers kept', async () => {
