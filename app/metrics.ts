@@ -138,11 +138,19 @@ export function createMetrics(deps: MetricsDeps): Metrics {
     if (!c) children.set(k, (c = bytes.labels({ protocol, direction })));
     return c;
   };
+  // Likewise per statement (once per SQL statement on the relay's hot path).
+  const actions = new Map<string, ReturnType<typeof statements.labels>>();
+  const statementCounter = (action: string) => {
+    const label = actionLabel(action);
+    let c = actions.get(label);
+    if (!c) actions.set(label, (c = statements.labels({ action: label })));
+    return c;
+  };
 
   return {
     registry,
     bytes: (protocol, direction, n) => byteCounter(protocol, direction).inc(n),
-    statement: (action) => statements.inc({ action: actionLabel(action) }),
+    statement: (action) => statementCounter(action).inc(),
     close() {
       deps.sessions.events.off('start', offStart);
       offAudit();

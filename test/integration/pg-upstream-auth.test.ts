@@ -131,3 +131,43 @@ describe('upstream login', () => {
     expect(audit.filter((a) => a.type === 'session.failed').length).toBeGreaterThanOrEqual(2);
   });
 });
+
+describe('upstream pool over TLS and SCRAM', () => {
+  it('reuses the TLS, SCRAM-authenticated connection, and never one opened with a secret since replaced', async () => {
+    const config = { ...cp.deps.config, postgres: { ...cp.deps.config.postgres, upstreamPool: { size: 2, idleTimeoutMs: 60_000 } } };
+    const pooled = await startPostgresBroker({ ...cp.deps, config }, { host: '127.0.0.1', port: 0 });
+    const pool = pooled.pool!;
+    await cp.grant('dana', 'req', 'pgw_scram');
+    const open = async () => {
+      const c = new pg.Client({ host: '127.0.0.1', port: pooled.port, user: 'pgw_scram', database: 'req', password: await cp.token('dana'), ssl: { rejectUnauthorized: false } });
+      await c.connect();
+      const r = (await c.query('select pg_backend_pid() as pid, (select ssl from pg_stat_ssl where pid = pg_backend_pid()) as ssl, current_user as u')).rows[0];
+      await c.end();
+      return r as { pid: number; ssl: boolean; u: string };
+    };
+    const idle = (n: number) => new Promise<void>((resolve, reject) => {
+      let tries = 0;
+      const check = () => (pool.idleCount === n ? resolve() : ++tries > 100 ? reject(new Error(`pool never had ${n} idle`)) : setTimeout(check, 100));
+      check();
+    });
+    try {
+      const first = await open();
+      expect(first).toMatchObject({ ssl: true, u: 'pgw_scram' });
+      await idle(1);
+      const again = await open();
+      expect(again).toEqual(first); // the same TLS backend, reset and reused
+      expect(pool.counts).toMatchObject({ logins: 1, reused: 1 });
+      await idle(1);
+      // The secret is rotated: the idle connection logged in with the old one is not handed out.
+      await sql("ALTER ROLE pgw_scram PASSWORD 's3cret-scram-2'");
+      await cp.setSecret('scram', 's3cret-scram-2');
+      const rotated = await open();
+      expect(rotated.pid).not.toBe(first.pid);
+      expect(pool.counts.logins).toBe(2);
+    } finally {
+      await sql("ALTER ROLE pgw_scram PASSWORD 's3cret-scram'");
+      await cp.setSecret('scram', 's3cret-scram');
+      await pooled.close();
+    }
+  });
+});
