@@ -149,10 +149,13 @@ export class AccessService implements AccessGate {
     return mayApprove(identity, this.capabilitiesOf(identity), req) === 'yes';
   }
 
-  private async decide(identity: Identity, id: string, approve: boolean, reason?: string): Promise<AccessRequest> {
+  private async decide(identity: Identity, id: string, approve: boolean, reason?: string, durationMs?: number): Promise<AccessRequest> {
     if (!ID.test(id)) throw new AccessError(404, 'no such request');
     const current = await this.deps.store.get<AccessRequest>(REQUESTS, id);
     if (!current) throw new AccessError(404, 'no such request');
+    if (durationMs !== undefined && (!Number.isFinite(durationMs) || durationMs <= 0)) throw new AccessError(400, 'duration must be positive');
+    if (durationMs !== undefined && durationMs > current.durationMs) throw new AccessError(400, `duration ${formatDuration(durationMs)} is longer than the ${formatDuration(current.durationMs)} asked; approve at most what was asked`);
+    const shorter = durationMs !== undefined && durationMs < current.durationMs ? durationMs : undefined;
     const refuse = async (status: 403 | 409, why: string) => {
       await this.deps.audit.append(auditBy(identity, approve ? 'approve.refused' : 'deny.refused', { request: id, why }));
       return new AccessError(status, why);
@@ -171,9 +174,9 @@ export class AccessService implements AccessGate {
       if (!cur) throw new AccessError(404, 'no such request');
       if (cur.status !== 'pending') throw new AccessError(409, `request is already ${cur.status}`);
       if (decidedAt - cur.createdAt > PENDING_MAX_MS) return { ...cur, status: 'expired' };
-      const next: AccessRequest = { ...cur, status: approve ? 'approved' : 'denied', decidedBy: identity.user, decidedAt, decisionReason: reason?.slice(0, 1000) };
+      const next: AccessRequest = { ...cur, status: approve ? 'approved' : 'denied', decidedBy: identity.user, decidedAt, decisionReason: reason?.slice(0, 1000), ...(approve && shorter ? { approvedDurationMs: shorter } : {}) };
       if (approve) {
-        grant = { id: this.newId('gr'), requestId: cur.id, subject: cur.subject, user: cur.user, ...(cur.email ? { email: cur.email } : {}), target: cur.target, login: cur.login, approvedBy: identity.user, startsAt: decidedAt, expiresAt: decidedAt + cur.durationMs, ...(cur.mfa ? { mfa: cur.mfa } : {}) };
+        grant = { id: this.newId('gr'), requestId: cur.id, subject: cur.subject, user: cur.user, ...(cur.email ? { email: cur.email } : {}), target: cur.target, login: cur.login, approvedBy: identity.user, startsAt: decidedAt, expiresAt: decidedAt + (shorter ?? cur.durationMs), ...(cur.mfa ? { mfa: cur.mfa } : {}) };
         next.grantId = grant.id;
       }
       return next;
@@ -182,7 +185,7 @@ export class AccessService implements AccessGate {
     if (grant) {
       await this.deps.store.set(GRANTS, grant.id, grant, { ttlMs: grant.expiresAt - this.now() });
       await this.grantIndex.add(grant);
-      await this.deps.audit.append(auditBy(identity, 'approve', { request: id, reason }));
+      await this.deps.audit.append(auditBy(identity, 'approve', { request: id, reason, ...(shorter ? { duration: formatDuration(shorter), asked: formatDuration(current.durationMs) } : {}) }));
       await this.deps.audit.append(auditBy(identity, 'grant', { grant: grant.id, request: id, user: grant.user, target: grant.target, login: grant.login, expires: new Date(grant.expiresAt).toISOString() }));
     } else {
       await this.deps.audit.append(auditBy(identity, 'deny', { request: id, reason }));
@@ -190,8 +193,9 @@ export class AccessService implements AccessGate {
     return updated;
   }
 
-  approve(identity: Identity, id: string, reason?: string): Promise<AccessRequest> {
-    return this.decide(identity, id, true, reason);
+  /** `durationMs`: grant less time than asked (never more); the grant expires that much after now. */
+  approve(identity: Identity, id: string, reason?: string, durationMs?: number): Promise<AccessRequest> {
+    return this.decide(identity, id, true, reason, durationMs);
   }
 
   deny(identity: Identity, id: string, reason: string): Promise<AccessRequest> {

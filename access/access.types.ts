@@ -14,6 +14,8 @@ export interface AccessRequest {
   target: string;
   login: string;
   durationMs: number;
+  /** Set when an approver granted less time than asked (`durationMs`). */
+  approvedDurationMs?: number;
   reason: string;
   status: RequestStatus;
   createdAt: number;

@@ -78,13 +78,21 @@ export const mayReadPolicies = (caps: Capabilities): boolean => caps.editPolicie
 /** See every active grant (approvers and auditors oversee them). */
 export const mayOversee = (caps: Capabilities): boolean => caps.audit || caps.approve;
 
-/** A capability an API route needs. */
+/** The approvers' inbox (pending items, their context, the decided history): approvers and auditors. */
+export const mayUseInbox = (caps: Capabilities): boolean => caps.approve || caps.audit;
+/**
+ * The requester's context beside a pending item (their grants, recent sessions, the session's
+ * recent commands): for whoever may decide it, and for auditors.
+ */
+export const mayViewContext = (identity: Pick<Identity, 'subject'>, caps: Capabilities, item: Decidable): boolean => mayAudit(caps) || mayApprove(identity, caps, item) === 'yes';
+
 /** Offboard a person: approvers and the security capability. */
 export const mayOffboard = (caps: Capabilities): boolean => caps.approve || caps.offboard;
 /** List privileged accounts on a target: auditors and the security capability. */
 export const mayDiscover = (caps: Capabilities): boolean => caps.audit || caps.offboard;
 
-export type Capability = 'audit' | 'editPolicies' | 'readPolicies' | 'offboard' | 'discover';
+/** A capability an API route needs. */
+export type Capability = 'audit' | 'editPolicies' | 'readPolicies' | 'offboard' | 'discover' | 'inbox';
 
 const NEEDS: Record<Capability, { test: (c: Capabilities) => boolean; message: string }> = {
   audit: { test: mayAudit, message: 'this needs a role with can_audit' },
@@ -92,6 +100,7 @@ const NEEDS: Record<Capability, { test: (c: Capabilities) => boolean; message: s
   offboard: { test: mayOffboard, message: 'offboarding needs a role with can_approve or can_offboard' },
   discover: { test: mayDiscover, message: 'discovery needs a role with can_audit or can_offboard' },
   readPolicies: { test: mayReadPolicies, message: 'this needs a role with can_edit_policies or can_audit' },
+  inbox: { test: mayUseInbox, message: 'the inbox needs a role with can_approve or can_audit' },
 };
 
 /** Undefined when `caps` grants `need`; otherwise the refusal to show (routes answer it with 403). */

@@ -28,6 +28,7 @@ export interface Hold {
   createdAt: number;
   expiresAt: number;
   decidedBy?: string;
+  decidedAt?: number;
   decisionReason?: string;
 }
 
@@ -99,7 +100,7 @@ export class HoldService {
   }
 
   private async expire(id: string): Promise<HoldStatus> {
-    const after = await this.deps.store.update<Hold>(NS, id, (cur) => (cur && cur.status === 'pending' ? { ...cur, status: 'expired' } : cur)).catch(() => undefined);
+    const after = await this.deps.store.update<Hold>(NS, id, (cur) => (cur && cur.status === 'pending' ? { ...cur, status: 'expired', decidedAt: this.now } : cur)).catch(() => undefined);
     return after?.status ?? 'expired';
   }
 
@@ -126,7 +127,7 @@ export class HoldService {
       if (!h) throw new AccessError(404, 'no such held command');
       if (h.status !== 'pending') throw new AccessError(409, `held command is already ${h.status}`);
       if (h.expiresAt <= this.now) throw new AccessError(409, 'held command timed out');
-      return { ...h, status: approve ? 'approved' : 'denied', decidedBy: identity.user, decisionReason: reason?.slice(0, 1000) };
+      return { ...h, status: approve ? 'approved' : 'denied', decidedBy: identity.user, decidedAt: this.now, decisionReason: reason?.slice(0, 1000) };
     });
     await this.deps.audit.append(auditBy(identity, approve ? 'policy.hold.approve' : 'policy.hold.deny', { hold: id, user: cur.user, target: cur.target, reason }));
     await this.deps.store.publish(DECIDED, { id });

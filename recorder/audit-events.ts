@@ -57,7 +57,8 @@ export type WitnessFailed = Ev<'evidence.witness_failed', { witness: string; err
 // ---- access: requests, grants, sessions ----
 export type RequestMade = Ev<'request', { request: string; target: string; login: string; duration: string; reason: string }>;
 export type RequestRefused = Ev<'request.refused', { target: string; login: string; why: string; detail?: string }>;
-export type Decision = Ev<'approve' | 'deny', { request: string; reason?: string }>;
+/** `duration`: what the approver granted when shorter than asked (`asked`). */
+export type Decision = Ev<'approve' | 'deny', { request: string; reason?: string; duration?: string; asked?: string }>;
 export type DecisionRefused = Ev<'approve.refused' | 'deny.refused', { request: string; why: string }>;
 export type GrantMade = Ev<'grant', { grant: string; request: string; user: string; target: string; login: string; expires: string }>;
 export type Revoke = Ev<'revoke', { grant: string; user: string; target: string; login: string; reason?: string }>;

@@ -26,8 +26,26 @@ const PAGES = {
   audit: { page: audit, label: 'Audit', cap: 'audit' },
 };
 
+/** The Inbox link's count of items this person may decide, refreshed on a timer and by the Inbox page. */
+const inboxCount = h('span', { class: 'count hidden', id: 'inbox-count', 'aria-label': 'pending' });
+let countTimer;
+function showCount(n) {
+  inboxCount.textContent = String(n);
+  inboxCount.classList.toggle('hidden', !(n > 0));
+}
+window.addEventListener('pam:inbox-count', (e) => showCount(e.detail));
+function pollCount() {
+  clearInterval(countTimer);
+  countTimer = undefined;
+  if (!me?.can.approve) return;
+  const once = () => { if (me) void get('/api/v1/inbox/count').then((r) => showCount(r.pending), () => undefined); };
+  once();
+  countTimer = setInterval(once, 10_000);
+}
+
 function renderNav() {
-  clear(nav, ...Object.entries(PAGES).filter(([, p]) => p.label && me.can[p.cap]).map(([k, p]) => h('a', { href: `#/${k}`, 'data-page': k }, p.label)));
+  clear(nav, ...Object.entries(PAGES).filter(([, p]) => p.label && me.can[p.cap]).map(([k, p]) => h('a', { href: `#/${k}`, 'data-page': k }, p.label, k === 'inbox' ? inboxCount : null)));
+  pollCount();
   clear(who, h('span', { class: 'user' }, me.user), ' ', h('span', { class: 'muted' }, `(${me.roles.join(', ') || 'no roles'})`), ' ',
     h('button', { type: 'button', class: 'link', onclick: signOut }, 'Sign out'));
 }
@@ -36,6 +54,7 @@ async function signOut() {
   const unsaved = leaveGuard?.();
   if (unsaved && !window.confirm(unsaved)) return;
   leaveGuard = undefined;
+  clearInterval(countTimer);
   await del('/api/v1/session').catch(() => undefined);
   me = undefined;
   setCsrf('');
@@ -130,6 +149,7 @@ function signedOut() {
   me = undefined;
   setCsrf('');
   leaveGuard = undefined;
+  clearInterval(countTimer);
   if (cleanup) {
     try { cleanup(); } catch { /* page already gone */ }
     cleanup = undefined;

@@ -35,7 +35,22 @@ export function accessRoutes(cp: HttpDeps): Route[] {
         return found;
       },
     },
-    { method: 'POST', path: '/api/v1/requests/:id/approve', handler: ({ identity, params, body }) => cp.access.approve(identity, params.id!, field(body, 'reason', { max: 1000 })) },
+    {
+      // `duration` (optional): approve less time than asked, e.g. "30m" for a 2h request.
+      method: 'POST', path: '/api/v1/requests/:id/approve',
+      handler: ({ identity, params, body }) => {
+        const duration = field(body, 'duration', { max: 32 });
+        let durationMs: number | undefined;
+        if (duration !== undefined) {
+          try {
+            durationMs = parseDuration(duration);
+          } catch (e) {
+            throw new HttpError(400, `"duration": ${(e as Error).message}`);
+          }
+        }
+        return cp.access.approve(identity, params.id!, field(body, 'reason', { max: 1000 }), durationMs);
+      },
+    },
     { method: 'POST', path: '/api/v1/requests/:id/deny', handler: ({ identity, params, body }) => cp.access.deny(identity, params.id!, field(body, 'reason', { required: true, max: 1000 })!) },
     { method: 'GET', path: '/api/v1/grants', handler: ({ identity }) => cp.access.listGrants(identity) },
     { method: 'POST', path: '/api/v1/grants/:id/revoke', handler: ({ identity, params, body }) => cp.access.revoke(identity, params.id!, field(body, 'reason', { max: 1000 })) },

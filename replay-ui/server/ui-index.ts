@@ -7,6 +7,7 @@ import { UiSessions } from './ui-session.js';
 import { staticRoutes } from './ui-static.js';
 import { uiRecordingRoutes } from './ui-recordings.js';
 import { uiPolicyRoutes } from './ui-policies.js';
+import { uiInboxRoutes } from './ui-inbox.js';
 import { liveUpgrade } from './ui-live.js';
 
 export interface ReplayUi {
@@ -21,7 +22,7 @@ export function replayUi(cp: HttpDeps): ReplayUi {
   const sessions = new UiSessions(cp);
   const live = liveUpgrade(cp, sessions);
   return {
-    routes: [...staticRoutes(), ...sessions.routes(), ...uiRecordingRoutes(cp), ...uiPolicyRoutes(cp)],
+    routes: [...staticRoutes(), ...sessions.routes(), ...uiRecordingRoutes(cp), ...uiPolicyRoutes(cp), ...uiInboxRoutes(cp)],
     authenticators: [sessions.authenticate],
     onUpgrade: (req, socket, head) => {
       try {
