@@ -2,6 +2,7 @@ import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { AuditEntry } from '../recorder/audit.types.js';
 import type { SessionRegistry } from '../access/live-sessions.js';
 import { recordingWriteBacklog } from '../recorder/recording-file.js';
+import { upstreamPoolTotals } from '../proxy/postgres/upstream-pool.js';
 import { actionLabel, outcomeLabel, protocolLabel, refusalLabel, targetLabel, tokenReasonLabel } from './metrics-labels.js';
 
 /** What the audit export reports per sink (recorder/audit-export). */
@@ -61,6 +62,21 @@ export function createMetrics(deps: MetricsDeps): Metrics {
     name: 'pam_review_holds_waiting', help: 'Commands and statements held by review rules, waiting for an approver', registers: r,
     async collect() {
       this.set(await deps.holdsWaiting().catch(() => Number.NaN));
+    },
+  });
+  new Gauge({
+    name: 'pam_postgres_upstream_pool_idle', help: 'Idle pre-authenticated target connections in the upstream pool (postgres.upstream_pool)', registers: r,
+    collect() {
+      this.set(upstreamPoolTotals().idle);
+    },
+  });
+  new Gauge({
+    name: 'pam_postgres_upstream_connections', help: 'Target connections since start: logins made, sessions served by a pooled connection, connections closed instead of pooled', labelNames: ['kind'], registers: r,
+    collect() {
+      const t = upstreamPoolTotals();
+      this.set({ kind: 'login' }, t.logins);
+      this.set({ kind: 'reused' }, t.reused);
+      this.set({ kind: 'closed' }, t.discarded);
     },
   });
   new Gauge({

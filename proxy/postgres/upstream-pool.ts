@@ -52,6 +52,21 @@ interface Idle {
 
 const RESET_SQL = 'DISCARD ALL';
 
+/** Every pool of this process (one per Postgres listener), for the metrics. */
+const pools = new Set<UpstreamPool>();
+
+/** Idle connections and counts summed over the process's pools (`/metrics`). */
+export function upstreamPoolTotals(): { idle: number; logins: number; reused: number; discarded: number } {
+  const t = { idle: 0, logins: 0, reused: 0, discarded: 0 };
+  for (const p of pools) {
+    t.idle += p.idleCount;
+    t.logins += p.counts.logins;
+    t.reused += p.counts.reused;
+    t.discarded += p.counts.discarded;
+  }
+  return t;
+}
+
 export class UpstreamPool {
   private readonly idle = new Map<string, Idle[]>();
   /** Connections per key now running their reset. */
@@ -60,7 +75,9 @@ export class UpstreamPool {
   /** Logins made and reuses served, for tests and metrics. */
   readonly counts = { logins: 0, reused: 0, returned: 0, discarded: 0 };
 
-  constructor(private readonly opts: PoolOptions) {}
+  constructor(private readonly opts: PoolOptions) {
+    pools.add(this);
+  }
 
   static keyOf(o: UpstreamOptions): string {
     const t = o.target;
@@ -220,6 +237,7 @@ export class UpstreamPool {
   /** Closes every idle connection; later releases close theirs. */
   close(): void {
     this.closed = true;
+    pools.delete(this);
     for (const list of this.idle.values()) {
       for (const e of list) {
         e.drop();

@@ -114,6 +114,9 @@ describe('pam serve operations endpoints', () => {
     expect(metricValue(after, 'pam_sessions_live', { protocol: 'ssh', target: 'web1' })).toBe(0);
     expect(metricValue(after, 'pam_store_up')).toBe(1);
     expect(metricValue(after, 'pam_review_holds_waiting')).toBe(0);
+    // The one Postgres session logged in upstream once; its connection then waits in the pool.
+    expect(moved('pam_postgres_upstream_connections', { kind: 'login' })).toBe(1);
+    await waitFor(async () => metricValue((await proxy.ops('/metrics')).body, 'pam_postgres_upstream_pool_idle') === 1 || undefined, 'the pooled connection');
     expect(metricValue(after, 'process_resident_memory_bytes')).toBeGreaterThan(0);
     expect(after).toMatch(/^nodejs_eventloop_lag_seconds \d/m);
     for (const s of ['pam_recording_write_backlog_bytes', 'pam_recording_write_lag_seconds', 'pam_recordings_open']) expect(after).toMatch(new RegExp(`^${s} \\d`, 'm'));
