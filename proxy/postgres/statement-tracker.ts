@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks';
-import { redactSqlSecrets } from '../../policies/sql-secrets.js';
+import { mentionsPassword, redactSqlSecrets } from '../../policies/sql-secrets.js';
 import { Parser } from 'pg-protocol/dist/parser.js';
 import type { BackendMessage, DatabaseError } from 'pg-protocol/dist/messages.js';
 import type { Verdict } from '../../policies/policy.types.js';
@@ -64,6 +64,8 @@ export class StatementTracker {
   private readonly queue: Pending[] = [];
   private head = 0;
   private readonly statements = new Map<string, string>();
+  /** Prepared statements whose text names PASSWORD: their Bind parameters are redacted (sql-secrets.ts). */
+  private readonly withPassword = new Set<string>();
   private readonly portals = new Map<string, Portal>();
   private readonly parser = new Parser();
   private copyIn: Copy | undefined;
@@ -151,6 +153,8 @@ export class StatementTracker {
         const v = this.decide(m.sql);
         const shown = redactSqlSecrets(m.sql);
         this.statements.set(m.name, shown);
+        if (mentionsPassword(m.sql)) this.withPassword.add(m.name);
+        else this.withPassword.delete(m.name);
         const p: Pending = { k: 'parse', start: now, sql: shown, statement: m.name, rows: 0 };
         if (v) p.verdict = v;
         this.push(p);
@@ -173,7 +177,7 @@ export class StatementTracker {
         this.portals.set(m.portal, {
           statement: m.statement,
           sql: this.statements.get(m.statement),
-          params: m.params.length ? formatParams(m.params, m.paramFormats, this.opts.redactParameters) : undefined,
+          params: m.params.length ? formatParams(m.params, m.paramFormats, this.opts.redactParameters || this.withPassword.has(m.statement)) : undefined,
         });
         this.push({ k: 'bind', start: now, rows: 0 });
         return undefined;

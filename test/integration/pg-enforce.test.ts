@@ -175,6 +175,31 @@ async function filesUnder(dir: string): Promise<string[]> {
   return out;
 }
 
+/** Every file under data_dir and every API answer an auditor can ask for: none holds a secret. */
+async function expectNowhere(secrets: string[]): Promise<void> {
+  await new Promise((r) => setTimeout(r, 300));
+  const hits: string[] = [];
+  for (const f of await filesUnder(cp.dataDir)) {
+    const bytes = await readFile(f);
+    for (const s of secrets) if (bytes.includes(s) || bytes.includes(Buffer.from(s, 'utf16le'))) hits.push(`${f}: ${s}`);
+  }
+  expect(hits).toEqual([]);
+  const http = await startHttpServer(cp.deps, { host: '127.0.0.1', port: 0 });
+  try {
+    const bearer = await cp.token('approver-bot', ['approvers']);
+    const get = async (path: string) => (await fetch(`http://127.0.0.1:${http.port}${path}`, { headers: { authorization: `Bearer ${bearer}` } })).text();
+    const answers = [await get('/api/v1/audit'), await get('/api/v1/holds'), await get('/api/v1/holds?status=all'), await get('/api/v1/recordings'), await get(`/api/v1/search?q=${APP}`)];
+    for (const m of await cp.deps.recordings.list()) {
+      answers.push(await get(`/api/v1/recordings/${m.id}/export?format=jsonl`));
+      answers.push(await get(`/api/v1/recordings/${m.id}/export?format=text`));
+    }
+    expect(answers.join('\n')).toContain('[redacted]');
+    for (const s of secrets) expect(answers.join('\n')).not.toContain(s);
+  } finally {
+    await http.close();
+  }
+}
+
 describe('secrets never rest in clear', () => {
   it('role passwords (CREATE, ALTER under review, extended protocol, a \\password-style verifier) are redacted everywhere', async () => {
     const secrets = [`Create-${process.pid}-s3cret`, `Alter-${process.pid}-s3cret`, `Ext-${process.pid}-s3cret`, `SCRAM-SHA-256$4096:${process.pid}Salt$Stored${process.pid}:Server${process.pid}`];
@@ -209,31 +234,36 @@ describe('secrets never rest in clear', () => {
     await c2.end();
     // The statements did run at the target: the role exists with a password.
     expect(await atTarget(`select rolpassword is not null from pg_authid where rolname = '${APP}'`)).toBe('t');
-    await new Promise((r) => setTimeout(r, 300));
-    const hits: string[] = [];
-    for (const f of await filesUnder(cp.dataDir)) {
-      const bytes = await readFile(f);
-      for (const s of secrets) if (bytes.includes(s) || bytes.includes(Buffer.from(s, 'utf16le'))) hits.push(`${f}: ${s}`);
-    }
-    expect(hits).toEqual([]);
     const recs = (await filesUnder(join(cp.dataDir, 'recordings'))).filter((f) => f.endsWith('.jsonl'));
     const all = (await Promise.all(recs.map((f) => readFile(f, 'utf8')))).join('\n');
     expect(all).toContain(`${APP} PASSWORD '[redacted]'`);
-    // Every API answer an auditor can ask for.
-    const http = await startHttpServer(cp.deps, { host: '127.0.0.1', port: 0 });
-    try {
-      const bearer = await cp.token('approver-bot', ['approvers']);
-      const get = async (path: string) => (await fetch(`http://127.0.0.1:${http.port}${path}`, { headers: { authorization: `Bearer ${bearer}` } })).text();
-      const answers = [await get('/api/v1/audit'), await get('/api/v1/holds'), await get('/api/v1/holds?status=all'), await get('/api/v1/recordings'), await get(`/api/v1/search?q=${APP}`)];
-      const metas = await cp.deps.recordings.list();
-      for (const m of metas) {
-        answers.push(await get(`/api/v1/recordings/${m.id}/export?format=jsonl`));
-        answers.push(await get(`/api/v1/recordings/${m.id}/export?format=text`));
-      }
-      expect(answers.join('\n')).toContain('[redacted]');
-      for (const s of secrets) expect(answers.join('\n')).not.toContain(s);
-    } finally {
-      await http.close();
-    }
+    await expectNowhere(secrets);
+  });
+
+  it('dynamic SQL: a password inside a DO body (format %L, a variable, doubled quotes), a function body or a Bind parameter is redacted everywhere', async () => {
+    const pid = process.pid;
+    const secrets = [`Do1-${pid}-s3cret`, `Do2-${pid}-s3cret`, `Do3-${pid}-s3cret`, `Fn-${pid}-s3cret`, `Bind-${pid}-s3cret`];
+    await admin('postgres', `DROP ROLE IF EXISTS ${APP}`);
+    await admin('postgres', `CREATE ROLE ${APP} LOGIN`);
+    const pw = async () => atTarget(`select coalesce(rolpassword, '') from pg_authid where rolname = '${APP}'`);
+    const c = client();
+    await c.connect();
+    const before = await pw();
+    await c.query(`DO $$ BEGIN EXECUTE format('ALTER ROLE ${APP} PASSWORD %L', '${secrets[0]}'); END $$`);
+    const after1 = await pw();
+    expect(after1).not.toBe(before);
+    await c.query(`DO $do$ DECLARE p text := '${secrets[1]}'; BEGIN EXECUTE 'ALTER ROLE ${APP} PASSWORD ' || quote_literal(p); END $do$ LANGUAGE plpgsql`);
+    const after2 = await pw();
+    expect(after2).not.toBe(after1);
+    await c.query(`DO LANGUAGE plpgsql $$ BEGIN EXECUTE 'ALTER ROLE ${APP} PASSWORD ''${secrets[2]}'''; END $$`);
+    const after3 = await pw();
+    expect(after3).not.toBe(after2);
+    await c.query(`CREATE OR REPLACE FUNCTION pge_setpw() RETURNS void LANGUAGE plpgsql AS $f$ BEGIN EXECUTE 'ALTER ROLE ${APP} PASSWORD ''${secrets[3]}'''; END $f$`);
+    await c.query('SELECT pge_setpw()');
+    expect(await pw()).not.toBe(after3);
+    const bound = await c.query({ text: `SELECT format('ALTER ROLE %I PASSWORD %L', $1::text, $2::text) AS q`, values: [APP, secrets[4]] });
+    expect(bound.rows[0].q).toContain(secrets[4]);
+    await c.end();
+    await expectNowhere(secrets);
   });
 });
