@@ -96,22 +96,34 @@ export function storeSecretStorage(store: Store): SecretStorage {
  */
 export function fileSecretStorage(dir: string): SecretStorage {
   const path = (name: string) => join(dir, `${name}.sealed`);
+  // The sealed (still encrypted) file as last read, by its inode, mtime and size: a session open
+  // costs one stat instead of reading the file; `pam secret set` replaces the file (a new inode).
+  const read = new Map<string, { ino: number; mtimeMs: number; size: number; text: string }>();
   return {
     async get(name) {
       try {
-        return JSON.parse(await readFile(path(name), 'utf8')) as Sealed;
+        const st = await stat(path(name));
+        const hit = read.get(name);
+        if (hit && hit.ino === st.ino && hit.mtimeMs === st.mtimeMs && hit.size === st.size) return JSON.parse(hit.text) as Sealed;
+        const text = await readFile(path(name), 'utf8');
+        const sealed = JSON.parse(text) as Sealed;
+        read.set(name, { ino: st.ino, mtimeMs: st.mtimeMs, size: st.size, text });
+        return sealed;
       } catch (err) {
+        read.delete(name);
         if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
         throw new VaultError(`secret file for "${name}" is unreadable`, { cause: err });
       }
     },
     async set(name, sealed) {
+      read.delete(name);
       await mkdir(dir, { recursive: true, mode: 0o700 });
       const tmp = `${path(name)}.${randomBytes(3).toString('hex')}.tmp`;
       await writeFile(tmp, JSON.stringify(sealed), { mode: 0o600 });
       await rename(tmp, path(name));
     },
     async delete(name) {
+      read.delete(name);
       try {
         await unlink(path(name));
         return true;

@@ -18,6 +18,7 @@ import type { Authorized } from '../../access/access.types.js';
 import type { AuditEvent } from '../../recorder/audit.types.js';
 import { AccessService } from '../../access/access-service.js';
 import { GrantIndex } from '../../access/grant-index.js';
+import { fileSecretStorage, loadMasterKey, StoreVault } from '../../access/vault.js';
 import type { Grant } from '../../access/access.types.js';
 import type { Store } from '../../access/store.types.js';
 import type { Target } from '../../config/config.types.js';
@@ -157,5 +158,21 @@ describe('grant look-up by subject', () => {
     await expect(access.authorize(who('user9'), 'db', 'app', 'postgres')).rejects.toMatchObject({ code: 'no-grant' });
     await audit.close();
     await store.close();
+  });
+});
+
+describe('vault files read once per change', () => {
+  it('a secret replaced by another process (pam secret set) is seen at the next reveal', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'pam-vf-'));
+    const key = await loadMasterKey(dir);
+    const proxy = new StoreVault(fileSecretStorage(join(dir, 'vault')), key);
+    const cli = new StoreVault(fileSecretStorage(join(dir, 'vault')), key); // another process's view
+    await cli.set('db', Buffer.from('one'));
+    expect((await proxy.reveal('db')).toString()).toBe('one');
+    expect((await proxy.reveal('db')).toString()).toBe('one'); // from the remembered file
+    await cli.set('db', Buffer.from('two'));
+    expect((await proxy.reveal('db')).toString()).toBe('two');
+    await cli.remove('db');
+    await expect(proxy.reveal('db')).rejects.toThrow(/not in the vault/);
   });
 });
