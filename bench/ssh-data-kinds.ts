@@ -9,7 +9,10 @@
  * (GNU time around ssh) plus sshd (the listener's cutime + cstime, which collects each
  * connection's sshd and the command it ran on the target when they exit).
  *
- *   node bin/run-ts.js bench/ssh-data-kinds.ts [--mb 100] [--runs 3] [--kinds text,zeros,random,rsync,tar,scp]
+ *   node bin/run-ts.js bench/ssh-data-kinds.ts [--mb 100] [--runs 3] [--kinds text,zeros,random,rsync,tar,scp] [--cpu-prof DIR] [--proxy-only]
+ *
+ * --cpu-prof DIR: the pam process runs with `node --cpu-prof` and writes its profile to DIR at exit
+ * (profiling aid: the figures of such a run are not comparable). --proxy-only skips the direct runs.
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { chmod, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -27,7 +30,9 @@ const RUNS = Number(arg('runs', '3'));
 const KINDS = arg('kinds', 'text,zeros,random,rsync,tar,scp').split(',');
 const TICK = Number(execFileSync('getconf', ['CLK_TCK']).toString()) || 100;
 
-const { sshd, pam, token } = await startServeBench();
+const PROF = arg('cpu-prof', '');
+const PROXY_ONLY = process.argv.includes('--proxy-only');
+const { sshd, pam, token } = await startServeBench(PROF ? { nodeArgs: ['--cpu-prof', '--cpu-prof-dir', PROF] } : {});
 
 const work = join(sshd.dir, 'bench');
 await mkdir(join(work, 'tree'), { recursive: true });
@@ -104,11 +109,16 @@ for (const kind of KINDS) {
   const dCpu: number[] = [];
   const pCpu: number[] = [];
   for (let i = 0; i < RUNS; i++) {
-    const s0 = await sshCpu();
-    const sd0 = await procTimes(sshdPid, true);
-    d.push(await run(commands[kind]!(direct)));
-    await new Promise((r) => setTimeout(r, 200)); // the connection's sshd exits and is reaped
-    dCpu.push(((await sshCpu()) - s0 + (await procTimes(sshdPid, true)) - sd0) / mib);
+    if (!PROXY_ONLY) {
+      const s0 = await sshCpu();
+      const sd0 = await procTimes(sshdPid, true);
+      d.push(await run(commands[kind]!(direct)));
+      await new Promise((r) => setTimeout(r, 200)); // the connection's sshd exits and is reaped
+      dCpu.push(((await sshCpu()) - s0 + (await procTimes(sshdPid, true)) - sd0) / mib);
+    } else {
+      d.push(NaN);
+      dCpu.push(NaN);
+    }
 
     const before = await sealed();
     const b0 = await procTimes(pam.proc.pid!);

@@ -6,10 +6,11 @@ import { PROCESS_ROLES, startPamProcess } from '../test/helpers/pam-process.js';
  * target `bench` (login root, key set with `pam secret set`) on a real sshd, and a granted
  * token (`pam request` + `pam approve`). What the shipped-process SSH benches start from.
  */
-export async function startServeBench() {
+export async function startServeBench(opts: { nodeArgs?: string[] } = {}) {
   const sshd = await startSshd();
   const pam = await startPamProcess({
     roles: PROCESS_ROLES,
+    ...(opts.nodeArgs ? { nodeArgs: opts.nodeArgs } : {}),
     extra: `targets:
   - name: bench
     protocol: ssh
