@@ -41,6 +41,9 @@ export interface StatementRow {
   verdict?: { action: string; rule?: string; message?: string };
   params: number;
   copy?: unknown;
+  /** `notice` and `error` rows: what the proxy itself told the client (NOTICE, FATAL), in `message`. */
+  severity?: string;
+  message?: string;
 }
 
 export interface StatementRows {
@@ -59,6 +62,13 @@ export function statementRows(path: string, cache: ReaderCacheLike = NO_CACHE): 
     for await (const { n, event: e } of queryLogEvents(path)) {
       const ms = Date.parse(String(e.t));
       if (start === undefined && Number.isFinite(ms)) { start = ms; startIso = String(e.t); }
+      if ((e.type === 'notice' || e.type === 'error') && e.from === 'proxy') {
+        rows.push({
+          n, t: String(e.t), offset: start !== undefined && Number.isFinite(ms) ? (ms - start) / 1000 : 0, type: String(e.type), sql: null, params: 0,
+          severity: String(e.severity ?? ''), message: String(e.message ?? '').slice(0, 20_000), ...(typeof e.sqlstate === 'string' ? { sqlstate: e.sqlstate } : {}),
+        });
+        continue;
+      }
       if (e.type !== 'statement' && e.type !== 'alert') continue;
       if (e.verdict?.action === 'deny') denials++;
       rows.push({

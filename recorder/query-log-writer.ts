@@ -11,6 +11,9 @@ const BATCH_MS = 25;
  * - `start`: user, subject, login, target, database, client (address), grant
  * - `statement`: sql, protocol (simple|extended), statement/portal names, params, duration_ms,
  *   tag, rows, or error {sqlstate, message}; copy {direction, bytes}; verdict when a policy spoke
+ * - `notice`, `error` (`from: "proxy"`): what the proxy itself told the client, a NoticeResponse
+ *   (hold waiting, approved, shutdown warning) or the FATAL that ended the session: severity,
+ *   sqlstate, message
  * - `end`: reason
  *
  * Close seals the file: its SHA-256 goes to `onClosed`, which RecordingCatalog.start points at

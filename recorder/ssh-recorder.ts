@@ -16,7 +16,7 @@ export interface TerminalSink {
 /** One channel of a raw recording: bytes per direction, exactly as carried. */
 export interface RawChannel {
   readonly channel: number;
-  data(stream: RawStream, chunk: Buffer): void;
+  data(stream: RawStream, chunk: Buffer, at?: number): void;
   transfer(record: Record<string, unknown>): void;
 }
 
@@ -112,10 +112,10 @@ export class SshRecorder {
     else this.pending.push({ at: Date.now(), kind: 'resize', cols, rows });
   }
 
-  marker(label: string): void {
-    if (this.cast) this.cast.marker(label);
-    else if (this.raw) this.raw.marker(label);
-    else this.pending.push({ at: Date.now(), kind: 'marker', label });
+  marker(label: string, at?: number): void {
+    if (this.cast) this.cast.marker(label, at);
+    else if (this.raw) this.raw.marker(label, at);
+    else this.pending.push({ at: at ?? Date.now(), kind: 'marker', label });
   }
 
   /** The sink for a pty channel's tap. */
@@ -126,7 +126,7 @@ export class SshRecorder {
     const enc = (d: Buffer | string) => (typeof d === 'string' ? Buffer.from(d, 'utf8') : d);
     return {
       outputUtf8: (chunk) => raw.data(ch, 'stdout', chunk),
-      output: (d) => raw.data(ch, 'stdout', enc(d)),
+      output: (d, at) => raw.data(ch, 'stdout', enc(d), at),
       input: (d, at) => raw.data(ch, 'stdin', enc(d), at),
       outputBytes: (chunk) => raw.data(ch, 'stdout', chunk),
     };
@@ -140,7 +140,7 @@ export class SshRecorder {
     const channel = raw.channel(info);
     return {
       channel,
-      data: (stream, chunk) => raw.data(channel, stream, chunk),
+      data: (stream, chunk, at) => raw.data(channel, stream, chunk, at),
       transfer: (record) => raw.transfer({ channel, ...record }),
     };
   }

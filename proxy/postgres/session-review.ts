@@ -15,6 +15,8 @@ export interface NoticeIo {
   /** True at a message boundary of what the client has received from the server. */
   atBoundary(): boolean;
   closed(): boolean;
+  /** Each notice as it is sent (the query log keeps it). */
+  recorded?(text: string): void;
 }
 
 /** NoticeResponses for the client, written at once at a boundary, else queued until the next one. */
@@ -29,6 +31,7 @@ export class ClientNotices {
 
   send(text: string): void {
     if (this.io.closed()) return;
+    this.io.recorded?.(text);
     const n = msg.noticeResponse('00000', text);
     if (this.io.atBoundary()) this.io.client().write(n);
     else this.queued.push(n);

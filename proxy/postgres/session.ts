@@ -67,7 +67,11 @@ export class PostgresSession {
   /** Holds upstream traffic while a `review` verdict waits (session-review.ts). */
   private review: SessionReview | undefined;
   /** Notices for the client, at a message boundary of the relayed server stream. */
-  private readonly notices = new ClientNotices({ client: () => this.sock, atBoundary: () => this.backend.atBoundary, closed: () => this.isClosed() });
+  private readonly notices = new ClientNotices({
+    client: () => this.sock, atBoundary: () => this.backend.atBoundary, closed: () => this.isClosed(),
+    // What the proxy tells the client is a line of the query log too.
+    recorded: (text) => this.live?.recording.event({ type: 'notice', from: 'proxy', severity: 'NOTICE', message: text }),
+  });
 
   constructor(socket: Socket, private readonly ctx: SessionContext) {
     this.sock = socket;
@@ -359,6 +363,8 @@ export class PostgresSession {
       return;
     }
     const wasRelaying = this.step === 'relay';
+    // The FATAL the user is told goes into the query log before its end line.
+    if (fatal) this.live?.recording.event({ type: 'error', from: 'proxy', severity: 'FATAL', sqlstate: fatal.sqlstate, message: fatal.message });
     this.step = 'closed';
     this.ctx.login?.done();
     this.gone.abort();

@@ -13,6 +13,7 @@ import type { ScreenChange } from './line-tracker.js';
 import { SftpAudit } from './sftp-audit.js';
 import { StdinGate } from './stdin-gate.js';
 import { corkUntilTick } from './socket-cork.js';
+import { tellUser } from './user-notice.js';
 
 type ServerChannel = ssh2.ServerChannel;
 type ClientChannel = ssh2.ClientChannel;
@@ -43,10 +44,12 @@ export class ChannelRelay implements Terminable {
     private readonly up: ClientChannel,
     private readonly mode: RelayMode,
     pty?: PtyInfo,
+    /** The channel's tap if one was opened before the upstream channel (a notice during the exec's policy step). */
+    tap?: Tap,
   ) {
     this.untrack = ctx.track(this);
     const rec = ctx.recording;
-    this.tap = openTap(rec, mode, { stdinJudged: mode.kind === 'raw' && mode.gate && !!ctx.onEnter });
+    this.tap = tap ?? openTap(rec, mode, { stdinJudged: mode.kind === 'raw' && mode.gate && !!ctx.onEnter });
     if (mode.kind === 'transfer' && mode.scp) {
       const { direction, path, dir } = mode.scp;
       this.scp = new ScpTransfer(direction, path, (f, digest) => recordTransfer(rec, this.tap, { ...f, via: 'scp' }, digest), (why) => rec.marker(why), ctx.transferContent, dir || path.endsWith('/'));
@@ -68,7 +71,7 @@ export class ChannelRelay implements Terminable {
       };
       this.gate = new EnterGate(ctx.onEnter, trackedLine({ cols: pty?.cols || 80, rows: pty?.rows || 24 }, onScreen), {
         toTarget: (d) => this.writeUp(d),
-        toClient: (t) => this.client.write(t),
+        toClient: (t) => tellUser(rec, this.tap, this.client, t, 'stdout'),
         pauseClient: () => this.client.pause(),
         resumeClient: () => this.client.resume(),
         // Recorded as the target gets it: held type-ahead is compared with its echo, not masked for coming early.
@@ -90,7 +93,7 @@ export class ChannelRelay implements Terminable {
       if (ctx.onEnter) {
         this.stdinGate = new StdinGate(ctx.onEnter, {
           toTarget: (d) => this.writeUp(d),
-          toClient: (t) => this.client.stderr.write(t),
+          toClient: (t) => tellUser(rec, this.tap, this.client.stderr, t, 'stderr'),
           pauseClient: () => this.client.pause(),
           resumeClient: () => this.client.resume(),
           onVerdict: (line, v) => {
@@ -180,17 +183,13 @@ export class ChannelRelay implements Terminable {
 
   notice(message: string): void {
     if (this.finished || !this.client.stderr) return;
-    try {
-      this.client.stderr.write(`\r\n[pam] ${message}\r\n`);
-    } catch { /* channel already gone */ }
+    tellUser(this.ctx.recording, this.tap, this.client.stderr, `\r\n[pam] ${message}\r\n`, 'stderr');
   }
 
   /** Ends the channel from the proxy's side (kill, revocation, expiry) with a line for the user. */
   terminate(reason: string): void {
     if (this.finished) return;
-    try {
-      this.client.stderr.write(`\r\n[pam] session ended: ${reason}\r\n`);
-    } catch { /* channel already gone */ }
+    tellUser(this.ctx.recording, this.tap, this.client.stderr, `\r\n[pam] session ended: ${reason}\r\n`, 'stderr');
     this.up.close();
     void this.finish();
   }

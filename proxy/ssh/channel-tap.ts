@@ -73,6 +73,11 @@ export class ChannelTap {
     this.settle();
   }
 
+  /** The proxy's own text to the user: recorded as output, never compared with held keystrokes. */
+  notice(text: string, at: number): void {
+    this.rec.output(text, at);
+  }
+
   input(chunk: Buffer): void {
     const text = this.inDec.decode(chunk, { stream: true });
     if (!text) return;

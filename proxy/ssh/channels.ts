@@ -4,6 +4,7 @@ import { ChannelRelay } from './channel-relay.js';
 import type { ChannelContext, ForwardOptions, RelayMode } from './channels.types.js';
 import { checkChannel, judgeChannel } from './channel-rules.js';
 import { plainScp, scpEnds, scpPathForms } from './scp-command.js';
+import { lazyTap, tellUser, type LazyTap } from './user-notice.js';
 
 export type { ChannelContext, Terminable } from './channels.types.js';
 export { ChannelRelay } from './channel-relay.js';
@@ -83,26 +84,27 @@ export function handleSessionChannel(ctx: ChannelContext, session: Session): voi
     const ch = accept();
     if (!ch) return;
     ch.pause();
-    openOn(ch, kind, start, mode);
+    openOn(ch, kind, start, mode, lazyTap(ctx, mode));
   };
   const openOn = (
     ch: ServerChannel,
     kind: 'shell' | 'exec' | 'subsystem',
     start: (cb: (err: Error | undefined, up: ClientChannel) => void) => void,
     mode: RelayMode,
+    tap: LazyTap,
   ) => {
     let ended = false;
     const untrack = ctx.track({
       terminate: (reason) => {
         ended = true;
-        ch.stderr.write(`\r\n[pam] session ended: ${reason}\r\n`);
+        tellUser(ctx.recording, tap.get(), ch.stderr, `\r\n[pam] session ended: ${reason}\r\n`, 'stderr');
         ch.end();
       },
     });
     const failed = (err: Error) => {
       untrack();
       ctx.recording.marker(`${kind} failed at target: ${err.message}`);
-      ch.stderr.write(`[pam] ${kind} failed at the target: ${err.message}\r\n`);
+      tellUser(ctx.recording, tap.get(), ch.stderr, `[pam] ${kind} failed at the target: ${err.message}\r\n`, 'stderr');
       ch.exit(255);
       ch.end();
     };
@@ -111,7 +113,7 @@ export function handleSessionChannel(ctx: ChannelContext, session: Session): voi
         if (err) return failed(err);
         untrack();
         if (ended) return up.close();
-        relay = new ChannelRelay(ctx, ch, up, mode, pty);
+        relay = new ChannelRelay(ctx, ch, up, mode, pty, tap.opened);
       });
     } catch (err) {
       failed(err as Error);
@@ -133,15 +135,17 @@ export function handleSessionChannel(ctx: ChannelContext, session: Session): voi
     if (!ch) return;
     ch.pause();
     ctx.recording.marker(`exec: ${command}`);
-    void handleExec(ctx, ch, command).then((allowed) => {
+    const scp = plainScp(command);
+    // A pty exec (`ssh -t host bash`) is an interactive shell too: its lines are gated.
+    // Without a pty, a shell reading commands from stdin (`ssh host bash`) has its stdin judged by line.
+    const mode: RelayMode = scp ? { kind: 'transfer', label: `scp ${scp.direction} ${scp.path}`, scp } : pty ? { kind: 'terminal', gate: true } : { kind: 'raw', gate: readsCommandsFromStdin(command), exec: command };
+    // The tap opens with the first notice (a hold, a denial) or with the relay, whichever comes first.
+    const tap = lazyTap(ctx, mode);
+    void handleExec(ctx, ch, command, tap).then((allowed) => {
       if (!allowed) return;
-      const scp = plainScp(command);
-      // A pty exec (`ssh -t host bash`) is an interactive shell too: its lines are gated.
-      // Without a pty, a shell reading commands from stdin (`ssh host bash`) has its stdin judged by line.
-      const mode: RelayMode = scp ? { kind: 'transfer', label: `scp ${scp.direction} ${scp.path}`, scp } : pty ? { kind: 'terminal', gate: true } : { kind: 'raw', gate: readsCommandsFromStdin(command), exec: command };
       if (!scp && !pty && mode.kind === 'raw' && mode.gate && ctx.onEnter) ctx.recording.marker('stdin of a shell: judged line by line');
       const exec = (f: ForwardOptions) => (cb: (err: Error | undefined, up: ClientChannel) => void) => ctx.upstream.exec(command, { env, ...(pty ? { pty: ptyOpts(pty) } : {}), ...f } as ssh2.ExecOptions, cb);
-      openOn(ch, 'exec', (cb) => (ctx.forwards ? ctx.forwards.start(fwd, exec, cb) : exec({})(cb)), mode);
+      openOn(ch, 'exec', (cb) => (ctx.forwards ? ctx.forwards.start(fwd, exec, cb) : exec({})(cb)), mode, tap);
     });
   });
 
@@ -170,7 +174,7 @@ export function handleSessionChannel(ctx: ChannelContext, session: Session): voi
  * a plain scp), then the scp channel. A review keeps the client waiting, told on stderr; closing
  * the channel cancels it. Denied: exit status 126 and the reason on stderr.
  */
-async function handleExec(ctx: ChannelContext, ch: ServerChannel, command: string): Promise<boolean> {
+async function handleExec(ctx: ChannelContext, ch: ServerChannel, command: string, tap: LazyTap): Promise<boolean> {
   const plain = plainScp(command);
   let denied: { message: string; rule?: string } | undefined;
   if (ctx.commands && !plain) {
@@ -178,7 +182,7 @@ async function handleExec(ctx: ChannelContext, ch: ServerChannel, command: strin
     const onClose = () => cancel.abort();
     ch.once('close', onClose);
     try {
-      const d = await ctx.commands.decide(command, { via: 'exec', signal: cancel.signal, notify: (t) => ch.stderr.write(t.replace(/^\r\n/, '')) });
+      const d = await ctx.commands.decide(command, { via: 'exec', signal: cancel.signal, notify: (t) => tellUser(ctx.recording, tap.get(), ch.stderr, t.replace(/^\r\n/, ''), 'stderr') });
       if (d.action === 'deny') denied = { message: d.message, rule: d.rule };
       else if (d.allowedBy) ctx.recording.marker(`allowed (${d.allowedBy}): ${command}`);
     } catch (err) {
@@ -196,7 +200,7 @@ async function handleExec(ctx: ChannelContext, ch: ServerChannel, command: strin
   ctx.audit({ type: denied ? 'ssh.exec.denied' : 'ssh.exec', command, ...(denied ? { why: denied.message, rule: denied.rule } : {}) });
   if (!denied) return true;
   ctx.recording.marker(`denied: ${command}: ${denied.message}${denied.rule ? ` (rule ${denied.rule})` : ''}`);
-  ch.stderr.write(`[pam] denied: ${denied.message}\r\n`);
+  tellUser(ctx.recording, tap.get(), ch.stderr, `[pam] denied: ${denied.message}\r\n`, 'stderr');
   ch.exit(126);
   ch.end();
   return false;

@@ -11,6 +11,11 @@ export interface Tap {
   stderr(chunk: Buffer): void;
   input(chunk: Buffer): void;
   flush(): void;
+  /**
+   * A line the proxy itself showed the user (user-notice.ts): recorded as output of the stream
+   * it went to, at `at`, without being taken for the target's echo.
+   */
+  notice(text: string, stream: 'stdout' | 'stderr', at: number): void;
   /** A file moved on this channel (raw recordings keep it as a TRANSFER frame). */
   transfer?(record: TransferRecord): void;
 }
@@ -52,6 +57,10 @@ export class RawTap implements Tap {
 
   flush(): void {}
 
+  notice(text: string, stream: 'stdout' | 'stderr', at: number): void {
+    this.ch.data(stream, Buffer.from(text, 'utf8'), at);
+  }
+
   transfer(record: TransferRecord): void {
     this.ch.transfer({ ...record });
   }
@@ -71,6 +80,9 @@ class TerminalTap implements Tap {
   }
   flush(): void {
     this.tap.flush();
+  }
+  notice(text: string, _stream: 'stdout' | 'stderr', at: number): void {
+    this.tap.notice(text, at);
   }
 }
 

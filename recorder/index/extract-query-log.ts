@@ -25,6 +25,12 @@ export class QueryLogExtractor {
     const ms = Date.parse(String(e.t));
     if (!Number.isFinite(ms)) return;
     this.startMs ??= ms;
+    if ((e.type === 'notice' || e.type === 'error') && e.from === 'proxy' && typeof e.message === 'string') {
+      // What the proxy told the client: searchable as a marker, as in an SSH recording.
+      this.key++;
+      out.push({ op: 'doc', key: this.key, kind: 'marker', t: (ms - this.startMs) / 1000, ts: ms, text: `[pam] ${String(e.severity ?? '')}: ${e.message}`.slice(0, MAX_TEXT) });
+      return;
+    }
     if (e.type !== 'statement' && e.type !== 'alert') return;
     this.key++;
     if (typeof e.sql !== 'string') return;

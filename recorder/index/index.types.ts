@@ -43,6 +43,8 @@ export interface ExtractSummary {
 export interface IndexedSession extends RecordingMeta {
   denials: number;
   commands: number;
+  /** The first exec request of an SSH session (`ssh host CMD`), in the sessions list only. */
+  exec?: string;
 }
 
 export interface SearchFilters {

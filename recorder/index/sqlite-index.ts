@@ -215,10 +215,10 @@ export class SqliteIndexStore implements IndexStore {
   }
 }
 
-interface SessionRow { id: string; start_ms: number; meta: string; denials: number; commands: number }
+interface SessionRow { id: string; start_ms: number; meta: string; denials: number; commands: number; exec?: string | null }
 
 function toSession(r: SessionRow): IndexedSession {
-  return { ...(JSON.parse(r.meta) as RecordingMeta), denials: r.denials, commands: r.commands };
+  return { ...(JSON.parse(r.meta) as RecordingMeta), denials: r.denials, commands: r.commands, ...(r.exec ? { exec: r.exec } : {}) };
 }
 
 interface HitRow {

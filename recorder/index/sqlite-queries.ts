@@ -104,7 +104,9 @@ export function sessionsSql(q: SessionQuery): { sql: string; params: Record<stri
     params.to = q.toMs;
   }
   if (q.onlyDenials) where.push('denials > 0');
-  const sql = `SELECT id, start_ms, meta, denials, commands FROM sessions ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+  // The first exec request of an SSH session (its command column), from the docs_key index.
+  const exec = `(SELECT c.text FROM docs d JOIN commands c ON c.rowid = d.rowid WHERE d.recording = sessions.id AND c.via = 'exec' ORDER BY d.key LIMIT 1) AS exec`;
+  const sql = `SELECT id, start_ms, meta, denials, commands, ${exec} FROM sessions ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
     ORDER BY start_ms DESC, id DESC LIMIT @limit`;
   return { sql, params };
 }

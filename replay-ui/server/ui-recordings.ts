@@ -26,6 +26,16 @@ export function uiRecordingRoutes(cp: HttpDeps): Route[] {
     return m;
   };
   const path = (m: RecordingMeta) => cp.recordings.dataPath(m.id, m.format);
+  /** A live recording's size so far: its data file as written (the entry's `bytes` is set at the seal). */
+  const liveBytes = async (m: RecordingMeta): Promise<number> => {
+    // An SSH file is renamed ID.cast → ID.raw when it turns raw, maybe after the entry was read.
+    for (const f of m.protocol === 'ssh' ? [m.format, m.format === 'raw' ? 'asciicast' : 'raw'] as const : [m.format]) {
+      try {
+        return (await stat(cp.recordings.dataPath(m.id, f))).size;
+      } catch { /* not under this name */ }
+    }
+    return m.bytes;
+  };
   /** Indexes and statement rows of recently opened recordings, rebuilt when a file changes. */
   const cache = new ReaderCache();
   const opened = new Map<string, number>();
@@ -55,7 +65,7 @@ export function uiRecordingRoutes(cp: HttpDeps): Route[] {
         }
         const live = new Map(cp.sessions.list().map((s) => [s.recordingId, s]));
         return {
-          sessions: page.sessions.map((m) => ({ ...m, liveSession: live.get(m.id)?.id ?? null })),
+          sessions: await Promise.all(page.sessions.map(async (m) => ({ ...m, ...(m.status === 'live' ? { bytes: await liveBytes(m) } : {}), liveSession: live.get(m.id)?.id ?? null }))),
           next_cursor: page.next ?? null,
           index: index.status(),
         };

@@ -2,6 +2,7 @@ import { h, clear, notice, fmtTime, fmtOffset, fmtBytes } from '../dom.js';
 import { get } from '../api.js';
 import { byteView } from './byte-view.js';
 import { toPlayer, toRecording } from '../idle-map.js';
+import { highlightLines, marked, matcher } from '../highlight.js';
 
 const LARGE_BYTES = 4 * 1024 * 1024;
 const WINDOW_SECONDS = 600;
@@ -25,6 +26,9 @@ function header(meta, liveSession) {
 
 function sshReplay(main, data, query) {
   const { meta, index } = data;
+  // `?q=` (a search hit's link): its matches are highlighted in the panels and on the screen.
+  const q = query.get('q') ?? '';
+  const re = matcher(q);
   const holder = h('div', { id: 'player', class: 'player' });
   const speed = h('select', { id: 'speed', title: 'speed' }, ...[0.5, 1, 2, 4, 8].map((s) => h('option', { value: String(s), selected: s === 1 }, `${s}×`)));
   const idle = h('select', { id: 'idle', title: 'idle time limit' }, h('option', { value: '' }, 'no idle limit'), ...[0.5, 1, 2, 5].map((s) => h('option', { value: String(s), selected: s === 2 }, `skip idle > ${s}s`)));
@@ -96,10 +100,16 @@ function sshReplay(main, data, query) {
   keys.addEventListener('change', () => typedPanel.classList.toggle('hidden', !keys.checked));
 
   for (const [i, m] of index.markers.entries()) {
-    const deny = /^(denied|refused)\b/.test(m.label);
-    markerList.append(h('li', { class: deny ? 'deny' : '' }, h('button', { type: 'button', class: 'link marker', 'data-t': String(m.t), 'data-i': String(i), onclick: () => void seek(m.t) }, fmtOffset(m.t)), ' ', h('span', {}, m.label)));
+    const deny = /^(\[pam\] )?(denied|refused)\b/.test(m.label);
+    // `[pam] …`: a line the proxy itself showed the user (proxy/ssh/user-notice.ts).
+    const said = m.label.startsWith('[pam] ');
+    const hit = re && new RegExp(re.source, 'iu').test(m.label);
+    markerList.append(h('li', { class: [deny ? 'deny' : '', said ? 'proxy-said' : '', hit ? 'match' : ''].join(' ').trim() }, h('button', { type: 'button', class: 'link marker', 'data-t': String(m.t), 'data-i': String(i), onclick: () => void seek(m.t) }, fmtOffset(m.t)), ' ', h('span', {}, ...marked(m.label, re))));
   }
-  for (const k of index.typed) typedList.append(h('li', {}, h('button', { type: 'button', class: 'link typed-line', 'data-t': String(k.t), onclick: () => void seek(k.t) }, fmtOffset(k.t)), ' ', h('code', {}, k.line)));
+  for (const k of index.typed) {
+    const hit = re && new RegExp(re.source, 'iu').test(k.line);
+    typedList.append(h('li', { class: hit ? 'match' : '' }, h('button', { type: 'button', class: 'link typed-line', 'data-t': String(k.t), onclick: () => void seek(k.t) }, fmtOffset(k.t)), ' ', h('code', {}, ...marked(k.line, re))));
+  }
   // The marker and typed line at or before the moment shown are highlighted while it plays.
   const highlight = (list, items, now) => {
     let cur = -1;
@@ -110,6 +120,7 @@ function sshReplay(main, data, query) {
     holder.dataset.now = now.toFixed(3);
     highlight(markerList, index.markers, now);
     highlight(typedList, index.typed, now);
+    if (re) holder.dataset.matches = String(highlightLines(holder, re));
   }), 300);
   const typedPanel = h('section', { class: 'panel', id: 'typed-panel' }, h('h2', {}, 'Keystrokes (typed lines)'), index.typed.length ? typedList : h('p', { class: 'muted' }, 'No typed input recorded.'));
 
@@ -117,7 +128,8 @@ function sshReplay(main, data, query) {
     h('div', { class: 'controls' }, speed, idle, h('label', { for: 'keys-toggle' }, keys, ' keystroke track'),
       h('button', { type: 'button', id: 'prev-marker', onclick: () => void stepMarker(-1) }, '◀ marker'),
       h('button', { type: 'button', id: 'next-marker', onclick: () => void stepMarker(1) }, 'marker ▶'),
-      h('span', { class: 'muted' }, ` ${fmtOffset(index.duration)} · ${index.events} events · ${index.denials} denials`)),
+      h('span', { class: 'muted' }, ` ${fmtOffset(index.duration)} · ${index.events} events · ${index.denials} denials`),
+      re ? h('span', { class: 'badge', id: 'search-term' }, 'highlighting “', q, '”') : null),
     windowed ? h('div', { class: 'controls timeline' }, timeline, where) : null,
     h('div', { class: 'replay' }, holder,
       h('aside', {}, h('section', { class: 'panel' }, h('h2', {}, 'Markers'), index.markers.length ? markerList : h('p', { class: 'muted' }, 'No markers.')), typedPanel)),
@@ -126,16 +138,25 @@ function sshReplay(main, data, query) {
   void create(Number.isFinite(t) && t > 0 ? t : 0);
   return () => {
     clearInterval(ticker);
+    if (re) highlightLines(holder, undefined);
     player?.dispose();
   };
 }
 
-function statementsPage(main, data) {
+function statementsPage(main, data, query) {
   const { meta, statements } = data;
+  const re = matcher(query.get('q') ?? '');
   const filter = h('input', { id: 'sql-filter', type: 'search', placeholder: 'filter SQL text…' });
   const only = h('select', { id: 'sql-only' }, h('option', { value: '' }, 'all statements'), h('option', { value: 'deny' }, 'denied'), h('option', { value: 'error' }, 'errors'), h('option', { value: 'verdict' }, 'with a verdict'));
   const body = h('tbody');
   const row = (s) => {
+    // What the proxy itself told the client (a hold, an approval, the FATAL that ended the session).
+    if (s.type === 'notice' || s.type === 'error') {
+      return h('tr', { class: `proxy-said ${s.type === 'error' ? 'has-error' : ''}` },
+        h('td', {}, fmtOffset(s.offset), h('div', { class: 'muted small' }, fmtTime(s.t))),
+        h('td', { colspan: '4' }, h('pre', { class: 'sql proxy-notice' }, `[pam] ${s.severity}: ${s.message}`)),
+        h('td', {}, s.sqlstate ?? ''), h('td', {}, h('span', { class: 'badge' }, 'proxy')), h('td', {}));
+    }
     const v = s.verdict;
     const paramsCell = h('td', {});
     if (s.params) {
@@ -150,7 +171,7 @@ function statementsPage(main, data) {
     }
     return h('tr', { class: v?.action === 'deny' ? 'has-denials' : s.sqlstate ? 'has-error' : undefined },
       h('td', {}, fmtOffset(s.offset), h('div', { class: 'muted small' }, fmtTime(s.t))),
-      h('td', {}, h('pre', { class: 'sql' }, s.sql ?? '(none)')),
+      h('td', {}, h('pre', { class: 'sql' }, ...marked(s.sql ?? '(none)', re))),
       h('td', { class: 'num' }, s.duration_ms === undefined ? '' : `${s.duration_ms} ms`),
       h('td', { class: 'num' }, s.rows ?? ''),
       h('td', {}, s.tag ?? ''),
@@ -160,14 +181,14 @@ function statementsPage(main, data) {
   };
   const draw = () => {
     const text = filter.value.toLowerCase();
-    const rows = statements.rows.filter((s) => (!text || (s.sql ?? '').toLowerCase().includes(text))
+    const rows = statements.rows.filter((s) => (!text || (s.sql ?? s.message ?? '').toLowerCase().includes(text))
       && (!only.value || (only.value === 'deny' ? s.verdict?.action === 'deny' : only.value === 'error' ? !!s.sqlstate : !!s.verdict)));
     clear(body, ...rows.map(row));
   };
   filter.addEventListener('input', draw);
   only.addEventListener('change', draw);
   clear(main, header(meta, data.liveSession),
-    h('div', { class: 'controls' }, filter, only, h('span', { class: 'muted' }, ` ${statements.rows.length} statements · ${statements.denials} denied`)),
+    h('div', { class: 'controls' }, filter, only, h('span', { class: 'muted' }, ` ${statements.rows.filter((s) => s.type !== 'notice' && s.type !== 'error').length} statements · ${statements.denials} denied`)),
     h('table', { class: 'grid', id: 'statements' },
       h('thead', {}, h('tr', {}, ...['Time', 'SQL', 'Duration', 'Rows', 'Tag', 'SQLSTATE', 'Verdict', 'Parameters'].map((t) => h('th', {}, t)))), body));
   draw();
@@ -181,6 +202,6 @@ export async function render(main, { params, query }) {
   }
   const data = await get(`/api/v1/ui/recordings/${encodeURIComponent(id)}`);
   if (data.meta.format === 'asciicast' || data.meta.format === 'raw') return sshReplay(main, data, query);
-  statementsPage(main, data);
+  statementsPage(main, data, query);
   return undefined;
 }
