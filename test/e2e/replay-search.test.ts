@@ -88,7 +88,7 @@ describe('search', () => {
     const marks = await results().first().locator('pre.snippet mark').allTextContents();
     expect(marks.length).toBeGreaterThanOrEqual(2);
     for (const m of marks) expect(m.toLowerCase()).toBe('shutdown');
-    await page.screenshot({ path: join(SHOTS, 'sessions-search.png'), fullPage: true });
+    await page.screenshot({ path: join(SHOTS, 'search-grouped.png'), fullPage: true });
   });
 
   it('the filters beside it narrow it (user, since) and stay in the URL across a reload', async () => {
@@ -169,7 +169,7 @@ describe('the sessions list', () => {
     await liveRow.waitFor();
     expect(await liveRow.locator('td.end-reason').textContent()).toBe('');
     await expect.poll(async () => liveRow.locator('td.size').textContent(), { timeout: 10_000 }).not.toBe('0 B');
-    await page.screenshot({ path: join(SHOTS, 'sessions.png'), fullPage: true });
+    await page.screenshot({ path: join(SHOTS, 'sessions-columns.png'), fullPage: true });
     sh.client.end();
     await sh.closed;
   });
