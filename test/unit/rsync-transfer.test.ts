@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { createHash, randomBytes } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { chmod, mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, link, mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RsyncTransfer } from '../../proxy/ssh/rsync-transfer.js';
@@ -79,6 +79,9 @@ beforeAll(async () => {
     await mkdir(join(dir, 'src', n, '..'), { recursive: true });
     await writeFile(join(dir, 'src', n), c);
   }
+  // A hard link: with -H rsync sends it as a link to the first name (the list entry carries its index).
+  await link(join(dir, 'src', 'a.bin'), join(dir, 'src', 'b', 'hl.bin'));
+  tree['b/hl.bin'] = tree['a.bin']!;
 });
 afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
@@ -96,6 +99,28 @@ describe('RsyncTransfer on captured rsync streams', () => {
         expect(decode(cap.command, cap.chunks, cuts)).toEqual(whole);
       }), { numRuns: 40 });
     }
+  });
+
+  it('follows the options that change the stream: --delete (filter list), -c, -H, --numeric-ids without -r, --checksum-choice, -z', async () => {
+    const src = join(dir, 'src');
+    const runs: [string[], 'upload' | 'download'][] = [
+      [['-a', '--delete', `${src}/`, `localhost:${join(dir, 'del')}/`], 'upload'],
+      [['-acH', `${src}/`, `localhost:${join(dir, 'ch')}/`], 'upload'],
+      [['-lptgoD', '--numeric-ids', '-d', `localhost:${src}/a.bin`, `localhost:${src}/B.bin`, `${join(dir, 'flat')}/`], 'download'],
+      [['-a', '--checksum-choice=md5', `localhost:${src}/`, `${join(dir, 'md5')}/`], 'download'],
+    ];
+    for (const [args, direction] of runs) {
+      const cap = await capture(args);
+      const r = decode(cap.command, cap.chunks);
+      expect(r.broken, cap.command).toEqual([]);
+      expect(r.files.length, cap.command).toBeGreaterThan(0);
+      for (const f of r.files) expect(f, cap.command).toMatchObject({ direction, size: tree[f.name]!.length, sha256: sha(tree[f.name]!) });
+    }
+    const z = await capture(['-az', `localhost:${src}/`, `${join(dir, 'z')}/`]);
+    const rz = decode(z.command, z.chunks);
+    expect(rz.broken).toEqual([]);
+    expect(rz.files).toHaveLength(Object.keys(tree).length);
+    for (const f of rz.files) if (f.size) expect(f.why).toMatch(/compressed on the wire/);
   });
 
   it('stops at the first byte it cannot follow and says so once, whatever the bytes', () => {
