@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { waitFor } from '../helpers/sshd.js';
 import { startUiStack, UI_RULES, type UiStack } from '../helpers/ui-stack.js';
@@ -11,10 +12,13 @@ import { startUiStack, UI_RULES, type UiStack } from '../helpers/ui-stack.js';
  * less time than asked; decided items stay in the history; the navigation counts what waits.
  */
 
+// Screenshots for docs/ only on request (PAM_SCREENSHOTS=1), as in replay-ui.test.ts.
+const SHOTS = process.env.PAM_SCREENSHOTS ? join(import.meta.dirname, '..', '..', 'docs', 'screenshots') : join(tmpdir(), 'pam-e2e-shots');
 let ui: UiStack;
 const REVIEW = UI_RULES + '  - name: held-needs-review\n    protocol: ssh\n    match: { regex: "held-" }\n    action: review\n    message: "Needs a second pair of eyes."\n';
 
 beforeAll(async () => {
+  await mkdir(SHOTS, { recursive: true });
   ui = await startUiStack();
   await writeFile(join(ui.proxy.cp.config.policiesDir, 'rules.yaml'), REVIEW);
   await waitFor(() => ui.proxy.cp.policy.rules().rules.some((r) => r.name === 'held-needs-review'), 'the review rule to load');
@@ -54,7 +58,7 @@ describe('Inbox', () => {
     // The session's earlier command, from the live index (it may take a refresh to arrive).
     await expect.poll(async () => (await row.locator('.ctx-commands').textContent()) ?? '', { timeout: 30_000 }).toContain('echo before-$((20+1))');
     await expect.poll(() => page.locator('#inbox-count').textContent()).toBe('1');
-    await page.screenshot({ path: join(ui.proxy.cp.config.dataDir, 'inbox.png'), fullPage: true });
+    await page.screenshot({ path: join(SHOTS, 'inbox-hold.png'), fullPage: true });
 
     // The watch link opens the live view of that session.
     await row.locator('a.watch').click();

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Dialog, Page, Route } from 'playwright-core';
 import { runOpenSsh, waitFor } from '../helpers/sshd.js';
@@ -12,11 +13,14 @@ import { startUiStack, UI_RULES, type UiStack } from '../helpers/ui-stack.js';
  * an expired session, and line numbers with the error line marked.
  */
 
+// Screenshots for docs/ only on request (PAM_SCREENSHOTS=1), as in replay-ui.test.ts.
+const SHOTS = process.env.PAM_SCREENSHOTS ? join(import.meta.dirname, '..', '..', 'docs', 'screenshots') : join(tmpdir(), 'pam-e2e-shots');
 let ui: UiStack;
 const rulesFile = () => readFile(join(ui.proxy.cp.config.policiesDir, 'rules.yaml'), 'utf8');
 const DRAFT_RULE = '  - name: no-draft-thing\n    protocol: ssh\n    match: { regex: "draft-thing" }\n    action: deny\n    message: "Draft things are denied."\n';
 
 beforeAll(async () => {
+  await mkdir(SHOTS, { recursive: true });
   ui = await startUiStack();
   await ui.grant('alice', 'web', 'root');
   await ui.signIn(ui.page, 'sam', 'security');
@@ -81,6 +85,8 @@ describe('policy editor', () => {
     expect(asker.headline).toBe('needs a grant');
     expect(asker.access).toContain('Role admin lets them ask for one (up to 8h)');
     expect(await page.locator('#wi-draft [data-role=rules]').textContent()).toContain('allow');
+    await whatIf(page, 'mallory', '', 'echo draft-thing');
+    await page.screenshot({ path: join(SHOTS, 'policies-what-if.png'), fullPage: true });
   });
 
   it('shows line numbers and marks the line a validation error points at', async () => {
@@ -128,6 +134,7 @@ describe('policy editor', () => {
     expect(await page.locator('#diff-theirs .add').allTextContents()).toEqual(expect.arrayContaining([expect.stringContaining('ritas-rule')]));
     expect(await page.locator('#diff-result .del').allTextContents()).toEqual(expect.arrayContaining([expect.stringContaining('ritas-rule')]));
     expect(await rulesFile()).toContain('ritas-rule');
+    await page.screenshot({ path: join(SHOTS, 'policies-conflict.png'), fullPage: true });
 
     // Keep the draft over the new version (after merging rita's rule back in by hand), publish.
     await page.click('#conflict-rebase');

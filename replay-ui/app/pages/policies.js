@@ -134,6 +134,7 @@ export async function render(main, { me, params, guardLeave }) {
     const versions = fresh.sha256 ? await get(`${fileUrl(name)}/history`).catch(() => []) : [];
     const by = versions[0] && versions[0].sha256 === fresh.sha256 ? ` (by ${versions[0].author}, ${fmtTime(versions[0].time)})` : '';
     const theirsLabel = `published now ${short(fresh.sha256)}${by}`;
+    void loadHistory().catch(() => undefined);
     clear(publishBox, h('div', { class: 'conflict', id: 'conflict' },
       notice(`Not published: ${why}. ${name} was published${by} since you started from ${short(base.sha256)}. Compare the three versions, then choose.`, 'error'),
       threeWayView({ base: base.content, mine: editor.value, theirs: fresh.content, theirsLabel }),
