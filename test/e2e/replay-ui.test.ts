@@ -415,4 +415,27 @@ describe('replay UI in Chromium', () => {
     expect(await page.evaluate(async () => (await fetch('/api/v1/ui/recordings/..%2f..%2fetc%2fpasswd')).status)).toBe(404);
     expect(await page.evaluate(async () => (await fetch('/api/v1/ui/recordings/zz/cast')).status)).toBe(404);
   });
+
+  it('search pages through the index: 50 hits, then More results adds the rest, each a command event with its rule', async () => {
+    const tok = await token('alice', ['admins']);
+    // `ssh -T` with a script on stdin: the stdin gate judges each line, one command event each.
+    const script = Array.from({ length: 60 }, (_v, i) => `echo pagerword-${i}`).join('\n') + '\nexit\n';
+    const r = await runOpenSsh('ssh', tok, ['-T', '-o', `Port=${proxy.ssh!.port}`, '-o', 'User=root@web', '127.0.0.1'], script);
+    expect(r.stdout).toContain('pagerword-59');
+    await waitFor(async () => {
+      const res = await fetch(`${base}/api/v1/search?q=pagerword&kind=command&limit=100`, { headers: { authorization: `Bearer ${await token('sam', ['security'])}` } });
+      return res.ok && ((await res.json()) as { hits: unknown[] }).hits.length === 60;
+    }, 'indexed', 1200);
+    await page.goto(base + '/#/sessions');
+    await page.fill('#search', 'pagerword');
+    await page.selectOption('#search-kind', 'command');
+    await page.click('#search-go');
+    await expect.poll(async () => page.locator('li.hit').count(), { timeout: 10_000 }).toBe(50);
+    await page.click('#search-more');
+    await expect.poll(async () => page.locator('li.hit').count(), { timeout: 10_000 }).toBe(60);
+    expect(await page.locator('#search-more').count()).toBe(0);
+    const texts = await page.locator('li.hit pre.snippet').allTextContents();
+    expect(new Set(texts).size).toBe(60);
+    expect(await page.locator('li.hit .badge.verdict').first().textContent()).toMatch(/^allow \(/);
+  });
 });
