@@ -131,6 +131,7 @@ describe('search', () => {
 
   it('a result opens the replay at its moment with the match highlighted on the screen and in the panels', async () => {
     const { page } = ui;
+    await page.goto(`${ui.base}/#/sessions?q=shutdown`);
     await results().first().locator('a.hit-link').click();
     await page.locator('#search-term').waitFor();
     await expect.poll(screen, { timeout: 10_000 }).toContain('shutdown -h now');

@@ -35,7 +35,6 @@ function sessionRow(m) {
 /** Hits of one recording this close (seconds) are one moment: a typed command, its echo and its marker. */
 const MOMENT = 2.5;
 const KIND_ORDER = ['command', 'sql', 'marker', 'output'];
-const MOMENT_RANK = { marker: 0, command: 1, sql: 1, output: 2 };
 
 /** Adds a page of hits to the groups: per recording, then per moment (kinds listed, texts kept once). */
 function addHits(recs, hits) {
@@ -43,13 +42,12 @@ function addHits(recs, hits) {
     let rec = recs.get(hit.recording);
     if (!rec) recs.set(hit.recording, (rec = { hit, moments: [] }));
     let m = rec.moments.find((g) => Math.abs(g.t - hit.t) <= MOMENT);
-    if (!m) rec.moments.push((m = { t: hit.t, time: hit.time, rank: 9, kinds: new Set(), texts: [], command: undefined }));
+    if (!m) rec.moments.push((m = { t: hit.t, time: hit.time, kinds: new Set(), texts: [], command: undefined }));
     m.kinds.add(hit.kind);
     if (hit.command && !m.command) m.command = hit.command;
-    // Where to replay from: a verdict marker's moment (the line judged, on the screen), else the
-    // command's, else the earliest output.
-    const rank = MOMENT_RANK[hit.kind] ?? 8;
-    if (rank < m.rank || (rank === m.rank && hit.t < m.t)) { m.rank = rank; m.t = hit.t; m.time = hit.time; }
+    // Where to replay from: the latest of the moment's hits, so the match is on the screen (an
+    // output chunk is timed from its start; the echo of a judged line may come after its marker).
+    if (hit.t > m.t) { m.t = hit.t; m.time = hit.time; }
     const text = hit.command ? hit.command.text : hit.snippet;
     if (!m.texts.some((x) => x.text === text)) m.texts.push({ kind: hit.kind, text });
   }
