@@ -41,14 +41,17 @@ function addHits(recs, hits) {
   for (const hit of hits) {
     let rec = recs.get(hit.recording);
     if (!rec) recs.set(hit.recording, (rec = { hit, moments: [] }));
-    let m = rec.moments.find((g) => Math.abs(g.t - hit.t) <= MOMENT);
+    const text = hit.command ? hit.command.text : hit.snippet;
+    // One command per moment: lines run close together stay results of their own; an output or
+    // marker hit joins the moment whose command it names, else the first one close enough.
+    const close = rec.moments.filter((g) => Math.abs(g.t - hit.t) <= MOMENT && (!hit.command || !g.command || g.command.text === hit.command.text));
+    let m = close.find((g) => g.command && text.includes(g.command.text)) ?? close[0];
     if (!m) rec.moments.push((m = { t: hit.t, time: hit.time, kinds: new Set(), texts: [], command: undefined }));
     m.kinds.add(hit.kind);
     if (hit.command && !m.command) m.command = hit.command;
     // Where to replay from: the latest of the moment's hits, so the match is on the screen (an
     // output chunk is timed from its start; the echo of a judged line may come after its marker).
     if (hit.t > m.t) { m.t = hit.t; m.time = hit.time; }
-    const text = hit.command ? hit.command.text : hit.snippet;
     if (!m.texts.some((x) => x.text === text)) m.texts.push({ kind: hit.kind, text });
   }
 }
