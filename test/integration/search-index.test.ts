@@ -188,7 +188,7 @@ describe('search index over real sessions', () => {
     } finally {
       await pgc.end();
     }
-    const ex = await waitFor(async () => (await search({ q: 'marmot', kind: 'command' })).hits[0], 'exec hit', 800);
+    const ex = await waitFor(async () => (await search({ q: 'marmot', kind: 'command' })).hits.find((h) => h.command?.outcome), 'exec hit with its exit status', 800);
     expect(ex.command).toMatchObject({ via: 'exec', verdict: 'allow', outcome: 'exit 3' });
     const sel = await waitFor(async () => {
       const hits = (await search({ q: 'pangolin', kind: 'sql' })).hits;
