@@ -1,9 +1,10 @@
 /**
  * The client-to-upstream half of the relay, as a pure step over decoded frames: which bytes go
  * upstream unchanged, which messages the statement tracker rewrote, and which statements wait
- * for a reviewer. No sockets here; the session writes the result.
+ * for a reviewer. The step touches no socket; the session writes its result with writePieces.
  */
 
+import type { Socket } from 'node:net';
 import { decodeFrontendMessage, ProtocolError, type Frame } from './frontend-codec.js';
 import type { UpstreamItem } from './review-gate.js';
 import type { StatementTracker } from './statement-tracker.js';
@@ -56,4 +57,14 @@ export function batchFrontend(frames: Frame[], tracker: StatementTracker): Front
 function span(first: Frame, last: Frame): Buffer {
   if (first === last) return first.raw;
   return Buffer.from(first.raw.buffer, first.raw.byteOffset, last.raw.byteOffset + last.raw.length - first.raw.byteOffset);
+}
+
+/** Writes `pieces` in order, corked when there are several; the last write's result (false: wait for 'drain'). */
+export function writePieces(s: Socket, pieces: Buffer[]): boolean {
+  if (pieces.length === 1) return s.write(pieces[0]!);
+  let ok = true;
+  s.cork();
+  for (const p of pieces) ok = s.write(p);
+  s.uncork();
+  return ok;
 }

@@ -17,7 +17,7 @@ import { fatalFor } from './session-errors.js';
 import { closeUpstream, endClient, endingOf, type Fatal } from './session-end.js';
 import { SessionLifecycle, SessionRefused, type LiveSession } from '../session-lifecycle.js';
 import { MAX_PREAUTH_MESSAGE_BYTES, sourceOf, type LoginTicket } from '../login-guard.js';
-import { batchFrontend } from './session-relay.js';
+import { batchFrontend, writePieces } from './session-relay.js';
 import { connectUpstream, sendCancel, type UpstreamOptions } from './upstream.js';
 import type { PooledConnection, UpstreamPool } from './upstream-pool.js';
 import { brokenPin, parseParameterStatus } from './parse-pins.js';
@@ -263,14 +263,8 @@ export class PostgresSession {
       if (terminate) this.end('client terminated the session');
       return;
     }
-    let ok = true;
-    if (rewritten) {
-      up.cork();
-      for (const p of items) ok = up.write(p as Buffer);
-      up.uncork();
-    } else if (items.length) {
-      ok = up.write(items[0] as Buffer);
-    }
+    // Not held, so every item is bytes: one run of untouched frames, or (rewritten) several pieces.
+    const ok = writePieces(up, items as Buffer[]);
     if (terminate) return this.end('client terminated the session');
     if (!ok) {
       this.sock.pause();
@@ -301,13 +295,7 @@ export class PostgresSession {
       if (this.backend.atBoundary) this.finishDrain(true);
       return;
     }
-    let ok = true;
-    if (pieces.length === 1) ok = this.sock.write(pieces[0]!);
-    else if (pieces.length > 1) {
-      this.sock.cork();
-      for (const p of pieces) ok = this.sock.write(p);
-      this.sock.uncork();
-    }
+    let ok = writePieces(this.sock, pieces);
     if (this.notices.pending && this.backend.atBoundary) ok = this.notices.flush();
     if (!ok) {
       const up = this.upstream!.socket;
