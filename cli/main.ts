@@ -26,7 +26,7 @@ Through the proxy's API (PAM_SERVER or --server; the token from --token-file FIL
 or the cache \`pam login\` writes; --token TOKEN works but warns: arguments are visible to all):
   pam login < TOKEN_FILE · pam logout              cache the token (0600) / forget it
   pam request --target T --login L --duration 30m --reason "…"
-  pam approve ID [--reason …] · pam deny ID --reason … · pam requests
+  pam approve ID [--reason …] [--duration 30m] · pam deny ID --reason … · pam requests
   pam grants · pam revoke ID
   pam audit [--since 1h] · pam audit verify [--local: this host's data_dir from the config, no proxy needed]
   pam recordings list · pam recordings export ID --format asciicast|text|jsonl|raw [--stream stdout|stderr|stdin] · pam recordings verify ID [--local]

@@ -52,9 +52,10 @@ export async function remoteCommand(cmd: string, args: string[], f: Flags): Prom
     }
     case 'approve':
     case 'deny': {
-      const id = need(args[0], `pam ${cmd} ID${cmd === 'deny' ? ' --reason "…"' : ' [--reason "…"]'}`);
+      const id = need(args[0], `pam ${cmd} ID${cmd === 'deny' ? ' --reason "…"' : ' [--reason "…"] [--duration 30m]'}`);
       if (cmd === 'deny') need(str(f, 'reason'), 'pam deny ID --reason "…"');
-      const r = await api.call<AccessRequest>('POST', `/api/v1/requests/${encodeURIComponent(id)}/${cmd}`, { reason: str(f, 'reason') });
+      // --duration: grant less time than asked (the server refuses more).
+      const r = await api.call<AccessRequest>('POST', `/api/v1/requests/${encodeURIComponent(id)}/${cmd}`, { reason: str(f, 'reason'), ...(cmd === 'approve' && str(f, 'duration') ? { duration: str(f, 'duration') } : {}) });
       return printRequest(r, json);
     }
     case 'requests': {

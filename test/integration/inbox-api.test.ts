@@ -1,4 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { startControlPlane, type TestControlPlane } from '../helpers/control-plane.js';
 import { startHttpServer } from '../../replay-ui/server/http.js';
 import { replayUi } from '../../replay-ui/server/ui-index.js';
@@ -83,5 +85,11 @@ describe('inbox API', () => {
     // The asked duration approves as before.
     const full = await ask('1h');
     expect((await api('POST', `/api/v1/requests/${full}/approve`, sam, { duration: '1h' })).body.approvedDurationMs).toBeUndefined();
+  });
+
+  it('`pam approve ID --duration` grants less time than asked from the CLI', async () => {
+    const id = await ask('2h');
+    const { stdout } = await promisify(execFile)('node', ['bin/pam.js', 'approve', id, '--duration', '20m', '--json'], { env: { ...process.env, PAM_SERVER: base, PAM_TOKEN: sam } });
+    expect(JSON.parse(stdout)).toMatchObject({ id, status: 'approved', approvedDurationMs: 20 * 60_000 });
   });
 });
