@@ -19,8 +19,8 @@ export const freePort = () => new Promise<number>((resolve) => {
 export interface PamProcessOptions {
   /** roles.yaml content. */
   roles: string;
-  /** YAML lines appended to the config (targets:, store:, http:, login_timeout: …). */
-  extra?: string;
+  /** YAML lines appended to the config (targets:, store:, http:, login_timeout: …); a function gets the process's directory. */
+  extra?: string | ((dir: string) => string);
   /** `store:` value; default embedded. */
   store?: string;
   /** Scheme of listen.http (https needs http.tls_cert/tls_key in `extra`). */
@@ -30,6 +30,8 @@ export interface PamProcessOptions {
   env?: Record<string, string>;
   /** Node options for the `pam serve` process only (not the CLI calls), e.g. ['--cpu-prof']. */
   nodeArgs?: string[];
+  /** Shell commands run before `pam serve` (it then runs under bash), e.g. `trap '' XFSZ; ulimit -f 512`. */
+  shellPrefix?: string;
 }
 
 export interface PamProcess {
@@ -37,7 +39,8 @@ export interface PamProcess {
   configFile: string;
   ports: { ssh: number; pg: number; http: number; metrics?: number };
   server: string;
-  proc: ChildProcess;
+  /** The running `pam serve` (a new one after restart()). */
+  readonly proc: ChildProcess;
   /** Everything the process printed so far. */
   log(): string;
   /** What it printed on stdout only (the JSON log lines). */
@@ -54,9 +57,21 @@ export interface PamProcess {
   exited(): Promise<number | null>;
   /** The latest dev sign-in secret printed (dev issuer only; single-use, each use prints the next). */
   devSecret(): string | undefined;
-  pam(args: string[], env?: Record<string, string>, input?: string): Promise<RunResult>;
+  /** The `pam` CLI against this process (`cwd`: where it runs; default this repository). */
+  pam(args: string[], env?: Record<string, string>, input?: string, cwd?: string): Promise<RunResult>;
+  /** SIGTERM, then `pam serve` again on the same config, directory and ports; the log starts anew. */
+  restart(): Promise<void>;
+  /**
+   * One more `pam serve` on `configFile` (default this one) while this process is stopped:
+   * resolves with its exit code and output when it refuses to start, or code null once it
+   * served (it is then stopped again).
+   */
+  serveOnce(configFile?: string): Promise<{ code: number | null; out: string }>;
   /** Peak resident set (VmHWM) and current RSS of the process, bytes, from /proc. */
   memory(): Promise<{ hwm: number; rss: number }>;
+  /** Stops the process (SIGTERM) and keeps its directory. */
+  halt(): Promise<void>;
+  /** Stops the process and removes its directory. */
   stop(): Promise<void>;
 }
 
@@ -82,34 +97,49 @@ async function startOnce(opts: PamProcessOptions): Promise<PamProcess> {
   const scheme = opts.httpScheme ?? 'http';
   const httpListen = scheme === 'https' ? `https://127.0.0.1:${ports.http}` : `127.0.0.1:${ports.http}`;
   const configFile = join(dir, 'pam.yaml');
+  const server = `${scheme}://127.0.0.1:${ports.http}`;
+  const serveArgv = (file: string) => [...(opts.nodeArgs ?? []), 'bin/pam.js', 'serve', '--config', file];
+  const spawnServe = (file: string) => opts.shellPrefix
+    ? spawn('bash', ['-c', `${opts.shellPrefix}; exec node ${serveArgv(file).map((a) => `'${a}'`).join(' ')}`], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } })
+    : spawn('node', serveArgv(file), { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
+  let out = '';
+  let stdout = '';
+  let stderr = '';
+  let proc!: ChildProcess;
+  let exit!: Promise<number | null>;
+  const launch = async () => {
+    out = stdout = stderr = '';
+    const p = (proc = spawnServe(configFile));
+    exit = new Promise<number | null>((r) => p.once('exit', (c) => r(c)));
+    p.stdout!.on('data', (d) => { out += d; stdout += d; });
+    p.stderr!.on('data', (d) => { out += d; stderr += d; });
+    try {
+      await waitFor(() => out.includes('pam: serving') || p.exitCode !== null, 'pam serve to start', 2400);
+    } catch (e) {
+      p.kill('SIGKILL');
+      throw new Error(`${(e as Error).message}; log:\n${out}`);
+    }
+  };
+  const halt = async () => {
+    if (proc.exitCode !== null || proc.signalCode !== null) return;
+    proc.kill('SIGTERM');
+    await exit;
+  };
   await writeFile(configFile, `listen: { ssh: "127.0.0.1:${ports.ssh}", postgres: "127.0.0.1:${ports.pg}", http: "${httpListen}"${ports.metrics ? `, metrics: "127.0.0.1:${ports.metrics}"` : ''} }
 data_dir: "./data"
 store: "${opts.store ?? 'embedded'}"
 policies_dir: "./policies"
 identity: { dev: true, audience: "pam-proxy" }
-${opts.extra ?? ''}
+${typeof opts.extra === 'function' ? opts.extra(dir) : opts.extra ?? ''}
 `);
-  const server = `${scheme}://127.0.0.1:${ports.http}`;
-  let out = '';
-  let stdout = '';
-  let stderr = '';
-  const proc = spawn('node', [...(opts.nodeArgs ?? []), 'bin/pam.js', 'serve', '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
-  const exit = new Promise<number | null>((r) => proc.once('exit', (c) => r(c)));
-  proc.stdout!.on('data', (d) => { out += d; stdout += d; });
-  proc.stderr!.on('data', (d) => { out += d; stderr += d; });
-  try {
-    await waitFor(() => out.includes('pam: serving') || proc.exitCode !== null, 'pam serve to start', 2400);
-  } catch (e) {
-    proc.kill('SIGKILL');
-    throw new Error(`${(e as Error).message}; log:\n${out}`);
-  }
+  await launch();
   if (proc.exitCode !== null) {
     await rm(dir, { recursive: true, force: true });
     throw new Error(`pam serve exited ${proc.exitCode}:\n${out}`);
   }
 
-  const pam = (args: string[], env: Record<string, string> = {}, input?: string) => new Promise<RunResult>((resolve) => {
-    const p = spawn('node', ['bin/pam.js', ...args], { env: { ...process.env, PAM_CONFIG: configFile, PAM_SERVER: server, ...opts.env, ...env } });
+  const pam = (args: string[], env: Record<string, string> = {}, input?: string, cwd?: string) => new Promise<RunResult>((resolve) => {
+    const p = spawn('node', [join(process.cwd(), 'bin/pam.js'), ...args], { cwd, env: { ...process.env, PAM_CONFIG: configFile, PAM_SERVER: server, ...opts.env, ...env } });
     let stdout = '';
     let stderr = '';
     p.stdout.on('data', (d) => (stdout += d));
@@ -125,7 +155,10 @@ ${opts.extra ?? ''}
   };
 
   return {
-    dir, configFile, ports, server, proc, pam, token,
+    dir, configFile, ports, server, pam, token,
+    get proc() {
+      return proc;
+    },
     log: () => out,
     stdout: () => stdout,
     stderr: () => stderr,
@@ -146,11 +179,27 @@ ${opts.extra ?? ''}
       const kb = (name: string) => Number(new RegExp(`${name}:\\s+(\\d+) kB`).exec(status)![1]) * 1024;
       return { hwm: kb('VmHWM'), rss: kb('VmRSS') };
     },
-    async stop() {
-      if (proc.exitCode === null) {
-        proc.kill('SIGTERM');
-        await new Promise((r) => (proc.exitCode !== null ? r(null) : proc.once('exit', r)));
+    async restart() {
+      await halt();
+      await launch();
+      if (proc.exitCode !== null) throw new Error(`pam serve exited ${proc.exitCode}:\n${out}`);
+    },
+    async serveOnce(file = configFile) {
+      const p = spawnServe(file);
+      let once = '';
+      p.stdout!.on('data', (d) => (once += d));
+      p.stderr!.on('data', (d) => (once += d));
+      await waitFor(() => once.includes('pam: serving') || p.exitCode !== null, 'pam serve to start or refuse', 2400);
+      if (p.exitCode === null) {
+        p.kill('SIGTERM');
+        await new Promise((r) => (p.exitCode !== null ? r(null) : p.once('exit', r)));
+        return { code: null, out: once };
       }
+      return { code: p.exitCode, out: once };
+    },
+    halt,
+    async stop() {
+      await halt();
       await rm(dir, { recursive: true, force: true });
     },
   };

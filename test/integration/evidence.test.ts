@@ -5,13 +5,13 @@
  * evidence bundle checked offline in a fresh directory with only the public key.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { chmod, cp, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { execFile, execFileSync } from 'node:child_process';
+import { chmod, cp, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { runOpenSsh, startSshd, waitFor, type TestSshd, type RunResult } from '../helpers/sshd.js';
-import { freePort, startPamProcess } from '../helpers/pam-process.js';
+import { runOpenSsh, startSshd, waitFor, type TestSshd } from '../helpers/sshd.js';
+import { startPamProcess, type PamProcess } from '../helpers/pam-process.js';
 import { forge, type Tamper } from '../helpers/audit-forge.js';
 
 const run = promisify(execFile);
@@ -21,54 +21,18 @@ const psqlAdmin = (sql: string) => execFileSync('psql', ['-h', '127.0.0.1', '-U'
 
 let dir: string;
 let sshd: TestSshd;
-let proxy: ChildProcess | undefined;
-let proxyLog = '';
-let ports: { ssh: number; pg: number; http: number };
+let proxy: PamProcess;
+let ports: PamProcess['ports'];
 let configFile: string;
 const data = () => join(dir, 'data');
 const keyFile = () => join(dir, 'keys', 'evidence.key');
 const witnessDir = () => join(dir, 'witness');
-
-const pam = (args: string[], env: Record<string, string> = {}, input?: string, cwd?: string) => new Promise<RunResult>((resolve) => {
-  const p = spawn('node', [join(process.cwd(), 'bin/pam.js'), ...args], { cwd, env: { ...process.env, PAM_CONFIG: configFile, PAM_SERVER: `http://127.0.0.1:${ports.http}`, ...env } });
-  let stdout = '';
-  let stderr = '';
-  p.stdout.on('data', (d) => (stdout += d));
-  p.stderr.on('data', (d) => (stderr += d));
-  p.stdin.end(input ?? '');
-  p.once('close', (code) => resolve({ code, stdout, stderr }));
-});
-
-async function startProxy(): Promise<void> {
-  proxyLog = '';
-  proxy = spawn('node', ['bin/pam.js', 'serve', '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
-  proxy.stdout!.on('data', (d) => (proxyLog += d));
-  proxy.stderr!.on('data', (d) => (proxyLog += d));
-  await waitFor(() => proxyLog.includes('pam: serving') || proxy!.exitCode !== null, 'pam serve to start', 1200);
-  if (proxy.exitCode !== null) throw new Error(`pam serve exited: ${proxyLog}`);
-}
-
-async function stopProxy(): Promise<void> {
-  if (!proxy || proxy.exitCode !== null) return;
-  const p = proxy;
-  p.kill('SIGTERM');
-  await new Promise((r) => (p.exitCode !== null ? r(null) : p.once('exit', r)));
-}
-
+const pam = (args: string[], env: Record<string, string> = {}, input?: string, cwd?: string) => proxy.pam(args, env, input, cwd);
+/** `pam serve` again on the same config and data_dir, after stopProxy(). */
+const startProxy = () => proxy.restart();
+const stopProxy = () => proxy.halt();
 /** `pam serve` on the current data_dir; resolves with its exit code and output when it refuses. */
-async function serveOnce(): Promise<{ code: number | null; out: string }> {
-  const p = spawn('node', ['bin/pam.js', 'serve', '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  p.stdout!.on('data', (d) => (out += d));
-  p.stderr!.on('data', (d) => (out += d));
-  await waitFor(() => out.includes('pam: serving') || p.exitCode !== null, 'pam serve to start or refuse', 1200);
-  if (p.exitCode === null) {
-    p.kill('SIGTERM');
-    await new Promise((r) => p.once('exit', r));
-    return { code: null, out };
-  }
-  return { code: p.exitCode, out };
-}
+const serveOnce = () => proxy.serveOnce();
 
 const lines = async () => (await readFile(join(data(), 'audit.log'), 'utf8')).split('\n').filter(Boolean);
 const writeLines = (l: string[]) => writeFile(join(data(), 'audit.log'), l.join('\n') + '\n');
@@ -77,12 +41,10 @@ let sam = '';
 let recs: { id: string; protocol: string; format: string }[] = [];
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), `pam-evidence-${process.pid}-`));
   sshd = await startSshd();
   psqlAdmin(`DROP ROLE IF EXISTS ${PG_ROLE}; SET password_encryption='scram-sha-256'; CREATE ROLE ${PG_ROLE} LOGIN PASSWORD '${PG_PASS}'`);
-  ports = { ssh: await freePort(), pg: await freePort(), http: await freePort() };
-  await mkdir(join(dir, 'policies'));
-  await writeFile(join(dir, 'policies', 'roles.yaml'), `roles:
+  proxy = await startPamProcess({
+    roles: `roles:
   - name: dba
     groups: [dba]
     can_request:
@@ -91,16 +53,10 @@ beforeAll(async () => {
     groups: [security]
     can_approve: [dba]
     can_audit: true
-`);
-  configFile = join(dir, 'pam.yaml');
-  await writeFile(configFile, `listen: { ssh: "127.0.0.1:${ports.ssh}", postgres: "127.0.0.1:${ports.pg}", http: "127.0.0.1:${ports.http}" }
-data_dir: "./data"
-store: "embedded"
-policies_dir: "./policies"
-identity: { dev: true, audience: "pam-proxy" }
-evidence:
+`,
+    extra: (d) => `evidence:
   signing_key_file: "./keys/evidence.key"
-  witness: "file://${witnessDir()}"
+  witness: "file://${join(d, 'witness')}"
   checkpoint_interval: 1s
   origin: "evidence-test"
 targets:
@@ -114,22 +70,21 @@ targets:
     address: "127.0.0.1:5432"
     database: postgres
     tls: disable
-    logins: { ${PG_ROLE}: { secret: appdb-ev } }
-`);
-  await startProxy();
+    logins: { ${PG_ROLE}: { secret: appdb-ev } }`,
+  });
+  ({ dir, ports, configFile } = proxy);
 }, 120_000);
 
 afterAll(async () => {
-  await stopProxy();
+  await proxy?.stop();
   await sshd?.close();
   try { psqlAdmin(`DROP ROLE IF EXISTS ${PG_ROLE}`); } catch { /* still connected */ }
-  await rm(dir, { recursive: true, force: true });
 });
 
 describe('evidence (issue 16)', () => {
   it('creates the signing key 0600 outside data_dir, says so at start-up, and prints its public half', async () => {
     expect((await stat(keyFile())).mode & 0o777).toBe(0o600);
-    expect(proxyLog).toMatch(/evidence signed/);
+    expect(proxy.log()).toMatch(/evidence signed/);
     const pub = await pam(['evidence', 'public-key']);
     expect(pub.code).toBe(0);
     expect(pub.stdout).toMatch(/^-----BEGIN PUBLIC KEY-----\n[\s\S]+-----END PUBLIC KEY-----\n$/);

@@ -5,51 +5,31 @@
  * auditor's recordings and audit commands.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFile, spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm, writeFile, mkdir, readFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { execFile, spawn, execFileSync } from 'node:child_process';
+import { writeFile, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { OPENSSH_OPTS, runOpenSsh, startSshd, waitFor, type TestSshd } from '../helpers/sshd.js';
+import { startPamProcess, type PamProcess } from '../helpers/pam-process.js';
 
 const run = promisify(execFile);
 const PG_ROLE = `pam_flow_${process.pid}`;
 const PG_PASS = 'flow-Secret-1';
 
-const freePort = () => new Promise<number>((resolve) => {
-  const s = createServer().listen(0, '127.0.0.1', () => {
-    const p = (s.address() as { port: number }).port;
-    s.close(() => resolve(p));
-  });
-});
 const psqlAdmin = (sql: string) => execFileSync('psql', ['-h', '127.0.0.1', '-U', 'postgres', '-d', 'postgres', '-v', 'ON_ERROR_STOP=1', '-qAtc', sql]).toString();
 
-let dir: string;
 let sshd: TestSshd;
-let proxy: ChildProcess;
-let ports: { ssh: number; pg: number; http: number };
+let proxy: PamProcess;
+let dir: string;
+let ports: PamProcess['ports'];
 let configFile: string;
-let proxyLog = '';
-
-const pam = async (args: string[], env: Record<string, string> = {}, input?: string) => {
-  const p = spawn('node', ['bin/pam.js', ...args], { env: { ...process.env, PAM_CONFIG: configFile, PAM_SERVER: `http://127.0.0.1:${ports.http}`, ...env } });
-  let stdout = '';
-  let stderr = '';
-  p.stdout.on('data', (d) => (stdout += d));
-  p.stderr.on('data', (d) => (stderr += d));
-  p.stdin.end(input ?? '');
-  const code = await new Promise<number | null>((r) => p.once('close', r));
-  return { code, stdout, stderr };
-};
+const pam = (args: string[], env: Record<string, string> = {}, input?: string) => proxy.pam(args, env, input);
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'pam-flow-'));
   sshd = await startSshd();
   psqlAdmin(`DROP ROLE IF EXISTS ${PG_ROLE}; SET password_encryption='scram-sha-256'; CREATE ROLE ${PG_ROLE} LOGIN PASSWORD '${PG_PASS}'`);
-  ports = { ssh: await freePort(), pg: await freePort(), http: await freePort() };
-  await mkdir(join(dir, 'policies'));
-  await writeFile(join(dir, 'policies', 'roles.yaml'), `roles:
+  proxy = await startPamProcess({
+    roles: `roles:
   - name: dba
     groups: [dba]
     can_request:
@@ -58,14 +38,8 @@ beforeAll(async () => {
     groups: [security]
     can_approve: [dba]
     can_audit: true
-`);
-  configFile = join(dir, 'pam.yaml');
-  await writeFile(configFile, `listen: { ssh: "127.0.0.1:${ports.ssh}", postgres: "127.0.0.1:${ports.pg}", http: "127.0.0.1:${ports.http}" }
-data_dir: "./data"
-store: "embedded"
-policies_dir: "./policies"
-identity: { dev: true, audience: "pam-proxy" }
-targets:
+`,
+    extra: `targets:
   - name: web1
     protocol: ssh
     address: "127.0.0.1:${sshd.port}"
@@ -76,20 +50,15 @@ targets:
     address: "127.0.0.1:5432"
     database: postgres
     tls: disable
-    logins: { ${PG_ROLE}: { secret: appdb-flow } }
-`);
-  proxy = spawn('node', ['bin/pam.js', 'serve', '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
-  proxy.stdout!.on('data', (d) => (proxyLog += d));
-  proxy.stderr!.on('data', (d) => (proxyLog += d));
-  await waitFor(() => proxyLog.includes('pam: serving'), 'pam serve to start', 1200);
+    logins: { ${PG_ROLE}: { secret: appdb-flow } }`,
+  });
+  ({ dir, ports, configFile } = proxy);
 });
 
 afterAll(async () => {
-  proxy?.kill('SIGTERM');
-  await new Promise((r) => (proxy.exitCode !== null ? r(null) : proxy.once('exit', r)));
+  await proxy?.stop();
   await sshd?.close();
   try { psqlAdmin(`DROP ROLE IF EXISTS ${PG_ROLE}`); } catch { /* still connected */ }
-  await rm(dir, { recursive: true, force: true });
 });
 
 describe('operator flow', () => {
@@ -143,7 +112,7 @@ describe('operator flow', () => {
     const rawAudit = await readFile(join(dir, 'data', 'audit.log'), 'utf8');
     expect(rawAudit).not.toContain(dana);
     expect(rawAudit).not.toContain(PG_PASS);
-    expect(proxyLog).not.toContain(dana);
+    expect(proxy.log()).not.toContain(dana);
   }, 240_000);
 
   it('relays a 1 GiB download with backpressure: the proxy process never holds 256 MB resident', async () => {
@@ -167,7 +136,7 @@ describe('operator flow', () => {
     expect(await new Promise((r) => p.once('close', r))).toBe(0);
     expect(received).toBe(GiB);
     // Peak resident set of the `pam serve` process over its whole life, from the kernel.
-    const hwm = Number(/VmHWM:\s+(\d+) kB/.exec(await readFile(`/proc/${proxy.pid}/status`, 'utf8'))![1]) * 1024;
+    const hwm = Number(/VmHWM:\s+(\d+) kB/.exec(await readFile(`/proc/${proxy.proc.pid}/status`, 'utf8'))![1]) * 1024;
     expect(hwm).toBeGreaterThan(0);
     console.log(`pam serve peak RSS after 1 GiB: ${(hwm / 1048576).toFixed(0)} MB`);
     // The budget was 200 MB before the search index: its worker thread (own V8 heap, SQLite)

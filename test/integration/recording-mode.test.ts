@@ -5,12 +5,11 @@
  * entry; best-effort lets it finish and marks the gap in the audit log and the catalog entry.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { execFileSync, spawn } from 'node:child_process';
+import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runOpenSsh, startSshd, waitFor, type RunResult, type TestSshd } from '../helpers/sshd.js';
-import { freePort } from '../helpers/pam-process.js';
+import { startPamProcess, type PamProcess } from '../helpers/pam-process.js';
 
 const PG_ROLE = `pam_rm_${process.pid}`;
 const PG_PASS = 'rm-Secret-1';
@@ -20,9 +19,8 @@ const FILE_LIMIT_KB = 512;
 
 let dir: string;
 let sshd: TestSshd;
-let proxy: ChildProcess;
-let log = '';
-let ports: { ssh: number; pg: number; http: number };
+let proxy: PamProcess;
+let ports: PamProcess['ports'];
 let configFile: string;
 let dana = '';
 
@@ -35,17 +33,14 @@ const run = (cmd: string, args: string[], env: Record<string, string> = {}, inpu
   p.stdin.end(input ?? '');
   p.once('close', (code) => resolve({ code, stdout, stderr }));
 });
-const pam = (args: string[], env: Record<string, string> = {}, input?: string) => run('node', ['bin/pam.js', ...args], env, input);
+const pam = (args: string[], env: Record<string, string> = {}, input?: string) => proxy.pam(args, env, input);
 const auditEntries = async () => (await readFile(join(dir, 'data', 'audit.log'), 'utf8')).split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
 const catalogOf = async (id: string) => JSON.parse(await readFile(join(dir, 'data', 'recordings', `${id}.meta.json`), 'utf8')) as Record<string, unknown>;
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), `pam-recmode-${process.pid}-`));
   sshd = await startSshd();
   psqlAdmin(`DROP ROLE IF EXISTS ${PG_ROLE}; SET password_encryption='scram-sha-256'; CREATE ROLE ${PG_ROLE} LOGIN PASSWORD '${PG_PASS}'`);
-  ports = { ssh: await freePort(), pg: await freePort(), http: await freePort() };
-  await mkdir(join(dir, 'policies'));
-  await writeFile(join(dir, 'policies', 'roles.yaml'), `roles:
+  const roles = `roles:
   - name: dba
     groups: [dba]
     can_request:
@@ -54,7 +49,7 @@ beforeAll(async () => {
     groups: [security]
     can_approve: [dba]
     can_audit: true
-`);
+`;
   const ssh = (name: string, mode: string) => `  - name: ${name}
     protocol: ssh
     address: "127.0.0.1:${sshd.port}"
@@ -70,18 +65,14 @@ beforeAll(async () => {
     logins: { ${PG_ROLE}: { secret: db-pass } }
     recording: { mode: ${mode} }
 `;
-  configFile = join(dir, 'pam.yaml');
-  await writeFile(configFile, `listen: { ssh: "127.0.0.1:${ports.ssh}", postgres: "127.0.0.1:${ports.pg}", http: "127.0.0.1:${ports.http}" }
-data_dir: "./data"
-store: "embedded"
-policies_dir: "./policies"
-identity: { dev: true, audience: "pam-proxy" }
-targets:
-${ssh('web-strict', 'strict')}${ssh('web-best', 'best-effort')}${pg('db-strict', 'strict')}${pg('db-best', 'best-effort')}`);
-  proxy = spawn('bash', ['-c', `trap '' XFSZ; ulimit -f ${FILE_LIMIT_KB}; exec node bin/pam.js serve --config ${configFile}`], { stdio: ['ignore', 'pipe', 'pipe'] });
-  proxy.stdout!.on('data', (d) => (log += d));
-  proxy.stderr!.on('data', (d) => (log += d));
-  await waitFor(() => log.includes('pam: serving') || proxy.exitCode !== null, 'pam serve to start', 1200);
+  // Every file the proxy writes stays under the limit; SIGXFSZ ignored, so a write past it fails with EFBIG.
+  proxy = await startPamProcess({
+    roles,
+    extra: `targets:
+${ssh('web-strict', 'strict')}${ssh('web-best', 'best-effort')}${pg('db-strict', 'strict')}${pg('db-best', 'best-effort')}`,
+    shellPrefix: `trap '' XFSZ; ulimit -f ${FILE_LIMIT_KB}`,
+  });
+  ({ dir, ports, configFile } = proxy);
   dana = (await pam(['dev', 'token', 'dana', '--groups', 'dba'])).stdout.trim();
   const sam = (await pam(['dev', 'token', 'sam', '--groups', 'security'])).stdout.trim();
   expect((await pam(['secret', 'set', 'web-root'], {}, sshd.userKey)).code).toBe(0);
@@ -93,11 +84,9 @@ ${ssh('web-strict', 'strict')}${ssh('web-best', 'best-effort')}${pg('db-strict',
 }, 120_000);
 
 afterAll(async () => {
-  proxy?.kill('SIGTERM');
-  await new Promise((r) => (proxy.exitCode !== null ? r(null) : proxy.once('exit', r)));
+  await proxy?.stop();
   await sshd?.close();
   try { psqlAdmin(`DROP ROLE IF EXISTS ${PG_ROLE}`); } catch { /* still connected */ }
-  await rm(dir, { recursive: true, force: true });
 });
 
 /** About 5 MB of output over ~2 s, then a marker: far past the file limit. */
@@ -165,6 +154,6 @@ describe('recording mode when the recording disk is full', () => {
     expect(String(meta.endReason)).toMatch(/went on unrecorded/);
     // Nothing else was lost: the proxy kept serving, and its own files are intact.
     expect((await readdir(join(dir, 'data', 'recordings'))).length).toBeGreaterThanOrEqual(8);
-    expect(proxy.exitCode).toBeNull();
+    expect(proxy.proc.exitCode).toBeNull();
   }, 60_000);
 });

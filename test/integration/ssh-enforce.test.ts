@@ -11,12 +11,13 @@ import ssh2 from 'ssh2';
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { startControlPlane, type TestControlPlane } from '../helpers/control-plane.js';
-import { runOpenSsh, startSshd, waitFor, type TestSshd } from '../helpers/sshd.js';
-import { startSshBroker } from '../../proxy/ssh/server.js';
+import type { TestControlPlane } from '../helpers/control-plane.js';
+import { runOpenSsh, waitFor, type TestSshd } from '../helpers/sshd.js';
+import { startSshPolicyStack, type SshPolicyStack } from '../helpers/ssh-policy-stack.js';
 import type { Listener } from '../../proxy/broker.types.js';
 
 const dir = `/tmp/pam-enf-${process.pid}-${randomBytes(3).toString('hex')}`;
+let stack: SshPolicyStack;
 let sshd: TestSshd;
 let cp: TestControlPlane;
 let broker: Listener;
@@ -58,20 +59,18 @@ beforeAll(async () => {
   mkdirSync(dir, { recursive: true });
   canary = createServer((sock) => { canaryHits++; sock.destroy(); });
   await new Promise<void>((r) => canary.listen(0, '127.0.0.1', r));
-  sshd = await startSshd({ config: [`Subsystem touchsub /usr/bin/touch ${dir}/x-subsystem-ran`, 'Subsystem echosub /bin/echo echosub-ran'] });
-  const t = { protocol: 'ssh' as const, host: sshd.host, port: sshd.port, hostKey: sshd.hostKey, logins: { root: { secret: 'web-root' } } };
-  cp = await startControlPlane({ targets: [{ ...t, name: 'web', defaultAction: 'allow' }, { ...t, name: 'strict', defaultAction: 'deny' }], roles: rules((canary.address() as AddressInfo).port) });
-  await cp.setSecret('web-root', sshd.userKey);
-  broker = await startSshBroker(cp.deps, { host: '127.0.0.1', port: 0 });
-  await cp.grant('alice', 'web', 'root');
-  await cp.grant('alice', 'strict', 'root');
+  stack = await startSshPolicyStack({
+    sshd: { config: [`Subsystem touchsub /usr/bin/touch ${dir}/x-subsystem-ran`, 'Subsystem echosub /bin/echo echosub-ran'] },
+    targets: { web: 'allow', strict: 'deny' },
+    rules: rules((canary.address() as AddressInfo).port),
+    user: 'alice',
+  });
+  ({ sshd, cp, broker } = stack);
   token = await cp.token('alice');
 });
 
 afterAll(async () => {
-  await broker?.close();
-  await cp?.close();
-  await sshd?.close();
+  await stack?.close();
   canary?.close();
   rmSync(dir, { recursive: true, force: true });
 });

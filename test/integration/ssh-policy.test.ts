@@ -12,16 +12,16 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import ssh2 from 'ssh2';
 import { exec } from '../helpers/ssh-exec.js';
-import { startControlPlane, type TestControlPlane } from '../helpers/control-plane.js';
-import { startSshd, waitFor, type TestSshd } from '../helpers/sshd.js';
-import { startSshBroker } from '../../proxy/ssh/server.js';
+import type { TestControlPlane } from '../helpers/control-plane.js';
+import { waitFor, type TestSshd } from '../helpers/sshd.js';
+import { startSshPolicyStack, type SshPolicyStack } from '../helpers/ssh-policy-stack.js';
 import type { Listener } from '../../proxy/broker.types.js';
-import type { SshTarget } from '../../config/config.types.js';
 
 type Client = ssh2.Client;
 type Channel = ssh2.ClientChannel;
 
 const dir = `/tmp/pam-pol-${randomBytes(4).toString('hex')}`;
+let stack: SshPolicyStack;
 let sshd: TestSshd;
 let cp: TestControlPlane;
 let broker: Listener;
@@ -61,18 +61,12 @@ command_rules:
 beforeAll(async () => {
   mkdirSync(join(dir, 'tab'), { recursive: true });
   mkdirSync(join(dir, 'hist'), { recursive: true });
-  sshd = await startSshd();
-  const target: SshTarget = { name: 'web', protocol: 'ssh', host: sshd.host, port: sshd.port, hostKey: sshd.hostKey, logins: { root: { secret: 'web-root' } }, defaultAction: 'allow' };
-  cp = await startControlPlane({ targets: [target], roles: rules(sshd.port) });
-  await cp.setSecret('web-root', sshd.userKey);
-  broker = await startSshBroker(cp.deps, { host: '127.0.0.1', port: 0 }, { reviewTimeoutMs: 60_000 });
-  await cp.grant('alice', 'web', 'root');
+  stack = await startSshPolicyStack({ targets: { web: 'allow' }, rules: (s) => rules(s.port), broker: { reviewTimeoutMs: 60_000 }, user: 'alice' });
+  ({ sshd, cp, broker } = stack);
 });
 
 afterAll(async () => {
-  await broker?.close();
-  await cp?.close();
-  await sshd?.close();
+  await stack?.close();
   rmSync(dir, { recursive: true, force: true });
 });
 
