@@ -7,7 +7,7 @@ import { AccessDenied, type AccessGate, type AccessRequest, type Authorized, typ
 import type { AuditLog } from '../recorder/audit.types.js';
 import type { Target } from '../config/config.types.js';
 import { rolesOf, type Role } from '../policies/roles.js';
-import { capabilitiesOf, mayApprove, mayAudit, mayOversee, mayRequest, requestScopes, type Capabilities } from './capabilities.js';
+import { approvingRoles, capabilitiesOf, mayApprove, mayAudit, mayOversee, mayRequest, requestScopes, type Capabilities } from './capabilities.js';
 import { formatDuration } from '../config/duration.js';
 import { approverRefusal, combineMfa, mfaRefusal } from './mfa-policy.js';
 import type { MfaRule } from '../config/config.types.js';
@@ -164,7 +164,7 @@ export class AccessService implements AccessGate {
     if (check === 'own') throw await refuse(403, 'nobody may approve or deny their own request');
     if (check === 'no-role') throw await refuse(403, `none of your roles may approve requests from ${current.roles.join(', ')}`);
     // An approving role with require_mfa counts only for a multi-factor, recent sign-in.
-    const approving = this.rolesFor(identity).filter((r) => r.canApprove.some((name) => current.roles.includes(name)));
+    const approving = approvingRoles(identity, this.deps.roles(), current);
     const stepUp = approverRefusal(identity, approving, { now: this.now(), acrValues: this.deps.acrValues?.() ?? [], what: `${approve ? 'approving' : 'denying'} ${current.login}@${current.target}` });
     if (stepUp) throw await refuse(403, stepUp);
     const decidedAt = this.now();

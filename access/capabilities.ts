@@ -69,6 +69,11 @@ export function mayApprove(identity: Pick<Identity, 'subject'>, caps: Capabiliti
   return caps.approvesFor.some((name) => item.roles.includes(name)) ? 'yes' : 'no-role';
 }
 
+/** The identity's roles whose can_approve covers `item` (their require_mfa applies to the approver). */
+export function approvingRoles(identity: Pick<Identity, 'groups'>, roles: Role[], item: Pick<Decidable, 'roles'>): Role[] {
+  return rolesOf(roles, identity.groups).filter((r) => r.canApprove.some((name) => item.roles.includes(name)));
+}
+
 /** Recordings, live sessions, the audit log; every request and hold in the lists. */
 export const mayAudit = (caps: Capabilities): boolean => caps.audit;
 /** Publish rule files. */

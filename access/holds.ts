@@ -2,9 +2,9 @@ import { randomBytes } from 'node:crypto';
 import type { Identity } from './identity.types.js';
 import type { Store } from './store.types.js';
 import type { AuditLog } from '../recorder/audit.types.js';
-import { rolesOf, type Role } from '../policies/roles.js';
+import type { Role } from '../policies/roles.js';
 import { approverRefusal } from './mfa-policy.js';
-import { capabilitiesOf, mayApprove, mayAudit } from './capabilities.js';
+import { approvingRoles, capabilitiesOf, mayApprove, mayAudit } from './capabilities.js';
 import { AccessError } from './access-service.js';
 import { auditBy } from '../recorder/audit-events.js';
 
@@ -117,7 +117,7 @@ export class HoldService {
       throw new AccessError(403, check === 'own' ? 'nobody may approve their own command' : `none of your roles may approve for ${cur.roles.join(', ') || 'this user'}`);
     }
     // An approving role with require_mfa counts only for a multi-factor, recent sign-in.
-    const approving = rolesOf(this.deps.roles(), identity.groups).filter((r) => r.canApprove.some((n) => cur.roles.includes(n)));
+    const approving = approvingRoles(identity, this.deps.roles(), cur);
     const stepUp = approverRefusal(identity, approving, { now: this.now, acrValues: this.deps.acrValues?.() ?? [], what: `${approve ? 'approving' : 'denying'} a held command on ${cur.login}@${cur.target}` });
     if (stepUp) {
       await this.deps.audit.append(auditBy(identity, 'policy.hold.refused', { hold: id, why: 'mfa required' }));
