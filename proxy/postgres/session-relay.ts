@@ -18,6 +18,52 @@ export interface FrontendBatch {
   held: boolean;
   /** The client sent Terminate; frames after it are dropped. */
   terminate: boolean;
+  /**
+   * Frames after one that may change a pinned setting (tracker.barrier, setting-barrier.ts):
+   * not yet noted by the tracker; they wait until every answer is in. Copied (they outlive the chunk).
+   */
+  rest: Frame[];
+  /** The batch ended at such a frame: what the client sends next waits too (`SettingBarrier`). */
+  barrier: boolean;
+}
+
+/**
+ * Client frames held behind a statement that may change a pinned setting, until every answer
+ * (and so any ParameterStatus) is in; then they are relayed in order (setting-barrier.ts).
+ */
+export class SettingBarrier {
+  private waiting: Frame[] | undefined;
+
+  get active(): boolean {
+    return this.waiting !== undefined;
+  }
+
+  hold(rest: Frame[]): void {
+    this.waiting = rest;
+  }
+
+  add(frames: Frame[]): void {
+    this.waiting!.push(...copyFrames(frames));
+  }
+
+  /** The held frames once nothing is outstanding (they are handed back once), else undefined. */
+  release(outstanding: number): Frame[] | undefined {
+    if (!this.waiting || outstanding > 0) return undefined;
+    const w = this.waiting;
+    this.waiting = undefined;
+    return copyFrames(w);
+  }
+}
+
+/** Frames copied out of their chunks into one buffer (they stay views of one buffer, as `span` needs). */
+export function copyFrames(frames: Frame[]): Frame[] {
+  const all = Buffer.concat(frames.map((f) => f.raw));
+  let at = 0;
+  return frames.map((f) => {
+    const raw = all.subarray(at, at + f.raw.length);
+    at += f.raw.length;
+    return { code: f.code, raw, body: raw.subarray(raw.length - f.body.length) };
+  });
 }
 
 export function batchFrontend(frames: Frame[], tracker: StatementTracker): FrontendBatch {
@@ -26,7 +72,10 @@ export function batchFrontend(frames: Frame[], tracker: StatementTracker): Front
   let runEnd: Frame | undefined;
   let terminate = false;
   let held = false;
-  for (const f of frames) {
+  let rest: Frame[] = [];
+  let barrier = false;
+  for (let i = 0; i < frames.length; i++) {
+    const f = frames[i]!;
     const m = decodeFrontendMessage(f.code, f.body);
     if (m.type === 'password') throw new ProtocolError('unexpected password message');
     if (m.type === 'terminate') {
@@ -47,10 +96,16 @@ export function batchFrontend(frames: Frame[], tracker: StatementTracker): Front
       runStart ??= f;
       runEnd = f;
     }
+    if (tracker.barrier) {
+      tracker.barrier = false;
+      barrier = true;
+      rest = copyFrames(frames.slice(i + 1));
+      break;
+    }
   }
   const items = pieces ?? [];
   if (runStart) items.push(span(runStart, runEnd!));
-  return { items, rewritten: pieces !== undefined, held, terminate };
+  return { items, rewritten: pieces !== undefined, held, terminate, rest, barrier };
 }
 
 /** One Buffer over consecutive frames (all views of the same chunk): no copy. */

@@ -7,7 +7,7 @@ import type { PostgresTarget } from '../../config/config.types.js';
 import * as msg from './backend-messages.js';
 import { BackendStream } from './backend-stream.js';
 import type { CancelKeys } from './cancel-keys.js';
-import { decodeStartupPacket, FrontendCode, FrontendFramer, ProtocolError } from './frontend-codec.js';
+import { decodeStartupPacket, FrontendCode, FrontendFramer, ProtocolError, type Frame } from './frontend-codec.js';
 import type { StatementTracker } from './statement-tracker.js';
 import { sessionTracker } from './policy-seam.js';
 import { ClientNotices, SessionReview } from './session-review.js';
@@ -17,7 +17,7 @@ import { fatalFor } from './session-errors.js';
 import { closeUpstream, endClient, endingOf, type Fatal } from './session-end.js';
 import { SessionLifecycle, SessionRefused, type LiveSession } from '../session-lifecycle.js';
 import { MAX_PREAUTH_MESSAGE_BYTES, sourceOf, type LoginTicket } from '../login-guard.js';
-import { batchFrontend, writePieces } from './session-relay.js';
+import { batchFrontend, SettingBarrier, writePieces } from './session-relay.js';
 import { connectUpstream, sendCancel, type UpstreamOptions } from './upstream.js';
 import type { PooledConnection, UpstreamPool } from './upstream-pool.js';
 import { brokenPin, parseParameterStatus } from './parse-pins.js';
@@ -49,6 +49,8 @@ export class PostgresSession {
   private step: Step = 'startup';
   private sock: Socket;
   private readonly framer: FrontendFramer;
+  /** Client frames held behind a statement that may change a pinned setting (setting-barrier.ts). */
+  private readonly barrier = new SettingBarrier();
   private startupParams: Record<string, string> = {};
   private upstreamParams: Record<string, string> = {};
   private broken: { why: string; fatal: Buffer } | undefined;
@@ -109,7 +111,7 @@ export class PostgresSession {
     try {
       if (this.step === 'relay') {
         this.ctx.deps.meter?.bytes('postgres', 'client_to_target', chunk.length);
-        return this.handleRelay(chunk);
+        return this.relayFrames(this.framer.push(chunk));
       }
       if (this.step === 'startup') return this.handleStartup(chunk);
       if (this.step === 'password') return this.handlePassword(chunk);
@@ -246,17 +248,21 @@ export class PostgresSession {
     up.socket.on('close', () => this.end('target closed the connection'));
     if (up.leftover.length) this.onUpstreamData(up.leftover);
     up.socket.resume();
-    if (this.framer.pending) this.handleRelay(Buffer.alloc(0));
+    if (this.framer.pending) this.relayFrames(this.framer.push(Buffer.alloc(0)));
   }
 
   // ---- relay ----
 
-  private handleRelay(chunk: Buffer): void {
-    const frames = this.framer.push(chunk);
+  private relayFrames(frames: Frame[]): void {
     if (frames.length === 0) return;
+    if (this.barrier.active) return this.barrier.add(frames);
     const tracker = this.tracker!;
     const up = this.upstream!.socket;
-    const { items, rewritten, held, terminate } = batchFrontend(frames, tracker);
+    const { items, held, terminate, rest, barrier } = batchFrontend(frames, tracker);
+    if (barrier) {
+      this.barrier.hold(rest); // the rest waits for every answer (setting-barrier.ts)
+      this.sock.pause();
+    }
     if (held || this.review!.active) {
       // A statement waits for an approver: it and everything after it queue behind the hold.
       this.review!.push(items);
@@ -269,7 +275,7 @@ export class PostgresSession {
     if (!ok) {
       this.sock.pause();
       up.once('drain', () => {
-        if (!this.review?.active) this.sock.resume();
+        if (!this.review?.active && !this.barrier.active) this.sock.resume();
       });
     }
   }
@@ -297,6 +303,11 @@ export class PostgresSession {
     }
     let ok = writePieces(this.sock, pieces);
     if (this.notices.pending && this.backend.atBoundary) ok = this.notices.flush();
+    const next = this.barrier.release(this.tracker!.outstanding); // every answer is in: what waited goes on
+    if (next) {
+      this.sock.resume();
+      this.relayFrames(next);
+    }
     if (!ok) {
       const up = this.upstream!.socket;
       up.pause();

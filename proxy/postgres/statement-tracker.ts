@@ -5,6 +5,7 @@ import type { BackendMessage, DatabaseError } from 'pg-protocol/dist/messages.js
 import type { Verdict } from '../../policies/policy.types.js';
 import type { FrontendMessage } from './frontend-codec.js';
 import * as msg from './backend-messages.js';
+import { mayChangeSettings, readsDifferently } from './setting-barrier.js';
 import { formatParams, isoNow, statementLine, verdictOf, type Copy, type HoldMark, type StatementFacts } from './statement-line.js';
 
 /**
@@ -73,6 +74,20 @@ export class StatementTracker {
   txStatus: 'I' | 'T' | 'E' = 'I';
   /** Statements denied by policy so far. */
   denials = 0;
+  /**
+   * Set by `onFrontend` when the message just noted may change a pinned setting and ends what
+   * the server reads before reporting it (a Query, or the Sync of a batch that executed one):
+   * nothing after it may go upstream until every answer is in (`outstanding === 0`). The
+   * session reads and clears it (setting-barrier.ts).
+   */
+  barrier = false;
+  /** Prepared statements and portals that may change a setting (setting-barrier.ts). */
+  private readonly settingStatements = new Set<string>();
+  private readonly settingPortals = new Set<string>();
+  /** An Execute of such a portal was sent and its batch's Sync was not: a Parse or Query now is refused. */
+  private batchMayChange = false;
+  /** A simple-Query COPY FROM STDIN that may change a setting: the wait starts at its CopyDone/CopyFail. */
+  private copyMayChange = false;
 
   constructor(private readonly opts: TrackerOptions) {}
 
@@ -135,12 +150,18 @@ export class StatementTracker {
     const now = performance.now();
     switch (m.type) {
       case 'query': {
+        if (this.batchMayChange && readsDifferently(m.sql)) return this.refuseInBatch({ k: 'query', start: now, sql: redactSqlSecrets(m.sql), rows: 0, tags: [] }, msg.query(DENIED_PLACEHOLDER));
         const v = this.decide(m.sql);
         // What rests (recording, hold, audit) never holds a password literal; upstream gets m.sql.
         const shown = redactSqlSecrets(m.sql);
         const p: Pending = { k: 'query', start: now, sql: shown, rows: 0, tags: [] };
         if (v) p.verdict = v;
         this.push(p);
+        // COPY … FROM STDIN: its data follows the Query; the wait starts after CopyDone/CopyFail.
+        if (this.opts.check && mayChangeSettings(m.sql)) {
+          if (/^\s*copy\b[\s\S]*\bfrom\s+stdin\b/i.test(m.sql)) this.copyMayChange = true;
+          else this.barrier = true;
+        }
         if (v && v.action === 'review' && this.opts.canHold) return this.review(p, shown, v, () => msg.query(DENIED_PLACEHOLDER));
         if (v && (v.action === 'deny' || v.action === 'review')) {
           p.denied = true;
@@ -150,8 +171,11 @@ export class StatementTracker {
         return undefined;
       }
       case 'parse': {
+        if (this.batchMayChange && readsDifferently(m.sql)) return this.refuseInBatch({ k: 'parse', start: now, sql: redactSqlSecrets(m.sql), statement: m.name, rows: 0 }, msg.parse(m.name, DENIED_PLACEHOLDER));
         const v = this.decide(m.sql);
         const shown = redactSqlSecrets(m.sql);
+        if (this.opts.check && mayChangeSettings(m.sql) && v?.action !== 'deny') this.settingStatements.add(m.name);
+        else this.settingStatements.delete(m.name);
         this.statements.set(m.name, shown);
         if (mentionsPassword(m.sql)) this.withPassword.add(m.name);
         else this.withPassword.delete(m.name);
@@ -174,6 +198,8 @@ export class StatementTracker {
         return undefined;
       }
       case 'bind':
+        if (this.settingStatements.has(m.statement)) this.settingPortals.add(m.portal);
+        else this.settingPortals.delete(m.portal);
         this.portals.set(m.portal, {
           statement: m.statement,
           sql: this.statements.get(m.statement),
@@ -185,6 +211,7 @@ export class StatementTracker {
         this.push({ k: 'describe', start: now, rows: 0 });
         return undefined;
       case 'execute': {
+        if (this.settingPortals.has(m.portal)) this.batchMayChange = true;
         const portal = this.portals.get(m.portal);
         this.push({ k: 'execute', start: now, sql: portal?.sql, statement: portal?.statement, portal: m.portal, params: portal?.params, rows: 0 });
         return undefined;
@@ -195,6 +222,8 @@ export class StatementTracker {
         this.push({ k: 'close', start: now, rows: 0 });
         return undefined;
       case 'sync':
+        if (this.batchMayChange) this.barrier = true;
+        this.batchMayChange = false;
         this.push({ k: 'sync', start: now, rows: 0 });
         return undefined;
       case 'function-call': {
@@ -216,6 +245,11 @@ export class StatementTracker {
       case 'copy-data':
         if (this.copyIn) this.copyIn.bytes += m.bytes;
         return undefined;
+      case 'copy-done':
+      case 'copy-fail':
+        if (this.copyMayChange) this.barrier = true;
+        this.copyMayChange = false;
+        return undefined;
       default:
         return undefined;
     }
@@ -231,6 +265,21 @@ export class StatementTracker {
   private emit(p: Pending, extra?: string): void {
     this.opts.onStatement?.(p.verdict?.action ?? 'allow');
     this.opts.record(statementLine(p, isoNow(), Math.round((performance.now() - p.start) * 1000) / 1000, extra));
+  }
+
+  /**
+   * A Parse or Query after an Execute that may change a pinned setting, in the same batch, whose
+   * text another setting would read differently (a backslash or a non-ASCII byte): the server
+   * would read it with whatever that Execute set, before the proxy can see it. Refused
+   * (0A000); the server gets a statement that fails to parse and skips to the Sync.
+   */
+  private refuseInBatch(p: Pending, placeholder: Buffer): Buffer {
+    p.verdict = { action: 'deny', rule: 'parse-pin-pipeline', message: 'statement sent behind one that may change standard_conforming_strings or client_encoding, in the same batch; send a Sync (wait for its answer) first' };
+    p.denied = true;
+    p.deniedState = '0A000';
+    if (p.k === 'parse' && p.statement !== undefined) this.statements.delete(p.statement);
+    this.push(p);
+    return placeholder;
   }
 
   private deniedError(p: Pending): Buffer {

@@ -2,6 +2,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
 import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { connect } from 'node:net';
+import { serialize } from 'pg-protocol';
+import { Parser } from 'pg-protocol/dist/parser.js';
+import type { BackendMessage, DatabaseError } from 'pg-protocol/dist/messages.js';
 import pg from 'pg';
 import { startControlPlane, type TestControlPlane } from '../helpers/control-plane.js';
 import { startPostgresBroker } from '../../proxy/postgres/server.js';
@@ -174,6 +178,116 @@ async function filesUnder(dir: string): Promise<string[]> {
   }
   return out;
 }
+
+describe('a statement pipelined behind one that turns standard_conforming_strings off', () => {
+  /** A raw protocol client: logs in, writes `bytes` in one go, collects everything until the connection closes (or ends it after `readies` ReadyForQuery). */
+  async function pipelined(bytes: Buffer[], readies = Infinity): Promise<{ errors: { code: string; message: string }[]; text: string }> {
+    const sock = connect(broker.port, '127.0.0.1');
+    const parser = new Parser();
+    const errors: { code: string; message: string }[] = [];
+    let text = '';
+    let ready = 0;
+    let loggedIn: () => void = () => {};
+    const login = new Promise<void>((r) => (loggedIn = r));
+    const closed = new Promise<void>((r) => sock.once('close', () => r()));
+    sock.on('error', () => {});
+    sock.on('data', (d: Buffer) => {
+      text += d.toString('latin1');
+      parser.parse(d, (m: BackendMessage) => {
+        if (m.name === 'authenticationCleartextPassword') sock.write(serialize.password(token));
+        if (m.name === 'error') errors.push({ code: (m as DatabaseError).code ?? '', message: (m as DatabaseError).message });
+        if (m.name === 'readyForQuery' && ++ready === 1) loggedIn();
+        if (m.name === 'readyForQuery' && ready === readies + 1) sock.end(serialize.end());
+      });
+    });
+    await new Promise<void>((r) => sock.once('connect', () => r()));
+    sock.write(serialize.startup({ user: ROLE, database: 'pindb' }));
+    await login;
+    sock.write(Buffer.concat(bytes));
+    await closed;
+    return { errors, text };
+  }
+
+  it('simple Query: the second Query waits for the first one\'s answer, the ParameterStatus ends the session, the DROP never reaches the server', async () => {
+    expect(await canaryThere()).toBe(true);
+    const before = Number(await atTarget('select count(*) from work'));
+    const r = await pipelined([
+      serialize.query('INSERT INTO work VALUES (7)'),
+      serialize.query(`SELECT set_config('standard_conforming_strings', 'off', false)`),
+      serialize.query(TRICK),
+    ]);
+    expect(r.errors.some((e) => e.code === '0A000' && e.message.includes('standard_conforming_strings changed to off'))).toBe(true);
+    expect(await canaryThere()).toBe(true);
+    expect(Number(await atTarget('select count(*) from work'))).toBe(before + 1);
+  });
+
+  it('the same with SET and with a function that sets it', async () => {
+    for (const off of [`SET standard_conforming_strings = off`, 'SELECT scs_off()', `SET standard_conforming_strings = on; SET standard_conforming_strings = off`]) {
+      const r = await pipelined([serialize.query(off), serialize.query(TRICK)]);
+      expect(r.errors.some((e) => e.code === '0A000')).toBe(true);
+      expect(await canaryThere()).toBe(true);
+    }
+  });
+
+  it('extended protocol: a Parse with a backslash in the same batch after an Execute that may change it is refused with 0A000', async () => {
+    const r = await pipelined([
+      serialize.parse({ name: '', text: `SELECT set_config('standard_conforming_strings', 'off', false)`, types: [] }),
+      serialize.bind({}),
+      serialize.execute({}),
+      serialize.parse({ name: 'after', text: "SELECT 'a\\' AS v", types: [] }),
+      serialize.bind({ statement: 'after' }),
+      serialize.execute({}),
+      serialize.sync(),
+      serialize.query(TRICK),
+    ], 2);
+    expect(r.errors.some((e) => e.code === '0A000' && e.message.includes('send a Sync'))).toBe(true);
+    // The refused Parse aborted the batch's implicit transaction, so set_config was rolled back:
+    // the server kept the setting on and the TRICK after the Sync ran as the one SELECT it is.
+    expect(await canaryThere()).toBe(true);
+  });
+
+  it('extended protocol: the batch after the Sync of one that turned it off waits for its answer, and the session ends', async () => {
+    const r = await pipelined([
+      serialize.parse({ name: '', text: `SELECT set_config('standard_conforming_strings', 'off', false)`, types: [] }),
+      serialize.bind({}),
+      serialize.execute({}),
+      serialize.sync(),
+      serialize.query(TRICK),
+    ]);
+    expect(r.errors.some((e) => e.code === '0A000' && e.message.includes('standard_conforming_strings changed to off'))).toBe(true);
+    expect(await canaryThere()).toBe(true);
+  });
+
+  it('pipelines that change nothing still get every answer in order', async () => {
+    const sock = connect(broker.port, '127.0.0.1');
+    const parser = new Parser();
+    const rows: string[] = [];
+    let ready = 0;
+    let done: () => void = () => {};
+    const finished = new Promise<void>((r) => (done = r));
+    sock.on('data', (d: Buffer) => parser.parse(d, (m: BackendMessage) => {
+      if (m.name === 'authenticationCleartextPassword') sock.write(serialize.password(token));
+      if (m.name === 'dataRow') rows.push(String((m as unknown as { fields: string[] }).fields[0]));
+      if (m.name === 'readyForQuery') {
+        ready++;
+        if (ready === 1) {
+          sock.write(Buffer.concat([
+            serialize.query('SELECT 1'), serialize.query(`SELECT now() IS NOT NULL`), serialize.query('SELECT 3'),
+            serialize.parse({ name: '', text: 'SELECT $1::int', types: [] }), serialize.bind({ values: ['4'] }), serialize.execute({}),
+            serialize.parse({ name: '', text: 'SELECT upper($1)', types: [] }), serialize.bind({ values: ['five'] }), serialize.execute({}), serialize.sync(),
+            serialize.query('SELECT 6'),
+          ]));
+        }
+        if (ready === 6) done();
+      }
+    }));
+    await new Promise<void>((r) => sock.once('connect', () => r()));
+    sock.write(serialize.startup({ user: ROLE, database: 'pindb' }));
+    await finished;
+    sock.end(serialize.end());
+    expect(rows).toEqual(['1', 't', '3', '4', 'FIVE', '6']);
+  });
+});
 
 /** Every file under data_dir and every API answer an auditor can ask for: none holds a secret. */
 async function expectNowhere(secrets: string[]): Promise<void> {
