@@ -19,6 +19,9 @@ import type { Socket } from 'node:net';
 import type { LoginLimits } from '../config/config.types.js';
 import { DEFAULT_LOGIN_TIMEOUT_MS, DEFAULT_MAX_UNAUTHENTICATED_PER_SOURCE } from '../config/login-config.js';
 import { MAX_TOKEN_BYTES } from '../access/identity.js';
+import { auditEvent } from '../recorder/audit-events.js';
+import type { AuditLog } from '../recorder/audit.types.js';
+import type { RejectionAudit } from '../access/rejection-audit.js';
 
 /** Largest message a client may send before it has logged in: a token and some framing. */
 export const MAX_PREAUTH_MESSAGE_BYTES = MAX_TOKEN_BYTES + 1024;
@@ -112,4 +115,10 @@ export class LoginGuard {
 export function sourceOf(address: string | undefined): string {
   if (!address) return 'unknown';
   return address.startsWith('::ffff:') ? address.slice(7) : address;
+}
+
+/** Audits a login_timeout refusal: through `rejections` (rate-limited per source) when there is one. */
+export function auditLoginTimeout(deps: { audit: AuditLog; rejections?: RejectionAudit }, protocol: 'ssh' | 'postgres', client: string, source: string): void {
+  const event = auditEvent('session.refused', { protocol, why: 'login timeout', code: 'login-timeout', client });
+  void (deps.rejections ? deps.rejections.rejected({ ...event, via: protocol, reason: 'login timeout' }, source) : deps.audit.append(event)).catch(() => undefined);
 }

@@ -69,3 +69,9 @@ export function parseParameterStatus(body: Buffer): { name: string; value: strin
   if (b < 0) return undefined;
   return { name: body.toString('utf8', 0, a), value: body.toString('utf8', a + 1, b) };
 }
+
+/** The reason a whole ParameterStatus message (header included) breaks the pins, or undefined. */
+export function statusBreaksPin(message: Buffer | undefined): string | undefined {
+  const ps = message && parseParameterStatus(message.subarray(5));
+  return ps ? brokenPin(ps.name, ps.value) : undefined;
+}

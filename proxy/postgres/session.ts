@@ -16,12 +16,12 @@ import { DEFAULT_REVIEW_TIMEOUT_MS } from '../../config/defaults.js';
 import { fatalFor } from './session-errors.js';
 import { closeUpstream, endClient, endingOf, type Fatal } from './session-end.js';
 import { SessionLifecycle, SessionRefused, type LiveSession } from '../session-lifecycle.js';
-import { MAX_PREAUTH_MESSAGE_BYTES, sourceOf, type LoginTicket } from '../login-guard.js';
+import { auditLoginTimeout, MAX_PREAUTH_MESSAGE_BYTES, sourceOf, type LoginTicket } from '../login-guard.js';
 import { batchFrontend, SettingBarrier, writePieces } from './session-relay.js';
 import { connectUpstream, sendCancel, type UpstreamOptions } from './upstream.js';
 import type { PooledConnection, UpstreamPool } from './upstream-pool.js';
-import { brokenPin, parseParameterStatus } from './parse-pins.js';
-import { auditEvent, byActor } from '../../recorder/audit-events.js';
+import { brokenPin, statusBreaksPin } from './parse-pins.js';
+import { byActor } from '../../recorder/audit-events.js';
 
 export interface SessionContext {
   deps: BrokerDeps;
@@ -321,18 +321,15 @@ export class PostgresSession {
    * session ends before another statement is judged (parse-pins.ts).
    */
   private onParameterStatus(held: Buffer | undefined): Buffer | undefined {
-    const ps = held && parseParameterStatus(held.subarray(5));
-    const why = ps && brokenPin(ps.name, ps.value);
+    const why = statusBreaksPin(held);
     if (!why || this.broken) return undefined;
     this.broken = { why, fatal: msg.errorResponse('FATAL', '0A000', `terminating connection: ${why}; this proxy judges SQL with standard_conforming_strings on and UTF8 text`) };
     return this.broken.fatal;
   }
 
   private pinBroken(why: string, told = false): void {
-    const { deps } = this.ctx;
-    void deps.audit.append({ ...(this.auth ? byActor(this.auth.identity) : {}), type: 'postgres.parse-pin.broken', target: this.auth?.target.name, login: this.auth?.login, session: this.live?.id, why }).catch(() => undefined);
-    if (told) this.end(`parse pin broken: ${why}`);
-    else this.end(`parse pin broken: ${why}`, { sqlstate: '0A000', message: `terminating connection: ${why}` });
+    void this.ctx.deps.audit.append({ ...(this.auth ? byActor(this.auth.identity) : {}), type: 'postgres.parse-pin.broken', target: this.auth?.target.name, login: this.auth?.login, session: this.live?.id, why }).catch(() => undefined);
+    this.end(`parse pin broken: ${why}`, told ? undefined : { sqlstate: '0A000', message: `terminating connection: ${why}` });
   }
 
   // ---- end ----
@@ -345,9 +342,7 @@ export class PostgresSession {
   /** login_timeout passed before the session opened (proxy/login-guard.ts). */
   loginTimedOut(seconds: number): void {
     if (this.step === 'relay' || this.step === 'closed') return;
-    const { deps } = this.ctx;
-    const event = auditEvent('session.refused', { protocol: 'postgres', why: 'login timeout', code: 'login-timeout', client: this.clientAddress });
-    void (deps.rejections ? deps.rejections.rejected({ ...event, via: 'postgres', reason: 'login timeout' }, sourceOf(this.sock.remoteAddress)) : deps.audit.append(event)).catch(() => undefined);
+    auditLoginTimeout(this.ctx.deps, 'postgres', this.clientAddress, sourceOf(this.sock.remoteAddress));
     this.end('login timeout', { sqlstate: '08006', message: `login timeout: authenticate within ${seconds}s` });
   }
 

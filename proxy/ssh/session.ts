@@ -7,7 +7,7 @@ import type { BrokerDeps } from '../broker.types.js';
 import { DisconnectReason, parseUsername, readCredential, sendBanner, sendDisconnect, type SshKeyLookup } from './auth.js';
 import { StoreUnavailable } from '../../access/store.js';
 import { MAX_TOKEN_BYTES } from '../../access/identity.js';
-import type { LoginTicket } from '../login-guard.js';
+import { auditLoginTimeout, type LoginTicket } from '../login-guard.js';
 import { handleSessionChannel, type ChannelContext, type Terminable } from './channels.js';
 import type { OnEnter } from './enter-gate.js';
 import { CommandPolicy } from './command-policy.js';
@@ -211,8 +211,7 @@ export class SshConnection {
   loginTimedOut(seconds: number): void {
     if (this.step !== 'authenticate') return;
     const message = `login timeout: authenticate within ${seconds}s`;
-    const event = auditEvent('session.refused', { protocol: 'ssh', why: 'login timeout', code: 'login-timeout', client: this.clientAddress });
-    void (this.deps.rejections ? this.deps.rejections.rejected({ ...event, via: 'ssh', reason: 'login timeout' }, this.clientAddress.replace(/:\d+$/, '')) : this.deps.audit.append(event)).catch(() => undefined);
+    auditLoginTimeout(this.deps, 'ssh', this.clientAddress, this.clientAddress.replace(/:\d+$/, ''));
     this.refusalCode = 'login-timeout';
     this.closeWith(message);
     void this.end('login timeout');
