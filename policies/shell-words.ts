@@ -21,6 +21,8 @@ const MAX_NEST = 64;
 const META = new Set([' ', '\t', '\n', ';', '&', '|', '<', '>', '(', ')']);
 const RESERVED_SKIP = new Set(['!', '{', '}', 'then', 'do', 'else', 'elif', 'if', 'while', 'until', 'fi', 'done', 'esac', '[[', ']]']);
 const RESERVED_DROP = new Set(['for', 'select', 'case', 'function', 'in']);
+/** Environment variables whose value is a command the program on the same line may run (a pager, an editor, a helper). */
+const COMMAND_VARS = new Set(['PAGER', 'GIT_PAGER', 'MANPAGER', 'SYSTEMD_PAGER', 'PSQL_PAGER', 'BAT_PAGER', 'DELTA_PAGER', 'EDITOR', 'VISUAL', 'GIT_EDITOR', 'GIT_SEQUENCE_EDITOR', 'SUDO_EDITOR', 'SVN_EDITOR', 'GIT_SSH_COMMAND', 'GIT_SSH', 'GIT_ASKPASS', 'SSH_ASKPASS', 'SUDO_ASKPASS', 'LESSOPEN', 'LESSCLOSE', 'BROWSER', 'GIT_EXTERNAL_DIFF']);
 
 /** Simple commands as de-quoted argv lists (the shape stored in a Verdict). */
 export function splitShell(line: string): string[][] {
@@ -297,13 +299,17 @@ class Parser {
     this.words = [];
     this.hereStrings = [];
     if (words.length === 0) return;
+    const runs: string[] = [];
     while (words.length > 0) {
       const m = /^([A-Za-z_][A-Za-z0-9_]*)(\[[^\]]*\])?\+?=/.exec(words[0]!.raw);
       if (!m) break;
       const value = words[0]!.value.slice(words[0]!.value.indexOf('=') + 1);
+      if (COMMAND_VARS.has(m[1]!)) runs.push(value.replace(/^\|+/, ''));
       if (value.length <= MAX_VAR) this.ctx.vars.set(m[1]!, m[0].endsWith('+=') ? (this.ctx.vars.get(m[1]!) ?? '') + value : value);
       words = words.slice(1);
     }
+    // `GIT_PAGER='rm x' git log`: a pager, editor or helper from the environment is a command the program runs.
+    if (words.length > 0) for (const r of runs) this.ctx.parse(r, this.depth + 1, this.wrappers);
     while (words.length > 0 && !words[0]!.quoted && RESERVED_SKIP.has(words[0]!.value)) words = words.slice(1);
     if (words.length === 0 || (!words[0]!.quoted && RESERVED_DROP.has(words[0]!.value))) return;
     const expanded = expandWords(words);

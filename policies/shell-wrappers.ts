@@ -245,6 +245,16 @@ function runners(name: string, args: Arg[], wrappers: string[], inner: string[],
     }
     return true;
   }
+  if (name === 'less' || name === 'more') {
+    // `less +'!cmd'` / `+cmd` runs less commands at start; `!` among them runs a shell command.
+    push(ctx, args, wrappers);
+    for (const a of vals.slice(1)) {
+      const cmd = a.startsWith('+') ? a.slice(1) : a.startsWith('--cmd=') ? a.slice(6) : undefined;
+      const bang = cmd?.indexOf('!') ?? -1;
+      if (cmd !== undefined && bang >= 0) reparse(cmd.slice(bang + 1), ctx, depth, inner);
+    }
+    return true;
+  }
   const inline = INLINE_CODE[name];
   if (inline) {
     if (vals.slice(1).some((a) => inline.includes(a) || inline.some((o) => o.length === 2 && a.startsWith('-') && !a.startsWith('--') && a.includes(o[1]!)))) pushDynamic(ctx, args, wrappers);

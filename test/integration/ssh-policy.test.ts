@@ -338,6 +338,28 @@ describe('exec and side channels', () => {
     }
   });
 
+  it('a preprocessor from the environment (LESSOPEN) and less +! are judged as the commands they run (exec)', async () => {
+    const client = await connect();
+    try {
+      for (const [i, line] of [
+        (m: string) => `LESSOPEN='|touch ${m}; echo %s' less /etc/hostname`,
+        (m: string) => `less +'!touch ${m}' /etc/hostname < /dev/null`,
+      ].entries()) {
+        const m = join(dir, `x-forbidden-pager-${i}`);
+        const r = await exec(client, line(m));
+        expect(r.code).toBe(126);
+        expect(r.stderr).toContain('[pam] denied');
+        expect(existsSync(m)).toBe(false);
+      }
+      // The same program without the hidden command runs.
+      const ok = await exec(client, `LESSOPEN='|cat %s' less /etc/hostname`);
+      expect(ok.code).toBe(0);
+      expect(ok.stdout.length).toBeGreaterThan(0);
+    } finally {
+      client.end();
+    }
+  });
+
   it('a pty exec of a shell (`ssh -t host bash`) is gated like a shell channel', async () => {
     const client = await connect();
     try {

@@ -60,9 +60,20 @@ describe('allow-list mode unwraps command runners', () => {
   });
 
   it.each([
-    ['GIT_PAGER="rm x" git log', 'the pager from the environment'],
+    ['GIT_PAGER="rm x" git log', 'GIT_PAGER=less git log'],
+    ["PAGER='rm x' git log", 'PAGER=less git log'],
+    ['EDITOR="rm x" git commit', 'EDITOR=vim git commit'],
+    ["LESSOPEN='|rm x %s' less f", "LESSOPEN='|ls %s' less f"],
+    ["GIT_SSH_COMMAND='rm x' git fetch", "GIT_SSH_COMMAND='ssh -p 22' git fetch"],
+    ["less +'!rm x' f", 'less +G f'],
+    ["less --cmd='!rm x' f", 'less +/pattern f'],
+  ])('a pager/editor from the environment or less +! runs a command: %s is denied; %s runs', (bad, good) => {
+    expect(action(bad)).toBe('deny');
+    expect(action(good)).toBe('allow');
+  });
+
+  it.each([
     ['python3 script.py', 'a script file: its code is not on the line'],
-    ["less +'!rm x' f", "less commands in +cmd"],
   ])('KNOWN GAP: %s is allowed (%s)', (line) => {
     expect(action(line)).toBe('allow');
   });
