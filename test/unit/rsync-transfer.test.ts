@@ -35,8 +35,19 @@ p.wait()
 
 type Chunk = { dir: 'c' | 't'; data: Buffer };
 async function capture(args: string[]): Promise<{ command: string; chunks: Chunk[] }> {
-  const log = join(dir, `tap-${randomBytes(4).toString('hex')}`);
-  execFileSync('rsync', ['-e', `python3 ${join(dir, 'tap.py')}`, ...args], { env: { ...process.env, TAP_LOG: log } });
+  // The capturing relay and rsync have been seen (1 run in 3, downloads) to sit idle forever with
+  // nothing in flight, cause not found; the relay is this test's own, not the proxy. `timeout`
+  // kills the whole process group after 30 s and the capture is taken again, at most 3 times.
+  let log = '';
+  for (let attempt = 1; ; attempt++) {
+    log = join(dir, `tap-${randomBytes(4).toString('hex')}`);
+    try {
+      execFileSync('timeout', ['-k', '5', '30', 'rsync', '-e', `python3 ${join(dir, 'tap.py')}`, ...args], { env: { ...process.env, TAP_LOG: log } });
+      break;
+    } catch (e) {
+      if (attempt === 3) throw new Error(`rsync ${args.join(' ')}: capture failed 3 times: ${(e as Error).message}`);
+    }
+  }
   const raw = await readFile(log);
   const chunks: Chunk[] = [];
   for (let off = 0; off < raw.length;) {
