@@ -78,9 +78,20 @@ function sshReplay(main, data, query) {
     // The player puts option markers on its own (idle-limited) timeline.
     if (!windowed) opts.markers = index.markers.map((m) => [playerAt(m.t), m.label]);
     if (shown) opts.idleTimeLimit = shown;
-    if (startAt > 0) opts.startAt = startAt;
+    // The player reads startAt on its own (idle-limited) clock, like the seek below.
+    if (startAt > 0) opts.startAt = playerAt(now) + 0.001;
     player = window.AsciinemaPlayer.create({ url, fetchOpts: { credentials: 'same-origin' } }, holder, opts);
-    if (startAt > 0) await player.seek(playerAt(now) + 0.001).catch(() => undefined);
+    if (startAt > 0) {
+      // A seek made while the player is still loading can be overtaken by its own start-up
+      // (seen as a screen from before the moment): until the clock is there, seek again.
+      const want = playerAt(now) + 0.001;
+      const made = player;
+      for (let i = 0; i < 30 && made === player; i++) {
+        await made.seek(want).catch(() => undefined);
+        await new Promise((r) => setTimeout(r, 100));
+        if (Number(await Promise.resolve(made.getCurrentTime()).catch(() => 0)) >= want - 0.01) break;
+      }
+    }
     holder.dataset.loaded = String(now);
   };
   const seek = async (t) => {
