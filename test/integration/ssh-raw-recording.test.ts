@@ -2,12 +2,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHash, randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import ssh2 from 'ssh2';
-import { mkdtemp, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { startControlPlane, type TestControlPlane } from '../helpers/control-plane.js';
-import { OPENSSH_OPTS, runOpenSsh, startSshd, waitFor, type TestSshd } from '../helpers/sshd.js';
-import { startSshBroker } from '../../proxy/ssh/server.js';
+import type { TestControlPlane } from '../helpers/control-plane.js';
+import { startTransferStack, type TransferStack } from '../helpers/ssh-transfer-stack.js';
+import { OPENSSH_OPTS, runOpenSsh, waitFor, type TestSshd } from '../helpers/sshd.js';
 import type { Listener } from '../../proxy/broker.types.js';
 import type { RecordingMeta } from '../../recorder/recording.types.js';
 import { rawStreamBytes, rawSummary, rawAsCast } from '../../recorder/raw-reader.js';
@@ -20,28 +19,15 @@ let broker: Listener;
 let dir: string;
 let token: string;
 
+let stack: TransferStack;
+
 beforeAll(async () => {
-  sshd = await startSshd();
-  cp = await startControlPlane({
-    targets: [
-      { name: 'web', protocol: 'ssh', host: sshd.host, port: sshd.port, hostKey: sshd.hostKey, logins: { root: { secret: 'web-root' } }, defaultAction: 'allow' },
-      // recording: { transfers: content }
-      { name: 'files', protocol: 'ssh', host: sshd.host, port: sshd.port, hostKey: sshd.hostKey, logins: { root: { secret: 'web-root' } }, defaultAction: 'allow', recordTransfers: 'content' },
-    ],
-  });
-  await cp.setSecret('web-root', sshd.userKey);
-  broker = await startSshBroker(cp.deps, { host: '127.0.0.1', port: 0 });
-  await cp.grant('alice', 'web', 'root');
-  await cp.grant('alice', 'files', 'root');
-  token = await cp.token('alice');
-  dir = await mkdtemp(join(tmpdir(), 'pam-raw-'));
+  stack = await startTransferStack('pam-raw-');
+  ({ sshd, cp, broker, dir, token } = stack);
 });
 
 afterAll(async () => {
-  await broker?.close();
-  await cp?.close();
-  await sshd?.close();
-  if (dir) await rm(dir, { recursive: true, force: true });
+  await stack?.close();
 });
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
