@@ -1,53 +1,43 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { createHash, randomBytes } from 'node:crypto';
-import { execFileSync } from 'node:child_process';
-import { chmod, link, mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { link, mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { RsyncTransfer } from '../../proxy/ssh/rsync-transfer.js';
 import { fNameCmp, sortFlist, type FlistEntry } from '../../proxy/ssh/rsync-flist.js';
 
-// Real rsync streams, captured in the order they crossed a relay (a "remote shell" that runs
-// `rsync --server` locally and logs each chunk with its direction), fed to the decoder split
-// at random places.
+// Real rsync streams, captured in the order they crossed a relay (test/helpers/rsync-tap.mjs, a
+// "remote shell" that runs `rsync --server` locally and logs each chunk with its direction), fed
+// to the decoder split at random places.
 let dir: string;
-const TAP = `import os, select, subprocess, sys
-log = open(os.environ['TAP_LOG'], 'wb')
-open(os.environ['TAP_LOG'] + '.cmd', 'w').write(' '.join(sys.argv[2:]))
-p = subprocess.Popen(sys.argv[2:], stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
-fds = {0: ('c', p.stdin), p.stdout.fileno(): ('t', sys.stdout.buffer)}
-while p.stdout.fileno() in fds:
-    r, _, _ = select.select(list(fds), [], [])
-    for fd in r:
-        d = os.read(fd, 65536)
-        tag, out = fds[fd]
-        if not d:
-            del fds[fd]
-            out.close()
-            continue
-        log.write(tag.encode() + len(d).to_bytes(4, 'little') + d)
-        log.flush()
-        out.write(d)
-        out.flush()
-p.wait()
-`;
+const TAP = fileURLToPath(new URL('../helpers/rsync-tap.mjs', import.meta.url));
+/** rsync and its relay run in their own process group, killed if a capture outlives its bound or the suite. */
+const running = new Set<ChildProcess>();
+const CAPTURE_BOUND_MS = 20_000;
 
 type Chunk = { dir: 'c' | 't'; data: Buffer };
 async function capture(args: string[]): Promise<{ command: string; chunks: Chunk[] }> {
-  // The capturing relay and rsync have been seen (1 run in 3, downloads) to sit idle forever with
-  // nothing in flight, cause not found; the relay is this test's own, not the proxy. `timeout`
-  // kills the whole process group after 30 s and the capture is taken again, at most 3 times.
-  let log = '';
-  for (let attempt = 1; ; attempt++) {
-    log = join(dir, `tap-${randomBytes(4).toString('hex')}`);
-    try {
-      execFileSync('timeout', ['-k', '5', '30', 'rsync', '-e', `python3 ${join(dir, 'tap.py')}`, ...args], { env: { ...process.env, TAP_LOG: log } });
-      break;
-    } catch (e) {
-      if (attempt === 3) throw new Error(`rsync ${args.join(' ')}: capture failed 3 times: ${(e as Error).message}`);
-    }
+  const log = join(dir, `tap-${randomBytes(4).toString('hex')}`);
+  const rsync = spawn('rsync', ['-e', `${process.execPath} ${TAP}`, ...args], {
+    env: { ...process.env, TAP_LOG: log }, stdio: ['ignore', 'ignore', 'pipe'], detached: true,
+  });
+  running.add(rsync);
+  let stderr = '';
+  rsync.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const end = await new Promise<{ code: number | null; signal: NodeJS.Signals | null } | 'bound'>((resolve, reject) => {
+    const timer = setTimeout(() => resolve('bound'), CAPTURE_BOUND_MS);
+    rsync.once('error', (err) => { clearTimeout(timer); reject(err); });
+    rsync.once('close', (code, signal) => { clearTimeout(timer); running.delete(rsync); resolve({ code, signal }); });
+  });
+  if (end === 'bound') {
+    killGroup(rsync);
+    const seen = await readFile(log).then((b) => `${b.length} log bytes`, () => 'no log');
+    throw new Error(`rsync ${args.join(' ')}: not finished after ${CAPTURE_BOUND_MS / 1000} s (killed; ${seen}); stderr: ${stderr}`);
   }
+  if (end.code !== 0) throw new Error(`rsync ${args.join(' ')}: exit ${end.code ?? end.signal}; stderr: ${stderr}`);
   const raw = await readFile(log);
   const chunks: Chunk[] = [];
   for (let off = 0; off < raw.length;) {
@@ -56,6 +46,17 @@ async function capture(args: string[]): Promise<{ command: string; chunks: Chunk
     off += 5 + n;
   }
   return { command: await readFile(`${log}.cmd`, 'utf8'), chunks };
+}
+
+/** Only while the group's leader (rsync) is not yet reaped, so the group id is still ours. */
+function killGroup(rsync: ChildProcess): void {
+  running.delete(rsync);
+  if (rsync.exitCode !== null || rsync.signalCode !== null) return;
+  try {
+    process.kill(-rsync.pid!, 'SIGKILL');
+  } catch {
+    // ESRCH: the group has already gone.
+  }
 }
 
 function decode(command: string, chunks: Chunk[], cuts: number[] = []) {
@@ -83,8 +84,6 @@ let tree: Record<string, Buffer>;
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'pam-rsync-unit-'));
-  await writeFile(join(dir, 'tap.py'), TAP);
-  await chmod(join(dir, 'tap.py'), 0o755);
   tree = { 'a.bin': randomBytes(100_000), 'b/c.bin': randomBytes(70_000), 'b/d/e.bin': Buffer.alloc(40_000), 'f.bin': Buffer.alloc(0), 'B.bin': randomBytes(33_000) };
   for (const [n, c] of Object.entries(tree)) {
     await mkdir(join(dir, 'src', n, '..'), { recursive: true });
@@ -95,13 +94,12 @@ beforeAll(async () => {
   tree['b/hl.bin'] = tree['a.bin']!;
 });
 afterAll(async () => {
+  for (const rsync of running) killGroup(rsync);
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
 describe('RsyncTransfer on captured rsync streams', () => {
-  // Skipped: the capture relay (python + rsync, this test's own) sits idle forever in some runs,
-  // cause not found (see the stop-10 note); ssh-rsync-transfers.test.ts covers the decoder through the proxy.
-  it.skip('gives one hashed record per file, up and down, however the stream is split', async () => {
+  it('gives one hashed record per file, up and down, however the stream is split', async () => {
     const up = await capture(['-a', `${join(dir, 'src')}/`, `localhost:${join(dir, 'up')}/`]);
     const down = await capture(['-a', `localhost:${join(dir, 'src')}/`, `${join(dir, 'down')}/`]);
     for (const [cap, direction] of [[up, 'upload'], [down, 'download']] as const) {
@@ -114,9 +112,7 @@ describe('RsyncTransfer on captured rsync streams', () => {
     }
   });
 
-  // Skipped: the capture relay (python + rsync, this test's own) sits idle forever in some runs,
-  // cause not found (see the stop-10 note); ssh-rsync-transfers.test.ts covers the decoder through the proxy.
-  it.skip('follows the options that change the stream: --delete (filter list), -c, -H, --numeric-ids without -r, --checksum-choice, -z', async () => {
+  it('follows the options that change the stream: --delete (filter list), -c, -H, --numeric-ids without -r, --checksum-choice, -z', async () => {
     const src = join(dir, 'src');
     const runs: [string[], 'upload' | 'download'][] = [
       [['-a', '--delete', `${src}/`, `localhost:${join(dir, 'del')}/`], 'upload'],
