@@ -69,7 +69,11 @@ function firstPage() {
   return undefined;
 }
 
+/** Counts dispatches: a page whose render finishes after a newer dispatch began is stopped at once. */
+let generation = 0;
+
 async function dispatch() {
+  const mine = ++generation;
   if (cleanup) {
     try { cleanup(); } catch { /* page already gone */ }
     cleanup = undefined;
@@ -88,12 +92,17 @@ async function dispatch() {
     clear(main, notice('You are not allowed to see this page.', 'error'));
     return;
   }
-  clear(main, h('p', { class: 'muted' }, 'Loading…'));
+  // Each dispatch renders into its own slot: a slower earlier render (a hash changed while its
+  // fetches were in flight) fills a slot no longer in the page and cannot overwrite the new one.
+  const slot = h('div', { class: 'page-slot' }, h('p', { class: 'muted' }, 'Loading…'));
+  clear(main, slot);
   try {
-    cleanup = await entry.page.render(main, { me, params: r.parts.slice(1), query: r.query, guardLeave: (fn) => { leaveGuard = fn; } });
+    const done = await entry.page.render(slot, { me, params: r.parts.slice(1), query: r.query, guardLeave: (fn) => { if (mine === generation) leaveGuard = fn; } });
+    if (mine === generation) cleanup = done;
+    else if (done) try { done(); } catch { /* page already gone */ }
   } catch (err) {
     if (err instanceof ApiError && err.status === 401) return undefined; // signedOut() took over
-    clear(main, notice(err.message ?? String(err), 'error'));
+    if (mine === generation) clear(slot, notice(err.message ?? String(err), 'error'));
   }
 }
 
