@@ -72,12 +72,15 @@ function firstPage() {
 /** Counts dispatches: a page whose render finishes after a newer dispatch began is stopped at once. */
 let generation = 0;
 
+/** Runs a page's cleanup (its player, timers and polling), if it has one. */
+function stopPage(fn) {
+  try { fn?.(); } catch { /* page already gone */ }
+}
+
 async function dispatch() {
   const mine = ++generation;
-  if (cleanup) {
-    try { cleanup(); } catch { /* page already gone */ }
-    cleanup = undefined;
-  }
+  stopPage(cleanup);
+  cleanup = undefined;
   leaveGuard = undefined;
   if (!me) return;
   const r = route();
@@ -99,7 +102,7 @@ async function dispatch() {
   try {
     const done = await entry.page.render(slot, { me, params: r.parts.slice(1), query: r.query, guardLeave: (fn) => { if (mine === generation) leaveGuard = fn; } });
     if (mine === generation) cleanup = done;
-    else if (done) try { done(); } catch { /* page already gone */ }
+    else stopPage(done);
   } catch (err) {
     if (err instanceof ApiError && err.status === 401) return undefined; // signedOut() took over
     if (mine === generation) clear(slot, notice(err.message ?? String(err), 'error'));
@@ -159,10 +162,9 @@ function signedOut() {
   setCsrf('');
   leaveGuard = undefined;
   clearInterval(countTimer);
-  if (cleanup) {
-    try { cleanup(); } catch { /* page already gone */ }
-    cleanup = undefined;
-  }
+  generation++; // a render still in flight is stopped when it finishes
+  stopPage(cleanup);
+  cleanup = undefined;
   void signInPage().then(() => main.prepend(notice('Your session ended or expired. Sign in again to go back to this page.')));
 }
 
