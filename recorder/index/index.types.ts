@@ -52,6 +52,7 @@ export interface SearchFilters {
   user?: string;
   /** Exact target (case-insensitive), or a glob: `prod-*`. */
   target?: string;
+  protocol?: RecordingMeta['protocol'];
   /** Inclusive lower bound, ms since the epoch. */
   sinceMs?: number;
   /** Exclusive upper bound, ms since the epoch. */

@@ -14,6 +14,7 @@ const ID = /^[0-9a-z]{8,16}-[0-9a-f]{8}$/;
  *
  * - `q`: words and "phrases" (all must match), `word*` for a prefix
  * - `user`, `target`: exact (case-insensitive) or a glob with `*` and `?`
+ * - `protocol`: `ssh` or `postgres`
  * - `since`, `until`: a duration back from now (`7d`, `12h`) or an ISO date
  * - `kind`: `output`, `command`, `sql`, `marker`, comma-separated
  * - `verdict`: `allow`, `alert`, `review`, `deny` (command events only)
@@ -34,6 +35,11 @@ export function searchRequest(p: URLSearchParams, now = Date.now()): { query: Se
   if (user) q.user = name('user', user);
   const target = one('target');
   if (target) q.target = name('target', target);
+  const protocol = one('protocol');
+  if (protocol) {
+    if (protocol !== 'ssh' && protocol !== 'postgres') throw new QueryError('"protocol" must be ssh or postgres');
+    q.protocol = protocol;
+  }
   const since = one('since');
   if (since) q.sinceMs = parseSince(since, now);
   const until = one('until');

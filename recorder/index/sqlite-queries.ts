@@ -47,6 +47,10 @@ export function searchSql(q: SearchQuery): { sql: string; params: Record<string,
   }
   if (q.user) nameFilter('s.user', q.user, 'user', where, params);
   if (q.target) nameFilter('s.target', q.target, 'target', where, params);
+  if (q.protocol) {
+    where.push('s.protocol = @protocol');
+    params.protocol = q.protocol;
+  }
   if (q.recording) {
     where.push('d.recording = @recording');
     params.recording = q.recording;

@@ -416,7 +416,7 @@ describe('replay UI in Chromium', () => {
     expect(await page.evaluate(async () => (await fetch('/api/v1/ui/recordings/zz/cast')).status)).toBe(404);
   });
 
-  it('search pages through the index: 50 hits, then More results adds the rest, each a command event with its rule', async () => {
+  it('search pages through the index: 50 hits, then Next shows the rest, each a command event with its rule', async () => {
     const tok = await token('alice', ['admins']);
     // `ssh -T` with a script on stdin: the stdin gate judges each line, one command event each.
     const script = Array.from({ length: 60 }, (_v, i) => `echo pagerword-${i}`).join('\n') + '\nexit\n';
@@ -431,10 +431,13 @@ describe('replay UI in Chromium', () => {
     await page.selectOption('#search-kind', 'command');
     await page.click('#search-go');
     await expect.poll(async () => page.locator('li.hit').count(), { timeout: 10_000 }).toBe(50);
-    await page.click('#search-more');
-    await expect.poll(async () => page.locator('li.hit').count(), { timeout: 10_000 }).toBe(60);
-    expect(await page.locator('#search-more').count()).toBe(0);
     const texts = await page.locator('li.hit pre.snippet').allTextContents();
+    await page.click('#search-next');
+    await page.locator('#search-pager[data-page="2"]').waitFor();
+    expect(await page.locator('li.hit').count()).toBe(10);
+    expect(await page.locator('#search-next').isDisabled()).toBe(true);
+    expect(await page.locator('#search-page').textContent()).toContain('hits 51–60 · last page');
+    texts.push(...await page.locator('li.hit pre.snippet').allTextContents());
     expect(new Set(texts).size).toBe(60);
     expect(await page.locator('li.hit .badge.verdict').first().textContent()).toMatch(/^allow \(/);
   });

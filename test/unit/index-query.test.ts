@@ -74,8 +74,8 @@ describe('search and sessions parameters', () => {
   const req = (q: string) => searchRequest(new URLSearchParams(q), now).query;
 
   it('parses the filters', () => {
-    expect(req('q=x&user=dana&target=prod-*&since=7d&kind=command,sql&verdict=deny&limit=10')).toMatchObject({
-      match: '"x"', user: 'dana', target: 'prod-*', sinceMs: now - 7 * 86400e3, kinds: ['command', 'sql'], verdict: 'deny', limit: 10,
+    expect(req('q=x&user=dana&target=prod-*&protocol=ssh&since=7d&kind=command,sql&verdict=deny&limit=10')).toMatchObject({
+      match: '"x"', user: 'dana', target: 'prod-*', protocol: 'ssh', sinceMs: now - 7 * 86400e3, kinds: ['command', 'sql'], verdict: 'deny', limit: 10,
     });
     expect(req('user=dana')).toMatchObject({ kinds: ['command', 'sql'] });
     expect(parseSince('2026-12-01', now)).toBe(Date.parse('2026-12-01'));
@@ -87,6 +87,7 @@ describe('search and sessions parameters', () => {
       ['q=x&kind=bogus', /kind/], ['q=x&verdict=maybe', /verdict/], ['q=x&since=yesterday', /duration/], ['q=x&limit=0', /limit/],
       ['q=x&limit=1000', /limit/], ['q=x&cursor=abc', /cursor/], ['kind=output', /"q" is needed/], ['q=x&q=y', /more than once/],
       ['q=x&recording=../../etc', /recording/], ['q=x&kind=output&verdict=deny', /verdict/], [`q=x&user=${'u'.repeat(300)}`, /user/],
+      ['q=x&protocol=mysql', /protocol/],
     ] as const) expect(() => req(q), q.slice(0, 40)).toThrow(why);
     expect(() => sessionsRequest(new URLSearchParams('cursor=1; DROP'))).toThrow(/cursor/);
     expect(() => sessionsRequest(new URLSearchParams('protocol=ftp'))).toThrow(/protocol/);

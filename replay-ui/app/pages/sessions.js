@@ -1,6 +1,11 @@
 import { h, clear, notice, fmtTime, fmtOffset, fmtBytes } from '../dom.js';
 import { get } from '../api.js';
-import { marked, matcher } from '../highlight.js';
+import { addHits, indexNote, resultsOf } from './search-results.js';
+import { firstPage, pageSize, pagerControls, pagesState, readPage } from '../pager.js';
+
+/** Rows per page unless the hash says `limit=` (the sessions API takes up to 500, search up to 200). */
+const SESSIONS_PER_PAGE = 100;
+const HITS_PER_PAGE = 50;
 
 function downloads(m) {
   const formats = m.format === 'asciicast' ? ['asciicast', 'text'] : m.format === 'raw' ? ['raw', 'asciicast', 'text'] : ['jsonl'];
@@ -32,56 +37,6 @@ function sessionRow(m) {
       ...downloads(m)));
 }
 
-/** Hits of one recording this close (seconds) are one moment: a typed command, its echo and its marker. */
-const MOMENT = 2.5;
-const KIND_ORDER = ['command', 'sql', 'marker', 'output'];
-
-/** Adds a page of hits to the groups: per recording, then per moment (kinds listed, texts kept once). */
-function addHits(recs, hits) {
-  for (const hit of hits) {
-    let rec = recs.get(hit.recording);
-    if (!rec) recs.set(hit.recording, (rec = { hit, moments: [] }));
-    const text = hit.command ? hit.command.text : hit.snippet;
-    // One command per moment: lines run close together stay results of their own; an output or
-    // marker hit joins the moment whose command it names, else the first one close enough.
-    const close = rec.moments.filter((g) => Math.abs(g.t - hit.t) <= MOMENT && (!hit.command || !g.command || g.command.text === hit.command.text));
-    let m = close.find((g) => g.command && text.includes(g.command.text)) ?? close[0];
-    if (!m) rec.moments.push((m = { t: hit.t, time: hit.time, kinds: new Set(), texts: [], command: undefined }));
-    m.kinds.add(hit.kind);
-    if (hit.command && !m.command) m.command = hit.command;
-    // Where to replay from: the latest of the moment's hits, so the match is on the screen (an
-    // output chunk is timed from its start; the echo of a judged line may come after its marker).
-    if (hit.t > m.t) { m.t = hit.t; m.time = hit.time; }
-    if (!m.texts.some((x) => x.text === text)) m.texts.push({ kind: hit.kind, text });
-  }
-}
-
-function momentRow(id, m, q, re) {
-  const href = `#/recording/${encodeURIComponent(id)}?t=${m.t.toFixed(3)}&q=${encodeURIComponent(q)}`;
-  const c = m.command;
-  const kinds = [...m.kinds].sort((a, b) => KIND_ORDER.indexOf(a) - KIND_ORDER.indexOf(b));
-  const texts = [...m.texts].sort((a, b) => KIND_ORDER.indexOf(a.kind) - KIND_ORDER.indexOf(b.kind));
-  return h('li', { class: 'hit', 'data-kinds': kinds.join(',') },
-    h('a', { href, class: 'hit-link' }, fmtTime(m.time), ' · at ', fmtOffset(m.t)),
-    ' ', ...kinds.map((k) => h('span', { class: `badge kind ${k}` }, k)),
-    c ? h('span', { class: `badge verdict ${c.verdict === 'deny' ? 'deny' : ''}` }, c.rule ? `${c.verdict} (${c.rule})` : c.verdict) : null,
-    c?.outcome ? h('span', { class: 'muted outcome' }, ` ${c.outcome}`) : null,
-    ...texts.map((x) => h('pre', { class: `snippet ${x.kind}` }, ...marked(x.text, re))));
-}
-
-function resultsOf(recs, q) {
-  const re = matcher(q);
-  return [...recs.entries()].map(([id, rec]) => h('section', { class: 'hit-rec', 'data-recording': id },
-    h('h3', {}, h('a', { href: `#/recording/${encodeURIComponent(id)}?q=${encodeURIComponent(q)}`, class: 'rec-link' }, `${rec.hit.user}@${rec.hit.target}`),
-      h('span', { class: 'muted' }, ` as ${rec.hit.login} · ${rec.hit.protocol} · started ${fmtTime(rec.hit.start)} · ${rec.moments.length} moment${rec.moments.length === 1 ? '' : 's'}`)),
-    h('ul', { class: 'hits' }, ...rec.moments.map((m) => momentRow(id, m, q, re)))));
-}
-
-function indexNote(index) {
-  if (!index || index.state !== 'building') return '';
-  return notice(`The search index is catching up with the recordings (${index.done} of ${index.total}); older sessions may be missing for now.`);
-}
-
 /** A sessions-list filter (a substring) as the search API's user/target filter (exact or glob). */
 const globOf = (v) => (/[*?]/.test(v) ? v : `*${v}*`);
 
@@ -101,15 +56,19 @@ export async function render(main, { query } = { query: new URLSearchParams() })
   const results = h('div', { id: 'results' });
   const table = h('tbody');
   const status = h('div');
-  const more = h('p');
-  // Pages of the session list; the list refreshes itself only while one page is shown.
-  let pages = 1;
+  const pager = h('div', { id: 'sessions-paging' });
 
-  // The state comes from the URL first.
+  // The state comes from the URL first: filters, the search, the page of each list (`cursor`,
+  // `search_cursor`; their trails of earlier pages in history.state) and `limit`.
   for (const k of ['user', 'target', 'protocol', 'status', 'from', 'to']) f[k].value = query.get(k) ?? '';
   f.denials.checked = query.get('denials') === '1';
   q.value = query.get('q') ?? '';
   kind.value = query.get('kind') ?? '';
+  const limitParam = query.get('limit') ?? '';
+  const listLimit = pageSize(query, SESSIONS_PER_PAGE, 500);
+  const hitLimit = pageSize(query, HITS_PER_PAGE, 200);
+  let list = readPage(query, 'cursor');
+  let hits = readPage(query, 'search_cursor');
 
   const state = () => {
     const p = new URLSearchParams();
@@ -117,14 +76,17 @@ export async function render(main, { query } = { query: new URLSearchParams() })
     if (kind.value) p.set('kind', kind.value);
     for (const k of ['user', 'target', 'protocol', 'status', 'from', 'to']) if (f[k].value) p.set(k, f[k].value);
     if (f.denials.checked) p.set('denials', '1');
+    if (list.cursor) p.set('cursor', list.cursor);
+    if (hits.cursor && q.value.trim()) p.set('search_cursor', hits.cursor);
+    if (limitParam) p.set('limit', limitParam);
     return p;
   };
-  /** Writes the state into the URL: a new history entry for a search, in place for a filter edit. */
+  /** Writes the state into the URL: a new history entry for a search or another page, in place for a filter edit. */
   const keepInUrl = (push) => {
     const p = state();
     const hash = `#/sessions${[...p.keys()].length ? `?${p}` : ''}`;
-    if (location.hash === hash) return;
-    history[push ? 'pushState' : 'replaceState'](null, '', hash);
+    const trails = pagesState({ cursor: list, search_cursor: hits });
+    history[push && location.hash !== hash ? 'pushState' : 'replaceState'](trails, '', hash);
   };
 
   const filters = () => {
@@ -134,67 +96,94 @@ export async function render(main, { query } = { query: new URLSearchParams() })
     if (f.denials.checked) p.set('denials', '1');
     return p;
   };
-  const load = async (cursor) => {
+  let listRun = 0;
+  const load = async () => {
+    const run = ++listRun;
+    const page = list;
     const p = filters();
-    if (cursor) p.set('cursor', cursor);
+    p.set('limit', String(listLimit));
+    if (page.cursor) p.set('cursor', page.cursor);
     try {
       const r = await get(`/api/v1/ui/sessions?${p}`);
-      const rows = r.sessions.map(sessionRow);
-      if (cursor) { table.append(...rows); pages++; } else { clear(table, ...rows); pages = 1; }
-      clear(status, indexNote(r.index), table.children.length ? '' : notice('No sessions match.'));
-      clear(more, r.next_cursor ? h('button', { type: 'button', id: 'sessions-more', onclick: () => void load(r.next_cursor) }, 'More sessions') : '');
+      if (run !== listRun) return; // a newer load (another page, a filter edit) replaced this one
+      clear(table, ...r.sessions.map(sessionRow));
+      const empty = !r.sessions.length;
+      clear(status, indexNote(r.index), !empty ? '' : notice(page.cursor
+        ? 'This page is empty: no session matching the filters is older than the last one of the page before.'
+        : 'No sessions match.'));
+      clear(pager, empty && !page.cursor ? '' : pagerControls({
+        id: 'sessions', page, next: r.next_cursor, shown: r.sessions.length, limit: listLimit, noun: 'sessions',
+        go: (to) => { list = to; keepInUrl(true); void load(); },
+      }));
     } catch (err) {
-      clear(status, notice(err.message, 'error'));
+      if (run !== listRun) return;
+      // A cursor this server did not return (an edited link) is a 400: say so, offer the first page.
+      clear(table);
+      clear(pager);
+      clear(status, notice(err.message, 'error'), page.cursor ? h('button', { type: 'button', id: 'sessions-first', onclick: () => { list = firstPage(); keepInUrl(true); void load(); } }, '« Newest') : '');
     }
   };
-  /** The search with the filters beside it: user and target (substrings, as the list), kind, started from/to; protocol on the results. */
+  /** The search with the filters beside it: user and target (substrings, as the list), protocol, kind, started from/to. */
   const searchParams = (text) => {
     const p = new URLSearchParams({ q: text });
     if (kind.value) p.set('kind', kind.value);
     if (f.user.value.trim()) p.set('user', globOf(f.user.value.trim()));
     if (f.target.value.trim()) p.set('target', globOf(f.target.value.trim()));
+    if (f.protocol.value) p.set('protocol', f.protocol.value);
     if (f.from.value) p.set('since', new Date(f.from.value).toISOString());
     if (f.to.value) p.set('until', new Date(f.to.value).toISOString());
     return p;
   };
   let searchRun = 0;
-  const search = async (cursor, recs = new Map()) => {
+  const search = async () => {
     const text = q.value.trim();
     const run = ++searchRun;
     if (!text) { clear(results); return; }
-    if (!cursor) clear(results, h('p', { class: 'muted' }, 'Searching…'));
+    const page = hits;
+    clear(results, h('p', { class: 'muted' }, 'Searching…'));
     const p = searchParams(text);
-    if (cursor) p.set('cursor', cursor);
+    p.set('limit', String(hitLimit));
+    if (page.cursor) p.set('cursor', page.cursor);
     try {
       const r = await get(`/api/v1/search?${p}`);
       if (run !== searchRun) return; // a newer search replaced this one
-      addHits(recs, f.protocol.value ? r.hits.filter((x) => x.protocol === f.protocol.value) : r.hits);
+      const recs = new Map();
+      addHits(recs, r.hits);
       const moments = [...recs.values()].reduce((n, x) => n + x.moments.length, 0);
-      const used = [...p.keys()].filter((k) => !['q', 'cursor'].includes(k));
-      const next = r.next_cursor ? h('button', { type: 'button', id: 'search-more', onclick: () => void search(r.next_cursor, recs) }, 'More results') : '';
+      const used = [...p.keys()].filter((k) => !['q', 'cursor', 'limit'].includes(k));
+      const paged = !!(page.cursor || r.next_cursor);
       clear(results, indexNote(r.index),
-        h('h2', {}, `${moments}${r.next_cursor ? '+' : ''} result${moments === 1 ? '' : 's'} in ${recs.size} recording${recs.size === 1 ? '' : 's'} for “`, r.query, '”'),
-        used.length || f.protocol.value ? h('p', { class: 'muted small', id: 'search-filters' }, `filtered by ${[...used, ...(f.protocol.value ? ['protocol'] : [])].join(', ')}`) : '',
-        ...resultsOf(recs, text), next);
+        h('h2', {}, `${moments} result${moments === 1 ? '' : 's'} in ${recs.size} recording${recs.size === 1 ? '' : 's'}${paged ? ' on this page' : ''} for “`, r.query, '”'),
+        used.length ? h('p', { class: 'muted small', id: 'search-filters' }, `filtered by ${used.join(', ')}`) : '',
+        !r.hits.length && page.cursor ? notice('This page is empty: no hit matching the search is older than the last one of the page before.') : '',
+        ...resultsOf(recs, text),
+        paged ? pagerControls({
+          id: 'search', page, next: r.next_cursor, shown: r.hits.length, limit: hitLimit, noun: 'hits',
+          go: (to) => { hits = to; keepInUrl(true); void search(); },
+        }) : '');
     } catch (err) {
-      if (run === searchRun) clear(results, notice(err.message, 'error'));
+      if (run === searchRun) clear(results, notice(err.message, 'error'), page.cursor ? h('button', { type: 'button', id: 'search-first', onclick: () => { hits = firstPage(); keepInUrl(true); void search(); } }, '« Newest') : '');
     }
   };
   let typing;
   const changed = () => {
+    // Other filters are other lists: both start again at their first page.
+    list = firstPage();
+    hits = firstPage();
     keepInUrl(false);
     void load();
     clearTimeout(typing);
     if (q.value.trim()) typing = setTimeout(() => void search(), 300);
   };
+  const searchAgain = () => { hits = firstPage(); keepInUrl(true); void search(); };
   for (const el of Object.values(f)) el.addEventListener('change', changed);
   for (const el of [f.user, f.target]) el.addEventListener('input', changed);
-  kind.addEventListener('change', () => { keepInUrl(true); void search(); });
+  kind.addEventListener('change', searchAgain);
 
   clear(main,
     h('h1', {}, 'Sessions'),
-    h('form', { class: 'searchbar', onsubmit: (e) => { e.preventDefault(); keepInUrl(true); void search(); } }, q, kind, h('button', { type: 'submit', id: 'search-go' }, 'Search')),
-    h('form', { class: 'filters', onsubmit: (e) => { e.preventDefault(); void load(); } },
+    h('form', { class: 'searchbar', onsubmit: (e) => { e.preventDefault(); searchAgain(); } }, q, kind, h('button', { type: 'submit', id: 'search-go' }, 'Search')),
+    h('form', { class: 'filters', onsubmit: (e) => { e.preventDefault(); changed(); } },
       f.user, f.target, f.protocol, f.status, h('label', {}, 'from ', f.from), h('label', {}, 'to ', f.to),
       h('label', { for: 'f-denials' }, f.denials, ' has denials')),
     results,
@@ -202,8 +191,9 @@ export async function render(main, { query } = { query: new URLSearchParams() })
     h('table', { class: 'grid', id: 'sessions' },
       h('thead', {}, h('tr', {}, ...['Started', 'User', 'Target', 'Protocol', 'Command', 'Duration', 'End', 'Denials', 'Size', ''].map((t) => h('th', {}, t)))),
       table),
-    more);
+    pager);
   await Promise.all([load(), q.value.trim() ? search() : undefined]);
-  const timer = setInterval(() => { if (pages === 1) void load(); }, 5000);
+  // The first page refreshes itself (new and ended sessions); a later page stays as it was read.
+  const timer = setInterval(() => { if (!list.cursor) void load(); }, 5000);
   return () => { clearInterval(timer); clearTimeout(typing); };
 }
