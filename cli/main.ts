@@ -31,7 +31,7 @@ or the cache \`pam login\` writes; --token TOKEN works but warns: arguments are 
   pam audit [--since 1h] · pam audit verify [--local: this host's data_dir from the config, no proxy needed]
   pam recordings list · pam recordings export ID --format asciicast|text|jsonl|raw [--stream stdout|stderr|stdin] · pam recordings verify ID [--local]
   pam evidence export RECORDING_ID --output DIR   an evidence bundle for auditors (recording, proof, checkpoint, key, viewer)
-  pam search [QUERY] [--user U] [--target T] [--since 7d] [--kind output|command|sql] [--verdict deny]
+  pam search [QUERY] [--user U] [--target T] [--protocol ssh|postgres] [--since 7d] [--kind output|command|sql] [--verdict deny]
                                                output, commands and SQL of every session (no QUERY: command events)
   pam sessions · pam kill SESSION_ID --reason …
   pam held · pam approve-command ID · pam deny-command ID --reason …   commands held by review rules
@@ -60,7 +60,7 @@ async function main(argv: string[], host: CliHost): Promise<void> {
       since: { type: 'string' }, format: { type: 'string' }, output: { type: 'string' }, groups: { type: 'string' },
       ttl: { type: 'string' }, key: { type: 'string' }, user: { type: 'string' }, command: { type: 'string' }, sql: { type: 'string' },
       'public-key': { type: 'string' }, local: { type: 'boolean' }, stream: { type: 'string' }, channel: { type: 'string' },
-      kind: { type: 'string' }, verdict: { type: 'string' }, until: { type: 'string' }, limit: { type: 'string' }, cursor: { type: 'string' },
+      kind: { type: 'string' }, verdict: { type: 'string' }, protocol: { type: 'string' }, until: { type: 'string' }, limit: { type: 'string' }, cursor: { type: 'string' },
       help: { type: 'boolean', short: 'h' }, version: { type: 'boolean' },
     },
   });

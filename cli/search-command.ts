@@ -5,7 +5,7 @@ import { printRows } from './table.js';
 
 export interface SearchFlags { [k: string]: string | boolean | undefined }
 
-const USAGE = 'pam search [QUERY] [--user U] [--target T] [--since 7d] [--until DATE] [--kind output|command|sql|marker|input] [--verdict allow|alert|review|deny] [--limit N] [--cursor C] [--json]';
+const USAGE = 'pam search [QUERY] [--user U] [--target T] [--protocol ssh|postgres] [--since 7d] [--until DATE] [--kind output|command|sql|marker|input] [--verdict allow|alert|review|deny] [--limit N] [--cursor C] [--json]';
 
 interface SearchReply { query: string; hits: SearchHit[]; next_cursor: string | null; index: { state: string; done: number; total: number } }
 
@@ -17,7 +17,7 @@ export async function searchCommand(api: ApiClient, args: string[], f: SearchFla
   const p = new URLSearchParams();
   const query = args.join(' ').trim();
   if (query) p.set('q', query);
-  for (const k of ['user', 'target', 'since', 'until', 'kind', 'verdict', 'limit', 'cursor']) {
+  for (const k of ['user', 'target', 'protocol', 'since', 'until', 'kind', 'verdict', 'limit', 'cursor']) {
     const v = f[k];
     if (typeof v === 'string') p.set(k, v);
   }

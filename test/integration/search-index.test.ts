@@ -311,6 +311,9 @@ describe('search index over real sessions', () => {
     const text = await pam(['search', '--verdict', 'deny'], auditorToken);
     expect(text.stdout).toContain('systemctl stop nginx');
     expect(text.stdout).toContain('DROP TABLE IF EXISTS pangolin_table');
+    const pgOnly = await pam(['search', '--verdict', 'deny', '--protocol', 'postgres'], auditorToken);
+    expect(pgOnly.stdout).toContain('DROP TABLE IF EXISTS pangolin_table');
+    expect(pgOnly.stdout).not.toContain('systemctl stop nginx');
     expect((await pam(['search', '--kind', 'output'], auditorToken)).stderr).toContain('"q" is needed');
     expect((await pam(['search', 'quokka'], await token('dana', ['admins']))).code).toBe(3);
   });
