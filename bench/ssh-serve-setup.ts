@@ -6,12 +6,14 @@ import { PROCESS_ROLES, startPamProcess } from '../test/helpers/pam-process.js';
  * target `bench` (login root, key set with `pam secret set`) on a real sshd, and a granted
  * token (`pam request` + `pam approve`). What the shipped-process SSH benches start from.
  */
-export async function startServeBench(opts: { nodeArgs?: string[] } = {}) {
-  const sshd = await startSshd();
+export async function startServeBench(opts: { nodeArgs?: string[]; entry?: string; sshd?: Awaited<ReturnType<typeof startSshd>>; extra?: string } = {}) {
+  const sshd = opts.sshd ?? await startSshd();
   const pam = await startPamProcess({
     roles: PROCESS_ROLES,
     ...(opts.nodeArgs ? { nodeArgs: opts.nodeArgs } : {}),
-    extra: `targets:
+    ...(opts.entry ? { entry: opts.entry } : {}),
+    extra: `${opts.extra ?? ''}
+targets:
   - name: bench
     protocol: ssh
     address: "127.0.0.1:${sshd.port}"

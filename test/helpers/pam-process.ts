@@ -30,6 +30,8 @@ export interface PamProcessOptions {
   env?: Record<string, string>;
   /** Node options for the `pam serve` process only (not the CLI calls), e.g. ['--cpu-prof']. */
   nodeArgs?: string[];
+  /** The `pam` entry for `pam serve` and the CLI calls (default this checkout's bin/pam.js): another checkout's, for an A/B bench. */
+  entry?: string;
   /** Shell commands run before `pam serve` (it then runs under bash), e.g. `trap '' XFSZ; ulimit -f 512`. */
   shellPrefix?: string;
 }
@@ -98,7 +100,8 @@ async function startOnce(opts: PamProcessOptions): Promise<PamProcess> {
   const httpListen = scheme === 'https' ? `https://127.0.0.1:${ports.http}` : `127.0.0.1:${ports.http}`;
   const configFile = join(dir, 'pam.yaml');
   const server = `${scheme}://127.0.0.1:${ports.http}`;
-  const serveArgv = (file: string) => [...(opts.nodeArgs ?? []), 'bin/pam.js', 'serve', '--config', file];
+  const entry = opts.entry ?? join(process.cwd(), 'bin/pam.js');
+  const serveArgv = (file: string) => [...(opts.nodeArgs ?? []), entry, 'serve', '--config', file];
   const spawnServe = (file: string) => opts.shellPrefix
     ? spawn('bash', ['-c', `${opts.shellPrefix}; exec node ${serveArgv(file).map((a) => `'${a}'`).join(' ')}`], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } })
     : spawn('node', serveArgv(file), { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
@@ -139,7 +142,7 @@ ${typeof opts.extra === 'function' ? opts.extra(dir) : opts.extra ?? ''}
   }
 
   const pam = (args: string[], env: Record<string, string> = {}, input?: string, cwd?: string) => new Promise<RunResult>((resolve) => {
-    const p = spawn('node', [join(process.cwd(), 'bin/pam.js'), ...args], { cwd, env: { ...process.env, PAM_CONFIG: configFile, PAM_SERVER: server, ...opts.env, ...env } });
+    const p = spawn('node', [entry, ...args], { cwd, env: { ...process.env, PAM_CONFIG: configFile, PAM_SERVER: server, ...opts.env, ...env } });
     let stdout = '';
     let stderr = '';
     p.stdout.on('data', (d) => (stdout += d));
