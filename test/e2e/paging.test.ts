@@ -1,4 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { startUiStack, type UiStack } from '../helpers/ui-stack.js';
 import { waitFor } from '../helpers/sshd.js';
 
@@ -10,6 +13,7 @@ import { waitFor } from '../helpers/sshd.js';
  * page, its Previous included.
  */
 
+const SHOTS = process.env.PAM_SCREENSHOTS ? join(import.meta.dirname, '..', '..', 'docs', 'screenshots') : join(tmpdir(), 'pam-e2e-shots');
 const N = 60;
 const LIMIT = 12;
 let ui: UiStack;
@@ -19,6 +23,7 @@ let carols: string[];
 let before: string;
 
 beforeAll(async () => {
+  await mkdir(SHOTS, { recursive: true });
   ui = await startUiStack();
   await ui.signIn(ui.page, 'sam', 'security');
   before = new Date(Date.now() - 2 * 86400_000).toISOString().slice(0, 16); // a datetime-local value, whatever the time zone
@@ -86,6 +91,7 @@ describe('sessions list pages', () => {
     expect(sorted(seen)).toEqual(sorted(onDisk));
     // 60 is a whole number of pages: the fifth is the last, with no empty page after it.
     expect(await s.where()).toBe('Page 5 · sessions 49–60 · last page');
+    await ui.page.screenshot({ path: join(SHOTS, 'sessions-paging.png'), fullPage: true });
     expect(hash()).toMatch(/^#\/sessions\?cursor=\d+\.[0-9a-z-]+&limit=12$/);
     await s.back(pages);
     expect(hash()).toBe('#/sessions?limit=12');
@@ -166,6 +172,7 @@ describe('search results pages', () => {
     expect(new Set(seen).size).toBe(N);
     expect(sorted(seen)).toEqual(sorted(onDisk));
     expect(await r.where()).toBe('Page 5 · hits 49–60 · last page');
+    await ui.page.screenshot({ path: join(SHOTS, 'search-paging.png'), fullPage: false });
     expect(hash()).toMatch(/^#\/sessions\?q=pagingword&search_cursor=\d+&limit=12$/);
     // The sessions list under it stayed on its first page.
     expect(await s().where()).toBe('Page 1 · sessions 1–12');

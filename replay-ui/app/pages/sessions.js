@@ -152,15 +152,16 @@ export async function render(main, { query } = { query: new URLSearchParams() })
       const moments = [...recs.values()].reduce((n, x) => n + x.moments.length, 0);
       const used = [...p.keys()].filter((k) => !['q', 'cursor', 'limit'].includes(k));
       const paged = !!(page.cursor || r.next_cursor);
+      // The pager above the hits: the sessions table follows them, so one below would be lost between the two.
       clear(results, indexNote(r.index),
         h('h2', {}, `${moments} result${moments === 1 ? '' : 's'} in ${recs.size} recording${recs.size === 1 ? '' : 's'}${paged ? ' on this page' : ''} for “`, r.query, '”'),
         used.length ? h('p', { class: 'muted small', id: 'search-filters' }, `filtered by ${used.join(', ')}`) : '',
-        !r.hits.length && page.cursor ? notice('This page is empty: no hit matching the search is older than the last one of the page before.') : '',
-        ...resultsOf(recs, text),
         paged ? pagerControls({
           id: 'search', page, next: r.next_cursor, shown: r.hits.length, limit: hitLimit, noun: 'hits',
           go: (to) => { hits = to; keepInUrl(true); void search(); },
-        }) : '');
+        }) : '',
+        !r.hits.length && page.cursor ? notice('This page is empty: no hit matching the search is older than the last one of the page before.') : '',
+        ...resultsOf(recs, text));
     } catch (err) {
       if (run === searchRun) clear(results, notice(err.message, 'error'), page.cursor ? h('button', { type: 'button', id: 'search-first', onclick: () => { hits = firstPage(); keepInUrl(true); void search(); } }, '« Newest') : '');
     }
