@@ -34,7 +34,7 @@ export interface DecideIo {
   /** Aborting cancels a pending review (the hold expires). */
   signal?: AbortSignal;
   via: 'shell' | 'exec';
-  /** Input the target did not echo (maybe a password): only an explicit rule stops it, and the text is not logged. */
+  /** Input the target did not echo (maybe a password): judged like any line (rules, then the default), its text never logged. */
   unechoed?: boolean;
 }
 
@@ -47,16 +47,20 @@ export class CommandPolicy {
     const d = this.deps;
     const v = d.policy.evaluate({ ...d.subject, protocol: 'ssh', kind: 'command', command });
     if (v.action === 'allow') return { action: 'allow', allowedBy: v.rule ?? 'default_action', verdict: v };
+    // Not echoed: maybe a password, so its text is never written down. It is judged all the same,
+    // by the target's default too: the proxy cannot tell a password at a sudo prompt from a command
+    // typed after `stty -echo` (the target's output, prompt included, is the user's to forge), and
+    // letting unechoed lines pass a default deny made echo off a way around an allow-list.
     const shown = io.unechoed ? '(input not echoed)' : command;
-    // Not echoed and no rule for it (a password at a prompt): let through as the default allows.
-    if (io.unechoed && !v.rule) return { action: 'allow', allowedBy: 'default_action', verdict: v };
     const base = { protocol: 'ssh', kind: 'command', via: io.via, rule: v.rule ?? 'default_action', command: shown } as const;
+    // The default's message quotes the line: for unechoed input the proxy words its own.
+    const quiet = io.unechoed && !v.rule ? `input typed with echo off is judged as a command: no rule decides it, so this target's default applies (${v.action})` : undefined;
     if (v.action === 'alert') {
-      d.audit({ type: 'policy.alert', ...base, message: v.message });
+      d.audit({ type: 'policy.alert', ...base, message: quiet ?? v.message });
       d.marker(`alert (${base.rule}): ${shown}`);
       return { action: 'allow', verdict: v };
     }
-    const message = v.message ?? `command ${v.action === 'deny' ? 'denied' : 'needs review'} by policy`;
+    const message = quiet ?? v.message ?? `command ${v.action === 'deny' ? 'denied' : 'needs review'} by policy`;
     if (v.action === 'deny' || !d.holds || io.unechoed) {
       d.audit({ type: 'policy.deny', ...base, action: v.action, why: message });
       return { action: 'deny', message: v.action === 'review' ? `${message} (needs approval, which is not possible here)` : message, rule: base.rule, verdict: v };

@@ -34,7 +34,7 @@ export interface EnterIo {
   signal: AbortSignal;
   /**
    * The line was not echoed by the target (screen empty, keystrokes not): it may be a password,
-   * so only an explicit rule may stop it and it must not be shown back.
+   * so it must not be shown back or written down; it is judged like any line all the same.
    */
   unechoed?: boolean;
 }

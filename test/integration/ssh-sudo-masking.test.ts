@@ -15,9 +15,9 @@ import { chmodSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import ssh2 from 'ssh2';
 import { startSshd, waitFor, type TestSshd } from '../helpers/sshd.js';
 import { PROCESS_ROLES, startPamProcess, type PamProcess } from '../helpers/pam-process.js';
+import { PLAIN_BASH, PtyShell, stripEscapes } from '../helpers/pty-shell.js';
 
 const canRun = process.getuid?.() === 0 && existsSync('/usr/bin/sudo') && existsSync('/usr/bin/su');
 const tag = randomBytes(3).toString('hex');
@@ -78,52 +78,6 @@ afterAll(async () => {
   try { execFileSync('userdel', [osUser]); } catch { /* not made */ }
   rmSync(dir, { recursive: true, force: true });
 });
-
-const strip = (s: string) => s.replace(/\x1b\[[0-?]*[ -/]*[@-~]|\x1b[()][A-Z0-9]|\x1b[=>78]/g, '');
-const SHELL = `exec env PS1='$ ' HISTFILE=/dev/null TERM=xterm bash --norc --noprofile -i`;
-
-/** An interactive bash behind a pty through `pam serve` (ssh2 client). */
-class Pty {
-  out = '';
-  private mark = 0;
-  private constructor(readonly client: ssh2.Client, readonly ch: ssh2.ClientChannel) {
-    ch.on('data', (d: Buffer) => (this.out += d.toString()));
-    ch.stderr.on('data', (d: Buffer) => (this.out += d.toString()));
-  }
-
-  static async open(target: string): Promise<Pty> {
-    const password = await pam.token('erin', 'dba');
-    const client = await new Promise<ssh2.Client>((resolve, reject) => {
-      const c = new ssh2.Client();
-      c.once('ready', () => resolve(c)).once('error', reject);
-      c.connect({ host: '127.0.0.1', port: pam.ports.ssh, username: `root@${target}`, password, readyTimeout: 20_000 });
-    });
-    const ch = await new Promise<ssh2.ClientChannel>((resolve, reject) => client.shell({ cols: 120, rows: 40, term: 'xterm' }, (err, s) => (err ? reject(err) : resolve(s))));
-    const p = new Pty(client, ch);
-    await p.send(`${SHELL}\r`);
-    return p;
-  }
-
-  get seen(): string {
-    return strip(this.out.slice(this.mark));
-  }
-
-  /** Writes `keys` (one key at a time, `gapMs` apart, when given), then waits for `until`. */
-  async send(keys: string, until: string | RegExp = /\$ $/, gapMs = 0): Promise<string> {
-    this.mark = this.out.length;
-    if (gapMs) for (const k of keys) { this.ch.write(k); await new Promise((r) => setTimeout(r, gapMs)); }
-    else this.ch.write(keys);
-    await waitFor(() => (typeof until === 'string' ? this.seen.includes(until) : until.test(this.seen)), `output after ${JSON.stringify(keys)}`, 1600)
-      .catch((err: Error) => { throw new Error(`${err.message}; saw ${JSON.stringify(this.seen.slice(-300))}`); });
-    return this.seen;
-  }
-
-  async close(): Promise<void> {
-    const closed = new Promise<void>((r) => this.client.once('close', () => r()));
-    this.client.end();
-    await closed;
-  }
-}
 
 async function filesUnder(d: string): Promise<string[]> {
   const out: string[] = [];
@@ -186,12 +140,12 @@ async function expectNowhere(secret: string, id: string): Promise<void> {
 
 describe.skipIf(!canRun)('passwords at real sudo and su prompts never rest in clear', () => {
   it('sudo (typed key by key) and su (typed in one chunk with its Enter): masked everywhere; the commands around them are recorded and indexed', async () => {
-    const sh = await Pty.open('web');
+    const sh = await PtyShell.open(pam.ports.ssh, 'root@web', await pam.token('erin', 'dba'));
     const after = `after${tag}sudo`;
     try {
       // su keeps the pty as its controlling terminal only without -c (which starts a new session).
       await sh.send(`su -s /bin/bash ${osUser}\r`);
-      await sh.send(`${SHELL}\r`);
+      await sh.send(`${PLAIN_BASH}\r`);
       expect(await sh.send(`id -un\r`)).toContain(osUser);
       await sh.send(`sudo -k\r`);
       // The real prompt, with echo off.
@@ -204,7 +158,7 @@ describe.skipIf(!canRun)('passwords at real sudo and su prompts never rest in cl
       await sh.send(`touch ${f('t-after-sudo')}; echo ${after}\r`, new RegExp(`\\n\\r?${after}`));
       expect(existsSync(f('t-after-sudo'))).toBe(true);
       // The secret never went back to the screen either.
-      expect(strip(sh.out)).not.toContain(osPassword);
+      expect(stripEscapes(sh.out)).not.toContain(osPassword);
     } finally {
       await sh.close();
     }
