@@ -18,10 +18,10 @@ export interface RecordingLine {
  * offsets are exact. A last line without its newline comes with `complete: false` (readers
  * that count bytes or events skip it; a torn JSON line fails to parse anyway). Lines come in
  * batches, one per read chunk, so a 50 MB recording costs one await per 64 KiB, not one per
- * event.
+ * event. `end` (exclusive) stops the reading there: a line it cuts comes as incomplete.
  */
-export async function* lineBatches(path: string, start = 0): AsyncGenerator<RecordingLine[]> {
-  const stream = createReadStream(path, { start });
+export async function* lineBatches(path: string, start = 0, end = Infinity): AsyncGenerator<RecordingLine[]> {
+  const stream = createReadStream(path, { start, ...(Number.isFinite(end) ? { end: Math.max(start, end) - 1 } : {}) });
   let carry: Buffer = Buffer.alloc(0);
   let base = start;
   try {

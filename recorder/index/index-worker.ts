@@ -5,8 +5,11 @@
  * a bulk transfer the brokers keep the CPU and the index catches up afterwards. At start it
  * checks the file (a damaged or foreign file is deleted and rebuilt), then brings the index in
  * step with the recordings folder in the background while it follows live recordings: every
- * `tickMs` it reads what their files gained. The main thread sends every catalog write.
- * One lock orders all work: a tick, a catalog write, one recording of the catch-up.
+ * `tickMs` it reads what their files gained (at most TICK_BYTES of each per tick, all of it
+ * written in one transaction), and at once again while a recording is left behind, so a bulk
+ * transfer is caught up with while the others are still read every round. The main thread sends
+ * every catalog write. One lock orders all work: a tick, a catalog write, one recording of the
+ * catch-up.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { setPriority } from 'node:os';
@@ -94,8 +97,11 @@ function fail(err: unknown): void {
   post({ type: 'error', message: (err as Error)?.message ?? String(err) });
 }
 
+/** What the followed recordings gained, read before closing (for at most 5 s: the rest is read at the next start). */
 async function finalTick(): Promise<void> {
-  await indexer.tick();
+  const until = Date.now() + 5000;
+  do await indexer.tick();
+  while (indexer.behind && Date.now() < until);
 }
 
 // Open fast (the proxy waits for this), then read every page in the background: a damaged
@@ -104,20 +110,24 @@ open();
 post({ type: 'ready' });
 void locked(() => store.check()).then(() => sync());
 
-let beats = 0;
-let ticking = false;
-const timer = setInterval(() => {
-  if (ticking) return;
-  ticking = true;
-  void locked(async () => {
-    await indexer.tick();
-    if (++beats % Math.max(1, Math.round(2000 / opts.tickMs)) === 0) {
-      // The file deleted or replaced under us: reopen and rebuild.
-      if (indexFileId(path) !== fileId) throw Object.assign(new Error('index file deleted or replaced'), { code: 'SQLITE_CANTOPEN' });
-      store.setInfo('owner', JSON.stringify({ pid: process.pid, beat: Date.now() }));
-    }
-  }).finally(() => { ticking = false; });
-}, opts.tickMs);
+let lastBeat = Date.now();
+let timer: NodeJS.Timeout | undefined;
+/** The next tick: after tickMs, or at once (after the messages queued meanwhile) while behind. */
+function schedule(): void {
+  if (closing) return;
+  timer = setTimeout(() => {
+    void locked(async () => {
+      await indexer.tick();
+      if (Date.now() - lastBeat >= 2000) {
+        lastBeat = Date.now();
+        // The file deleted or replaced under us: reopen and rebuild.
+        if (indexFileId(path) !== fileId) throw Object.assign(new Error('index file deleted or replaced'), { code: 'SQLITE_CANTOPEN' });
+        store.setInfo('owner', JSON.stringify({ pid: process.pid, beat: lastBeat }));
+      }
+    }).finally(schedule);
+  }, indexer.behind ? 0 : opts.tickMs);
+}
+schedule();
 
 port.on('message', (m: WorkerIn) => {
   if (m.type === 'meta') void locked(() => indexer.onMeta(m.meta));
@@ -125,7 +135,7 @@ port.on('message', (m: WorkerIn) => {
   else if (m.type === 'damaged') void locked(() => { throw Object.assign(new Error(m.why), { code: 'SQLITE_CORRUPT' }); });
   else if (m.type === 'close') {
     closing = true;
-    clearInterval(timer);
+    clearTimeout(timer);
     void locked(finalTick).then(() => {
       try {
         store.setInfo('owner', '{}');

@@ -14,6 +14,11 @@ import { FRAME_HEADER, FrameType, MAX_PAYLOAD } from '../raw-frame.js';
 const ID = /^[0-9a-z]{8,16}-[0-9a-f]{8}$/;
 /** Ops written per transaction while a whole file is read. */
 const BATCH_OPS = 2000;
+/**
+ * Bytes read from one followed recording per tick: a bulk transfer cannot hold up the other
+ * recordings' ticks. The worker ticks again at once while one is left behind (`behind`).
+ */
+export const TICK_BYTES = 1024 * 1024;
 
 type Extractor = AsciicastExtractor | QueryLogExtractor | RawExtractor;
 
@@ -23,6 +28,8 @@ interface Followed {
   ex: Extractor;
   /** Bytes read: the next line starts here. */
   offset: number;
+  /** The catalog says it ended (the file is sealed) but ticks are still reading what is left. */
+  sealed?: boolean;
 }
 
 export interface IndexerStore extends IndexStore {
@@ -55,8 +62,15 @@ function extractorFor(meta: RecordingMeta): Extractor {
  */
 export class Indexer {
   private readonly followed = new Map<string, Followed>();
+  private readonly tickBytes: number;
+  /** True when the last tick or catalog write left bytes of a followed recording unread: tick again soon. */
+  behind = false;
+  /** Bytes of data files the readers took in so far (a measure of the reading work, for tests and benchmarks). */
+  bytesRead = 0;
 
-  constructor(private readonly store: IndexerStore, readonly dir: string) {}
+  constructor(private readonly store: IndexerStore, readonly dir: string, opts: { tickBytes?: number } = {}) {
+    this.tickBytes = opts.tickBytes ?? TICK_BYTES;
+  }
 
   get following(): string[] {
     return [...this.followed.keys()];
@@ -178,13 +192,16 @@ export class Indexer {
   }
 
   private finishSession(meta: RecordingMeta, ex: Extractor, dataSize: number): void {
-    this.store.batch(() => {
-      this.store.upsertSession(meta, ex.summary);
-      try {
-        const st = statSync(this.metaPath(meta.id));
-        this.store.markIndexed({ id: meta.id, metaMtimeMs: st.mtimeMs, metaSize: st.size, dataSize });
-      } catch { /* meta gone meanwhile: the next sync drops it */ }
-    });
+    this.store.batch(() => this.finishWrites(meta, ex, dataSize));
+  }
+
+  /** The session row and the file sizes the next sync compares with (inside the caller's transaction). */
+  private finishWrites(meta: RecordingMeta, ex: Extractor, dataSize: number): void {
+    this.store.upsertSession(meta, ex.summary);
+    try {
+      const st = statSync(this.metaPath(meta.id));
+      this.store.markIndexed({ id: meta.id, metaMtimeMs: st.mtimeMs, metaSize: st.size, dataSize });
+    } catch { /* meta gone meanwhile: the next sync drops it */ }
   }
 
   /** A catalog write (create or update) of this node's proxy. Calls must not overlap (the worker queues them). */
@@ -208,13 +225,23 @@ export class Indexer {
       return;
     }
     f.meta = meta;
-    // The writer sealed the file before this catalog write: everything is on disk.
-    await this.read(f, true, (ops) => this.store.batch(() => this.store.apply(meta.id, ops)));
+    // The writer sealed the file before this catalog write: everything is on disk. What is more
+    // than a tick's bytes is left to the ticks, so the other recordings are read in between.
+    f.sealed = true;
     const ops: IndexOp[] = [];
-    f.ex.end(ops);
-    this.store.batch(() => this.store.apply(meta.id, ops));
-    this.followed.delete(meta.id);
-    this.finishSession(meta, f.ex, f.offset);
+    const more = await this.read(f, true, (o) => { for (const op of o) ops.push(op); }, this.tickBytes);
+    if (more) this.behind = true;
+    else f.ex.end(ops);
+    this.store.batch(() => {
+      this.store.apply(meta.id, ops);
+      if (!more) this.finish(f);
+    });
+  }
+
+  /** A sealed recording read to its end: final session row, file sizes; no longer followed. */
+  private finish(f: Followed): void {
+    this.followed.delete(f.meta.id);
+    this.finishWrites(f.meta, f.ex, f.offset);
   }
 
   private follow(meta: RecordingMeta, fromFiles: boolean): void {
@@ -226,22 +253,36 @@ export class Indexer {
     });
   }
 
-  /** Reads what the followed recordings gained; their open output chunks become searchable now. Returns the ops written. */
+  /**
+   * Reads what the followed recordings gained, at most `tickBytes` of each; their open output
+   * chunks become searchable now. Everything read in one tick is written in one transaction (one
+   * WAL commit per tick, however many recordings are followed). Returns the ops written.
+   */
   async tick(): Promise<number> {
-    let n = 0;
+    const writes: { f: Followed; ops: IndexOp[]; counted: boolean; done: boolean }[] = [];
+    let behind = false;
     for (const f of [...this.followed.values()]) {
       const before = f.ex.summary.denials + f.ex.summary.commands;
       const ops: IndexOp[] = [];
-      await this.read(f, false, (o) => ops.push(...o));
-      f.ex.pending(ops);
-      if (!this.followed.has(f.meta.id)) continue;
+      const more = await this.read(f, f.sealed === true, (o) => { for (const op of o) ops.push(op); }, this.tickBytes);
+      behind ||= more;
+      // Left behind: the next tick comes at once, the open chunk is written when caught up.
+      if (!more) (f.sealed ? f.ex.end(ops) : f.ex.pending(ops));
+      const done = !more && f.sealed === true;
       const counted = f.ex.summary.denials + f.ex.summary.commands !== before;
-      if (!ops.length && !counted) continue;
+      if (ops.length || counted || done) writes.push({ f, ops, counted, done });
+    }
+    this.behind = behind;
+    let n = 0;
+    if (writes.length) {
       this.store.batch(() => {
-        this.store.apply(f.meta.id, ops);
-        if (counted) this.store.upsertSession(f.meta, f.ex.summary);
+        for (const { f, ops, counted, done } of writes) {
+          this.store.apply(f.meta.id, ops);
+          if (done) this.finish(f);
+          else if (counted) this.store.upsertSession(f.meta, f.ex.summary);
+          n += ops.length;
+        }
       });
-      n += ops.length;
     }
     return n;
   }
@@ -250,14 +291,26 @@ export class Indexer {
    * Feeds the lines from `f.offset` to the extractor; `onOps` gets the ops of each read chunk.
    * A last line without its newline is left for the next read, unless `toEnd` (the file is
    * sealed or was torn by a crash: it is fed as it is, and a torn line fails to parse).
+   * At most `budget` bytes are read (a longer first line whole); returns true when bytes
+   * were left unread because of it.
    */
-  private async read(f: Followed, toEnd: boolean, onOps: (ops: IndexOp[]) => void): Promise<void> {
-    if (f.ex instanceof RawExtractor) return this.readRaw(f, f.ex, onOps);
+  private async read(f: Followed, toEnd: boolean, onOps: (ops: IndexOp[]) => void, budget = Infinity): Promise<boolean> {
+    if (f.ex instanceof RawExtractor) return this.readRaw(f, f.ex, onOps, budget);
+    const start = f.offset;
+    const end = Number.isFinite(budget) ? start + budget : Infinity;
+    let more = false;
     try {
       let ops: IndexOp[] = [];
-      for await (const batch of lineBatches(this.dataPath(f.meta), f.offset)) {
+      reading: for await (const batch of lineBatches(this.dataPath(f.meta), f.offset, end)) {
         for (const line of batch) {
-          if (!line.complete && !toEnd) break;
+          if (!line.complete) {
+            // Cut by the budget, not by the end of the file: the rest comes next time.
+            if (line.offset + line.bytes >= end) {
+              more = true;
+              break reading;
+            }
+            if (!toEnd) break reading;
+          }
           f.ex.line(line.text, ops);
           f.offset = line.offset + line.bytes;
         }
@@ -266,20 +319,30 @@ export class Indexer {
           ops = [];
         }
       }
+      this.bytesRead += f.offset - start;
+      if (f.offset >= end) more = true;
       if (ops.length) onOps(ops);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     }
+    // One line longer than the budget: a larger one, until the line fits.
+    if (more && f.offset === start) return this.read(f, toEnd, onOps, budget * 2);
+    return more;
   }
 
   /** A raw recording's bytes from `f.offset`: its parser keeps a frame cut short until the rest comes. */
-  private async readRaw(f: Followed, ex: RawExtractor, onOps: (ops: IndexOp[]) => void): Promise<void> {
+  private async readRaw(f: Followed, ex: RawExtractor, onOps: (ops: IndexOp[]) => void, budget: number): Promise<boolean> {
+    const start = f.offset;
+    let more = false;
     try {
       let ops: IndexOp[] = [];
       if (!ex.skimming) {
-        for await (const chunk of createReadStream(this.dataPath(f.meta), { start: f.offset }) as AsyncIterable<Buffer>) {
+        const end = Number.isFinite(budget) ? { end: start + budget - 1 } : {};
+        for await (const chunk of createReadStream(this.dataPath(f.meta), { start: f.offset, ...end }) as AsyncIterable<Buffer>) {
           ex.bytes(chunk, ops);
           f.offset += chunk.length;
+          this.bytesRead += chunk.length;
+          more = f.offset - start >= budget;
           if (ops.length >= BATCH_OPS) {
             onOps(ops);
             ops = [];
@@ -295,6 +358,7 @@ export class Indexer {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     }
+    return more && !ex.skimming;
   }
 
   /**
@@ -321,6 +385,7 @@ export class Indexer {
         }
         const payload = Buffer.alloc(len);
         if ((await fh.read(payload, 0, len, f.offset + FRAME_HEADER)).bytesRead < len) break;
+        this.bytesRead += FRAME_HEADER + len;
         ex.skimmed({ type, stream: head[1]!, channel: head.readUInt16BE(2), t: head.readUIntBE(4, 6), payload, offset: f.offset }, ops);
         f.offset += FRAME_HEADER + len;
         if (ops.length >= BATCH_OPS) {

@@ -13,6 +13,9 @@ export const SCHEMA_VERSION = '2';
  */
 export const ROWID_SPREAD = 1024;
 
+/** SQLite page size of a new index file. */
+export const PAGE_SIZE = 16384;
+
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS info(k TEXT PRIMARY KEY, v TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS sessions(
@@ -51,7 +54,14 @@ export class SqliteIndexStore implements IndexStore {
     try {
       this.db.pragma('busy_timeout = 10000');
       if (!opts.readonly) {
+        // A new file gets 16 KiB pages (before WAL mode, which fixes the page size): a tick's
+        // commit of thousands of rows writes a quarter of the WAL frames 4 KiB pages take (one
+        // pwrite per frame header and one per page), and about a fifth less CPU per row, measured.
+        // An older file keeps its pages until `pam index rebuild` or a reset starts it afresh.
+        if (!this.tableExists('info')) this.db.pragma(`page_size = ${PAGE_SIZE}`);
         this.db.pragma('journal_mode = WAL');
+        // The index is rebuilt from the recordings, which are the evidence: WAL with NORMAL
+        // syncs only at checkpoints; a lost tail of commits is found stale and read again.
         this.db.pragma('synchronous = NORMAL');
         const version = this.tableExists('info') ? this.version() : undefined;
         if (version !== undefined && version !== SCHEMA_VERSION) throw new IndexVersionError(version);

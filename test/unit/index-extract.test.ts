@@ -199,7 +199,8 @@ describe('live indexing equals indexing the finished file', () => {
   );
 
   it('for any recording read in any pieces as it grows', async () => {
-    await fc.assert(fc.asyncProperty(fc.array(event, { minLength: 1, maxLength: 40 }), fc.array(fc.nat(), { maxLength: 12 }), async (events, cuts) => {
+    // Any tick byte budget too: a tick that stops mid-file resumes where it stopped.
+    await fc.assert(fc.asyncProperty(fc.array(event, { minLength: 1, maxLength: 40 }), fc.array(fc.nat(), { maxLength: 12 }), fc.integer({ min: 1, max: 2048 }), async (events, cuts, tickBytes) => {
       const dir = fresh();
       const t0 = Date.now();
       let at = t0;
@@ -223,7 +224,7 @@ describe('live indexing equals indexing the finished file', () => {
       delete (liveMeta as Partial<RecordingMeta>).end;
       writeFileSync(join(live, `${meta.id}.meta.json`), JSON.stringify(liveMeta));
       const store = indexOf(live);
-      const ix = new Indexer(store, live);
+      const ix = new Indexer(store, live, { tickBytes });
       await ix.onMeta(liveMeta);
       for (const piece of cut(readFileSync(src), cuts)) {
         appendFileSync(dst, piece);
@@ -231,6 +232,7 @@ describe('live indexing equals indexing the finished file', () => {
       }
       writeFileSync(join(live, `${meta.id}.meta.json`), metaText);
       await ix.onMeta(JSON.parse(metaText) as RecordingMeta);
+      while (ix.behind) await ix.tick();
       expect(ix.following).toEqual([]);
       expect(store.dump()).toEqual(whole.dump());
       store.close();
@@ -286,7 +288,7 @@ describe('raw SSH recordings (channels without a pty)', () => {
     expect(w.search({ match: parseQuery('platypus').match, limit: 5 }).hits).toEqual([]);
     expect(w.search({ match: parseQuery('ustar').match, limit: 5 }).hits).toEqual([]);
     expect(w.search({ match: parseQuery('binary stderr').match, kinds: ['marker'], limit: 5 }).hits).toHaveLength(1);
-    await fc.assert(fc.asyncProperty(fc.array(fc.nat(), { maxLength: 10 }), async (cuts) => {
+    await fc.assert(fc.asyncProperty(fc.array(fc.nat(), { maxLength: 10 }), fc.integer({ min: 1, max: 512 }), async (cuts, tickBytes) => {
       const live = join(fresh(), 'recordings');
       mkdirSync(live, { recursive: true });
       const dst = join(live, `${meta.id}.raw`);
@@ -294,7 +296,7 @@ describe('raw SSH recordings (channels without a pty)', () => {
       const liveMeta = { ...meta, status: 'live' as const };
       writeFileSync(join(live, `${meta.id}.meta.json`), JSON.stringify(liveMeta));
       const s = indexOf(live);
-      const ix = new Indexer(s, live);
+      const ix = new Indexer(s, live, { tickBytes });
       await ix.onMeta(liveMeta);
       for (const piece of cut(body, cuts)) {
         appendFileSync(dst, piece);
@@ -302,6 +304,8 @@ describe('raw SSH recordings (channels without a pty)', () => {
       }
       writeFileSync(join(live, `${meta.id}.meta.json`), JSON.stringify(meta));
       await ix.onMeta(meta);
+      while (ix.behind) await ix.tick();
+      expect(ix.following).toEqual([]);
       expect(s.dump()).toEqual(w.dump());
       s.close();
     }), { numRuns: 30 });
