@@ -12,11 +12,13 @@
  * bench/pg-pgbench.ts runs the broker inside the benchmark's own process: a profiling aid only.
  *
  *   node bin/run-ts.js bench/pg-serve.ts [--seconds 8] [--clients 8] [--rounds 2] [--modes simple,extended] [--no-sessions]
- *       [--paths direct,pgbouncer,pam] [--cpu-prof DIR] [--node-args "--perf-basic-prof …"] [--extra-config FILE]
+ *       [--paths direct,pgbouncer,pam] [--cpu-prof DIR] [--node-args "--perf-basic-prof …"] [--extra-config FILE] [--compare DIR]
  *
  * --paths runs only some paths (e.g. `--paths pam` to profile); --cpu-prof DIR starts pam serve
  * with `node --cpu-prof --cpu-prof-dir DIR` (the .cpuprofile is written when it stops);
  * --extra-config FILE appends YAML lines to pam serve's config (e.g. the upstream pool).
+ * --compare DIR also starts `pam serve` from another checkout DIR (run `npm run build` there; its
+ * node_modules are used), as one more path alternated with this checkout's: an A/B of two builds.
  *
  * Needs PostgreSQL on 127.0.0.1:5432 (trust for postgres), pgbench, pgbouncer, runuser, root.
  */
@@ -45,6 +47,7 @@ const SESSIONS = !process.argv.includes('--no-sessions');
 const PATHS = list('paths', ['direct', 'pgbouncer', 'pam']);
 const CPU_PROF = list('cpu-prof', [])[0];
 const EXTRA_CONFIG = list('extra-config', [])[0];
+const COMPARE = list('compare', [])[0];
 const NODE_ARGS = list('node-args', []).flatMap((a) => a.split(' ')).filter(Boolean);
 const DB = `pam_pgserve_${process.pid}`;
 const TICK_MS = 1000 / Number(execFileSync('getconf', ['CLK_TCK']).toString().trim());
@@ -79,10 +82,12 @@ const work = await mkdtemp(join(tmpdir(), 'pam-pgserve-'));
 await chmod(work, 0o755);
 execFileSync('psql', ['-h', '127.0.0.1', '-U', 'postgres', '-d', 'postgres', '-qc', `DROP DATABASE IF EXISTS ${DB}`, '-c', `CREATE DATABASE ${DB}`]);
 await exec('pgbench', ['-h', '127.0.0.1', '-U', 'postgres', '-i', '-s', '10', '-q', DB]);
-const pam = await startPamProcess({
-  roles: ROLES,
-  nodeArgs: [...NODE_ARGS, ...(CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF}`] : [])],
-  extra: `targets:
+const startPam = async (root?: string) => {
+  const p = await startPamProcess({
+    roles: ROLES,
+    entry: root ? join(root, 'bin/pam.js') : undefined,
+    nodeArgs: [...NODE_ARGS, ...(CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF}`] : [])],
+    extra: `targets:
   - name: ${DB}
     protocol: postgres
     address: "127.0.0.1:5432"
@@ -90,22 +95,33 @@ const pam = await startPamProcess({
     tls: disable
     logins: { postgres: { secret: pg } }
 ${EXTRA_CONFIG ? await readFile(EXTRA_CONFIG, 'utf8') : ''}`,
-});
-await copyFile('examples/policies/postgres-baseline.yaml', join(pam.dir, 'policies', 'postgres-baseline.yaml'));
+  });
+  await copyFile('examples/policies/postgres-baseline.yaml', join(p.dir, 'policies', 'postgres-baseline.yaml'));
+  return p;
+};
+const pam = await startPam();
+// --compare DIR: a second `pam serve` from another checkout (built there), alternated with this one.
+const other = COMPARE ? await startPam(COMPARE) : undefined;
 await new Promise((r) => setTimeout(r, 1500)); // the policy watcher picks the file up
 await mkdir(join(work, 'bouncer'));
 const bouncer = PATHS.includes('pgbouncer') ? await startPgbouncer(join(work, 'bouncer'), DB) : { port: 0, pid: 0, stop: () => undefined };
 try {
-  const token = (await pam.pam(['dev', 'token', 'bench', '--groups', 'bench', '--ttl', '8h'])).stdout.trim();
-  const boss = (await pam.pam(['dev', 'token', 'boss', '--groups', 'boss'])).stdout.trim();
-  await pam.pam(['secret', 'set', 'pg'], {}, 'unused-trust\n');
-  const req = await pam.pam(['request', '--target', DB, '--login', 'postgres', '--duration', '4h', '--reason', 'bench', '--json'], { PAM_TOKEN: token });
-  await pam.pam(['approve', JSON.parse(req.stdout).id], { PAM_TOKEN: boss });
-
+  /** A bench token with an approved grant on one `pam serve`. */
+  const grantOn = async (p: typeof pam) => {
+    const token = (await p.pam(['dev', 'token', 'bench', '--groups', 'bench', '--ttl', '8h'])).stdout.trim();
+    const boss = (await p.pam(['dev', 'token', 'boss', '--groups', 'boss'])).stdout.trim();
+    await p.pam(['secret', 'set', 'pg'], {}, 'unused-trust\n');
+    const req = await p.pam(['request', '--target', DB, '--login', 'postgres', '--duration', '4h', '--reason', 'bench', '--json'], { PAM_TOKEN: token });
+    await p.pam(['approve', JSON.parse(req.stdout).id], { PAM_TOKEN: boss });
+    return token;
+  };
+  const token = await grantOn(pam);
+  const otherToken = other ? await grantOn(other) : undefined;
   const allPaths = [
     { name: 'direct', conn: `host=127.0.0.1 port=5432 user=postgres dbname=${DB} sslmode=disable`, pid: undefined as number | undefined, pw: undefined as string | undefined },
     { name: 'pgbouncer (session)', conn: `host=127.0.0.1 port=${bouncer.port} user=postgres dbname=${DB} sslmode=disable`, pid: bouncer.pid, pw: undefined },
     { name: 'pam serve (recording + policy)', conn: `host=127.0.0.1 port=${pam.ports.pg} user=postgres dbname=${DB} sslmode=disable`, pid: pam.proc.pid, pw: token },
+    ...(other ? [{ name: `pam serve from ${COMPARE}`, conn: `host=127.0.0.1 port=${other.ports.pg} user=postgres dbname=${DB} sslmode=disable`, pid: other.proc.pid, pw: otherToken }] : []),
   ];
   const paths = allPaths.filter((p) => PATHS.some((k) => p.name.startsWith(k)));
   const rows: { path: string; mode: string; tps: number[]; cpu: number[]; main: number[] }[] = [];
@@ -127,7 +143,7 @@ try {
         row.tps.push(r.tps);
         if (p.pid) row.cpu.push(((c1 - c0) * 1000) / r.tx);
         if (p.pid) row.main.push(((m1 - m0) * 1000) / r.tx);
-        console.error(`${p.name.padEnd(34)} ${mode.padEnd(13)} round ${round + 1}: ${r.tps.toFixed(0)} tps${p.pid ? `, ${(((c1 - c0) * 1000) / r.tx).toFixed(1)} µs CPU/tx` : ''}`);
+        console.error(`${p.name.padEnd(34)} ${mode.padEnd(13)} round ${round + 1}: ${r.tps.toFixed(0)} tps${p.pid ? `, ${(((c1 - c0) * 1000) / r.tx).toFixed(1)} µs CPU/tx (main ${(((m1 - m0) * 1000) / r.tx).toFixed(1)})` : ''}, load ${loadavg()[0]!.toFixed(1)}`);
       }
     }
     rows.push(...byPath.values());
@@ -148,6 +164,7 @@ try {
 } finally {
   bouncer.stop();
   await pam.stop();
+  await other?.stop();
   execFileSync('psql', ['-h', '127.0.0.1', '-U', 'postgres', '-d', 'postgres', '-qc', `DROP DATABASE IF EXISTS ${DB} WITH (FORCE)`]);
   await rm(work, { recursive: true, force: true });
 }

@@ -4,6 +4,8 @@
  * parse-pins.ts), and the password message that carries the IAM token.
  * https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-START-UP
  */
+import type { Authorized } from '../../access/access.types.js';
+import type { PostgresTarget } from '../../config/config.types.js';
 import type { AuditLog } from '../../recorder/audit.types.js';
 import { auditEvent } from '../../recorder/audit-events.js';
 import { FrontendCode, ProtocolError, type Frame } from './frontend-codec.js';
@@ -56,4 +58,14 @@ export function readToken(frame: Frame): string | undefined {
 /** A whole Terminate message (`X`, length 4) at the start of `chunk`. */
 export function isTerminate(chunk: Buffer): boolean {
   return chunk.length >= 5 && chunk[0] === FrontendCode.Terminate && chunk.readInt32BE(1) === 4;
+}
+
+/** What the first line of a session's query log says about it (who, which login and target, from where). */
+export function recordingStart(auth: Authorized, login: string, client: string, tls: boolean, options: string | undefined): Record<string, unknown> {
+  const { identity } = auth;
+  const target = auth.target as PostgresTarget;
+  return {
+    user: identity.user, subject: identity.subject, email: identity.email, login, target: target.name, database: target.database,
+    client, grant: auth.grant.id, tls, ...(options !== undefined ? { options } : {}),
+  };
 }

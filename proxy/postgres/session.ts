@@ -11,14 +11,15 @@ import { decodeStartupPacket, FrontendCode, FrontendFramer, ProtocolError, type 
 import type { StatementTracker } from './statement-tracker.js';
 import { sessionTracker } from './policy-seam.js';
 import { ClientNotices, SessionReview } from './session-review.js';
-import { acceptStartup, isTerminate, readToken } from './session-startup.js';
+import { acceptStartup, isTerminate, readToken, recordingStart } from './session-startup.js';
 import { DEFAULT_REVIEW_TIMEOUT_MS } from '../../config/defaults.js';
 import { fatalFor } from './session-errors.js';
-import { closeUpstream, endClient, endingOf, type Fatal } from './session-end.js';
+import { endClient, endingOf, type Fatal } from './session-end.js';
 import { SessionLifecycle, SessionRefused, type LiveSession } from '../session-lifecycle.js';
 import { auditLoginTimeout, MAX_PREAUTH_MESSAGE_BYTES, sourceOf, type LoginTicket } from '../login-guard.js';
 import { batchFrontend, SettingBarrier, writePieces } from './session-relay.js';
 import { connectUpstream, sendCancel, type UpstreamOptions } from './upstream.js';
+import { keepWhatIsUnsent, letGoUpstream, readUpstream } from './upstream-leg.js';
 import type { PooledConnection, UpstreamPool } from './upstream-pool.js';
 import { brokenPin, statusBreaksPin } from './parse-pins.js';
 import { byActor } from '../../recorder/audit-events.js';
@@ -198,7 +199,6 @@ export class PostgresSession {
         opened.upstream.socket.destroy();
         return;
       }
-      const { identity } = opened.auth;
       const target = opened.auth.target as PostgresTarget;
       this.live = await this.lifecycle.attach(opened.auth, {
         client: this.clientAddress,
@@ -206,11 +206,7 @@ export class PostgresSession {
         audit: { database: target.database },
         notify: (message) => this.notices.send(message),
         record: (meta) => deps.recordings.start('jsonl', { ...meta, database: target.database }, {
-          start: {
-            user: identity.user, subject: identity.subject, email: identity.email, login, target: target.name, database: target.database,
-            client: this.clientAddress, grant: opened.auth.grant.id, tls: this.sock instanceof TLSSocket,
-            ...(this.startupParams.options !== undefined ? { options: this.startupParams.options } : {}),
-          },
+          start: recordingStart(opened.auth, login, this.clientAddress, this.sock instanceof TLSSocket, this.startupParams.options),
         }),
         end: (why) => this.kill(why),
       });
@@ -243,11 +239,9 @@ export class PostgresSession {
     this.step = 'relay';
     this.framer.setLimit(deps.config.postgres.maxMessageBytes);
     this.ctx.login?.done();
-    up.socket.on('data', (d: Buffer) => this.onUpstreamData(d));
     up.socket.on('error', () => this.end('target connection error'));
     up.socket.on('close', () => this.end('target closed the connection'));
-    if (up.leftover.length) this.onUpstreamData(up.leftover);
-    up.socket.resume();
+    readUpstream(up, (d) => this.onUpstreamData(d));
     if (this.framer.pending) this.relayFrames(this.framer.push(Buffer.alloc(0)));
   }
 
@@ -280,7 +274,13 @@ export class PostgresSession {
     }
   }
 
+  /** `chunk` may be a view of the reused read buffer: only valid during the call (upstream-reads.ts). */
   private onUpstreamData(chunk: Buffer): void {
+    this.relayUpstream(chunk);
+    if (this.upstream) keepWhatIsUnsent(this.upstream, this.sock);
+  }
+
+  private relayUpstream(chunk: Buffer): void {
     if (this.step !== 'relay' && !this.draining) return;
     this.ctx.deps.meter?.bytes('postgres', 'target_to_client', chunk.length);
     let pieces: Buffer[];
@@ -381,8 +381,7 @@ export class PostgresSession {
     } else {
       // A clean end (a boundary, nothing outstanding, last ReadyForQuery idle) may pool the connection.
       const clean = !fatal && wasRelaying && !this.broken && this.backend.atBoundary && this.tracker?.outstanding === 0 && this.tracker.txStatus === 'I' && !this.review?.active;
-      if (up && this.ctx.pool && this.upstream!.poolKey) this.ctx.pool.release(this.upstream!, clean);
-      else if (up) closeUpstream(up);
+      if (up) letGoUpstream(this.upstream!, this.ctx.pool, clean);
       endClient(s, fatal && (!wasRelaying || this.backend.atBoundary) ? fatal : undefined);
     }
     void this.live?.finish(reason);
@@ -393,7 +392,7 @@ export class PostgresSession {
     const fatal = this.draining;
     if (!fatal) return;
     this.draining = undefined;
-    if (this.upstream) closeUpstream(this.upstream.socket);
+    if (this.upstream) letGoUpstream(this.upstream, undefined, false); // closed: it ended mid-message
     endClient(this.sock, atBoundary ? fatal : undefined);
   }
 }

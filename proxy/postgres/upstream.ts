@@ -5,6 +5,7 @@ import { Parser } from 'pg-protocol/dist/parser.js';
 import type { BackendMessage } from 'pg-protocol/dist/messages.js';
 import type { PostgresTarget } from '../../config/config.types.js';
 import * as msg from './backend-messages.js';
+import { ReusedReads } from './reused-reads.js';
 import { md5Password, ScramClient } from './scram.js';
 
 /**
@@ -29,6 +30,8 @@ export interface UpstreamConnection {
   /** Bytes the server sent after ReadyForQuery (asynchronous notices); relay them first. */
   leftover: Buffer;
   tls: boolean;
+  /** Set on a plain TCP connection: its reads go into one reused buffer (reused-reads.ts). */
+  reads?: ReusedReads;
 }
 
 export interface UpstreamOptions {
@@ -120,7 +123,10 @@ function parseOne(parser: Parser, raw: Buffer): BackendMessage {
 export async function connectUpstream(opts: UpstreamOptions): Promise<UpstreamConnection> {
   const { target } = opts;
   const timeoutMs = opts.timeoutMs ?? 10_000;
-  let socket: Socket | TLSSocket = netConnect({ host: target.host, port: target.port, noDelay: true });
+  // Once TLS is on it reads the TCP socket itself (the reused buffer is then unused): plain TCP only.
+  let reads: ReusedReads | undefined = new ReusedReads();
+  let socket: Socket | TLSSocket = netConnect({ host: target.host, port: target.port, noDelay: true, onread: reads.onread });
+  reads.attach(socket);
   const timer = setTimeout(() => socket.destroy(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
   let reader = new LoginReader(socket);
   let usingTls = false;
@@ -147,6 +153,7 @@ export async function connectUpstream(opts: UpstreamOptions): Promise<UpstreamCo
           tlsSocket.once('error', reject);
         });
         socket = tlsSocket;
+        reads = undefined;
         reader = new LoginReader(socket);
         usingTls = true;
       } else if (answer === 0x4e) {
@@ -205,7 +212,7 @@ export async function connectUpstream(opts: UpstreamOptions): Promise<UpstreamCo
         case 'readyForQuery': {
           clearTimeout(timer);
           const leftover = reader.detach();
-          return { socket, parameters, processId, secretKey, leftover, tls: usingTls };
+          return { socket, parameters, processId, secretKey, leftover, tls: usingTls, ...(reads ? { reads } : {}) };
         }
         default:
           throw new UpstreamError(`unexpected ${m.name} from server during login`);
