@@ -13,17 +13,22 @@
  *
  *   node bin/run-ts.js bench/pg-serve.ts [--seconds 8] [--clients 8] [--rounds 2] [--modes simple,extended] [--no-sessions]
  *       [--paths direct,pgbouncer,pam] [--cpu-prof DIR] [--node-args "--perf-basic-prof …"] [--extra-config FILE] [--compare DIR]
+ *       [--rate N]
  *
  * --paths runs only some paths (e.g. `--paths pam` to profile); --cpu-prof DIR starts pam serve
  * with `node --cpu-prof --cpu-prof-dir DIR` (the .cpuprofile is written when it stops);
  * --extra-config FILE appends YAML lines to pam serve's config (e.g. the upstream pool).
  * --compare DIR also starts `pam serve` from another checkout DIR (run `npm run build` there; its
  * node_modules are used), as one more path alternated with this checkout's: an A/B of two builds.
+ * --rate N runs the new sessions at N per second (pgbench -R) instead of as fast as they go: on
+ * a loaded machine the figure to compare is then the CPU per session, which the rate keeps from
+ * being inflated by a saturated process. Wake-ups per tx are the voluntary context switches of
+ * all of a process's threads (each a sleep and a wake: the event loop, the thread pool, workers).
  *
  * Needs PostgreSQL on 127.0.0.1:5432 (trust for postgres), pgbench, pgbouncer, runuser, root.
  */
 import { execFile, execFileSync } from 'node:child_process';
-import { copyFile, chmod, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { copyFile, chmod, mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -48,6 +53,7 @@ const PATHS = list('paths', ['direct', 'pgbouncer', 'pam']);
 const CPU_PROF = list('cpu-prof', [])[0];
 const EXTRA_CONFIG = list('extra-config', [])[0];
 const COMPARE = list('compare', [])[0];
+const RATE = arg('rate', 0);
 const NODE_ARGS = list('node-args', []).flatMap((a) => a.split(' ')).filter(Boolean);
 const DB = `pam_pgserve_${process.pid}`;
 const TICK_MS = 1000 / Number(execFileSync('getconf', ['CLK_TCK']).toString().trim());
@@ -58,6 +64,16 @@ async function cpuMs(pid: number, tid?: number): Promise<number> {
   const stat = await readFile(tid === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${tid}/stat`, 'utf8');
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return (Number(f[11]) + Number(f[12])) * TICK_MS;
+}
+
+/** Times the process's threads were woken (voluntary context switches, all threads), from each /proc/PID/task/TID/status. */
+async function wakeups(pid: number): Promise<number> {
+  let n = 0;
+  for (const tid of await readdir(`/proc/${pid}/task`).catch(() => [] as string[])) {
+    const status = await readFile(`/proc/${pid}/task/${tid}/status`, 'utf8').catch(() => '');
+    n += Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(status)?.[1] ?? 0);
+  }
+  return n;
 }
 
 async function pgbench(conninfo: string, args: string[], password?: string): Promise<{ tps: number; tx: number }> {
@@ -124,25 +140,28 @@ try {
     ...(other ? [{ name: `pam serve from ${COMPARE}`, conn: `host=127.0.0.1 port=${other.ports.pg} user=postgres dbname=${DB} sslmode=disable`, pid: other.proc.pid, pw: otherToken }] : []),
   ];
   const paths = allPaths.filter((p) => PATHS.some((k) => p.name.startsWith(k)));
-  const rows: { path: string; mode: string; tps: number[]; cpu: number[]; main: number[] }[] = [];
+  const rows: { path: string; mode: string; tps: number[]; cpu: number[]; main: number[]; wakes: number[] }[] = [];
   const load0 = loadavg()[0]!;
   for (const mode of [...MODES, ...(SESSIONS ? ['new sessions'] : [])]) {
-    const byPath = new Map(paths.map((p) => [p.name, { path: p.name, mode, tps: [] as number[], cpu: [] as number[], main: [] as number[] }]));
+    const byPath = new Map(paths.map((p) => [p.name, { path: p.name, mode, tps: [] as number[], cpu: [] as number[], main: [] as number[], wakes: [] as number[] }]));
     for (let round = 0; round < ROUNDS; round++) {
       for (const p of round % 2 ? [...paths].reverse() : paths) {
         const args = mode === 'new sessions'
-          ? ['-S', '-C', '-c', '8', '-j', '8', '-T', String(Math.max(3, SECONDS / 2))]
+          ? ['-S', '-C', '-c', '8', '-j', '8', '-T', String(Math.max(3, SECONDS / 2)), ...(RATE ? ['-R', String(RATE)] : [])]
           : ['-S', '-c', String(CLIENTS), '-j', '2', '-T', String(SECONDS), '-M', mode];
         if (mode !== 'new sessions') await pgbench(p.conn, ['-S', '-c', String(CLIENTS), '-j', '2', '-T', '2', '-M', mode], p.pw).catch(() => undefined); // warm-up
         const c0 = p.pid ? await cpuMs(p.pid) : 0;
         const m0 = p.pid ? await cpuMs(p.pid, p.pid) : 0; // the main (event loop) thread alone
+        const w0 = p.pid ? await wakeups(p.pid) : 0;
         const r = await pgbench(p.conn, args, p.pw);
         const c1 = p.pid ? await cpuMs(p.pid) : 0;
         const m1 = p.pid ? await cpuMs(p.pid, p.pid) : 0;
+        const w1 = p.pid ? await wakeups(p.pid) : 0;
         const row = byPath.get(p.name)!;
         row.tps.push(r.tps);
         if (p.pid) row.cpu.push(((c1 - c0) * 1000) / r.tx);
         if (p.pid) row.main.push(((m1 - m0) * 1000) / r.tx);
+        if (p.pid) row.wakes.push((w1 - w0) / r.tx);
         console.error(`${p.name.padEnd(34)} ${mode.padEnd(13)} round ${round + 1}: ${r.tps.toFixed(0)} tps${p.pid ? `, ${(((c1 - c0) * 1000) / r.tx).toFixed(1)} µs CPU/tx (main ${(((m1 - m0) * 1000) / r.tx).toFixed(1)})` : ''}, load ${loadavg()[0]!.toFixed(1)}`);
       }
     }
@@ -155,11 +174,11 @@ try {
   const bouncerTps = (mode: string) => tpsOf(mode, 'pgbouncer');
   const directTps = (mode: string) => tpsOf(mode, 'direct');
   console.log(`\npgbench -S -c ${CLIENTS} -j 2 -T ${SECONDS}, ${ROUNDS} interleaved rounds (medians); new sessions: -C -c 8 -j 8; load average ${load0.toFixed(1)} → ${loadavg()[0]!.toFixed(1)}\n`);
-  console.log('| path | mode | TPS | × direct | × pgbouncer | CPU µs per tx (its process) | of which the main thread | rounds |');
-  console.log('|---|---|---:|---:|---:|---:|---:|---|');
+  console.log('| path | mode | TPS | × direct | × pgbouncer | CPU µs per tx (its process) | of which the main thread | thread wake-ups per tx | rounds |');
+  console.log('|---|---|---:|---:|---:|---:|---:|---:|---|');
   for (const r of rows) {
     const t = median(r.tps);
-    console.log(`| ${r.path} | ${r.mode} | ${t.toFixed(0)} | ${(t / directTps(r.mode)).toFixed(2)} | ${(t / bouncerTps(r.mode)).toFixed(2)} | ${r.cpu.length ? median(r.cpu).toFixed(1) : ''} | ${r.path.startsWith('pam') && r.main.length ? median(r.main).toFixed(1) : ''} | ${r.tps.map((x) => x.toFixed(0)).join(' / ')} |`);
+    console.log(`| ${r.path} | ${r.mode} | ${t.toFixed(0)} | ${(t / directTps(r.mode)).toFixed(2)} | ${(t / bouncerTps(r.mode)).toFixed(2)} | ${r.cpu.length ? median(r.cpu).toFixed(1) : ''} | ${r.path.startsWith('pam') && r.main.length ? median(r.main).toFixed(1) : ''} | ${r.wakes.length ? median(r.wakes).toFixed(1) : ''} | ${r.tps.map((x) => x.toFixed(0)).join(' / ')} |`);
   }
 } finally {
   bouncer.stop();

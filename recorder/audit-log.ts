@@ -1,9 +1,15 @@
 import { createHash } from 'node:crypto';
+import { fstatSync, writeSync } from 'node:fs';
 import { mkdir, open, readFile, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { AuditEntry, AuditEvent, AuditLog } from './audit.types.js';
 
 const GENESIS = '0'.repeat(64);
+/**
+ * A write on the event loop slower than this moves the log's later writes to the thread pool
+ * (as recorder/recording-file.ts does for recordings): a slow disk then stalls only the appends.
+ */
+const SLOW_WRITE_MS = 50;
 
 function entryHash(prev: string, body: Omit<AuditEntry, 'hash'>): string {
   return createHash('sha256').update(prev).update('\n').update(JSON.stringify(body)).digest('hex');
@@ -51,9 +57,7 @@ export class FileAuditLog implements AuditLog {
    * `pam secret` appends from another process while the proxy runs: when the file grew behind
    * our back, read what was added and continue the chain from its real last entry.
    */
-  private async resync(): Promise<void> {
-    const { size } = await this.fh.stat();
-    if (size === this.size) return;
+  private async resync(size: number): Promise<void> {
     if (size < this.size) throw new Error(`audit log ${this.path} shrank from ${this.size} to ${size} bytes while open: refusing to append`);
     const buf = Buffer.alloc(size - this.size);
     const rfh = await open(this.path, 'r');
@@ -99,10 +103,21 @@ export class FileAuditLog implements AuditLog {
   /** Events waiting for the next write, with their callers. */
   private queue: { event: AuditEvent; resolve: (e: AuditEntry) => void; reject: (err: unknown) => void }[] = [];
 
+  /** Until a slow write: fstat and write on the event loop. Never switched back, so writes stay in order. */
+  private syncWrites = true;
+
   /**
    * Appends one entry; resolves once it is written. Appends that arrive while a write is under
    * way go out together in the next write (group commit): one resync and one write for all of
    * them, in arrival order, each chained to the one before, as if appended one by one.
+   *
+   * What "written" means: the entry is in the file (the page cache), so it survives a crash of
+   * this process; there is no fsync, so an OS crash or power loss can lose the latest entries.
+   * The size check and the write are made on the event loop (a few microseconds each for an
+   * append into the page cache; two thread-pool round trips per batch cost more, and woke a
+   * pool thread twice for each session's start, seal and end). So an append is written within
+   * the microtasks that follow it, before the event loop next polls for I/O, unless another
+   * process's lines must be read first or a slow disk moved the log to thread-pool writes.
    */
   append(event: AuditEvent): Promise<AuditEntry> {
     return new Promise<AuditEntry>((resolve, reject) => {
@@ -117,7 +132,8 @@ export class FileAuditLog implements AuditLog {
     let entries: AuditEntry[];
     let texts: string[];
     try {
-      await this.resync();
+      const size = this.syncWrites ? fstatSync(this.fh.fd).size : (await this.fh.stat()).size;
+      if (size !== this.size) await this.resync(size);
       entries = [];
       texts = [];
       let { seq, last } = this;
@@ -129,9 +145,10 @@ export class FileAuditLog implements AuditLog {
         seq = entry.seq;
         last = entry.hash;
       }
-      const data = texts.join('\n') + '\n';
-      await this.fh.write(data);
-      this.size += Buffer.byteLength(data);
+      const data = Buffer.from(texts.join('\n') + '\n', 'utf8');
+      if (this.syncWrites) this.writeNow(data);
+      else await this.fh.write(data);
+      this.size += data.length;
     } catch (err) {
       for (const b of batch) b.reject(err);
       return;
@@ -144,6 +161,13 @@ export class FileAuditLog implements AuditLog {
       this.notify(entry);
       batch[i]!.resolve(entry);
     }
+  }
+
+  /** Writes all of `data` at the end of the file (a nearly full disk can take part of a write). */
+  private writeNow(data: Buffer): void {
+    const t = performance.now();
+    for (let at = 0; at < data.length; ) at += writeSync(this.fh.fd, data, at, data.length - at);
+    if (performance.now() - t > SLOW_WRITE_MS) this.syncWrites = false;
   }
 
   /**

@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -54,6 +55,18 @@ describe('RecordingCatalog.start', () => {
     await expect(cat.start('asciicast', who, { header: { width: 80, height: 24, env: {}, title: 't' } })).rejects.toMatchObject({ code: 'EEXIST' });
     expect(await cat.get(id)).toMatchObject({ status: 'interrupted', endReason: expect.stringContaining('could not be opened') });
     expect(await readFile(cat.dataPath(id, 'asciicast'), 'utf8')).toBe('not ours\n');
+  });
+
+  it('creates the entry and the data file side by side; when the entry cannot be written, start throws and leaves no data file', async () => {
+    const cat = await RecordingCatalog.open(join(dir, 'no-entry'));
+    const id = `${'0'.repeat(9)}-0deadbee`;
+    cat.newId = () => id;
+    // Fault: a directory where the entry goes, so renaming the written entry into place fails.
+    await mkdir(join(dir, 'no-entry', `${id}.meta.json`));
+    const err = await cat.start('jsonl', { ...who, database: 'app' }, { start: { user: 'alice' } }).catch((e: NodeJS.ErrnoException) => e);
+    expect(err).toMatchObject({ code: expect.stringMatching(/^(EISDIR|EEXIST|ENOTEMPTY)$/) }); // the fault fired
+    expect(existsSync(cat.dataPath(id, 'jsonl'))).toBe(false);
+    expect((await readdir(join(dir, 'no-entry'))).filter((n) => !n.endsWith('.tmp'))).toEqual([`${id}.meta.json`]);
   });
 
   it('marks the entry interrupted, without a seal, when the data file cannot be written (file size limit)', async () => {

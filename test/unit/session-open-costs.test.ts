@@ -5,6 +5,7 @@
  * looked up by subject.
  */
 import { afterEach, describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -110,6 +111,21 @@ describe('audit group commit', () => {
     expect(file).toEqual(lines);
     expect(file.map((l) => JSON.parse(l).hash)).toEqual(entries.map((e) => e.hash));
     expect(await verifyAuditChain(path)).toEqual({ ok: true, entries: 200 });
+  });
+
+  it('an append is in the file before the event loop next polls for I/O (no thread-pool round trip)', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'pam-agc-'));
+    const path = join(dir, 'audit.log');
+    const log = await FileAuditLog.open(path);
+    const appended = log.append({ type: 'session.start', user: 'alice' } as unknown as AuditEvent);
+    // setImmediate runs right after the next poll phase: a write through the thread pool
+    // (fstat, then write) would still be on its way.
+    await new Promise((r) => setImmediate(r));
+    const lines = readFileSync(path, 'utf8').trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(JSON.parse(lines[0]!)).toMatchObject({ type: 'session.start', user: 'alice', seq: 1 });
+    expect((await appended).hash).toBe(JSON.parse(lines[0]!).hash);
+    await log.close();
   });
 
   it('a failed write fails every append of its batch and the next append still chains', async () => {
