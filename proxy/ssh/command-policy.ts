@@ -36,6 +36,8 @@ export interface DecideIo {
   via: 'shell' | 'exec';
   /** Input the target did not echo (maybe a password): judged like any line (rules, then the default), its text never logged. */
   unechoed?: boolean;
+  /** Only a rule decides (deny, review, alert); without one the line is allowed, not judged by the default. */
+  rulesOnly?: boolean;
 }
 
 export type CommandDecision = EnterVerdict & { verdict?: Verdict };
@@ -47,6 +49,8 @@ export class CommandPolicy {
     const d = this.deps;
     const v = d.policy.evaluate({ ...d.subject, protocol: 'ssh', kind: 'command', command });
     if (v.action === 'allow') return { action: 'allow', allowedBy: v.rule ?? 'default_action', verdict: v };
+    // A second reading of a line already allowed: only a rule may stop it.
+    if (io.rulesOnly && !v.rule) return { action: 'allow', verdict: v };
     // Not echoed: maybe a password, so its text is never written down. It is judged all the same,
     // by the target's default too: the proxy cannot tell a password at a sudo prompt from a command
     // typed after `stty -echo` (the target's output, prompt included, is the user's to forge), and
@@ -82,7 +86,7 @@ export class CommandPolicy {
     if (status === 'approved') {
       d.marker(`approved: ${hold.id}: ${command}`);
       io.notify(`[pam] approved: ${hold.id}\r\n`);
-      return { action: 'allow', verdict: v };
+      return { action: 'allow', approved: true, verdict: v };
     }
     const why = status === 'denied' ? 'an approver refused it' : io.signal?.aborted ? 'cancelled' : 'nobody approved it in time';
     d.audit({ type: 'policy.deny', protocol: 'ssh', kind: 'command', via: io.via, rule, command, hold: hold.id, action: 'review', status, why });

@@ -24,8 +24,9 @@ import { LineTracker, type ScreenChange } from './line-tracker.js';
 /**
  * `allowedBy`: the policy allowed the line outright (not an alert, not an approved review) by
  * this rule, or `default_action`; the recording gets an `allowed (RULE): LINE` marker for it.
+ * `approved`: an approver allowed it (a review hold).
  */
-export type EnterVerdict = { action: 'allow'; allowedBy?: string } | { action: 'deny'; message: string; rule?: string };
+export type EnterVerdict = { action: 'allow'; allowedBy?: string; approved?: boolean } | { action: 'deny'; message: string; rule?: string };
 
 export interface EnterIo {
   /** A line for the user's terminal (not sent to the target, not recorded as output). */
@@ -37,6 +38,8 @@ export interface EnterIo {
    * so it must not be shown back or written down; it is judged like any line all the same.
    */
   unechoed?: boolean;
+  /** Only a rule may stop the line; the default action does not (a second, less exact reading). */
+  rulesOnly?: boolean;
 }
 
 export type OnEnter = (line: string, io: EnterIo) => Promise<EnterVerdict>;
@@ -231,6 +234,18 @@ export class EnterGate {
             verdict = await this.hook(bare, io);
             started = bare;
           }
+          // The screen is the target's output: behind `stty -echo` a line printed at the cursor can
+          // show something other than the keys the shell got. Keys that differ from what was judged
+          // meet the rules too (not the default: tab completion and history make the keys alone a
+          // poor reading of an echoed line), without their text being shown back or told.
+          // A line an approver approved as shown is not read again (its keys would need approval too).
+          if (verdict.action === 'allow' && !verdict.approved && differs(typed, started ?? line)) {
+            const keys = await this.hook(typed, { ...io, unechoed: true, rulesOnly: true });
+            if (keys.action === 'deny') {
+              verdict = keys;
+              line = '';
+            }
+          }
         }
         else if (typed.trim()) verdict = await this.hook(typed, { ...io, unechoed: true });
         else verdict = { action: 'allow' };
@@ -255,4 +270,10 @@ export class EnterGate {
     this.io.toTarget(Buffer.from('\r'));
     this.lines.entered?.();
   }
+}
+
+/** The keys typed read as a different line than the one judged (blank keys never differ). */
+function differs(typed: string, judged: string): boolean {
+  const norm = (t: string) => t.trim().replace(/\s+/g, ' ');
+  return norm(typed) !== '' && norm(typed) !== norm(judged);
 }

@@ -75,6 +75,24 @@ describe('echo off does not open a side door in the command policy', () => {
     }
   });
 
+  it('a decoy printed where the unechoed line would be does not hide it: the keys typed meet the rules too', async () => {
+    const sh = await open('web');
+    try {
+      await sh.send('stty -echo\r');
+      // A background job prints a harmless line at the cursor while the real one is typed unseen.
+      await sh.send(`(sleep 1; printf 'echo decoy') &\r`);
+      sh.ch.write(`touch ${f('x-forbidden-decoy')}`);
+      await sh.send('', 'echo decoy');
+      const seen = await sh.send('\r');
+      await sh.send(`touch ${f('t-after-decoy')}\r`);
+      await waitFor(() => existsSync(f('t-after-decoy')), 'the allowed line after it ran');
+      expect(existsSync(f('x-forbidden-decoy'))).toBe(false);
+      expect(seen).toContain('[pam] denied: Forbidden marker.');
+    } finally {
+      await sh.close();
+    }
+  });
+
   it('default-deny target: after stty -echo a line no rule allows is denied by the default (it used to pass)', async () => {
     const sh = await open('strict');
     try {

@@ -214,6 +214,54 @@ describe('EnterGate', () => {
     expect(calls[1]).toEqual(['id', undefined]);
   });
 
+  it('keys that read differently from the screen line meet the rules too: a decoy on screen does not hide them', async () => {
+    const calls: Array<[string, boolean | undefined, boolean | undefined]> = [];
+    const t = setup(async (line, io) => {
+      calls.push([line, io.unechoed, io.rulesOnly]);
+      return /forbidden/.test(line) ? { action: 'deny', message: 'Forbidden marker.', rule: 'no-forbidden' } : { action: 'allow', allowedBy: 'default_action' };
+    });
+    t.screen.echo = false; // stty -echo, then a background job prints a decoy at the cursor
+    t.gate.input(Buffer.from('touch x-forbidden'));
+    await tick();
+    t.screen.text = 'echo decoy';
+    t.gate.input(Buffer.from('\r'));
+    await tick();
+    await tick();
+    expect(calls).toEqual([['echo decoy', undefined, undefined], ['touch x-forbidden', true, true]]);
+    expect(t.sent()).toBe('touch x-forbidden\x05\x15\r');
+    // Told as not echoed: neither the decoy nor the keys.
+    expect(t.verdicts).toEqual([['', { action: 'deny', message: 'Forbidden marker.', rule: 'no-forbidden' }]]);
+  });
+
+  it('keys that match the screen are judged once; keys the rules allow keep the screen verdict; an approved line is not read again', async () => {
+    const calls: string[] = [];
+    let approved = false;
+    const t = setup(async (line) => (calls.push(line), approved ? { action: 'allow', approved: true } : { action: 'allow', allowedBy: 'ok-rule' }));
+    t.gate.input(Buffer.from('ls  -l \r'));
+    await tick();
+    await tick();
+    expect(calls).toEqual(['ls  -l ']);
+    // Tab completion: the screen shows more than the keys.
+    t.screen.showPrompt();
+    t.gate.input(Buffer.from('cat /et\t'));
+    await tick();
+    t.screen.text = 'cat /etc/';
+    t.gate.input(Buffer.from('\r'));
+    await tick();
+    await tick();
+    expect(calls.slice(1)).toEqual(['cat /etc/', 'cat /et']);
+    expect(t.verdicts[1]).toEqual(['cat /etc/', { action: 'allow', allowedBy: 'ok-rule' }]);
+    approved = true;
+    t.screen.showPrompt();
+    t.gate.input(Buffer.from('touch x-rev\t'));
+    await tick();
+    t.screen.text = 'touch x-review';
+    t.gate.input(Buffer.from('\r'));
+    await tick();
+    await tick();
+    expect(calls.slice(3)).toEqual(['touch x-review']);
+  });
+
   it('pauses the client when more than 64 KiB waits behind a held Enter, and resumes once drained', async () => {
     const decision = deferred<EnterVerdict>();
     const t = setup(() => decision.promise);
