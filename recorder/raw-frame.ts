@@ -24,6 +24,8 @@ export const RAW_MAGIC = Buffer.from('PAMRAW1\n', 'latin1');
 export const FRAME_HEADER = 14;
 /** Longest payload a reader accepts: a writer never makes frames near this (it batches 64 KiB). */
 export const MAX_PAYLOAD = 16 * 1024 * 1024;
+/** Longest magic + header line a reader accepts. */
+export const MAX_HEADER = 64 * 1024;
 
 export const enum FrameType {
   Data = 1,
@@ -116,15 +118,10 @@ export class RawFrameParser {
     this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk;
     let at = 0;
     if (!this.header) {
-      if (this.buf.length < RAW_MAGIC.length) return;
-      if (!this.buf.subarray(0, RAW_MAGIC.length).equals(RAW_MAGIC)) throw new RawFormatError('not a raw recording (bad magic)');
-      const nl = this.buf.indexOf(0x0a, RAW_MAGIC.length);
-      if (nl < 0) {
-        if (this.buf.length > 64 * 1024) throw new RawFormatError('raw recording header too long');
-        return;
-      }
-      this.header = parseHeader(this.buf.subarray(RAW_MAGIC.length, nl));
-      at = nl + 1;
+      const h = decodeFileHeader(this.buf);
+      if (!h) return;
+      this.header = h.header;
+      at = h.length;
     }
     while (this.buf.length - at >= FRAME_HEADER) {
       const type = this.buf[at]!;
@@ -141,6 +138,21 @@ export class RawFrameParser {
     this.base += at;
     this.buf = at === this.buf.length ? Buffer.alloc(0) : this.buf.subarray(at);
   }
+}
+
+/**
+ * The magic and header line at the start of `buf` (a file's first bytes): the header and its
+ * length in bytes, or undefined while its newline has not come. Throws RawFormatError.
+ */
+export function decodeFileHeader(buf: Buffer): { header: RawHeader; length: number } | undefined {
+  if (buf.length < RAW_MAGIC.length) return undefined;
+  if (!buf.subarray(0, RAW_MAGIC.length).equals(RAW_MAGIC)) throw new RawFormatError('not a raw recording (bad magic)');
+  const nl = buf.indexOf(0x0a, RAW_MAGIC.length);
+  if (nl < 0) {
+    if (buf.length > MAX_HEADER) throw new RawFormatError('raw recording header too long');
+    return undefined;
+  }
+  return { header: parseHeader(buf.subarray(RAW_MAGIC.length, nl)), length: nl + 1 };
 }
 
 function parseHeader(line: Buffer): RawHeader {

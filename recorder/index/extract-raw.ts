@@ -1,4 +1,4 @@
-import { FrameType, RawFormatError, RawFrameParser, STREAMS, type RawFrame } from '../raw-frame.js';
+import { FrameType, STREAMS, type RawFrame } from '../raw-frame.js';
 import { TextClassifier, transferLabel } from '../raw-reader.js';
 import type { ExtractSummary, IndexOp } from './index.types.js';
 import { AsciicastExtractor } from './extract-asciicast.js';
@@ -12,65 +12,48 @@ import { AsciicastExtractor } from './extract-asciicast.js';
  * `stdin: "judged"`) has each line as a command event from its verdict marker (`allowed (rule):
  * LINE`, `denied: LINE: why`), so its stdin text is not indexed again; the text stdin of any
  * other shell or exec channel (a piped script, a here-document) is indexed as `input`. File
- * transfers (scp, sftp) and binary stdin are not. A binary stream is indexed as one note. A
+ * transfers (scp, sftp) and binary stdin are not. A binary stream is indexed as one note, and
+ * its later payloads are not read at all (wantsData: the reader skips them by frame header). A
  * malformed file stops the reading; what came before stays indexed.
  */
 export class RawExtractor {
-  private readonly parser = new RawFrameParser();
   private readonly ex: AsciicastExtractor;
   private readonly text = new Map<string, TextClassifier>();
   /** Channels whose stdin is indexed as `input` text (not judged by line, not a file transfer). */
   private readonly stdinText = new Set<number>();
-  private broken = false;
+  private stopped = false;
 
   constructor(startMs: number) {
     this.ex = new AsciicastExtractor(startMs);
   }
 
-  /**
-   * True once the output cap is reached: from here on only markers,
-   * transfers and channel frames matter, so a reader may skip Data payloads unread (skimmed()).
-   */
-  get skimming(): boolean {
-    return !this.broken && !this.ex.wantsOutput && this.parser.header !== undefined;
+  /** True once a reader found the file malformed: what came before stays indexed, nothing after is read. */
+  get isBroken(): boolean {
+    return this.stopped;
+  }
+
+  broken(): void {
+    this.stopped = true;
   }
 
   /**
-   * Forgets the bytes of a frame not yet whole and returns how many they were: a reader that
-   * starts skimming goes back that far, to the frame's header.
+   * Whether a Data frame's payload could add anything: not once its stream turned out binary
+   * (one marker says so, the recording keeps the bytes), not past the output cap, not the stdin
+   * of a channel whose stdin is not indexed. A reader skips the others unread.
    */
-  dropPending(): number {
-    return this.parser.dropPending();
-  }
-
-  /** A whole frame found by a reader that skims the file past Data payloads. */
-  skimmed(f: RawFrame, out: IndexOp[]): void {
-    this.frame(f, out);
-  }
-
-  /** A reader found a frame header no writer makes: stop, as bytes() does. */
-  brokenAt(): void {
-    this.broken = true;
+  wantsData(stream: number, channel: number): boolean {
+    if (this.stopped || !this.ex.wantsOutput) return false;
+    if (stream === 0 && !this.stdinText.has(channel)) return false;
+    return this.text.get(`${channel}:${stream}`)?.binary !== true;
   }
 
   get summary(): ExtractSummary {
     return this.ex.summary;
   }
 
-  /** Bytes of the file, in order from its start. */
-  bytes(chunk: Buffer, out: IndexOp[]): void {
-    if (this.broken) return;
-    const frames: RawFrame[] = [];
-    try {
-      this.parser.push(chunk, frames);
-    } catch (err) {
-      if (!(err instanceof RawFormatError)) throw err;
-      this.broken = true;
-    }
-    for (const f of frames) this.frame(f, out);
-  }
-
-  private frame(f: RawFrame, out: IndexOp[]): void {
+  /** A whole frame of the file, in order (RawScanner reads them). */
+  frame(f: RawFrame, out: IndexOp[]): void {
+    if (this.stopped) return;
     const t = f.t / 1000;
     if (f.type === FrameType.Marker) this.ex.event(t, 'm', f.payload.toString('utf8'), out);
     else if (f.type === FrameType.Transfer) this.ex.event(t, 'm', transferLabel(json(f.payload)), out);

@@ -7,9 +7,7 @@ import { AsciicastExtractor } from './extract-asciicast.js';
 import { QueryLogExtractor } from './extract-query-log.js';
 import { RawExtractor } from './extract-raw.js';
 import { EXT } from '../catalog.js';
-import { createReadStream } from 'node:fs';
-import { open } from 'node:fs/promises';
-import { FRAME_HEADER, FrameType, MAX_PAYLOAD } from '../raw-frame.js';
+import { RawScanner } from './raw-scan.js';
 
 const ID = /^[0-9a-z]{8,16}-[0-9a-f]{8}$/;
 /** Ops written per transaction while a whole file is read. */
@@ -63,6 +61,7 @@ function extractorFor(meta: RecordingMeta): Extractor {
 export class Indexer {
   private readonly followed = new Map<string, Followed>();
   private readonly tickBytes: number;
+  private readonly raw = new RawScanner();
   /** True when the last tick or catalog write left bytes of a followed recording unread: tick again soon. */
   behind = false;
   /** Bytes of data files the readers took in so far (a measure of the reading work, for tests and benchmarks). */
@@ -241,7 +240,12 @@ export class Indexer {
   /** A sealed recording read to its end: final session row, file sizes; no longer followed. */
   private finish(f: Followed): void {
     this.followed.delete(f.meta.id);
-    this.finishWrites(f.meta, f.ex, f.offset);
+    // Its size on disk: a raw reader's offset may be past the end of a torn last frame it skipped.
+    let size = f.offset;
+    try {
+      size = statSync(this.dataPath(f.meta)).size;
+    } catch { /* gone: the next sync drops it */ }
+    this.finishWrites(f.meta, f.ex, size);
   }
 
   private follow(meta: RecordingMeta, fromFiles: boolean): void {
@@ -330,71 +334,22 @@ export class Indexer {
     return more;
   }
 
-  /** A raw recording's bytes from `f.offset`: its parser keeps a frame cut short until the rest comes. */
-  private async readRaw(f: Followed, ex: RawExtractor, onOps: (ops: IndexOp[]) => void, budget: number): Promise<boolean> {
-    const start = f.offset;
-    let more = false;
-    try {
-      let ops: IndexOp[] = [];
-      if (!ex.skimming) {
-        const end = Number.isFinite(budget) ? { end: start + budget - 1 } : {};
-        for await (const chunk of createReadStream(this.dataPath(f.meta), { start: f.offset, ...end }) as AsyncIterable<Buffer>) {
-          ex.bytes(chunk, ops);
-          f.offset += chunk.length;
-          this.bytesRead += chunk.length;
-          more = f.offset - start >= budget;
-          if (ops.length >= BATCH_OPS) {
-            onOps(ops);
-            ops = [];
-          }
-          if (ex.skimming) break;
-        }
-      }
-      if (ex.skimming) {
-        f.offset -= ex.dropPending();
-        await this.skimRaw(f, ex, ops, onOps);
-      }
-      else if (ops.length) onOps(ops);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    }
-    return more && !ex.skimming;
-  }
-
   /**
-   * Past the output cap (extract-asciicast.ts MAX_OUTPUT_CHARS) a bulk transfer's Data frames
-   * are skipped by their headers, unread: the worker no longer pulls a gigabyte through memory
-   * to find the few markers and transfer frames in it.
+   * A raw recording's frames from `f.offset` (a frame boundary): the payloads of Data frames
+   * the extractor does not want (a binary stream, output past the cap) are skipped unread.
    */
-  private async skimRaw(f: Followed, ex: RawExtractor, ops: IndexOp[], onOps: (ops: IndexOp[]) => void): Promise<void> {
-    const fh = await open(this.dataPath(f.meta), 'r');
-    try {
-      const head = Buffer.alloc(FRAME_HEADER);
-      for (;;) {
-        if ((await fh.read(head, 0, FRAME_HEADER, f.offset)).bytesRead < FRAME_HEADER) break;
-        const type = head[0]!;
-        const len = head.readUInt32BE(10);
-        if (type < FrameType.Data || type > FrameType.Transfer || len > MAX_PAYLOAD) {
-          ex.brokenAt();
-          break;
-        }
-        if (type === FrameType.Data) {
-          // Its payload may still be being written: the next header is at the same place either way.
-          f.offset += FRAME_HEADER + len;
-          continue;
-        }
-        const payload = Buffer.alloc(len);
-        if ((await fh.read(payload, 0, len, f.offset + FRAME_HEADER)).bytesRead < len) break;
-        this.bytesRead += FRAME_HEADER + len;
-        ex.skimmed({ type, stream: head[1]!, channel: head.readUInt16BE(2), t: head.readUIntBE(4, 6), payload, offset: f.offset }, ops);
-        f.offset += FRAME_HEADER + len;
-        if (ops.length >= BATCH_OPS) {
-          onOps(ops.splice(0));
-        }
-      }
-    } finally {
-      await fh.close();
-    }
+  private readRaw(f: Followed, ex: RawExtractor, onOps: (ops: IndexOp[]) => void, budget: number): boolean {
+    if (ex.isBroken) return false;
+    const ops: IndexOp[] = [];
+    const before = this.raw.bytesRead;
+    const r = this.raw.scan(this.dataPath(f.meta), f.offset, {
+      wantsData: (stream, channel) => ex.wantsData(stream, channel),
+      frame: (fr) => ex.frame(fr, ops),
+      broken: () => ex.broken(),
+    }, budget);
+    this.bytesRead += this.raw.bytesRead - before;
+    f.offset = r.offset;
     if (ops.length) onOps(ops);
+    return r.more;
   }
 }
