@@ -10,18 +10,21 @@
  * connection's sshd and the command it ran on the target when they exit).
  *
  *   node bin/run-ts.js bench/ssh-data-kinds.ts [--mb 100] [--runs 3] [--kinds text,zeros,random,rsync,tar,scp] [--cpu-prof DIR] [--proxy-only]
- *     [--alt OTHER_CHECKOUT/bin/pam.js] [--index off|both] [--node-args '--perf-basic-prof …'] [--prewarm MIB]
+ *     [--alt OTHER_CHECKOUT/bin/pam.js] [--index off|both] [--node-args '--perf-basic-prof …'] [--prewarm MIB] [--warm MIB]
  *
  * --cpu-prof DIR: the pam process runs with `node --cpu-prof` and writes its profile to DIR at exit
  * (profiling aid: the figures of such a run are not comparable). --proxy-only skips the direct runs.
  * --alt: a second `pam serve` from another checkout (built with `npm run build`), run right after
- * this one's on each round, for an A/B in one run. --index off: the brokers run with
+ * this one's on each round (the order turned around every round), for an A/B in one run. --index off: the brokers run with
  * `index: { enabled: false }`; both: one broker with the index and one without.
  *
  * --prewarm MIB: before the runs, write a file of that size next to the recordings and delete it,
  * so the page cache the recordings land in is memory the machine has used before. In this VM the
  * first write into memory never touched since boot costs about 3 ms of system CPU per MiB
  * (`dd` of 200 MiB: 0.65 s; into freed pages again: 0.05 s); a long-running host has none left.
+ *
+ * --warm MIB: each broker first relays that much once, unmeasured (V8 compiles the hot path in
+ * its first transfers; a proxy that has run a while has done so).
  *
  * The broker's CPU is also split by thread (/proc/PID/task/TID/stat): the main thread, the index
  * worker (the thread at nice 19) and the rest (V8's GC and compiler threads, libuv's pool).
@@ -163,6 +166,9 @@ const mib = bytes / 1024 / 1024;
 const results: Record<string, unknown>[] = [];
 const load0 = loadavg();
 const fix = (x: number, n = 2) => +x.toFixed(n);
+// --warm N: each broker first carries N MiB of the random file once, unmeasured (JIT warm-up, as in a long-running proxy).
+const WARM = Number(arg('warm', '0'));
+if (WARM > 0) for (const p of proxied) await run(`${p} 127.0.0.1 head -c ${WARM * 1024 * 1024} ${files.random} > /dev/null`);
 for (const kind of KINDS) {
   const d: number[] = [];
   const dCpu: number[] = [];
@@ -178,7 +184,11 @@ for (const kind of KINDS) {
       d.push(NaN);
       dCpu.push(NaN);
     }
-    for (const [j, b] of brokers.entries()) {
+    // Each round turns the order of the brokers around, so neither always runs first after the direct run.
+    const order = [...brokers.keys()];
+    if (i % 2) order.reverse();
+    for (const j of order) {
+      const b = brokers[j]!;
       const pid = b.pam.proc.pid!;
       const recDir = join(b.pam.dir, 'data', 'recordings');
       const before = await sealed(recDir);

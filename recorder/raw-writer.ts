@@ -12,8 +12,9 @@ const BATCH_BYTES = 64 * 1024;
  * file's interval (a SIGKILL loses at most that), sealed with the file's running SHA-256.
  *
  * Data is never decoded or copied into a JS string: each SSH packet's Buffer is kept (ssh2
- * allocates one per packet and never reuses it) until its batch is written, then copied once
- * into the file's stage. Other frames first write the pending batch, so frames stay in order.
+ * allocates one per packet and never reuses it) until it is in the file: a packet of 4 KiB or
+ * more is hashed and written as it is (RecordingFile.appendOwned), a smaller one copied into the
+ * file's stage. Other frames first write the pending batch, so frames stay in order.
  */
 export class RawWriter {
   private readonly t0: number;
@@ -145,7 +146,7 @@ export class RawWriter {
     this.items = [];
     this.len = 0;
     this.file.appendCopy(this.scratch);
-    for (const b of items) this.file.append(b);
+    for (const b of items) this.file.appendOwned(b);
     this.backlog.afterAppend();
   }
 

@@ -5,6 +5,8 @@ import { open, type FileHandle } from 'node:fs/promises';
 /** First staging buffer of a file; it doubles while appends overflow it, up to STAGE_MAX. */
 const STAGE_MIN = 8 * 1024;
 const STAGE_MAX = 256 * 1024;
+/** appendOwned queues a buffer this large as it is: the copy into the stage would cost more than an iovec. */
+const OWN_MIN = 4 * 1024;
 /** Pending bytes that start a write without waiting for the timer. */
 const WRITE_AT = 256 * 1024;
 /**
@@ -125,6 +127,16 @@ export class RecordingFile {
     this.wrote(view.length);
   }
 
+  /**
+   * Appends bytes the caller hands over and never modifies afterwards (an SSH packet's Buffer):
+   * from OWN_MIN bytes on they are hashed and queued as they are, not copied into the stage.
+   */
+  appendOwned(buf: Buffer): void {
+    if (buf.length < OWN_MIN) return this.appendBytes(buf);
+    if (this.closed) return;
+    this.queue(buf);
+  }
+
   private appendBytes(buf: Buffer): void {
     if (this.closed || !buf.length) return;
     if (this.reserve(buf.length)) {
@@ -132,6 +144,10 @@ export class RecordingFile {
       return;
     }
     // Larger than a stage: queued as it is (the caller hands it over).
+    this.queue(buf);
+  }
+
+  private queue(buf: Buffer): void {
     this.seal();
     this.hash.update(buf);
     this.sealed.push(buf);

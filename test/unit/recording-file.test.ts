@@ -11,14 +11,35 @@ const run = promisify(execFile);
 const dir = await mkdtemp(join(tmpdir(), 'pam-recfile-'));
 afterAll(() => rm(dir, { recursive: true, force: true }));
 
-/** Appends of every kind and size: small events, multi-byte text, views, stage-sized and larger blocks. */
-async function fill(file: RecordingFile): Promise<void> {
+/**
+ * Appends of every kind and size: small events, multi-byte text, views, stage-sized and larger
+ * blocks, handed-over packets (appendOwned) below and above the size it queues as they are.
+ * Resolves with the bytes the file must hold, in order.
+ */
+async function fill(file: RecordingFile): Promise<Buffer> {
+  const want: Buffer[] = [];
   for (let i = 0; i < 3000; i++) {
-    file.append(`[${i}, "o", "line ${i} ✓"]\n`);
-    if (i % 100 === 0) file.appendCopy(Buffer.alloc(70_000 + i, 0x61 + (i % 26)));
-    if (i % 700 === 0) file.append(Buffer.alloc(300_000 + i, 0x30 + (i % 10)));
+    const line = `[${i}, "o", "line ${i} ✓"]\n`;
+    file.append(line);
+    want.push(Buffer.from(line));
+    if (i % 100 === 0) {
+      const b = Buffer.alloc(70_000 + i, 0x61 + (i % 26));
+      file.appendCopy(b);
+      want.push(b);
+    }
+    if (i % 700 === 0) {
+      const b = Buffer.alloc(300_000 + i, 0x30 + (i % 10));
+      file.append(b);
+      want.push(b);
+    }
+    if (i % 7 === 0) {
+      const b = Buffer.alloc(i % 2 ? 32 * 1024 : 3000, 0x41 + (i % 26));
+      file.appendOwned(b);
+      want.push(b);
+    }
     if (i % 500 === 0) await file.flush();
   }
+  return Buffer.concat(want);
 }
 
 describe('RecordingFile', () => {
@@ -42,9 +63,10 @@ describe('RecordingFile', () => {
   it('writes the same bytes, with a seal that matches them, on the event loop and through the thread pool', async () => {
     const sync = await RecordingFile.create(join(dir, 'sync'));
     const pool = await RecordingFile.create(join(dir, 'pool'), 250, { poolWrites: true });
-    await Promise.all([fill(sync), fill(pool)]);
+    const [want] = await Promise.all([fill(sync), fill(pool)]);
     const [a, b] = [await sync.close(), await pool.close()];
     const [fa, fb] = [await readFile(join(dir, 'sync')), await readFile(join(dir, 'pool'))];
+    expect(fa.equals(want)).toBe(true);
     expect(fa.equals(fb)).toBe(true);
     expect(fa.length).toBe(sync.bytes);
     expect(a).toBe(createHash('sha256').update(fa).digest('hex'));
