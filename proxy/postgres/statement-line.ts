@@ -75,16 +75,53 @@ export function formatParams(params: (Buffer | null)[], formats: number[], redac
   return out;
 }
 
+/** Characters JSON.stringify would escape: controls, quote, backslash, any surrogate (a lone one is escaped). */
+const NEEDS_ESCAPE = /[\u0000-\u001f"\\\ud800-\udfff]/;
+
+/** JSON.stringify(s), without the call into the runtime for the common text that needs no escape. */
+export function jsonString(s: string): string {
+  return NEEDS_ESCAPE.test(s) ? JSON.stringify(s) : `"${s}"`;
+}
+
+/** JSON.stringify(params) for what formatParams makes (strings, null, {hex}/{text, truncated} objects). */
+function jsonParams(params: unknown[]): string {
+  let out = '[';
+  for (let i = 0; i < params.length; i++) {
+    const v = params[i];
+    if (i > 0) out += ',';
+    out += typeof v === 'string' ? jsonString(v) : v === null || v === undefined ? 'null' : JSON.stringify(v);
+  }
+  return out + ']';
+}
+
+/**
+ * String(ms) for a duration already rounded to the microsecond (ms ≥ 0), from integers: a
+ * double's shortest-digits conversion is the dearest part of the line otherwise.
+ */
+export function formatMs(ms: number): string {
+  const us = Math.round(ms * 1000);
+  if (!(us >= 0 && us < 2 ** 53)) return String(ms);
+  const whole = Math.floor(us / 1000);
+  let frac = us - whole * 1000;
+  if (frac === 0) return `${whole}`;
+  let digits = 3;
+  while (frac % 10 === 0) {
+    frac /= 10;
+    digits--;
+  }
+  return `${whole}.${`${frac}`.padStart(digits, '0')}`;
+}
+
 /**
  * Built as a string, not an object for JSON.stringify: this runs once per statement on the
  * relay's hot path. Field order is fixed (t, type, protocol, sql, …).
  */
 export function statementLine(p: StatementFacts, time: string, durationMs: number, extra?: string): string {
-  let line = `{"t":"${time}","type":"statement","protocol":"${p.k === 'query' ? 'simple' : p.k === 'fcall' ? 'function-call' : 'extended'}","sql":${p.sql === undefined ? 'null' : JSON.stringify(p.sql)}`;
-  if (p.statement !== undefined) line += `,"statement":${JSON.stringify(p.statement)}`;
-  if (p.portal !== undefined) line += `,"portal":${JSON.stringify(p.portal)}`;
-  if (p.params) line += `,"params":${JSON.stringify(p.params)}`;
-  line += `,"duration_ms":${durationMs}`;
+  let line = `{"t":"${time}","type":"statement","protocol":"${p.k === 'query' ? 'simple' : p.k === 'fcall' ? 'function-call' : 'extended'}","sql":${p.sql === undefined ? 'null' : jsonString(p.sql)}`;
+  if (p.statement !== undefined) line += `,"statement":${jsonString(p.statement)}`;
+  if (p.portal !== undefined) line += `,"portal":${jsonString(p.portal)}`;
+  if (p.params) line += `,"params":${jsonParams(p.params)}`;
+  line += `,"duration_ms":${formatMs(durationMs)}`;
   if (p.tags && p.tags.length > 0) {
     let rows = 0;
     let any = false;
@@ -92,7 +129,7 @@ export function statementLine(p: StatementFacts, time: string, durationMs: numbe
       const r = rowsOfTag(t);
       if (r !== undefined) { rows += r; any = true; }
     }
-    line += p.tags.length === 1 ? `,"tag":${JSON.stringify(p.tags[0])}` : `,"tags":${JSON.stringify(p.tags)}`;
+    line += p.tags.length === 1 ? `,"tag":${jsonString(p.tags[0]!)}` : `,"tags":${JSON.stringify(p.tags)}`;
     line += `,"rows":${any ? rows : p.rows}`;
   } else if (p.k === 'execute' || p.k === 'query') {
     line += `,"rows":${p.rows}`;
