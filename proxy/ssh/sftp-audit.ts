@@ -5,15 +5,17 @@
  *
  *   uint32 length | byte type | uint32 request-id | type-specific fields
  *
- * Packets are kept whole (one copy of each) so WRITE data and DATA replies can be hashed per
- * file (file-content.ts): each transferred file is reported with its size and SHA-256, and its
- * content goes to a ContentSink when the target keeps contents. A malformed or oversized
+ * Packets are read where they lie in the channel's chunks (sftp-packets.ts): WRITE data and
+ * DATA replies are hashed per file (file-content.ts) piece by piece, never joined into one
+ * Buffer. Each transferred file is reported with its size and SHA-256, and its content goes to
+ * a ContentSink when the target keeps contents. A malformed or oversized
  * packet stops the parsing (reported once) but never the relay.
  */
 
-const PACKET_MAX = 4 * 1024 * 1024;
-
 import { FileContent, type ContentSink, type FileDigest } from './file-content.js';
+import { Reader, SftpPacket, SftpPacketSplitter } from './sftp-packets.js';
+
+export { SftpPacketSplitter } from './sftp-packets.js';
 
 const enum Fxp {
   Init = 1, Version = 2, Open = 3, Close = 4, Read = 5, Write = 6, Setstat = 9, Opendir = 11,
@@ -22,77 +24,8 @@ const enum Fxp {
 }
 
 const FXF_WRITE = 0x02;
-
-/** Splits a byte stream into (type, head, length) packets. */
-export class SftpPacketSplitter {
-  private head: Buffer[] = [];
-  private lenBuf = Buffer.alloc(0);
-  private remaining = -1;
-  private total = 0;
-  broken = false;
-
-  constructor(private readonly onPacket: (head: Buffer, length: number) => void) {}
-
-  feed(chunk: Buffer): void {
-    let off = 0;
-    while (!this.broken && off < chunk.length) {
-      if (this.remaining < 0) {
-        const need = 4 - this.lenBuf.length;
-        this.lenBuf = Buffer.concat([this.lenBuf, chunk.subarray(off, off + need)]);
-        off += Math.min(need, chunk.length - off);
-        if (this.lenBuf.length < 4) return;
-        this.total = this.remaining = this.lenBuf.readUInt32BE(0);
-        this.lenBuf = Buffer.alloc(0);
-        if (this.total === 0 || this.total > PACKET_MAX) {
-          this.broken = true;
-          return;
-        }
-        continue;
-      }
-      const take = Math.min(this.remaining, chunk.length - off);
-      this.head.push(chunk.subarray(off, off + take));
-      off += take;
-      this.remaining -= take;
-      if (this.remaining === 0) {
-        const head = this.head.length === 1 ? this.head[0]! : Buffer.concat(this.head);
-        this.head = [];
-        this.remaining = -1;
-        this.onPacket(head, this.total);
-      }
-    }
-  }
-}
-
-/** Bounds-checked reader over a packet head. */
-class Reader {
-  private off = 0;
-  constructor(private readonly buf: Buffer) {}
-  byte(): number {
-    if (this.off + 1 > this.buf.length) throw new RangeError('short packet');
-    return this.buf[this.off++]!;
-  }
-  u32(): number {
-    if (this.off + 4 > this.buf.length) throw new RangeError('short packet');
-    const v = this.buf.readUInt32BE(this.off);
-    this.off += 4;
-    return v;
-  }
-  string(): Buffer {
-    const len = this.u32();
-    if (this.off + len > this.buf.length) throw new RangeError('short packet');
-    const v = this.buf.subarray(this.off, this.off + len);
-    this.off += len;
-    return v;
-  }
-  u64(): number {
-    const hi = this.u32();
-    return hi * 2 ** 32 + this.u32();
-  }
-  skip(n: number): void {
-    if (this.off + n > this.buf.length) throw new RangeError('short packet');
-    this.off += n;
-  }
-}
+/** A WRITE's fields before its data (type, id, handle of at most 256 bytes, offset, length) fit in this. */
+const FIELDS_MAX = 1024;
 
 interface OpenFile { path: string; write: boolean; read: number; written: number; content: FileContent | undefined; sink: ((direction: 'upload' | 'download') => ContentSink | undefined) }
 
@@ -123,8 +56,8 @@ export class SftpAudit {
   readonly fromServer: SftpPacketSplitter;
 
   constructor(private readonly onOp: (op: SftpOp) => void, private readonly onBroken: (why: string) => void, private readonly opts: SftpAuditOptions = {}) {
-    this.fromClient = new SftpPacketSplitter((h) => this.guard(() => this.request(h)));
-    this.fromServer = new SftpPacketSplitter((h) => this.guard(() => this.reply(h)));
+    this.fromClient = new SftpPacketSplitter((p) => this.guard(() => (p.type === Fxp.Write ? this.write(p) : this.request(p.whole()))));
+    this.fromServer = new SftpPacketSplitter((p) => this.guard(() => (p.type === Fxp.Data ? this.data(p) : this.reply(p.whole()))));
   }
 
   client(chunk: Buffer): void {
@@ -176,16 +109,6 @@ export class SftpAudit {
         this.reads.set(id, { key, offset: r.u64() });
         return;
       }
-      case Fxp.Write: {
-        const f = this.files.get(r.string().toString('hex'));
-        const offset = r.u64();
-        const data = r.string();
-        if (f) {
-          f.written += data.length;
-          this.contentOf(f, 'upload')?.write(offset, data);
-        }
-        return;
-      }
       case Fxp.Close: {
         const key = r.string().toString('hex');
         const f = this.files.get(key);
@@ -224,23 +147,74 @@ export class SftpAudit {
         this.opens.delete(id);
         this.files.set(r.string().toString('hex'), { ...open, read: 0, written: 0, content: undefined, sink: (d) => this.opts.content?.(open.path, d) });
       }
-    } else if (type === Fxp.Data) {
-      const req = this.reads.get(id);
-      this.reads.delete(id);
-      const f = req ? this.files.get(req.key) : undefined;
-      if (f) {
-        const data = r.string();
-        f.read += data.length;
-        this.contentOf(f, 'download')?.write(req!.offset, data);
-      }
     } else if (type === Fxp.Status) {
       this.opens.delete(id);
       this.reads.delete(id);
     }
   }
 
+  /** WRITE: id, handle, offset, then the data, hashed where it lies. */
+  private write(p: SftpPacket): void {
+    const { key, offset, len, start } = this.fields(p, (r) => {
+      r.byte();
+      r.u32();
+      return { key: r.string().toString('hex'), offset: r.u64(), len: r.u32(), start: r.offset };
+    });
+    const data = this.payload(p, start, len);
+    const f = this.files.get(key);
+    if (!f) return;
+    f.written += len;
+    const c = this.contentOf(f, 'upload');
+    let at = offset;
+    for (const piece of data) {
+      c.write(at, piece);
+      at += piece.length;
+    }
+  }
+
+  /** DATA reply to a READ: id, then the data, hashed where it lies. */
+  private data(p: SftpPacket): void {
+    const { id, len, start } = this.fields(p, (r) => {
+      r.byte();
+      return { id: r.u32(), len: r.u32(), start: r.offset };
+    });
+    const data = this.payload(p, start, len);
+    const req = this.reads.get(id);
+    this.reads.delete(id);
+    const f = req ? this.files.get(req.key) : undefined;
+    if (!f) return;
+    f.read += len;
+    const c = this.contentOf(f, 'download');
+    let at = req!.offset;
+    for (const piece of data) {
+      c.write(at, piece);
+      at += piece.length;
+    }
+  }
+
+  /**
+   * Reads the fields before a payload from the packet's first FIELDS_MAX bytes (a view of the
+   * first chunk when it holds them); fields longer than that (a handle past the 256 bytes the
+   * draft allows) are read from the whole packet.
+   */
+  private fields<T>(p: SftpPacket, read: (r: Reader) => T): T {
+    if (p.length <= FIELDS_MAX) return read(new Reader(p.prefix(FIELDS_MAX)));
+    try {
+      return read(new Reader(p.prefix(FIELDS_MAX)));
+    } catch (err) {
+      if (!(err instanceof RangeError)) throw err;
+      return read(new Reader(p.whole()));
+    }
+  }
+
+  /** The payload's pieces; a length past the packet's end is malformed. */
+  private payload(p: SftpPacket, start: number, len: number): Buffer[] {
+    if (start + len > p.length) throw new RangeError('short packet');
+    return p.slices(start, start + len);
+  }
+
   /** The file's content tracker, made at its first byte (a handle that both reads and writes keeps the first direction). */
-  private contentOf(f: OpenFile, direction: 'upload' | 'download'): FileContent | undefined {
+  private contentOf(f: OpenFile, direction: 'upload' | 'download'): FileContent {
     f.content ??= new FileContent(f.sink(direction));
     return f.content;
   }

@@ -18,7 +18,7 @@ const FXF_CREAT = 8;
 
 function collect(): { packets: Array<{ head: Buffer; length: number }>; splitter: SftpPacketSplitter } {
   const packets: Array<{ head: Buffer; length: number }> = [];
-  return { packets, splitter: new SftpPacketSplitter((head, length) => packets.push({ head: Buffer.from(head), length })) };
+  return { packets, splitter: new SftpPacketSplitter((p) => void packets.push({ head: Buffer.from(p.whole()), length: p.length })) };
 }
 
 /** Feeds `stream` cut at the given offsets. */
@@ -166,6 +166,42 @@ describe('SftpAudit', () => {
     a.server(withId(FXP.DATA, 3, str(Buffer.alloc(20, 9))));
     a.client(withId(FXP.CLOSE, 4, str('hh')));
     expect(ops).toEqual([{ op: 'download', path: '/etc/hosts', bytes: 520, digest: { size: 520, sha256: sha(Buffer.alloc(520, 9)) } }]);
+  });
+
+  it('hashes DATA replies where they lie in the chunks, under any chunking (property)', () => {
+    const content = Buffer.from(Array.from({ length: 70_000 }, (_, i) => (i * 7 + (i >> 8)) & 0xff));
+    const replies: Buffer[] = [];
+    const reads: Buffer[] = [];
+    for (let off = 0, id = 10; off < content.length; off += 32768, id++) {
+      reads.push(withId(FXP.READ, id, str('hh'), u64(off), u32(32768)));
+      replies.push(withId(FXP.DATA, id, str(content.subarray(off, off + 32768))));
+    }
+    const server = Buffer.concat(replies);
+    fc.assert(fc.property(fc.array(fc.nat(server.length), { maxLength: 12 }), (cuts) => {
+      const { a, ops } = audit();
+      a.client(withId(FXP.OPEN, 1, str('/srv/big.bin'), u32(FXF_READ), u32(0)));
+      a.server(withId(FXP.HANDLE, 1, str('hh')));
+      a.client(Buffer.concat(reads));
+      let prev = 0;
+      for (const c of [...cuts].sort((x, y) => x - y)) {
+        a.server(server.subarray(prev, c));
+        prev = c;
+      }
+      a.server(server.subarray(prev));
+      a.client(withId(FXP.CLOSE, 99, str('hh')));
+      expect(ops).toEqual([{ op: 'download', path: '/srv/big.bin', bytes: content.length, digest: { size: content.length, sha256: sha(content) } }]);
+    }), { numRuns: 60 });
+  });
+
+  it('reads a WRITE whose handle is longer than the draft allows, split across chunks', () => {
+    const { a, ops, broken } = audit();
+    const handle = Buffer.alloc(2000, 0x68);
+    a.client(withId(FXP.OPEN, 1, str('/srv/long.bin'), u32(FXF_WRITE | FXF_CREAT), u32(0)));
+    a.server(withId(FXP.HANDLE, 1, str(handle)));
+    const w = Buffer.concat([withId(FXP.WRITE, 2, str(handle), u64(0), str(Buffer.alloc(3000, 5))), withId(FXP.CLOSE, 3, str(handle))]);
+    for (let i = 0; i < w.length; i += 700) a.client(w.subarray(i, i + 700));
+    expect(broken).toEqual([]);
+    expect(ops).toEqual([{ op: 'upload', path: '/srv/long.bin', bytes: 3000, digest: { size: 3000, sha256: sha(Buffer.alloc(3000, 5)) } }]);
   });
 
   it('forgets an OPEN the server refused (STATUS), so a later handle of that id is no file', () => {
