@@ -28,7 +28,7 @@ export function effectiveDefault(rules: RuleSet, target: string, targetDefault: 
 export function evaluate(rules: RuleSet, request: PolicyRequest, defaultAction: Action = 'allow'): Verdict {
   const fallback = effectiveDefault(rules, request.target, defaultAction);
   const applicable = rules.rules.filter((r) => applies(r, request));
-  if (request.protocol === 'ssh' && request.kind === 'command') return evaluateShell(applicable, request.command, fallback);
+  if (request.protocol === 'ssh' && request.kind === 'command') return evaluateShell(applicable, request.command, fallback, request.unechoed === true);
   if (request.protocol === 'ssh') {
     const matched = applicable.filter((r) => r.match.kind === 'channel' && r.match.channels.includes(request.channel)
       && (r.match.destination === undefined || (request.destination !== undefined && globMatch(r.match.destination, request.destination))));
@@ -62,7 +62,7 @@ function applies(r: Rule, req: PolicyRequest): boolean {
     && (r.roles.length === 0 || r.roles.some((role) => req.roles.includes(role)));
 }
 
-function evaluateShell(rules: Rule[], line: string, fallback: Action): Verdict {
+function evaluateShell(rules: Rule[], line: string, fallback: Action, unechoed: boolean): Verdict {
   const commands = splitCommands(line);
   const out: Candidate[] = [];
   // The raw line too: a regex written against what the user typed still fires even if the
@@ -70,7 +70,7 @@ function evaluateShell(rules: Rule[], line: string, fallback: Action): Verdict {
   for (const r of rules) if (r.match.kind === 'regex' && r.match.regex.test(line)) out.push({ action: r.action, rule: r, unit: line });
   for (const c of shellUnits(commands)) {
     const unit = c.argv.join(' ');
-    const matched = rules.filter((r) => matchesCommand(r, c, unit));
+    const matched = rules.filter((r) => (r.match.kind === 'unechoed' ? unechoed : matchesCommand(r, c, unit)));
     if (matched.length === 0) out.push({ action: fallback, unit });
     for (const rule of matched) out.push({ action: rule.action, rule, unit });
   }

@@ -20,7 +20,8 @@ export interface PolicySubject {
 }
 
 export type PolicyRequest =
-  | (PolicySubject & { protocol: 'ssh'; kind: 'command'; command: string })
+  /** `unechoed`: the line was typed with echo off (read from the keys): `match: { unechoed: true }` rules apply to it. */
+  | (PolicySubject & { protocol: 'ssh'; kind: 'command'; command: string; unechoed?: boolean })
   | (PolicySubject & { protocol: 'ssh'; kind: 'channel'; channel: 'sftp' | 'scp' | 'port-forward' | 'agent-forward' | 'x11' | 'subsystem'; destination?: string })
   | (PolicySubject & { protocol: 'postgres'; kind: 'sql'; sql: string });
 

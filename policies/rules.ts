@@ -20,7 +20,9 @@ export type Channel = (typeof CHANNELS)[number];
 export type ShellMatch =
   | { kind: 'regex'; regex: RegExp }
   | { kind: 'command'; commands: string[]; argsRegex?: RegExp }
-  | { kind: 'dynamic_command' };
+  | { kind: 'dynamic_command' }
+  /** Input typed with echo off (a password at a prompt, or anything after `stty -echo`): every command of such a line. */
+  | { kind: 'unechoed' };
 export interface ChannelMatch { kind: 'channel'; channels: Channel[]; destination?: string }
 export interface SqlMatch {
   kind: 'sql';
@@ -64,7 +66,7 @@ export interface RuleFile {
 
 const TOP_KEYS = ['roles', 'command_rules', 'default_action', 'unparseable_sql'];
 const RULE_KEYS = ['name', 'protocol', 'targets', 'logins', 'roles', 'match', 'action', 'message'];
-const SSH_MATCH_KEYS = ['regex', 'command', 'args_regex', 'channel', 'destination', 'dynamic_command'];
+const SSH_MATCH_KEYS = ['regex', 'command', 'args_regex', 'channel', 'destination', 'dynamic_command', 'unechoed'];
 const SQL_MATCH_KEYS = ['statements', 'relations', 'functions', 'without_where', 'copy_program'];
 
 type Obj = Record<string, unknown>;
@@ -105,8 +107,8 @@ function parseShellMatch(m: Obj, file: string, key: string): ShellMatch | Channe
     if (SQL_MATCH_KEYS.includes(k)) throw new PolicyFileError(file, `${key}.${k}`, 'is a postgres matcher; this rule has protocol: ssh');
     if (!SSH_MATCH_KEYS.includes(k)) throw new PolicyFileError(file, `${key}.${k}`, `unknown key (ssh matchers: ${SSH_MATCH_KEYS.join(', ')})`);
   }
-  const present = ['regex', 'command', 'channel', 'dynamic_command'].filter((k) => m[k] !== undefined);
-  if (present.length !== 1) throw new PolicyFileError(file, key, `needs exactly one of regex, command, channel, dynamic_command (got ${present.join(', ') || 'none'})`);
+  const present = ['regex', 'command', 'channel', 'dynamic_command', 'unechoed'].filter((k) => m[k] !== undefined);
+  if (present.length !== 1) throw new PolicyFileError(file, key, `needs exactly one of regex, command, channel, dynamic_command, unechoed (got ${present.join(', ') || 'none'})`);
   if (m.args_regex !== undefined && m.command === undefined) throw new PolicyFileError(file, `${key}.args_regex`, 'only goes with command');
   if (m.destination !== undefined && m.channel === undefined) throw new PolicyFileError(file, `${key}.destination`, 'only goes with channel');
   if (m.regex !== undefined) return { kind: 'regex', regex: regex(m.regex, file, `${key}.regex`) };
@@ -122,6 +124,10 @@ function parseShellMatch(m: Obj, file: string, key: string): ShellMatch | Channe
     if (bad) throw new PolicyFileError(file, `${key}.channel`, `"${bad}" is not one of ${CHANNELS.join(', ')}`);
     if (m.destination !== undefined && (typeof m.destination !== 'string' || m.destination === '')) throw new PolicyFileError(file, `${key}.destination`, 'must be a "host:port" glob');
     return { kind: 'channel', channels: channels as Channel[], destination: m.destination as string | undefined };
+  }
+  if (m.unechoed !== undefined) {
+    if (m.unechoed !== true) throw new PolicyFileError(file, `${key}.unechoed`, 'must be true');
+    return { kind: 'unechoed' };
   }
   if (m.dynamic_command !== true) throw new PolicyFileError(file, `${key}.dynamic_command`, 'must be true');
   return { kind: 'dynamic_command' };

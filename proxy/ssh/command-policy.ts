@@ -47,7 +47,7 @@ export class CommandPolicy {
 
   async decide(command: string, io: DecideIo): Promise<CommandDecision> {
     const d = this.deps;
-    const v = d.policy.evaluate({ ...d.subject, protocol: 'ssh', kind: 'command', command });
+    const v = d.policy.evaluate({ ...d.subject, protocol: 'ssh', kind: 'command', command, ...(io.unechoed ? { unechoed: true } : {}) });
     if (v.action === 'allow') return { action: 'allow', allowedBy: v.rule ?? 'default_action', verdict: v };
     // A second reading of a line already allowed: only a rule may stop it.
     if (io.rulesOnly && !v.rule) return { action: 'allow', verdict: v };

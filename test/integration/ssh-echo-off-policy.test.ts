@@ -28,14 +28,19 @@ command_rules:
     message: "Forbidden marker."
   - name: basics
     protocol: ssh
-    targets: [strict, watched]
+    targets: [strict, watched, prompts]
     match: { command: [exec, env, bash, stty, echo, touch, read] }
+    action: allow
+  - name: prompts-ok
+    protocol: ssh
+    targets: [prompts]
+    match: { unechoed: true }
     action: allow
 `;
 
 beforeAll(async () => {
   mkdirSync(dir, { recursive: true });
-  stack = await startSshPolicyStack({ targets: { web: 'allow', strict: 'deny', watched: 'alert' }, rules: RULES, user: 'alice' });
+  stack = await startSshPolicyStack({ targets: { web: 'allow', strict: 'deny', watched: 'alert', prompts: 'deny' }, rules: RULES, user: 'alice' });
   cp = stack.cp;
 });
 
@@ -147,6 +152,25 @@ describe('echo off does not open a side door in the command policy', () => {
     const audit = await cp.audit();
     expect(audit.some((e) => e.type === 'policy.alert' && e.command === '(input not echoed)' && e.target === 'watched')).toBe(true);
     expect(JSON.stringify(audit)).not.toContain(secret);
+    expect((await filesWith(secret)).hits).toEqual([]);
+  });
+
+  it('default-deny target with a `match: { unechoed: true }` allow rule: a secret at a prompt goes through unwritten; a rule still denies after stty -echo', async () => {
+    const secret = `Opt${randomBytes(6).toString('hex')}pw`;
+    const sh = await open('prompts');
+    try {
+      await sh.send(`read -s -p 'Password: ' pw\r`, 'Password: ');
+      await sh.send(`${secret}\r`);
+      expect(await sh.send(`echo "len=\${#pw}"\r`, /len=\d+/)).toContain(`len=${secret.length}`);
+      await sh.send('stty -echo\r');
+      await sh.send(`touch ${f('x-forbidden-optin')}\r`, '[pam] denied: Forbidden marker.');
+      await sh.send(`touch ${f('t-optin')}\r`);
+      await waitFor(() => existsSync(f('t-optin')), 'the allowed unechoed line ran');
+      expect(existsSync(f('x-forbidden-optin'))).toBe(false);
+    } finally {
+      await sh.close();
+    }
+    await new Promise((r) => setTimeout(r, 1200));
     expect((await filesWith(secret)).hits).toEqual([]);
   });
 });

@@ -117,7 +117,7 @@ async function typed(id: string): Promise<string> {
 /** Everything a secret must not be in: every file under the process's directory, its log, the exports, the search API. */
 async function expectNowhere(secret: string, id: string): Promise<void> {
   const files = await filesUnder(pam.dir);
-  expect(files.some((p) => p.endsWith('index.sqlite'))).toBe(true);
+  for (const name of ['index.sqlite', 'audit.log', `${id}.cast`, `${id}.meta.json`]) expect(files.some((p) => p.endsWith(`/${name}`)), name).toBe(true);
   const hits: string[] = [];
   for (const p of files) if ((await readFile(p)).includes(secret)) hits.push(p);
   expect(hits).toEqual([]);

@@ -206,3 +206,27 @@ command_rules:
     expect(evaluate(rules, ch('port-forward', 'db.internal:22', 'prod-1'), 'allow').action).toBe('deny');
   });
 });
+
+describe('match: { unechoed: true } (input typed with echo off)', () => {
+  const rules = combineRuleFiles([parseRuleFile(YAML.parse(`
+command_rules:
+  - { name: prompts-ok, protocol: ssh, targets: [strict], match: { unechoed: true }, action: allow }
+  - { name: no-rm, protocol: ssh, match: { command: rm }, action: deny }
+`), 'u.yaml')]);
+  const req = (command: string, unechoed: boolean, target = 'strict'): PolicyRequest => ({ ...ssh(command, target), ...(unechoed ? { unechoed: true } : {}) } as PolicyRequest);
+
+  it('allows every command of an unechoed line on an allow-list target; an explicit deny still wins; echoed lines are untouched', () => {
+    expect(evaluate(rules, req('hunter2 | x; y', true), 'deny')).toMatchObject({ action: 'allow', rule: 'prompts-ok' });
+    const echoed = evaluate(rules, req('hunter2', false), 'deny');
+    expect([echoed.action, echoed.rule]).toEqual(['deny', undefined]);
+    expect(evaluate(rules, req('rm -rf /x', true), 'deny')).toMatchObject({ action: 'deny', rule: 'no-rm' });
+    // Another target: the rule does not apply, the default decides.
+    const other = evaluate(rules, req('hunter2', true, 'other'), 'deny');
+    expect([other.action, other.rule]).toEqual(['deny', undefined]);
+  });
+
+  it('is refused with any other value or next to another matcher', () => {
+    expect(() => parseRuleFile(YAML.parse('command_rules: [{ name: a, protocol: ssh, match: { unechoed: false }, action: allow }]'), 'f.yaml')).toThrow(/unechoed: must be true/);
+    expect(() => parseRuleFile(YAML.parse('command_rules: [{ name: a, protocol: ssh, match: { unechoed: true, command: rm }, action: allow }]'), 'f.yaml')).toThrow(/needs exactly one of/);
+  });
+});
