@@ -5,7 +5,7 @@
  *           `Authorized` proof) → reveal the credential (Vault, from that proof) → the broker's
  *           connect step → { auth, upstream }
  *   attach  the broker's recording → live-session registry (auditor kill) → grant watch (expiry,
- *           revocation) → audit `session.start` → a LiveSession
+ *           revocation) → audit `session.start`, written before the session is served → a LiveSession
  *   finish  registry and watch released → recording sealed (data file and catalog entry) →
  *           audit `session.end`
  *
@@ -191,9 +191,17 @@ export class SessionLifecycle {
       }, opts.end, opts.notify),
       this.deps.gate.watchGrant(grant, opts.end),
     ];
-    this.audit(protocol, identity, {
-      type: 'session.start', ...where, ...opts.audit, recording: recording.id, client: opts.client,
-    });
+    // The session is served only once its start is in the audit log (written into the file, so
+    // it survives a crash of this process; recorder/audit-log.ts). A start that cannot be
+    // written refuses the session: a session nobody can find in the log may not run.
+    try {
+      await this.deps.audit.append({ ...byActor(identity), protocol, type: 'session.start', ...where, ...opts.audit, recording: recording.id, client: opts.client });
+    } catch (err) {
+      console.error(`pam ${protocol}: audit append failed`, err);
+      for (const r of releases) r();
+      await recording.close('the session start could not be audited').catch(() => undefined);
+      throw new SessionRefused('recording', 'the session could not be audited; try again later');
+    }
     return new LiveSession(auth, recording, releases, (e) => this.audit(protocol, identity, e), gap);
   }
 

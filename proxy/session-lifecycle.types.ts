@@ -35,7 +35,7 @@ export type RefusalCode =
   | 'credential' //          the vaulted credential is not available on this proxy
   | 'upstream' //            the target could not be reached or refused the vaulted login
   | 'host-key-mismatch' //   the target is not the pinned one
-  | 'recording' //           the recording could not be opened, so the session may not run
+  | 'recording' //           the recording could not be opened, or its session.start not audited: the session may not run
   | 'gone'; //               the client left while the session was opening (nothing to tell)
 
 /** A refusal from the lifecycle, already audited. `message` is safe to show the user. */

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startControlPlane, type TestControlPlane } from '../helpers/control-plane.js';
@@ -165,6 +166,26 @@ describe('attach and finish', () => {
     expect(cp.deps.sessions.kill(live.id, 'killed by auditor zed')).toBe(true);
     expect(ended).toEqual(['killed by auditor zed']);
     await live.finish(ended[0]!);
+  });
+
+  it('serves a session only once its session.start is in the audit file; one that cannot be audited is refused, unregistered, its recording closed', async () => {
+    const { auth } = await openFor('ivan');
+    const record = (meta: Parameters<typeof cp.deps.recordings.start>[1]) => cp.deps.recordings.start('asciicast', meta, { header: { width: 80, height: 24, env: {}, title: 't' } });
+    const live = await lifecycle.attach(auth, { client: '127.0.0.1:5555', record, end: () => undefined });
+    const file = readFileSync(join(cp.dataDir, 'audit.log'), 'utf8'); // as attach resolves, not later
+    expect(file.split('\n').filter(Boolean).map((l) => JSON.parse(l)).filter((e) => e.type === 'session.start' && e.recording === live.id)).toHaveLength(1);
+    await live.finish('done');
+
+    // Fault: the audit log refuses the session.start append (a full disk).
+    const failing = new SessionLifecycle({ ...cp.deps, audit: { ...cp.deps.audit, read: cp.deps.audit.read.bind(cp.deps.audit), append: (e) => (e.type === 'session.start' ? Promise.reject(new Error('ENOSPC')) : cp.deps.audit.append(e)) } });
+    const { auth: auth2 } = await openFor('ivan');
+    const before = cp.deps.sessions.list().length;
+    let opened: string | undefined;
+    const r = await refusal(failing.attach(auth2, { client: '127.0.0.1:5555', record: async (meta) => { const w = await record(meta); opened = w.id; return w; }, end: () => undefined }));
+    expect(r.code).toBe('recording');
+    expect(opened).toBeDefined(); // the fault fired after the recording was opened
+    expect(cp.deps.sessions.list()).toHaveLength(before);
+    expect(await cp.deps.recordings.get(opened!)).toMatchObject({ status: 'ended', endReason: 'the session start could not be audited' });
   });
 
   it('refuses the session when its recording cannot be opened (fail closed), and registers nothing', async () => {
