@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, open as openCallback, renameSync, writeSync } from 'node:fs';
-import { mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
-import { promisify } from 'node:util';
+import { existsSync, renameSync } from 'node:fs';
+import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AsciicastWriter, type AsciicastHeader } from './asciicast-writer.js';
+import { EntryFiles } from './entry-files.js';
 import { QueryLogWriter } from './query-log-writer.js';
 import { RecordingFile } from './recording-file.js';
 import { SshRecorder } from './ssh-recorder.js';
@@ -12,8 +12,6 @@ import { fileSha256 } from './verify.js';
 import type { NewRecording, RecordingMeta, WriterClosed } from './recording.types.js';
 
 const ID = /^[0-9a-z]{8,16}-[0-9a-f]{8}$/;
-/** fs.open with a plain descriptor (a FileHandle cannot be closed synchronously). */
-const openFd = promisify(openCallback);
 /** Data file name extension per format. */
 export const EXT: Record<RecordingMeta['format'], string> = { asciicast: 'cast', raw: 'raw', jsonl: 'jsonl' };
 
@@ -46,7 +44,7 @@ export class RecordingCatalog {
    */
   private readonly live = new Map<string, RecordingMeta>();
 
-  private constructor(readonly dir: string, private readonly opts: CatalogOptions) {}
+  private constructor(readonly dir: string, private readonly opts: CatalogOptions, private readonly files: EntryFiles) {}
 
   /**
    * Calls `fn` after every catalog write (a recording created, updated, ended): the hook the
@@ -60,7 +58,7 @@ export class RecordingCatalog {
   /** Opens the folder; recordings still marked live from an earlier run become "interrupted". */
   static async open(dir: string, opts: CatalogOptions = {}): Promise<RecordingCatalog> {
     await mkdir(dir, { recursive: true, mode: 0o700 });
-    const cat = new RecordingCatalog(dir, opts);
+    const cat = new RecordingCatalog(dir, opts, await EntryFiles.open(dir));
     for (const meta of await cat.list()) {
       if (meta.status === 'live') {
         // Killed between renaming a new SSH recording to ID.raw and saving its format: the file says.
@@ -80,7 +78,7 @@ export class RecordingCatalog {
 
   /** Reads an existing folder without touching it (verification beside a running proxy). */
   static reader(dir: string): RecordingCatalog {
-    return new RecordingCatalog(dir, {});
+    return new RecordingCatalog(dir, {}, EntryFiles.reader(dir));
   }
 
   private store: TransferStore | undefined;
@@ -129,7 +127,7 @@ export class RecordingCatalog {
     const path = this.dataPath(entry.id, entry.format);
     // The entry and the data file are created side by side: the session waits for the slower
     // of the two file creations, not for both in turn. The session runs only if both exist.
-    const [written, opened] = await Promise.allSettled([this.write(entry), this.openWriter(format, entry, meta, path, opts)]);
+    const [written, opened] = await Promise.allSettled([this.write(entry, false), this.openWriter(format, entry, meta, path, opts)]);
     if (written.status === 'rejected') {
       // No entry names this data file: it is removed, so nothing unlisted is left behind.
       if (opened.status === 'fulfilled') await opened.value.close('the catalog entry could not be written').catch(() => undefined);
@@ -184,7 +182,7 @@ export class RecordingCatalog {
   /** Registers a new live recording and returns its meta and the data file path to stream into (a caller then opens its own writer; see start). */
   async create(meta: Omit<RecordingMeta, 'id' | 'status' | 'bytes' | 'start'> & { id?: string }): Promise<{ meta: RecordingMeta; path: string }> {
     const full = this.entry(meta);
-    await this.write(full);
+    await this.write(full, false);
     return { meta: full, path: this.dataPath(full.id, full.format) };
   }
 
@@ -197,7 +195,7 @@ export class RecordingCatalog {
     const cur = this.live.get(id) ?? await this.get(id);
     if (!cur) throw new RecordingNotFound(id);
     const next = { ...cur, ...patch, id: cur.id };
-    const text = await this.write(next);
+    const text = await this.write(next, true);
     if (patch.sha256 !== undefined) await this.opts.onSealed?.(next, text);
     return next;
   }
@@ -231,25 +229,17 @@ export class RecordingCatalog {
   }
 
   /**
-   * Rewrites an entry atomically (temp file, rename). Creating and renaming are directory
-   * operations, made in the thread pool: creating a file can take a millisecond of kernel time
-   * (ext4 without a journal scans recently deleted inodes), which must not stall every
-   * session's relay on the event loop. Writing the few hundred bytes into the new file and
-   * closing it take microseconds and are made on the event loop: two thread-pool round trips
-   * per entry instead of four (fs.writeFile is open, write and close in turn).
+   * Writes an entry atomically (recorder/entry-files.ts: a spare or new file, renamed into
+   * place; the replaced one kept as a spare, so no inode is freed). Creating, linking and
+   * renaming are directory operations, made in the thread pool: creating a file can take a
+   * millisecond of kernel time (ext4 without a journal scans recently deleted inodes), which
+   * must not stall every session's relay on the event loop. The few hundred bytes are written
+   * on the event loop. `replaces`: the entry may exist already.
    */
-  private async write(meta: RecordingMeta): Promise<string> {
+  private async write(meta: RecordingMeta, replaces: boolean): Promise<string> {
     const path = this.metaPath(meta.id);
-    const tmp = `${path}.${randomBytes(3).toString('hex')}.tmp`;
     const text = JSON.stringify(meta);
-    const fd = await openFd(tmp, 'w', 0o600);
-    try {
-      const data = Buffer.from(text, 'utf8');
-      for (let at = 0; at < data.length; ) at += writeSync(fd, data, at, data.length - at);
-    } finally {
-      closeSync(fd);
-    }
-    await rename(tmp, path);
+    await this.files.write(path, text, replaces);
     if (meta.status === 'live') this.live.set(meta.id, meta);
     else this.live.delete(meta.id);
     for (const fn of this.listeners) {

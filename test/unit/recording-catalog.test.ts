@@ -66,7 +66,7 @@ describe('RecordingCatalog.start', () => {
     const err = await cat.start('jsonl', { ...who, database: 'app' }, { start: { user: 'alice' } }).catch((e: NodeJS.ErrnoException) => e);
     expect(err).toMatchObject({ code: expect.stringMatching(/^(EISDIR|EEXIST|ENOTEMPTY)$/) }); // the fault fired
     expect(existsSync(cat.dataPath(id, 'jsonl'))).toBe(false);
-    expect((await readdir(join(dir, 'no-entry'))).filter((n) => !n.endsWith('.tmp'))).toEqual([`${id}.meta.json`]);
+    expect((await readdir(join(dir, 'no-entry'))).filter((n) => !n.startsWith('.spare-'))).toEqual([`${id}.meta.json`]);
   });
 
   it('marks the entry interrupted, without a seal, when the data file cannot be written (file size limit)', async () => {
