@@ -17,6 +17,23 @@ const MAX_TEXT = 20_000;
  */
 export const MAX_OUTPUT_CHARS = 4 * 1024 * 1024;
 
+/**
+ * A line of base64 (60 or more characters of its alphabet only, with upper and lower case and a
+ * digit, as `base64` prints 76 a line): encoded data, not words. FTS5 splits it at `+` and `/`
+ * into tokens no one searches for, and they were most of the index's cost on bulk text (about
+ * 0.3 s of CPU per recording's first 4 MiB). Such lines count toward MAX_OUTPUT_CHARS but are not
+ * indexed; one marker per recording says where they began. Hex (one case) and URLs (`:` `.` `?`)
+ * do not match, so hashes and addresses stay searchable.
+ */
+const ENCODED_LINE = /^[A-Za-z0-9+/]{60,}={0,2}\r?(?:\n|$)/gm;
+export const ENCODED_MARKER = 'base64-encoded output is not indexed (the recording keeps all of it)';
+
+/** `text` without its base64 lines (see ENCODED_LINE), or `text` itself when it has none. */
+export function withoutEncodedLines(text: string): string {
+  if (text.length < 60) return text;
+  return text.replace(ENCODED_LINE, (line) => (/[A-Z]/.test(line) && /[a-z]/.test(line) && /[0-9]/.test(line) ? '' : line));
+}
+
 /** `[12.345678, "o", …` → time and type, so only the events needed are JSON-parsed. */
 const PREFIX = /^\[\s*([0-9.eE+-]+)\s*,\s*"([a-z])"/;
 
@@ -41,6 +58,7 @@ export class AsciicastExtractor {
   private nextKey = 1;
   private readonly open: { output?: Open; input?: Open } = {};
   private outputChars = 0;
+  private encodedNoted = false;
   private readonly typed = new TypedLines();
   private last: CommandOp | undefined;
   /** Commands no verdict marker has settled yet, oldest first (a marker settles at most one). */
@@ -107,9 +125,15 @@ export class AsciicastExtractor {
 
   private text(kind: TextKind, t: number, data: string, out: IndexOp[]): void {
     if (this.outputChars >= MAX_OUTPUT_CHARS) return;
-    let text = plainText(data);
-    if (!text) return;
-    this.outputChars += text.length;
+    const plain = plainText(data);
+    if (!plain) return;
+    // Dropped base64 lines still count: the cap bounds the text read, not the text kept.
+    this.outputChars += plain.length;
+    let text = withoutEncodedLines(plain);
+    if (text.length !== plain.length && !this.encodedNoted) {
+      this.encodedNoted = true;
+      this.marker(t, ENCODED_MARKER, out);
+    }
     if (this.outputChars >= MAX_OUTPUT_CHARS) {
       text = text.slice(0, Math.max(0, text.length - (this.outputChars - MAX_OUTPUT_CHARS)));
       this.chunk(kind, t, text, out);
