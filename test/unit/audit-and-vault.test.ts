@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -60,6 +60,36 @@ describe('audit log', () => {
     expect(text).toContain('expired');
     expect(text).not.toContain('SECRET');
     expect(text).not.toContain('hunter2');
+  });
+});
+
+describe('audit log durability', () => {
+  it('fdatasyncs what it wrote within a second, once for many appends, and at close', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'pam-audit-'));
+    const log = await FileAuditLog.open(join(dir, 'audit.log'));
+    expect(log.datasyncs).toBe(0);
+    await Promise.all(Array.from({ length: 20 }, (_, i) => log.append(raw({ type: 'request', actor: `u${i}` }))));
+    await vi.waitFor(() => expect(log.datasyncs).toBe(1), { timeout: 5000, interval: 50 });
+    await log.append(raw({ type: 'revoke', actor: 'sec' }));
+    await log.close();
+    expect(log.datasyncs).toBeGreaterThanOrEqual(2);
+    expect(await verifyAuditChain(join(dir, 'audit.log'))).toEqual({ ok: true, entries: 21 });
+  });
+
+  it('refuses appends once an fdatasync failed: it can no longer say its entries are durable', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'pam-audit-'));
+    const log = await FileAuditLog.open(join(dir, 'audit.log'));
+    // The fault: the disk refuses to sync (EIO), injected into the log's own file handle.
+    const fh = (log as unknown as { fh: { datasync: () => Promise<void> } }).fh;
+    const real = fh.datasync.bind(fh);
+    let failed = 0;
+    fh.datasync = () => { failed++; return Promise.reject(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' })); };
+    await log.append(raw({ type: 'request', actor: 'u1' }));
+    await vi.waitFor(() => expect(failed).toBe(1), { timeout: 5000, interval: 50 });
+    await expect(log.append(raw({ type: 'request', actor: 'u2' }))).rejects.toThrow(/could not be synced to disk: EIO/);
+    fh.datasync = real;
+    await log.close();
+    expect(await verifyAuditChain(join(dir, 'audit.log'))).toEqual({ ok: true, entries: 1 });
   });
 });
 
