@@ -1,7 +1,7 @@
 /**
  * The index worker thread: the one writer of `data_dir/index.sqlite` in a running proxy.
  *
- * It runs at the lowest CPU priority (nice 19; on Linux the nice value is per thread), so under
+ * It runs at the lowest CPU priority (nice 19 and SCHED_IDLE: thread-priority.ts), so under
  * a bulk transfer the brokers keep the CPU and the index catches up afterwards. At start it
  * checks the file (a damaged or foreign file is deleted and rebuilt), then brings the index in
  * step with the recordings folder in the background while it follows live recordings: every
@@ -12,7 +12,7 @@
  * catch-up.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { setPriority } from 'node:os';
+import { lowerThreadPriority } from './thread-priority.js';
 import { join } from 'node:path';
 import { Indexer } from './indexer.js';
 import { indexFileId, openIndexFile } from './index-file.js';
@@ -23,9 +23,7 @@ const opts = workerData as WorkerOptions;
 const port = parentPort!;
 const post = (m: WorkerOut) => port.postMessage(m);
 
-try {
-  setPriority(0, opts.nice ?? 19);
-} catch { /* not allowed: run at normal priority */ }
+lowerThreadPriority(opts.nice ?? 19);
 
 const path = join(opts.dataDir, 'index.sqlite');
 const recordings = join(opts.dataDir, 'recordings');

@@ -4,7 +4,7 @@ export interface WorkerOptions {
   dataDir: string;
   /** How often live recordings are read (ms). */
   tickMs: number;
-  /** CPU nice value of the worker thread (default 19, the lowest priority). */
+  /** CPU nice value of the worker thread (default 19: the lowest priority, with SCHED_IDLE on Linux). */
   nice?: number;
 }
 
