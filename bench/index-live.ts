@@ -23,14 +23,15 @@
  *
  * Needs PostgreSQL on 127.0.0.1:5432 (trust for postgres), pgbench, sshd, sshpass.
  */
-import { execFile, execFileSync, spawn } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Client, type ClientChannel } from 'ssh2';
-import { OPENSSH_OPTS, startSshd } from '../test/helpers/sshd.js';
-import { startPamProcess, type PamProcess } from '../test/helpers/pam-process.js';
+import { startSshd } from '../test/helpers/sshd.js';
+import type { PamProcess } from '../test/helpers/pam-process.js';
+import { sshCat as sshCatFile, startGrantedPam } from './granted-pam.js';
 
 const exec = promisify(execFile);
 const arg = (name: string, def: number) => {
@@ -65,43 +66,9 @@ psqlAdmin(`DROP DATABASE IF EXISTS ${DB}`);
 psqlAdmin(`CREATE DATABASE ${DB}`);
 await exec('pgbench', ['-h', '127.0.0.1', '-U', 'postgres', '-i', '-s', '5', '-q', DB]);
 
-const ROLES = `roles:
-  - name: bench
-    groups: [bench]
-    can_request: [{ targets: ["*"], logins: ["*"], max_duration: 8h }]
-  - name: boss
-    groups: [boss]
-    can_approve: [bench]
-    can_audit: true
-`;
-const TARGETS = `targets:
-  - name: web
-    protocol: ssh
-    address: "127.0.0.1:${sshd.port}"
-    host_key: "${sshd.hostKey}"
-    logins: { root: { secret: web-root } }
-  - name: ${DB}
-    protocol: postgres
-    address: "127.0.0.1:5432"
-    database: ${DB}
-    tls: disable
-    logins: { postgres: { secret: pg } }
-`;
-
 interface Proxy { p: PamProcess; token: string; auditor: string }
 
-async function proxy(index: boolean): Promise<Proxy> {
-  const p = await startPamProcess({ roles: ROLES, extra: TARGETS + (index ? '' : 'index: { enabled: false }\n') });
-  const token = (await p.pam(['dev', 'token', 'bench', '--groups', 'bench', '--ttl', '8h'])).stdout.trim();
-  const auditor = (await p.pam(['dev', 'token', 'boss', '--groups', 'boss', '--ttl', '8h'])).stdout.trim();
-  await p.pam(['secret', 'set', 'web-root'], {}, sshd.userKey);
-  await p.pam(['secret', 'set', 'pg'], {}, 'unused-trust\n');
-  for (const [t, l] of [['web', 'root'], [DB, 'postgres']]) {
-    const r = await p.pam(['request', '--target', t!, '--login', l!, '--duration', '8h', '--reason', 'bench', '--json'], { PAM_TOKEN: token });
-    await p.pam(['approve', JSON.parse(r.stdout).id], { PAM_TOKEN: auditor });
-  }
-  return { p, token, auditor };
-}
+const proxy = (index: boolean): Promise<Proxy> => startGrantedPam({ sshd, db: DB, extra: index ? '' : 'index: { enabled: false }\n' });
 
 async function pgbench(port: number, token: string, extra: string[]): Promise<number> {
   const { stdout } = await exec('pgbench', [`host=127.0.0.1 port=${port} dbname=${DB} user=postgres`, '-n', '-S', '-M', 'simple', '-c', String(CLIENTS), '-j', '2', '-T', String(SECONDS), ...extra], {
@@ -112,16 +79,7 @@ async function pgbench(port: number, token: string, extra: string[]): Promise<nu
   return Number(m[1]);
 }
 
-function sshCat(port: number, token: string): Promise<number> {
-  const args = ['-P', 'IAM token', '-e', 'ssh', ...OPENSSH_OPTS, '-o', 'LogLevel=ERROR', '-o', `Port=${port}`, '-o', 'User=root@web', '127.0.0.1', `cat ${file}`];
-  return new Promise((resolve, reject) => {
-    const t = process.hrtime.bigint();
-    const p = spawn('sshpass', args, { env: { ...process.env, SSHPASS: token }, stdio: ['ignore', 'ignore', 'pipe'] });
-    let err = '';
-    p.stderr.on('data', (d: Buffer) => (err += d));
-    p.once('close', (code) => (code === 0 ? resolve(Number(process.hrtime.bigint() - t) / 1e9) : reject(new Error(`ssh exited ${code}: ${err}`))));
-  });
-}
+const sshCat = (port: number, token: string) => sshCatFile(port, token, file);
 
 /** Runs `fn` and returns its result with the process's CPU ms over it plus the settle time. */
 async function withCpu<T>(pid: number, fn: () => Promise<T>): Promise<{ v: T; cpu: number }> {

@@ -23,8 +23,9 @@ import { readdir, readFile } from 'node:fs/promises';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { OPENSSH_OPTS, startSshd } from '../test/helpers/sshd.js';
-import { startPamProcess, type PamProcess } from '../test/helpers/pam-process.js';
+import { startSshd } from '../test/helpers/sshd.js';
+import type { PamProcess } from '../test/helpers/pam-process.js';
+import { sshCat as sshCatFile, startGrantedPam } from './granted-pam.js';
 
 const exec = promisify(execFile);
 const arg = (name: string, def: number) => {
@@ -78,40 +79,10 @@ psqlAdmin(`DROP DATABASE IF EXISTS ${DB}`);
 psqlAdmin(`CREATE DATABASE ${DB}`);
 await exec('pgbench', ['-h', '127.0.0.1', '-U', 'postgres', '-i', '-s', '5', '-q', DB]);
 
-const ROLES = `roles:
-  - name: bench
-    groups: [bench]
-    can_request: [{ targets: ["*"], logins: ["*"], max_duration: 8h }]
-  - name: boss
-    groups: [boss]
-    can_approve: [bench]
-`;
-const TARGETS = `targets:
-  - name: web
-    protocol: ssh
-    address: "127.0.0.1:${sshd.port}"
-    host_key: "${sshd.hostKey}"
-    logins: { root: { secret: web-root } }
-  - name: ${DB}
-    protocol: postgres
-    address: "127.0.0.1:5432"
-    database: ${DB}
-    tls: disable
-    logins: { postgres: { secret: pg } }
-`;
-
 interface Proxy { name: string; p: PamProcess; token: string }
 
 async function proxy(name: string, entry?: string): Promise<Proxy> {
-  const p = await startPamProcess({ roles: ROLES, extra: TARGETS, ...(entry ? { entry } : {}) });
-  const token = (await p.pam(['dev', 'token', 'bench', '--groups', 'bench', '--ttl', '8h'])).stdout.trim();
-  const boss = (await p.pam(['dev', 'token', 'boss', '--groups', 'boss', '--ttl', '8h'])).stdout.trim();
-  await p.pam(['secret', 'set', 'web-root'], {}, sshd.userKey);
-  await p.pam(['secret', 'set', 'pg'], {}, 'unused-trust\n');
-  for (const [t, l] of [['web', 'root'], [DB, 'postgres']]) {
-    const r = await p.pam(['request', '--target', t!, '--login', l!, '--duration', '8h', '--reason', 'bench', '--json'], { PAM_TOKEN: token });
-    await p.pam(['approve', JSON.parse(r.stdout).id], { PAM_TOKEN: boss });
-  }
+  const { p, token } = await startGrantedPam({ sshd, db: DB, ...(entry ? { entry } : {}) });
   return { name, p, token };
 }
 
@@ -124,16 +95,7 @@ async function pgbench(px: Proxy, seconds: number): Promise<number> {
   return Number(m[1]);
 }
 
-function sshCat(px: Proxy): Promise<number> {
-  const args = ['-P', 'IAM token', '-e', 'ssh', ...OPENSSH_OPTS, '-o', 'LogLevel=ERROR', '-o', `Port=${px.p.ports.ssh}`, '-o', 'User=root@web', '127.0.0.1', `cat ${file}`];
-  return new Promise((resolve, reject) => {
-    const t = process.hrtime.bigint();
-    const p = spawn('sshpass', args, { env: { ...process.env, SSHPASS: px.token }, stdio: ['ignore', 'ignore', 'pipe'] });
-    let err = '';
-    p.stderr.on('data', (d: Buffer) => (err += d));
-    p.once('close', (code) => (code === 0 ? resolve(Number(process.hrtime.bigint() - t) / 1e9) : reject(new Error(`ssh exited ${code}: ${err}`))));
-  });
-}
+const sshCat = (px: Proxy) => sshCatFile(px.p.ports.ssh, px.token, file);
 
 /** The nice-19 threads: their ids and names. */
 async function workerThreads(pid: number): Promise<{ tid: string; comm: string }[]> {
