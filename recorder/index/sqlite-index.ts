@@ -4,7 +4,7 @@ import type { ExtractSummary, IndexedFile, IndexedSession, IndexOp, IndexStore, 
 import { searchSql, sessionsSql } from './sqlite-queries.js';
 
 /** Bumped when the schema or the extractors change what is indexed: an older file is rebuilt. */
-export const SCHEMA_VERSION = '2';
+export const SCHEMA_VERSION = '3';
 
 /**
  * Doc rowids are time-ordered: `ts * ROWID_SPREAD + key % ROWID_SPREAD` (probing upward on a
@@ -16,18 +16,31 @@ export const ROWID_SPREAD = 1024;
 /** SQLite page size of a new index file. */
 export const PAGE_SIZE = 16384;
 
+/**
+ * One row per indexed text in `docs`: output chunks, markers and input with their text; command
+ * events (shell lines, exec requests, statements) with their columns too (`via` not null). The
+ * FTS5 table is external-content over `docs_text` (the text, and a command's outcome on a line of
+ * its own), so the text is stored once and FTS5 keeps only the inverted index; `columnsize = 0`
+ * since no query ranks (rows come in rowid order). Schema 2 kept the text a second time inside
+ * FTS5 and commands in a table of their own: a third row per statement. Measured with
+ * bench/index-cost.ts: see the commit that made schema 3. FTS5's `detail` stays `full`: the
+ * search API asks phrases (`"systemctl stop"`), which detail=column or none refuse.
+ */
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS info(k TEXT PRIMARY KEY, v TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS sessions(
   id TEXT PRIMARY KEY, protocol TEXT NOT NULL, user TEXT NOT NULL, target TEXT NOT NULL, status TEXT NOT NULL,
   start_ms INTEGER NOT NULL, denials INTEGER NOT NULL, commands INTEGER NOT NULL, meta TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS sessions_start ON sessions(start_ms, id);
-CREATE VIRTUAL TABLE IF NOT EXISTS docs_fts USING fts5(text, tokenize = 'unicode61 remove_diacritics 2');
-CREATE TABLE IF NOT EXISTS docs(rowid INTEGER PRIMARY KEY, recording TEXT NOT NULL, key INTEGER NOT NULL, kind TEXT NOT NULL, t REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS docs(rowid INTEGER PRIMARY KEY, recording TEXT NOT NULL, key INTEGER NOT NULL, kind TEXT NOT NULL, t REAL NOT NULL,
+  text TEXT NOT NULL, via TEXT, name TEXT, verdict TEXT, rule TEXT, outcome TEXT);
 CREATE UNIQUE INDEX IF NOT EXISTS docs_key ON docs(recording, key);
-CREATE TABLE IF NOT EXISTS commands(rowid INTEGER PRIMARY KEY, via TEXT NOT NULL, text TEXT NOT NULL, name TEXT NOT NULL,
-  verdict TEXT NOT NULL, rule TEXT, outcome TEXT);
-CREATE INDEX IF NOT EXISTS commands_verdict ON commands(verdict, rowid);
+CREATE INDEX IF NOT EXISTS docs_commands ON docs(rowid) WHERE via IS NOT NULL;
+CREATE INDEX IF NOT EXISTS docs_verdict ON docs(verdict, rowid) WHERE via IS NOT NULL;
+CREATE INDEX IF NOT EXISTS docs_exec ON docs(recording, key) WHERE via = 'exec';
+CREATE VIEW IF NOT EXISTS docs_text(id, text) AS SELECT rowid, CASE WHEN outcome IS NULL THEN text ELSE text || char(10) || outcome END FROM docs;
+CREATE VIRTUAL TABLE IF NOT EXISTS docs_fts USING fts5(text, content = 'docs_text', content_rowid = 'id', columnsize = 0,
+  tokenize = 'unicode61 remove_diacritics 2');
 CREATE TABLE IF NOT EXISTS files(id TEXT PRIMARY KEY, meta_mtime_ms REAL NOT NULL, meta_size INTEGER NOT NULL, data_size INTEGER NOT NULL);
 `;
 
@@ -84,15 +97,14 @@ export class SqliteIndexStore implements IndexStore {
         docByKey: p(`SELECT rowid FROM docs WHERE recording = ? AND key = ?`),
         maxKey: p(`SELECT max(key) AS k FROM docs WHERE recording = ?`),
         // A rowid taken (another doc in the same millisecond) is probed upward; a key taken is an error.
-        insertDoc: p(`INSERT INTO docs(rowid, recording, key, kind, t) VALUES (?, ?, ?, ?, ?) ON CONFLICT(rowid) DO NOTHING`),
+        insertDoc: p(`INSERT INTO docs(rowid, recording, key, kind, t, text, via, name, verdict, rule, outcome) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+          ON CONFLICT(rowid) DO NOTHING`),
+        // External content: FTS5 takes the words to remove from the row as it still is in docs,
+        // so this runs before the row changes.
         deleteFts: p(`DELETE FROM docs_fts WHERE rowid = ?`),
+        updateDoc: p(`UPDATE docs SET text = ?, via = ?, name = ?, verdict = ?, rule = ?, outcome = ? WHERE rowid = ?`),
         insertFts: p(`INSERT INTO docs_fts(rowid, text) VALUES (?, ?)`),
-        // An upsert, not INSERT OR REPLACE: REPLACE cost about 25 µs per row more here (measured
-        // beside the FTS5 table), a fifth of what indexing a statement costs in all.
-        upsertCommand: p(`INSERT INTO commands(rowid, via, text, name, verdict, rule, outcome) VALUES (?, ?, ?, ?, ?, ?, ?)
-          ON CONFLICT(rowid) DO UPDATE SET via = excluded.via, text = excluded.text, name = excluded.name, verdict = excluded.verdict, rule = excluded.rule, outcome = excluded.outcome`),
         forgetFts: p(`DELETE FROM docs_fts WHERE rowid IN (SELECT rowid FROM docs WHERE recording = ?)`),
-        forgetCommands: p(`DELETE FROM commands WHERE rowid IN (SELECT rowid FROM docs WHERE recording = ?)`),
         forgetDocs: p(`DELETE FROM docs WHERE recording = ?`),
         forgetSession: p(`DELETE FROM sessions WHERE id = ?`),
         forgetFile: p(`DELETE FROM files WHERE id = ?`),
@@ -148,24 +160,25 @@ export class SqliteIndexStore implements IndexStore {
     // rebuild`) or a rolled-back batch cannot leave it stale.
     let max = (this.st.maxKey!.get(recording) as { k: number | null }).k ?? 0;
     for (const op of ops) {
-      const text = op.op === 'doc' ? op.text : op.outcome ? `${op.text}\n${op.outcome}` : op.text;
+      const c = op.op === 'command' ? op : undefined;
+      const outcome = c?.outcome ?? null;
       const kind = op.op === 'doc' ? op.kind : op.via === 'sql' ? 'sql' : 'command';
       let rowid = op.key > max ? undefined : (this.st.docByKey!.get(recording, op.key) as { rowid: number } | undefined)?.rowid;
       if (rowid !== undefined) {
         this.st.deleteFts!.run(rowid);
+        this.st.updateDoc!.run(op.text, c?.via ?? null, c?.name ?? null, c?.verdict ?? null, c?.rule ?? null, outcome, rowid);
       } else {
         rowid = Math.max(0, op.ts) * ROWID_SPREAD + (op.key % ROWID_SPREAD);
-        while (this.st.insertDoc!.run(rowid, recording, op.key, kind, op.t).changes === 0) rowid++;
+        while (this.st.insertDoc!.run(rowid, recording, op.key, kind, op.t, op.text, c?.via ?? null, c?.name ?? null, c?.verdict ?? null, c?.rule ?? null, outcome).changes === 0) rowid++;
         if (op.key > max) max = op.key;
       }
-      this.st.insertFts!.run(rowid, text);
-      if (op.op === 'command') this.st.upsertCommand!.run(rowid, op.via, op.text, op.name, op.verdict, op.rule ?? null, op.outcome ?? null);
+      // What docs_text gives FTS5 for this row.
+      this.st.insertFts!.run(rowid, outcome ? `${op.text}\n${outcome}` : op.text);
     }
   }
 
   forget(recording: string): void {
     this.st.forgetFts!.run(recording);
-    this.st.forgetCommands!.run(recording);
     this.st.forgetDocs!.run(recording);
     this.st.forgetSession!.run(recording);
     this.st.forgetFile!.run(recording);
@@ -174,7 +187,6 @@ export class SqliteIndexStore implements IndexStore {
   /** Drops what was indexed from a recording's data file, keeping its session row. */
   forgetData(recording: string): void {
     this.st.forgetFts!.run(recording);
-    this.st.forgetCommands!.run(recording);
     this.st.forgetDocs!.run(recording);
   }
 
@@ -218,10 +230,12 @@ export class SqliteIndexStore implements IndexStore {
 
   /** Every row of every table in a stable order, to compare two indexes (tests). */
   dump(): Record<string, unknown[]> {
+    // The inverted index must hold exactly the words of docs_text (external content: nothing
+    // else checks that). A command, so only on a connection that may write.
+    if (!this.db.readonly) this.db.prepare(`INSERT INTO docs_fts(docs_fts, rank) VALUES ('integrity-check', 1)`).run();
     return {
       sessions: this.db.prepare(`SELECT id, protocol, user, target, status, start_ms, denials, commands, meta FROM sessions ORDER BY id`).all(),
-      docs: this.db.prepare(`SELECT d.recording, d.key, d.kind, d.t, f.text, c.via, c.text AS ctext, c.name, c.verdict, c.rule, c.outcome
-        FROM docs d JOIN docs_fts f ON f.rowid = d.rowid LEFT JOIN commands c ON c.rowid = d.rowid ORDER BY d.recording, d.key`).all(),
+      docs: this.db.prepare(`SELECT recording, key, kind, t, text, via, name, verdict, rule, outcome FROM docs ORDER BY recording, key`).all(),
     };
   }
 

@@ -28,7 +28,7 @@ export function searchSql(q: SearchQuery): { sql: string; params: Record<string,
   const params: Record<string, unknown> = { limit: q.limit + 1 };
   const where: string[] = [];
   const before = cursorRowid(q.cursor);
-  const rowid = q.match ? 'f.rowid' : 'c.rowid';
+  const rowid = q.match ? 'f.rowid' : 'd.rowid';
   if (q.match) {
     where.push('docs_fts MATCH @match');
     params.match = q.match;
@@ -60,18 +60,19 @@ export function searchSql(q: SearchQuery): { sql: string; params: Record<string,
     q.kinds.forEach((k, i) => (params[`kind${i}`] = k));
   }
   if (q.verdict) {
-    where.push('c.verdict = @verdict');
+    where.push('d.verdict = @verdict');
     params.verdict = q.verdict;
   }
   const cols = `d.rowid AS rowid, d.recording, d.kind, d.t, s.protocol, s.user, s.target, s.meta,
-    c.via, c.text AS ctext, c.name, c.verdict, c.rule, c.outcome`;
+    d.via, d.text AS ctext, d.name, d.verdict, d.rule, d.outcome`;
   const sql = q.match
     ? `SELECT ${cols}, snippet(docs_fts, 0, '', '', '…', 24) AS snippet
-       FROM docs_fts f JOIN docs d ON d.rowid = f.rowid JOIN sessions s ON s.id = d.recording LEFT JOIN commands c ON c.rowid = f.rowid
+       FROM docs_fts f JOIN docs d ON d.rowid = f.rowid JOIN sessions s ON s.id = d.recording
        WHERE ${where.join(' AND ')} ORDER BY f.rowid DESC LIMIT @limit`
-    : `SELECT ${cols}, substr(c.text, 1, 300) AS snippet
-       FROM commands c JOIN docs d ON d.rowid = c.rowid JOIN sessions s ON s.id = d.recording
-       ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY c.rowid DESC LIMIT @limit`;
+    // Command events only (docs_commands and docs_verdict are their partial indexes, in rowid order).
+    : `SELECT ${cols}, substr(d.text, 1, 300) AS snippet
+       FROM docs d JOIN sessions s ON s.id = d.recording
+       WHERE ${['d.via IS NOT NULL', ...where].join(' AND ')} ORDER BY d.rowid DESC LIMIT @limit`;
   return { sql, params };
 }
 
@@ -108,8 +109,8 @@ export function sessionsSql(q: SessionQuery): { sql: string; params: Record<stri
     params.to = q.toMs;
   }
   if (q.onlyDenials) where.push('denials > 0');
-  // The first exec request of an SSH session (its command column), from the docs_key index.
-  const exec = `(SELECT c.text FROM docs d JOIN commands c ON c.rowid = d.rowid WHERE d.recording = sessions.id AND c.via = 'exec' ORDER BY d.key LIMIT 1) AS exec`;
+  // The first exec request of an SSH session (its command column), from the docs_exec partial index.
+  const exec = `(SELECT d.text FROM docs d WHERE d.recording = sessions.id AND d.via = 'exec' ORDER BY d.key LIMIT 1) AS exec`;
   const sql = `SELECT id, start_ms, meta, denials, commands, ${exec} FROM sessions ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
     ORDER BY start_ms DESC, id DESC LIMIT @limit`;
   return { sql, params };
