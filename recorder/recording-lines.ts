@@ -1,4 +1,4 @@
-import { createReadStream } from 'node:fs';
+import { closeSync, createReadStream, openSync, readSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 
 /** One line of a recording file: its text and where its bytes sit in the file. */
@@ -27,19 +27,8 @@ export async function* lineBatches(path: string, start = 0, end = Infinity): Asy
   try {
     for await (const chunk of stream as AsyncIterable<Buffer>) {
       const buf = carry.length ? Buffer.concat([carry, chunk]) : chunk;
-      const end = buf.lastIndexOf(10);
-      let from = 0;
       const batch: RecordingLine[] = [];
-      if (end >= 0) {
-        // One decode per chunk: a newline byte is a newline character in UTF-8, so the string's
-        // lines and the byte positions of the newlines line up one to one.
-        const texts = buf.toString('utf8', 0, end).split('\n');
-        for (const text of texts) {
-          const nl = buf.indexOf(10, from);
-          batch.push({ text, offset: base + from, bytes: nl + 1 - from, complete: true });
-          from = nl + 1;
-        }
-      }
+      const from = cutLines(buf, base, batch);
       base += from;
       carry = buf.subarray(from);
       if (batch.length) yield batch;
@@ -47,6 +36,53 @@ export async function* lineBatches(path: string, start = 0, end = Infinity): Asy
     if (carry.length) yield [{ text: carry.toString('utf8'), offset: base, bytes: carry.length, complete: false }];
   } finally {
     stream.destroy();
+  }
+}
+
+/** Cuts the complete lines out of `buf` (bytes from file offset `base`); returns where the unfinished rest begins. */
+function cutLines(buf: Buffer, base: number, batch: RecordingLine[]): number {
+  const end = buf.lastIndexOf(10);
+  let from = 0;
+  if (end >= 0) {
+    // One decode per chunk: a newline byte is a newline character in UTF-8, so the string's
+    // lines and the byte positions of the newlines line up one to one.
+    const texts = buf.toString('utf8', 0, end).split('\n');
+    for (const text of texts) {
+      const nl = buf.indexOf(10, from);
+      batch.push({ text, offset: base + from, bytes: nl + 1 - from, complete: true });
+      from = nl + 1;
+    }
+  }
+  return from;
+}
+
+/**
+ * lineBatches with synchronous reads into one reused buffer, for a thread that may block (the
+ * index worker, `pam index rebuild`): no stream, no thread-pool round trip per chunk, so the
+ * reading is done (and its CPU counted) on the calling thread, at its priority.
+ */
+export function* lineBatchesSync(path: string, start = 0, end = Infinity, chunkBytes = 256 * 1024): Generator<RecordingLine[]> {
+  const fd = openSync(path, 'r');
+  try {
+    const chunk = Buffer.allocUnsafe(chunkBytes);
+    let carry: Buffer = Buffer.alloc(0);
+    let base = start;
+    let pos = start;
+    while (pos < end) {
+      const n = readSync(fd, chunk, 0, Math.min(chunkBytes, end - pos), pos);
+      if (n === 0) break;
+      pos += n;
+      const buf = carry.length ? Buffer.concat([carry, chunk.subarray(0, n)]) : chunk.subarray(0, n);
+      const batch: RecordingLine[] = [];
+      const from = cutLines(buf, base, batch);
+      base += from;
+      // A copy: `chunk` is read into again.
+      carry = Buffer.from(buf.subarray(from));
+      if (batch.length) yield batch;
+    }
+    if (carry.length) yield [{ text: carry.toString('utf8'), offset: base, bytes: carry.length, complete: false }];
+  } finally {
+    closeSync(fd);
   }
 }
 

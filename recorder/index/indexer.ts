@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RecordingMeta } from '../recording.types.js';
-import { lineBatches } from '../recording-lines.js';
+import { lineBatchesSync } from '../recording-lines.js';
 import type { IndexedFile, IndexOp, IndexStore } from './index.types.js';
 import { AsciicastExtractor } from './extract-asciicast.js';
 import { QueryLogExtractor } from './extract-query-log.js';
@@ -305,7 +305,7 @@ export class Indexer {
     let more = false;
     try {
       let ops: IndexOp[] = [];
-      reading: for await (const batch of lineBatches(this.dataPath(f.meta), f.offset, end)) {
+      reading: for (const batch of lineBatchesSync(this.dataPath(f.meta), f.offset, end)) {
         for (const line of batch) {
           if (!line.complete) {
             // Cut by the budget, not by the end of the file: the rest comes next time.
