@@ -1,0 +1,38 @@
+import fc from 'fast-check';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { lineBatches, lineBatchesSync, type RecordingLine } from '../../recorder/recording-lines.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'pam-lines-sync-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+async function streamed(path: string, start: number, end: number): Promise<RecordingLine[]> {
+  const out: RecordingLine[] = [];
+  for await (const b of lineBatches(path, start, end)) out.push(...b);
+  return out;
+}
+
+describe('lineBatchesSync (the index worker reader)', () => {
+  it('gives the lines, offsets and byte counts lineBatches gives, for any bytes, range and chunk size', async () => {
+    // Lines of multi-byte text, so chunk edges fall inside UTF-8 sequences and inside lines.
+    const line = fc.array(fc.constantFrom('a', 'é', '€', '😀', ' ', '"'), { maxLength: 12 }).map((cs) => cs.join(''));
+    await fc.assert(fc.asyncProperty(fc.array(line, { maxLength: 20 }), fc.boolean(), fc.nat(40), fc.option(fc.integer({ min: 1, max: 120 })), fc.integer({ min: 1, max: 9 }),
+      async (ls, lastNewline, startAt, endAt, chunk) => {
+        const body = Buffer.from(ls.join('\n') + (lastNewline && ls.length ? '\n' : ''));
+        const path = join(dir, 'f.jsonl');
+        writeFileSync(path, body);
+        // Starts on a line boundary, as the indexer's offsets are.
+        const bounds = [0, ...[...body.entries()].filter(([, b]) => b === 10).map(([i]) => i + 1)];
+        const start = bounds[startAt % bounds.length]!;
+        const end = endAt === null ? Infinity : start + endAt;
+        const sync = [...lineBatchesSync(path, start, end, chunk)].flat();
+        expect(sync).toEqual(await streamed(path, start, end));
+      }), { numRuns: 200 });
+  });
+
+  it('throws ENOENT for a missing file, as the indexer expects', () => {
+    expect(() => [...lineBatchesSync(join(dir, 'missing.jsonl'))]).toThrow(expect.objectContaining({ code: 'ENOENT' }));
+  });
+});
