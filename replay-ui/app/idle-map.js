@@ -37,3 +37,27 @@ export function toRecording(p, gaps, limit, from = 0) {
   }
   return p + from + shift;
 }
+
+/**
+ * How far past a moment a seek lands: the recorders stamp events in whole milliseconds
+ * (Date.now()), and asciinema-player's seek shows every event at or before its target. A landing
+ * a whole tick past `t` (the old +0.001) also showed what was stamped in the next tick: the
+ * target's redraw that erases a denied line (proxy/ssh/enter-gate.ts CLEAR_LINE) comes a round
+ * trip after its verdict marker, often 1 ms. 10 µs still covers the float error of the mapping
+ * and the µs rounding of a window's event times (recorder/cast-reader.ts castWindow).
+ */
+export const SEEK_PAST = 1e-5;
+
+/** The player's seek target that shows the screen at recording time `t`: every event stamped at or before it, none later. */
+export function seekTarget(t, gaps, limit, from = 0) {
+  return toPlayer(t, gaps, limit, from) + SEEK_PAST;
+}
+
+/**
+ * asciinema-player's `startAt` option for recording time `t`: the loaded file's own time. The
+ * player idle-maps it itself (prepareRecording: effectiveStartAt = startAt minus the pauses cut
+ * before it), so a start given already mapped was mapped twice and began early after long pauses.
+ */
+export function startAtOption(t, from = 0) {
+  return t - from + SEEK_PAST;
+}

@@ -1,7 +1,7 @@
 import { h, clear, notice, fmtTime, fmtOffset, fmtBytes } from '../dom.js';
 import { get } from '../api.js';
 import { byteView } from './byte-view.js';
-import { toPlayer, toRecording } from '../idle-map.js';
+import { seekTarget, startAtOption, toPlayer, toRecording } from '../idle-map.js';
 import { highlightLines, marked, matcher } from '../highlight.js';
 
 const LARGE_BYTES = 4 * 1024 * 1024;
@@ -57,6 +57,7 @@ function sshReplay(main, data, query) {
   const gaps = index.gaps ?? [];
   let shown = 0;
   const playerAt = (t) => toPlayer(t, gaps, shown, base);
+  const playerSeek = (t) => seekTarget(t, gaps, shown, base);
   const recordingNow = async () => (player ? toRecording(Number(await Promise.resolve(player.getCurrentTime()).catch(() => 0)) || 0, gaps, shown, base) : 0);
 
   const create = async (at) => {
@@ -66,7 +67,8 @@ function sshReplay(main, data, query) {
     let url = src;
     let startAt = now;
     if (windowed) {
-      base = Math.max(0, now - 1);
+      // In whole ms, as the window's URL gives it: the player's event times count from there.
+      base = Number(Math.max(0, now - 1).toFixed(3));
       startAt = now - base;
       span = spanFor(base);
       url = `${src}?from=${base.toFixed(3)}&span=${span.toFixed(3)}`;
@@ -78,26 +80,18 @@ function sshReplay(main, data, query) {
     // The player puts option markers on its own (idle-limited) timeline.
     if (!windowed) opts.markers = index.markers.map((m) => [playerAt(m.t), m.label]);
     if (shown) opts.idleTimeLimit = shown;
-    // The player reads startAt on its own (idle-limited) clock, like the seek below.
-    if (startAt > 0) opts.startAt = playerAt(now) + 0.001;
+    // startAt is the file's own time: the player idle-maps it itself (idle-map.js startAtOption).
+    if (startAt > 0) opts.startAt = startAtOption(now, base);
     player = window.AsciinemaPlayer.create({ url, fetchOpts: { credentials: 'same-origin' } }, holder, opts);
-    if (startAt > 0) {
-      // A seek made while the player is still loading can be overtaken by its own start-up
-      // (seen as a screen from before the moment): until the clock is there, seek again.
-      const want = playerAt(now) + 0.001;
-      const made = player;
-      for (let i = 0; i < 30 && made === player; i++) {
-        await made.seek(want).catch(() => undefined);
-        await new Promise((r) => setTimeout(r, 100));
-        if (Number(await Promise.resolve(made.getCurrentTime()).catch(() => 0)) >= want - 0.01) break;
-      }
-    }
+    // startAt only places a later play(); the paused screen at the moment needs a seek. The
+    // player runs it after its load (its commands wait for init), so one seek is enough.
+    if (startAt > 0) await player.seek(playerSeek(now)).catch(() => undefined);
     holder.dataset.loaded = String(now);
   };
   const seek = async (t) => {
     if (!player) return;
     if (windowed && (t < base || t > base + span)) await create(t);
-    else await player.seek(playerAt(t) + 0.001);
+    else await player.seek(playerSeek(t));
     holder.dataset.seeked = String(t);
   };
   timeline.addEventListener('change', () => void create(Number(timeline.value)));

@@ -6,6 +6,8 @@ import { marked, matcher } from '../highlight.js';
 /** Hits of one recording this close (seconds) are one moment: a typed command, its echo and its marker. */
 const MOMENT = 2.5;
 const KIND_ORDER = ['command', 'sql', 'marker', 'output'];
+/** The recorders' clock tick: event times are whole milliseconds. */
+const TICK = 0.001;
 
 /** Adds a page of hits to the groups: per recording, then per moment (kinds listed, texts kept once). */
 export function addHits(recs, hits) {
@@ -17,18 +19,27 @@ export function addHits(recs, hits) {
     // marker hit joins the moment whose command it names, else the first one close enough.
     const close = rec.moments.filter((g) => Math.abs(g.t - hit.t) <= MOMENT && (!hit.command || !g.command || g.command.text === hit.command.text));
     let m = close.find((g) => g.command && text.includes(g.command.text)) ?? close[0];
-    if (!m) rec.moments.push((m = { t: hit.t, time: hit.time, kinds: new Set(), texts: [], command: undefined }));
+    if (!m) rec.moments.push((m = { t: hit.t, time: hit.time, kinds: new Set(), texts: [], command: undefined, judged: undefined }));
     m.kinds.add(hit.kind);
     if (hit.command && !m.command) m.command = hit.command;
     // Where to replay from: the latest of the moment's hits, so the match is on the screen (an
     // output chunk is timed from its start; the echo of a judged line may come after its marker).
     if (hit.t > m.t) { m.t = hit.t; m.time = hit.time; }
+    // A denied shell line is erased at its verdict (the gate sends CLEAR_LINE, proxy/ssh/enter-gate.ts)
+    // and the target's redraw is recorded a round trip later, in the verdict's own ms or the next:
+    // the line as judged (after 40 ms of quiet) is on the screen in the tick before the verdict.
+    if (hit.kind === 'command' && hit.command?.via === 'shell' && hit.command.verdict === 'deny') m.judged = hit.t;
     if (!m.texts.some((x) => x.text === text)) m.texts.push({ kind: hit.kind, text });
   }
 }
 
+/** Where a moment's link replays from (recording seconds): a screen that shows its match. */
+export function landing(m) {
+  return m.judged !== undefined ? Math.max(0, m.judged - TICK) : m.t;
+}
+
 function momentRow(id, m, q, re) {
-  const href = `#/recording/${encodeURIComponent(id)}?t=${m.t.toFixed(3)}&q=${encodeURIComponent(q)}`;
+  const href = `#/recording/${encodeURIComponent(id)}?t=${landing(m).toFixed(3)}&q=${encodeURIComponent(q)}`;
   const c = m.command;
   const kinds = [...m.kinds].sort((a, b) => KIND_ORDER.indexOf(a) - KIND_ORDER.indexOf(b));
   const texts = [...m.texts].sort((a, b) => KIND_ORDER.indexOf(a.kind) - KIND_ORDER.indexOf(b.kind));
