@@ -1,4 +1,5 @@
 import { randomBytes, createHash } from 'node:crypto';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { AsciicastExtractor, ENCODED_MARKER, MAX_OUTPUT_CHARS, withoutEncodedLines } from '../../recorder/index/extract-asciicast.js';
 import type { IndexOp } from '../../recorder/index/index.types.js';
@@ -12,7 +13,29 @@ function docs(ops: IndexOp[], kind: string): string[] {
   return ops.flatMap((o) => (o.op === 'doc' && o.kind === kind ? [o.text] : []));
 }
 
+/** The definition the scan in withoutEncodedLines replaced (a regular expression and a per-line check): the oracle. */
+function byRegex(text: string): string {
+  if (text.length < 60) return text;
+  return text.replace(/^[A-Za-z0-9+/]{60,}={0,2}\r?(?:\n|$)/gm, (line) => (/[A-Z]/.test(line) && /[a-z]/.test(line) && /[0-9]/.test(line) ? '' : line));
+}
+
 describe('base64 lines in output are not indexed', () => {
+  it('the scan drops exactly the lines the regular expression drops, for any text', () => {
+    // Pieces that make long runs of the alphabet, padding, every line terminator and other text.
+    const piece = fc.oneof(
+      fc.constantFrom('\n', '\r', '\r\n', '\u2028', '\u2029', '=', '==', '===', ' ', 'é', 'x:', '-'),
+      fc.integer({ min: 1, max: 90 }).map((k) => randomBytes(k).toString('base64').replace(/=+$/, '')),
+      fc.integer({ min: 55, max: 70 }).map((k) => 'a1B'.repeat(k).slice(0, k)),
+      fc.integer({ min: 55, max: 70 }).map((k) => 'abc'.repeat(k).slice(0, k)),
+    );
+    fc.assert(fc.property(fc.array(piece, { maxLength: 12 }), (ps) => {
+      const text = ps.join('');
+      expect(withoutEncodedLines(text)).toBe(byRegex(text));
+    }), { numRuns: 3000 });
+    const lines = base64Lines(57 * 200);
+    expect(withoutEncodedLines(`a\n${lines}b`)).toBe(byRegex(`a\n${lines}b`));
+  });
+
   it('drops lines of base64 and keeps words, hex hashes, URLs and short lines around them', () => {
     const hash = createHash('sha256').update('x').digest('hex');
     const url = 'https://downloads.example.com/releases/v1.2.3/package-linux-amd64.tar.gz?sig=AbC123';
