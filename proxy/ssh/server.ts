@@ -60,6 +60,9 @@ export async function startSshBroker(
     live.add(slot.conn);
   });
   (server as unknown as { _srv: Server })._srv.on('connection', (socket: Socket) => {
+    // Nagle's algorithm held each partial segment until the previous one was acknowledged: SFTP
+    // (64 reads of 32 KiB in flight) ran at 0.4x direct through the proxy and 0.7-1.0x without it.
+    socket.setNoDelay(true);
     const source = sourceOf(socket.remoteAddress);
     const ticket = guard.admit(source, (seconds) => {
       const s = pending.get(socket);

@@ -78,5 +78,7 @@ export async function connectUpstream(auth: Authorized, secret: Buffer, opts: Up
     client.end();
     throw err;
   }
+  // As on the client's socket (server.ts): no Nagle delay on the relay's small or partial writes.
+  client.setNoDelay(true);
   return client;
 }
