@@ -28,6 +28,14 @@ export function commandName(line: string): string {
 
 /** First keyword of a statement, upper-cased (`select` → `SELECT`), comments skipped. */
 export function sqlName(sql: string): string {
+  // The usual statement starts with its keyword: read the letters without the regexes.
+  let n = 0;
+  while (n < sql.length && isAsciiLetter(sql.charCodeAt(n))) n++;
+  if (n > 0) return sql.slice(0, n).toUpperCase();
   const s = sql.replace(/^(\s+|--[^\n]*\n?|\/\*[\s\S]*?\*\/)+/, '');
   return (/^[A-Za-z]+/.exec(s)?.[0] ?? '').toUpperCase();
+}
+
+function isAsciiLetter(c: number): boolean {
+  return (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a);
 }

@@ -1,4 +1,4 @@
-import type { CommandVerdict, ExtractSummary, IndexOp } from './index.types.js';
+import type { CommandOp, CommandVerdict, ExtractSummary, IndexOp } from './index.types.js';
 import { sqlName } from './command-name.js';
 
 const MAX_TEXT = 20_000;
@@ -12,7 +12,19 @@ const VERDICTS = new Set<CommandVerdict>(['allow', 'alert', 'review', 'deny']);
 export class QueryLogExtractor {
   private startMs: number | undefined;
   private key = 0;
+  /** The last `t` text parsed and its time: a busy session writes many lines in one millisecond. */
+  private lastT = '';
+  private lastMs = NaN;
   readonly summary: ExtractSummary = { denials: 0, commands: 0 };
+
+  private timeOf(t: unknown): number {
+    if (typeof t !== 'string') return Date.parse(String(t));
+    if (t !== this.lastT) {
+      this.lastT = t;
+      this.lastMs = Date.parse(t);
+    }
+    return this.lastMs;
+  }
 
   line(line: string, out: IndexOp[]): void {
     let e: Record<string, unknown>;
@@ -22,7 +34,7 @@ export class QueryLogExtractor {
       return; // a torn last line of a live file
     }
     if (!e || typeof e !== 'object') return;
-    const ms = Date.parse(String(e.t));
+    const ms = this.timeOf(e.t);
     if (!Number.isFinite(ms)) return;
     this.startMs ??= ms;
     if ((e.type === 'notice' || e.type === 'error') && e.from === 'proxy' && typeof e.message === 'string') {
@@ -38,13 +50,17 @@ export class QueryLogExtractor {
     const verdict: CommandVerdict = VERDICTS.has(v.action as CommandVerdict) ? (v.action as CommandVerdict) : 'allow';
     if (verdict === 'deny') this.summary.denials++;
     this.summary.commands++;
-    out.push({
+    // Built field by field, not with spreads: this runs once per statement on the index worker.
+    const op: CommandOp = {
       op: 'command', key: this.key, t: (ms - this.startMs) / 1000, ts: ms, via: 'sql',
       text: e.sql.slice(0, MAX_TEXT), name: sqlName(e.sql), verdict,
-      // A recorded verdict without a rule: the target's default_action decided (no verdict: not judged).
-      ...(typeof v.rule === 'string' ? { rule: v.rule } : e.verdict ? { rule: 'default_action' } : {}),
-      ...(outcomeOf(e, v) ? { outcome: outcomeOf(e, v) } : {}),
-    });
+    };
+    // A recorded verdict without a rule: the target's default_action decided (no verdict: not judged).
+    if (typeof v.rule === 'string') op.rule = v.rule;
+    else if (e.verdict) op.rule = 'default_action';
+    const outcome = outcomeOf(e, v);
+    if (outcome) op.outcome = outcome;
+    out.push(op);
   }
 
   /** Nothing is held back: every statement line is final when written. */
@@ -55,14 +71,19 @@ export class QueryLogExtractor {
 
 function outcomeOf(e: Record<string, unknown>, v: { decision?: string; hold?: string }): string | undefined {
   const err = e.error as { sqlstate?: string; message?: string } | undefined;
-  const parts: string[] = [];
-  if (e.type === 'alert') parts.push('alert');
-  if (err) parts.push(`ERROR ${err.sqlstate ?? ''} ${err.message ?? ''}`.replace(/\s+/g, ' ').trim());
+  // The parts joined by '; ' (none is empty), as a string: the usual outcome is the tag alone.
+  let out = e.type === 'alert' ? 'alert' : '';
+  let part = '';
+  if (err) part = `ERROR ${err.sqlstate ?? ''} ${err.message ?? ''}`.replace(/\s+/g, ' ').trim();
   else {
     const tag = typeof e.tag === 'string' ? e.tag : Array.isArray(e.tags) ? e.tags.join(', ') : undefined;
-    if (tag) parts.push(tag);
-    else if (typeof e.rows === 'number') parts.push(`${e.rows} rows`);
+    if (tag) part = tag;
+    else if (typeof e.rows === 'number') part = `${e.rows} rows`;
   }
-  if (v.decision) parts.push(`review ${v.decision}${v.hold ? ` (${v.hold})` : ''}`);
-  return parts.length ? parts.join('; ').slice(0, 2000) : undefined;
+  if (part) out = out ? `${out}; ${part}` : part;
+  if (v.decision) {
+    const review = `review ${v.decision}${v.hold ? ` (${v.hold})` : ''}`;
+    out = out ? `${out}; ${review}` : review;
+  }
+  return out ? out.slice(0, 2000) : undefined;
 }
