@@ -116,6 +116,8 @@ export function rawSummary(path: string, cache: ReaderCacheLike = NO_CACHE): Pro
 export class TextClassifier {
   binary = false;
   private readonly dec = new TextDecoder('utf-8', { fatal: true });
+  /** The decoder took text and its last byte was ASCII: it holds no unfinished character, and a BOM can no longer come first. */
+  private settled = false;
 
   /** Returns the chunk's text while the stream is text; undefined once it is binary. */
   feed(chunk: Buffer): string | undefined {
@@ -125,11 +127,23 @@ export class TextClassifier {
       return undefined;
     }
     try {
-      return this.dec.decode(chunk, { stream: true });
+      const s = this.dec.decode(chunk, { stream: true });
+      if (chunk.length) this.settled = chunk[chunk.length - 1]! < 0x80;
+      return s;
     } catch {
       this.binary = true;
       return undefined;
     }
+  }
+
+  /**
+   * True when a chunk of ASCII bytes would decode to those bytes as Latin-1 and leave the stream
+   * as it was, so a reader may read it without calling feed (the index: ascii-text.ts). Not
+   * before the first text (a leading BOM is dropped there) nor after a chunk that ended inside a
+   * character.
+   */
+  get settledText(): boolean {
+    return this.settled && !this.binary;
   }
 }
 

@@ -98,7 +98,7 @@ export function withoutEncodedLines(text: string): string {
 const PREFIX = /^\[\s*([0-9.eE+-]+)\s*,\s*"([a-z])"/;
 
 /** Text kinds indexed in chunks: terminal output, and the stdin of raw channels that no gate judged. */
-type TextKind = 'output' | 'input';
+export type TextKind = 'output' | 'input';
 
 interface Open { key: number; kind: TextKind; t: number; text: string }
 
@@ -187,10 +187,20 @@ export class AsciicastExtractor {
     if (this.outputChars >= MAX_OUTPUT_CHARS) return;
     const plain = plainText(data);
     if (!plain) return;
+    this.plainKept(kind, t, plain.length, withoutEncodedLines(plain), out);
+  }
+
+  /**
+   * Text of `plainLength` characters once made plain (plainText), of which `kept` is what
+   * withoutEncodedLines leaves: what `event` does with `o` data (`input` with stdin), for a
+   * reader that made both from bytes (extract-raw.ts, ascii-text.ts).
+   */
+  plainKept(kind: TextKind, t: number, plainLength: number, kept: string, out: IndexOp[]): void {
+    if (this.outputChars >= MAX_OUTPUT_CHARS || !plainLength) return;
     // Dropped base64 lines still count: the cap bounds the text read, not the text kept.
-    this.outputChars += plain.length;
-    let text = withoutEncodedLines(plain);
-    if (text.length !== plain.length && !this.encodedNoted) {
+    this.outputChars += plainLength;
+    let text = kept;
+    if (text.length !== plainLength && !this.encodedNoted) {
       this.encodedNoted = true;
       this.marker(t, ENCODED_MARKER, out);
     }

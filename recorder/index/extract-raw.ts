@@ -2,6 +2,7 @@ import { FrameType, STREAMS, type RawFrame } from '../raw-frame.js';
 import { TextClassifier, transferLabel } from '../raw-reader.js';
 import type { ExtractSummary, IndexOp } from './index.types.js';
 import { AsciicastExtractor } from './extract-asciicast.js';
+import { plainAsciiKept } from './ascii-text.js';
 
 /**
  * Reads a raw SSH recording (recorder/raw-frame.ts: channels without a pty, exact bytes per
@@ -66,6 +67,7 @@ export class RawExtractor {
       const key = `${f.channel}:0`;
       let c = this.text.get(key);
       if (!c) this.text.set(key, (c = new TextClassifier()));
+      if (this.plainAscii(c, 'input', t, f.payload, out)) return;
       const s = c.feed(f.payload);
       // Binary stdin (an upload through a pipe) is data, not text to search: left to the recording.
       if (s) this.ex.input(t, s, out);
@@ -74,11 +76,25 @@ export class RawExtractor {
       const key = `${f.channel}:${f.stream}`;
       let c = this.text.get(key);
       if (!c) this.text.set(key, (c = new TextClassifier()));
+      if (this.plainAscii(c, 'output', t, f.payload, out)) return;
       const was = c.binary;
       const s = c.feed(f.payload);
       if (s) this.ex.event(t, 'o', s, out);
       else if (s === undefined && !was) this.ex.event(t, 'm', `binary ${STREAMS[f.stream] ?? 'stdout'} on channel ${f.channel}`, out);
     }
+  }
+
+  /**
+   * A payload of plain ASCII on a stream whose decoder is settled, indexed from its bytes
+   * (ascii-text.ts: the same text the decoder and plainText would give, without them). False
+   * when it is not such a payload: the caller decodes it.
+   */
+  private plainAscii(c: TextClassifier, kind: 'output' | 'input', t: number, payload: Buffer, out: IndexOp[]): boolean {
+    if (!c.settledText) return false;
+    const kept = plainAsciiKept(payload);
+    if (kept === undefined) return false;
+    this.ex.plainKept(kind, t, payload.length, kept, out);
+    return true;
   }
 
   pending(out: IndexOp[]): void {

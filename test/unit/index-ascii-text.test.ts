@@ -1,0 +1,85 @@
+import { randomBytes } from 'node:crypto';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { plainAsciiKept } from '../../recorder/index/ascii-text.js';
+import { AsciicastExtractor, MAX_OUTPUT_CHARS, withoutEncodedLines } from '../../recorder/index/extract-asciicast.js';
+import { RawExtractor } from '../../recorder/index/extract-raw.js';
+import type { IndexOp } from '../../recorder/index/index.types.js';
+import { FrameType } from '../../recorder/raw-frame.js';
+import { TextClassifier } from '../../recorder/raw-reader.js';
+import { plainText } from '../../recorder/terminal-escapes.js';
+
+/** Byte pieces: base64 runs and padding, every line end and control the string path handles, split and whole UTF-8, a BOM, NUL. */
+const piece = fc.oneof(
+  { weight: 6, arbitrary: fc.integer({ min: 1, max: 90 }).map((k) => Buffer.from(randomBytes(k).toString('base64').replace(/=+$/, ''))) },
+  // Long runs with all three classes, and with one missing (not base64 by the definition).
+  { weight: 4, arbitrary: fc.tuple(fc.constantFrom('a1B', 'aB+', 'a1/', '1B'), fc.integer({ min: 55, max: 70 })).map(([u, k]) => Buffer.from(u.repeat(k).slice(0, k))) },
+  { weight: 3, arbitrary: fc.constantFrom('\n', '=', '==', '===', ' ', '\t', 'x:', 'word', 'https://h.example/p?q=1').map((s) => Buffer.from(s)) },
+  { weight: 2, arbitrary: fc.constantFrom('\r', '\r\n', '\x1b[31m', '\x1b]0;title\x07', '\x7f', '\x0b', '\x1b', '\u2028', '\x85', 'é', '\ufeff').map((s) => Buffer.from(s)) },
+  { weight: 1, arbitrary: fc.constantFrom([0xc3], [0xa9], [0xe2, 0x82], [0xff], [0]).map((b) => Buffer.from(b)) },
+);
+const bytes = fc.array(piece, { maxLength: 14 }).map((ps) => Buffer.concat(ps));
+const plainAscii = (b: Buffer) => b.every((c) => c === 9 || c === 10 || (c >= 32 && c < 127));
+
+// The oracle: every payload through TextClassifier.feed and the string path, as before.
+const oracle = (payloads: Buffer[]) => {
+  const ex = new AsciicastExtractor(0);
+  const c = new TextClassifier();
+  const ops: IndexOp[] = [];
+  payloads.forEach((p, i) => {
+    if (!ex.wantsOutput) return;
+    const was = c.binary;
+    const s = c.feed(p);
+    if (s) ex.event(i, 'o', s, ops);
+    else if (s === undefined && !was) ex.event(i, 'm', 'binary stdout on channel 0', ops);
+  });
+  ex.end(ops);
+  return ops;
+};
+const raw = (payloads: Buffer[]) => {
+  const ex = new RawExtractor(0);
+  const ops: IndexOp[] = [];
+  payloads.forEach((payload, i) => ex.frame({ type: FrameType.Data, stream: 1, channel: 0, t: i * 1000, payload, offset: 0 }, ops));
+  ex.end(ops);
+  return ops;
+};
+
+describe('index text from plain ASCII bytes (ascii-text.ts)', () => {
+  it('gives what decoding, plainText and withoutEncodedLines give, exactly for plain ASCII payloads', () => {
+    fc.assert(fc.property(bytes, (b) => {
+      const kept = plainAsciiKept(b);
+      expect(kept !== undefined).toBe(plainAscii(b));
+      if (kept !== undefined) {
+        const plain = plainText(b.toString('utf8'));
+        expect(plain.length).toBe(b.length);
+        expect(kept).toBe(withoutEncodedLines(plain));
+      }
+    }), { numRuns: 4000 });
+    const lines = Buffer.from(`${(randomBytes(57 * 300).toString('base64').match(/.{1,76}/g) ?? []).join('\n')}\nafter\n`);
+    expect(plainAsciiKept(lines)).toBe('after\n');
+  });
+
+  it('a raw recording indexes the same ops as the decoder path, over streams of any payloads', () => {
+    fc.assert(fc.property(fc.array(bytes, { maxLength: 8 }), (payloads) => {
+      expect(raw(payloads)).toEqual(oracle(payloads));
+    }), { numRuns: 2000 });
+    // Cases the settled decoder is for: a BOM after ASCII text is a character (only a first one is
+    // dropped), and ASCII after a character cut short is invalid UTF-8 (binary from there).
+    for (const payloads of [
+      [Buffer.from('ascii first\n'), Buffer.from('\ufeffkept-bom\n')],
+      [Buffer.from('\ufeffdropped-bom\n'), Buffer.from('then ascii\n')],
+      [Buffer.from('text\n'), Buffer.from([0x41, 0xc3]), Buffer.from('ascii after a cut character\n')],
+    ]) expect(raw(payloads)).toEqual(oracle(payloads));
+    expect(raw([Buffer.from('a\n'), Buffer.from('\ufeffb\n')]).map((o) => o.op === 'doc' && o.text)).toContain('a\n\ufeffb\n');
+  });
+
+  it('counts plain ASCII toward the output cap as the string path does, base64 lines dropped or not', () => {
+    const words = Buffer.from(`${'the quick brown fox 0123456789 '.repeat(4)}\n`);
+    const b64 = Buffer.from(`${(randomBytes(57 * 40).toString('base64').match(/.{1,76}/g) ?? []).join('\n')}\n`);
+    const frame = Buffer.concat(Array.from({ length: 200 }, (_, i) => (i % 3 ? b64 : words))).subarray(0, 65536);
+    const payloads = Array.from({ length: Math.ceil(MAX_OUTPUT_CHARS / frame.length) + 3 }, () => frame);
+    const ops = raw(payloads);
+    expect(ops).toEqual(oracle(payloads));
+    expect(ops.some((o) => o.op === 'doc' && o.text.startsWith('output after the first 4 MiB'))).toBe(true);
+  });
+});
