@@ -12,6 +12,12 @@
  *     index entry each): TPS and CPU per 1,000 sessions.
  * CPU is user+system of the whole process (the index worker thread included) from
  * /proc/PID/stat, over the run plus --settle seconds after it, the same window for both.
+ * Machine CPU: the busy time of all cores (/proc/stat: user, nice, system, irq, softirq, steal)
+ * over the same window, per unit: what the client, sshd or PostgreSQL and the proxy together
+ * spent. On a machine these runs keep busy, throughput is the cores' time over that, so the
+ * on/off ratio of machine CPU per unit says what the index takes from throughput with far less
+ * round-to-round swing than the throughput ratios (it is only meaningful with nothing else
+ * running: a neighbour's work lands in it).
  * Then, on the index-on process only, the lag until a word echoed in a pty shell is found by
  * GET /api/v1/search, --samples times while idle and as many again while a bulk `cat` runs in
  * another session.
@@ -81,16 +87,27 @@ async function pgbench(port: number, token: string, extra: string[]): Promise<nu
 
 const sshCat = (port: number, token: string) => sshCatFile(port, token, file);
 
-/** Runs `fn` and returns its result with the process's CPU ms over it plus the settle time. */
-async function withCpu<T>(pid: number, fn: () => Promise<T>): Promise<{ v: T; cpu: number }> {
-  const c0 = await cpuMs(pid);
-  const v = await fn();
-  await sleep(SETTLE_MS);
-  return { v, cpu: (await cpuMs(pid)) - c0 };
+/** Busy CPU ms of all cores since boot, from the `cpu` line of /proc/stat (idle and iowait left out). */
+async function machineMs(): Promise<number> {
+  const f = (await readFile('/proc/stat', 'utf8')).split('\n', 1)[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const [user, nice, system, , , irq, softirq, steal] = f as [number, number, number, number, number, number, number, number];
+  return (user + nice + system + irq + softirq + steal) * TICK_MS;
 }
 
-type Row = { mbps: number[]; cpuPerMiB: number[]; tps: number[]; cpuPer1kTx: number[]; tpsC: number[]; cpuPer1kSessions: number[] };
-const row = (): Row => ({ mbps: [], cpuPerMiB: [], tps: [], cpuPer1kTx: [], tpsC: [], cpuPer1kSessions: [] });
+/** Runs `fn` and returns its result with the process's and the machine's CPU ms over it plus the settle time. */
+async function withCpu<T>(pid: number, fn: () => Promise<T>): Promise<{ v: T; cpu: number; machine: number }> {
+  const c0 = await cpuMs(pid);
+  const m0 = await machineMs();
+  const v = await fn();
+  await sleep(SETTLE_MS);
+  return { v, cpu: (await cpuMs(pid)) - c0, machine: (await machineMs()) - m0 };
+}
+
+type Row = {
+  mbps: number[]; cpuPerMiB: number[]; machinePerMiB: number[]; tps: number[]; cpuPer1kTx: number[]; machinePer1kTx: number[];
+  tpsC: number[]; cpuPer1kSessions: number[]; machinePer1kSessions: number[];
+};
+const row = (): Row => ({ mbps: [], cpuPerMiB: [], machinePerMiB: [], tps: [], cpuPer1kTx: [], machinePer1kTx: [], tpsC: [], cpuPer1kSessions: [], machinePer1kSessions: [] });
 const rows = { off: row(), on: row() };
 const loads: string[] = [load()];
 
@@ -109,12 +126,15 @@ for (let round = 0; round < ROUNDS; round++) {
     const s = await withCpu(pid, () => sshCat(p.ports.ssh, token));
     r.mbps.push(mib / s.v);
     r.cpuPerMiB.push(s.cpu / mib);
+    r.machinePerMiB.push(s.machine / mib);
     const t = await withCpu(pid, () => pgbench(p.ports.pg, token, []));
     r.tps.push(t.v);
     r.cpuPer1kTx.push(t.cpu / ((t.v * SECONDS) / 1000));
+    r.machinePer1kTx.push(t.machine / ((t.v * SECONDS) / 1000));
     const c = await withCpu(pid, () => pgbench(p.ports.pg, token, ['-C']));
     r.tpsC.push(c.v);
     r.cpuPer1kSessions.push(c.cpu / ((c.v * SECONDS) / 1000));
+    r.machinePer1kSessions.push(c.machine / ((c.v * SECONDS) / 1000));
   }
   loads.push(load());
   process.stderr.write(`round ${round + 1}/${ROUNDS} done, load ${load()}\n`);
@@ -168,8 +188,9 @@ console.log(`load average (1 min) before, after each round and at the end: ${loa
 console.log('| | index off: median (each round) | index on: median (each round) | on/off, median of per-round ratios |');
 console.log('|---|---|---|---|');
 const lines: [string, keyof Row, number][] = [
-  ['SSH MB/s', 'mbps', 1], ['SSH CPU ms / MiB', 'cpuPerMiB', 2], ['pgbench TPS', 'tps', 0], ['CPU ms / 1k tx', 'cpuPer1kTx', 1],
-  ['pgbench -C TPS (session per tx)', 'tpsC', 0], ['CPU ms / 1k sessions', 'cpuPer1kSessions', 0],
+  ['SSH MB/s', 'mbps', 1], ['SSH CPU ms / MiB', 'cpuPerMiB', 2], ['SSH machine CPU ms / MiB', 'machinePerMiB', 2],
+  ['pgbench TPS', 'tps', 0], ['CPU ms / 1k tx', 'cpuPer1kTx', 1], ['machine CPU ms / 1k tx', 'machinePer1kTx', 1],
+  ['pgbench -C TPS (session per tx)', 'tpsC', 0], ['CPU ms / 1k sessions', 'cpuPer1kSessions', 0], ['machine CPU ms / 1k sessions', 'machinePer1kSessions', 0],
 ];
 for (const [label, k, d] of lines) console.log(`| ${label} | ${fmt(rows.off[k], d)} | ${fmt(rows.on[k], d)} | ${median(ratios(k)).toFixed(3)} (${ratios(k).map((x) => x.toFixed(2)).join(', ')}) |`);
 const lag = (xs: number[]) => `median ${median(xs).toFixed(2)} s, max ${Math.max(...xs).toFixed(2)} s`;
