@@ -10,7 +10,12 @@ export interface RecordingLine {
   bytes: number;
   /** False for a last line without its newline: a live file mid-write, or torn by a crash. */
   complete: boolean;
+  /** The reader's `skip` said so: the line was not decoded (`text` is ''). */
+  skipped?: true;
 }
+
+/** Says, from a complete line's bytes `buf[from, to)` (newline not included), that it is not wanted: it is not decoded. */
+export type SkipLine = (buf: Buffer, from: number, to: number) => boolean;
 
 /**
  * The complete lines of a recording file from byte `start`, in order. Lines are cut on the
@@ -40,10 +45,20 @@ export async function* lineBatches(path: string, start = 0, end = Infinity): Asy
 }
 
 /** Cuts the complete lines out of `buf` (bytes from file offset `base`); returns where the unfinished rest begins. */
-function cutLines(buf: Buffer, base: number, batch: RecordingLine[]): number {
+function cutLines(buf: Buffer, base: number, batch: RecordingLine[], skip?: SkipLine): number {
   const end = buf.lastIndexOf(10);
   let from = 0;
-  if (end >= 0) {
+  if (end >= 0 && skip) {
+    // Line by line, so a skipped line is never decoded (the index past its output cap).
+    while (from <= end) {
+      const nl = buf.indexOf(10, from);
+      const line: RecordingLine = skip(buf, from, nl)
+        ? { text: '', offset: base + from, bytes: nl + 1 - from, complete: true, skipped: true }
+        : { text: buf.toString('utf8', from, nl), offset: base + from, bytes: nl + 1 - from, complete: true };
+      batch.push(line);
+      from = nl + 1;
+    }
+  } else if (end >= 0) {
     // One decode per chunk: a newline byte is a newline character in UTF-8, so the string's
     // lines and the byte positions of the newlines line up one to one.
     const texts = buf.toString('utf8', 0, end).split('\n');
@@ -59,9 +74,11 @@ function cutLines(buf: Buffer, base: number, batch: RecordingLine[]): number {
 /**
  * lineBatches with synchronous reads into one reused buffer, for a thread that may block (the
  * index worker, `pam index rebuild`): no stream, no thread-pool round trip per chunk, so the
- * reading is done (and its CPU counted) on the calling thread, at its priority.
+ * reading is done (and its CPU counted) on the calling thread, at its priority. `skip()`, asked
+ * when a chunk's lines are cut (before the caller sees any of them), may leave complete lines
+ * undecoded; a last line without its newline is always decoded.
  */
-export function* lineBatchesSync(path: string, start = 0, end = Infinity, chunkBytes = 256 * 1024): Generator<RecordingLine[]> {
+export function* lineBatchesSync(path: string, start = 0, end = Infinity, chunkBytes = 256 * 1024, skip?: () => SkipLine | undefined): Generator<RecordingLine[]> {
   const fd = openSync(path, 'r');
   try {
     const chunk = Buffer.allocUnsafe(chunkBytes);
@@ -74,7 +91,7 @@ export function* lineBatchesSync(path: string, start = 0, end = Infinity, chunkB
       pos += n;
       const buf = carry.length ? Buffer.concat([carry, chunk.subarray(0, n)]) : chunk.subarray(0, n);
       const batch: RecordingLine[] = [];
-      const from = cutLines(buf, base, batch);
+      const from = cutLines(buf, base, batch, skip?.());
       base += from;
       // A copy: `chunk` is read into again.
       carry = Buffer.from(buf.subarray(from));

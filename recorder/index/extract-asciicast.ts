@@ -3,6 +3,7 @@ import { parseCastEvent } from '../cast-reader.js';
 import { plainText } from '../terminal-escapes.js';
 import { TypedLines } from '../typed-line.js';
 import { commandName } from './command-name.js';
+import type { SkipLine } from '../recording-lines.js';
 
 /** An output chunk closes after this much recording time or text, so a hit points near its moment. */
 export const CHUNK_SECONDS = 2;
@@ -97,6 +98,26 @@ export function withoutEncodedLines(text: string): string {
 /** `[12.345678, "o", …` → time and type, so only the events needed are JSON-parsed. */
 const PREFIX = /^\[\s*([0-9.eE+-]+)\s*,\s*"([a-z])"/;
 
+const isSpace = (c: number | undefined) => c === 32 || c === 9;
+const isNumberByte = (c: number | undefined) => c !== undefined && ((c >= 48 && c <= 57) || c === 46 || c === 101 || c === 69 || c === 43 || c === 45);
+/**
+ * True when the line's bytes begin as PREFIX with type `o` (its `\s` taken as space or tab only:
+ * a line this says false of is decoded and PREFIX decides). Past the cap `line` drops such a
+ * line unparsed, so a reader need not decode it: most of a bulk session's bytes.
+ */
+export function isOutputEventLine(b: Buffer, from: number, to: number): boolean {
+  let i = from;
+  if (b[i++] !== 91) return false; // [
+  while (i < to && isSpace(b[i])) i++;
+  const num = i;
+  while (i < to && isNumberByte(b[i])) i++;
+  if (i === num) return false;
+  while (i < to && isSpace(b[i])) i++;
+  if (b[i++] !== 44) return false; // ,
+  while (i < to && isSpace(b[i])) i++;
+  return i + 3 <= to && b[i] === 34 && b[i + 1] === 111 && b[i + 2] === 34; // "o"
+}
+
 /** Text kinds indexed in chunks: terminal output, and the stdin of raw channels that no gate judged. */
 export type TextKind = 'output' | 'input';
 
@@ -135,6 +156,14 @@ export class AsciicastExtractor {
   /** False once MAX_OUTPUT_CHARS of output text are indexed: a reader may skip decoding output. */
   get wantsOutput(): boolean {
     return this.outputChars < MAX_OUTPUT_CHARS;
+  }
+
+  /**
+   * For a line reader (lineBatchesSync): which lines `line` would drop unparsed, so they need not
+   * be decoded; none until past the header and the output cap.
+   */
+  get skipLine(): SkipLine | undefined {
+    return this.header || this.wantsOutput ? undefined : isOutputEventLine;
   }
 
   /** `startMs`: the session start (catalog `start`), which event times count from. */

@@ -303,9 +303,12 @@ export class Indexer {
     const start = f.offset;
     const end = Number.isFinite(budget) ? start + budget : Infinity;
     let more = false;
+    const ex = f.ex;
+    // Past an asciicast recording's output cap its output lines are not even decoded.
+    const skip = ex instanceof AsciicastExtractor ? () => ex.skipLine : undefined;
     try {
       let ops: IndexOp[] = [];
-      reading: for (const batch of lineBatchesSync(this.dataPath(f.meta), f.offset, end)) {
+      reading: for (const batch of lineBatchesSync(this.dataPath(f.meta), f.offset, end, undefined, skip)) {
         for (const line of batch) {
           if (!line.complete) {
             // Cut by the budget, not by the end of the file: the rest comes next time.
@@ -315,7 +318,7 @@ export class Indexer {
             }
             if (!toEnd) break reading;
           }
-          f.ex.line(line.text, ops);
+          if (!line.skipped) ex.line(line.text, ops);
           f.offset = line.offset + line.bytes;
         }
         if (ops.length >= BATCH_OPS) {

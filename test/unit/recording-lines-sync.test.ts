@@ -32,6 +32,20 @@ describe('lineBatchesSync (the index worker reader)', () => {
       }), { numRuns: 200 });
   });
 
+  it('leaves the lines skip() names undecoded and gives every other line as the decoding of its bytes, invalid UTF-8 too', () => {
+    const piece = fc.constantFrom('a', 'é', '€', ' ', '[', 'x', '\xff', '\xc3', '\xe2\x82', '\x80');
+    const line = fc.array(piece, { maxLength: 10 }).map((cs) => cs.join(''));
+    fc.assert(fc.property(fc.array(line, { maxLength: 20 }), fc.boolean(), fc.integer({ min: 1, max: 9 }), (ls, lastNewline, chunk) => {
+      const body = Buffer.from(ls.join('\n') + (lastNewline && ls.length ? '\n' : ''), 'latin1');
+      const path = join(dir, 's.jsonl');
+      writeFileSync(path, body);
+      const all = [...lineBatchesSync(path, 0, Infinity, chunk)].flat();
+      const skip = (b: Buffer, from: number, to: number) => to > from && b[from] === 0x5b;
+      const some = [...lineBatchesSync(path, 0, Infinity, chunk, () => skip)].flat();
+      expect(some).toEqual(all.map((l) => (l.complete && l.text.startsWith('[') ? { ...l, text: '', skipped: true } : l)));
+    }), { numRuns: 300 });
+  });
+
   it('throws ENOENT for a missing file, as the indexer expects', () => {
     expect(() => [...lineBatchesSync(join(dir, 'missing.jsonl'))]).toThrow(expect.objectContaining({ code: 'ENOENT' }));
   });
