@@ -44,8 +44,18 @@ export async function* lineBatches(path: string, start = 0, end = Infinity): Asy
   }
 }
 
-/** Cuts the complete lines out of `buf` (bytes from file offset `base`); returns where the unfinished rest begins. */
-function cutLines(buf: Buffer, base: number, batch: RecordingLine[], skip?: SkipLine): number {
+/**
+ * At most this many bytes (plus the rest of a line longer than it) are decoded into one string by
+ * lineBatchesSync: a string over 128 KiB is a V8 large object, a fresh mapping faulted in page by
+ * page for every chunk read, which was most of the index worker's system time while reading.
+ */
+const DECODE_SPAN = 64 * 1024;
+
+/**
+ * Cuts the complete lines out of `buf` (bytes from file offset `base`); returns where the unfinished
+ * rest begins. Without `skip`, decodes `span` bytes or so at a time, each piece ending on a newline.
+ */
+function cutLines(buf: Buffer, base: number, batch: RecordingLine[], skip?: SkipLine, span = Infinity): number {
   const end = buf.lastIndexOf(10);
   let from = 0;
   if (end >= 0 && skip) {
@@ -58,10 +68,18 @@ function cutLines(buf: Buffer, base: number, batch: RecordingLine[], skip?: Skip
       batch.push(line);
       from = nl + 1;
     }
-  } else if (end >= 0) {
-    // One decode per chunk: a newline byte is a newline character in UTF-8, so the string's
+    return from;
+  }
+  while (from <= end) {
+    let stop = end;
+    if (end - from > span) {
+      // The last newline within the span, or (one line longer than the span) the end of that line.
+      const nl = buf.lastIndexOf(10, from + span);
+      stop = nl >= from ? nl : buf.indexOf(10, from + span);
+    }
+    // One decode per piece: a newline byte is a newline character in UTF-8, so the string's
     // lines and the byte positions of the newlines line up one to one.
-    const texts = buf.toString('utf8', 0, end).split('\n');
+    const texts = buf.toString('utf8', from, stop).split('\n');
     for (const text of texts) {
       const nl = buf.indexOf(10, from);
       batch.push({ text, offset: base + from, bytes: nl + 1 - from, complete: true });
@@ -78,26 +96,34 @@ function cutLines(buf: Buffer, base: number, batch: RecordingLine[], skip?: Skip
  * when a chunk's lines are cut (before the caller sees any of them), may leave complete lines
  * undecoded; a last line without its newline is always decoded.
  */
-export function* lineBatchesSync(path: string, start = 0, end = Infinity, chunkBytes = 256 * 1024, skip?: () => SkipLine | undefined): Generator<RecordingLine[]> {
+export function* lineBatchesSync(path: string, start = 0, end = Infinity, chunkBytes = 256 * 1024, skip?: () => SkipLine | undefined, decodeSpan = DECODE_SPAN): Generator<RecordingLine[]> {
   const fd = openSync(path, 'r');
   try {
-    const chunk = Buffer.allocUnsafe(chunkBytes);
-    let carry: Buffer = Buffer.alloc(0);
+    // One buffer for the whole read: the unfinished last line is moved to its start and the next
+    // read lands after it (no concatenation into a new buffer per chunk); it doubles only for a
+    // line longer than itself. The lines are strings, so nothing yielded points into it.
+    let buf = Buffer.allocUnsafe(chunkBytes);
+    let kept = 0;
     let base = start;
     let pos = start;
     while (pos < end) {
-      const n = readSync(fd, chunk, 0, Math.min(chunkBytes, end - pos), pos);
+      if (kept === buf.length) {
+        const bigger = Buffer.allocUnsafe(buf.length * 2);
+        buf.copy(bigger, 0, 0, kept);
+        buf = bigger;
+      }
+      const n = readSync(fd, buf, kept, Math.min(buf.length - kept, end - pos), pos);
       if (n === 0) break;
       pos += n;
-      const buf = carry.length ? Buffer.concat([carry, chunk.subarray(0, n)]) : chunk.subarray(0, n);
+      const data = buf.subarray(0, kept + n);
       const batch: RecordingLine[] = [];
-      const from = cutLines(buf, base, batch, skip?.());
+      const from = cutLines(data, base, batch, skip?.(), decodeSpan);
       base += from;
-      // A copy: `chunk` is read into again.
-      carry = Buffer.from(buf.subarray(from));
+      kept = data.length - from;
+      buf.copyWithin(0, from, data.length);
       if (batch.length) yield batch;
     }
-    if (carry.length) yield [{ text: carry.toString('utf8'), offset: base, bytes: carry.length, complete: false }];
+    if (kept) yield [{ text: buf.toString('utf8', 0, kept), offset: base, bytes: kept, complete: false }];
   } finally {
     closeSync(fd);
   }

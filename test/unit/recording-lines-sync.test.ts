@@ -15,11 +15,11 @@ async function streamed(path: string, start: number, end: number): Promise<Recor
 }
 
 describe('lineBatchesSync (the index worker reader)', () => {
-  it('gives the lines, offsets and byte counts lineBatches gives, for any bytes, range and chunk size', async () => {
+  it('gives the lines, offsets and byte counts lineBatches gives, for any bytes, range, chunk size and decode span', async () => {
     // Lines of multi-byte text, so chunk edges fall inside UTF-8 sequences and inside lines.
     const line = fc.array(fc.constantFrom('a', 'é', '€', '😀', ' ', '"'), { maxLength: 12 }).map((cs) => cs.join(''));
-    await fc.assert(fc.asyncProperty(fc.array(line, { maxLength: 20 }), fc.boolean(), fc.nat(40), fc.option(fc.integer({ min: 1, max: 120 })), fc.integer({ min: 1, max: 9 }),
-      async (ls, lastNewline, startAt, endAt, chunk) => {
+    await fc.assert(fc.asyncProperty(fc.array(line, { maxLength: 20 }), fc.boolean(), fc.nat(40), fc.option(fc.integer({ min: 1, max: 120 })), fc.integer({ min: 1, max: 9 }), fc.integer({ min: 0, max: 40 }),
+      async (ls, lastNewline, startAt, endAt, chunk, span) => {
         const body = Buffer.from(ls.join('\n') + (lastNewline && ls.length ? '\n' : ''));
         const path = join(dir, 'f.jsonl');
         writeFileSync(path, body);
@@ -27,7 +27,8 @@ describe('lineBatchesSync (the index worker reader)', () => {
         const bounds = [0, ...[...body.entries()].filter(([, b]) => b === 10).map(([i]) => i + 1)];
         const start = bounds[startAt % bounds.length]!;
         const end = endAt === null ? Infinity : start + endAt;
-        const sync = [...lineBatchesSync(path, start, end, chunk)].flat();
+        // Pieces decoded `span` bytes at a time (0: line by line), the buffer reused and grown.
+        const sync = [...lineBatchesSync(path, start, end, chunk, undefined, span)].flat();
         expect(sync).toEqual(await streamed(path, start, end));
       }), { numRuns: 200 });
   });
