@@ -56,6 +56,18 @@ function open(check = false): void {
   if (o.reset) post({ type: 'reset', why: o.reset });
 }
 
+/**
+ * One recording of the catch-up by `of`, after the events that came meanwhile. Reading a recording is
+ * synchronous, so without this turn of the event loop the whole catch-up ran as one chain of
+ * microtasks: no tick of a live recording, no catalog write, no reset and no close was handled
+ * until it ended (minutes at 10^5 recordings).
+ */
+async function stepAfterEvents(of: Indexer, fn: () => Promise<void>): Promise<void> {
+  await new Promise<void>((resolve) => setImmediate(resolve));
+  // A reset may have come meanwhile: the step is of the store it closed.
+  return locked(() => (indexer === of ? fn() : undefined));
+}
+
 /** Catches the index up with the folder; runs once more if asked while running. */
 async function sync(): Promise<void> {
   if (syncing) { resync = true; return; }
@@ -63,14 +75,17 @@ async function sync(): Promise<void> {
   try {
     do {
       resync = false;
+      // A reset (fail() below) replaces the indexer and its store: this pass then stops, and
+      // the pass that follows (the reset asks for one) catches the new file up.
+      const current = indexer;
       post({ type: 'status', building: true, done: 0, total: 0 });
-      const p = await indexer.sync({
+      const p = await current.sync({
         followLive: true,
-        step: locked,
-        stopped: () => closing,
+        step: (fn) => stepAfterEvents(current, fn),
+        stopped: () => closing || indexer !== current,
         onProgress: (pr) => { if (pr.done % 50 === 0 || pr.done === pr.total) post({ type: 'status', building: pr.done < pr.total, ...pr }); },
       });
-      post({ type: 'status', building: false, ...p });
+      if (indexer === current) post({ type: 'status', building: false, ...p });
     } while (resync && !closing);
   } finally {
     syncing = false;
