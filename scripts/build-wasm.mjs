@@ -1,10 +1,10 @@
 // Assembles the WebAssembly text sources into the binaries committed beside them.
-//   npm run build:wasm          writes recorder/json-escape/escape.wasm
+//   npm run build:wasm          writes recorder/json-escape/escape.wasm and recorder/index/ascii-scan.wasm
 //   npm run build:wasm -- --check   exits 1 if a committed binary differs from its source
 import { readFileSync, writeFileSync } from 'node:fs';
 import wabtInit from 'wabt';
 
-const SOURCES = ['recorder/json-escape/escape.wat'];
+const SOURCES = ['recorder/json-escape/escape.wat', 'recorder/index/ascii-scan.wat'];
 const check = process.argv.includes('--check');
 const wabt = await wabtInit();
 let stale = 0;

@@ -15,6 +15,7 @@ const startedAt = Date.now();
 rmSync(dist, { recursive: true, force: true });
 execFileSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', join(root, 'tsconfig.build.json')], { stdio: 'inherit' });
 cpSync(join(root, 'recorder/json-escape/escape.wasm'), join(dist, 'recorder/json-escape/escape.wasm'));
+cpSync(join(root, 'recorder/index/ascii-scan.wasm'), join(dist, 'recorder/index/ascii-scan.wasm'));
 cpSync(join(root, 'replay-ui/app'), join(dist, 'replay-ui/app'), { recursive: true });
 mkdirSync(join(dist, 'recorder/index'), { recursive: true });
 writeFileSync(join(dist, 'recorder/index/index-worker.mjs'), "// The index worker's entry for compiled code (the sources' one loads tsx first).\nawait import('./index-worker.js');\n");

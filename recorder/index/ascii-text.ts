@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+
 /**
  * The index's text path for a payload of plain ASCII, read from its bytes: no TextDecoder, no
  * plainText regexes, and a base64 line dropped without ever becoming a string. Bulk text through
@@ -18,6 +20,59 @@ for (let c = 0; c < 128; c++) {
 }
 const latin1 = (b: Uint8Array, from: number, to: number) => Buffer.prototype.latin1Slice.call(b, from, to) as string;
 
+interface ScanExports {
+  memory: WebAssembly.Memory;
+  scan(len: number, out: number): number;
+}
+
+function load(): ScanExports | undefined {
+  try {
+    const bytes = readFileSync(new URL('./ascii-scan.wasm', import.meta.url));
+    return new WebAssembly.Instance(new WebAssembly.Module(bytes)).exports as unknown as ScanExports;
+  } catch {
+    // No WebAssembly SIMD on this CPU or runtime: the JavaScript scan.
+    return undefined;
+  }
+}
+
+const wasm = load();
+let heap = wasm ? new Uint8Array(wasm.memory.buffer) : new Uint8Array(0);
+
+/** True when the WebAssembly scan loaded (else plainAsciiKept is plainAsciiKeptJs). */
+export const wasmScanAvailable = wasm !== undefined;
+
+/**
+ * What `withoutEncodedLines(plainText(decoded))` gives for `b` (extract-asciicast.ts), or
+ * undefined when `b` is not plain ASCII: see plainAsciiKeptJs, the definition. The scan runs in
+ * WebAssembly (ascii-scan.wat, 16 bytes a step), about ten times the JavaScript loop's speed;
+ * only the kept text becomes a string.
+ */
+export function plainAsciiKept(b: Uint8Array): string | undefined {
+  if (!wasm) return plainAsciiKeptJs(b);
+  const n = b.length;
+  // The payload at 0, 16 newlines after it (ascii-scan.wat stops there), then the dropped lines (each at least 60 bytes long).
+  const out = (n + 16 + 7) & ~7;
+  const need = out + (Math.floor(n / 60) + 1) * 8;
+  if (need > heap.length) {
+    wasm.memory.grow(Math.ceil((need - heap.length) / 65536));
+    heap = new Uint8Array(wasm.memory.buffer);
+  }
+  heap.set(b, 0);
+  heap.fill(10, n, n + 16);
+  const dropped = wasm.scan(n, out);
+  if (dropped < 0) return undefined;
+  if (dropped === 0) return latin1(b, 0, n);
+  const at = new Int32Array(heap.buffer, out, dropped * 2);
+  const parts: string[] = [];
+  let kept = 0;
+  for (let i = 0; i < at.length; i += 2) {
+    if (at[i]! > kept) parts.push(latin1(b, kept, at[i]!));
+    kept = at[i + 1]!;
+  }
+  if (kept < n) parts.push(latin1(b, kept, n));
+  return parts.join('');
+}
+
 /**
  * What `withoutEncodedLines(plainText(decoded))` gives for `b` (extract-asciicast.ts), or
  * undefined when `b` is not plain ASCII (the caller takes the string path). With only `\n` for a
@@ -25,7 +80,7 @@ const latin1 = (b: Uint8Array, from: number, to: number) => Buffer.prototype.lat
  * the alphabet holding an upper-case letter, a lower-case letter and a digit, up to two `=`, then
  * a newline (dropped with it) or the end of the payload.
  */
-export function plainAsciiKept(b: Uint8Array): string | undefined {
+export function plainAsciiKeptJs(b: Uint8Array): string | undefined {
   const n = b.length;
   let parts: string[] | undefined;
   let kept = 0;

@@ -41,6 +41,7 @@ describe('compiled release', () => {
     expect(built.stdout).toMatch(/built dist\//);
     expect(existsSync(join(copy, 'dist/app/main.js'))).toBe(true);
     expect((await readdir(join(copy, 'dist/recorder/json-escape')))).toContain('escape.wasm');
+    expect((await readdir(join(copy, 'dist/recorder/index')))).toContain('ascii-scan.wasm');
 
     const v = await pam(['--version']);
     expect(v.stdout.trim()).toBe('pam-proxy (dist)');

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { plainAsciiKept } from '../../recorder/index/ascii-text.js';
+import { plainAsciiKept, plainAsciiKeptJs, wasmScanAvailable } from '../../recorder/index/ascii-text.js';
 import { AsciicastExtractor, MAX_OUTPUT_CHARS, withoutEncodedLines } from '../../recorder/index/extract-asciicast.js';
 import { RawExtractor } from '../../recorder/index/extract-raw.js';
 import type { IndexOp } from '../../recorder/index/index.types.js';
@@ -45,18 +45,36 @@ const raw = (payloads: Buffer[]) => {
 };
 
 describe('index text from plain ASCII bytes (ascii-text.ts)', () => {
-  it('gives what decoding, plainText and withoutEncodedLines give, exactly for plain ASCII payloads', () => {
-    fc.assert(fc.property(bytes, (b) => {
-      const kept = plainAsciiKept(b);
-      expect(kept !== undefined).toBe(plainAscii(b));
-      if (kept !== undefined) {
-        const plain = plainText(b.toString('utf8'));
-        expect(plain.length).toBe(b.length);
-        expect(kept).toBe(withoutEncodedLines(plain));
-      }
-    }), { numRuns: 4000 });
-    const lines = Buffer.from(`${(randomBytes(57 * 300).toString('base64').match(/.{1,76}/g) ?? []).join('\n')}\nafter\n`);
-    expect(plainAsciiKept(lines)).toBe('after\n');
+  it('gives what decoding, plainText and withoutEncodedLines give, exactly for plain ASCII payloads (WebAssembly and JavaScript scans)', () => {
+    // This machine has WebAssembly SIMD: the test is of both scans, not of the fallback twice.
+    expect(wasmScanAvailable).toBe(true);
+    for (const scan of [plainAsciiKept, plainAsciiKeptJs]) {
+      fc.assert(fc.property(bytes, fc.nat(15), (b0, pad) => {
+        // Any alignment of the payload in its buffer, as the raw reader's subarrays have.
+        const b = Buffer.concat([Buffer.alloc(pad, 0x41), b0]).subarray(pad);
+        const kept = scan(b);
+        expect(kept !== undefined).toBe(plainAscii(b));
+        if (kept !== undefined) {
+          const plain = plainText(b.toString('utf8'));
+          expect(plain.length).toBe(b.length);
+          expect(kept).toBe(withoutEncodedLines(plain));
+        }
+      }), { numRuns: 4000 });
+      const lines = Buffer.from(`${(randomBytes(57 * 300).toString('base64').match(/.{1,76}/g) ?? []).join('\n')}\nafter\n`);
+      expect(scan(lines)).toBe('after\n');
+    }
+  });
+
+  it('the WebAssembly scan agrees with the JavaScript one on whole 64 KiB payloads and larger, however lines fall on its blocks', () => {
+    const line = fc.oneof(
+      fc.integer({ min: 40, max: 100 }).map((k) => randomBytes(k).toString('base64')),
+      fc.integer({ min: 0, max: 120 }).map((k) => 'words and 0123 '.repeat(9).slice(0, k)),
+      fc.constantFrom('AbC1'.repeat(15), 'AbC1'.repeat(15) + '=', 'AbC1'.repeat(15) + '===', 'abcd'.repeat(20), 'x\x01y', 'é'),
+    );
+    fc.assert(fc.property(fc.array(line, { minLength: 1, maxLength: 40 }), fc.integer({ min: 1, max: 1800 }), fc.boolean(), (ls, times, nl) => {
+      const b = Buffer.from(Array.from({ length: times }, (_, i) => ls[i % ls.length]).join('\n') + (nl ? '\n' : ''));
+      expect(plainAsciiKept(b)).toBe(plainAsciiKeptJs(b));
+    }), { numRuns: 150 });
   });
 
   it('a raw recording indexes the same ops as the decoder path, over streams of any payloads', () => {

@@ -102,9 +102,9 @@ describe('asciicast output events', () => {
   });
 });
 
-describe('committed WebAssembly binary', () => {
-  it('is what escape.wat assembles to (npm run build:wasm)', () => {
-    // Throws (exit 1) when escape.wasm differs from its source.
+describe('committed WebAssembly binaries', () => {
+  it('are what escape.wat and ascii-scan.wat assemble to (npm run build:wasm)', () => {
+    // Throws (exit 1) when a .wasm differs from its source.
     execFileSync('node', ['scripts/build-wasm.mjs', '--check'], { stdio: 'pipe' });
   });
 });
