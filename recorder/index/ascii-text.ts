@@ -36,41 +36,69 @@ function load(): ScanExports | undefined {
 }
 
 const wasm = load();
-let heap = wasm ? new Uint8Array(wasm.memory.buffer) : new Uint8Array(0);
+let heap = wasm ? Buffer.from(wasm.memory.buffer) : Buffer.alloc(0);
 
 /** True when the WebAssembly scan loaded (else plainAsciiKept is plainAsciiKeptJs). */
 export const wasmScanAvailable = wasm !== undefined;
 
 /**
- * What `withoutEncodedLines(plainText(decoded))` gives for `b` (extract-asciicast.ts), or
- * undefined when `b` is not plain ASCII: see plainAsciiKeptJs, the definition. The scan runs in
- * WebAssembly (ascii-scan.wat, 16 bytes a step), about ten times the JavaScript loop's speed;
- * only the kept text becomes a string.
+ * Makes room for `bytes` of input at address 0, the 16 newlines ascii-scan.wat stops at, and the
+ * answers after them (a dropped line is at least 60 bytes long); returns where the answers go.
  */
-export function plainAsciiKept(b: Uint8Array): string | undefined {
-  if (!wasm) return plainAsciiKeptJs(b);
-  const n = b.length;
-  // The payload at 0, 16 newlines after it (ascii-scan.wat stops there), then the dropped lines (each at least 60 bytes long).
-  const out = (n + 16 + 7) & ~7;
+function room(bytes: number, n: number): number {
+  const out = (bytes + 16 + 7) & ~7;
   const need = out + (Math.floor(n / 60) + 1) * 8;
   if (need > heap.length) {
-    wasm.memory.grow(Math.ceil((need - heap.length) / 65536));
-    heap = new Uint8Array(wasm.memory.buffer);
+    wasm!.memory.grow(Math.ceil((need - heap.length) / 65536));
+    heap = Buffer.from(wasm!.memory.buffer);
   }
-  heap.set(b, 0);
+  return out;
+}
+
+/** Scans the `n` plain bytes at 0; the kept text from the gaps between the dropped lines, or undefined when a byte is not plain. */
+function scanned(n: number, out: number, slice: (from: number, to: number) => string): string | undefined {
   heap.fill(10, n, n + 16);
-  const dropped = wasm.scan(n, out);
+  const dropped = wasm!.scan(n, out);
   if (dropped < 0) return undefined;
-  if (dropped === 0) return latin1(b, 0, n);
-  const at = new Int32Array(heap.buffer, out, dropped * 2);
+  if (dropped === 0) return slice(0, n);
+  const at = new Int32Array(heap.buffer, heap.byteOffset + out, dropped * 2);
   const parts: string[] = [];
   let kept = 0;
   for (let i = 0; i < at.length; i += 2) {
-    if (at[i]! > kept) parts.push(latin1(b, kept, at[i]!));
+    if (at[i]! > kept) parts.push(slice(kept, at[i]!));
     kept = at[i + 1]!;
   }
-  if (kept < n) parts.push(latin1(b, kept, n));
+  if (kept < n) parts.push(slice(kept, n));
   return parts.join('');
+}
+
+/**
+ * What `withoutEncodedLines(plainText(decoded))` gives for `b` (extract-asciicast.ts), or
+ * undefined when `b` is not plain ASCII: see plainAsciiKeptJs, the definition. The scan runs in
+ * WebAssembly (ascii-scan.wat, 16 bytes a step), about four times the JavaScript loop's speed
+ * with the copy in; only the kept text becomes a string.
+ */
+export function plainAsciiKept(b: Uint8Array): string | undefined {
+  if (!wasm) return plainAsciiKeptJs(b);
+  const out = room(b.length, b.length);
+  heap.set(b, 0);
+  return scanned(b.length, out, (from, to) => latin1(b, from, to));
+}
+
+/**
+ * withoutEncodedLines(s) for text already made plain (plainText: no `\r`, no controls but tab and
+ * newline) when it is all ASCII, by the same scan: `s` itself when nothing is dropped. Undefined
+ * when it is not ASCII or there is no WebAssembly (the caller runs withoutEncodedLines). On such
+ * text the only line end is `\n`, so the two agree (the unit tests hold them to it).
+ */
+export function plainAsciiStringKept(s: string): string | undefined {
+  if (!wasm) return undefined;
+  const n = s.length;
+  // UTF-8 takes at most 3 bytes a UTF-16 unit, and exactly n bytes only when every one is ASCII.
+  const out = room(3 * n, n);
+  if (heap.write(s, 0, 'utf8') !== n) return undefined;
+  const kept = scanned(n, out, (from, to) => s.slice(from, to));
+  return kept?.length === n ? s : kept;
 }
 
 /**

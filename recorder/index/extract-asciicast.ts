@@ -4,6 +4,7 @@ import { plainText } from '../terminal-escapes.js';
 import { TypedLines } from '../typed-line.js';
 import { commandName } from './command-name.js';
 import type { SkipLine } from '../recording-lines.js';
+import { plainAsciiStringKept } from './ascii-text.js';
 
 /** An output chunk closes after this much recording time or text, so a hit points near its moment. */
 export const CHUNK_SECONDS = 2;
@@ -216,7 +217,7 @@ export class AsciicastExtractor {
     if (this.outputChars >= MAX_OUTPUT_CHARS) return;
     const plain = plainText(data);
     if (!plain) return;
-    this.plainKept(kind, t, plain.length, withoutEncodedLines(plain), out);
+    this.plainKept(kind, t, plain.length, plainAsciiStringKept(plain) ?? withoutEncodedLines(plain), out);
   }
 
   /**

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { plainAsciiKept, plainAsciiKeptJs, wasmScanAvailable } from '../../recorder/index/ascii-text.js';
+import { plainAsciiKept, plainAsciiKeptJs, plainAsciiStringKept, wasmScanAvailable } from '../../recorder/index/ascii-text.js';
 import { AsciicastExtractor, MAX_OUTPUT_CHARS, withoutEncodedLines } from '../../recorder/index/extract-asciicast.js';
 import { RawExtractor } from '../../recorder/index/extract-raw.js';
 import type { IndexOp } from '../../recorder/index/index.types.js';
@@ -63,6 +63,24 @@ describe('index text from plain ASCII bytes (ascii-text.ts)', () => {
       const lines = Buffer.from(`${(randomBytes(57 * 300).toString('base64').match(/.{1,76}/g) ?? []).join('\n')}\nafter\n`);
       expect(scan(lines)).toBe('after\n');
     }
+  });
+
+  it('on text already plain: withoutEncodedLines for all-ASCII text, undefined for any other (Latin-1, wider, lone surrogates)', () => {
+    const bit = fc.oneof(
+      { weight: 5, arbitrary: fc.integer({ min: 1, max: 90 }).map((k) => randomBytes(k).toString('base64').replace(/=+$/, '')) },
+      { weight: 3, arbitrary: fc.tuple(fc.constantFrom('a1B', 'aB+', '1B'), fc.integer({ min: 55, max: 70 })).map(([u, k]) => u.repeat(k).slice(0, k)) },
+      { weight: 3, arbitrary: fc.constantFrom('\n', '\r\n', '=', '==', ' ', '\t', 'word', '\x1b[1m') },
+      { weight: 1, arbitrary: fc.constantFrom('é', 'ÿ', '\u0141', '\u2028', '😀', '\ud800', '\x85', '\ufeff') },
+    );
+    fc.assert(fc.property(fc.array(bit, { maxLength: 14 }), (bits) => {
+      const plain = plainText(bits.join(''));
+      const kept = plainAsciiStringKept(plain);
+      // eslint-disable-next-line no-control-regex
+      expect(kept === undefined).toBe(/[^\x00-\x7f]/.test(plain));
+      if (kept !== undefined) expect(kept).toBe(withoutEncodedLines(plain));
+    }), { numRuns: 4000 });
+    const text = `${'x'.repeat(70)}\n`.repeat(2000);
+    expect(plainAsciiStringKept(text)).toBe(text);
   });
 
   it('the WebAssembly scan agrees with the JavaScript one on whole 64 KiB payloads and larger, however lines fall on its blocks', () => {
