@@ -28,6 +28,7 @@
  * Needs PostgreSQL on 127.0.0.1:5432 (trust for postgres), pgbench, pgbouncer, runuser, root.
  */
 import { execFile, execFileSync } from 'node:child_process';
+import { closeSync, openSync, writeSync } from 'node:fs';
 import { copyFile, chmod, mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -74,6 +75,26 @@ async function wakeups(pid: number): Promise<number> {
     n += Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(status)?.[1] ?? 0);
   }
   return n;
+}
+
+let probes = 0;
+/**
+ * CPU µs to create one small file in `dir`, over 100 (kept, not deleted: a deletion is what makes
+ * the next creations slow). On this VM's ext4 without a journal a creation scans past every inode
+ * of its block group freed in the last minutes (`recently_deleted`): right after a large `rm -rf`
+ * it costs 300-700 µs instead of 30-90, and a proxied session creates two files (its catalog entry
+ * and its recording) on the thread pool, where perf found that scan to be 40% of pam serve's CPU
+ * in a -C run. Printed beside each new-sessions round so such a round can be told apart.
+ */
+function fileCreateUs(dir: string): number {
+  const t0 = process.cpuUsage();
+  for (let i = 0; i < 100; i++) {
+    const fd = openSync(join(dir, `.create-probe-${probes++}`), 'wx');
+    writeSync(fd, 'x'.repeat(100));
+    closeSync(fd);
+  }
+  const u = process.cpuUsage(t0);
+  return (u.user + u.system) / 100;
 }
 
 async function pgbench(conninfo: string, args: string[], password?: string): Promise<{ tps: number; tx: number }> {
@@ -134,10 +155,10 @@ try {
   const token = await grantOn(pam);
   const otherToken = other ? await grantOn(other) : undefined;
   const allPaths = [
-    { name: 'direct', conn: `host=127.0.0.1 port=5432 user=postgres dbname=${DB} sslmode=disable`, pid: undefined as number | undefined, pw: undefined as string | undefined },
-    { name: 'pgbouncer (session)', conn: `host=127.0.0.1 port=${bouncer.port} user=postgres dbname=${DB} sslmode=disable`, pid: bouncer.pid, pw: undefined },
-    { name: 'pam serve (recording + policy)', conn: `host=127.0.0.1 port=${pam.ports.pg} user=postgres dbname=${DB} sslmode=disable`, pid: pam.proc.pid, pw: token },
-    ...(other ? [{ name: `pam serve from ${COMPARE}`, conn: `host=127.0.0.1 port=${other.ports.pg} user=postgres dbname=${DB} sslmode=disable`, pid: other.proc.pid, pw: otherToken }] : []),
+    { name: 'direct', conn: `host=127.0.0.1 port=5432 user=postgres dbname=${DB} sslmode=disable`, pid: undefined as number | undefined, pw: undefined as string | undefined, recordings: undefined as string | undefined },
+    { name: 'pgbouncer (session)', conn: `host=127.0.0.1 port=${bouncer.port} user=postgres dbname=${DB} sslmode=disable`, pid: bouncer.pid, pw: undefined, recordings: undefined },
+    { name: 'pam serve (recording + policy)', conn: `host=127.0.0.1 port=${pam.ports.pg} user=postgres dbname=${DB} sslmode=disable`, pid: pam.proc.pid, pw: token, recordings: join(pam.dir, 'data', 'recordings') },
+    ...(other ? [{ name: `pam serve from ${COMPARE}`, conn: `host=127.0.0.1 port=${other.ports.pg} user=postgres dbname=${DB} sslmode=disable`, pid: other.proc.pid, pw: otherToken, recordings: join(other.dir, 'data', 'recordings') }] : []),
   ];
   const paths = allPaths.filter((p) => PATHS.some((k) => p.name.startsWith(k)));
   const rows: { path: string; mode: string; tps: number[]; cpu: number[]; main: number[]; wakes: number[] }[] = [];
@@ -150,6 +171,7 @@ try {
           ? ['-S', '-C', '-c', '8', '-j', '8', '-T', String(Math.max(3, SECONDS / 2)), ...(RATE ? ['-R', String(RATE)] : [])]
           : ['-S', '-c', String(CLIENTS), '-j', '2', '-T', String(SECONDS), '-M', mode];
         if (mode !== 'new sessions') await pgbench(p.conn, ['-S', '-c', String(CLIENTS), '-j', '2', '-T', '2', '-M', mode], p.pw).catch(() => undefined); // warm-up
+        const probe = mode === 'new sessions' && p.recordings ? `, file creation ${fileCreateUs(p.recordings).toFixed(0)} µs CPU` : '';
         const c0 = p.pid ? await cpuMs(p.pid) : 0;
         const m0 = p.pid ? await cpuMs(p.pid, p.pid) : 0; // the main (event loop) thread alone
         const w0 = p.pid ? await wakeups(p.pid) : 0;
@@ -162,7 +184,7 @@ try {
         if (p.pid) row.cpu.push(((c1 - c0) * 1000) / r.tx);
         if (p.pid) row.main.push(((m1 - m0) * 1000) / r.tx);
         if (p.pid) row.wakes.push((w1 - w0) / r.tx);
-        console.error(`${p.name.padEnd(34)} ${mode.padEnd(13)} round ${round + 1}: ${r.tps.toFixed(0)} tps${p.pid ? `, ${(((c1 - c0) * 1000) / r.tx).toFixed(1)} µs CPU/tx (main ${(((m1 - m0) * 1000) / r.tx).toFixed(1)})` : ''}, load ${loadavg()[0]!.toFixed(1)}`);
+        console.error(`${p.name.padEnd(34)} ${mode.padEnd(13)} round ${round + 1}: ${r.tps.toFixed(0)} tps${p.pid ? `, ${(((c1 - c0) * 1000) / r.tx).toFixed(1)} µs CPU/tx (main ${(((m1 - m0) * 1000) / r.tx).toFixed(1)})` : ''}${probe}, load ${loadavg()[0]!.toFixed(1)}`);
       }
     }
     rows.push(...byPath.values());
