@@ -1,5 +1,9 @@
-;; The byte scan of ascii-text.ts, 16 bytes at a time with WebAssembly SIMD: is a payload plain
-;; ASCII, and where are its base64 lines.
+;; The byte scans of ascii-text.ts, 16 bytes at a time with WebAssembly SIMD: is a payload plain
+;; ASCII, and where are its base64 lines (scan); terminal text made plain in place (plain).
+;;
+;; plain(len): the `len` bytes at address 0, in place, as plainText leaves ASCII text whose only
+;; controls are tab, LF and CR: CR LF and a lone CR become LF. Returns the new length, or -1 when a
+;; byte is another control, DEL or above 0x7f (escape sequences, UTF-8: the caller's regexes).
 ;;
 ;; scan(len, out): the payload is the `len` bytes at address 0, followed by 16 newline bytes the
 ;; caller writes (so a block is always loaded whole: a run of the alphabet and a search for the
@@ -119,4 +123,54 @@
             (local.set $i (i32.add (local.get $i) (i32.const 16)))
             (br $blocks)))
         (br $lines)))
-    (local.get $n)))
+    (local.get $n))
+  (func (export "plain") (param $len i32) (result i32)
+    (local $src i32) (local $dst i32) (local $stop i32) (local $c i32) (local $v v128)
+    (local $space v128) (local $del v128) (local $tab v128) (local $nl v128) (local $cr v128)
+    (local.set $space (i8x16.splat (i32.const 0x20)))
+    (local.set $del (i8x16.splat (i32.const 0x7f)))
+    (local.set $tab (i8x16.splat (i32.const 9)))
+    (local.set $nl (i8x16.splat (i32.const 10)))
+    (local.set $cr (i8x16.splat (i32.const 13)))
+    (block $done
+      (loop $blocks
+        ;; Whole blocks without a CR are moved as they are; the rest byte by byte (up to the
+        ;; block's end, or one past it when its last CR's LF is the next block's first byte).
+        (local.set $stop (local.get $len))
+        (if (i32.le_u (i32.add (local.get $src) (i32.const 16)) (local.get $len))
+          (then
+            (local.set $v (v128.load (local.get $src)))
+            (if (v128.any_true
+                  (v128.andnot
+                    (v128.or (i8x16.lt_u (local.get $v) (local.get $space)) (i8x16.ge_u (local.get $v) (local.get $del)))
+                    (v128.or (v128.or (i8x16.eq (local.get $v) (local.get $tab)) (i8x16.eq (local.get $v) (local.get $nl))) (i8x16.eq (local.get $v) (local.get $cr)))))
+              (then (return (i32.const -1))))
+            (if (i32.eqz (v128.any_true (i8x16.eq (local.get $v) (local.get $cr))))
+              (then
+                ;; In place: dst <= src, and the 16 bytes stored were loaded before.
+                (v128.store (local.get $dst) (local.get $v))
+                (local.set $src (i32.add (local.get $src) (i32.const 16)))
+                (local.set $dst (i32.add (local.get $dst) (i32.const 16)))
+                (br $blocks)))
+            (local.set $stop (i32.add (local.get $src) (i32.const 16)))))
+        (br_if $done (i32.ge_u (local.get $src) (local.get $len)))
+        (block $bytes
+          (loop $byte
+            (br_if $bytes (i32.ge_u (local.get $src) (local.get $stop)))
+            (local.set $c (i32.load8_u (local.get $src)))
+            (if (i32.and
+                  (i32.or (i32.lt_u (local.get $c) (i32.const 0x20)) (i32.ge_u (local.get $c) (i32.const 0x7f)))
+                  (i32.and (i32.ne (local.get $c) (i32.const 9)) (i32.and (i32.ne (local.get $c) (i32.const 10)) (i32.ne (local.get $c) (i32.const 13)))))
+              (then (return (i32.const -1))))
+            (local.set $src (i32.add (local.get $src) (i32.const 1)))
+            (if (i32.eq (local.get $c) (i32.const 13))
+              (then
+                (local.set $c (i32.const 10))
+                (if (i32.and (i32.lt_u (local.get $src) (local.get $len)) (i32.eq (i32.load8_u (local.get $src)) (i32.const 10)))
+                  (then (local.set $src (i32.add (local.get $src) (i32.const 1)))))))
+            (i32.store8 (local.get $dst) (local.get $c))
+            (local.set $dst (i32.add (local.get $dst) (i32.const 1)))
+            (br $byte)))
+        (br $blocks)))
+    (local.get $dst))
+)

@@ -23,6 +23,7 @@ const latin1 = (b: Uint8Array, from: number, to: number) => Buffer.prototype.lat
 interface ScanExports {
   memory: WebAssembly.Memory;
   scan(len: number, out: number): number;
+  plain(len: number): number;
 }
 
 function load(): ScanExports | undefined {
@@ -99,6 +100,25 @@ export function plainAsciiStringKept(s: string): string | undefined {
   if (heap.write(s, 0, 'utf8') !== n) return undefined;
   const kept = scanned(n, out, (from, to) => s.slice(from, to));
   return kept?.length === n ? s : kept;
+}
+
+/**
+ * Terminal output (`o` data) made plain and without its base64 lines, in one pass of each scan
+ * when it is ASCII whose only controls are tab, LF and CR (the bulk of a pty session: text with
+ * CR LF line ends): `length` is plainText(data).length and `kept` is withoutEncodedLines of that
+ * text. Undefined for any other text (an escape, another control, a character above 0x7f) or
+ * without WebAssembly: the caller runs plainText and the rest.
+ */
+export function terminalAsciiText(data: string): { length: number; kept: string } | undefined {
+  if (!wasm) return undefined;
+  const n = data.length;
+  const out = room(3 * n, n);
+  if (heap.write(data, 0, 'utf8') !== n) return undefined;
+  const length = wasm.plain(n);
+  if (length < 0) return undefined;
+  // Slices of `data` itself when it had no CR (a lone CR became LF in place, keeping the length).
+  const kept = length === n && !data.includes('\r') ? scanned(n, out, (from, to) => data.slice(from, to)) : scanned(length, out, (from, to) => latin1(heap, from, to));
+  return kept === undefined ? undefined : { length, kept };
 }
 
 /**

@@ -4,7 +4,7 @@ import { plainText } from '../terminal-escapes.js';
 import { TypedLines } from '../typed-line.js';
 import { commandName } from './command-name.js';
 import type { SkipLine } from '../recording-lines.js';
-import { plainAsciiStringKept } from './ascii-text.js';
+import { plainAsciiStringKept, terminalAsciiText } from './ascii-text.js';
 
 /** An output chunk closes after this much recording time or text, so a hit points near its moment. */
 export const CHUNK_SECONDS = 2;
@@ -215,6 +215,8 @@ export class AsciicastExtractor {
 
   private text(kind: TextKind, t: number, data: string, out: IndexOp[]): void {
     if (this.outputChars >= MAX_OUTPUT_CHARS) return;
+    const ascii = terminalAsciiText(data);
+    if (ascii) return this.plainKept(kind, t, ascii.length, ascii.kept, out);
     const plain = plainText(data);
     if (!plain) return;
     this.plainKept(kind, t, plain.length, plainAsciiStringKept(plain) ?? withoutEncodedLines(plain), out);

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { plainAsciiKept, plainAsciiKeptJs, plainAsciiStringKept, wasmScanAvailable } from '../../recorder/index/ascii-text.js';
+import { plainAsciiKept, plainAsciiKeptJs, plainAsciiStringKept, terminalAsciiText, wasmScanAvailable } from '../../recorder/index/ascii-text.js';
 import { AsciicastExtractor, MAX_OUTPUT_CHARS, withoutEncodedLines } from '../../recorder/index/extract-asciicast.js';
 import { RawExtractor } from '../../recorder/index/extract-raw.js';
 import type { IndexOp } from '../../recorder/index/index.types.js';
@@ -81,6 +81,29 @@ describe('index text from plain ASCII bytes (ascii-text.ts)', () => {
     }), { numRuns: 4000 });
     const text = `${'x'.repeat(70)}\n`.repeat(2000);
     expect(plainAsciiStringKept(text)).toBe(text);
+  });
+
+  it('terminal output: plainText and withoutEncodedLines in one go for ASCII with tab, LF and CR only, undefined for any other', () => {
+    const bit = fc.oneof(
+      { weight: 5, arbitrary: fc.integer({ min: 1, max: 90 }).map((k) => randomBytes(k).toString('base64').replace(/=+$/, '')) },
+      { weight: 3, arbitrary: fc.tuple(fc.constantFrom('a1B', 'aB+', '1B'), fc.integer({ min: 55, max: 70 })).map(([u, k]) => u.repeat(k).slice(0, k)) },
+      { weight: 4, arbitrary: fc.constantFrom('\r\n', '\r', '\n', '\n\r', '\r\r\n', '=', '==', ' ', '\t', 'word') },
+      { weight: 1, arbitrary: fc.constantFrom('\x1b[1m', '\x07', '\x7f', '\x00', 'é', '\u0141', '\u2028', '😀', '\ud800', '\x85') },
+    );
+    const terminal = (s: string) => /^[\t\n\r\x20-\x7e]*$/.test(s);
+    const same = (s: string) => {
+      const got = terminalAsciiText(s);
+      expect(got === undefined).toBe(!terminal(s));
+      if (got) {
+        const plain = plainText(s);
+        expect(got).toEqual({ length: plain.length, kept: withoutEncodedLines(plain) });
+      }
+    };
+    fc.assert(fc.property(fc.array(bit, { maxLength: 14 }), (bits) => same(bits.join(''))), { numRuns: 4000 });
+    // Long text, so CRs fall on every lane and CR LF across blocks; base64 lines among words.
+    fc.assert(fc.property(fc.array(bit, { minLength: 1, maxLength: 30 }), fc.integer({ min: 1, max: 600 }), (bits, times) => {
+      same(Array.from({ length: times }, (_, i) => bits[i % bits.length]).join(''));
+    }), { numRuns: 200 });
   });
 
   it('the WebAssembly scan agrees with the JavaScript one on whole 64 KiB payloads and larger, however lines fall on its blocks', () => {
