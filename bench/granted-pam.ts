@@ -42,8 +42,8 @@ export interface GrantedPam {
 }
 
 /** Starts `pam serve` (from `entry`, another checkout's bin/pam.js, when given) with `extra` config lines. */
-export async function startGrantedPam(opts: { sshd: TestSshd; db: string; extra?: string; entry?: string }): Promise<GrantedPam> {
-  const p = await startPamProcess({ roles: ROLES, extra: targets(opts.sshd, opts.db) + (opts.extra ?? ''), ...(opts.entry ? { entry: opts.entry } : {}) });
+export async function startGrantedPam(opts: { sshd: TestSshd; db: string; extra?: string; entry?: string; nodeArgs?: string[] }): Promise<GrantedPam> {
+  const p = await startPamProcess({ roles: ROLES, extra: targets(opts.sshd, opts.db) + (opts.extra ?? ''), ...(opts.entry ? { entry: opts.entry } : {}), ...(opts.nodeArgs?.length ? { nodeArgs: opts.nodeArgs } : {}) });
   const token = (await p.pam(['dev', 'token', 'bench', '--groups', 'bench', '--ttl', '8h'])).stdout.trim();
   const auditor = (await p.pam(['dev', 'token', 'boss', '--groups', 'boss', '--ttl', '8h'])).stdout.trim();
   await p.pam(['secret', 'set', 'web-root'], {}, opts.sshd.userKey);
