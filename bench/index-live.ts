@@ -12,7 +12,7 @@
  *     index entry each): TPS and CPU per 1,000 sessions.
  * CPU is user+system of the whole process (the index worker thread included) from
  * /proc/PID/stat, over the run plus --settle seconds after it, the same window for both.
- * Machine CPU: the busy time of all cores (/proc/stat: user, nice, system, irq, softirq, steal)
+ * Machine CPU: the busy time of all cores (/proc/stat: user, nice, system, irq, softirq; not steal, the hypervisor's)
  * over the same window, per unit: what the client, sshd or PostgreSQL and the proxy together
  * spent. On a machine these runs keep busy, throughput is the cores' time over that, so the
  * on/off ratio of machine CPU per unit says what the index takes from throughput with far less
@@ -87,11 +87,11 @@ async function pgbench(port: number, token: string, extra: string[]): Promise<nu
 
 const sshCat = (port: number, token: string) => sshCatFile(port, token, file);
 
-/** Busy CPU ms of all cores since boot, from the `cpu` line of /proc/stat (idle and iowait left out). */
+/** Busy CPU ms of all cores since boot, from the `cpu` line of /proc/stat (idle, iowait and steal left out). */
 async function machineMs(): Promise<number> {
   const f = (await readFile('/proc/stat', 'utf8')).split('\n', 1)[0]!.trim().split(/\s+/).slice(1).map(Number);
-  const [user, nice, system, , , irq, softirq, steal] = f as [number, number, number, number, number, number, number, number];
-  return (user + nice + system + irq + softirq + steal) * TICK_MS;
+  const [user, nice, system, , , irq, softirq] = f as [number, number, number, number, number, number, number];
+  return (user + nice + system + irq + softirq) * TICK_MS;
 }
 
 /** Runs `fn` and returns its result with the process's and the machine's CPU ms over it plus the settle time. */
