@@ -13,7 +13,7 @@
  * CPU is user+system of the whole process (the index worker thread included) from
  * /proc/PID/stat, over the run plus --settle seconds after it, the same window for both.
  * Machine CPU: the busy time of all cores (/proc/stat: user, nice, system, irq, softirq; not steal, the hypervisor's)
- * over the same window, per unit: what the client, sshd or PostgreSQL and the proxy together
+ * over the same window, above the idle rate measured just before it, per unit: what the client, sshd or PostgreSQL and the proxy together
  * spent. On a machine these runs keep busy, throughput is the cores' time over that, so the
  * on/off ratio of machine CPU per unit says what the index takes from throughput with far less
  * round-to-round swing than the throughput ratios (it is only meaningful with nothing else
@@ -94,13 +94,24 @@ async function machineMs(): Promise<number> {
   return (user + nice + system + irq + softirq) * TICK_MS;
 }
 
-/** Runs `fn` and returns its result with the process's and the machine's CPU ms over it plus the settle time. */
+/**
+ * Runs `fn` and returns its result with the process's and the machine's CPU ms over it plus the
+ * settle time. The machine's is above its idle rate, taken over the half second before (both
+ * proxies idle, whatever else runs): the settle second alone would otherwise add up to 2,000 ms
+ * of a neighbour's CPU to a 30 MiB transfer's.
+ */
 async function withCpu<T>(pid: number, fn: () => Promise<T>): Promise<{ v: T; cpu: number; machine: number }> {
+  const i0 = await machineMs();
+  const it = performance.now();
+  await sleep(500);
+  const idleRate = ((await machineMs()) - i0) / (performance.now() - it);
   const c0 = await cpuMs(pid);
   const m0 = await machineMs();
+  const t0 = performance.now();
   const v = await fn();
   await sleep(SETTLE_MS);
-  return { v, cpu: (await cpuMs(pid)) - c0, machine: (await machineMs()) - m0 };
+  const machine = (await machineMs()) - m0 - idleRate * (performance.now() - t0);
+  return { v, cpu: (await cpuMs(pid)) - c0, machine };
 }
 
 type Row = {
