@@ -9,9 +9,9 @@
  *
  * CPU is each thread's run time from /proc/PID/task/TID/schedstat (nanoseconds: /proc/.../stat
  * counts 10 ms ticks, which at ~10 ms/MiB hid differences of a tenth), in groups: the main thread,
- * the index worker (the thread at nice 19), V8's platform threads (the four Node starts first:
- * GC helpers, concurrent marking, compilation; shared by every isolate of the process) and the
- * rest (the libuv pool and others). Figures: ms per MiB, median over rounds and each round.
+ * the index worker (the thread at nice 19), Node's platform threads (the five it starts first:
+ * V8's GC helpers, concurrent marking and compilation, shared by every isolate of the process)
+ * and the rest (the libuv pool and others). `--node --trace-gc` shows which isolate collects. Figures: ms per MiB, median over rounds and each round.
  *
  *   npm run bench index-threads -- [--mb 30] [--rounds 6] [--pty] [--base DIR] [--node "--trace-gc"]
  *
@@ -44,12 +44,15 @@ const psqlAdmin = (sql: string) => execFileSync('psql', ['-h', '127.0.0.1', '-U'
 /** Run time in ms of each group of the process's threads. */
 async function threads(pid: number): Promise<Record<Group, number>> {
   const r: Record<Group, number> = { main: 0, 'index worker': 0, 'V8 platform': 0, other: 0 };
-  for (const tid of await readdir(`/proc/${pid}/task`)) {
+  // By rank, not by id minus pid: ids come from the machine-wide pid space, so other processes'
+  // ids fall between a process's threads. The five after main are Node's platform (its delayed
+  // task scheduler and four workers), started before anything else.
+  const tids = (await readdir(`/proc/${pid}/task`)).map(Number).sort((a, b) => a - b);
+  for (const [rank, tid] of tids.entries()) {
     const [stat, sched] = await Promise.all([readFile(`/proc/${pid}/task/${tid}/stat`, 'utf8'), readFile(`/proc/${pid}/task/${tid}/schedstat`, 'utf8')]).catch(() => ['', '']);
     if (!stat) continue; // ended meanwhile
     const nice = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
-    const t = Number(tid) - pid;
-    const g: Group = t === 0 ? 'main' : nice === 19 ? 'index worker' : t <= 4 ? 'V8 platform' : 'other';
+    const g: Group = tid === pid ? 'main' : nice === 19 ? 'index worker' : rank <= 5 ? 'V8 platform' : 'other';
     r[g] += Number(sched.split(' ')[0]) / 1e6;
   }
   return r;
