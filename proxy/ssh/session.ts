@@ -16,6 +16,7 @@ import { RemoteForwards } from './remote-forward.js';
 import { ForwardedAgent, SessionForwards } from './session-forward.js';
 import { HostKeyMismatch, UpstreamError } from './errors.js';
 import { connectUpstream } from './upstream.js';
+import { fairReads } from './fair-reads.js';
 import { SessionLifecycle, SessionRefused, type LiveSession } from '../session-lifecycle.js';
 
 type Connection = ssh2.Connection;
@@ -151,6 +152,8 @@ export class SshConnection {
     this.auth = opened.auth;
     this.step = 'relay';
     this.login?.done();
+    fairReads(this.client);
+    fairReads(this.upstream);
     ctx.accept();
   }
 
