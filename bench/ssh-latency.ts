@@ -3,7 +3,11 @@
  * time and waits for its echo, straight to sshd and through the broker (recording on), in one
  * run. Reports p50/p99 of each and the difference the proxy adds.
  *
- *   node bin/run-ts.js bench/ssh-latency.ts [--n 1000] [--serve]
+ *   node bin/run-ts.js bench/ssh-latency.ts [--n 1000] [--serve] [--blocks 1] [--extra 'YAML']
+ *
+ * --blocks K: the N keystrokes of each path in K blocks, direct and proxied alternated block by
+ * block (a neighbour's load then falls on both alike). --extra: YAML lines for `pam serve`'s
+ * config (e.g. `index: { enabled: false }`), with --serve.
  *
  * --serve: through `pam serve` as its own process from YAML (ssh-serve-setup.ts), the figure
  * the issue asks for; without it the broker runs in this process (a profiling aid).
@@ -16,7 +20,11 @@ const i = process.argv.indexOf('--n');
 const N = i > 0 ? Number(process.argv[i + 1]) : 1000;
 
 const serve = process.argv.includes('--serve');
-const setup = serve ? await startServeBench() : await startSshBench();
+const bi = process.argv.indexOf('--blocks');
+const BLOCKS = bi > 0 ? Number(process.argv[bi + 1]) : 1;
+const ei = process.argv.indexOf('--extra');
+const EXTRA = ei > 0 ? process.argv[ei + 1]! : undefined;
+const setup = serve ? await startServeBench(EXTRA ? { extra: EXTRA } : {}) : await startSshBench();
 const { sshd, token } = setup;
 const brokerPort = 'pam' in setup ? setup.port : setup.broker.port;
 
@@ -29,7 +37,7 @@ function connect(cfg: ssh2.ConnectConfig): Promise<ssh2.Client> {
   });
 }
 
-async function measure(client: ssh2.Client): Promise<number[]> {
+async function measure(client: ssh2.Client, n: number): Promise<number[]> {
   const ch = await new Promise<ssh2.ClientChannel>((res, rej) => client.shell({ term: 'dumb' }, (e, s) => (e ? rej(e) : res(s))));
   let buf = '';
   let waiter: (() => void) | undefined;
@@ -49,7 +57,7 @@ async function measure(client: ssh2.Client): Promise<number[]> {
   ch.write('stty -icanon; exec cat >/dev/null\r');
   await new Promise((r) => setTimeout(r, 500));
   const out: number[] = [];
-  for (let k = 0; k < N + 50; k++) {
+  for (let k = 0; k < n + 50; k++) {
     const c = String.fromCharCode(97 + (k % 26));
     buf = '';
     const t = process.hrtime.bigint();
@@ -59,12 +67,19 @@ async function measure(client: ssh2.Client): Promise<number[]> {
   }
   ch.close();
   client.end();
-  return out.sort((a, b) => a - b);
+  return out;
 }
 
 const pct = (xs: number[], p: number) => xs[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
-const direct = await measure(await connect({ port: sshd.port, username: 'root', privateKey: sshd.userKey }));
-const proxied = await measure(await connect({ port: brokerPort, username: 'root@bench', tryKeyboard: true }));
+const direct: number[] = [];
+const proxied: number[] = [];
+for (let b = 0; b < BLOCKS; b++) {
+  const n = Math.ceil(N / BLOCKS);
+  direct.push(...(await measure(await connect({ port: sshd.port, username: 'root', privateKey: sshd.userKey }), n)));
+  proxied.push(...(await measure(await connect({ port: brokerPort, username: 'root@bench', tryKeyboard: true }), n)));
+}
+direct.sort((a, b) => a - b);
+proxied.sort((a, b) => a - b);
 console.log(JSON.stringify({
   n: N,
   broker: serve ? 'pam serve (own process)' : 'in-process (profiling aid)',
