@@ -19,7 +19,7 @@ import { SessionLifecycle, SessionRefused, type LiveSession } from '../session-l
 import { auditLoginTimeout, MAX_PREAUTH_MESSAGE_BYTES, sourceOf, type LoginTicket } from '../login-guard.js';
 import { batchFrontend, SettingBarrier, writePieces } from './session-relay.js';
 import { connectUpstream, sendCancel, type UpstreamOptions } from './upstream.js';
-import { keepWhatIsUnsent, letGoUpstream, readUpstream } from './upstream-leg.js';
+import { keepWhatIsUnsent, letGoUpstream, ownedForTls, readUpstream } from './upstream-leg.js';
 import type { PooledConnection, UpstreamPool } from './upstream-pool.js';
 import { brokenPin, statusBreaksPin } from './parse-pins.js';
 import { byActor } from '../../recorder/audit-events.js';
@@ -56,6 +56,8 @@ export class PostgresSession {
   private upstreamParams: Record<string, string> = {};
   private broken: { why: string; fatal: Buffer } | undefined;
   private upstream: PooledConnection | undefined;
+  /** False when the last upstream chunk went to the client as copies only (ownedForTls): the read buffer may be read into again. */
+  private wroteViews = true;
   private readonly backend = new BackendStream();
   private tracker: StatementTracker | undefined;
   private readonly lifecycle: SessionLifecycle;
@@ -276,8 +278,9 @@ export class PostgresSession {
 
   /** `chunk` may be a view of the reused read buffer: only valid during the call (upstream-reads.ts). */
   private onUpstreamData(chunk: Buffer): void {
+    this.wroteViews = true;
     this.relayUpstream(chunk);
-    if (this.upstream) keepWhatIsUnsent(this.upstream, this.sock);
+    if (this.upstream && this.wroteViews) keepWhatIsUnsent(this.upstream, this.sock);
   }
 
   private relayUpstream(chunk: Buffer): void {
@@ -301,7 +304,10 @@ export class PostgresSession {
       if (this.backend.atBoundary) this.finishDrain(true);
       return;
     }
-    let ok = writePieces(this.sock, pieces);
+    const out = ownedForTls(this.sock, pieces);
+    // Copies hold nothing of the read buffer: it need not be replaced for them.
+    if (out !== pieces) this.wroteViews = false;
+    let ok = writePieces(this.sock, out);
     if (this.notices.pending && this.backend.atBoundary) ok = this.notices.flush();
     const next = this.barrier.release(this.tracker!.outstanding); // every answer is in: what waited goes on
     if (next) {

@@ -157,6 +157,21 @@ describe('postgres upstream reads into a reused buffer', () => {
     expect(st).toMatchObject({ tag: `SELECT ${TRICKLED_ROWS.length}`, rows: TRICKLED_ROWS.length });
   });
 
+  it('a TLS client: small answers are copied out, so the buffer is not replaced for every read', async () => {
+    const c = new pg.Client({ host: '127.0.0.1', port: broker.port, user: 'u', database: 'trickle', password: await cp.token('alice'), ssl: { rejectUnauthorized: false } });
+    await c.connect();
+    const reads0 = reusedReadCounts.reads;
+    const fresh0 = reusedReadCounts.fresh;
+    for (let i = 0; i < 3; i++) expect((await c.query(`select v from anywhere -- ${i}`)).rows.map((x) => x.v)).toEqual(TRICKLED_ROWS);
+    await c.end();
+    // Hundreds of reads (the answers arrive a byte per read), and each one's bytes went to the TLS
+    // client: before the copy, every one of them pinned the buffer and took a fresh 64 KiB.
+    expect(reusedReadCounts.reads - reads0).toBeGreaterThan(300);
+    expect(reusedReadCounts.fresh - fresh0).toBe(0);
+    const st = await eventually(async () => (await statements()).find((e) => e.sql === 'select v from anywhere -- 2'), 'the statement line');
+    expect(st).toMatchObject({ tag: `SELECT ${TRICKLED_ROWS.length}`, rows: TRICKLED_ROWS.length });
+  });
+
   it('reads that arrive while writes to a stopped client wait go into a fresh buffer: every row exact', async () => {
     const fresh0 = reusedReadCounts.fresh;
     const c = new pg.Client({ host: '127.0.0.1', port: broker.port, user: 'u', database: 'trickle', password: await cp.token('alice') });
