@@ -13,7 +13,7 @@
  *
  *   node bin/run-ts.js bench/pg-serve.ts [--seconds 8] [--clients 8] [--rounds 2] [--modes simple,extended] [--no-sessions]
  *       [--paths direct,pgbouncer,pam] [--cpu-prof DIR] [--node-args "--perf-basic-prof …"] [--extra-config FILE] [--compare DIR]
- *       [--rate N]
+ *       [--rate N] [--sslmode disable|require]
  *
  * --paths runs only some paths (e.g. `--paths pam` to profile); --cpu-prof DIR starts pam serve
  * with `node --cpu-prof --cpu-prof-dir DIR` (the .cpuprofile is written when it stops);
@@ -24,6 +24,9 @@
  * a loaded machine the figure to compare is then the CPU per session, which the rate keeps from
  * being inflated by a saturated process. Wake-ups per tx are the voluntary context switches of
  * all of a process's threads (each a sleep and a wake: the event loop, the thread pool, workers).
+ *
+ * --sslmode require: the clients of pam serve use TLS (what psql's and most drivers' default
+ * `prefer` gets from it); direct and pgbouncer stay plain.
  *
  * Needs PostgreSQL on 127.0.0.1:5432 (trust for postgres), pgbench, pgbouncer, runuser, root.
  */
@@ -55,6 +58,8 @@ const CPU_PROF = list('cpu-prof', [])[0];
 const EXTRA_CONFIG = list('extra-config', [])[0];
 const COMPARE = list('compare', [])[0];
 const RATE = arg('rate', 0);
+/** sslmode of the clients to pam serve (`require`: TLS, as psql's default `prefer` gets from it); direct and pgbouncer stay plain. */
+const SSLMODE = list('sslmode', ['disable'])[0]!;
 const NODE_ARGS = list('node-args', []).flatMap((a) => a.split(' ')).filter(Boolean);
 const DB = `pam_pgserve_${process.pid}`;
 const TICK_MS = 1000 / Number(execFileSync('getconf', ['CLK_TCK']).toString().trim());
@@ -157,8 +162,8 @@ try {
   const allPaths = [
     { name: 'direct', conn: `host=127.0.0.1 port=5432 user=postgres dbname=${DB} sslmode=disable`, pid: undefined as number | undefined, pw: undefined as string | undefined, recordings: undefined as string | undefined },
     { name: 'pgbouncer (session)', conn: `host=127.0.0.1 port=${bouncer.port} user=postgres dbname=${DB} sslmode=disable`, pid: bouncer.pid, pw: undefined, recordings: undefined },
-    { name: 'pam serve (recording + policy)', conn: `host=127.0.0.1 port=${pam.ports.pg} user=postgres dbname=${DB} sslmode=disable`, pid: pam.proc.pid, pw: token, recordings: join(pam.dir, 'data', 'recordings') },
-    ...(other ? [{ name: `pam serve from ${COMPARE}`, conn: `host=127.0.0.1 port=${other.ports.pg} user=postgres dbname=${DB} sslmode=disable`, pid: other.proc.pid, pw: otherToken, recordings: join(other.dir, 'data', 'recordings') }] : []),
+    { name: 'pam serve (recording + policy)', conn: `host=127.0.0.1 port=${pam.ports.pg} user=postgres dbname=${DB} sslmode=${SSLMODE}`, pid: pam.proc.pid, pw: token, recordings: join(pam.dir, 'data', 'recordings') },
+    ...(other ? [{ name: `pam serve from ${COMPARE}`, conn: `host=127.0.0.1 port=${other.ports.pg} user=postgres dbname=${DB} sslmode=${SSLMODE}`, pid: other.proc.pid, pw: otherToken, recordings: join(other.dir, 'data', 'recordings') }] : []),
   ];
   const paths = allPaths.filter((p) => PATHS.some((k) => p.name.startsWith(k)));
   const rows: { path: string; mode: string; tps: number[]; cpu: number[]; main: number[]; wakes: number[] }[] = [];
