@@ -3,7 +3,9 @@
  * one SSH target `web` (root, key login) over the bench's sshd and one Postgres target DB over the
  * machine's PostgreSQL (trust), a bench user with approved grants on both, and an auditor.
  */
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { statSync } from 'node:fs';
+import { join } from 'node:path';
 import { OPENSSH_OPTS, type TestSshd } from '../test/helpers/sshd.js';
 import { startPamProcess, type PamProcess } from '../test/helpers/pam-process.js';
 
@@ -55,14 +57,24 @@ export async function startGrantedPam(opts: { sshd: TestSshd; db: string; extra?
   return { p, token, auditor };
 }
 
-/** `ssh root@web cat FILE > /dev/null` through the proxy with the OpenSSH client; resolves with the seconds it took. */
-export function sshCat(port: number, token: string, file: string): Promise<number> {
-  const args = ['-P', 'IAM token', '-e', 'ssh', ...OPENSSH_OPTS, '-o', 'LogLevel=ERROR', '-o', `Port=${port}`, '-o', 'User=root@web', '127.0.0.1', `cat ${file}`];
+/**
+ * `ssh root@web cat FILE > /dev/null` through the proxy with the OpenSSH client; resolves with the
+ * seconds it took. `pty`: `ssh -tt` (a terminal recording) instead of no pty (a raw recording).
+ */
+export function sshCat(port: number, token: string, file: string, opts: { pty?: boolean } = {}): Promise<number> {
+  const args = ['-P', 'IAM token', '-e', 'ssh', ...(opts.pty ? ['-tt'] : []), ...OPENSSH_OPTS, '-o', 'LogLevel=ERROR', '-o', `Port=${port}`, '-o', 'User=root@web', '127.0.0.1', `cat ${file}`];
   return new Promise((resolve, reject) => {
     const t = process.hrtime.bigint();
-    const p = spawn('sshpass', args, { env: { ...process.env, SSHPASS: token }, stdio: ['ignore', 'ignore', 'pipe'] });
+    const p = spawn('sshpass', args, { env: { ...process.env, SSHPASS: token }, stdio: [opts.pty ? 'pipe' : 'ignore', 'ignore', 'pipe'] });
     let err = '';
-    p.stderr.on('data', (d: Buffer) => (err += d));
+    p.stderr!.on('data', (d: Buffer) => (err += d));
     p.once('close', (code) => (code === 0 ? resolve(Number(process.hrtime.bigint() - t) / 1e9) : reject(new Error(`ssh exited ${code}: ${err}`))));
   });
+}
+
+/** `mib` MiB of random bytes as base64 text (the index's worst case: every line a new token) at `dir/bulk.txt`; its path and size in MiB. */
+export function bulkBase64File(dir: string, mib: number): { file: string; mib: number } {
+  const file = join(dir, 'bulk.txt');
+  execFileSync('sh', ['-c', `head -c ${Math.round((mib * 1024 * 1024 * 3) / 4)} /dev/urandom | base64 > ${file}`]);
+  return { file, mib: statSync(file).size / 1048576 };
 }

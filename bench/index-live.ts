@@ -32,12 +32,11 @@
 import { execFile, execFileSync } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { loadavg } from 'node:os';
-import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Client, type ClientChannel } from 'ssh2';
 import { startSshd } from '../test/helpers/sshd.js';
 import type { PamProcess } from '../test/helpers/pam-process.js';
-import { sshCat as sshCatFile, startGrantedPam } from './granted-pam.js';
+import { bulkBase64File, sshCat as sshCatFile, startGrantedPam } from './granted-pam.js';
 
 const exec = promisify(execFile);
 const arg = (name: string, def: number) => {
@@ -65,9 +64,7 @@ async function cpuMs(pid: number): Promise<number> {
 }
 
 const sshd = await startSshd();
-const file = join(sshd.dir, 'bulk.txt');
-execFileSync('sh', ['-c', `head -c ${Math.round((MB * 1024 * 1024 * 3) / 4)} /dev/urandom | base64 > ${file}`]);
-const mib = Number(execFileSync('stat', ['-c', '%s', file]).toString()) / 1048576;
+const { file, mib } = bulkBase64File(sshd.dir, MB);
 psqlAdmin(`DROP DATABASE IF EXISTS ${DB}`);
 psqlAdmin(`CREATE DATABASE ${DB}`);
 await exec('pgbench', ['-h', '127.0.0.1', '-U', 'postgres', '-i', '-s', '5', '-q', DB]);

@@ -18,12 +18,12 @@
  * `--node` passes Node options to the `pam serve` processes (not to the CLI calls). Needs sshd,
  * sshpass and PostgreSQL on 127.0.0.1:5432 (the granted setup has a Postgres target too).
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { readdir, readFile } from 'node:fs/promises';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
-import { OPENSSH_OPTS, startSshd } from '../test/helpers/sshd.js';
-import { sshCat, startGrantedPam, type GrantedPam } from './granted-pam.js';
+import { startSshd } from '../test/helpers/sshd.js';
+import { bulkBase64File, sshCat, startGrantedPam, type GrantedPam } from './granted-pam.js';
 
 const arg = (name: string) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -58,25 +58,11 @@ async function threads(pid: number): Promise<Record<Group, number>> {
   return r;
 }
 
-/** `ssh -tt HOST cat FILE` through the proxy: the same as sshCat with a pty (a terminal recording). */
-function sshCatPty(port: number, token: string, file: string): Promise<number> {
-  const args = ['-P', 'IAM token', '-e', 'ssh', '-tt', ...OPENSSH_OPTS, '-o', 'LogLevel=ERROR', '-o', `Port=${port}`, '-o', 'User=root@web', '127.0.0.1', `cat ${file}`];
-  return new Promise((resolve, reject) => {
-    const t = process.hrtime.bigint();
-    const p = spawn('sshpass', args, { env: { ...process.env, SSHPASS: token }, stdio: ['pipe', 'ignore', 'pipe'] });
-    let err = '';
-    p.stderr.on('data', (d: Buffer) => (err += d));
-    p.once('close', (code) => (code === 0 ? resolve(Number(process.hrtime.bigint() - t) / 1e9) : reject(new Error(`ssh exited ${code}: ${err}`))));
-  });
-}
-
 const sshd = await startSshd();
-const file = join(sshd.dir, 'bulk.txt');
-execFileSync('sh', ['-c', `head -c ${Math.round((MB * 1024 * 1024 * 3) / 4)} /dev/urandom | base64 > ${file}`]);
-const mib = Number(execFileSync('stat', ['-c', '%s', file]).toString()) / 1048576;
+const { file, mib } = bulkBase64File(sshd.dir, MB);
 psqlAdmin(`DROP DATABASE IF EXISTS ${DB}`);
 psqlAdmin(`CREATE DATABASE ${DB}`);
-const cat = (g: GrantedPam) => (PTY ? sshCatPty : sshCat)(g.p.ports.ssh, g.token, file);
+const cat = (g: GrantedPam) => sshCat(g.p.ports.ssh, g.token, file, { pty: PTY });
 
 const procs: { name: string; g: GrantedPam }[] = [
   { name: 'index on', g: await startGrantedPam({ sshd, db: DB, nodeArgs: NODE_ARGS }) },

@@ -120,7 +120,7 @@ export function isOutputEventLine(b: Buffer, from: number, to: number): boolean 
 }
 
 /** Text kinds indexed in chunks: terminal output, and the stdin of raw channels that no gate judged. */
-export type TextKind = 'output' | 'input';
+type TextKind = 'output' | 'input';
 
 interface Open { key: number; kind: TextKind; t: number; text: string }
 
