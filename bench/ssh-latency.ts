@@ -3,11 +3,21 @@
  * time and waits for its echo, straight to sshd and through the broker (recording on), in one
  * run. Reports p50/p99 of each and the difference the proxy adds.
  *
- *   node bin/run-ts.js bench/ssh-latency.ts [--n 1000] [--serve] [--blocks 1] [--extra 'YAML']
+ *   node bin/run-ts.js bench/ssh-latency.ts [--n 1000] [--serve] [--blocks 1] [--warm 8000] [--extra 'YAML']
+ *
+ * Warm-up: a proxy that has been serving for a while runs its session path as optimized code;
+ * one just started runs it in V8's interpreter and baseline tiers while TurboFan compiles it on
+ * background threads, which on two cores take turns with the relay (measured: about 200
+ * compiles in the first 4,000 keystrokes, p99 3.1-3.4 ms; after 8,000, 0.4-0.7 ms). So the
+ * first 2,000 proxied keystrokes are reported on their own as `coldProxyMs` (what the first
+ * session after a restart sees), then --warm keystrokes in all (default 8000, in sessions of
+ * 2,000) go through the proxy unmeasured before the alternated blocks. The direct path's client
+ * warms up alike (its first --warm keystrokes straight to sshd are not measured either).
  *
  * --blocks K: the N keystrokes of each path in K blocks, direct and proxied alternated block by
  * block (a neighbour's load then falls on both alike). --extra: YAML lines for `pam serve`'s
- * config (e.g. `index: { enabled: false }`), with --serve.
+ * config (e.g. `index: { enabled: false }`), with --serve. --node-args 'FLAGS': flags for the
+ * `pam serve` process's node (e.g. `--trace-gc`), with --serve.
  *
  * --serve: through `pam serve` as its own process from YAML (ssh-serve-setup.ts), the figure
  * the issue asks for; without it the broker runs in this process (a profiling aid).
@@ -24,7 +34,11 @@ const bi = process.argv.indexOf('--blocks');
 const BLOCKS = bi > 0 ? Number(process.argv[bi + 1]) : 1;
 const ei = process.argv.indexOf('--extra');
 const EXTRA = ei > 0 ? process.argv[ei + 1]! : undefined;
-const setup = serve ? await startServeBench(EXTRA ? { extra: EXTRA } : {}) : await startSshBench();
+const ni = process.argv.indexOf('--node-args');
+const NODE_ARGS = ni > 0 ? process.argv[ni + 1]!.split(' ').filter(Boolean) : undefined;
+const wi = process.argv.indexOf('--warm');
+const WARM = wi > 0 ? Number(process.argv[wi + 1]) : 8000;
+const setup = serve ? await startServeBench({ ...(EXTRA ? { extra: EXTRA } : {}), ...(NODE_ARGS ? { nodeArgs: NODE_ARGS } : {}) }) : await startSshBench();
 const { sshd, token } = setup;
 const brokerPort = 'pam' in setup ? setup.port : setup.broker.port;
 
@@ -73,10 +87,15 @@ async function measure(client: ssh2.Client, n: number): Promise<number[]> {
 const pct = (xs: number[], p: number) => xs[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
 const direct: number[] = [];
 const proxied: number[] = [];
+const toProxy = () => connect({ port: brokerPort, username: 'root@bench', tryKeyboard: true });
+const toSshd = () => connect({ port: sshd.port, username: 'root', privateKey: sshd.userKey });
+const cold = WARM > 0 ? (await measure(await toProxy(), Math.min(2000, WARM))).sort((a, b) => a - b) : [];
+for (let left = WARM - 2000; left > 0; left -= 2000) await measure(await toProxy(), Math.min(2000, left));
+for (let left = WARM; left > 0; left -= 2000) await measure(await toSshd(), Math.min(2000, left));
 for (let b = 0; b < BLOCKS; b++) {
   const n = Math.ceil(N / BLOCKS);
-  direct.push(...(await measure(await connect({ port: sshd.port, username: 'root', privateKey: sshd.userKey }), n)));
-  proxied.push(...(await measure(await connect({ port: brokerPort, username: 'root@bench', tryKeyboard: true }), n)));
+  direct.push(...(await measure(await toSshd(), n)));
+  proxied.push(...(await measure(await toProxy(), n)));
 }
 direct.sort((a, b) => a - b);
 proxied.sort((a, b) => a - b);
@@ -85,8 +104,14 @@ console.log(JSON.stringify({
   broker: serve ? 'pam serve (own process)' : 'in-process (profiling aid)',
   directMs: { p50: +pct(direct, 50).toFixed(3), p99: +pct(direct, 99).toFixed(3) },
   proxyMs: { p50: +pct(proxied, 50).toFixed(3), p99: +pct(proxied, 99).toFixed(3) },
+  ...(cold.length ? { warmup: WARM, coldProxyMs: { p50: +pct(cold, 50).toFixed(3), p99: +pct(cold, 99).toFixed(3) } } : {}),
   addedMs: { p50: +(pct(proxied, 50) - pct(direct, 50)).toFixed(3), p99: +(pct(proxied, 99) - pct(direct, 99)).toFixed(3) },
 }));
+if ('pam' in setup && process.env.PAM_BENCH_DUMP) (await import('node:fs')).writeFileSync(process.env.PAM_BENCH_DUMP, setup.pam.stdout());
+if ('pam' in setup && NODE_ARGS?.includes('--trace-gc')) {
+  const gcs = setup.pam.stdout().split('\n').filter((l) => /Scavenge|Mark-Compact/.test(l));
+  console.log(JSON.stringify({ scavenges: gcs.filter((l) => l.includes('Scavenge')).length, markCompacts: gcs.filter((l) => l.includes('Mark-Compact')).length, last: gcs.slice(-3) }));
+}
 if ('pam' in setup) await setup.close();
 else {
   await setup.broker.close();
