@@ -1,6 +1,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import { writeSync, writevSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
+import { forget, markWritten, type Syncable } from './file-sync.js';
 
 /** First staging buffer of a file; it doubles while appends overflow it, up to STAGE_MAX. */
 const STAGE_MIN = 8 * 1024;
@@ -48,8 +49,9 @@ const SLOW_WRITE_MS = 50;
 
 /**
  * Append-only file that a session streams into while it runs. Writes are batched and flushed at
- * least every `flushMs` (default 250 ms) and whenever 256 KiB are pending, so a crash loses at
- * most the last flush interval. A running SHA-256 over everything written seals the file: the
+ * least every `flushMs` (default 250 ms) and whenever 256 KiB are pending, so a crash of the
+ * process loses at most the last flush interval; what is written is fdatasync'd about a second
+ * later (file-sync.ts), so a crash of the machine loses about the last second. A running SHA-256 over everything written seals the file: the
  * digest goes into the catalog and the audit log at close, so later edits are detectable.
  *
  * Appends are encoded straight into a staging buffer (no Buffer per event, no concat) that
@@ -63,7 +65,7 @@ const SLOW_WRITE_MS = 50;
  * SLOW_WRITE_MS moves that file to thread-pool writes for good, so a slow disk stalls only the
  * sessions writing to it, through the usual backlog and drained() backpressure.
  */
-export class RecordingFile {
+export class RecordingFile implements Syncable {
   private stage: Buffer | undefined;
   /** The buffer `stage` is a view of; it goes back to `spare` once its bytes are written. */
   private root: Buffer | undefined;
@@ -83,6 +85,10 @@ export class RecordingFile {
   bytes = 0;
   /** Bytes in the file (or refused by a failed write): `bytes - written` is the backlog. */
   written = 0;
+  /** Bytes an fdatasync has made durable (they survive a crash of the machine, not only of this process). */
+  synced = 0;
+  /** The periodic fdatasync under way, if any (close waits for it). */
+  private syncing: Promise<void> | undefined;
   /** performance.now() when the oldest byte not yet written was accepted. */
   pendingSince: number | undefined;
   /** Set when a write failed: the owner decides what to do (brokers end the session: fail closed). */
@@ -232,6 +238,7 @@ export class RecordingFile {
     for (const b of data) size += b.length;
     const landed = () => {
       this.written += size;
+      if (size) markWritten(this);
       // What was accepted while this write ran is younger than its start.
       this.pendingSince = this.written >= this.bytes ? undefined : startedAt;
     };
@@ -271,6 +278,26 @@ export class RecordingFile {
     if (performance.now() - t > SLOW_WRITE_MS) this.syncWrites = false;
   }
 
+  /** The periodic fdatasync (file-sync.ts): what is written so far becomes durable. */
+  syncNow(): Promise<void> {
+    if (this.closed || this.error || this.synced >= this.written) return Promise.resolve();
+    const upTo = this.written;
+    this.syncing = this.fh.datasync().then(
+      () => {
+        this.synced = Math.max(this.synced, upTo);
+      },
+      (err: Error) => {
+        // The disk did not keep what it was given: the recording can no longer be trusted to hold
+        // what was written, so the owner ends the session (fail closed), as for a failed write.
+        this.error ??= err;
+        this.onError?.(this.error);
+      },
+    ).finally(() => {
+      this.syncing = undefined;
+    });
+    return this.syncing;
+  }
+
   /** Flushes, fsyncs and closes; returns the SHA-256 (hex) of the whole content. */
   async close(): Promise<string> {
     if (this.closed) return this.hash.copy().digest('hex');
@@ -281,8 +308,11 @@ export class RecordingFile {
     for (let round = 0; round < 8 && (this.used || this.sealed.length); round++) await this.flush(true);
     this.closed = true;
     openFiles.delete(this);
+    forget(this);
     try {
+      await this.syncing;
       await this.fh.sync();
+      this.synced = this.written;
     } finally {
       await this.fh.close();
     }

@@ -4,7 +4,8 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
+import { SYNC_MS } from '../../recorder/file-sync.js';
 import { RecordingFile } from '../../recorder/recording-file.js';
 
 const run = promisify(execFile);
@@ -99,5 +100,48 @@ describe('RecordingFile', () => {
     `);
     const { stdout } = await run('bash', ['-c', `trap '' XFSZ; ulimit -f 64; exec node bin/run-ts.js ${script}`]);
     expect(JSON.parse(stdout.trim().split('\n').at(-1)!)).toEqual({ reported: 'EFBIG', closed: 'EFBIG', error: 'EFBIG' });
+  });
+
+  /** The file's handle, to count or fail its fdatasync calls (the handle is private to the class). */
+  const handleOf = (f: RecordingFile) => (f as unknown as { fh: { datasync(): Promise<void> } }).fh;
+
+  it('fdatasyncs what was written about a second later, without waiting for close, and leaves idle files alone', async () => {
+    const file = await RecordingFile.create(join(dir, 'durable'), 50);
+    const fh = handleOf(file);
+    const real = fh.datasync.bind(fh);
+    let calls = 0;
+    fh.datasync = () => (calls++, real());
+    file.append('typed before the power cut\n');
+    await file.flush();
+    expect(file.written).toBe(27);
+    expect(file.synced).toBe(0);
+    await vi.waitFor(() => expect(file.synced).toBe(27), { timeout: 10 * SYNC_MS, interval: 50 });
+    expect(calls).toBe(1);
+    // Nothing written since: later passes do not sync it again.
+    await new Promise((r) => setTimeout(r, 2.5 * SYNC_MS));
+    expect(calls).toBe(1);
+    file.append('and after\n');
+    await file.flush();
+    await vi.waitFor(() => expect(file.synced).toBe(37), { timeout: 10 * SYNC_MS, interval: 50 });
+    expect(calls).toBe(2);
+    await file.close();
+    expect((await readFile(join(dir, 'durable'))).toString()).toBe('typed before the power cut\nand after\n');
+  });
+
+  it('reports a failed fdatasync to its owner and refuses to seal (fail closed)', async () => {
+    const file = await RecordingFile.create(join(dir, 'eio'), 50);
+    let fired = 0;
+    handleOf(file).datasync = () => {
+      fired++;
+      return Promise.reject(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' }));
+    };
+    let reported = '';
+    file.onError = (e) => (reported = (e as NodeJS.ErrnoException).code ?? e.message);
+    file.append('evidence\n');
+    await file.flush();
+    await vi.waitFor(() => expect(fired).toBe(1), { timeout: 10 * SYNC_MS, interval: 50 });
+    await vi.waitFor(() => expect(reported).toBe('EIO'));
+    expect(file.synced).toBe(0);
+    await expect(file.close()).rejects.toMatchObject({ code: 'EIO' });
   });
 });
