@@ -21,7 +21,10 @@
  * --prewarm MIB: before the runs, write a file of that size next to the recordings and delete it,
  * so the page cache the recordings land in is memory the machine has used before. In this VM the
  * first write into memory never touched since boot costs about 3 ms of system CPU per MiB
- * (`dd` of 200 MiB: 0.65 s; into freed pages again: 0.05 s); a long-running host has none left.
+ * (`dd` of 200 MiB: 0.65 s; into freed pages again: 0.05 s). It helps only for a while: the VM
+ * hands freed memory back to its host (virtio-balloon free page reporting, DAMON), and a new
+ * file written 20 s after another was deleted paid 2.8 ms/MiB again (0.26 right after, 0.12 into
+ * cached pages), so a run of minutes pays it for most of its recording (BENCHMARKS.md, stop 15).
  *
  * --warm MIB: each broker first relays that much once, unmeasured (V8 compiles the hot path in
  * its first transfers; a proxy that has run a while has done so).
