@@ -25,7 +25,11 @@
  * Figures: the median of each, and the median of the per-round ratios on/off (each ratio from
  * two runs a few seconds apart), with the load average before, during and after.
  *
- *   npm run bench index-live -- [--rounds 10] [--mb 50] [--seconds 5] [--clients 4] [--samples 10] [--settle 1]
+ *   npm run bench index-live -- [--rounds 10] [--mb 50] [--seconds 5] [--clients 4] [--samples 10] [--settle 1] [--fresh]
+ *
+ * --fresh: both processes are started anew for every round. A process keeps the state V8's heap
+ * reached (one of two identical processes can run many more mark-compacts than the other for
+ * minutes), which otherwise falls on one side of every round; fresh processes spread it over both.
  *
  * Needs PostgreSQL on 127.0.0.1:5432 (trust for postgres), pgbench, sshd, sshpass.
  */
@@ -49,6 +53,7 @@ const SECONDS = arg('seconds', 5);
 const CLIENTS = arg('clients', 4);
 const SAMPLES = arg('samples', 10);
 const SETTLE_MS = arg('settle', 1) * 1000;
+const FRESH = process.argv.includes('--fresh');
 const DB = `pam_ixbench_${process.pid}`;
 
 const psqlAdmin = (sql: string) => execFileSync('psql', ['-h', '127.0.0.1', '-U', 'postgres', '-d', 'postgres', '-qAtc', sql]).toString();
@@ -119,13 +124,25 @@ const row = (): Row => ({ mbps: [], cpuPerMiB: [], machinePerMiB: [], tps: [], c
 const rows = { off: row(), on: row() };
 const loads: string[] = [load()];
 
-const procs = { on: await proxy(true), off: await proxy(false) };
-// Warm-up, not counted: the first sessions compile the code paths (tsx, JIT) in each process.
-for (const { p, token } of [procs.on, procs.off]) {
-  await sshCat(p.ports.ssh, token);
-  await exec('pgbench', [`host=127.0.0.1 port=${p.ports.pg} dbname=${DB} user=postgres`, '-n', '-S', '-c', '2', '-T', '2', '-C'], { env: { ...process.env, PGPASSWORD: token } });
+/**
+ * Both processes started and warmed up, not counted: the first sessions compile the code paths
+ * (V8 compiles the relay while it runs, on threads that take turns with it on two cores).
+ */
+async function startBoth(): Promise<{ on: Proxy; off: Proxy }> {
+  const both = { on: await proxy(true), off: await proxy(false) };
+  for (const { p, token } of [both.on, both.off]) {
+    await sshCat(p.ports.ssh, token);
+    for (const c of [['-C'], []]) await exec('pgbench', [`host=127.0.0.1 port=${p.ports.pg} dbname=${DB} user=postgres`, '-n', '-S', '-c', '2', '-T', '2', ...c], { env: { ...process.env, PGPASSWORD: token } });
+  }
+  return both;
 }
+let procs = await startBoth();
 for (let round = 0; round < ROUNDS; round++) {
+  if (FRESH && round > 0) {
+    await procs.on.p.stop();
+    await procs.off.p.stop();
+    procs = await startBoth();
+  }
   const order = round % 2 === 0 ? (['off', 'on'] as const) : (['on', 'off'] as const);
   for (const name of order) {
     const { p, token } = procs[name];
