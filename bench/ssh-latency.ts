@@ -17,11 +17,13 @@
  * --blocks K: the N keystrokes of each path in K blocks, direct and proxied alternated block by
  * block (a neighbour's load then falls on both alike). --extra: YAML lines for `pam serve`'s
  * config (e.g. `index: { enabled: false }`), with --serve. --node-args 'FLAGS': flags for the
- * `pam serve` process's node (e.g. `--trace-gc`), with --serve.
+ * `pam serve` process's node (e.g. `--trace-opt`), with --serve; --pam-stdout FILE writes what
+ * that process printed on stdout (its log, and such traces) to FILE at the end.
  *
  * --serve: through `pam serve` as its own process from YAML (ssh-serve-setup.ts), the figure
  * the issue asks for; without it the broker runs in this process (a profiling aid).
  */
+import { writeFileSync } from 'node:fs';
 import ssh2 from 'ssh2';
 import { startSshBench } from './ssh-bench-setup.js';
 import { startServeBench } from './ssh-serve-setup.js';
@@ -36,6 +38,8 @@ const ei = process.argv.indexOf('--extra');
 const EXTRA = ei > 0 ? process.argv[ei + 1]! : undefined;
 const ni = process.argv.indexOf('--node-args');
 const NODE_ARGS = ni > 0 ? process.argv[ni + 1]!.split(' ').filter(Boolean) : undefined;
+const oi = process.argv.indexOf('--pam-stdout');
+const PAM_STDOUT = oi > 0 ? process.argv[oi + 1] : undefined;
 const wi = process.argv.indexOf('--warm');
 const WARM = wi > 0 ? Number(process.argv[wi + 1]) : 8000;
 const setup = serve ? await startServeBench({ ...(EXTRA ? { extra: EXTRA } : {}), ...(NODE_ARGS ? { nodeArgs: NODE_ARGS } : {}) }) : await startSshBench();
@@ -107,11 +111,7 @@ console.log(JSON.stringify({
   ...(cold.length ? { warmup: WARM, coldProxyMs: { p50: +pct(cold, 50).toFixed(3), p99: +pct(cold, 99).toFixed(3) } } : {}),
   addedMs: { p50: +(pct(proxied, 50) - pct(direct, 50)).toFixed(3), p99: +(pct(proxied, 99) - pct(direct, 99)).toFixed(3) },
 }));
-if ('pam' in setup && process.env.PAM_BENCH_DUMP) (await import('node:fs')).writeFileSync(process.env.PAM_BENCH_DUMP, setup.pam.stdout());
-if ('pam' in setup && NODE_ARGS?.includes('--trace-gc')) {
-  const gcs = setup.pam.stdout().split('\n').filter((l) => /Scavenge|Mark-Compact/.test(l));
-  console.log(JSON.stringify({ scavenges: gcs.filter((l) => l.includes('Scavenge')).length, markCompacts: gcs.filter((l) => l.includes('Mark-Compact')).length, last: gcs.slice(-3) }));
-}
+if ('pam' in setup && PAM_STDOUT) writeFileSync(PAM_STDOUT, setup.pam.stdout());
 if ('pam' in setup) await setup.close();
 else {
   await setup.broker.close();

@@ -22,8 +22,6 @@ export interface Syncable {
 const dirty = new Set<Syncable>();
 let timer: NodeJS.Timeout | undefined;
 let running = false;
-/** Passes run and files synced, for tests and metrics. */
-export const syncCounts = { passes: 0, files: 0 };
 
 /** Queues a file whose writes landed since its last sync. */
 export function markWritten(file: Syncable): void {
@@ -45,8 +43,6 @@ async function pass(): Promise<void> {
   try {
     for (const f of files) await f.syncNow();
   } finally {
-    syncCounts.passes++;
-    syncCounts.files += files.length;
     running = false;
     if (dirty.size) timer = setTimeout(pass, Math.max(0, SYNC_MS - (performance.now() - started))).unref();
   }

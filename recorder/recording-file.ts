@@ -51,8 +51,9 @@ const SLOW_WRITE_MS = 50;
  * Append-only file that a session streams into while it runs. Writes are batched and flushed at
  * least every `flushMs` (default 250 ms) and whenever 256 KiB are pending, so a crash of the
  * process loses at most the last flush interval; what is written is fdatasync'd about a second
- * later (file-sync.ts), so a crash of the machine loses about the last second. A running SHA-256 over everything written seals the file: the
- * digest goes into the catalog and the audit log at close, so later edits are detectable.
+ * later (file-sync.ts), so a crash of the machine loses about the last second. A running SHA-256
+ * over everything written seals the file: the digest goes into the catalog and the audit log at
+ * close, so later edits are detectable.
  *
  * Appends are encoded straight into a staging buffer (no Buffer per event, no concat) that
  * grows while a session is busy and is dropped when the timer flushes an idle one, so a quiet
