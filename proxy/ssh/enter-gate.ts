@@ -8,7 +8,8 @@ import { LineTracker, type ScreenChange } from './line-tracker.js';
  * (Ctrl-E Ctrl-U, so text right of the cursor goes too, then an empty Enter for a fresh prompt)
  * and shows the message to the user. After every Enter, input waits until the next prompt is
  * on screen, so a pasted block or type-ahead is judged line by line against the right prompt.
- * Interrupt keys (Ctrl-C, Ctrl-\, Ctrl-Z, Ctrl-D) end that wait and cancel a pending review.
+ * Interrupt keys (Ctrl-C, Ctrl-\, Ctrl-Z, Ctrl-D) end that wait and cancel a pending review;
+ * the ones that raise a signal then start a wait of their own for what is typed after them.
  *
  * The line comes from a LineSource, by default proxy/ssh/line-tracker.ts (the screen as the
  * user sees it). While a full-screen program that an allowed line started owns the alternate
@@ -63,7 +64,9 @@ export interface LineSource {
   entered?(): void;
   /** Resolves when the target's first prompt is on screen (or it stayed silent, bounded). */
   firstPrompt?(signal: AbortSignal): Promise<void>;
-  /** Resolves when the next prompt is on screen after an Enter. */
+  /** A signal key (Ctrl-C, Ctrl-\, Ctrl-Z) has been sent: the next prompt is coming, as after an Enter. */
+  interrupted?(): void;
+  /** Resolves when the next prompt is on screen after an Enter or a signal key. */
   promptReady?(signal: AbortSignal): Promise<void>;
   /** Resolves when the target's output has been quiet briefly. */
   quiet?(): Promise<void>;
@@ -83,6 +86,7 @@ export function trackedLine(size: { cols: number; rows: number }, onScreen?: (ch
     allowed: (line) => t.allowed(line),
     withoutPrompt: (line) => t.withoutPrompt(line),
     entered: () => t.entered(),
+    interrupted: () => t.interrupted(),
     promptReady: (s) => t.promptReady(s),
     firstPrompt: (s) => t.promptReady(s),
     quiet: () => t.quiet(),
@@ -92,6 +96,8 @@ export function trackedLine(size: { cols: number; rows: number }, onScreen?: (ch
 
 /** Keys that interrupt whatever runs: they end a prompt wait and cancel a pending review. */
 const INTERRUPT = new Set([0x03, 0x04, 0x1a, 0x1c]);
+/** Interrupt keys the tty turns into a signal (Ctrl-C, Ctrl-\, Ctrl-Z): what follows waits for the target's answer. */
+const SIGNAL = new Set([0x03, 0x1a, 0x1c]);
 /** Held input above this pauses the client (the SSH window then stops the sender). */
 const MAX_QUEUED = 64 * 1024;
 /** Ctrl-E (end of line) then Ctrl-U (kill to start): clears the whole readline line, and in a cooked tty the KILL char clears it all. */
@@ -184,9 +190,23 @@ export class EnterGate {
         if (this.interrupt.signal.aborted) this.interrupt = new AbortController();
         const data = this.queue.shift()!;
         this.queued -= data.length;
-        const enter = data.findIndex((b) => b === 0x0d || b === 0x0a);
+        const enter = data.findIndex((b) => b === 0x0d || b === 0x0a || SIGNAL.has(b));
         if (enter < 0) {
           this.forward(data);
+          continue;
+        }
+        if (data[enter] !== 0x0d && data[enter] !== 0x0a) {
+          // A signal key goes through at once; what follows it waits for the target's answer
+          // (bash drops the first key it reads while handling a SIGINT, echo and all, so a line
+          // judged from the screen must not be typed into that moment).
+          this.forward(data.subarray(0, enter + 1));
+          const after = data.subarray(enter + 1);
+          if (after.length) {
+            this.queue.unshift(after);
+            this.queued += after.length;
+          }
+          this.lines.interrupted?.();
+          this.awaitingPrompt = true;
           continue;
         }
         if (enter > 0) this.forward(data.subarray(0, enter));

@@ -204,6 +204,15 @@ export class LineTracker {
     }
   }
 
+  /**
+   * A signal key (Ctrl-C) has just been sent: the target answers with a fresh prompt (or the
+   * program it stopped gives way to one), so the prompt end is taken again, as after an Enter.
+   */
+  interrupted(): void {
+    if (this.disposed || this.inTrustedFullScreen) return;
+    this.enterPressed();
+  }
+
   /** The Enter (or the proxy's replacement for it) has just been sent to the target. */
   entered(): void {
     this.lastEnterAt = Date.now();

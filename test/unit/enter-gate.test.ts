@@ -26,7 +26,11 @@ class Screen implements LineSource {
   private prompts = 0;
   private waiter: (() => void) | undefined;
   promptWaits = 0;
+  interrupts = 0;
   disposed = false;
+  interrupted(): void {
+    this.interrupts++;
+  }
   input(data: Buffer): void {
     if (this.echo) this.text += data.toString('utf8');
   }
@@ -176,6 +180,26 @@ describe('EnterGate', () => {
     await tick();
     await tick();
     expect(t.sent()).toBe('sleep 100\rls\x03');
+  });
+
+  it('keys after a signal key wait for the target\'s answer to it (bash drops a key read while it handles SIGINT)', async () => {
+    const lines: string[] = [];
+    const t = setup(async (line) => (lines.push(line), { action: 'allow' }));
+    t.gate.input(Buffer.from('echo pending\x03xrm f\r'));
+    await tick();
+    expect(t.sent()).toBe('echo pending\x03');
+    expect(t.screen.interrupts).toBe(1);
+    t.screen.showPrompt();
+    await tick();
+    await tick();
+    expect(t.sent()).toBe('echo pending\x03xrm f\r');
+    // Ctrl-D is not a signal: what follows it is not held.
+    t.screen.showPrompt();
+    t.gate.input(Buffer.from('x\x04y'));
+    await tick();
+    await tick();
+    expect(t.sent().endsWith('x\x04y')).toBe(true);
+    expect(t.screen.interrupts).toBe(1);
   });
 
   it('a hook that throws denies the line (fail closed)', async () => {
