@@ -10,6 +10,7 @@
 
 import { decodeAnsiC, expandWords, matchClose } from './shell-lexer.js';
 import { emit } from './shell-wrappers.js';
+import { HOOK_ASSIGNMENT, hookAssignment } from './shell-hooks.js';
 import { MAX_COMMANDS, MAX_DEPTH, type Ctx, type SimpleCommand, type Word } from './shell-words.types.js';
 
 export type { SimpleCommand } from './shell-words.types.js';
@@ -35,6 +36,9 @@ export function splitCommands(line: string): SimpleCommand[] {
     vars: new Map(),
     budget: 200_000 + line.length * 4,
     parse: (text, depth, wrappers) => parseNested(text, ctx, depth, wrappers),
+    scan: (text, depth, wrappers) => {
+      if (depth <= MAX_DEPTH) new Parser(text, ctx, depth - 1, wrappers).scanSubstitutions(text);
+    },
   };
   try {
     parseNested(String(line), ctx, 0, []);
@@ -82,6 +86,12 @@ class Parser {
       }
       if (c === '(') {
         this.pos++;
+        const last = this.words.at(-1);
+        const hook = last?.raw.endsWith('=') ? HOOK_ASSIGNMENT.exec(last.raw) : null;
+        if (hook) {
+          this.hookArray(hook[1]!);
+          continue;
+        }
         this.flush();
         if (this.nest < MAX_NEST) this.nested(() => this.parseList(')'));
         continue;
@@ -101,6 +111,18 @@ class Parser {
       if (w) this.words.push(w);
     }
     this.flush();
+  }
+
+  /** `PROMPT_COMMAND=(A B)`: each element is a hook value (shell-hooks.ts). */
+  private hookArray(name: string): void {
+    const s = this.s;
+    while (this.pos < s.length && this.tick()) {
+      const c = s[this.pos]!;
+      if (c === ')') { this.pos++; return; }
+      if (c === ' ' || c === '\t' || c === '\n') { this.pos++; continue; }
+      const w = META.has(c) ? (this.pos++, undefined) : this.readWord();
+      if (w) hookAssignment(name, w.value.replace(/^\[[^\]]*\]=/, ''), this.ctx, this.depth, this.wrappers);
+    }
   }
 
   /** Runs `fn` with a fresh command buffer, so `a $(b) c` keeps collecting `a … c` afterwards. */
@@ -170,6 +192,7 @@ class Parser {
       if (c === '`') { this.backtick(w); continue; }
       if (c === '$') { this.dollar(w, false); continue; }
       if (c === '*' || c === '?' || c === '[') w.dynamic = true;
+      if ((c === '!' || (c === '^' && this.pos === this.lineStart())) && this.historyExpansion(this.pos)) w.dynamic = true;
       w.value += c;
       this.pos++;
     }
@@ -197,6 +220,7 @@ class Parser {
       }
       if (c === '`') { this.backtick(w); continue; }
       if (c === '$') { this.dollar(w, true); continue; }
+      if (c === '!' && end && this.historyExpansion(this.pos)) w.dynamic = true;
       w.value += c;
       this.pos++;
     }
@@ -285,8 +309,31 @@ class Parser {
     if (!inDouble) w.split = true;
   }
 
+  /**
+   * An interactive bash expands history (`!!`, `!-2`, `!rm`, `!?x?`, `!$`, and `^old^new` at the
+   * start of the line) before it parses the line, so the text judged is not what runs: such a
+   * word is dynamic. Only in the line as typed (depth 0): `bash -c`, `eval` and exec requests do
+   * not expand history, but an exec request is judged the same way (the safe side). Not a
+   * designator, as in bash: `!` before a blank, `=`, `(`, `"` or the end, and `[!…]` globs.
+   */
+  private historyExpansion(i: number): boolean {
+    if (this.depth !== 0) return false;
+    const s = this.s;
+    if (s[i] === '^') return i + 1 < s.length && s.indexOf('^', i + 1) > i + 1;
+    const n = s[i + 1];
+    if (n === undefined || ' \t\n\r=("'.includes(n)) return false;
+    return s[i - 1] !== '[';
+  }
+
+  /** Where the first word of the text starts (after blanks). */
+  private lineStart(): number {
+    let i = 0;
+    while (this.s[i] === ' ' || this.s[i] === '\t') i++;
+    return i;
+  }
+
   /** Runs a sub-parser over text where only `$(…)`, backticks and `${…}` matter. */
-  private scanSubstitutions(text: string): void {
+  scanSubstitutions(text: string): void {
     if (this.depth >= MAX_DEPTH || !/[`$]/.test(text)) return;
     const p = new Parser(text, this.ctx, this.depth + 1, this.wrappers);
     p.readDouble({ value: '', raw: '', quoted: false, dynamic: false, split: false }, null);
@@ -305,6 +352,8 @@ class Parser {
       if (!m) break;
       const value = words[0]!.value.slice(words[0]!.value.indexOf('=') + 1);
       if (COMMAND_VARS.has(m[1]!)) runs.push(value.replace(/^\|+/, ''));
+      // `PROMPT_COMMAND=…`, `PS1=…`: run at every prompt from now on (shell-hooks.ts).
+      if (HOOK_ASSIGNMENT.test(words[0]!.raw)) hookAssignment(m[1]!, value, this.ctx, this.depth, this.wrappers);
       if (value.length <= MAX_VAR) this.ctx.vars.set(m[1]!, m[0].endsWith('+=') ? (this.ctx.vars.get(m[1]!) ?? '') + value : value);
       words = words.slice(1);
     }

@@ -38,6 +38,8 @@ export interface Ctx {
   budget: number;
   /** Parses `text` as a command list at `depth`; injected so the wrapper logic need not import the parser. */
   parse: (text: string, depth: number, wrappers: string[]) => void;
+  /** Judges only the `$(…)`, backticks and `${…}` in `text` (a prompt string). */
+  scan: (text: string, depth: number, wrappers: string[]) => void;
 }
 
 /** Bounds that keep hostile input from recursing or emitting without end. */

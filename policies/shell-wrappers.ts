@@ -4,6 +4,7 @@
  * (with the wrapper recorded), and text a wrapper runs is parsed again through `ctx.parse`.
  */
 
+import { shellHooks } from './shell-hooks.js';
 import { MAX_COMMANDS, MAX_DEPTH, type Arg, type Ctx } from './shell-words.types.js';
 
 const SHELLS = new Set(['bash', 'sh', 'zsh', 'dash', 'ksh', 'ash', 'mksh', 'rbash', 'fish', 'csh', 'tcsh']);
@@ -148,6 +149,8 @@ export function emit(args: Arg[], wrappers: string[], ctx: Ctx, depth: number, h
     return;
   }
   if (runners(name, args, wrappers, inner, ctx, depth)) return;
+  // What the shell stores to run later (a prompt hook, a key binding, history) is judged now.
+  if (shellHooks(name, args, ctx, depth, inner)) return push(ctx, [{ ...args[0]!, dynamic: true }, ...args.slice(1)], wrappers);
   const spec = OPTS[name];
   if (spec) {
     const found: { split?: string; cmd?: string } = {};

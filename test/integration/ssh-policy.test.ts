@@ -161,6 +161,9 @@ describe('interactive shell: the bypass corpus, checked at the target', () => {
     ['env wrapper', (p: string) => `env rm ${p}`],
     ['variable on the same line', (p: string) => `a=rm; $a ${p}`],
     ['brace expansion', (p: string) => `{rm,${p}}`],
+    ['prompt hook', (p: string) => `PROMPT_COMMAND='rm ${p}'`],
+    ['prompt string', (p: string) => `PS1='$(rm ${p})$ '`],
+    ['exported prompt hook array', (p: string) => `declare -x PROMPT_COMMAND=('rm ${p}')`],
   ])('%s: denied, canary stays, session goes on', async (name, line) => {
     const p = canary(name.replace(/\W/g, '_'));
     const seen = await sh.denied(`${line(p)}\r`);
@@ -183,6 +186,17 @@ describe('interactive shell: the bypass corpus, checked at the target', () => {
     expect(existsSync(p)).toBe(true);
   });
 
+  it('a key binding or completion that would run a command later is denied when it is made; the key does nothing', async () => {
+    const p = canary('binding');
+    await sh.denied(`bind -x '"\\C-t": rm ${p}'\r`);
+    await sh.denied(`bind '"\\C-t": "rm ${p}\\n"'\r`);
+    await sh.denied(`complete -C 'rm ${p}' zzcmd\r`);
+    await sh.send('\x14', { noPrompt: true });
+    await sh.send('zzcmd \t\x15', { noPrompt: true });
+    await sh.send('echo keys-$((6*7))\r', { until: 'keys-42' });
+    expect(existsSync(p)).toBe(true);
+  });
+
   it('tab completion: the completed line is judged', async () => {
     const p = join(dir, 'tab', 'canary-tab');
     writeFileSync(p, 'x');
@@ -194,7 +208,11 @@ describe('interactive shell: the bypass corpus, checked at the target', () => {
   it('history recall: Up brings back a forbidden line that was never typed here', async () => {
     const p = join(dir, 'hist', 'canary-hist');
     writeFileSync(p, 'x');
-    await sh.send(`history -s 'rm ${p}'\r`);
+    // `history -s 'rm …'` is itself denied now (it stores a command: shell-hooks.ts); a history
+    // file read in is not seen, and the recalled line is judged at Enter.
+    const file = join(dir, 'hist', 'lines');
+    writeFileSync(file, `rm ${p}\n`);
+    await sh.send(`history -r ${file}\r`);
     await sh.send('\x1b[A', { until: 'canary-hist', noPrompt: true });
     await sh.denied('\r');
     expect(existsSync(p)).toBe(true);

@@ -1,0 +1,116 @@
+/**
+ * Shell state that runs commands later, for the shell splitter: a line that stores a command in
+ * the interactive shell is judged as if it ran that command now, the way an alias value is
+ * (shell-wrappers.ts). Each of these was a side door: the storing line passed, and the stored
+ * command ran at the next prompt, key or completion without ever being typed at Enter.
+ *
+ * - `PROMPT_COMMAND=CMD` (also through export, declare, typeset, local, readonly): CMD runs
+ *   before every prompt. `PS0`..`PS4`: their `$(…)` and backticks run at every prompt.
+ * - `bind -x 'KEYS: CMD'` runs CMD on a key; `bind '"KEYS": "TEXT\n"'` types TEXT and Enter
+ *   (the gate never sees that Enter). `bind -f FILE` reads bindings we cannot see: dynamic.
+ * - `complete -C CMD` / `compgen -C CMD`: CMD runs at Tab.
+ * - `history -s TEXT` puts TEXT in the history, for `!!` or Up. Up shows it on screen (judged);
+ *   `!!`, `!-1`, `^old^new` are history expansion, which the splitter flags as dynamic.
+ * - `fc` (but `fc -l`) re-runs history: dynamic. So is storing into a hook variable by
+ *   `printf -v`, `read` or `mapfile`, whose value we cannot know.
+ */
+
+import type { Arg, Ctx } from './shell-words.types.js';
+
+/** Assignment to a variable the interactive shell runs or expands at every prompt. */
+export const HOOK_ASSIGNMENT = /^(PROMPT_COMMAND|PS[0-4])(\[[^\]]*\])?\+?=/;
+const HOOK_NAME = /^(PROMPT_COMMAND|PS[0-4])$/;
+const DECLARE = new Set(['export', 'declare', 'typeset', 'local', 'readonly']);
+/** Readline escapes that type an Enter (accept-line) inside a macro. */
+const ENTER_ESCAPE = /\\(C-[mMjJ]|n|r|012|015|x0[aAdD])/g;
+
+/** Judges the value of `NAME=VALUE` where NAME is a hook variable. */
+export function hookAssignment(name: string, value: string, ctx: Ctx, depth: number, wrappers: string[]): void {
+  if (name === 'PROMPT_COMMAND') ctx.parse(value, depth + 1, wrappers);
+  else if (HOOK_NAME.test(name)) ctx.scan(value, depth + 1, wrappers);
+}
+
+/**
+ * The commands a shell builtin stores for later, judged now. Returns true when what it stores
+ * cannot be read here (the builtin itself is then a dynamic command).
+ */
+export function shellHooks(name: string, args: Arg[], ctx: Ctx, depth: number, wrappers: string[]): boolean {
+  const values = args.slice(1).map((a) => a.value);
+  if (DECLARE.has(name)) {
+    for (const v of values) {
+      const m = HOOK_ASSIGNMENT.exec(v);
+      if (m) hookAssignment(m[1]!, v.slice(v.indexOf('=') + 1), ctx, depth, wrappers);
+    }
+    return false;
+  }
+  if (name === 'bind') return bind(values, ctx, depth, wrappers);
+  if (name === 'complete' || name === 'compgen') {
+    const cmd = optionValue(values, 'C');
+    if (cmd !== undefined) ctx.parse(cmd, depth + 1, wrappers);
+    return false;
+  }
+  if (name === 'history') {
+    const s = values.findIndex((v) => /^-[a-z]*s[a-z]*$/.test(v));
+    if (s >= 0) ctx.parse(values.slice(s + 1).join(' '), depth + 1, wrappers);
+    return false;
+  }
+  if (name === 'fc') return !values.some((v) => /^-[a-z]*l/.test(v));
+  if (name === 'printf' || name === 'read' || name === 'mapfile' || name === 'readarray') {
+    return values.some((v) => HOOK_NAME.test(v.replace(/^-v/, '').replace(/\[.*$/, '')));
+  }
+  return false;
+}
+
+/** `bind` arguments: `-x` specs run their command, macros with an Enter type theirs. */
+function bind(values: string[], ctx: Ctx, depth: number, wrappers: string[]): boolean {
+  let command = false;
+  let hidden = false;
+  for (const v of values) {
+    if (/^-[a-zA-Z]+$/.test(v)) {
+      if (v.includes('x')) command = true;
+      if (v.includes('f')) hidden = true;
+      continue;
+    }
+    const spec = bindingValue(v);
+    if (spec === undefined) continue;
+    if (command) ctx.parse(unquote(spec), depth + 1, wrappers);
+    else if (/^["']/.test(spec)) {
+      const typed = unquote(spec).replace(ENTER_ESCAPE, '\n');
+      if (typed.includes('\n')) ctx.parse(typed, depth + 1, wrappers);
+    }
+  }
+  return hidden;
+}
+
+/** The right side of `KEYS: VALUE` (KEYS bare or in double quotes), or undefined. */
+function bindingValue(spec: string): string | undefined {
+  let i = 0;
+  while (spec[i] === ' ' || spec[i] === '\t') i++;
+  if (spec[i] === '"') {
+    i++;
+    while (i < spec.length && spec[i] !== '"') i += spec[i] === '\\' ? 2 : 1;
+    i++;
+  } else {
+    while (i < spec.length && spec[i] !== ':') i++;
+  }
+  while (spec[i] === ' ' || spec[i] === '\t') i++;
+  if (spec[i] !== ':') return undefined;
+  return spec.slice(i + 1).trim();
+}
+
+function unquote(s: string): string {
+  return s.length >= 2 && (s[0] === '"' || s[0] === "'") && s.at(-1) === s[0] ? s.slice(1, -1) : s;
+}
+
+/** The value of single-letter option `letter` (`-C cmd`, `-Ccmd`, inside a cluster `-oC cmd`). */
+function optionValue(values: string[], letter: string): string | undefined {
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i]!;
+    if (v === '--') return undefined;
+    if (!/^-[a-zA-Z]/.test(v)) continue;
+    const k = v.indexOf(letter, 1);
+    if (k < 0) continue;
+    return k < v.length - 1 ? v.slice(k + 1) : values[i + 1];
+  }
+  return undefined;
+}
