@@ -7,7 +7,8 @@
  * - `PROMPT_COMMAND=CMD` (also through export, declare, typeset, local, readonly): CMD runs
  *   before every prompt. `PS0`..`PS4`: their `$(…)` and backticks run at every prompt.
  * - `bind -x 'KEYS: CMD'` runs CMD on a key; `bind '"KEYS": "TEXT\n"'` types TEXT and Enter
- *   (the gate never sees that Enter). `bind -f FILE` reads bindings we cannot see: dynamic.
+ *   (the gate never sees that Enter). Dynamic: `bind -f FILE` (bindings we cannot see) and a
+ *   key bound to a function that runs the line (`accept-line`, `edit-and-execute-command`…).
  * - `complete -C CMD` / `compgen -C CMD`: CMD runs at Tab.
  * - `history -s TEXT` puts TEXT in the history, for `!!` or Up. Up shows it on screen (judged);
  *   `!!`, `!-1`, `^old^new` are history expansion, which the splitter flags as dynamic.
@@ -21,6 +22,8 @@ import type { Arg, Ctx } from './shell-words.types.js';
 export const HOOK_ASSIGNMENT = /^(PROMPT_COMMAND|PS[0-4])(\[[^\]]*\])?\+?=/;
 const HOOK_NAME = /^(PROMPT_COMMAND|PS[0-4])$/;
 const DECLARE = new Set(['export', 'declare', 'typeset', 'local', 'readonly']);
+/** Readline functions that run the line: a key bound to one runs it with no Enter the gate sees. */
+const RUNS_LINE = new Set(['accept-line', 'operate-and-get-next', 'edit-and-execute-command', 'shell-expand-line', 'vi-editing-mode', 'emacs-editing-mode']);
 /** Readline escapes that type an Enter (accept-line) inside a macro. */
 const ENTER_ESCAPE = /\\(C-[mMjJ]|n|r|012|015|x0[aAdD])/g;
 
@@ -74,6 +77,7 @@ function bind(values: string[], ctx: Ctx, depth: number, wrappers: string[]): bo
     const spec = bindingValue(v);
     if (spec === undefined) continue;
     if (command) ctx.parse(unquote(spec), depth + 1, wrappers);
+    else if (RUNS_LINE.has(spec)) hidden = true;
     else if (/^["']/.test(spec)) {
       const typed = unquote(spec).replace(ENTER_ESCAPE, '\n');
       if (typed.includes('\n')) ctx.parse(typed, depth + 1, wrappers);

@@ -3,9 +3,9 @@ import { LineTracker, type ScreenChange } from './line-tracker.js';
 
 /**
  * The interactive-shell line gate. Sits in the client → target input path of pty sessions:
- * bytes flow through until an Enter (CR or LF); the Enter and everything after it are held
+ * bytes flow through until an Enter (CR, LF or Ctrl-O); the Enter and everything after it are held
  * until `onEnter(line)` settles. Allow forwards the Enter; deny drops the line at the target
- * (Ctrl-E Ctrl-U, so text right of the cursor goes too, then an empty Enter for a fresh prompt)
+ * (Ctrl-G Ctrl-E Ctrl-U, so text right of the cursor goes too, then an empty Enter for a fresh prompt)
  * and shows the message to the user. After every Enter, input waits until the next prompt is
  * on screen, so a pasted block or type-ahead is judged line by line against the right prompt.
  * Interrupt keys (Ctrl-C, Ctrl-\, Ctrl-Z, Ctrl-D) end that wait and cancel a pending review;
@@ -98,10 +98,33 @@ export function trackedLine(size: { cols: number; rows: number }, onScreen?: (ch
 const INTERRUPT = new Set([0x03, 0x04, 0x1a, 0x1c]);
 /** Interrupt keys the tty turns into a signal (Ctrl-C, Ctrl-\, Ctrl-Z): what follows waits for the target's answer. */
 const SIGNAL = new Set([0x03, 0x1a, 0x1c]);
+/**
+ * Keys that run the line as Enter does: CR, LF, and Ctrl-O (readline's operate-and-get-next,
+ * bound by default in bash: it runs the line and brings back the next one from history).
+ */
+const ENTER = new Set([0x0d, 0x0a, 0x0f]);
+/**
+ * Readline keys that run what is on the line without an Enter, bound by default in bash: Ctrl-X
+ * Ctrl-E (edit-and-execute-command: the line goes to $EDITOR and runs when it exits) and Esc
+ * Ctrl-E, which Alt-Ctrl-E sends (shell-expand-line: runs the line's command substitutions).
+ * Their last key is replaced with Ctrl-G (abort) and the user is told. (bash 5.2 inserts the
+ * 8-bit byte 0x85 as a character; it is not Meta-Ctrl-E there, checked in C and UTF-8 locales.)
+ */
+function runsWithoutEnter(prev: number, b: number): string | undefined {
+  if (b === 0x05 && prev === 0x18) return 'Ctrl-X Ctrl-E';
+  if (b === 0x05 && prev === 0x1b) return 'Esc Ctrl-E';
+  return undefined;
+}
+const ABORT = 0x07;
 /** Held input above this pauses the client (the SSH window then stops the sender). */
 const MAX_QUEUED = 64 * 1024;
-/** Ctrl-E (end of line) then Ctrl-U (kill to start): clears the whole readline line, and in a cooked tty the KILL char clears it all. */
-const CLEAR_LINE = Buffer.from('\x05\x15');
+/**
+ * Ctrl-G (abort), Ctrl-E (end of line), Ctrl-U (kill to start): clears the whole readline line,
+ * and in a cooked tty the KILL char clears it all. The abort ends a key prefix the user left
+ * pending (Ctrl-X, Esc), which would otherwise turn the Ctrl-E into Ctrl-X Ctrl-E or Esc Ctrl-E
+ * and run the denied line.
+ */
+const CLEAR_LINE = Buffer.from('\x07\x05\x15');
 
 export class EnterGate {
   private queue: Buffer[] = [];
@@ -116,6 +139,8 @@ export class EnterGate {
   private interrupt = new AbortController();
   private disposed = false;
   private readonly typed = new TypedLine();
+  /** The last byte sent to the target, for key sequences split across writes. */
+  private lastKey = 0;
   private readonly typedDecoder = new TextDecoder();
 
   constructor(
@@ -169,10 +194,27 @@ export class EnterGate {
   }
 
   private forward(data: Buffer): void {
+    if (!this.lines.skip?.()) data = this.withoutRunKeys(data);
+    if (data.length) this.lastKey = data[data.length - 1]!;
     this.lines.input(data);
     this.typed.feed(this.typedDecoder.decode(data, { stream: true }));
     this.io.recordInput?.(data);
     this.io.toTarget(data);
+  }
+
+  /** `data` with the keys of runsWithoutEnter made harmless; each one is denied and told. */
+  private withoutRunKeys(data: Buffer): Buffer {
+    let out: Buffer | undefined;
+    for (let i = 0; i < data.length; i++) {
+      const key = runsWithoutEnter(i > 0 ? data[i - 1]! : this.lastKey, data[i]!);
+      if (!key) continue;
+      out ??= Buffer.from(data);
+      out[i] = ABORT;
+      const message = `${key} runs the line without Enter, which the proxy cannot check; it is not available here`;
+      this.io.onVerdict?.(`(key) ${key}`, { action: 'deny', message });
+      this.io.toClient(`\r\n[pam] denied: ${message}\r\n`);
+    }
+    return out ?? data;
   }
 
   private async drain(): Promise<void> {
@@ -190,12 +232,12 @@ export class EnterGate {
         if (this.interrupt.signal.aborted) this.interrupt = new AbortController();
         const data = this.queue.shift()!;
         this.queued -= data.length;
-        const enter = data.findIndex((b) => b === 0x0d || b === 0x0a || SIGNAL.has(b));
+        const enter = data.findIndex((b) => ENTER.has(b) || SIGNAL.has(b));
         if (enter < 0) {
           this.forward(data);
           continue;
         }
-        if (data[enter] !== 0x0d && data[enter] !== 0x0a) {
+        if (!ENTER.has(data[enter]!)) {
           // A signal key goes through at once; what follows it waits for the target's answer
           // (bash drops the first key it reads while handling a SIGINT, echo and all, so a line
           // judged from the screen must not be typed into that moment).
@@ -280,6 +322,7 @@ export class EnterGate {
     this.io.recordInput?.(enter);
     if (verdict.action === 'allow') {
       this.lines.allowed?.(started ?? (line || typed));
+      this.lastKey = enter[0]!;
       this.io.toTarget(enter);
       this.lines.entered?.();
       return;
@@ -288,6 +331,7 @@ export class EnterGate {
     await this.lines.quiet?.();
     this.io.toClient(`\r\n[pam] denied: ${verdict.message}`);
     this.io.toTarget(Buffer.from('\r'));
+    this.lastKey = 0x0d;
     this.lines.entered?.();
   }
 }

@@ -186,6 +186,35 @@ describe('interactive shell: the bypass corpus, checked at the target', () => {
     expect(existsSync(p)).toBe(true);
   });
 
+  // readline keys bound by default in bash that run the line without an Enter.
+  it('Ctrl-O (operate-and-get-next) runs the line: it is judged like Enter', async () => {
+    const p = canary('ctrl_o');
+    await sh.denied(`rm ${p}\x0f`);
+    expect(existsSync(p)).toBe(true);
+  });
+
+  it('Ctrl-X Ctrl-E (edit and run) and Esc Ctrl-E (expand the line, running its substitutions) are refused at the key', async () => {
+    await sh.send('export EDITOR=cat VISUAL=cat\r');
+    const p1 = canary('ctrl_x_e');
+    await sh.send(`rm ${p1}\x18\x05`, { until: '[pam] denied: Ctrl-X Ctrl-E runs the line without Enter', noPrompt: true });
+    await sh.send('\x15echo one-$((0+1))\r', { until: 'one-1' });
+    const p2 = canary('esc_e');
+    await sh.send(`echo $(rm ${p2})\x1b\x05`, { until: '[pam] denied: Esc Ctrl-E runs the line without Enter', noPrompt: true });
+    await sh.send('\x15echo two-$((1+1))\r', { until: 'two-2' });
+    expect(existsSync(p1)).toBe(true);
+    expect(existsSync(p2)).toBe(true);
+  });
+
+  it('a denied line left behind a pending Ctrl-X or Esc prefix is cleared, not edited and run', async () => {
+    const p1 = canary('prefix_x');
+    await sh.denied(`rm ${p1}\x18\r`);
+    const p2 = canary('prefix_esc');
+    await sh.denied(`echo $(rm ${p2})\x1b\r`);
+    await sh.send('echo three-$((1+2))\r', { until: 'three-3' });
+    expect(existsSync(p1)).toBe(true);
+    expect(existsSync(p2)).toBe(true);
+  });
+
   it('a key binding or completion that would run a command later is denied when it is made; the key does nothing', async () => {
     const p = canary('binding');
     await sh.denied(`bind -x '"\\C-t": rm ${p}'\r`);

@@ -107,8 +107,8 @@ describe('EnterGate', () => {
     t.gate.input(Buffer.from('rm -rf /\r'));
     await tick();
     await tick();
-    // Ctrl-E Ctrl-U wipes the typed text, then a bare CR for a fresh prompt.
-    expect(t.sent()).toBe('rm -rf /\x05\x15\r');
+    // Ctrl-G Ctrl-E Ctrl-U wipes the typed text, then a bare CR for a fresh prompt.
+    expect(t.sent()).toBe('rm -rf /\x07\x05\x15\r');
     expect(t.client).toEqual(['\r\n[pam] denied: rm -rf is not allowed']);
     expect(t.screen.text).toBe('');
   });
@@ -126,12 +126,12 @@ describe('EnterGate', () => {
     await tick();
     await tick();
     expect(lines).toEqual(['echo a', 'rm x']);
-    expect(t.sent()).toBe('echo a\rrm x\x05\x15\r');
+    expect(t.sent()).toBe('echo a\rrm x\x07\x05\x15\r');
     t.screen.showPrompt();
     await tick();
     await tick();
     expect(lines).toEqual(['echo a', 'rm x', 'echo b']);
-    expect(t.sent()).toBe('echo a\rrm x\x05\x15\recho b\r');
+    expect(t.sent()).toBe('echo a\rrm x\x07\x05\x15\recho b\r');
   });
 
   it('treats LF like CR, and an empty line passes without asking the hook', async () => {
@@ -165,7 +165,7 @@ describe('EnterGate', () => {
     await tick();
     expect(seen?.aborted).toBe(true);
     expect(t.client.at(-1)).toBe('\r\n[pam] denied: review cancelled');
-    expect(t.sent().startsWith('sudo reboot\x05\x15\r')).toBe(true);
+    expect(t.sent().startsWith('sudo reboot\x07\x05\x15\r')).toBe(true);
     expect(t.sent()).not.toContain('sudo reboot\r');
   });
 
@@ -202,12 +202,52 @@ describe('EnterGate', () => {
     expect(t.screen.interrupts).toBe(1);
   });
 
+  it('Ctrl-O runs the line in readline (operate-and-get-next): it is held and judged like Enter', async () => {
+    const lines: string[] = [];
+    const t = setup(async (line) => (lines.push(line), line.startsWith('rm') ? { action: 'deny', message: 'no' } : { action: 'allow' }));
+    t.gate.input(Buffer.from('rm x\x0f'));
+    await tick();
+    await tick();
+    expect(lines).toEqual(['rm x']);
+    expect(t.sent()).toBe('rm x\x07\x05\x15\r');
+    t.screen.showPrompt();
+    t.gate.input(Buffer.from('ls\x0f'));
+    await tick();
+    await tick();
+    expect(t.sent().endsWith('ls\x0f')).toBe(true);
+  });
+
+  it('keys that run the line without Enter (Ctrl-X Ctrl-E, Esc Ctrl-E) become an abort, denied and told', async () => {
+    const t = setup(async () => ({ action: 'allow' }));
+    t.gate.input(Buffer.from('rm x\x18\x05'));
+    t.gate.input(Buffer.from('\x1b'));
+    t.gate.input(Buffer.from('\x05')); // Esc and Ctrl-E in two writes
+    await tick();
+    expect(t.sent()).toBe('rm x\x18\x07\x1b\x07');
+    expect(t.verdicts.map(([l, v]) => [l, v.action])).toEqual([['(key) Ctrl-X Ctrl-E', 'deny'], ['(key) Esc Ctrl-E', 'deny']]);
+    expect(t.client.filter((c) => c.includes('runs the line without Enter'))).toHaveLength(2);
+    // A plain Ctrl-E is end-of-line.
+    t.gate.input(Buffer.from('х\x05'));
+    await tick();
+    expect(Buffer.concat(t.target).toString('utf8').endsWith('х\x05')).toBe(true);
+    expect(t.verdicts).toHaveLength(2);
+  });
+
+  it('inside a trusted full-screen program the same keys pass untouched', async () => {
+    const t = setup(async () => ({ action: 'allow' }));
+    t.screen.fullScreen = true;
+    t.gate.input(Buffer.from('\x18\x05\x1b\x05'));
+    await tick();
+    expect(t.sent()).toBe('\x18\x05\x1b\x05');
+    expect(t.verdicts).toEqual([]);
+  });
+
   it('a hook that throws denies the line (fail closed)', async () => {
     const t = setup(async () => { throw new Error('engine unavailable'); });
     t.gate.input(Buffer.from('whoami\r'));
     await tick();
     await tick();
-    expect(t.sent()).toBe('whoami\x05\x15\r');
+    expect(t.sent()).toBe('whoami\x07\x05\x15\r');
     expect(t.client).toEqual(['\r\n[pam] denied: policy check failed: engine unavailable']);
   });
 
@@ -252,7 +292,7 @@ describe('EnterGate', () => {
     await tick();
     await tick();
     expect(calls).toEqual([['echo decoy', undefined, undefined], ['touch x-forbidden', true, true]]);
-    expect(t.sent()).toBe('touch x-forbidden\x05\x15\r');
+    expect(t.sent()).toBe('touch x-forbidden\x07\x05\x15\r');
     // Told as not echoed: neither the decoy nor the keys.
     expect(t.verdicts).toEqual([['', { action: 'deny', message: 'Forbidden marker.', rule: 'no-forbidden' }]]);
   });

@@ -59,6 +59,8 @@ describe('commands stored for later are judged when stored', () => {
     [`read PROMPT_COMMAND <<< 'rm canary'`, 'read'],
     [`mapfile -t PROMPT_COMMAND < f`, 'mapfile'],
     ['bind -f ~/.inputrc', 'bind'],
+    [`bind '"\\C-t": accept-line'`, 'bind'],
+    ['bind \\C-t:edit-and-execute-command', 'bind'],
   ])('%s runs what the line does not show: a dynamic command (%s)', (line, head) => {
     const dynamic = splitCommands(line).filter((c) => c.dynamic).map((c) => c.argv[0]);
     expect(dynamic).toContain(head);
