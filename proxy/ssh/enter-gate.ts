@@ -105,14 +105,17 @@ const SIGNAL = new Set([0x03, 0x1a, 0x1c]);
 const ENTER = new Set([0x0d, 0x0a, 0x0f]);
 /**
  * Readline keys that run what is on the line without an Enter, bound by default in bash: Ctrl-X
- * Ctrl-E (edit-and-execute-command: the line goes to $EDITOR and runs when it exits) and Esc
- * Ctrl-E, which Alt-Ctrl-E sends (shell-expand-line: runs the line's command substitutions).
- * Their last key is replaced with Ctrl-G (abort) and the user is told. (bash 5.2 inserts the
- * 8-bit byte 0x85 as a character; it is not Meta-Ctrl-E there, checked in C and UTF-8 locales.)
+ * Ctrl-E (edit-and-execute-command: the line goes to $EDITOR and runs when it exits), Esc Ctrl-E,
+ * which Alt-Ctrl-E sends (shell-expand-line: runs the line's command substitutions), Esc #
+ * (insert-comment: given a count, `Esc 1 Esc #`, it takes the `#` off a commented line and runs
+ * it) and Ctrl-X ( (start-kbd-macro: the macro records the Enter of an allowed line, and Ctrl-X e
+ * replays it behind whatever is typed then). Their last key is replaced with Ctrl-G (abort) and
+ * the user is told. (bash 5.2 inserts the 8-bit byte 0x85 as a character; it is not
+ * Meta-Ctrl-E there, checked in C and UTF-8 locales.)
  */
 function runsWithoutEnter(prev: number, b: number): string | undefined {
-  if (b === 0x05 && prev === 0x18) return 'Ctrl-X Ctrl-E';
-  if (b === 0x05 && prev === 0x1b) return 'Esc Ctrl-E';
+  if (prev === 0x18) return b === 0x05 ? 'Ctrl-X Ctrl-E' : b === 0x28 ? 'Ctrl-X (' : undefined;
+  if (prev === 0x1b) return b === 0x05 ? 'Esc Ctrl-E' : b === 0x23 ? 'Esc #' : undefined;
   return undefined;
 }
 const ABORT = 0x07;

@@ -193,7 +193,7 @@ describe('interactive shell: the bypass corpus, checked at the target', () => {
     expect(existsSync(p)).toBe(true);
   });
 
-  it('Ctrl-X Ctrl-E (edit and run) and Esc Ctrl-E (expand the line, running its substitutions) are refused at the key', async () => {
+  it('Ctrl-X Ctrl-E (edit and run), Esc Ctrl-E (expand, running substitutions), Esc # (uncomment and run) and Ctrl-X ( (a macro that replays an Enter) are refused at the key', async () => {
     await sh.send('export EDITOR=cat VISUAL=cat\r');
     const p1 = canary('ctrl_x_e');
     await sh.send(`rm ${p1}\x18\x05`, { until: '[pam] denied: Ctrl-X Ctrl-E runs the line without Enter', noPrompt: true });
@@ -201,8 +201,20 @@ describe('interactive shell: the bypass corpus, checked at the target', () => {
     const p2 = canary('esc_e');
     await sh.send(`echo $(rm ${p2})\x1b\x05`, { until: '[pam] denied: Esc Ctrl-E runs the line without Enter', noPrompt: true });
     await sh.send('\x15echo two-$((1+1))\r', { until: 'two-2' });
+    // Esc 1 Esc #: insert-comment with a count uncomments the line and runs it.
+    const p3 = canary('esc_hash');
+    await sh.send(`#rm ${p3}\x1b1\x1b#`, { until: '[pam] denied: Esc # runs the line without Enter', noPrompt: true });
+    await sh.send('\x15echo three-$((1+2))\r', { until: 'three-3' });
+    // Ctrl-X ( … Ctrl-X ) would record an allowed line's Enter, and Ctrl-X e replay it.
+    const p4 = canary('kbd_macro');
+    await sh.send('\x18(', { until: '[pam] denied: Ctrl-X ( runs the line without Enter', noPrompt: true });
+    await sh.send('echo in-macro\r', { until: 'in-macro\r\n' });
+    await sh.send(`\x18)rm ${p4};\x18e`, { noPrompt: true });
+    await sh.send('\x15echo four-$((2+2))\r', { until: 'four-4' });
     expect(existsSync(p1)).toBe(true);
     expect(existsSync(p2)).toBe(true);
+    expect(existsSync(p3)).toBe(true);
+    expect(existsSync(p4)).toBe(true);
   });
 
   it('a denied line left behind a pending Ctrl-X or Esc prefix is cleared, not edited and run', async () => {

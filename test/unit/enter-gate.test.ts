@@ -217,20 +217,21 @@ describe('EnterGate', () => {
     expect(t.sent().endsWith('ls\x0f')).toBe(true);
   });
 
-  it('keys that run the line without Enter (Ctrl-X Ctrl-E, Esc Ctrl-E) become an abort, denied and told', async () => {
+  it('keys that run the line without Enter (Ctrl-X Ctrl-E, Esc Ctrl-E, Esc #, Ctrl-X () become an abort, denied and told', async () => {
     const t = setup(async () => ({ action: 'allow' }));
     t.gate.input(Buffer.from('rm x\x18\x05'));
     t.gate.input(Buffer.from('\x1b'));
     t.gate.input(Buffer.from('\x05')); // Esc and Ctrl-E in two writes
+    t.gate.input(Buffer.from('\x1b1\x1b#\x18('));
     await tick();
-    expect(t.sent()).toBe('rm x\x18\x07\x1b\x07');
-    expect(t.verdicts.map(([l, v]) => [l, v.action])).toEqual([['(key) Ctrl-X Ctrl-E', 'deny'], ['(key) Esc Ctrl-E', 'deny']]);
-    expect(t.client.filter((c) => c.includes('runs the line without Enter'))).toHaveLength(2);
-    // A plain Ctrl-E is end-of-line.
-    t.gate.input(Buffer.from('х\x05'));
+    expect(t.sent()).toBe('rm x\x18\x07\x1b\x07\x1b1\x1b\x07\x18\x07');
+    expect(t.verdicts.map(([l, v]) => [l, v.action])).toEqual([['(key) Ctrl-X Ctrl-E', 'deny'], ['(key) Esc Ctrl-E', 'deny'], ['(key) Esc #', 'deny'], ['(key) Ctrl-X (', 'deny']]);
+    expect(t.client.filter((c) => c.includes('runs the line without Enter'))).toHaveLength(4);
+    // A plain Ctrl-E is end-of-line; `#` and `(` are characters.
+    t.gate.input(Buffer.from('х\x05 #(x)'));
     await tick();
-    expect(Buffer.concat(t.target).toString('utf8').endsWith('х\x05')).toBe(true);
-    expect(t.verdicts).toHaveLength(2);
+    expect(Buffer.concat(t.target).toString('utf8').endsWith('х\x05 #(x)')).toBe(true);
+    expect(t.verdicts).toHaveLength(4);
   });
 
   it('inside a trusted full-screen program the same keys pass untouched', async () => {
