@@ -1,5 +1,5 @@
 import { TypedLine } from '../../recorder/typed-line.js';
-import { LineTracker, type ScreenChange } from './line-tracker.js';
+import { historySearchReadings, LineTracker, type ScreenChange } from './line-tracker.js';
 
 /**
  * The interactive-shell line gate. Sits in the client → target input path of pty sessions:
@@ -144,6 +144,8 @@ export class EnterGate {
   private readonly typed = new TypedLine();
   /** The last byte sent to the target, for key sequences split across writes. */
   private lastKey = 0;
+  /** A Ctrl-R or Ctrl-S search is open: only printable keys, Backspace and more Ctrl-R/S since. */
+  private searching = false;
   private readonly typedDecoder = new TextDecoder();
 
   constructor(
@@ -199,6 +201,10 @@ export class EnterGate {
   private forward(data: Buffer): void {
     if (!this.lines.skip?.()) data = this.withoutRunKeys(data);
     if (data.length) this.lastKey = data[data.length - 1]!;
+    for (const b of data) {
+      if (b === 0x12 || b === 0x13) this.searching = true;
+      else if (b < 0x20 && b !== 0x08) this.searching = false;
+    }
     this.lines.input(data);
     this.typed.feed(this.typedDecoder.decode(data, { stream: true }));
     this.io.recordInput?.(data);
@@ -286,12 +292,25 @@ export class EnterGate {
     // characters are still the safer thing to judge than nothing.
     const typed = this.typed.line();
     this.typed.reset();
+    const searching = this.searching;
+    this.searching = false;
     try {
       if (this.lines.skip?.()) verdict = { action: 'allow' };
       else {
         line = await this.lines.line();
         const io = { notify: (t: string) => this.io.toClient(t), signal: this.interrupt.signal };
-        if (line.trim()) {
+        // Ctrl-R shows `(reverse-i-search)`TEXT': LINE` and Enter runs LINE: what runs is judged,
+        // every reading of it (TEXT may hold `': ` too), and not the search prompt around it.
+        // Only while a search the user opened is on: a line that merely looks like one is read as typed.
+        const found = searching ? historySearchReadings(line) : [];
+        if (found.length) {
+          verdict = { action: 'allow' };
+          for (const f of found) {
+            verdict = await this.hook(f, io);
+            if (verdict.action !== 'allow') break;
+          }
+          line = found[0]!;
+        } else if (line.trim()) {
           verdict = await this.hook(line, io);
           // A misplaced prompt end must not hide the command behind it: both readings are judged.
           const bare = this.lines.withoutPrompt?.(line);
@@ -299,6 +318,8 @@ export class EnterGate {
             verdict = await this.hook(bare, io);
             started = bare;
           }
+        } else verdict = { action: 'allow' };
+        if (line.trim()) {
           // The screen is the target's output: behind `stty -echo` a line printed at the cursor can
           // show something other than the keys the shell got. Keys that differ from what was judged
           // meet the rules too (not the default: tab completion and history make the keys alone a

@@ -57,6 +57,23 @@ export function fullScreenProgram(line: string): string | undefined {
   return name;
 }
 
+/**
+ * readline's incremental history search (Ctrl-R, Ctrl-S) draws `(reverse-i-search)`TEXT': LINE`
+ * over the prompt, and Enter runs LINE. Returns LINE for each place TEXT could end (the search
+ * text may itself hold `': `), first the likeliest; none when the line is not a search display.
+ * The front may be cut (the prompt end is kept from before the search redrew the row).
+ */
+export function historySearchReadings(line: string): string[] {
+  const m = /(?:reverse-|bck-|fwd-)?i-search\)?`/.exec(line);
+  if (!m) return [];
+  const out: string[] = [];
+  for (let i = line.indexOf("': ", m.index + m[0].length - 1); i >= 0 && out.length < 8; i = line.indexOf("': ", i + 1)) {
+    const rest = line.slice(i + 3);
+    if (rest.trim()) out.push(rest);
+  }
+  return out;
+}
+
 /** How long input that came before any output waits for the target's first output (its prompt). */
 const FIRST_OUTPUT_MS = 2000;
 

@@ -259,6 +259,21 @@ describe('interactive shell: the bypass corpus, checked at the target', () => {
     expect(existsSync(p)).toBe(true);
   });
 
+  it('history search: Ctrl-R shows `(reverse-i-search)…: LINE`, and LINE is what is judged', async () => {
+    const p = join(dir, 'hist', 'canary-search');
+    writeFileSync(p, 'x');
+    const file = join(dir, 'hist', 'search-lines');
+    writeFileSync(file, `rm ${p}\necho unrelated\n`);
+    await sh.send(`history -r ${file}\r`);
+    await sh.send('\x12canary-se', { until: 'reverse-i-search', noPrompt: true });
+    await sh.denied('\r');
+    // A search text holding `': ` does not hide the line either.
+    await sh.send("\x12': ", { until: 'reverse-i-search', noPrompt: true });
+    await sh.send('\x07\x15', { noPrompt: true });
+    await sh.send('echo searched-$((5+5))\r', { until: 'searched-10' });
+    expect(existsSync(p)).toBe(true);
+  });
+
   it('backspace and Ctrl-U edits: the edited line is judged', async () => {
     const p1 = canary('bs');
     await sh.denied(`rmx\x7f ${p1}\r`);

@@ -243,6 +243,28 @@ describe('EnterGate', () => {
     expect(t.verdicts).toEqual([]);
   });
 
+  it('inside a Ctrl-R search the found line is judged, every reading of it, and not the search prompt', async () => {
+    const lines: string[] = [];
+    const t = setup(async (line) => (lines.push(line), line.startsWith('rm') ? { action: 'deny', message: 'no' } : { action: 'allow' }));
+    t.screen.echo = false;
+    t.gate.input(Buffer.from("\x12x': "));
+    t.screen.text = "(reverse-i-search)`x': ': rm f";
+    t.gate.input(Buffer.from('\r'));
+    await tick();
+    await tick();
+    expect(lines).toEqual(["': rm f", 'rm f']);
+    expect(t.verdicts.at(-1)![1].action).toBe('deny');
+  });
+
+  it('a line that only looks like a search display (no Ctrl-R typed) is judged as it stands', async () => {
+    const lines: string[] = [];
+    const t = setup(async (line) => (lines.push(line), { action: 'allow' }));
+    t.gate.input(Buffer.from("rm f #(reverse-i-search)`': ls\r"));
+    await tick();
+    await tick();
+    expect(lines[0]).toBe("rm f #(reverse-i-search)`': ls");
+  });
+
   it('a hook that throws denies the line (fail closed)', async () => {
     const t = setup(async () => { throw new Error('engine unavailable'); });
     t.gate.input(Buffer.from('whoami\r'));

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { fullScreenProgram, LineTracker } from '../../proxy/ssh/line-tracker.js';
+import { fullScreenProgram, historySearchReadings, LineTracker } from '../../proxy/ssh/line-tracker.js';
 
 /** Plays a session the way bash + readline would echo it: user keys go to feedInput, echo to feedOutput. */
 class Session {
@@ -203,5 +203,16 @@ describe('LineTracker', () => {
     const cmd = 'x'.repeat(100);
     s.type(cmd);
     expect(await s.enter()).toBe(cmd);
+  });
+});
+
+describe('historySearchReadings', () => {
+  it('reads the line a Ctrl-R search found, for every place the search text could end', () => {
+    expect(historySearchReadings("(reverse-i-search)`rm': rm -rf /tmp/x")).toEqual(['rm -rf /tmp/x']);
+    expect(historySearchReadings("everse-i-search)`rm': rm x")).toEqual(['rm x']); // front cut at the old prompt end
+    expect(historySearchReadings("(failed reverse-i-search)`rmz': rm x")).toEqual(['rm x']);
+    expect(historySearchReadings("(i-search)`a': ': b")).toEqual(["': b", 'b']);
+    expect(historySearchReadings('echo plain line')).toEqual([]);
+    expect(historySearchReadings("(reverse-i-search)`': ")).toEqual([]);
   });
 });
