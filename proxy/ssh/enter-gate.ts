@@ -56,6 +56,8 @@ export interface LineSource {
   resize?(cols: number, rows: number): void;
   /** True while Enter is not a shell line (a trusted full-screen program owns the screen). */
   skip?(): boolean;
+  /** The whole logical line at the cursor from its first column, prompt included (read right after line()). */
+  rowLine?(): string;
   /** The line with a known prompt cut off its front, if it starts with one (judged too). */
   withoutPrompt?(line: string): string | undefined;
   /** The Enter of `line` was allowed (it may start a full-screen program). */
@@ -85,6 +87,7 @@ export function trackedLine(size: { cols: number; rows: number }, onScreen?: (ch
     skip: () => t.inTrustedFullScreen,
     allowed: (line) => t.allowed(line),
     withoutPrompt: (line) => t.withoutPrompt(line),
+    rowLine: () => t.rowLine(),
     entered: () => t.entered(),
     interrupted: () => t.interrupted(),
     promptReady: (s) => t.promptReady(s),
@@ -317,6 +320,14 @@ export class EnterGate {
           if (verdict.action === 'allow' && bare?.trim()) {
             verdict = await this.hook(bare, io);
             started = bare;
+          }
+          // And the whole row behind a known prompt: the prompt end can sit right of text the
+          // shell redrew after it was taken (a Ctrl-J search end, then an edit at the line start).
+          const row = this.lines.rowLine?.();
+          const fromRow = row ? this.lines.withoutPrompt?.(row) : undefined;
+          if (verdict.action === 'allow' && fromRow?.trim() && fromRow !== line && fromRow !== bare) {
+            verdict = await this.hook(fromRow, io);
+            if (verdict.action !== 'allow') line = fromRow;
           }
         } else verdict = { action: 'allow' };
         if (line.trim()) {

@@ -333,6 +333,20 @@ export class LineTracker {
     this.provisional = undefined;
   }
 
+  /**
+   * The whole logical line at the cursor, from column 0 of its first row (prompt included). The
+   * gate judges it with a known prompt cut off too: the prompt end taken after an Enter can sit
+   * right of text the shell redrew later (a search ended with Ctrl-J leaves the found line in
+   * place, and an edit left of the old cursor is then outside the reading from the prompt end).
+   */
+  rowLine(): string {
+    if (this.disposed || this.inTrustedFullScreen) return '';
+    const buf = this.term.buffer.active;
+    let top = buf.baseY + buf.cursorY;
+    while (top > 0 && buf.getLine(top)?.isWrapped) top--;
+    return this.rowsText(top, 0, buf.baseY + buf.cursorY);
+  }
+
   private readLine(): string {
     const buf = this.term.buffer.active;
     const cursorRow = buf.baseY + buf.cursorY;

@@ -274,6 +274,21 @@ describe('interactive shell: the bypass corpus, checked at the target', () => {
     expect(existsSync(p)).toBe(true);
   });
 
+  it('a search ended with Ctrl-J leaves the found line to edit: the edited line is judged, not the part right of the old cursor', async () => {
+    const p = join(dir, 'hist', 'canary-cj');
+    writeFileSync(p, 'x');
+    const file = join(dir, 'hist', 'cj-lines');
+    writeFileSync(file, `ls ${p}\n`);
+    await sh.send(`history -r ${file}\r`);
+    await sh.send('\x12canary-cj', { until: 'reverse-i-search', noPrompt: true });
+    // Ctrl-J ends the search without running the line: the gate judges it (allowed) and passes it on.
+    await sh.send('\n', { until: /\$ ls \S+canary-cj/, noPrompt: true });
+    // Home, delete `ls`, type `rm`: the prompt end the gate took sits right of the changed text.
+    await sh.denied('\x01\x04\x04rm\r');
+    await sh.send('echo edited-$((4+4))\r', { until: 'edited-8' });
+    expect(existsSync(p)).toBe(true);
+  });
+
   it('backspace and Ctrl-U edits: the edited line is judged', async () => {
     const p1 = canary('bs');
     await sh.denied(`rmx\x7f ${p1}\r`);

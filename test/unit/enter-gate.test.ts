@@ -31,6 +31,14 @@ class Screen implements LineSource {
   interrupted(): void {
     this.interrupts++;
   }
+  /** The whole screen row, when a test sets one (the prompt end then sits inside it). */
+  row: string | undefined;
+  rowLine(): string {
+    return this.row ?? '';
+  }
+  withoutPrompt(line: string): string | undefined {
+    return this.row !== undefined && line.startsWith('$ ') ? line.slice(2) : undefined;
+  }
   input(data: Buffer): void {
     if (this.echo) this.text += data.toString('utf8');
   }
@@ -263,6 +271,19 @@ describe('EnterGate', () => {
     await tick();
     await tick();
     expect(lines[0]).toBe("rm f #(reverse-i-search)`': ls");
+  });
+
+  it('the whole row behind a known prompt is judged too: a prompt end taken too far right hides nothing', async () => {
+    const lines: string[] = [];
+    const t = setup(async (line) => (lines.push(line), line.startsWith('rm') ? { action: 'deny', message: 'no' } : { action: 'allow' }));
+    t.screen.echo = false;
+    t.screen.text = 'nary';
+    t.screen.row = '$ rm /tmp/canary';
+    t.gate.input(Buffer.from('\r'));
+    await tick();
+    await tick();
+    expect(lines).toEqual(['nary', 'rm /tmp/canary']);
+    expect(t.verdicts).toEqual([['rm /tmp/canary', { action: 'deny', message: 'no' }]]);
   });
 
   it('a hook that throws denies the line (fail closed)', async () => {
