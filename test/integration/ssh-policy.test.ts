@@ -289,6 +289,18 @@ describe('interactive shell: the bypass corpus, checked at the target', () => {
     expect(existsSync(p)).toBe(true);
   });
 
+  it('a non-incremental search (Esc p, text, Enter) puts the found line in place: its Enter is judged on the row', async () => {
+    const p = join(dir, 'hist', 'canary-np');
+    writeFileSync(p, 'x');
+    const file = join(dir, 'hist', 'np-lines');
+    writeFileSync(file, `rm ${p}\n`);
+    await sh.send(`history -r ${file}\r`);
+    await sh.send('\x1bpcanary-np\r', { until: /rm \S+canary-np/, noPrompt: true });
+    await sh.denied('\r');
+    await sh.send('echo found-$((3+4))\r', { until: 'found-7' });
+    expect(existsSync(p)).toBe(true);
+  });
+
   it('backspace and Ctrl-U edits: the edited line is judged', async () => {
     const p1 = canary('bs');
     await sh.denied(`rmx\x7f ${p1}\r`);
