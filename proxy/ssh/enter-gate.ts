@@ -101,6 +101,8 @@ export function trackedLine(size: { cols: number; rows: number }, onScreen?: (ch
 const INTERRUPT = new Set([0x03, 0x04, 0x1a, 0x1c]);
 /** Interrupt keys the tty turns into a signal (Ctrl-C, Ctrl-\, Ctrl-Z): what follows waits for the target's answer. */
 const SIGNAL = new Set([0x03, 0x1a, 0x1c]);
+/** The longest keys wait for the target's answer to a signal key. */
+const SIGNAL_WAIT_MS = 2000;
 /**
  * Keys that run the line as Enter does: CR, LF, and Ctrl-O (readline's operate-and-get-next,
  * bound by default in bash: it runs the line and brings back the next one from history).
@@ -139,6 +141,8 @@ export class EnterGate {
   private paused = false;
   /** After an Enter: input waits for the next prompt. */
   private awaitingPrompt = false;
+  /** The wait for the prompt follows a signal key, not an Enter (bounded by SIGNAL_WAIT_MS). */
+  private afterSignal = false;
   /** Input that comes before the target's first prompt waits for it (type-ahead at login). */
   private beforeFirstPrompt = true;
   private drained: Promise<void> = Promise.resolve();
@@ -238,8 +242,12 @@ export class EnterGate {
           this.beforeFirstPrompt = false;
         }
         if (this.awaitingPrompt) {
-          if (!this.interrupt.signal.aborted) await this.lines.promptReady?.(this.interrupt.signal);
+          // After a signal key the wait is bounded: a program that ignores it and keeps printing
+          // must not hold the keyboard (the race it guards against lasts milliseconds).
+          const signal = this.afterSignal ? AbortSignal.any([this.interrupt.signal, AbortSignal.timeout(SIGNAL_WAIT_MS)]) : this.interrupt.signal;
+          if (!this.interrupt.signal.aborted) await this.lines.promptReady?.(signal);
           this.awaitingPrompt = false;
+          this.afterSignal = false;
         }
         if (this.interrupt.signal.aborted) this.interrupt = new AbortController();
         const data = this.queue.shift()!;
@@ -261,6 +269,7 @@ export class EnterGate {
           }
           this.lines.interrupted?.();
           this.awaitingPrompt = true;
+          this.afterSignal = true;
           continue;
         }
         if (enter > 0) this.forward(data.subarray(0, enter));

@@ -286,6 +286,15 @@ describe('EnterGate', () => {
     expect(t.verdicts).toEqual([['rm /tmp/canary', { action: 'deny', message: 'no' }]]);
   });
 
+  it('the wait after a signal key ends even if no prompt ever comes (a program that ignores it)', async () => {
+    const t = setup(async () => ({ action: 'allow' }));
+    t.gate.input(Buffer.from('\x03ls'));
+    await tick();
+    expect(t.sent()).toBe('\x03');
+    await new Promise((r) => setTimeout(r, 2300));
+    expect(t.sent()).toBe('\x03ls');
+  });
+
   it('a hook that throws denies the line (fail closed)', async () => {
     const t = setup(async () => { throw new Error('engine unavailable'); });
     t.gate.input(Buffer.from('whoami\r'));
