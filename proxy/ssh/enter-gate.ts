@@ -58,6 +58,8 @@ export interface LineSource {
   skip?(): boolean;
   /** The whole logical line at the cursor from its first column, prompt included (read right after line()). */
   rowLine?(): string;
+  /** Resolves when the echo of the keys sent so far is on screen (bounded). */
+  settle?(): Promise<void>;
   /** The line with a known prompt cut off its front, if it starts with one (judged too). */
   withoutPrompt?(line: string): string | undefined;
   /** The Enter of `line` was allowed (it may start a full-screen program). */
@@ -88,6 +90,7 @@ export function trackedLine(size: { cols: number; rows: number }, onScreen?: (ch
     allowed: (line) => t.allowed(line),
     withoutPrompt: (line) => t.withoutPrompt(line),
     rowLine: () => t.rowLine(),
+    settle: () => t.settle(),
     entered: () => t.entered(),
     interrupted: () => t.interrupted(),
     promptReady: (s) => t.promptReady(s),
@@ -105,7 +108,8 @@ const SIGNAL = new Set([0x03, 0x1a, 0x1c]);
 const SIGNAL_WAIT_MS = 2000;
 /**
  * Keys that run the line as Enter does: CR, LF, and Ctrl-O (readline's operate-and-get-next,
- * bound by default in bash: it runs the line and brings back the next one from history).
+ * bound by default in bash: it runs the line and brings back the next one from history; zsh's
+ * accept-line-and-down-history). Esc a and Esc A are Enters too (metaAccept).
  */
 const ENTER = new Set([0x0d, 0x0a, 0x0f]);
 /**
@@ -123,7 +127,14 @@ function runsWithoutEnter(prev: number, b: number): string | undefined {
   if (prev === 0x1b) return b === 0x05 ? 'Esc Ctrl-E' : b === 0x23 ? 'Esc #' : undefined;
   return undefined;
 }
+/** Esc a / Esc A (Alt-a): zsh's accept-and-hold and accept-line-and-down-history run the line; an Enter too. */
+function metaAccept(prev: number, b: number): boolean {
+  return prev === 0x1b && (b === 0x61 || b === 0x41);
+}
 const ABORT = 0x07;
+const TAB = 0x09;
+/** A command, process or backtick substitution: zsh runs it when Tab expands the word. */
+const SUBSTITUTION = /\$\(|`|<\(|>\(/;
 /** Held input above this pauses the client (the SSH window then stops the sender). */
 const MAX_QUEUED = 64 * 1024;
 /**
@@ -252,12 +263,22 @@ export class EnterGate {
         if (this.interrupt.signal.aborted) this.interrupt = new AbortController();
         const data = this.queue.shift()!;
         this.queued -= data.length;
-        const enter = data.findIndex((b) => ENTER.has(b) || SIGNAL.has(b));
+        const enter = data.findIndex((b, i) => ENTER.has(b) || SIGNAL.has(b) || b === TAB || metaAccept(i > 0 ? data[i - 1]! : this.lastKey, b));
         if (enter < 0) {
           this.forward(data);
           continue;
         }
-        if (!ENTER.has(data[enter]!)) {
+        if (data[enter] === TAB) {
+          if (enter > 0) this.forward(data.subarray(0, enter));
+          const after = data.subarray(enter + 1);
+          if (after.length) {
+            this.queue.unshift(after);
+            this.queued += after.length;
+          }
+          await this.handleTab();
+          continue;
+        }
+        if (SIGNAL.has(data[enter]!)) {
           // A signal key goes through at once; what follows it waits for the target's answer
           // (bash drops the first key it reads while handling a SIGINT, echo and all, so a line
           // judged from the screen must not be typed into that moment).
@@ -293,6 +314,39 @@ export class EnterGate {
         this.io.resumeClient();
       }
     }
+  }
+
+  /**
+   * Tab on a line that holds a substitution: zsh expands the word at the cursor, running the
+   * `$(…)`, backticks or `<(…)` in it (bash does not), so the line is judged first, as typed and
+   * as on screen. Refused: the Tab is not sent, and the user is told why.
+   */
+  private async handleTab(): Promise<void> {
+    if (this.lines.skip?.()) return this.forward(Buffer.of(TAB));
+    const readings = () => {
+      const row = this.lines.rowLine?.() ?? '';
+      return [this.typed.line(), this.lines.withoutPrompt?.(row) ?? row].filter((r) => SUBSTITUTION.test(r));
+    };
+    // The usual Tab goes on at once: the keys typed cover an echo still on its way.
+    if (!readings().length) return this.forward(Buffer.of(TAB));
+    await this.lines.settle?.();
+    if (this.disposed) return;
+    let verdict: EnterVerdict = { action: 'allow' };
+    let judged = '';
+    try {
+      for (const r of new Set(readings())) {
+        judged = r;
+        verdict = await this.hook(r, { notify: (t) => this.io.toClient(t), signal: this.interrupt.signal });
+        if (verdict.action !== 'allow') break;
+      }
+    } catch (err) {
+      verdict = { action: 'deny', message: `policy check failed: ${(err as Error).message}` };
+    }
+    if (this.disposed) return;
+    if (verdict.action === 'allow') return this.forward(Buffer.of(TAB));
+    const message = `${verdict.message} (Tab can run the substitutions on this line)`;
+    this.io.onVerdict?.(judged, { ...verdict, message });
+    this.io.toClient(`\r\n[pam] denied: ${message}\r\n`);
   }
 
   private async handleEnter(enter: Buffer): Promise<void> {

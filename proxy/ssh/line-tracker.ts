@@ -173,17 +173,7 @@ export class LineTracker {
    */
   async currentLine(): Promise<string> {
     if (this.disposed) return '';
-    const start = Date.now();
-    for (;;) {
-      await this.lastWrite;
-      const quiet = Date.now() - Math.max(this.lastOutputAt, this.lastInputAt);
-      const left = this.opts.maxWaitMs - (Date.now() - start);
-      // The echo of the last keystroke must be in: under load it can take far longer than settleMs.
-      const echoed = this.lastOutputAt >= this.lastInputAt;
-      if ((quiet >= this.opts.settleMs && echoed) || left <= 0) break;
-      await new Promise((r) => setTimeout(r, Math.min(this.opts.settleMs - quiet, left)));
-    }
-    await this.lastWrite;
+    await this.settle();
     if (this.state === 'awaiting') {
       if (this.provisional) this.adopt(this.provisional);
       else this.freeze();
@@ -331,6 +321,21 @@ export class LineTracker {
     this.freezeAtSeq = undefined;
     this.provisional?.marker.dispose();
     this.provisional = undefined;
+  }
+
+  /** Waits (bounded by maxWaitMs) until the echo of the last keys is on screen and output is quiet. */
+  async settle(): Promise<void> {
+    const start = Date.now();
+    for (;;) {
+      await this.lastWrite;
+      const quiet = Date.now() - Math.max(this.lastOutputAt, this.lastInputAt);
+      const left = this.opts.maxWaitMs - (Date.now() - start);
+      // The echo of the last keystroke must be in: under load it can take far longer than settleMs.
+      const echoed = this.lastOutputAt >= this.lastInputAt;
+      if ((quiet >= this.opts.settleMs && echoed) || left <= 0 || this.disposed) break;
+      await new Promise((r) => setTimeout(r, Math.min(this.opts.settleMs - quiet, left)));
+    }
+    await this.lastWrite;
   }
 
   /**

@@ -431,6 +431,36 @@ describe('interactive shell: the bypass corpus, checked at the target', () => {
   });
 });
 
+describe('zsh at the target: keys that run the line there', () => {
+  let client: Client;
+  let sh: Shell;
+  beforeAll(async () => {
+    client = await connect();
+    sh = await Shell.open(client);
+    // No PROMPT_CR/PROMPT_SP: the prompt follows output the way bash's does, which Shell waits for.
+    await sh.send(`exec env PS1='$ ' HISTFILE=/dev/null EDITOR=cat zsh -f -i +o PROMPT_CR +o PROMPT_SP\r`, { until: /\$ $/, noPrompt: true });
+  });
+  afterAll(() => client?.end());
+
+  it('Tab on a line with a substitution is judged before zsh expands it (and runs it)', async () => {
+    const p = canary('zsh_tab');
+    await sh.send(`echo $(rm ${p})\t`, { until: '[pam] denied: Canary files stay. (Tab can run the substitutions on this line)', noPrompt: true });
+    await sh.send('\x15echo zsh-$((2*3))\r', { until: 'zsh-6' });
+    expect(existsSync(p)).toBe(true);
+    // Completion without a substitution works as ever.
+    await sh.send(`ls ${dir}/canary-zsh_t\t`, { until: 'canary-zsh_tab', noPrompt: true });
+    await sh.send('\x15', { noPrompt: true });
+  });
+
+  it('Esc a (accept-and-hold) and Ctrl-O run the line in zsh: both are judged as an Enter', async () => {
+    const p = canary('zsh_esc_a');
+    await sh.denied(`rm ${p}\x1ba`);
+    await sh.denied(`rm ${p}\x0f`);
+    await sh.send('echo held-$((3*5))\r', { until: 'held-15' });
+    expect(existsSync(p)).toBe(true);
+  });
+});
+
 describe('exec and side channels', () => {
   it('exec: denied with exit status 126 before it reaches the target; review waits for approval', async () => {
     const client = await connect();

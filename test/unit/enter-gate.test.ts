@@ -295,6 +295,36 @@ describe('EnterGate', () => {
     expect(t.sent()).toBe('\x03ls');
   });
 
+  it('Tab on a line with a substitution is judged first (zsh runs it to expand the word); a plain Tab goes at once', async () => {
+    const lines: string[] = [];
+    const t = setup(async (line) => (lines.push(line), /rm/.test(line) ? { action: 'deny', message: 'no rm' } : { action: 'allow' }));
+    t.gate.input(Buffer.from('cd /us\t'));
+    await tick();
+    expect(t.sent()).toBe('cd /us\t');
+    expect(lines).toEqual([]);
+    t.gate.input(Buffer.from('\x15echo $(rm f)\t'));
+    await tick();
+    await tick();
+    expect(lines).toEqual(['echo $(rm f)']);
+    expect(t.sent()).toBe('cd /us\t\x15echo $(rm f)'); // the Tab is not sent
+    expect(t.client.at(-1)).toContain('[pam] denied: no rm (Tab can run the substitutions on this line)');
+    expect(t.verdicts.at(-1)![1].action).toBe('deny');
+    t.gate.input(Buffer.from('\x15echo $(date)\t'));
+    await tick();
+    await tick();
+    expect(t.sent().endsWith('echo $(date)\t')).toBe(true);
+  });
+
+  it('Esc a and Esc A run the line in zsh: held and judged like Enter', async () => {
+    const lines: string[] = [];
+    const t = setup(async (line) => (lines.push(line), { action: 'deny', message: 'no' }));
+    t.gate.input(Buffer.from('rm x\x1ba'));
+    await tick();
+    await tick();
+    expect(lines).toEqual(['rm x\x1b']);
+    expect(t.sent()).toBe('rm x\x1b\x07\x05\x15\r');
+  });
+
   it('a hook that throws denies the line (fail closed)', async () => {
     const t = setup(async () => { throw new Error('engine unavailable'); });
     t.gate.input(Buffer.from('whoami\r'));
