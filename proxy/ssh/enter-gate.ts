@@ -131,6 +131,10 @@ function runsWithoutEnter(prev: number, b: number): string | undefined {
 function metaAccept(prev: number, b: number): boolean {
   return prev === 0x1b && (b === 0x61 || b === 0x41);
 }
+/** Ctrl-X * and Ctrl-X g / G: zsh's expand-word and list-expand, which run substitutions as Tab does. */
+function expandKey(prev: number, b: number): boolean {
+  return prev === 0x18 && (b === 0x2a || b === 0x67 || b === 0x47);
+}
 const ABORT = 0x07;
 const TAB = 0x09;
 /** A command, process or backtick substitution: zsh runs it when Tab expands the word. */
@@ -263,19 +267,21 @@ export class EnterGate {
         if (this.interrupt.signal.aborted) this.interrupt = new AbortController();
         const data = this.queue.shift()!;
         this.queued -= data.length;
-        const enter = data.findIndex((b, i) => ENTER.has(b) || SIGNAL.has(b) || b === TAB || metaAccept(i > 0 ? data[i - 1]! : this.lastKey, b));
+        const prevOf = (i: number) => (i > 0 ? data[i - 1]! : this.lastKey);
+        const enter = data.findIndex((b, i) => ENTER.has(b) || SIGNAL.has(b) || b === TAB || metaAccept(prevOf(i), b) || expandKey(prevOf(i), b));
         if (enter < 0) {
           this.forward(data);
           continue;
         }
-        if (data[enter] === TAB) {
+        if (data[enter] === TAB || expandKey(prevOf(enter), data[enter]!)) {
+          const prefixed = data[enter] !== TAB;
           if (enter > 0) this.forward(data.subarray(0, enter));
           const after = data.subarray(enter + 1);
           if (after.length) {
             this.queue.unshift(after);
             this.queued += after.length;
           }
-          await this.handleTab();
+          await this.handleTab(data[enter]!, prefixed);
           continue;
         }
         if (SIGNAL.has(data[enter]!)) {
@@ -317,18 +323,18 @@ export class EnterGate {
   }
 
   /**
-   * Tab on a line that holds a substitution: zsh expands the word at the cursor, running the
+   * Tab (or Ctrl-X *, g, G) on a line that holds a substitution: zsh expands the word, running the
    * `$(…)`, backticks or `<(…)` in it (bash does not), so the line is judged first, as typed and
    * as on screen. Refused: the Tab is not sent, and the user is told why.
    */
-  private async handleTab(): Promise<void> {
-    if (this.lines.skip?.()) return this.forward(Buffer.of(TAB));
+  private async handleTab(key: number, prefixed: boolean): Promise<void> {
+    if (this.lines.skip?.()) return this.forward(Buffer.of(key));
     const readings = () => {
       const row = this.lines.rowLine?.() ?? '';
       return [this.typed.line(), this.lines.withoutPrompt?.(row) ?? row].filter((r) => SUBSTITUTION.test(r));
     };
     // The usual Tab goes on at once: the keys typed cover an echo still on its way.
-    if (!readings().length) return this.forward(Buffer.of(TAB));
+    if (!readings().length) return this.forward(Buffer.of(key));
     await this.lines.settle?.();
     if (this.disposed) return;
     let verdict: EnterVerdict = { action: 'allow' };
@@ -343,8 +349,10 @@ export class EnterGate {
       verdict = { action: 'deny', message: `policy check failed: ${(err as Error).message}` };
     }
     if (this.disposed) return;
-    if (verdict.action === 'allow') return this.forward(Buffer.of(TAB));
-    const message = `${verdict.message} (Tab can run the substitutions on this line)`;
+    if (verdict.action === 'allow') return this.forward(Buffer.of(key));
+    // After Ctrl-X the prefix is still open at the target: an abort closes it.
+    if (prefixed) this.forward(Buffer.of(ABORT));
+    const message = `${verdict.message} (${prefixed ? 'that key' : 'Tab'} can run the substitutions on this line)`;
     this.io.onVerdict?.(judged, { ...verdict, message });
     this.io.toClient(`\r\n[pam] denied: ${message}\r\n`);
   }

@@ -447,6 +447,11 @@ describe('zsh at the target: keys that run the line there', () => {
     await sh.send(`echo $(rm ${p})\t`, { until: '[pam] denied: Canary files stay. (Tab can run the substitutions on this line)', noPrompt: true });
     await sh.send('\x15echo zsh-$((2*3))\r', { until: 'zsh-6' });
     expect(existsSync(p)).toBe(true);
+    // Ctrl-X * and Ctrl-X g expand (and run) it too.
+    await sh.send(`echo $(rm ${p})\x18*`, { until: 'denied: Canary files stay. (that key can run', noPrompt: true });
+    await sh.send(`echo $(rm ${p})\x18g`, { until: 'denied: Canary files stay. (that key can run', noPrompt: true });
+    await sh.send('\x15echo zsh-$((3*3))\r', { until: 'zsh-9' });
+    expect(existsSync(p)).toBe(true);
     // Completion without a substitution works as ever.
     await sh.send(`ls ${dir}/canary-zsh_t\t`, { until: 'canary-zsh_tab', noPrompt: true });
     await sh.send('\x15', { noPrompt: true });
@@ -456,6 +461,8 @@ describe('zsh at the target: keys that run the line there', () => {
     const p = canary('zsh_esc_a');
     await sh.denied(`rm ${p}\x1ba`);
     await sh.denied(`rm ${p}\x0f`);
+    // Esc x opens zsh's command minibuffer below the line; its Enter runs `accept-line` on the line.
+    await sh.send(`rm ${p}\x1bxaccept-line\r`, { until: '[pam] denied: Canary files stay.', noPrompt: true });
     await sh.send('echo held-$((3*5))\r', { until: 'held-15' });
     expect(existsSync(p)).toBe(true);
   });
