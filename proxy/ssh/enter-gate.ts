@@ -362,6 +362,8 @@ export class EnterGate {
     let verdict: EnterVerdict;
     /** The reading of the line that decides which program it starts. */
     let started: string | undefined;
+    /** The line with a known prompt cut off its front. */
+    let bare: string | undefined;
     // Escape sequences (arrows) are dropped: as a fallback for an empty screen line, the typed
     // characters are still the safer thing to judge than nothing.
     const typed = this.typed.line();
@@ -387,20 +389,23 @@ export class EnterGate {
         } else if (line.trim()) {
           verdict = await this.hook(line, io);
           // A misplaced prompt end must not hide the command behind it: both readings are judged.
-          const bare = this.lines.withoutPrompt?.(line);
+          bare = this.lines.withoutPrompt?.(line);
           if (verdict.action === 'allow' && bare?.trim()) {
             verdict = await this.hook(bare, io);
             started = bare;
           }
+        } else verdict = { action: 'allow' };
+        if (!found.length) {
           // And the whole row behind a known prompt: the prompt end can sit right of text the
-          // shell redrew after it was taken (a Ctrl-J search end, then an edit at the line start).
+          // shell redrew after it was taken (a Ctrl-J search end, then an edit at the line start),
+          // even right of all of it (then the reading from the prompt end is empty).
           const row = this.lines.rowLine?.();
           const fromRow = row ? this.lines.withoutPrompt?.(row) : undefined;
           if (verdict.action === 'allow' && fromRow?.trim() && fromRow !== line && fromRow !== bare) {
             verdict = await this.hook(fromRow, io);
-            if (verdict.action !== 'allow') line = fromRow;
+            if (verdict.action !== 'allow' || !line.trim()) line = fromRow;
           }
-        } else verdict = { action: 'allow' };
+        }
         if (line.trim()) {
           // The screen is the target's output: behind `stty -echo` a line printed at the cursor can
           // show something other than the keys the shell got. Keys that differ from what was judged

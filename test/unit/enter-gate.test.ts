@@ -284,6 +284,14 @@ describe('EnterGate', () => {
     await tick();
     expect(lines).toEqual(['nary', 'rm /tmp/canary']);
     expect(t.verdicts).toEqual([['rm /tmp/canary', { action: 'deny', message: 'no' }]]);
+    // Even right of all of it: the reading from the prompt end is empty, the row is not.
+    t.screen.showPrompt();
+    t.screen.text = '';
+    t.gate.input(Buffer.from('\r'));
+    await tick();
+    await tick();
+    expect(lines.at(-1)).toBe('rm /tmp/canary');
+    expect(t.verdicts.at(-1)).toEqual(['rm /tmp/canary', { action: 'deny', message: 'no' }]);
   });
 
   it('the wait after a signal key ends even if no prompt ever comes (a program that ignores it)', async () => {
