@@ -12,12 +12,20 @@
  * - `complete -C CMD` / `compgen -C CMD`: CMD runs at Tab.
  * - `history -s TEXT` puts TEXT in the history, for `!!` or Up. Up shows it on screen (judged);
  *   `!!`, `!-1`, `^old^new` are history expansion, which the splitter flags as dynamic.
+ * - `:run-shell CMD`, `:new-window CMD`, `:exec CMD`…: a line read off tmux's or screen's command
+ *   prompt (Ctrl-B :, Ctrl-A :); CMD runs in a shell.
  * - `fc` (but `fc -l`) re-runs history: dynamic. So is storing into a hook variable by
  *   `printf -v`, `read` or `mapfile`, whose value we cannot know.
  */
 
 import type { Arg, Ctx } from './shell-words.types.js';
 
+/**
+ * tmux and screen commands that run a shell command, as typed at their command prompt: each
+ * argument that is not an option is judged as a command line (option values too: the safe side).
+ */
+const MULTIPLEXER_RUNS = new Set(['run-shell', 'run', 'new-window', 'neww', 'split-window', 'splitw', 'respawn-pane', 'respawnp',
+  'respawn-window', 'respawnw', 'display-popup', 'popup', 'pipe-pane', 'pipep', 'if-shell', 'if', 'new-session', 'new', 'screen', 'exec']);
 /** Assignment to a variable the interactive shell runs or expands at every prompt. */
 export const HOOK_ASSIGNMENT = /^(PROMPT_COMMAND|PS[0-4])(\[[^\]]*\])?\+?=/;
 const HOOK_NAME = /^(PROMPT_COMMAND|PS[0-4])$/;
@@ -39,6 +47,15 @@ export function hookAssignment(name: string, value: string, ctx: Ctx, depth: num
  */
 export function shellHooks(name: string, args: Arg[], ctx: Ctx, depth: number, wrappers: string[]): boolean {
   const values = args.slice(1).map((a) => a.value);
+  // tmux's and screen's command prompts (Ctrl-B :, Ctrl-A :) read `:COMMAND ARGS` off the screen.
+  const prompted = name === ':' ? values[0] : name.startsWith(':') ? name.slice(1) : undefined;
+  if (prompted !== undefined && MULTIPLEXER_RUNS.has(prompted)) {
+    const operands = values.slice(name === ':' ? 1 : 0).filter((v) => !v.startsWith('-'));
+    // One quoted shell command, or (tmux 3, screen's exec) the words of a command run directly.
+    for (const v of operands) ctx.parse(v, depth + 1, wrappers);
+    if (operands.length > 1) ctx.parse(operands.join(' '), depth + 1, wrappers);
+    return false;
+  }
   if (DECLARE.has(name)) {
     for (const v of values) {
       const m = HOOK_ASSIGNMENT.exec(v);

@@ -10,6 +10,7 @@ import { existsSync, mkdirSync, writeFileSync, renameSync, rmSync } from 'node:f
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
 import ssh2 from 'ssh2';
 import { exec } from '../helpers/ssh-exec.js';
 import type { TestControlPlane } from '../helpers/control-plane.js';
@@ -464,6 +465,34 @@ describe('zsh at the target: keys that run the line there', () => {
     // Esc x opens zsh's command minibuffer below the line; its Enter runs `accept-line` on the line.
     await sh.send(`rm ${p}\x1bxaccept-line\r`, { until: '[pam] denied: Canary files stay.', noPrompt: true });
     await sh.send('echo held-$((3*5))\r', { until: 'held-15' });
+    expect(existsSync(p)).toBe(true);
+  });
+});
+
+describe('tmux at the target: its command prompt runs shell commands', () => {
+  let client: Client;
+  let sh: Shell;
+  const socket = `pam-pol-${randomBytes(3).toString('hex')}`;
+  beforeAll(async () => {
+    client = await connect();
+    sh = await Shell.open(client);
+    await sh.send(`tmux -L ${socket} -f /dev/null new-session env PS1='$ ' bash --norc --noprofile -i\r`, { until: /\$ /, noPrompt: true });
+  });
+  afterAll(() => {
+    client?.end();
+    try { execFileSync('tmux', ['-L', socket, 'kill-server'], { stdio: 'ignore' }); } catch { /* already gone */ }
+  });
+
+  it.each([
+    ['run-shell', (p: string) => `run-shell "rm ${p}"`],
+    ['new-window', (p: string) => `new-window "rm ${p}"`],
+    ['split-window', (p: string) => `split-window -d 'rm ${p}'`],
+  ])('Ctrl-B : %s … is judged as the shell command it runs', async (name, cmd) => {
+    const p = canary(`tmux_${name.replace(/\W/g, '_')}`);
+    await sh.send('\x02:', { until: ':', noPrompt: true });
+    await sh.send(`${cmd(p)}\r`, { until: '[pam] denied: Canary files stay.', noPrompt: true });
+    await sh.send('\x1b', { noPrompt: true });
+    await sh.send('\x15echo tmux-$((1+6))\r', { until: 'tmux-7', noPrompt: true });
     expect(existsSync(p)).toBe(true);
   });
 });

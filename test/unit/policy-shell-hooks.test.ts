@@ -43,7 +43,13 @@ describe('commands stored for later are judged when stored', () => {
     `complete -o default -C 'rm canary' ls`,
     `compgen -C 'rm canary' x`,
     `history -s rm canary`,
-  ])('%s is denied by the rule on what it stores', (line) => {
+    // Read off tmux's or screen's command prompt (Ctrl-B :, Ctrl-A :).
+    `:run-shell "rm canary"`,
+    `: new-window 'rm canary'`,
+    `:split-window -d -c /tmp 'rm canary'`,
+    `:neww rm canary`,
+    `:exec rm canary`,
+  ])('%s is denied by the rule on what it stores or runs', (line) => {
     expect(verdict(line)).toMatchObject({ action: 'deny', rule: 'keep-canaries' });
   });
 
@@ -83,6 +89,8 @@ describe('commands stored for later are judged when stored', () => {
     'a^b^c',
     'test 1 != 2',
     `printf -v x '%s' y`,
+    `:new-window -n logs 'tail -f /var/log/syslog'`,
+    `: nothing here`,
   ])('%s stays allowed', (line) => {
     expect(verdict(line).action).toBe('allow');
   });
