@@ -25,7 +25,13 @@ import type { Arg, Ctx } from './shell-words.types.js';
  * argument that is not an option is judged as a command line (option values too: the safe side).
  */
 const MULTIPLEXER_RUNS = new Set(['run-shell', 'run', 'new-window', 'neww', 'split-window', 'splitw', 'respawn-pane', 'respawnp',
-  'respawn-window', 'respawnw', 'display-popup', 'popup', 'pipe-pane', 'pipep', 'if-shell', 'if', 'new-session', 'new', 'screen', 'exec']);
+  'respawn-window', 'respawnw', 'display-popup', 'popup', 'pipe-pane', 'pipep', 'if-shell', 'if', 'new-session', 'new', 'screen', 'exec',
+  // …later, on a key or an event, or by typing into a pane the gate does not see:
+  'bind-key', 'bind', 'set-hook', 'command-prompt', 'confirm-before', 'confirm', 'display-menu', 'menu', 'send-keys', 'send', 'stuff',
+  // …in every new window (default-command, default-shell):
+  'set-option', 'set', 'set-window-option', 'setw']);
+/** A file of multiplexer commands, which the gate cannot read. */
+const MULTIPLEXER_FILES = new Set(['source-file', 'source']);
 /** Assignment to a variable the interactive shell runs or expands at every prompt. */
 export const HOOK_ASSIGNMENT = /^(PROMPT_COMMAND|PS[0-4])(\[[^\]]*\])?\+?=/;
 const HOOK_NAME = /^(PROMPT_COMMAND|PS[0-4])$/;
@@ -49,10 +55,15 @@ export function shellHooks(name: string, args: Arg[], ctx: Ctx, depth: number, w
   const values = args.slice(1).map((a) => a.value);
   // tmux's and screen's command prompts (Ctrl-B :, Ctrl-A :) read `:COMMAND ARGS` off the screen.
   const prompted = name === ':' ? values[0] : name.startsWith(':') ? name.slice(1) : undefined;
+  if (prompted !== undefined && MULTIPLEXER_FILES.has(prompted)) return true;
   if (prompted !== undefined && MULTIPLEXER_RUNS.has(prompted)) {
     const operands = values.slice(name === ':' ? 1 : 0).filter((v) => !v.startsWith('-'));
-    // One quoted shell command, or (tmux 3, screen's exec) the words of a command run directly.
-    for (const v of operands) ctx.parse(v, depth + 1, wrappers);
+    // One quoted shell command, or (tmux 3, screen's exec) the words of a command run directly;
+    // an operand may also be a tmux command itself (`bind-key x run-shell …`, a hook's command).
+    for (const v of operands) {
+      ctx.parse(v, depth + 1, wrappers);
+      ctx.parse(`:${v}`, depth + 1, wrappers);
+    }
     if (operands.length > 1) ctx.parse(operands.join(' '), depth + 1, wrappers);
     return false;
   }

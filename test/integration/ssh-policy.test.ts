@@ -487,6 +487,8 @@ describe('tmux at the target: its command prompt runs shell commands', () => {
     ['run-shell', (p: string) => `run-shell "rm ${p}"`],
     ['new-window', (p: string) => `new-window "rm ${p}"`],
     ['split-window', (p: string) => `split-window -d 'rm ${p}'`],
+    ['bind-key', (p: string) => `bind-key y run-shell "rm ${p}"`],
+    ['send-keys', (p: string) => `send-keys "rm ${p}" Enter`],
   ])('Ctrl-B : %s … is judged as the shell command it runs', async (name, cmd) => {
     const p = canary(`tmux_${name.replace(/\W/g, '_')}`);
     await sh.send('\x02:', { until: ':', noPrompt: true });

@@ -49,6 +49,11 @@ describe('commands stored for later are judged when stored', () => {
     `:split-window -d -c /tmp 'rm canary'`,
     `:neww rm canary`,
     `:exec rm canary`,
+    `:bind-key x run-shell 'rm canary'`,
+    `:send-keys 'rm canary' Enter`,
+    `:set -g default-command 'rm canary'`,
+    `:set-hook -g after-new-window 'run-shell "rm canary"'`,
+    `:stuff "rm canary^M"`,
   ])('%s is denied by the rule on what it stores or runs', (line) => {
     expect(verdict(line)).toMatchObject({ action: 'deny', rule: 'keep-canaries' });
   });
@@ -65,6 +70,7 @@ describe('commands stored for later are judged when stored', () => {
     [`read PROMPT_COMMAND <<< 'rm canary'`, 'read'],
     [`mapfile -t PROMPT_COMMAND < f`, 'mapfile'],
     ['bind -f ~/.inputrc', 'bind'],
+    [':source-file ~/x.conf', ':source-file'],
     [`bind '"\\C-t": accept-line'`, 'bind'],
     ['bind \\C-t:edit-and-execute-command', 'bind'],
   ])('%s runs what the line does not show: a dynamic command (%s)', (line, head) => {
