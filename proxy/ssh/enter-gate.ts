@@ -233,6 +233,13 @@ export class EnterGate {
     this.io.toTarget(data);
   }
 
+  /** Bytes after a key the gate stops at go back to the head of the queue. */
+  private requeue(rest: Buffer): void {
+    if (!rest.length) return;
+    this.queue.unshift(rest);
+    this.queued += rest.length;
+  }
+
   /** `data` with the keys of runsWithoutEnter made harmless; each one is denied and told. */
   private withoutRunKeys(data: Buffer): Buffer {
     let out: Buffer | undefined;
@@ -276,11 +283,7 @@ export class EnterGate {
         if (data[enter] === TAB || expandKey(prevOf(enter), data[enter]!)) {
           const prefixed = data[enter] !== TAB;
           if (enter > 0) this.forward(data.subarray(0, enter));
-          const after = data.subarray(enter + 1);
-          if (after.length) {
-            this.queue.unshift(after);
-            this.queued += after.length;
-          }
+          this.requeue(data.subarray(enter + 1));
           await this.handleTab(data[enter]!, prefixed);
           continue;
         }
@@ -289,11 +292,7 @@ export class EnterGate {
           // (bash drops the first key it reads while handling a SIGINT, echo and all, so a line
           // judged from the screen must not be typed into that moment).
           this.forward(data.subarray(0, enter + 1));
-          const after = data.subarray(enter + 1);
-          if (after.length) {
-            this.queue.unshift(after);
-            this.queued += after.length;
-          }
+          this.requeue(data.subarray(enter + 1));
           this.lines.interrupted?.();
           this.awaitingPrompt = true;
           this.afterSignal = true;
@@ -301,11 +300,7 @@ export class EnterGate {
         }
         if (enter > 0) this.forward(data.subarray(0, enter));
         // The rest goes back to the head of the queue: it waits for the next prompt.
-        const rest = data.subarray(enter + 1);
-        if (rest.length) {
-          this.queue.unshift(rest);
-          this.queued += rest.length;
-        }
+        this.requeue(data.subarray(enter + 1));
         await this.handleEnter(data.subarray(enter, enter + 1));
         this.awaitingPrompt = true;
         if (this.paused && this.queued <= MAX_QUEUED / 2) {
