@@ -32,6 +32,8 @@ const MULTIPLEXER_RUNS = new Set(['run-shell', 'run', 'new-window', 'neww', 'spl
   'set-option', 'set', 'set-window-option', 'setw']);
 /** A file of multiplexer commands, which the gate cannot read. */
 const MULTIPLEXER_FILES = new Set(['source-file', 'source']);
+/** The builtins read below (the `:`-lines of a multiplexer prompt aside). */
+const BUILTINS = new Set(['export', 'declare', 'typeset', 'local', 'readonly', 'bind', 'complete', 'compgen', 'history', 'fc', 'printf', 'read', 'mapfile', 'readarray']);
 /** Assignment to a variable the interactive shell runs or expands at every prompt. */
 export const HOOK_ASSIGNMENT = /^(PROMPT_COMMAND|PS[0-4])(\[[^\]]*\])?\+?=/;
 const HOOK_NAME = /^(PROMPT_COMMAND|PS[0-4])$/;
@@ -52,6 +54,8 @@ export function hookAssignment(name: string, value: string, ctx: Ctx, depth: num
  * cannot be read here (the builtin itself is then a dynamic command).
  */
 export function shellHooks(name: string, args: Arg[], ctx: Ctx, depth: number, wrappers: string[]): boolean {
+  // Every simple command of every judged line passes here: most are none of these.
+  if (!BUILTINS.has(name) && name[0] !== ':') return false;
   const values = args.slice(1).map((a) => a.value);
   // tmux's and screen's command prompts (Ctrl-B :, Ctrl-A :) read `:COMMAND ARGS` off the screen.
   const prompted = name === ':' ? values[0] : name.startsWith(':') ? name.slice(1) : undefined;

@@ -36,9 +36,7 @@ export function splitCommands(line: string): SimpleCommand[] {
     vars: new Map(),
     budget: 200_000 + line.length * 4,
     parse: (text, depth, wrappers) => parseNested(text, ctx, depth, wrappers),
-    scan: (text, depth, wrappers) => {
-      if (depth <= MAX_DEPTH) new Parser(text, ctx, depth - 1, wrappers).scanSubstitutions(text);
-    },
+    scan: (text, depth, wrappers) => scanSubstitutions(text, ctx, depth, wrappers),
   };
   try {
     parseNested(String(line), ctx, 0, []);
@@ -47,6 +45,12 @@ export function splitCommands(line: string): SimpleCommand[] {
     ctx.out.push({ argv: String(line).split(/\s+/).filter(Boolean), wrappers: [], dynamic: true });
   }
   return ctx.out;
+}
+
+/** Parses text at `depth` where only `$(…)`, backticks and `${…}` matter (inner text, a prompt string). */
+function scanSubstitutions(text: string, ctx: Ctx, depth: number, wrappers: string[]): void {
+  if (depth > MAX_DEPTH || !/[`$]/.test(text)) return;
+  new Parser(text, ctx, depth, wrappers).readAsDouble();
 }
 
 function parseNested(text: string, ctx: Ctx, depth: number, wrappers: string[]): void {
@@ -332,11 +336,13 @@ class Parser {
     return i;
   }
 
-  /** Runs a sub-parser over text where only `$(…)`, backticks and `${…}` matter. */
-  scanSubstitutions(text: string): void {
-    if (this.depth >= MAX_DEPTH || !/[`$]/.test(text)) return;
-    const p = new Parser(text, this.ctx, this.depth + 1, this.wrappers);
-    p.readDouble({ value: '', raw: '', quoted: false, dynamic: false, split: false }, null);
+  private scanSubstitutions(text: string): void {
+    scanSubstitutions(text, this.ctx, this.depth + 1, this.wrappers);
+  }
+
+  /** Reads all of this parser's text as the inside of "…": only its substitutions run. */
+  readAsDouble(): void {
+    this.readDouble({ value: '', raw: '', quoted: false, dynamic: false, split: false }, null);
   }
 
   /** End of a simple command: assignments, reserved words, wrappers. */

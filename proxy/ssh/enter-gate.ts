@@ -221,12 +221,8 @@ export class EnterGate {
   }
 
   private forward(data: Buffer): void {
-    if (!this.lines.skip?.()) data = this.withoutRunKeys(data);
+    if (!this.lines.skip?.()) data = this.readKeys(data);
     if (data.length) this.lastKey = data[data.length - 1]!;
-    for (const b of data) {
-      if (b === 0x12 || b === 0x13) this.searching = true;
-      else if (b < 0x20 && b !== 0x08) this.searching = false;
-    }
     this.lines.input(data);
     this.typed.feed(this.typedDecoder.decode(data, { stream: true }));
     this.io.recordInput?.(data);
@@ -240,11 +236,17 @@ export class EnterGate {
     this.queued += rest.length;
   }
 
-  /** `data` with the keys of runsWithoutEnter made harmless; each one is denied and told. */
-  private withoutRunKeys(data: Buffer): Buffer {
+  /**
+   * One pass over keys for the shell: whether a Ctrl-R/Ctrl-S search is open after them, and
+   * `data` with the keys of runsWithoutEnter made harmless (each one denied and told).
+   */
+  private readKeys(data: Buffer): Buffer {
     let out: Buffer | undefined;
     for (let i = 0; i < data.length; i++) {
-      const key = runsWithoutEnter(i > 0 ? data[i - 1]! : this.lastKey, data[i]!);
+      const b = data[i]!;
+      if (b === 0x12 || b === 0x13) this.searching = true;
+      else if (b < 0x20 && b !== 0x08) this.searching = false;
+      const key = runsWithoutEnter(i > 0 ? data[i - 1]! : this.lastKey, b);
       if (!key) continue;
       out ??= Buffer.from(data);
       out[i] = ABORT;
@@ -332,14 +334,10 @@ export class EnterGate {
     if (!readings().length) return this.forward(Buffer.of(key));
     await this.lines.settle?.();
     if (this.disposed) return;
-    let verdict: EnterVerdict = { action: 'allow' };
+    let verdict: EnterVerdict;
     let judged = '';
     try {
-      for (const r of new Set(readings())) {
-        judged = r;
-        verdict = await this.hook(r, { notify: (t) => this.io.toClient(t), signal: this.interrupt.signal });
-        if (verdict.action !== 'allow') break;
-      }
+      ({ verdict, judged } = await this.judgeAll([...new Set(readings())], { notify: (t) => this.io.toClient(t), signal: this.interrupt.signal }));
     } catch (err) {
       verdict = { action: 'deny', message: `policy check failed: ${(err as Error).message}` };
     }
@@ -350,6 +348,18 @@ export class EnterGate {
     const message = `${verdict.message} (${prefixed ? 'that key' : 'Tab'} can run the substitutions on this line)`;
     this.io.onVerdict?.(judged, { ...verdict, message });
     this.io.toClient(`\r\n[pam] denied: ${message}\r\n`);
+  }
+
+  /** Judges each reading in turn; the first that is not allowed decides. */
+  private async judgeAll(readings: string[], io: EnterIo): Promise<{ verdict: EnterVerdict; judged: string }> {
+    let verdict: EnterVerdict = { action: 'allow' };
+    let judged = '';
+    for (const r of readings) {
+      judged = r;
+      verdict = await this.hook(r, io);
+      if (verdict.action !== 'allow') break;
+    }
+    return { verdict, judged };
   }
 
   private async handleEnter(enter: Buffer): Promise<void> {
@@ -375,11 +385,7 @@ export class EnterGate {
         // Only while a search the user opened is on: a line that merely looks like one is read as typed.
         const found = searching ? historySearchReadings(line) : [];
         if (found.length) {
-          verdict = { action: 'allow' };
-          for (const f of found) {
-            verdict = await this.hook(f, io);
-            if (verdict.action !== 'allow') break;
-          }
+          verdict = (await this.judgeAll(found, io)).verdict;
           line = found[0]!;
         } else if (line.trim()) {
           verdict = await this.hook(line, io);
